@@ -1,0 +1,37 @@
+"""ncdyn.derivations: eigenmode ODEs of non-contrastive learning, derived by SymPy.
+
+    >>> from derivations import ModelSpec, derive
+    >>> system = derive(ModelSpec(loss="cosine", target="simsiam"))
+    >>> system.reduce().order
+    6
+"""
+
+import jax as _jax
+
+_jax.config.update("jax_enable_x64", True)
+
+from . import symbols  # noqa: E402
+from .cache import cache_dir, clear_cache  # noqa: E402
+from .derive import derive  # noqa: E402
+from .invariants import ConservationLaw, spectral_sum  # noqa: E402
+from .losses import is_scale_invariant, per_sample_gradient, per_sample_loss  # noqa: E402
+from .moments import gaussian_expectation, wick_moment  # noqa: E402
+from .spec import ModelSpec  # noqa: E402
+from .system import EigenmodeSystem, ModeSystem  # noqa: E402
+
+__all__ = [
+    "ModelSpec",
+    "derive",
+    "EigenmodeSystem",
+    "ModeSystem",
+    "ConservationLaw",
+    "gaussian_expectation",
+    "wick_moment",
+    "per_sample_loss",
+    "per_sample_gradient",
+    "is_scale_invariant",
+    "spectral_sum",
+    "symbols",
+    "cache_dir",
+    "clear_cache",
+]

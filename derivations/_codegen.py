@@ -1,0 +1,93 @@
+"""Code generation (SymPy -> JAX / NumPy) and validation of numerical inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any, Callable
+
+import numpy as np
+import sympy as sp
+
+BACKENDS = ("jax", "numpy")
+
+
+@lru_cache(maxsize=512)
+def lambdified(args: tuple[sp.Symbol, ...], rows: tuple[sp.Expr, ...], backend: str) -> Callable:
+    """``g(*args) -> list`` for the expressions ``rows``, with common-subexpression elimination."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r} is not allowed; choose one of {BACKENDS}")
+    return sp.lambdify(list(args), list(rows), modules=backend, cse=True)
+
+
+def xp(backend: str):
+    if backend == "jax":
+        import jax.numpy as jnp
+
+        return jnp
+    return np
+
+
+def is_traced(value: Any) -> bool:
+    """True for JAX tracers (inside jit/vmap/grad), whose values cannot be inspected."""
+    try:
+        import jax
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(value, jax.core.Tracer)
+
+
+def check_finite(name: str, value: Any) -> None:
+    if is_traced(value):
+        return
+    arr = np.asarray(value)
+    if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
+        raise TypeError(f"{name} must be numeric; got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} must be real; got a complex value")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite; got {value!r}")
+
+
+def param_values(params: Any, names: Sequence[str], backend: str) -> list:
+    """Values of ``params`` (a dict keyed by parameter name) in the order of ``names``.
+
+    Raises TypeError if params is not a mapping, ValueError for missing or unknown names
+    (listing the valid ones) and for non-finite values.
+    """
+    if not isinstance(params, Mapping):
+        raise TypeError(
+            f"params must be a dict keyed by parameter name ({', '.join(names)}); "
+            f"got {type(params).__name__}"
+        )
+    keys = {str(k) for k in params}
+    missing = [n for n in names if n not in keys]
+    unknown = sorted(keys - set(names))
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing}")
+        if unknown:
+            parts.append(f"unknown {unknown}")
+        raise ValueError(f"params: {'; '.join(parts)}. Valid names: {list(names)}")
+    by_name = {str(k): v for k, v in params.items()}
+    mod = xp(backend)
+    out = []
+    for n in names:
+        v = by_name[n]
+        check_finite(f"params[{n!r}]", v)
+        out.append(v if is_traced(v) else mod.asarray(v, dtype=mod.float64))
+    return out
+
+
+def state_array(y: Any, n: int, names: Sequence[str], backend: str):
+    """``y`` as a float64 array whose last axis holds the ``n`` states ``names``."""
+    check_finite("y", y)
+    mod = xp(backend)
+    arr = y if is_traced(y) else mod.asarray(y, dtype=mod.float64)
+    if arr.ndim == 0 or arr.shape[-1] != n:
+        raise ValueError(
+            f"y must have shape (..., {n}) with the last axis holding the states "
+            f"({', '.join(names)}); got shape {tuple(arr.shape)}"
+        )
+    return arr

@@ -1,0 +1,26 @@
+"""The public SymPy symbols every derived system is written in.
+
+They carry no assumptions, so ``sympy.Symbol("p")`` typed by a user is the same symbol as
+``derivations.symbols.p``. Derivations use positive internal copies where a square root must
+simplify and swap them back before returning.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+__all__ = [
+    "p", "s", "tau", "sigma2", "eta", "alpha_p", "beta", "N_psi", "N_phi", "T",
+    "by_name", "c",
+]
+
+p, s, tau = sp.symbols("p s tau")
+sigma2, eta, alpha_p, beta = sp.symbols("sigma2 eta alpha_p beta")
+N_psi, N_phi, T = sp.symbols("N_psi N_phi T")
+
+c = 1 + sigma2
+"""c = 1 + sigma2, the view covariance E[x1 x1^T] = c I (an expression, not a parameter)."""
+
+_ALL = (p, s, tau, sigma2, eta, alpha_p, beta, N_psi, N_phi, T)
+by_name: dict[str, sp.Symbol] = {str(x): x for x in _ALL}
+"""Every public symbol keyed by its name."""
