@@ -12,7 +12,7 @@ _jax.config.update("jax_enable_x64", True)
 
 from . import symbols  # noqa: E402
 from .cache import cache_dir, clear_cache  # noqa: E402
-from .derive import derive  # noqa: E402
+from .derivation import derive  # noqa: E402
 from .invariants import ConservationLaw, spectral_sum  # noqa: E402
 from .losses import is_scale_invariant, per_sample_gradient, per_sample_loss  # noqa: E402
 from .moments import gaussian_expectation, wick_moment  # noqa: E402

@@ -20,7 +20,7 @@ from typing import Any
 __all__ = ["cache_dir", "cache_key", "load_cached", "store_cached", "clear_cache"]
 
 _MAGIC = b"NCDYN-CACHE-1\n"
-_SOURCES = ("derive.py", "losses.py", "moments.py", "invariants.py", "system.py", "spec.py", "symbols.py")
+_SOURCES = ("derivation.py", "losses.py", "moments.py", "invariants.py", "system.py", "spec.py", "symbols.py")
 
 
 def cache_dir() -> Path:
