@@ -162,19 +162,20 @@ class EigenmodeSystem:
         )
 
     # -- numerics ------------------------------------------------------------------------
-    def to_jax(self) -> RhsFunction:
+    def to_jax(self, checked: bool = True) -> RhsFunction:
         """``f(t, y, params) -> dy/dt`` in JAX (float64), jit- and vmap-compatible.
 
         ``y`` has shape (..., n_states); ``params`` is a dict keyed by parameter name whose
         values are scalars or arrays broadcasting against y's batch shape. Raises ValueError
         for missing/unknown parameter names, a wrong last axis of y, or non-finite values
-        (values are checked when concrete, i.e. outside jit).
+        (values are checked when concrete, i.e. outside jit). ``checked=False`` skips the
+        checks, for inner loops whose inputs were validated once.
         """
-        return _rhs_function(self, "jax")
+        return _rhs_function(self, "jax", checked)
 
-    def to_numpy(self) -> RhsFunction:
+    def to_numpy(self, checked: bool = True) -> RhsFunction:
         """Same as ``to_jax`` with NumPy arrays (for scipy.integrate.solve_ivp and friends)."""
-        return _rhs_function(self, "numpy")
+        return _rhs_function(self, "numpy", checked)
 
     def check_params(self, params: dict) -> dict[str, float]:
         """Validate a params dict (names and finiteness) and return it keyed by name."""
@@ -213,7 +214,7 @@ def _reduce(system: EigenmodeSystem) -> EigenmodeSystem:
     )
 
 
-def _rhs_function(system: EigenmodeSystem, backend: str) -> RhsFunction:
+def _rhs_function(system: EigenmodeSystem, backend: str, checked: bool = True) -> RhsFunction:
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r} is not allowed; choose one of {BACKENDS}")
     raw = lambdified(system.states + system.params, tuple(system.rhs), backend)
@@ -221,8 +222,11 @@ def _rhs_function(system: EigenmodeSystem, backend: str) -> RhsFunction:
     mod = xp(backend)
 
     def f(t, y, params):
-        y = state_array(y, n, names, backend)
-        vals = param_values(params, pnames, backend)
+        if checked:
+            y = state_array(y, n, names, backend)
+            vals = param_values(params, pnames, backend)
+        else:
+            vals = [params[k] for k in pnames]
         out = raw(*[y[..., i] for i in range(n)], *vals)
         return mod.stack(mod.broadcast_arrays(*[mod.asarray(o, dtype=mod.float64) for o in out]), axis=-1)
 
@@ -277,12 +281,19 @@ class ModeSystem:
         y = state_array(y, self.n_states, [f"{n}_1..{n}_K" for n in names], "numpy")
         return {n: y[..., i * self.K : (i + 1) * self.K] for i, n in enumerate(names)}
 
-    def to_jax(self) -> RhsFunction:
-        """``f(t, y, params)`` on flat states (..., n_states*K); jit/vmap compatible."""
-        return _mode_function(self.per_mode, self.K, "jax")
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """Flat state names in layout order: p_1..p_K, s_1..s_K(, tau_1..tau_K)."""
+        return tuple(f"{n}_{k}" for n in self.per_mode.state_names for k in range(1, self.K + 1))
 
-    def to_numpy(self) -> RhsFunction:
-        return _mode_function(self.per_mode, self.K, "numpy")
+    def to_jax(self, checked: bool = True) -> RhsFunction:
+        """``f(t, y, params)`` on flat states (..., n_states*K); jit/vmap compatible.
+
+        Same checks as ``EigenmodeSystem.to_jax``; ``checked=False`` skips them."""
+        return _mode_function(self.per_mode, self.K, "jax", checked)
+
+    def to_numpy(self, checked: bool = True) -> RhsFunction:
+        return _mode_function(self.per_mode, self.K, "numpy", checked)
 
     def to_sympy(self) -> tuple[tuple[sp.Symbol, ...], sp.ImmutableMatrix]:
         """(states, rhs) as explicit SymPy objects; for small K only (K <= 64)."""
@@ -310,7 +321,7 @@ def _mode_sympy(per_mode: EigenmodeSystem, K: int):
     return states, sp.ImmutableMatrix(rows)
 
 
-def _mode_function(per_mode: EigenmodeSystem, K: int, backend: str) -> RhsFunction:
+def _mode_function(per_mode: EigenmodeSystem, K: int, backend: str, checked: bool = True) -> RhsFunction:
     raw = lambdified(per_mode.states + per_mode.params, tuple(per_mode.rhs), backend)
     closed = {str(c[0]) for c in per_mode.closures}
     free_syms = tuple(v for v in per_mode.params if str(v) not in closed)
@@ -324,8 +335,11 @@ def _mode_function(per_mode: EigenmodeSystem, K: int, backend: str) -> RhsFuncti
     flat_names = [f"{n}_1..{n}_K" for n in per_mode.state_names]
 
     def f(t, y, params):
-        y = state_array(y, ns * K, flat_names, backend)
-        given = dict(zip(free, param_values(params, free, backend)))
+        if checked:
+            y = state_array(y, ns * K, flat_names, backend)
+            given = dict(zip(free, param_values(params, free, backend)))
+        else:
+            given = {k: params[k] for k in free}
         spectra = [y[..., i * K : (i + 1) * K] for i in range(ns)]
         # per-trajectory parameters broadcast over the mode axis
         values = {n: mod.asarray(v)[..., None] for n, v in given.items()}

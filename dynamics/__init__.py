@@ -1,4 +1,8 @@
-"""ncdyn.dynamics: numerics on derived eigenmode systems, and the ``ncdyn`` command line.
+"""ncdyn.dynamics: numerics on derived eigenmode systems, the network simulator, the CLI.
+
+    integrate(system, y0, t_span, params)   batched ODE integration (JAX/diffrax or SciPy)
+    simulate_network(spec, params)          the matrix-level linear network, true losses
+    compare(loss, target, params)           eigenmode approximations against the network
 
 Importing it enables float64 in JAX (``jax_enable_x64``).
 """
@@ -7,4 +11,23 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
-__all__: list[str] = []
+from .compare import Comparison, approximations_for, compare  # noqa: E402
+from .integrate import BUILTIN_EVENTS, JAX_SOLVERS, SCIPY_METHODS, integrate  # noqa: E402
+from .network import NetworkRun, aligned_init, default_spectrum, simulate_network  # noqa: E402
+from .solution import STATUSES, Solution  # noqa: E402
+
+__all__ = [
+    "integrate",
+    "Solution",
+    "STATUSES",
+    "BUILTIN_EVENTS",
+    "JAX_SOLVERS",
+    "SCIPY_METHODS",
+    "simulate_network",
+    "NetworkRun",
+    "aligned_init",
+    "default_spectrum",
+    "compare",
+    "Comparison",
+    "approximations_for",
+]
