@@ -3,6 +3,8 @@
     integrate(system, y0, t_span, params)   batched ODE integration (JAX/diffrax or SciPy)
     simulate_network(spec, params)          the matrix-level linear network, true losses
     compare(loss, target, params)           eigenmode approximations against the network
+    equilibria(system, params)              every equilibrium, classified (exact where polynomial)
+    threshold / bifurcation / regimes       equilibria across parameters
 
 Importing it enables float64 in JAX (``jax_enable_x64``).
 """
@@ -11,10 +13,24 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
+from .bifurcation import (  # noqa: E402
+    REGIMES,
+    BatchRoots,
+    Bifurcation,
+    BifurcationPoint,
+    Regimes,
+    Threshold,
+    bifurcation,
+    regimes,
+    roots_batch,
+    threshold,
+)
 from .compare import Comparison, approximations_for, compare  # noqa: E402
+from .equilibria import Equilibrium, EquilibriumCurve, EquilibriumSet, check_model_params, equilibria  # noqa: E402
 from .integrate import BUILTIN_EVENTS, JAX_SOLVERS, SCIPY_METHODS, integrate  # noqa: E402
 from .network import NetworkRun, aligned_init, default_spectrum, simulate_network  # noqa: E402
 from .solution import STATUSES, Solution  # noqa: E402
+from .stability import Classification, classify, jacobian_at  # noqa: E402
 
 __all__ = [
     "integrate",
@@ -30,4 +46,22 @@ __all__ = [
     "compare",
     "Comparison",
     "approximations_for",
+    "equilibria",
+    "Equilibrium",
+    "EquilibriumCurve",
+    "EquilibriumSet",
+    "check_model_params",
+    "classify",
+    "Classification",
+    "jacobian_at",
+    "roots_batch",
+    "BatchRoots",
+    "threshold",
+    "Threshold",
+    "bifurcation",
+    "Bifurcation",
+    "BifurcationPoint",
+    "regimes",
+    "Regimes",
+    "REGIMES",
 ]
