@@ -19,10 +19,12 @@ from .bifurcation import (  # noqa: E402
     Bifurcation,
     BifurcationPoint,
     Regimes,
+    ShrinkingNorms,
     Threshold,
     bifurcation,
     regimes,
     roots_batch,
+    shrinking_norms,
     threshold,
 )
 from .compare import Comparison, approximations_for, compare  # noqa: E402
@@ -64,4 +66,6 @@ __all__ = [
     "regimes",
     "Regimes",
     "REGIMES",
+    "shrinking_norms",
+    "ShrinkingNorms",
 ]

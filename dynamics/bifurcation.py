@@ -17,7 +17,7 @@ from .equilibria import check_model_params, equilibria
 
 __all__ = [
     "roots_batch", "BatchRoots", "threshold", "Threshold", "bifurcation", "Bifurcation", "BifurcationPoint",
-    "regimes", "Regimes", "REGIMES",
+    "regimes", "Regimes", "REGIMES", "shrinking_norms", "ShrinkingNorms",
 ]
 
 REGIMES = ("collapse only", "bistable", "non-collapsed only", "no stable equilibrium")
@@ -334,3 +334,78 @@ def regimes(system: EigenmodeSystem, x: tuple[str, Sequence[float]], y: tuple[st
     codes[r.collapsed_stable & r.noncollapsed_stable] = 1
     codes[~r.collapsed_stable & r.noncollapsed_stable] = 2
     return Regimes(xn, yn, xv, yv, codes)
+
+
+# -- the regime as weight decay shrinks the network ---------------------------------------
+
+
+@dataclass(frozen=True)
+class ShrinkingNorms:
+    """Regimes of the cosine mode along the weight-decay path of the network's scale.
+
+    t:          times; scale: lambda(t) = exp(-eta t).
+    codes:      index into REGIMES at each time.
+    p_stable:   the largest stable non-collapsed equilibrium in the rescaled variable p / lambda
+                (NaN where there is none; ``has_stable`` says where there is).
+    t_emerge:   first time a stable non-collapsed equilibrium exists (bisection), None if never
+                within ``t``; 0.0 if it exists from the start.
+    """
+
+    t: np.ndarray
+    scale: np.ndarray
+    codes: np.ndarray
+    p_stable: np.ndarray
+    has_stable: np.ndarray
+    t_emerge: float | None
+    names: tuple[str, ...] = REGIMES
+
+
+def shrinking_norms(system: EigenmodeSystem, params: Mapping[str, float], t: Sequence[float]) -> ShrinkingNorms:
+    """How the regime of the cosine SimSiam mode moves as weight decay shrinks the network.
+
+    The true cosine loss is scale invariant, so weight decay shrinks the network uniformly:
+    lambda = exp(-eta t), p ~ lambda, s ~ lambda^2, hence N_psi ~ lambda^2, N_phi ~ lambda and
+    T = sum p s ~ lambda^3 (``params`` gives their values at t = 0). In p / lambda the reduced
+    mode's equilibria are those of the t = 0 mode with eta replaced by eta lambda^2: the
+    effective regularisation weakens, and once eta lambda^2 falls below the fold a stable
+    non-collapsed equilibrium exists (Bao 2023: "a stable equilibrium dynamically emerges").
+    """
+    reduced = _one_state(system)
+    if system.spec.loss != "cosine":
+        raise ValueError("shrinking_norms is about the scale-invariant cosine loss; got the Euclidean loss")
+    prm = check_model_params(reduced.param_names, params)
+    t = np.asarray(t, dtype=float)
+    if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
+        raise ValueError("t must be a non-empty, finite, strictly increasing 1-D array")
+
+    def at(times):
+        lam = np.exp(-prm["eta"] * np.asarray(times))
+        grid = dict(prm, N_psi=prm["N_psi"] * lam**2, N_phi=prm["N_phi"] * lam, T=prm["T"] * lam**3)
+        grid = {k: np.broadcast_to(v, lam.shape) for k, v in grid.items()}
+        return lam, roots_batch(reduced, grid)
+
+    lam, r = at(t)
+    codes = np.full(t.shape, 3)
+    codes[r.collapsed_stable & ~r.noncollapsed_stable] = 0
+    codes[r.collapsed_stable & r.noncollapsed_stable] = 1
+    codes[~r.collapsed_stable & r.noncollapsed_stable] = 2
+    zero = np.abs(r.roots.real) <= 1e-9
+    cand = np.where(r.stable & ~zero, r.roots.real, -np.inf)
+    best = cand.max(axis=-1)
+    has = np.isfinite(best)
+    p_hat = np.where(has, best / lam, np.nan)
+    t_emerge = None
+    if has.any():
+        k = int(np.argmax(has))
+        if k == 0:
+            t_emerge = float(t[0])
+        else:
+            lo, hi = t[k - 1], t[k]
+            while hi - lo > 1e-10 * max(1.0, hi):
+                mid = 0.5 * (lo + hi)
+                if at(np.array([mid]))[1].noncollapsed_stable[0]:
+                    hi = mid
+                else:
+                    lo = mid
+            t_emerge = float(0.5 * (lo + hi))
+    return ShrinkingNorms(t, lam, codes, p_hat, has, t_emerge)

@@ -288,3 +288,26 @@ def test_bad_norms_and_domains():
         roots_batch(derive(ModelSpec("cosine", "ema")), base)
     with pytest.raises(ValueError, match="not a parameter"):
         threshold(cos, "gamma")
+
+
+def test_stable_equilibrium_emerges_as_weight_decay_shrinks_the_norms():
+    """The paper's claim on the eigenmode system: with eta above the fold, the uniform shrinking
+    (N_psi ~ l^2, N_phi ~ l, T ~ l^3, l = e^{-eta t}) acts as an effective weight decay eta l^2,
+    so a stable non-collapsed equilibrium appears at t* = ln(eta / eta_fold) / (2 eta), with
+    eta_fold the fold of the t = 0 mode (located by the exact bifurcation path)."""
+    from dynamics import shrinking_norms
+
+    system = derive(ModelSpec("cosine"))
+    rng = np.random.default_rng(1)
+    p = np.sort(rng.uniform(0.2, 1, 32))
+    s = p**2
+    params = {"sigma2": SIGMA2, "eta": 0.3, "alpha_p": 1.0, "N_psi": float(np.sqrt(C * np.sum(p**2 * s))),
+              "N_phi": float(np.sqrt(C * np.sum(s))), "T": float(np.sum(p * s))}
+    path = shrinking_norms(system, params, np.linspace(0, 10, 51))
+    assert path.names[path.codes[0]] == "collapse only" and path.names[path.codes[-1]] == "bistable"
+    fixed = {k: v for k, v in params.items() if k != "eta"}
+    fold = next(pt.value for pt in bifurcation(system, "eta", np.linspace(0.001, 0.3, 30), fixed).points if pt.kind == "fold")
+    t_star = np.log(0.3 / fold) / (2 * 0.3)
+    assert abs(path.t_emerge - t_star) < 1e-6
+    with pytest.raises(ValueError, match="cosine"):
+        shrinking_norms(derive(ModelSpec("euclidean")), {"sigma2": 0.2, "eta": 0.3, "alpha_p": 1.0}, [0, 1])
