@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import mpmath
@@ -45,33 +46,38 @@ class Equilibrium:
     """One equilibrium and its classification.
 
     point:      {state name: value}; ``x`` the same as an array.
-    jacobian:   numeric Jacobian at the point; ``jacobian_symbolic`` is the system's symbolic
-                Jacobian (states and parameters free; None for K-mode systems).
-    eigenvalues, kind, stable (True/False/None), hyperbolic, index (number of unstable
-    directions), reason: see ``dynamics.stability.classify``.
+    classification: the ``dynamics.stability.Classification``; its fields are forwarded:
+                jacobian (numeric, at the point), eigenvalues, kind, stable (True/False/None),
+                hyperbolic, index (number of unstable directions), reason, centre_flow.
+    jacobian_symbolic: the system's symbolic Jacobian (states and parameters free; None for
+                K-mode systems).
     collapsed:  every p and s is zero; partially_collapsed: some but not all are.
     multiplicity: multiplicity of the root of the eliminated univariate polynomial (exact
                 path; 1 for a simple root), None from Newton.
     residual:   max |f(x*)| in float64.
-    centre_flow: (k, a_k) of the flow du/dt = a_k u^k + ... on the centre manifold at a
-                non-hyperbolic point with one zero eigenvalue, else None.
+    residual_scale: the largest sum of |terms| of a row of f at x*: float64 rounding of x*
+                alone leaves a residual of order eps * residual_scale (1e-10 absolute is
+                reachable for points of order one, not for far-out ones such as p ~ 400).
     """
 
     point: dict[str, float]
     x: np.ndarray
-    jacobian: np.ndarray
+    classification: Classification = field(repr=False)
     jacobian_symbolic: sp.ImmutableMatrix | None = field(repr=False)
-    eigenvalues: np.ndarray
-    kind: str
-    stable: bool | None
-    hyperbolic: bool
-    index: int
-    reason: str
     collapsed: bool
     partially_collapsed: bool
     multiplicity: int | None
     residual: float
-    centre_flow: tuple[int, float] | None = None
+    residual_scale: float
+
+    jacobian = property(lambda self: self.classification.jacobian)
+    eigenvalues = property(lambda self: self.classification.eigenvalues)
+    kind = property(lambda self: self.classification.kind)
+    stable = property(lambda self: self.classification.stable)
+    hyperbolic = property(lambda self: self.classification.hyperbolic)
+    index = property(lambda self: self.classification.index)
+    reason = property(lambda self: self.classification.reason)
+    centre_flow = property(lambda self: self.classification.centre_flow)
 
     def __repr__(self) -> str:
         pt = ", ".join(f"{k}={v:.6g}" for k, v in list(self.point.items())[:6])
@@ -400,26 +406,38 @@ def _collapse_flags(system, x: np.ndarray, tol: float = 1e-12) -> tuple[bool, bo
 
 
 def _make(system, prm, x, mult, bounds, f, curves) -> Equilibrium:
-    residual = float(np.max(np.abs(f(0.0, x, prm))))
-    cls: Classification = classify(system, prm, x, bounds=bounds, on_curve=_on_curve(x, system, curves))
     collapsed, partial = _collapse_flags(system, x)
     return Equilibrium(
         point=dict(zip(system.state_names, map(float, x))),
         x=x,
-        jacobian=cls.jacobian,
+        classification=classify(system, prm, x, bounds=bounds, on_curve=_on_curve(x, system, curves)),
         jacobian_symbolic=getattr(system, "jacobian", None),
-        eigenvalues=cls.eigenvalues,
-        kind=cls.kind,
-        stable=cls.stable,
-        hyperbolic=cls.hyperbolic,
-        index=cls.index,
-        reason=cls.reason,
         collapsed=collapsed,
         partially_collapsed=partial,
         multiplicity=mult,
-        residual=residual,
-        centre_flow=cls.centre_flow,
+        residual=float(np.max(np.abs(f(0.0, x, prm)))),
+        residual_scale=_term_scale(system, prm, x),
     )
+
+
+def _term_scale(system, prm, x) -> float:
+    if not isinstance(system, EigenmodeSystem):
+        return float("nan")
+    total = 0.0
+    for g in _term_functions(system):
+        total = max(total, float(np.sum(np.abs(g(*x, *[prm[n] for n in system.param_names])))))
+    return total
+
+
+@lru_cache(maxsize=128)
+def _term_functions(system: EigenmodeSystem):
+    from derivations._codegen import lambdified
+
+    return [
+        (lambda raw: lambda *a: np.array(raw(*a), dtype=float))(
+            lambdified(system.states + system.params, tuple(sp.Add.make_args(sp.expand(r))), "numpy"))
+        for r in system.rhs
+    ]
 
 
 def _on_curve(x: np.ndarray, system, curves) -> bool:

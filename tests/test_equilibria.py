@@ -1,6 +1,7 @@
 """Equilibria, their classification, and their structure across parameters."""
 
 import itertools
+import zlib
 
 import numpy as np
 import pytest
@@ -57,17 +58,20 @@ def all_specs():
 
 @pytest.mark.parametrize("spec", all_specs(), ids=lambda s: s.label.replace(" ", "_"))
 def test_residual_at_every_equilibrium(spec):
-    rng = np.random.default_rng(abs(hash(spec.label)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(spec.label.encode()))
     system = derive(spec)
-    for _ in range(4):
+    for _ in range(8):
         params = random_params(system, rng)
         for sysm in (system, system.reduce()):
             f = sysm.to_numpy()
             eqs = equilibria(sysm, params)
             assert eqs.complete
             for e in eqs:
-                assert e.residual < 1e-10
-                assert np.max(np.abs(f(0.0, e.x, params))) < 1e-10
+                # 1e-10 absolute for points of order one; far-out points (p ~ 400 when T -> 0)
+                # are limited by float64 rounding of x* relative to the size of f's terms
+                bound = 1e-10 * max(1.0, e.residual_scale)
+                assert e.residual < bound
+                assert np.max(np.abs(f(0.0, e.x, params))) < bound
                 assert e.point.get("s", 0.0) >= -1e-14
 
 
