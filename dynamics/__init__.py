@@ -5,6 +5,9 @@
     compare(loss, target, params)           eigenmode approximations against the network
     equilibria(system, params)              every equilibrium, classified (exact where polynomial)
     threshold / bifurcation / regimes       equilibria across parameters
+    basins(system, params, grid)            where trajectories from a grid of states go
+    portrait, plot_flow_1d, plot_bifurcation, plot_regimes, plot_basins, plot_spectra   figures
+    reproduce(out)                          the paper's claims as figures and a report
 
 Importing it enables float64 in JAX (``jax_enable_x64``).
 """
@@ -13,6 +16,7 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
+from .basins import Basins, basins  # noqa: E402
 from .bifurcation import (  # noqa: E402
     REGIMES,
     BatchRoots,
@@ -31,6 +35,8 @@ from .compare import Comparison, approximations_for, compare  # noqa: E402
 from .equilibria import Equilibrium, EquilibriumCurve, EquilibriumSet, check_model_params, equilibria  # noqa: E402
 from .integrate import BUILTIN_EVENTS, JAX_SOLVERS, SCIPY_METHODS, integrate  # noqa: E402
 from .network import NetworkRun, aligned_init, default_spectrum, simulate_network  # noqa: E402
+from .plots import plot_basins, plot_bifurcation, plot_flow_1d, plot_regimes, plot_spectra, portrait  # noqa: E402
+from .reproduce import reproduce  # noqa: E402
 from .solution import STATUSES, Solution  # noqa: E402
 from .stability import Classification, classify, jacobian_at  # noqa: E402
 
@@ -68,4 +74,13 @@ __all__ = [
     "REGIMES",
     "shrinking_norms",
     "ShrinkingNorms",
+    "basins",
+    "Basins",
+    "portrait",
+    "plot_flow_1d",
+    "plot_bifurcation",
+    "plot_regimes",
+    "plot_basins",
+    "plot_spectra",
+    "reproduce",
 ]

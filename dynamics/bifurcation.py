@@ -314,12 +314,17 @@ class Regimes:
 def regimes(system: EigenmodeSystem, x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
             params: Mapping[str, float]) -> Regimes:
     """Label every (x, y) parameter point by its equilibrium structure (see REGIMES), using
-    the batched roots of the reduced mode. ``x`` and ``y`` are (parameter name, values)."""
+    the batched roots of the reduced mode. ``x`` and ``y`` are (parameter name, values).
+
+    The axis name "scale" (cosine only) is the network's scale lambda under weight decay:
+    N_psi -> lambda^2 N_psi, N_phi -> lambda N_phi, T -> lambda^3 T with the values in
+    ``params`` at lambda = 1 (see ``shrinking_norms``)."""
     reduced = _one_state(system)
     (xn, xv), (yn, yv) = x, y
+    allowed = reduced.param_names + (("scale",) if system.spec.loss == "cosine" else ())
     for n in (xn, yn):
-        if n not in reduced.param_names:
-            raise ValueError(f"{n!r} is not a parameter of {system.spec.label}; choose from {reduced.param_names}")
+        if n not in allowed:
+            raise ValueError(f"{n!r} is not a parameter of {system.spec.label}; choose from {allowed}")
     if xn == yn:
         raise ValueError("x and y must name different parameters")
     xv, yv = np.asarray(xv, dtype=float), np.asarray(yv, dtype=float)
@@ -328,6 +333,13 @@ def regimes(system: EigenmodeSystem, x: tuple[str, Sequence[float]], y: tuple[st
     grid = {k: v for k, v in params.items() if k not in (xn, yn)}
     X, Y = np.meshgrid(xv, yv)
     grid[xn], grid[yn] = X, Y
+    if "scale" in grid:
+        lam = grid.pop("scale")
+        if np.any(lam <= 0):
+            raise ValueError("scale values must be > 0")
+        grid["N_psi"] = grid["N_psi"] * lam**2
+        grid["N_phi"] = grid["N_phi"] * lam
+        grid["T"] = grid["T"] * lam**3
     r = roots_batch(reduced, grid)
     codes = np.full(X.shape, 3)
     codes[r.collapsed_stable & ~r.noncollapsed_stable] = 0

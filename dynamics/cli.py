@@ -2,6 +2,7 @@
 
     ncdyn derive --loss cosine --target simsiam [--norms frozen] [--moments exact]
                  [--reduced] [--latex] [--steps]
+    ncdyn reproduce [--out DIR] [--quick]
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ def _derive_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce_command(args: argparse.Namespace) -> int:
+    from .reproduce import reproduce
+
+    nums = reproduce(args.out, quick=args.quick, progress=not args.no_progress)
+    print(f"wrote {args.out}/report.md and its figures in {nums['seconds']:.0f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ncdyn",
@@ -56,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--steps", action="store_true", help="also print the intermediate derivation steps")
     d.add_argument("--no-cache", action="store_true", help="derive afresh, ignoring the disk cache")
     d.set_defaults(func=_derive_command)
+    r = sub.add_parser("reproduce", help="reproduce the paper's claims: figures and DIR/report.md")
+    r.add_argument("--out", default="ncdyn-results", help="output directory (default: ncdyn-results)")
+    r.add_argument("--quick", action="store_true", help="a fast smoke run with small grids")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(func=_reproduce_command)
     return parser
 
 
