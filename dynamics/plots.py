@@ -233,12 +233,21 @@ def plot_flow_1d(
     p = np.linspace(lo, hi, 600)
     seen: set = set()
     cmap = __import__("matplotlib").colormaps["viridis"]
+    curves, roots = [], []
     for k, v in enumerate(values):
         prm = {**params, name: float(v)}
         color = cmap(k / max(1, len(values) - 1))
-        ax.plot(p, f(0.0, p[:, None], prm)[:, 0], color=color, lw=1.6, label=f"{name} = {float(v):.4g}")
+        curves.append(f(0.0, p[:, None], prm)[:, 0])
+        ax.plot(p, curves[-1], color=color, lw=1.6, label=f"{name} = {float(v):.4g}")
         for e in equilibria(reduced, prm, domain={"p": (lo, hi)}):
             _mark(ax, e.x[0], 0.0, e.kind, seen, size=7)
+            roots.append(e.x[0])
+    if len(roots) > 1:  # scale y to where the equilibria are, not to the steep tails
+        span = max(roots) - min(roots)
+        window = (p >= min(roots) - 0.15 * span) & (p <= max(roots) + 0.15 * span)
+        top = max(float(np.max(np.abs(c[window]))) for c in curves)
+        if top > 0:
+            ax.set_ylim(-1.4 * top, 1.4 * top)
     ax.axhline(0, color="0.5", lw=0.8)
     ax.set_xlim(lo, hi)
     ax.set_xlabel("p")

@@ -103,7 +103,9 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
     eq_weak = equilibria(euclid, {**base, "eta": ETA_WEAK})
     eq_strong = equilibria(euclid, {**base, "eta": ETA_STRONG})
     fig, (ax,) = _figure()
-    plot_flow_1d(euclid, {**base, "eta": ETA_WEAK}, vary=("eta", [0.0, ETA_WEAK, 0.15, eta_star, ETA_STRONG]), ax=ax)
+    # just below eta* the fold's two equilibria are both real (at eta* in floating point the
+    # double root may round either way)
+    plot_flow_1d(euclid, {**base, "eta": ETA_WEAK}, vary=("eta", [0.0, ETA_WEAK, 0.15, eta_star * (1 - 1e-9), ETA_STRONG]), ax=ax)
     _save(fig, out, FIGURES[0])
     fig, (ax,) = _figure()
     plot_bifurcation(euclid, "eta", np.linspace(0, 0.4, 9 if quick else 21), base, n_dense=200 if quick else 600, ax=ax)
@@ -152,7 +154,7 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
     cparams = {**base, "eta": ETA_STRONG, **norms0}
     reduced = cosine.reduce()
     fig, (ax,) = _figure()
-    plot_flow_1d(cosine, cparams, vary=("eta", [0.0, 0.01, 0.02, 0.05]), p_range=(-2.0, 2.5), ax=ax)
+    plot_flow_1d(cosine, cparams, vary=("eta", [0.0, 0.01, 0.02, 0.05]), p_range=(-2.3, 0.95), ax=ax)
     _save(fig, out, FIGURES[3])
     t1 = 2.0 if quick else 10.0
     path = shrinking_norms(cosine, cparams, np.linspace(0, t1, 41 if quick else 201))
