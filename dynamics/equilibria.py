@@ -475,7 +475,7 @@ def _newton(system: ModeSystem, prm: dict[str, float], bounds: dict, n_starts: i
 
     rng = np.random.default_rng(seed)
     starts = rng.uniform(-0.5, 1.5, (n_starts, n))
-    for i, (lo, hi) in bounds.items():
+    for i, (lo, _hi) in bounds.items():
         if np.isfinite(lo):
             starts[:, i] = np.abs(starts[:, i]) + lo
     with np.errstate(all="ignore"):

@@ -174,7 +174,7 @@ def simulate_network(
         raise ValueError(f"t1 / dt = {t1 / dt:g} must be a multiple of n_records - 1 = {n_records - 1}")
 
     start = aligned_init(h, init if init is not None else default_spectrum(h, prm["alpha_p"], seed), seed)
-    U, V = jnp.asarray(start["U"]), jnp.asarray(start["V"])
+    U = jnp.asarray(start["U"])
     ema = spec.target == "ema"
     c = 1.0 + prm["sigma2"]
     sg = jax.lax.stop_gradient

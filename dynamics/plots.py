@@ -82,8 +82,6 @@ def portrait(
     for s puts it on the invariant manifold s = p^2/alpha_p. Only equilibria lying on the slice
     are marked. Raises ValueError for unknown or repeated state names or missing fixed values.
     """
-    from scipy.integrate import solve_ivp
-
     if not isinstance(system, EigenmodeSystem):
         raise TypeError(f"system must be an EigenmodeSystem; got {type(system).__name__}")
     names = system.state_names
