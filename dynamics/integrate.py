@@ -85,7 +85,10 @@ def integrate(
     if solver not in allowed:
         raise ValueError(f"solver={solver!r} is not allowed for backend {backend!r}; choose one of {allowed}")
 
-    y0 = np.asarray(y0, dtype=float) if not isinstance(y0, np.ndarray) else y0.astype(float)
+    try:
+        y0 = np.asarray(y0, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"y0 must be numeric, shape (..., {spec.n}); got {y0!r:.80}") from None
     if y0.ndim == 0 or y0.shape[-1] != spec.n:
         raise ValueError(
             f"y0 must have shape (..., {spec.n}) with the last axis holding the states "

@@ -89,6 +89,8 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
     from tqdm.auto import tqdm
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out must be a directory (it is created if missing); {out} is a file")
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     steps = tqdm(total=4, desc="ncdyn reproduce", disable=not progress)

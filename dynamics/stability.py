@@ -143,55 +143,115 @@ def _allowed_side(x: np.ndarray, v0: np.ndarray, bounds: dict) -> float:
     return 0.0
 
 
-def _centre_flow(system: EigenmodeSystem, params: dict, x: np.ndarray, J: np.ndarray):
-    """(k, a_k, v0): the flow on the 1-D centre manifold du/dt = a_k u^k + ..., along v0."""
-    n = len(x)
-    prec = 30
-    sub = {system.symbols[k]: sp.Float(v, prec) for k, v in params.items()}
-    F = [sp.expand(sp.together(r.xreplace(sub))) for r in system.rhs]
-    u = sp.Symbol("u")
-    scale = max(1.0, float(np.max(np.abs(J))))
-    if n == 1:
-        expr = sp.expand(F[0].subs(system.states[0], sp.Float(x[0], prec) + u))
-        series = sp.series(expr, u, 0, CENTRE_ORDER + 1).removeO()
-        coeffs = sp.Poly(series, u).all_coeffs()[::-1]
-        return _first_nonzero(coeffs, scale) + (np.array([1.0]),)
+class _Series:
+    """A power series in u truncated at CENTRE_ORDER (coefficient array), for evaluating the
+    right-hand side along a curve x(u) with exact polynomial arithmetic in floats."""
 
-    # right (v0) and left (w0) null vectors, and a basis B of the complementary invariant space
+    __slots__ = ("c",)
+
+    def __init__(self, c):
+        self.c = np.asarray(c, dtype=float)
+
+    @staticmethod
+    def _of(other):
+        if isinstance(other, _Series):
+            return other.c
+        out = np.zeros(CENTRE_ORDER + 1)
+        out[0] = float(other)
+        return out
+
+    def __add__(self, other):
+        return _Series(self.c + self._of(other))
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return _Series(self.c - self._of(other))
+
+    def __rsub__(self, other):
+        return _Series(self._of(other) - self.c)
+
+    def __neg__(self):
+        return _Series(-self.c)
+
+    def __mul__(self, other):
+        if not isinstance(other, _Series):
+            return _Series(self.c * float(other))
+        return _Series(np.convolve(self.c, other.c)[: CENTRE_ORDER + 1])
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        if isinstance(other, _Series):
+            raise TypeError("division by a series is not needed for polynomial right-hand sides")
+        return _Series(self.c / float(other))
+
+    def __pow__(self, k):
+        if int(k) != k or k < 0:
+            raise TypeError("only non-negative integer powers of a series")
+        out = _Series(self._of(1.0))
+        for _ in range(int(k)):
+            out = out * self
+        return out
+
+
+@lru_cache(maxsize=128)
+def _polynomial_rhs(system: EigenmodeSystem, params: tuple):
+    """The rhs with numeric params, as a function that accepts _Series (polynomial in states)."""
+    sub = {system.symbols[k]: v for k, v in params}
+    rows = [sp.expand(r.xreplace(sub)) for r in system.rhs]
+    return sp.lambdify(system.states, rows, modules=[{}, "math"])
+
+
+def _centre_flow(system: EigenmodeSystem, params: dict, x: np.ndarray, J: np.ndarray):
+    """(k, a_k, v0): the flow on the 1-D centre manifold du/dt = a_k u^k + ..., along v0.
+
+    The centre manifold z = h(u) = sum_{k>=2} h_k u^k is solved order by order: du/dt = O(u^2),
+    so the order-k invariance equation h'(u) du/dt = dz/dt contains h_k only through Lambda_w h_k
+    and h_k = Lambda_w^{-1} r_k, with r_k computed from the lower orders.
+    """
+    n = len(x)
+    F = _polynomial_rhs(system, tuple(sorted(params.items())))
+    scale = max(1.0, float(np.max(np.abs(J))))
+    unit = np.zeros(CENTRE_ORDER + 1)
+    unit[1] = 1.0
+    if n == 1:
+        series = F(_Series(unit) + float(x[0]))[0]
+        return _first_nonzero(series.c, scale) + (np.array([1.0]),)
+
     U, S, Vt = np.linalg.svd(J)
     v0 = Vt[-1]
-    w0 = U[:, -1]
-    w0 = w0 / (w0 @ v0)
-    B = U[:, :-1]  # orthonormal basis of range(J), invariant and complementary to ker J
-    proj = np.eye(n) - np.outer(v0, w0)
-    cs = [[sp.Symbol(f"c{k}_{j}") for j in range(n - 1)] for k in range(2, CENTRE_ORDER + 1)]
-    z = [sum(cs[k - 2][j] * u**k for k in range(2, CENTRE_ORDER + 1)) for j in range(n - 1)]
-    point = [sp.Float(x[i], prec) + sp.Float(v0[i], prec) * u + sum(sp.Float(B[i, j], prec) * z[j] for j in range(n - 1))
-             for i in range(n)]
-    Fx = [f.xreplace(dict(zip(system.states, point))) for f in F]
-    trunc = lambda e: sp.series(sp.expand(e), u, 0, CENTRE_ORDER + 1).removeO()  # noqa: E731
-    udot = trunc(sum(sp.Float(w0[i], prec) * Fx[i] for i in range(n)))
-    zdot = [trunc(sum(sp.Float((B.T @ proj)[j, i], prec) * Fx[i] for i in range(n))) for j in range(n - 1)]
-    known: dict = {}
+    w0 = U[:, -1] / (U[:, -1] @ v0)
+    B = U[:, :-1]  # orthonormal basis of range(J): invariant, complementary to ker J
+    P = B.T @ (np.eye(n) - np.outer(v0, w0))
+    lam_w = P @ J @ B
+    h = np.zeros((n - 1, CENTRE_ORDER + 1))
+
+    def flows(h):
+        z = [_Series(h[j]) for j in range(n - 1)]
+        point = [float(x[i]) + v0[i] * _Series(unit) + sum((B[i, j] * z[j] for j in range(n - 1)), _Series(np.zeros(CENTRE_ORDER + 1)))
+                 for i in range(n)]
+        Fx = F(*point)
+        udot = sum((w0[i] * Fx[i] for i in range(n)), _Series(np.zeros(CENTRE_ORDER + 1)))
+        zdot = [sum((P[j, i] * Fx[i] for i in range(n)), _Series(np.zeros(CENTRE_ORDER + 1))) for j in range(n - 1)]
+        return udot, zdot
+
     for k in range(2, CENTRE_ORDER + 1):
-        eqs = []
+        udot, zdot = flows(h)
+        r = np.empty(n - 1)
         for j in range(n - 1):
-            residual = sp.expand((sp.diff(z[j], u) * udot - zdot[j]).xreplace(known))
-            eqs.append(sp.Poly(residual, u).coeff_monomial(u**k))
-        sol = sp.solve(eqs, cs[k - 2], dict=True)
-        if not sol:
-            break
-        known.update(sol[0])
-    flow = sp.expand(udot.xreplace(known))
-    coeffs = [flow.coeff(u, k) for k in range(0, CENTRE_ORDER + 1)]
-    return _first_nonzero(coeffs, scale) + (v0,)
+            dh = np.zeros(CENTRE_ORDER + 1)
+            dh[:-1] = h[j, 1:] * np.arange(1, CENTRE_ORDER + 1)
+            r[j] = (_Series(dh) * udot - zdot[j]).c[k]
+        h[:, k] = np.linalg.solve(lam_w, r)
+    udot, _ = flows(h)
+    return _first_nonzero(udot.c, scale) + (v0,)
 
 
 def _first_nonzero(coeffs, scale: float):
     for k, c in enumerate(coeffs):
         if k < 1:
             continue
-        c = complex(sp.N(c))
-        if abs(c) > 1e-8 * scale:
-            return k, c.real
+        if abs(float(c)) > 1e-8 * scale:
+            return k, float(c)
     return None, 0.0
