@@ -49,28 +49,33 @@ def check_finite(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be finite; got {value!r}")
 
 
-def param_values(params: Any, names: Sequence[str], backend: str) -> list:
-    """Values of ``params`` (a dict keyed by parameter name) in the order of ``names``.
+def check_param_names(params: Any, names: Sequence[str], hint: str = "") -> dict[str, Any]:
+    """``params`` keyed by name, after checking it is a mapping with exactly ``names``.
 
     Raises TypeError if params is not a mapping, ValueError for missing or unknown names
-    (listing the valid ones) and for non-finite values.
+    (listing the valid ones, then ``hint``).
     """
     if not isinstance(params, Mapping):
         raise TypeError(
             f"params must be a dict keyed by parameter name ({', '.join(names)}); "
             f"got {type(params).__name__}"
         )
-    keys = {str(k) for k in params}
-    missing = [n for n in names if n not in keys]
-    unknown = sorted(keys - set(names))
-    if missing or unknown:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing}")
-        if unknown:
-            parts.append(f"unknown {unknown}")
-        raise ValueError(f"params: {'; '.join(parts)}. Valid names: {list(names)}")
     by_name = {str(k): v for k, v in params.items()}
+    missing = [n for n in names if n not in by_name]
+    unknown = sorted(set(by_name) - set(names))
+    if missing or unknown:
+        parts = ([f"missing {missing}"] if missing else []) + ([f"unknown {unknown}"] if unknown else [])
+        raise ValueError(f"params: {'; '.join(parts)}. Valid names: {list(names)}{hint}")
+    return by_name
+
+
+def param_values(params: Any, names: Sequence[str], backend: str) -> list:
+    """Values of ``params`` (a dict keyed by parameter name) in the order of ``names``.
+
+    Raises TypeError if params is not a mapping, ValueError for missing or unknown names
+    (listing the valid ones) and for non-finite values.
+    """
+    by_name = check_param_names(params, names)
     mod = xp(backend)
     out = []
     for n in names:

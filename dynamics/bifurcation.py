@@ -12,6 +12,7 @@ import sympy as sp
 
 from derivations import EigenmodeSystem
 from derivations import symbols as sy
+from derivations._codegen import param_values
 
 from .equilibria import check_model_params, equilibria
 
@@ -75,16 +76,7 @@ def roots_batch(system: EigenmodeSystem, params: Mapping[str, Any]) -> BatchRoot
     Exact enumeration at one point is ``equilibria``; this is for maps and sweeps."""
     reduced = _one_state(system)
     names = reduced.param_names
-    if not isinstance(params, Mapping):
-        raise TypeError(f"params must be a dict keyed by {names}")
-    missing = [n for n in names if n not in params]
-    unknown = sorted(set(map(str, params)) - set(names))
-    if missing or unknown:
-        raise ValueError(f"params: missing {missing}, unknown {unknown}. Valid names: {list(names)}")
-    vals = [np.asarray(params[n], dtype=float) for n in names]
-    for n, v in zip(names, vals):
-        if not np.all(np.isfinite(v)):
-            raise ValueError(f"params[{n!r}] must be finite")
+    vals = param_values(params, names, "numpy")
     shape = np.broadcast_shapes(*(v.shape for v in vals))
     vals = [np.broadcast_to(v, shape).ravel() for v in vals]
     check_model_params(names, {n: (float(np.min(v)) if n in ("sigma2", "eta", "alpha_p", "beta", "N_psi", "N_phi") else 0.0)

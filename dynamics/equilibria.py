@@ -24,6 +24,7 @@ import numpy as np
 import sympy as sp
 
 from derivations import EigenmodeSystem, ModeSystem
+from derivations._codegen import check_param_names
 
 from .stability import Classification, classify
 
@@ -134,16 +135,10 @@ class EquilibriumSet(Sequence):
 def check_model_params(names: Sequence[str], params: Any) -> dict[str, float]:
     """Validate a params dict: names (missing/unknown), finite scalars, and the model's domain
     (sigma2 >= 0, eta >= 0, alpha_p > 0, beta >= 0, N_psi > 0, N_phi > 0)."""
-    if not isinstance(params, Mapping):
-        raise TypeError(f"params must be a dict keyed by parameter name ({', '.join(names)}); got {type(params).__name__}")
-    keys = set(map(str, params))
-    missing = [n for n in names if n not in keys]
-    unknown = sorted(keys - set(names))
-    if missing or unknown:
-        raise ValueError(f"params: missing {missing}, unknown {unknown}. Valid names: {list(names)}")
+    by_name = check_param_names(params, names)
     out = {}
     for n in names:
-        v = params[n]
+        v = by_name[n]
         if isinstance(v, bool) or not np.isscalar(v):
             raise TypeError(f"params[{n!r}] must be a real scalar here; got {v!r}")
         v = float(v)

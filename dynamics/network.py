@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from derivations import ModelSpec
+from derivations._codegen import check_param_names
 
 __all__ = ["simulate_network", "NetworkRun", "aligned_init"]
 
@@ -102,18 +103,12 @@ def default_spectrum(h: int, alpha_p: float = 1.0, seed: int = 0) -> dict[str, n
 
 def _check_params(spec: ModelSpec, params: Any) -> dict[str, float]:
     names = ["sigma2", "eta", "alpha_p"] + (["beta"] if spec.target == "ema" else [])
-    if not isinstance(params, Mapping):
-        raise TypeError(f"params must be a dict with keys {names}; got {type(params).__name__}")
-    missing = [n for n in names if n not in params]
-    unknown = sorted(set(map(str, params)) - set(names))
-    if missing or unknown:
-        raise ValueError(
-            f"params for the network: missing {missing}, unknown {unknown}. Valid names: {names} "
-            "(the network computes its own norms; N_psi, N_phi, T are not parameters here)"
-        )
+    by_name = check_param_names(
+        params, names, " (the network computes its own norms; N_psi, N_phi, T are not parameters here)"
+    )
     out = {}
     for n in names:
-        v = params[n]
+        v = by_name[n]
         if isinstance(v, bool) or not np.isscalar(v) or not np.isfinite(float(v)):
             raise ValueError(f"params[{n!r}] must be a finite scalar; got {v!r}")
         out[n] = float(v)
