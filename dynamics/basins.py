@@ -10,6 +10,7 @@ import numpy as np
 
 from derivations import EigenmodeSystem
 
+from ._states import collapse_indices
 from .equilibria import equilibria
 from .integrate import integrate
 
@@ -83,7 +84,7 @@ def basins(
         y0[..., i] = X if n == xn else Y if n == yn else fixed[n]
     sol = integrate(system, y0, (0.0, t1), params, t_eval=[t1], collapse_tol=collapse_tol, backend=backend)
     final = sol.y[..., -1, :]
-    idx = [i for i, n in enumerate(names) if n.split("_")[0] in ("p", "s")]
+    idx = collapse_indices(names)
     collapsed = (sol.status == "collapsed") | np.all(np.abs(final[..., idx]) < collapse_tol, axis=-1)
     attractors: tuple = ()
     attractor = np.full(X.shape, -1)

@@ -26,6 +26,7 @@ import sympy as sp
 from derivations import EigenmodeSystem, ModeSystem
 from derivations._codegen import check_param_names
 
+from ._states import base_name, collapse_indices
 from .stability import Classification, classify
 
 __all__ = ["equilibria", "Equilibrium", "EquilibriumCurve", "EquilibriumSet", "check_model_params"]
@@ -157,7 +158,7 @@ def _domain(system, domain: Mapping[str, tuple] | None) -> dict[int, tuple[float
     names = list(system.state_names)
     bounds = {}
     for i, n in enumerate(names):
-        if n == "s" or n.startswith("s_"):
+        if base_name(n) == "s":
             bounds[i] = (0.0, np.inf)
     if domain is not None:
         if not isinstance(domain, Mapping):
@@ -395,8 +396,7 @@ def _inside(x: np.ndarray, bounds: dict, tol: float = 1e-12) -> bool:
 
 
 def _collapse_flags(system, x: np.ndarray, tol: float = 1e-12) -> tuple[bool, bool]:
-    idx = [i for i, n in enumerate(system.state_names) if n.split("_")[0] in ("p", "s")]
-    zero = np.abs(x[idx]) <= tol
+    zero = np.abs(x[collapse_indices(system.state_names)]) <= tol
     return bool(zero.all()), bool(zero.any() and not zero.all())
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from derivations._codegen import param_values
 
+from ._states import collapse_indices
 from .solution import Solution
 
 __all__ = ["integrate", "BUILTIN_EVENTS", "JAX_SOLVERS", "SCIPY_METHODS"]
@@ -150,8 +151,7 @@ class _NumericSystem:
         self.state_names = tuple(system.state_names)
         self.param_names = tuple(system.param_names)
         self.n = len(self.state_names)
-        base = [n.split("_")[0] if "_" in n and n.rsplit("_", 1)[-1].isdigit() else n for n in self.state_names]
-        self.collapse_idx = np.array([i for i, b in enumerate(base) if b in ("p", "s")], dtype=int)
+        self.collapse_idx = collapse_indices(self.state_names)
 
     @classmethod
     def of(cls, system: Any) -> _NumericSystem:
