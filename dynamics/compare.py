@@ -10,7 +10,7 @@ import numpy as np
 from derivations import ModelSpec, derive
 
 from .integrate import integrate
-from .network import NetworkRun, default_spectrum, simulate_network
+from .network import NetworkRun, default_spectrum, simulate_network, spectral_norms
 
 __all__ = ["compare", "Comparison", "approximations_for"]
 
@@ -102,13 +102,12 @@ def compare(
         net = simulate_network(spec, params, h=h, t1=t1, dt=dt, batch=batch, init=init, n_records=n_records, seed=seed)
         networks[h] = net
         predictions[h], errors[h] = {}, {}
-        c = 1.0 + params["sigma2"]
+        norms0 = spectral_norms(init, params["sigma2"])
         for label, approx in approximations.items():
             modes = derive(approx).modes(h)
             values = {k: v for k, v in params.items() if k in modes.param_names}
             if "N_psi" in modes.param_names:  # frozen norms: their values at t = 0
-                values["N_psi"] = float(np.sqrt(c * np.sum(init["p"] ** 2 * init["s"])))
-                values["N_phi"] = float(np.sqrt(c * np.sum(init["tau"] ** 2 * init["s"])))
+                values["N_psi"], values["N_phi"] = norms0["N_psi"], norms0["N_phi"]
             y0 = modes.pack(**{k: init[k] for k in modes.per_mode.state_names})
             sol = integrate(modes, y0, (0.0, t1), values, t_eval=net.t, events=("blow_up",))
             spectra = modes.unpack(sol.y)

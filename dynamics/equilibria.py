@@ -198,15 +198,13 @@ def equilibria(
     the model's domain (sigma2 < 0, eta < 0, alpha_p <= 0, N_psi <= 0, N_phi <= 0) or an empty
     domain. An empty result carries its ``reason``.
     """
+    if not isinstance(system, (EigenmodeSystem, ModeSystem)):
+        raise TypeError(f"system must be an EigenmodeSystem or ModeSystem; got {type(system).__name__}")
+    prm = check_model_params(system.param_names, params)
+    bounds = _domain(system, domain)
     if isinstance(system, EigenmodeSystem):
-        prm = check_model_params(system.param_names, params)
-        bounds = _domain(system, domain)
         return _exact(system, prm, bounds)
-    if isinstance(system, ModeSystem):
-        prm = check_model_params(system.param_names, params)
-        bounds = _domain(system, domain)
-        return _newton(system, prm, bounds, n_starts, seed)
-    raise TypeError(f"system must be an EigenmodeSystem or ModeSystem; got {type(system).__name__}")
+    return _newton(system, prm, bounds, n_starts, seed)
 
 
 # -- exact elimination -------------------------------------------------------------------
@@ -242,6 +240,12 @@ def _components(polys: list[sp.Poly], gens: tuple) -> list[tuple[str, Any]]:
     return [("curve", G)]
 
 
+def _mpf(q) -> mpmath.mpf:
+    """An exact rational as an mpmath number at the working precision."""
+    q = sp.Rational(q)
+    return mpmath.mpf(q.p) / q.q
+
+
 def _univariate_roots(poly: sp.Poly) -> list[tuple[mpmath.mpf, int]]:
     """Real roots with multiplicity, isolated over Q with certified intervals, refined."""
     out = []
@@ -250,17 +254,14 @@ def _univariate_roots(poly: sp.Poly) -> list[tuple[mpmath.mpf, int]]:
         if fac.degree() == 0:
             continue
         for (a, b), _k in fac.intervals(eps=sp.Rational(1, 10**30)):
-            if a == b:
-                out.append((mpmath.mpf(sp.Rational(a).p) / sp.Rational(a).q, mult))
-            else:
-                out.append((_bisect_root(fac, sp.Rational(a), sp.Rational(b)), mult))
+            out.append((_mpf(a) if a == b else _bisect_root(fac, a, b), mult))
     return out
 
 
 def _bisect_root(fac: sp.Poly, a, b) -> mpmath.mpf:
-    coeffs = [mpmath.mpf(c.p) / c.q for c in fac.all_coeffs()]
+    coeffs = [_mpf(c) for c in fac.all_coeffs()]
     f = lambda x: mpmath.polyval(coeffs, x)  # noqa: E731
-    lo, hi = mpmath.mpf(a.p) / a.q, mpmath.mpf(b.p) / b.q
+    lo, hi = _mpf(a), _mpf(b)
     flo = f(lo)
     for _ in range(200):
         mid = (lo + hi) / 2
@@ -335,15 +336,12 @@ class _PositiveDimensional(Exception):
 
 
 def _mp_eval(expr: sp.Expr, sub: dict) -> mpmath.mpf:
-    poly = sp.Poly(expr, *sub) if sub else None
-    if poly is None:
-        c = sp.Rational(expr)
-        return mpmath.mpf(c.p) / c.q
+    if not sub:
+        return _mpf(expr)
     total = mpmath.mpf(0)
     vals = list(sub.values())
-    for monom, c in poly.terms():
-        c = sp.Rational(c)
-        term = mpmath.mpf(c.p) / c.q
+    for monom, c in sp.Poly(expr, *sub).terms():
+        term = _mpf(c)
         for v, e in zip(vals, monom):
             term *= v**e
         total += term
@@ -375,7 +373,7 @@ def _exact(system: EigenmodeSystem, prm: dict[str, float], bounds: dict) -> Equi
         unique.append((x, mult))
     unique.sort(key=lambda xm: tuple(xm[0]))
     eqs = tuple(_make(system, prm, x, mult, bounds, f, curves) for x, mult in unique)
-    curves = tuple(c for c in curves if c is not None)
+    curves = tuple(curves)
     reason = "" if eqs or curves else "no real equilibrium inside the domain"
     return EquilibriumSet(eqs, curves, True, "exact elimination (Groebner basis, certified real-root isolation)", reason)
 
@@ -436,10 +434,12 @@ def _term_functions(system: EigenmodeSystem):
 
 
 def _on_curve(x: np.ndarray, system, curves) -> bool:
+    if not curves:
+        return False
+    sub = dict(zip(system.states, map(float, x)))
     for c in curves:
-        if c is None or not c.equations:
+        if not c.equations:
             continue
-        sub = dict(zip(system.states, map(float, x)))
         if all(abs(float(sp.N(e.subs(sub)))) < 1e-9 for e in c.equations):
             return True
     return False

@@ -23,7 +23,7 @@ import numpy as np
 from derivations import ModelSpec
 from derivations._codegen import check_param_names
 
-__all__ = ["simulate_network", "NetworkRun", "aligned_init"]
+__all__ = ["simulate_network", "NetworkRun", "aligned_init", "default_spectrum", "spectral_norms"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,16 @@ def default_spectrum(h: int, alpha_p: float = 1.0, seed: int = 0) -> dict[str, n
     rng = np.random.default_rng(seed + 1)
     p = np.sort(rng.uniform(0.2, 1.0, h))[::-1]
     return {"p": p, "s": p**2 / alpha_p, "tau": np.ones(h)}
+
+
+def spectral_norms(spectrum: Mapping[str, Any], sigma2: float) -> dict[str, float]:
+    """The self-consistent norms of a spectrum: N_psi^2 = c sum p^2 s, N_phi^2 = c sum tau^2 s,
+    T = sum tau p s (c = 1 + sigma2); tau defaults to 1 (SimSiam)."""
+    c = 1.0 + sigma2
+    p, s = np.asarray(spectrum["p"], dtype=float), np.asarray(spectrum["s"], dtype=float)
+    tau = np.asarray(spectrum.get("tau", np.ones_like(p)), dtype=float)
+    return {"N_psi": float(np.sqrt(c * np.sum(p**2 * s))), "N_phi": float(np.sqrt(c * np.sum(tau**2 * s))),
+            "T": float(np.sum(tau * p * s))}
 
 
 def _check_params(spec: ModelSpec, params: Any) -> dict[str, float]:

@@ -25,7 +25,7 @@ from .bifurcation import REGIMES, regimes, shrinking_norms, threshold
 from .compare import compare
 from .equilibria import equilibria
 from .integrate import integrate
-from .network import default_spectrum, simulate_network
+from .network import default_spectrum, simulate_network, spectral_norms
 from .plots import plot_basins, plot_bifurcation, plot_flow_1d, plot_regimes, plot_spectra, portrait
 
 __all__ = ["reproduce", "FIGURES"]
@@ -60,11 +60,6 @@ def _save(fig, out: Path, name: str) -> str:
     fig.savefig(tmp, dpi=120)
     os.replace(tmp, out / name)  # a rerun into the same directory replaces files whole
     return name
-
-
-def _norms_of(spectrum: dict, c: float = C) -> dict[str, float]:
-    p, s = spectrum["p"], spectrum["s"]
-    return {"N_psi": float(np.sqrt(c * np.sum(p**2 * s))), "N_phi": float(np.sqrt(c * np.sum(s))), "T": float(np.sum(p * s))}
 
 
 def _floor_note(cmp, widths) -> str:
@@ -152,7 +147,7 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
     cosine = derive(ModelSpec("cosine", "simsiam"))
     h = 16 if quick else 32
     init = default_spectrum(h, 1.0, seed=0)
-    norms0 = _norms_of(init)
+    norms0 = spectral_norms(init, SIGMA2)
     cparams = {**base, "eta": ETA_STRONG, **norms0}
     reduced = cosine.reduce()
     fig, (ax,) = _figure()

@@ -65,10 +65,9 @@ def jacobian_at(system, params: dict, x: np.ndarray) -> np.ndarray:
 def _jacobian_function(system: EigenmodeSystem):
     rows = tuple(system.jacobian)
     raw = lambdified(system.states + system.params, rows, "numpy")
-    n = len(system.states)
 
     def g(*args):
-        return [np.broadcast_to(np.asarray(v, dtype=float), ()) for v in raw(*args)][: n * n]
+        return [np.broadcast_to(np.asarray(v, dtype=float), ()) for v in raw(*args)]
 
     return g
 
