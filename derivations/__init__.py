@@ -11,19 +11,20 @@ import jax as _jax
 _jax.config.update("jax_enable_x64", True)
 
 from . import symbols  # noqa: E402
-from .cache import cache_dir, clear_cache  # noqa: E402
-from .derivation import derive  # noqa: E402
-from .invariants import ConservationLaw, spectral_sum  # noqa: E402
-from .losses import is_scale_invariant, per_sample_gradient, per_sample_loss  # noqa: E402
-from .moments import gaussian_expectation, wick_moment  # noqa: E402
-from .spec import ModelSpec  # noqa: E402
-from .system import EigenmodeSystem, ModeSystem  # noqa: E402
+from ._cache import cache_dir, clear_cache  # noqa: E402
+from ._derive import derive  # noqa: E402
+from ._invariants import ConservationLaw, spectral_sum  # noqa: E402
+from ._losses import is_scale_invariant, per_sample_gradient, per_sample_loss  # noqa: E402
+from ._moments import gaussian_expectation, wick_moment  # noqa: E402
+from ._spec import ModelSpec  # noqa: E402
+from ._eigenmode import EigenmodeSystem, ModeSystem, display_form  # noqa: E402
 
 __all__ = [
     "ModelSpec",
     "derive",
     "EigenmodeSystem",
     "ModeSystem",
+    "display_form",
     "ConservationLaw",
     "gaussian_expectation",
     "wick_moment",

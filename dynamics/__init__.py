@@ -16,8 +16,8 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
-from .basins import Basins, basins  # noqa: E402
-from .bifurcation import (  # noqa: E402
+from ._basins import Basins, basins  # noqa: E402
+from ._bifurcation import (  # noqa: E402
     REGIMES,
     BatchRoots,
     Bifurcation,
@@ -31,14 +31,14 @@ from .bifurcation import (  # noqa: E402
     shrinking_norms,
     threshold,
 )
-from .compare import Comparison, approximations_for, compare  # noqa: E402
-from .equilibria import Equilibrium, EquilibriumCurve, EquilibriumSet, check_model_params, equilibria  # noqa: E402
-from .integrate import BUILTIN_EVENTS, JAX_SOLVERS, SCIPY_METHODS, integrate  # noqa: E402
-from .network import NetworkRun, aligned_init, default_spectrum, simulate_network  # noqa: E402
-from .plots import plot_basins, plot_bifurcation, plot_flow_1d, plot_regimes, plot_spectra, portrait  # noqa: E402
-from .reproduce import reproduce  # noqa: E402
-from .solution import STATUSES, Solution  # noqa: E402
-from .stability import Classification, classify, jacobian_at  # noqa: E402
+from ._compare import Comparison, approximations_for, compare  # noqa: E402
+from ._equilibria import Equilibrium, EquilibriumCurve, EquilibriumSet, check_model_params, equilibria  # noqa: E402
+from ._integrate import BUILTIN_EVENTS, JAX_SOLVERS, SCIPY_METHODS, integrate  # noqa: E402
+from ._network import NetworkRun, aligned_init, default_spectrum, simulate_network  # noqa: E402
+from ._plots import plot_basins, plot_bifurcation, plot_flow_1d, plot_regimes, plot_spectra, portrait  # noqa: E402
+from ._reproduce import reproduce  # noqa: E402
+from ._solution import STATUSES, Solution  # noqa: E402
+from ._stability import Classification, classify, jacobian_at  # noqa: E402
 
 __all__ = [
     "integrate",

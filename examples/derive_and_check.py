@@ -10,7 +10,7 @@ import sympy as sp
 
 from derivations import ModelSpec, derive
 from derivations import symbols as sy
-from derivations.system import display_form
+from derivations import display_form
 
 for loss in ("euclidean", "cosine"):
     reduced = derive(ModelSpec(loss=loss, target="simsiam")).reduce()

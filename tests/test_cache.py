@@ -5,9 +5,9 @@ import pickle
 
 import pytest
 
-import derivations.derivation as derive_module
+import derivations._derive as derive_module
 from derivations import ModelSpec, derive
-from derivations.cache import _path, cache_key, load_cached
+from derivations._cache import _path, cache_key, load_cached
 
 SPEC = ModelSpec("cosine", "ema", "self-consistent", "exact")
 

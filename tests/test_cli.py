@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from dynamics.cli import main
+from dynamics._cli import main
 
 
 def test_derive_prints_the_system(capsys):
@@ -37,7 +37,7 @@ def test_bad_choice_is_rejected_with_the_allowed_values(capsys):
 
 def test_console_script_runs():
     out = subprocess.run(
-        [sys.executable, "-m", "dynamics.cli", "derive", "--loss", "euclidean"],
+        [sys.executable, "-m", "dynamics._cli", "derive", "--loss", "euclidean"],
         capture_output=True, text=True, check=True,
     ).stdout
     assert "euclidean/simsiam" in out

@@ -9,8 +9,8 @@ import pytest  # noqa: E402
 
 from derivations import ModelSpec, derive  # noqa: E402
 from dynamics import basins, equilibria, regimes  # noqa: E402
-from dynamics.plots import plot_basins, plot_bifurcation, plot_flow_1d, plot_regimes, portrait  # noqa: E402
-from dynamics.reproduce import FIGURES  # noqa: E402
+from dynamics import plot_basins, plot_bifurcation, plot_flow_1d, plot_regimes, portrait  # noqa: E402
+from dynamics._reproduce import FIGURES  # noqa: E402
 
 EUC = {"sigma2": 0.2, "eta": 0.05, "alpha_p": 1.0}
 
@@ -94,7 +94,7 @@ def test_plot_bad_arguments():
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    from dynamics.cli import main
+    from dynamics._cli import main
 
     out = tmp_path_factory.mktemp("reproduce")
     assert main(["reproduce", "--out", str(out), "--quick", "--no-progress"]) == 0
@@ -112,7 +112,7 @@ def test_reproduce_quick_writes_every_file(quick_run):
 
 
 def test_reproduce_reruns_into_the_same_directory(quick_run):
-    from dynamics.reproduce import reproduce
+    from dynamics import reproduce
 
     (quick_run / FIGURES[0]).write_bytes(b"truncated")  # as an interrupted run might leave it
     (quick_run / f".{FIGURES[1]}.tmp.png").write_bytes(b"partial")

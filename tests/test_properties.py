@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import derivations.derivation as derivation_module
+import derivations._derive as derivation_module
 from derivations import ModelSpec, derive
 from dynamics import equilibria, integrate
-from dynamics.stability import jacobian_at
+from dynamics import jacobian_at
 
 SPECS = sorted({ModelSpec(*f) for f in itertools.product(*ModelSpec.allowed().values())}, key=lambda s: s.label)
 RANGES = {"sigma2": (0.0, 0.5), "eta": (0.0, 0.4), "alpha_p": (0.5, 2.0), "beta": (0.1, 1.0),

@@ -11,8 +11,8 @@ import numpy as np
 from derivations import EigenmodeSystem
 
 from ._states import collapse_indices
-from .equilibria import equilibria
-from .integrate import integrate
+from ._equilibria import equilibria
+from ._integrate import integrate
 
 __all__ = ["basins", "Basins"]
 

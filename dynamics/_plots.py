@@ -13,9 +13,9 @@ import numpy as np
 
 from derivations import EigenmodeSystem
 
-from .basins import Basins
-from .bifurcation import REGIMES, Regimes, bifurcation, roots_batch
-from .equilibria import equilibria
+from ._basins import Basins
+from ._bifurcation import REGIMES, Regimes, bifurcation, roots_batch
+from ._equilibria import equilibria
 
 __all__ = ["portrait", "plot_flow_1d", "plot_bifurcation", "plot_regimes", "plot_basins", "plot_spectra", "KIND_STYLE"]
 

@@ -12,7 +12,7 @@ import sys
 import time
 
 from derivations import ModelSpec, derive
-from derivations.system import display_form
+from derivations import display_form
 _ALLOWED = ModelSpec.allowed()
 
 
@@ -42,7 +42,7 @@ def _derive_command(args: argparse.Namespace) -> int:
 
 
 def _reproduce_command(args: argparse.Namespace) -> int:
-    from .reproduce import reproduce
+    from ._reproduce import reproduce
 
     nums = reproduce(args.out, quick=args.quick, progress=not args.no_progress)
     print(f"wrote {args.out}/report.md and its figures in {nums['seconds']:.0f} s")

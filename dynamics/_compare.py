@@ -9,8 +9,8 @@ import numpy as np
 
 from derivations import ModelSpec, derive
 
-from .integrate import integrate
-from .network import NetworkRun, default_spectrum, simulate_network, spectral_norms
+from ._integrate import integrate
+from ._network import NetworkRun, default_spectrum, simulate_network, spectral_norms
 
 __all__ = ["compare", "Comparison", "approximations_for"]
 

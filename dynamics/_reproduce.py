@@ -20,13 +20,13 @@ import numpy as np
 
 from derivations import ModelSpec, derive
 
-from .basins import basins
-from .bifurcation import REGIMES, regimes, shrinking_norms, threshold
-from .compare import compare
-from .equilibria import equilibria
-from .integrate import integrate
-from .network import default_spectrum, simulate_network, spectral_norms
-from .plots import plot_basins, plot_bifurcation, plot_flow_1d, plot_regimes, plot_spectra, portrait
+from ._basins import basins
+from ._bifurcation import REGIMES, regimes, shrinking_norms, threshold
+from ._compare import compare
+from ._equilibria import equilibria
+from ._integrate import integrate
+from ._network import default_spectrum, simulate_network, spectral_norms
+from ._plots import plot_basins, plot_bifurcation, plot_flow_1d, plot_regimes, plot_spectra, portrait
 
 __all__ = ["reproduce", "FIGURES"]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from . import symbols as sy
-from .losses import is_scale_invariant
+from ._losses import is_scale_invariant
 
 __all__ = ["ConservationLaw", "conservation_laws", "spectral_sum"]
 

@@ -25,12 +25,12 @@ from importlib import metadata
 import sympy as sp
 
 from . import symbols as sy
-from .cache import cache_key, load_cached, store_cached
-from .invariants import conservation_laws, describe_laws
-from .losses import A, B, C, per_sample_gradient, per_sample_loss
-from .moments import gaussian_expectation
-from .spec import ModelSpec
-from .system import EigenmodeSystem
+from ._cache import cache_key, load_cached, store_cached
+from ._invariants import conservation_laws, describe_laws
+from ._losses import A, B, C, per_sample_gradient, per_sample_loss
+from ._moments import gaussian_expectation
+from ._spec import ModelSpec
+from ._eigenmode import EigenmodeSystem
 
 __all__ = ["derive"]
 
@@ -50,7 +50,7 @@ def derive(spec: ModelSpec | None = None, /, *, cache: bool = True, **fields: st
     """Derive the one-mode eigenmode system of ``spec``.
 
     ``derive(ModelSpec(loss="cosine"))`` and ``derive(loss="cosine")`` are equivalent.
-    Results are memoised in-process and cached on disk (see ``derivations.cache``); pass
+    Results are memoised in-process and cached on disk (see ``derivations.cache_dir``); pass
     ``cache=False`` to force a fresh derivation (it is still not written over a valid entry
     unless the entry is stale or corrupt).
 

@@ -20,7 +20,6 @@ from typing import Any
 __all__ = ["cache_dir", "cache_key", "load_cached", "store_cached", "clear_cache"]
 
 _MAGIC = b"NCDYN-CACHE-1\n"
-_SOURCES = ("derivation.py", "losses.py", "moments.py", "invariants.py", "system.py", "spec.py", "symbols.py")
 
 
 def cache_dir() -> Path:
@@ -34,9 +33,8 @@ def cache_dir() -> Path:
 
 def _source_hash() -> str:
     h = hashlib.sha256()
-    here = Path(__file__).parent
-    for name in _SOURCES:
-        h.update((here / name).read_bytes())
+    for path in sorted(Path(__file__).parent.glob("*.py")):  # every module a cached system depends on
+        h.update(path.name.encode() + path.read_bytes())
     return h.hexdigest()[:16]
 
 

@@ -10,7 +10,7 @@ import sympy as sp
 
 from . import symbols as sy
 from ._codegen import BACKENDS, lambdified, param_values, state_array, xp
-from .spec import ModelSpec
+from ._spec import ModelSpec
 
 __all__ = ["EigenmodeSystem", "ModeSystem", "display_form"]
 
@@ -53,7 +53,7 @@ class EigenmodeSystem:
         closures: (param, per-mode summand, power): param = (sum_k summand_k)**power when
                   the K-mode system is formed (T always; N_psi, N_phi for self-consistent norms).
         manifold: for reduced systems the invariant manifold they live on (Eq(s, p**2/alpha_p)).
-        laws:     conservation laws checked on this system (``derivations.invariants``).
+        laws:     conservation laws checked on this system (``derivations.ConservationLaw``).
         description: what the system is and which invariants of the true model it keeps.
     """
 

@@ -27,7 +27,7 @@ from derivations import EigenmodeSystem, ModeSystem
 from derivations._codegen import check_param_names
 
 from ._states import base_name, collapse_indices
-from .stability import Classification, classify
+from ._stability import Classification, classify
 
 __all__ = ["equilibria", "Equilibrium", "EquilibriumCurve", "EquilibriumSet", "check_model_params"]
 
@@ -48,7 +48,7 @@ class Equilibrium:
     """One equilibrium and its classification.
 
     point:      {state name: value}; ``x`` the same as an array.
-    classification: the ``dynamics.stability.Classification``; its fields are forwarded:
+    classification: the ``dynamics.Classification``; its fields are forwarded:
                 jacobian (numeric, at the point), eigenvalues, kind, stable (True/False/None),
                 hyperbolic, index (number of unstable directions), reason, centre_flow.
     jacobian_symbolic: the system's symbolic Jacobian (states and parameters free; None for

@@ -14,7 +14,7 @@ from derivations import EigenmodeSystem
 from derivations import symbols as sy
 from derivations._codegen import param_values
 
-from .equilibria import check_model_params, equilibria
+from ._equilibria import check_model_params, equilibria
 
 __all__ = [
     "roots_batch", "BatchRoots", "threshold", "Threshold", "bifurcation", "Bifurcation", "BifurcationPoint",

@@ -11,7 +11,7 @@ import numpy as np
 from derivations._codegen import param_values
 
 from ._states import collapse_indices
-from .solution import Solution
+from ._solution import Solution
 
 __all__ = ["integrate", "BUILTIN_EVENTS", "JAX_SOLVERS", "SCIPY_METHODS"]
 
