@@ -1,4 +1,10 @@
-"""ncdyn.derivations: eigenmode ODEs of non-contrastive learning, derived by SymPy.
+"""ncdyn.derivations: eigenmode ODEs of non-contrastive learning, derived by SymPy, and the
+generic ODESystem every analysis in ``dynamics`` takes.
+
+    >>> from derivations import ODESystem
+    >>> lv = ODESystem.from_equations({"x": "a*x - b*x*y", "y": "-c*y + d*x*y"}, params=("a", "b", "c", "d"))
+    >>> lv.is_polynomial
+    True
 
     >>> from derivations import ModelSpec, derive
     >>> system = derive(ModelSpec(loss="cosine", target="simsiam"))
@@ -17,9 +23,16 @@ from ._invariants import ConservationLaw, spectral_sum  # noqa: E402
 from ._losses import is_scale_invariant, per_sample_gradient, per_sample_loss  # noqa: E402
 from ._moments import gaussian_expectation, wick_moment  # noqa: E402
 from ._spec import ModelSpec  # noqa: E402
-from ._eigenmode import EigenmodeSystem, ModeSystem, display_form  # noqa: E402
+from ._coupled import ModeSystem, couple  # noqa: E402
+from ._eigenmode import EigenmodeSystem, display_form  # noqa: E402
+from ._system import FrozenMap, ODESystem, freeze, reduce  # noqa: E402
 
 __all__ = [
+    "ODESystem",
+    "reduce",
+    "freeze",
+    "couple",
+    "FrozenMap",
     "ModelSpec",
     "derive",
     "EigenmodeSystem",

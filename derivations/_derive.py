@@ -242,17 +242,41 @@ def _derive(spec: ModelSpec) -> EigenmodeSystem:
     }
     params = _params_of(spec, rhs)
     system = EigenmodeSystem(
+        tuple(states),
+        params,
+        sp.ImmutableMatrix(rhs),
         spec=spec,
-        states=tuple(states),
-        params=params,
-        rhs=sp.ImmutableMatrix(rhs),
         steps=steps,
         closures=_closures(spec, steps["spectral_sums"]),
+        **_model_facts(spec, params),
     )
     laws = conservation_laws(system)
     object.__setattr__(system, "laws", laws)
     object.__setattr__(system, "description", describe_laws(spec, laws))
     return system
+
+
+_PARAM_DOMAIN = {
+    sy.sigma2: sp.Interval(0, sp.oo),
+    sy.eta: sp.Interval(0, sp.oo),
+    sy.alpha_p: sp.Interval.open(0, sp.oo),
+    sy.beta: sp.Interval(0, sp.oo),
+    sy.N_psi: sp.Interval.open(0, sp.oo),
+    sy.N_phi: sp.Interval.open(0, sp.oo),
+}
+
+
+def _model_facts(spec: ModelSpec, params: tuple[sp.Symbol, ...]) -> dict:
+    """What the model says about its eigenmode system, as data for the numerics: s is an
+    eigenvalue of Phi Phi^T (s >= 0), the parameters' domains, collapse at p = s = 0 and the
+    invariant manifold s = p**2/alpha_p (see ``laws``: the balance law)."""
+    return {
+        "state_domain": {"s": sp.Interval(0, sp.oo)},
+        "param_domain": {str(v): _PARAM_DOMAIN[v] for v in params if v in _PARAM_DOMAIN},
+        "collapse": ("p", "s"),
+        "manifold": {"s": sy.p**2 / sy.alpha_p},
+        "name": spec.label,
+    }
 
 
 def _params_of(spec: ModelSpec, rhs: list[sp.Expr]) -> tuple[sp.Symbol, ...]:

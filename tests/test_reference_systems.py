@@ -54,7 +54,8 @@ def test_reduced_orders(spec):
     assert reduced.order == expected
     assert derive(spec).order == expected
     assert reduced.state_names == (("p", "tau") if spec.target == "ema" else ("p",))
-    assert reduced.manifold == sp.Eq(s, p**2 / alpha_p)
+    assert reduced.restricted_to == {"s": p**2 / alpha_p}
+    assert derive(spec).manifold == {"s": p**2 / alpha_p}
 
 
 def test_euclidean_simsiam_reduces_to_tians_cubic():

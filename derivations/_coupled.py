@@ -1,0 +1,244 @@
+"""couple(per_mode, K, closures): K copies of a per-mode system coupled through spectral sums."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from ._codegen import lambdified, state_array, xp
+from ._system import FrozenMap, ODESystem, RhsFunction, _parse
+
+__all__ = ["ModeSystem", "couple"]
+
+_MAX_SYMBOLIC_K = 64
+
+
+def couple(per_mode: ODESystem, K: int, closures: Mapping[str, Any] | None = None) -> ModeSystem:
+    """K copies of ``per_mode`` coupled through spectral sums.
+
+    Each closure names a parameter of the per-mode system that the spectrum determines:
+    ``closures = {"T": ("tau*p*s", 1), "N_psi": ("c*p**2*s", 1/2)}`` means
+    T = (sum_k tau_k p_k s_k)**1 and N_psi = (sum_k c p_k^2 s_k)**(1/2), the summand written
+    in the per-mode states and the remaining parameters. Closed parameters are computed from
+    the state and are not passed in ``params``. Without closures the modes are uncoupled.
+
+    Parameters
+    ----------
+    per_mode : ODESystem
+    K : int, number of modes (>= 1)
+    closures : mapping parameter name -> (summand, power), summand a SymPy expression or
+        string, power a number
+
+    Returns
+    -------
+    ModeSystem, with the flat state-major layout [x_1..x_K, y_1..y_K, ...].
+
+    Raises
+    ------
+    TypeError
+        ``per_mode`` is not an ODESystem, ``K`` not an int, a closure not a pair.
+    ValueError
+        ``K < 1``, a closure naming an unknown parameter, or a summand using a closed
+        parameter or an unknown symbol.
+    """
+    if not isinstance(per_mode, ODESystem):
+        raise TypeError(f"per_mode must be an ODESystem; got {type(per_mode).__name__}")
+    if isinstance(K, bool) or not isinstance(K, (int, np.integer)):
+        raise TypeError(f"K must be a positive int (number of modes); got {type(K).__name__}")
+    if K < 1:
+        raise ValueError(f"K must be a positive int (number of modes); got {K}")
+    closures = {} if closures is None else closures
+    if not isinstance(closures, Mapping):
+        raise TypeError("closures must be a dict {parameter name: (summand, power)}")
+    table = per_mode.symbols
+    out = []
+    for name, pair in closures.items():
+        name = str(name)
+        if name not in per_mode.param_names:
+            raise ValueError(f"closures names {name!r}, not a parameter; params are {list(per_mode.param_names)}")
+        try:
+            summand, power = pair
+        except (TypeError, ValueError):
+            raise TypeError(f"closures[{name!r}] must be a pair (summand, power); got {pair!r}") from None
+        summand = _parse(summand, table, f"closures[{name!r}]")
+        used = {str(v) for v in summand.free_symbols} & set(closures)
+        if used:
+            raise ValueError(f"closures[{name!r}] uses closed parameters {sorted(used)}; write it in the states")
+        out.append((table[name], summand, sp.nsimplify(power)))
+    return ModeSystem(per_mode, int(K), tuple(out))
+
+
+@dataclass(frozen=True)
+class ModeSystem:
+    """K coupled copies of a per-mode system, for numerics (K up to 10^4 and beyond).
+
+    The state is flat, state-major: y = [x_1..x_K, y_1..y_K, ...] for per-mode states
+    (x, y, ...), shape (..., n_states); ``pack``/``unpack`` convert. Parameters closed by the
+    spectrum (``closed``) are computed from y and are not passed in ``params``. It offers what
+    the numerics read of a system (names, domains, collapse indices, compiled right-hand
+    sides); ``to_ode_system()`` gives the explicit ODESystem for small K.
+    """
+
+    per_mode: ODESystem
+    K: int
+    closures: tuple = ()
+
+    @property
+    def spec(self) -> Any:
+        """The model of the per-mode system, where it has one (derived systems), else None."""
+        return getattr(self.per_mode, "spec", None)
+
+    @property
+    def name(self) -> str:
+        return f"{self.per_mode.name}, {self.K} modes" if self.per_mode.name else f"{self.K} modes"
+
+    @property
+    def closed(self) -> tuple[str, ...]:
+        return tuple(str(c[0]) for c in self.closures)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(n for n in self.per_mode.param_names if n not in self.closed)
+
+    @property
+    def param_domain(self) -> Mapping:
+        return FrozenMap({k: v for k, v in self.per_mode.param_domain.items() if k not in self.closed})
+
+    @property
+    def n_states(self) -> int:
+        return self.per_mode.n_states * self.K
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """Flat state names in layout order: x_1..x_K, y_1..y_K, ..."""
+        return tuple(f"{n}_{k}" for n in self.per_mode.state_names for k in range(1, self.K + 1))
+
+    @property
+    def collapse_indices(self) -> tuple[int, ...]:
+        """Flat indices of every mode's collapse states."""
+        return tuple(i * self.K + k for i in self.per_mode.collapse_indices for k in range(self.K))
+
+    @property
+    def state_domain(self) -> Mapping:
+        """Per flat state name, the per-mode state's domain."""
+        return FrozenMap({f"{n}_{k}": v for n, v in self.per_mode.state_domain.items() for k in range(1, self.K + 1)})
+
+    def state_bounds(self) -> tuple[tuple[float, float], ...]:
+        """(lower, upper) of every flat state, in layout order."""
+        return tuple(b for b in self.per_mode.state_bounds() for _ in range(self.K))
+
+    def check_params(self, params: Any, *, batch: bool = False) -> dict[str, Any]:
+        """Validate ``params`` (the free parameters) as ``ODESystem.check_params`` does."""
+        return _free_part(self).check_params(params, batch=batch)
+
+    def pack(self, **spectra: Any) -> np.ndarray:
+        """Flat state from per-state spectra, e.g. ``pack(p=p_k, s=s_k)``; arrays (..., K)."""
+        names = self.per_mode.state_names
+        if set(spectra) != set(names):
+            raise ValueError(f"pack needs exactly the states {names}; got {sorted(spectra)}")
+        arrs = [np.asarray(spectra[n], dtype=np.float64) for n in names]
+        for n, a in zip(names, arrs):
+            if a.shape[-1:] != (self.K,):
+                raise ValueError(f"{n} must have shape (..., {self.K}); got {a.shape}")
+        return np.concatenate(np.broadcast_arrays(*arrs), axis=-1)
+
+    def unpack(self, y: Any) -> dict[str, np.ndarray]:
+        """Per-state spectra ``{name: array (..., K)}`` from a flat state."""
+        names = self.per_mode.state_names
+        y = state_array(y, self.n_states, [f"{n}_1..{n}_K" for n in names], "numpy")
+        return {n: y[..., i * self.K : (i + 1) * self.K] for i, n in enumerate(names)}
+
+    def to_jax(self, checked: bool = True) -> RhsFunction:
+        """``f(t, y, params)`` on flat states (..., n_states); jit/vmap/grad compatible.
+
+        Same checks as ``ODESystem.to_jax``; ``checked=False`` skips them."""
+        return _mode_function(self, "jax", checked)
+
+    def to_numpy(self, checked: bool = True) -> RhsFunction:
+        """Same as ``to_jax`` with NumPy arrays."""
+        return _mode_function(self, "numpy", checked)
+
+    def to_sympy(self) -> tuple[tuple[sp.Symbol, ...], sp.ImmutableMatrix]:
+        """(states, rhs) as explicit SymPy objects; for small K only (K <= 64)."""
+        system = self.to_ode_system()
+        return system.states, system.rhs
+
+    def to_ode_system(self) -> ODESystem:
+        """The explicit ODESystem of the K coupled modes (K <= 64): every symbolic analysis
+        (exact equilibria, thresholds) then applies. Raises ValueError for larger K."""
+        if self.K > _MAX_SYMBOLIC_K:
+            raise ValueError(f"to_ode_system is for K <= {_MAX_SYMBOLIC_K} modes; got K={self.K}")
+        return _mode_sympy(self)
+
+    def __repr__(self) -> str:
+        return f"ModeSystem({self.per_mode.name or 'per-mode system'}, K={self.K}, closed={self.closed}, params={self.param_names})"
+
+
+@lru_cache(maxsize=64)
+def _free_part(system: ModeSystem) -> ODESystem:
+    """A stand-in whose params are the free ones, for the shared parameter check."""
+    pm = system.per_mode
+    free = tuple(v for v in pm.params if str(v) not in system.closed)
+    return ODESystem(pm.states, free, sp.ImmutableMatrix([0] * pm.n_states),
+                     param_domain={k: v for k, v in pm.param_domain.items() if k not in system.closed})
+
+
+@lru_cache(maxsize=64)
+def _mode_sympy(system: ModeSystem) -> ODESystem:
+    pm, K = system.per_mode, system.K
+    table = {v: sp.symbols(f"{v}_1:{K + 1}") for v in pm.states}
+    states = tuple(x for v in pm.states for x in table[v])
+    closure = {
+        param: sp.Add(*[summand.subs({v: table[v][k] for v in pm.states}) for k in range(K)]) ** power
+        for param, summand, power in system.closures
+    }
+    rows = [r.subs({v: table[v][k] for v in pm.states}).subs(closure) for r in pm.rhs for k in range(K)]
+    free = tuple(v for v in pm.params if str(v) not in system.closed)
+    return ODESystem(
+        states, free, sp.ImmutableMatrix(rows),
+        state_domain=dict(system.state_domain),
+        param_domain=dict(system.param_domain),
+        collapse=tuple(system.state_names[i] for i in system.collapse_indices),
+        name=system.name,
+    )
+
+
+def _mode_function(system: ModeSystem, backend: str, checked: bool = True) -> RhsFunction:
+    pm, K = system.per_mode, system.K
+    raw = lambdified(pm.states + pm.params, tuple(pm.rhs), backend)
+    free_syms = tuple(v for v in pm.params if str(v) not in system.closed)
+    free = [str(v) for v in free_syms]
+    closures = [
+        (str(param), lambdified(pm.states + free_syms, (summand,), backend), power)
+        for param, summand, power in system.closures
+    ]
+    ns = pm.n_states
+    mod = xp(backend)
+    flat_names = [f"{n}_1..{n}_K" for n in pm.state_names]
+
+    def f(t, y, params):
+        if checked:
+            y = state_array(y, ns * K, flat_names, backend)
+            given = system.check_params(params, batch=True)
+            given = {k: (float(v) if isinstance(v, sp.Basic) else v) for k, v in given.items()}
+        else:
+            given = {k: params[k] for k in free}
+        spectra = [y[..., i * K : (i + 1) * K] for i in range(ns)]
+        # per-trajectory parameters broadcast over the mode axis
+        values = {n: mod.asarray(v, dtype=mod.float64)[..., None] for n, v in given.items()}
+        free_values = [values[n] for n in free]
+        for name, g, power in closures:
+            summand = g(*spectra, *free_values)[0] * mod.ones_like(spectra[0])
+            total = mod.sum(summand, axis=-1, keepdims=True)
+            values[name] = total if power == 1 else total ** float(power)
+        out = raw(*spectra, *[values[n] for n in pm.param_names])
+        out = mod.broadcast_arrays(*[mod.asarray(o, dtype=mod.float64) * mod.ones_like(spectra[0]) for o in out])
+        return mod.concatenate(out, axis=-1)
+
+    f.__doc__ = f"{K}-mode flow of {pm.name or 'the per-mode system'}; params: {', '.join(free)}."
+    return f
