@@ -10,6 +10,7 @@ import sympy as sp
 
 from . import symbols as sy
 from ._coupled import ModeSystem, couple
+from ._losses import is_scale_invariant
 from ._spec import ModelSpec
 from ._system import FrozenMap, ODESystem, _freeze, reduce
 
@@ -97,6 +98,23 @@ class EigenmodeSystem(ODESystem):
             steps["manifold"] = {k: v for k, v in graph.items()}
         what = changes.get("name") or self.spec.label
         return replace(self, closures=(), laws=(), steps=steps, description=f"{what}.", **changes)
+
+    @property
+    def scaling(self) -> Mapping[str, int] | None:
+        """How states and norm parameters scale with the network's overall scale lambda, for
+        a scale-invariant loss (cosine), else None.
+
+        The true loss does not see the scale, so weight decay shrinks Psi and Phi uniformly:
+        p ~ lambda, s ~ lambda^2, hence N_psi^2 = c sum p^2 s ~ lambda^4, N_phi^2 = c sum
+        tau^2 s ~ lambda^2 and T = sum tau p s ~ lambda^3. Returned as {name: power}, for the
+        names this system has (``dynamics.shrinking_norms`` and the "scale" axis of
+        ``dynamics.regimes`` read it).
+        """
+        if not is_scale_invariant(self.spec.loss):
+            return None
+        powers = {"p": 1, "s": 2, "N_psi": 2, "N_phi": 1, "T": 3}
+        names = set(self.state_names) | set(self.param_names)
+        return FrozenMap({k: v for k, v in powers.items() if k in names})
 
     @property
     def order(self) -> int | None:
