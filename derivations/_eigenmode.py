@@ -117,6 +117,12 @@ class EigenmodeSystem(ODESystem):
         return FrozenMap({k: v for k, v in powers.items() if k in names})
 
     @property
+    def weight_decay(self) -> str:
+        """The name of the weight-decay parameter (eta): the rate at which it shrinks the
+        network's scale for a scale-invariant loss, lambda = exp(-eta t)."""
+        return str(sy.eta)
+
+    @property
     def order(self) -> int | None:
         """Degree in p of the polynomial dp/dt on the invariant manifold s = p**2/alpha_p.
 

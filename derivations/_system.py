@@ -547,7 +547,7 @@ def _check_value(name: str, value: Any, domain: sp.Interval | None, batch: bool)
         if not (value.is_number and value.is_real and value.is_finite):
             raise ValueError(f"params[{name!r}] must be a finite real number; got {value!r}")
         if domain is not None and not domain.contains(value) == sp.true:
-            raise ValueError(f"params[{name!r}] = {value} is outside its domain {name} in {domain}")
+            raise ValueError(f"params[{name!r}] = {value} is outside the model's domain: need {_interval_words(name, domain)}")
         return value
     try:
         arr = np.asarray(value, dtype=float)
@@ -565,8 +565,18 @@ def _check_value(name: str, value: Any, domain: sp.Interval | None, batch: bool)
         above = arr > hi if not domain.right_open else arr >= hi
         if np.any(below | above):
             bad = arr[below | above].flat[0]
-            raise ValueError(f"params[{name!r}] = {bad} is outside its domain {name} in {domain}")
+            raise ValueError(f"params[{name!r}] = {bad} is outside the model's domain: need {_interval_words(name, domain)}")
     return float(arr) if arr.ndim == 0 else arr
+
+
+def _interval_words(name: str, interval: sp.Interval) -> str:
+    """``interval`` as a condition on ``name``, e.g. "alpha_p > 0" or "0 <= x <= 1"."""
+    parts = []
+    if interval.start != -sp.oo:
+        parts.append(f"{name} {'>' if interval.left_open else '>='} {interval.start}")
+    if interval.end != sp.oo:
+        parts.append(f"{name} {'<' if interval.right_open else '<='} {interval.end}")
+    return " and ".join(parts) or f"{name} real"
 
 
 def _rhs_function(system: ODESystem, backend: str, checked: bool = True) -> RhsFunction:

@@ -1,12 +1,15 @@
 """ncdyn.dynamics: numerics on derived eigenmode systems, the network simulator, the CLI.
 
-    integrate(system, y0, t_span, params)   batched ODE integration (JAX/diffrax or SciPy)
+    integrate(system, y0, t_span, params)   batched ODE integration of any system (JAX/diffrax or SciPy)
+    flow(system, t)                         the pure JAX flow map (y0, params) -> y(t): jit, vmap, grad
+    Collapse, BlowUp, Steady, LeaveBox, Condition   terminating events, one definition for both backends
     simulate_network(spec, params)          the matrix-level linear network, true losses
     compare(loss, target, params)           eigenmode approximations against the network
     equilibria(system, params)              every equilibrium, classified (exact where polynomial)
     threshold / bifurcation / regimes       equilibria across parameters
     basins(system, params, grid)            where trajectories from a grid of states go
-    portrait, plot_flow_1d, plot_bifurcation, plot_regimes, plot_basins, plot_spectra   figures
+    phase_plane(system, params)             the phase plane as data (field, nullclines, orbits)
+    portrait, plot_phase_plane, plot_flow_1d, plot_bifurcation, plot_regimes, plot_basins, plot_spectra   figures
     reproduce(out)                          the paper's claims as figures and a report
 
 Importing it enables float64 in JAX (``jax_enable_x64``).
@@ -17,31 +20,30 @@ import jax as _jax
 _jax.config.update("jax_enable_x64", True)
 
 from ._basins import Basins, basins  # noqa: E402
-from ._bifurcation import (  # noqa: E402
-    REGIMES,
-    BatchRoots,
-    Bifurcation,
-    BifurcationPoint,
-    Regimes,
-    ShrinkingNorms,
-    Threshold,
-    bifurcation,
-    regimes,
-    roots_batch,
-    shrinking_norms,
-    threshold,
-)
+from ._bifurcation import BIFURCATION_KINDS, Bifurcation, BifurcationPoint, Branch, bifurcation  # noqa: E402
+from ._roots import REGIMES, BatchRoots, Regimes, ShrinkingNorms, regimes, roots_batch, shrinking_norms  # noqa: E402
+from ._threshold import Threshold, threshold  # noqa: E402
 from ._compare import Comparison, approximations_for, compare  # noqa: E402
-from ._equilibria import Equilibrium, EquilibriumCurve, EquilibriumSet, check_model_params, equilibria  # noqa: E402
-from ._integrate import BUILTIN_EVENTS, JAX_SOLVERS, SCIPY_METHODS, integrate  # noqa: E402
+from ._equilibria import Equilibrium, EquilibriumCurve, EquilibriumSet, equilibria  # noqa: E402
+from ._events import BlowUp, Collapse, Condition, Event, EventContext, LeaveBox, Steady  # noqa: E402
+from ._integrate import BUILTIN_EVENTS, JAX_SOLVERS, SCIPY_METHODS, flow, integrate  # noqa: E402
 from ._network import NetworkRun, aligned_init, default_spectrum, simulate_network  # noqa: E402
-from ._plots import plot_basins, plot_bifurcation, plot_flow_1d, plot_regimes, plot_spectra, portrait  # noqa: E402
+from ._phase_plane import Orbit, PhasePlane, SaddleManifold, phase_plane  # noqa: E402
+from ._plots import plot_basins, plot_bifurcation, plot_flow_1d, plot_phase_plane, plot_regimes, plot_spectra, portrait  # noqa: E402
 from ._reproduce import reproduce  # noqa: E402
 from ._solution import STATUSES, Solution  # noqa: E402
 from ._stability import Classification, classify, jacobian_at  # noqa: E402
 
 __all__ = [
     "integrate",
+    "flow",
+    "Event",
+    "EventContext",
+    "Collapse",
+    "BlowUp",
+    "Steady",
+    "LeaveBox",
+    "Condition",
     "Solution",
     "STATUSES",
     "BUILTIN_EVENTS",
@@ -58,7 +60,6 @@ __all__ = [
     "Equilibrium",
     "EquilibriumCurve",
     "EquilibriumSet",
-    "check_model_params",
     "classify",
     "Classification",
     "jacobian_at",
@@ -69,6 +70,8 @@ __all__ = [
     "bifurcation",
     "Bifurcation",
     "BifurcationPoint",
+    "Branch",
+    "BIFURCATION_KINDS",
     "regimes",
     "Regimes",
     "REGIMES",
@@ -76,6 +79,11 @@ __all__ = [
     "ShrinkingNorms",
     "basins",
     "Basins",
+    "phase_plane",
+    "PhasePlane",
+    "Orbit",
+    "SaddleManifold",
+    "plot_phase_plane",
     "portrait",
     "plot_flow_1d",
     "plot_bifurcation",

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import sympy as sp
 
-from derivations import EigenmodeSystem
+from derivations import ODESystem
 
-from ._states import collapse_indices
 from ._equilibria import equilibria
 from ._integrate import integrate
+from ._phase_plane import MANIFOLD, _check_fixed
 
 __all__ = ["basins", "Basins"]
 
@@ -25,10 +26,14 @@ class Basins:
     final:       (ny, nx, n_states) final states.
     attractor:   (ny, nx) index into ``attractors`` of the stable equilibrium each trajectory
                  approaches (the nearest one at t1), -1 where there is none (or it left).
-    attractors:  the stable equilibria (one-mode systems; empty for K-mode systems).
-    collapsed:   (ny, nx) True where the trajectory collapses: its attractor is the collapsed
-                 equilibrium, or every p and s fell below ``collapse_tol``.
+    attractors:  the stable equilibria (symbolic systems; empty for K-mode ModeSystems).
+    collapse_states: the system's collapse states (``system.collapse``); empty: nothing
+                 collapses and the basins are labelled by attractor only.
+    collapsed:   (ny, nx) True where the trajectory collapses: its attractor is a collapsed
+                 equilibrium, or every collapse state fell below ``collapse_tol``. All False
+                 when the system has no collapse states.
     status:      (ny, nx) Solution status per trajectory.
+    t1:          the integration time.
     collapse_probability: fraction of the grid that collapses (uniform weight per point).
     """
 
@@ -42,10 +47,15 @@ class Basins:
     collapsed: np.ndarray
     status: np.ndarray
     t1: float
+    collapse_states: tuple[str, ...] = ()
 
     @property
     def collapse_probability(self) -> float:
         return float(np.mean(self.collapsed))
+
+    def fractions(self) -> dict[int, float]:
+        """{attractor index: fraction of the grid approaching it}; -1: none."""
+        return {int(k): float(np.mean(self.attractor == k)) for k in np.unique(self.attractor)}
 
 
 def basins(
@@ -53,42 +63,79 @@ def basins(
     params: Mapping[str, float],
     grid: Mapping[str, Sequence[float]],
     *,
-    fixed: Mapping[str, float] | None = None,
+    fixed: Mapping[str, Any] | None = None,
     t1: float = 200.0,
     collapse_tol: float = 1e-6,
     backend: str = "jax",
 ) -> Basins:
-    """Integrate from every point of ``grid`` = {x state: values, y state: values} (other
-    states from ``fixed``) to ``t1`` in one batched call and record where each ends.
+    """Integrate from every point of ``grid`` = {x state: values, y state: values} (the other
+    states from ``fixed``) to ``t1`` in one batched ``integrate`` call and record where each
+    trajectory ends: the nearest stable equilibrium (symbolic systems) and, where the system
+    declares collapse states (``system.collapse_indices``), whether it collapsed.
 
-    Raises ValueError unless ``grid`` names exactly two states of the system and ``fixed``
-    gives every other state.
+    Parameters
+    ----------
+    system : derivations.ODESystem or ModeSystem
+    params : parameter values.
+    grid : exactly two state names -> 1-D arrays of at least two values.
+    fixed : {other state: real number or "manifold"}; "manifold" puts the state on the
+        system's declared invariant manifold at each grid point (``system.manifold``).
+    t1 : integration time. collapse_tol : collapse threshold. backend : ``integrate``'s.
+
+    Returns
+    -------
+    Basins
+
+    Raises
+    ------
+    TypeError
+        A ``fixed`` value that is neither a real number nor "manifold".
+    ValueError
+        ``grid`` not naming exactly two states, a ``fixed`` key on a grid axis or missing,
+        "manifold" for a state the manifold does not give, bad grid values.
     """
     names = tuple(system.state_names)
     if not isinstance(grid, Mapping) or len(grid) != 2:
         raise ValueError(f"grid must be a dict of exactly two state names -> values; states are {names}")
     (xn, xv), (yn, yv) = grid.items()
-    fixed = dict(fixed or {})
     for n in (xn, yn):
         if n not in names:
             raise ValueError(f"grid names unknown state {n!r}; states are {names}")
-    missing = [n for n in names if n not in (xn, yn) and n not in fixed]
-    if missing:
-        raise ValueError(f"fixed must give the states not on the grid: missing {missing}")
+    if xn == yn:
+        raise ValueError("grid must name two different states")
+    fixed = _check_fixed(system, xn, yn, fixed)
     xv, yv = np.asarray(xv, dtype=float), np.asarray(yv, dtype=float)
     if xv.ndim != 1 or yv.ndim != 1 or xv.size < 2 or yv.size < 2:
         raise ValueError("grid values must be 1-D arrays with at least two entries")
+    if not (np.all(np.isfinite(xv)) and np.all(np.isfinite(yv))):
+        raise ValueError("grid values must be finite")
     X, Y = np.meshgrid(xv, yv)
     y0 = np.zeros(X.shape + (len(names),))
-    for i, n in enumerate(names):
-        y0[..., i] = X if n == xn else Y if n == yn else fixed[n]
+    y0[..., names.index(xn)], y0[..., names.index(yn)] = X, Y
+    for n, v in fixed.items():
+        if v != MANIFOLD:
+            y0[..., names.index(n)] = v
+    on_manifold = [n for n, v in fixed.items() if v == MANIFOLD]
+    if on_manifold:
+        from ._phase_plane import _slice_expressions
+
+        exprs = _slice_expressions(system, xn, yn, fixed)
+        sym = system.symbols
+        prm = system.check_params(params)
+        args = (sym[xn], sym[yn]) + tuple(system.params)
+        for n in on_manifold:
+            g = sp.lambdify(args, exprs[n], "numpy")
+            y0[..., names.index(n)] = g(X, Y, *(float(prm[p]) for p in system.param_names))
     sol = integrate(system, y0, (0.0, t1), params, t_eval=[t1], collapse_tol=collapse_tol, backend=backend)
     final = sol.y[..., -1, :]
-    idx = collapse_indices(names)
-    collapsed = (sol.status == "collapsed") | np.all(np.abs(final[..., idx]) < collapse_tol, axis=-1)
+    idx = np.asarray(system.collapse_indices, dtype=int)
+    if idx.size:
+        collapsed = (sol.status == "collapsed") | np.all(np.abs(final[..., idx]) < collapse_tol, axis=-1)
+    else:
+        collapsed = np.zeros(X.shape, dtype=bool)
     attractors: tuple = ()
     attractor = np.full(X.shape, -1)
-    if isinstance(system, EigenmodeSystem):
+    if isinstance(system, ODESystem):  # symbolic: its equilibria are enumerable
         attractors = tuple(e for e in equilibria(system, params) if e.stable)
         if attractors:
             # slow attractors (rates ~ eta) are approached, not reached, by t1: take the nearest
@@ -96,6 +143,10 @@ def basins(
             attractor = np.argmin(dist, axis=-1)
             far = np.min(dist, axis=-1) > 0.1 * (1 + np.linalg.norm(final, axis=-1))
             attractor[far | (sol.status == "blew_up")] = -1
-            is_collapsed = np.array([e.collapsed for e in attractors])
-            collapsed |= (attractor >= 0) & is_collapsed[np.maximum(attractor, 0)]
-    return Basins(xn, yn, xv, yv, final, attractor, attractors, collapsed, sol.status, t1)
+            if idx.size:
+                is_collapsed = np.array([bool(e.collapsed) for e in attractors])
+                collapsed |= (attractor >= 0) & is_collapsed[np.maximum(attractor, 0)]
+    for a in (xv, yv, final, attractor, collapsed):
+        a.setflags(write=False)
+    return Basins(xn, yn, xv, yv, final, attractor, attractors, collapsed, sol.status, float(t1),
+                  tuple(names[i] for i in idx))

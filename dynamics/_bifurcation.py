@@ -1,216 +1,90 @@
-"""Equilibria across parameters: batched roots, thresholds, bifurcation branches, regime maps."""
+"""bifurcation(system, param, values, params): branches of equilibria of any ODESystem across a
+parameter, with the fold, transcritical, pitchfork and Hopf points located and labelled.
+
+A system that declares an invariant ``manifold`` is first restricted to it (``system.reduce()``);
+the analysis decides by capability and by the system's data, never by a name.
+"""
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import sympy as sp
 
-from derivations import EigenmodeSystem
-from derivations import symbols as sy
-from derivations._codegen import param_values
+from derivations import ODESystem
 
-from ._equilibria import check_model_params, equilibria
+from ._equilibria import equilibria
+from ._prepare import MAX_BISECTIONS, as_float, label, prepared, read_only
+from ._roots import roots_batch
+from ._tolerance import check_tol, is_zero
 
-__all__ = [
-    "roots_batch", "BatchRoots", "threshold", "Threshold", "bifurcation", "Bifurcation", "BifurcationPoint",
-    "regimes", "Regimes", "REGIMES", "shrinking_norms", "ShrinkingNorms",
-]
+__all__ = ["bifurcation", "Bifurcation", "BifurcationPoint", "Branch", "BIFURCATION_KINDS"]
 
-REGIMES = ("collapse only", "bistable", "non-collapsed only", "no stable equilibrium")
-"""Regime labels of ``regimes``, by the stable equilibria of the reduced mode dp/dt = f(p):
-collapse only: p = 0 is the only stable equilibrium; bistable: p = 0 and a non-collapsed one
-are both stable; non-collapsed only: p = 0 is unstable and a non-collapsed one is stable;
-no stable equilibrium: trajectories leave every neighbourhood (e.g. finite-time blow-up)."""
-
-
-def _one_state(system: EigenmodeSystem) -> EigenmodeSystem:
-    if not isinstance(system, EigenmodeSystem):
-        raise TypeError(f"system must be an EigenmodeSystem; got {type(system).__name__}")
-    reduced = system.reduce()
-    if len(reduced.states) != 1:
-        raise ValueError(
-            f"this needs a one-state reduced system (dp/dt = f(p)); {system.spec.label} reduces to "
-            f"states {reduced.state_names}: use target='simsiam'"
-        )
-    return reduced
-
-
-@lru_cache(maxsize=64)
-def _coefficient_functions(reduced: EigenmodeSystem):
-    """Numerator coefficients of dp/dt in p (highest first) as NumPy functions of the params.
-    The denominator is a product of positive parameters, so signs and roots are unchanged."""
-    num = sp.numer(sp.together(reduced.rhs[0]))
-    poly = sp.Poly(num, sy.p)
-    coeffs = poly.all_coeffs()
-    return [sp.lambdify(reduced.params, c, "numpy") for c in coeffs], sp.Poly(sp.diff(num, sy.p), sy.p).all_coeffs()
-
-
-@dataclass(frozen=True)
-class BatchRoots:
-    """Equilibria of a one-state reduced mode at many parameter points at once.
-
-    roots:   batch_shape + (degree,) complex roots of dp/dt (companion-matrix eigenvalues).
-    real:    mask of the real ones (|Im| <= 1e-9 max(1, |root|)).
-    slope:   f'(root) (real part); stable: real & slope < 0.
-    n_real, n_stable: counts per point. collapsed_stable: p = 0 is a stable root.
-    """
-
-    roots: np.ndarray
-    real: np.ndarray
-    slope: np.ndarray
-    stable: np.ndarray
-    n_real: np.ndarray
-    n_stable: np.ndarray
-    collapsed_stable: np.ndarray
-    noncollapsed_stable: np.ndarray
-
-
-def roots_batch(system: EigenmodeSystem, params: Mapping[str, Any]) -> BatchRoots:
-    """All roots of the reduced dp/dt = f(p) at every parameter point (params may be arrays
-    that broadcast), from batched companion matrices; 10^5 points take a fraction of a second.
-    Exact enumeration at one point is ``equilibria``; this is for maps and sweeps."""
-    reduced = _one_state(system)
-    names = reduced.param_names
-    vals = param_values(params, names, "numpy")
-    shape = np.broadcast_shapes(*(v.shape for v in vals))
-    vals = [np.broadcast_to(v, shape).ravel() for v in vals]
-    check_model_params(names, {n: (float(np.min(v)) if n in ("sigma2", "eta", "alpha_p", "beta", "N_psi", "N_phi") else 0.0)
-                               for n, v in zip(names, vals)})
-    funcs, _ = _coefficient_functions(reduced)
-    B = vals[0].size
-    C = np.stack([np.broadcast_to(np.asarray(f(*vals), dtype=float), (B,)) for f in funcs], axis=1)  # (B, deg+1)
-    deg = C.shape[1] - 1
-    roots = np.full((B, deg), np.nan + 0j)
-    lead_ok = np.abs(C[:, 0]) > 1e-14 * np.max(np.abs(C), axis=1)
-    if lead_ok.any():
-        M = np.zeros((int(lead_ok.sum()), deg, deg))
-        M[:, 0, :] = -C[lead_ok, 1:] / C[lead_ok, :1]
-        M[:, np.arange(1, deg), np.arange(deg - 1)] = 1.0
-        roots[lead_ok] = np.linalg.eigvals(M)
-    for b in np.flatnonzero(~lead_ok):  # degenerate leading coefficient: fewer roots
-        r = np.roots(C[b])
-        roots[b, : len(r)] = r
-    real = np.isfinite(roots) & (np.abs(roots.imag) <= 1e-9 * np.maximum(1.0, np.abs(roots)))
-    dC = C[:, :-1] * np.arange(deg, 0, -1)
-    x = np.where(real, roots.real, 0.0)
-    slope = np.zeros_like(x)
-    for k in range(deg):
-        slope = slope * x + dC[:, k : k + 1]
-    scale = np.max(np.abs(C), axis=1, keepdims=True)
-    stable = real & (slope < -1e-12 * scale)
-    zero = real & (np.abs(x) <= 1e-9)
-    out = BatchRoots(
-        roots=roots.reshape(shape + (deg,)),
-        real=real.reshape(shape + (deg,)),
-        slope=slope.reshape(shape + (deg,)),
-        stable=stable.reshape(shape + (deg,)),
-        n_real=real.sum(1).reshape(shape),
-        n_stable=stable.sum(1).reshape(shape),
-        collapsed_stable=(stable & zero).any(1).reshape(shape),
-        noncollapsed_stable=(stable & ~zero).any(1).reshape(shape),
-    )
-    return out
-
-
-# -- thresholds --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """Where non-collapsed equilibria of the reduced mode appear or disappear.
-
-    fold:          discriminant condition (= 0) of f(p)/p^m in p: two equilibria merge.
-    fold_solutions: that condition solved for ``param`` (when SymPy can).
-    transcritical: condition (= 0) for a non-collapsed equilibrium to pass through p = 0.
-    transcritical_solutions: solved for ``param``.
-    """
-
-    param: sp.Symbol
-    fold: sp.Expr
-    fold_solutions: tuple[sp.Expr, ...]
-    transcritical: sp.Expr
-    transcritical_solutions: tuple[sp.Expr, ...]
-
-    def __repr__(self) -> str:
-        return (f"Threshold({self.param}: fold at {list(self.fold_solutions) or sp.Eq(self.fold, 0)}, "
-                f"transcritical at {list(self.transcritical_solutions) or sp.Eq(self.transcritical, 0)})")
-
-
-def threshold(system: EigenmodeSystem, param: str) -> Threshold:
-    """The symbolic boundary in ``param`` where non-collapsed equilibria appear or disappear.
-
-    On the invariant manifold dp/dt = f(p) = p^m q(p) with q(0) != 0 generically; a fold of
-    non-collapsed equilibria is a double root of q (discriminant zero), a transcritical point a
-    root of q crossing 0 (q(0) = 0). For EMA systems tau is held as a parameter. Example: the
-    Euclidean SimSiam mode gives eta = 1/(4c) (Tian et al.), the EMA mode eta = tau^2/(4c).
-    """
-    if not isinstance(system, EigenmodeSystem):
-        raise TypeError(f"system must be an EigenmodeSystem; got {type(system).__name__}")
-    reduced = system.reduce()
-    allowed = reduced.param_names + tuple(n for n in reduced.state_names if n != "p")
-    if param not in allowed:
-        raise ValueError(f"param={param!r} is not a parameter of {system.spec.label}; choose one of {allowed}")
-    x = reduced.symbols[param]
-    num = sp.factor_terms(sp.numer(sp.together(reduced.rhs[0])))
-    q = sp.Poly(num, sy.p)
-    m = min(k for (k,), c in q.terms())
-    q = sp.Poly(sp.cancel(num / sy.p**m), sy.p)
-    disc = sp.factor(sp.discriminant(q.as_expr(), sy.p))
-    fold = _relevant_factor(disc, x)
-    q0 = sp.factor(q.as_expr().subs(sy.p, 0))
-    trans = _relevant_factor(q0, x)
-    return Threshold(x, fold, tuple(_solve(fold, x)), trans, tuple(_solve(trans, x)))
-
-
-_POSITIVE = (sy.N_psi, sy.N_phi, sy.alpha_p, 1 + sy.sigma2)
-
-
-def _relevant_factor(expr: sp.Expr, x: sp.Symbol) -> sp.Expr:
-    """The product of the factors of ``expr`` that involve ``x``, dropping factors that are
-    positive on the model's domain (N_psi, N_phi, alpha_p, c = 1 + sigma2): they never vanish.
-    1 means the condition cannot be met."""
-    _, factors = sp.factor_list(expr)
-    keep = [f**k for f, k in factors if f.has(x) and f not in _POSITIVE]
-    return sp.Mul(*keep) if keep else sp.Integer(0) if expr == 0 else sp.Integer(1)
-
-
-def _solve(expr: sp.Expr, x: sp.Symbol) -> list[sp.Expr]:
-    if expr in (0, 1):
-        return []
-    try:  # closed forms only where they are readable; otherwise the condition is the answer
-        if sp.Poly(expr, x).degree() > 2:
-            return []
-        return [sp.simplify(r) for r in sp.solve(expr, x)]
-    except (NotImplementedError, sp.PolynomialError):
-        return []
+BIFURCATION_KINDS = ("fold", "transcritical", "pitchfork", "hopf")
+"""Kinds of ``BifurcationPoint``: fold (saddle-node: two equilibria meet and vanish, a real
+eigenvalue through 0), transcritical (two branches cross and exchange stability, the number
+of equilibria unchanged), pitchfork (one branch splits into three), hopf (a complex pair of
+eigenvalues crosses the imaginary axis, the number of equilibria unchanged)."""
 
 
 # -- bifurcation diagrams ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BifurcationPoint:
-    """kind: "fold" (two equilibria merge), "transcritical" (an equilibrium crosses p = 0 and
-    exchanges stability with the collapsed one) or "touch" (an equilibrium touches p = 0
-    tangentially and leaves); value: the parameter, refined by bisection; p: where."""
+    """One located bifurcation point.
+
+    kind:  one of ``BIFURCATION_KINDS`` (fold, transcritical, pitchfork, hopf).
+    value: the parameter value, located by bisection to ``tol`` (and snapped to an exact
+           value where one is known: a sampled value at which the point sits, an exact
+           parameter value with a zero eigenvalue of a rational system, or 0).
+    x:     the state there (n_states,); p: its first coordinate (kept for compatibility).
+    """
 
     kind: str
     value: float
-    p: float
+    x: np.ndarray
+    p: float = None
+
+    def __post_init__(self) -> None:
+        x = read_only(np.atleast_1d(np.asarray(self.x, dtype=float)))
+        object.__setattr__(self, "x", x)
+        object.__setattr__(self, "value", float(self.value))
+        object.__setattr__(self, "p", float(x[0]))
+
+    def __repr__(self) -> str:
+        return f"BifurcationPoint({self.kind} at {self.value:.10g}, x = {np.array2string(self.x, precision=6)})"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
+class Branch:
+    """One continuous branch of equilibria tracked across the parameter.
+
+    values: (m,) parameter values; x: (m, n_states) the equilibrium; stable: (m,) bool.
+    """
+
+    values: np.ndarray
+    x: np.ndarray
+    stable: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
 class Bifurcation:
-    """Equilibria of the reduced mode along ``values`` of ``param``.
+    """Equilibria of a system along ``values`` of ``param``.
 
-    p:      (n_values, n_max) equilibrium positions, NaN-padded where fewer exist (use ``mask``).
-    stable: (n_values, n_max) bool. mask: (n_values, n_max) where an equilibrium exists.
-    points: folds and transcritical/touch points located between the sampled values.
+    state_names: the states (of the system after restriction to its manifold).
+    branches:  continuous branches of equilibria (``Branch``), tracked on a dense grid.
+    points:    the located bifurcation points (``BifurcationPoint``), sorted by value.
+    p:         (n_values, n_max) first state of the equilibria at each sampled value, NaN-padded
+               where fewer exist (use ``mask``); stable: (n_values, n_max) bool; mask: where an
+               equilibrium exists (kept for compatibility).
+    system_name: the system's name.
     """
 
     param: str
@@ -219,197 +93,531 @@ class Bifurcation:
     stable: np.ndarray
     mask: np.ndarray
     points: tuple[BifurcationPoint, ...]
+    state_names: tuple[str, ...] = ()
+    branches: tuple[Branch, ...] = ()
+    system_name: str = ""
 
 
-def bifurcation(system: EigenmodeSystem, param: str, values: Sequence[float], params: Mapping[str, float],
-                *, tol: float = 1e-10) -> Bifurcation:
-    """Equilibria of the reduced one-state mode as ``param`` runs over ``values`` (the other
-    parameters from ``params``), with folds and transcritical/touch points located by bisection
-    to ``tol``. Every sampled value is solved exactly (``equilibria``)."""
-    reduced = _one_state(system)
-    if param not in reduced.param_names:
-        raise ValueError(f"param={param!r} is not a parameter of {system.spec.label}; choose one of {reduced.param_names}")
-    values = np.asarray(values, dtype=float)
-    if values.ndim != 1 or values.size < 2 or not np.all(np.isfinite(values)) or np.any(np.diff(values) <= 0):
-        raise ValueError("values must be a 1-D strictly increasing finite array with at least 2 entries")
-    base = {k: v for k, v in params.items() if k != param}
-    check_model_params([n for n in reduced.param_names if n != param], base)
+class _Eq(NamedTuple):
+    x: np.ndarray
+    ev: np.ndarray
+    stable: bool
+    degenerate: bool  # a multiple root or a zero real eigenvalue (within the tolerance policy)
+    multiple: bool    # a multiple root (two or more equilibria have met here)
+    velocity: np.ndarray  # dx/dparam along the branch, -J^-1 df/dparam (0 where J is singular)
 
-    def solve(v):
-        return [(e.x[0], bool(e.stable)) for e in equilibria(reduced, {**base, param: float(v)}, domain=None)]
 
-    rows = [solve(v) for v in values]
-    n_max = max(len(r) for r in rows)
-    P = np.full((len(values), n_max), np.nan)
-    S = np.zeros((len(values), n_max), dtype=bool)
-    for i, r in enumerate(rows):
-        for j, (pv, st) in enumerate(r):
-            P[i, j], S[i, j] = pv, st
+def _signs(e: _Eq) -> tuple[int, int]:
+    """(real eigenvalues with Re > 0, complex ones with Re > 0): the raw sign, so that a
+    bisection on it converges to the crossing itself."""
+    scale = max(1.0, float(np.max(np.abs(e.ev)))) if e.ev.size else 1.0
+    cplx = ~is_zero(e.ev.imag, scale=scale)
+    return int(np.sum((e.ev.real > 0) & ~cplx)), int(np.sum((e.ev.real > 0) & cplx))
 
-    def signature(v):
-        r = solve(v)
-        zero_stable = any(abs(pv) < 1e-9 and st for pv, st in r)
-        n_pos = sum(pv > 1e-9 for pv, _ in r)
-        n_neg = sum(pv < -1e-9 for pv, _ in r)
-        return len(r), zero_stable, n_pos, n_neg
 
-    points = []
-    for i in range(len(values) - 1):
-        a, b = signature(values[i]), signature(values[i + 1])
-        if a == b:
-            continue
-        lo, hi = values[i], values[i + 1]
-        while hi - lo > tol * max(1.0, abs(hi)):
+def _match(A: Sequence[_Eq], B: Sequence[_Eq], step: float) -> list[tuple[int, int]]:
+    """Pairs (i, j) of equilibria on the same branch at two parameter values ``step`` apart:
+    nearest assignment after predicting each one along its branch velocity (so that two
+    branches that cross between the values are told apart)."""
+    from scipy.optimize import linear_sum_assignment
+
+    if not A or not B:
+        return []
+    cost = np.array([[float(np.linalg.norm(a.x + a.velocity * step - b.x) + np.linalg.norm(b.x - b.velocity * step - a.x))
+                      for b in B] for a in A])
+    rows, cols = linear_sum_assignment(cost)
+    return list(zip(rows.tolist(), cols.tolist()))
+
+
+class _Solver:
+    """Equilibria at parameter values (cached), and the tests bifurcation() needs."""
+
+    def __init__(self, system: ODESystem, param: str, base: dict, tol: float, values: np.ndarray):
+        self.system, self.param, self.base, self.tol = system, param, base, tol
+        self.cache: dict[float, tuple[_Eq, ...]] = {}
+        self.samples = values
+        self.domain = system.param_domain.get(param)
+        self._exact_candidates: list[float] | None = None
+
+    def at(self, v: float) -> tuple[_Eq, ...]:
+        v = float(v)
+        if v not in self.cache:
+            eqs = equilibria(self.system, {**self.base, self.param: v})
+            out = []
+            for e in eqs:
+                ev = np.asarray(e.eigenvalues, dtype=complex)
+                x = np.asarray(e.x, dtype=float)
+                scale = max(1.0, float(np.max(np.abs(ev)))) if ev.size else 1.0
+                mult = getattr(e, "multiplicity", None) or 1
+                real = is_zero(ev.imag, scale=scale)
+                degenerate = mult > 1 or bool(np.any(real & is_zero(ev.real, scale=scale)))
+                out.append(_Eq(x, ev, bool(e.stable), degenerate, mult > 1, self.velocity(x, v)))
+            self.cache[v] = tuple(out)
+        return self.cache[v]
+
+    def velocity(self, x: np.ndarray, v: float) -> np.ndarray:
+        fv, _, jac = _derivative_functions(self.system, self.param)
+        args = [*x, *[float(as_float(self.base[n])) if n != self.param else v for n in self.system.param_names]]
+        n = self.system.n_states
+        with np.errstate(all="ignore"):
+            J = np.array(jac(*args), dtype=float).reshape(n, n)
+            rhs = np.broadcast_to(np.array(fv(*args), dtype=float), (n,))
+            try:
+                out = -np.linalg.solve(J, rhs)
+            except np.linalg.LinAlgError:
+                return np.zeros(n)
+        return out if np.all(np.isfinite(out)) and np.linalg.cond(J) < 1e12 else np.zeros(n)
+
+    def inside(self, v: float) -> bool:
+        if self.domain is None:
+            return True
+        return bool(self.domain.contains(sp.Rational(float(v))) == sp.true)
+
+    def width(self, lo: float, hi: float) -> float:
+        return self.tol * max(1.0, abs(lo), abs(hi))
+
+    # -- locating ---------------------------------------------------------------------------
+    def bisect(self, lo: float, hi: float, same, hints: Sequence[float] = ()) -> tuple[float, float]:
+        """Shrink [lo, hi] keeping ``same(lo)`` true and ``same(hi)`` false. A hint (an exact
+        candidate value) whose bracket of width tol already has that property is taken as is."""
+        for c in hints:
+            if lo <= c <= hi:
+                half = 0.5 * self.width(c, c)
+                a, b = max(lo, c - half), min(hi, c + half)
+                if b > a and (a == lo or same(a)) and (b == hi or not same(b)):
+                    return a, b
+        for _ in range(MAX_BISECTIONS):
+            if hi - lo <= self.width(lo, hi):
+                break
             mid = 0.5 * (lo + hi)
-            if signature(mid) == a:
+            if mid <= lo or mid >= hi:
+                break
+            if same(mid):
                 lo = mid
             else:
                 hi = mid
-        v = 0.5 * (lo + hi)
-        r_lo, r_hi = solve(lo), solve(hi)
-        if len(r_lo) != len(r_hi):
-            more = r_lo if len(r_lo) > len(r_hi) else r_hi
-            fewer = [pv for pv, _ in (r_hi if more is r_lo else r_lo)]
-            lost = [pv for pv, _ in more if not any(abs(pv - q) < 1e-6 for q in fewer)]
-            if not lost or all(abs(pv) < 1e-4 for pv in lost):
-                # a root merged with the collapsed one: it crosses p = 0 here
-                points.append(BifurcationPoint("transcritical", float(v), 0.0))
+        return lo, hi
+
+    def closest_pair(self, v: float) -> tuple[float, np.ndarray | None]:
+        """(distance, midpoint) of the two closest equilibria at v; a degenerate equilibrium
+        (a multiple root: two that have met) counts as distance 0."""
+        eqs = self.at(v)
+        met = [e for e in eqs if e.multiple]
+        if met:
+            return 0.0, met[0].x
+        best, where = math.inf, None
+        for a, b in itertools.combinations(eqs, 2):
+            d = float(np.linalg.norm(a.x - b.x))
+            if d < best:
+                best, where = d, 0.5 * (a.x + b.x)
+        return best, where
+
+    def collision(self, v: float, near: np.ndarray | None) -> np.ndarray | None:
+        """The degenerate equilibrium at v nearest to ``near`` if there is one, else ``near``."""
+        met = [e for e in self.at(v) if e.degenerate]
+        if not met:
+            return near
+        if near is None:
+            return met[0].x
+        e = min(met, key=lambda e: float(np.linalg.norm(e.x - near)))
+        return e.x if float(np.linalg.norm(e.x - near)) <= 1e-2 * max(1.0, float(np.max(np.abs(near)))) else near
+
+    def golden(self, lo: float, hi: float) -> float:
+        """Minimise the smallest distance between two equilibria on [lo, hi]."""
+        g = (math.sqrt(5) - 1) / 2
+        a, b = lo, hi
+        c, d = b - g * (b - a), a + g * (b - a)
+        fc, fd = self.closest_pair(c)[0], self.closest_pair(d)[0]
+        for _ in range(MAX_BISECTIONS):
+            if b - a <= self.width(a, b):
+                break
+            if fc <= fd:
+                b, d, fd = d, c, fc
+                c = b - g * (b - a)
+                fc = self.closest_pair(c)[0]
             else:
-                points.append(BifurcationPoint("fold", float(v), float(np.mean(lost))))
-        else:
-            kind = "transcritical" if (a[2] != b[2] or a[3] != b[3]) else "touch"
-            points.append(BifurcationPoint(kind, float(v), 0.0))
-    return Bifurcation(param, values, P, S, ~np.isnan(P), tuple(points))
+                a, c, fc = c, d, fd
+                d = a + g * (b - a)
+                fd = self.closest_pair(d)[0]
+        return c if fc <= fd else d
+
+    def snap(self, v: float, zero_eigenvalue: bool) -> float:
+        """An exact value within 10 tol of ``v`` if one is known: a sampled value, an exact
+        parameter value with a zero eigenvalue (``_collision_values``, rational systems), or 0."""
+        window = 10 * self.tol * max(1.0, abs(v))
+        candidates = [float(s) for s in self.samples] + [0.0]
+        if zero_eigenvalue:
+            candidates += self.exact_candidates()
+        near = [c for c in candidates if abs(c - v) <= window]
+        return min(near, key=lambda c: abs(c - v)) if near else float(v)
+
+    def exact_candidates(self) -> list[float]:
+        if self._exact_candidates is None:
+            self._exact_candidates = _collision_values(self.system, self.param, self.base,
+                                                       float(self.samples[0]), float(self.samples[-1]))
+        return self._exact_candidates
+
+    # -- classifying ---------------------------------------------------------------------------
+    def local_count(self, v: float, x: np.ndarray, radius: float) -> int | None:
+        if not self.inside(v):
+            return None
+        return sum(float(np.linalg.norm(e.x - x)) <= radius for e in self.at(v))
+
+    def zero_kind(self, v: float, x: np.ndarray) -> str | None:
+        """Fold, transcritical or pitchfork at (v, x), from the number of equilibria near x on
+        either side of v (fold 0|2, transcritical 2|2, pitchfork 1|3); where only one side is
+        inside the parameter domain, from the normal-form coefficients (Kuznetsov 3.3)."""
+        delta = max(100 * self.tol, 1e-8) * max(1.0, abs(v))
+        radius = max(1e-2, 30 * math.sqrt(delta)) * max(1.0, float(np.max(np.abs(x))))
+        left, right = self.local_count(v - delta, x, radius), self.local_count(v + delta, x, radius)
+        if left is not None and right is not None:
+            lo, hi = sorted((left, right))
+            if lo == hi:
+                return "transcritical" if lo >= 2 else None
+            if hi - lo == 2:
+                return "fold" if lo == 0 else "pitchfork" if lo == 1 else "fold"
+        return _normal_form_kind(self.system, self.param, {**self.base, self.param: v}, x)
 
 
-# -- regime maps -------------------------------------------------------------------------
+def _normal_form_kind(system: ODESystem, param: str, prm: dict, x: np.ndarray) -> str:
+    """At a zero eigenvalue with left/right null vectors l, q: fold if l . f_param != 0,
+    else transcritical if l . D^2 f(q, q) != 0, else pitchfork (Kuznetsov, Elements of
+    Applied Bifurcation Theory, 3.3 and exercise 3.4)."""
+    fv, hess, jac = _derivative_functions(system, param)
+    args = [*np.asarray(x, dtype=float), *[float(as_float(prm[n])) for n in system.param_names]]
+    J = np.array(jac(*args), dtype=float).reshape(system.n_states, system.n_states)
+    U, _, Vt = np.linalg.svd(J)
+    left, q = U[:, -1], Vt[-1]
+    a = float(left @ np.array(fv(*args), dtype=float))
+    scale = 1.0 + float(np.max(np.abs(J)))
+    if abs(a) > 1e-6 * scale:
+        return "fold"
+    H = np.array(hess(*args), dtype=float).reshape(system.n_states, system.n_states, system.n_states)
+    b = float(left @ np.einsum("ijk,j,k->i", H, q, q))
+    return "transcritical" if abs(b) > 1e-6 * (1.0 + float(np.max(np.abs(H)))) else "pitchfork"
 
 
-@dataclass(frozen=True)
-class Regimes:
-    """A 2-D map of regimes: codes[j, i] indexes REGIMES at (x_values[i], y_values[j])."""
-
-    x: str
-    y: str
-    x_values: np.ndarray
-    y_values: np.ndarray
-    codes: np.ndarray
-    names: tuple[str, ...] = REGIMES
-
-    def label(self, i: int, j: int) -> str:
-        return self.names[self.codes[j, i]]
-
-    def fractions(self) -> dict[str, float]:
-        return {n: float(np.mean(self.codes == k)) for k, n in enumerate(self.names)}
+@lru_cache(maxsize=64)
+def _derivative_functions(system: ODESystem, param: str):
+    v = system.symbols[param]
+    args = list(system.states) + list(system.params)
+    fv = [sp.diff(r, v) for r in system.rhs]
+    hess = [sp.diff(r, a, b) for r in system.rhs for a in system.states for b in system.states]
+    jac = list(system.jacobian)
+    return (sp.lambdify(args, fv, "numpy"), sp.lambdify(args, hess, "numpy"), sp.lambdify(args, jac, "numpy"))
 
 
-def regimes(system: EigenmodeSystem, x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
-            params: Mapping[str, float]) -> Regimes:
-    """Label every (x, y) parameter point by its equilibrium structure (see REGIMES), using
-    the batched roots of the reduced mode. ``x`` and ``y`` are (parameter name, values).
-
-    The axis name "scale" (cosine only) is the network's scale lambda under weight decay:
-    N_psi -> lambda^2 N_psi, N_phi -> lambda N_phi, T -> lambda^3 T with the values in
-    ``params`` at lambda = 1 (see ``shrinking_norms``)."""
-    reduced = _one_state(system)
-    (xn, xv), (yn, yv) = x, y
-    allowed = reduced.param_names + (("scale",) if system.spec.loss == "cosine" else ())
-    for n in (xn, yn):
-        if n not in allowed:
-            raise ValueError(f"{n!r} is not a parameter of {system.spec.label}; choose from {allowed}")
-    if xn == yn:
-        raise ValueError("x and y must name different parameters")
-    xv, yv = np.asarray(xv, dtype=float), np.asarray(yv, dtype=float)
-    if xv.ndim != 1 or yv.ndim != 1 or xv.size == 0 or yv.size == 0:
-        raise ValueError("x and y values must be non-empty 1-D arrays")
-    grid = {k: v for k, v in params.items() if k not in (xn, yn)}
-    X, Y = np.meshgrid(xv, yv)
-    grid[xn], grid[yn] = X, Y
-    if "scale" in grid:
-        lam = grid.pop("scale")
-        if np.any(lam <= 0):
-            raise ValueError("scale values must be > 0")
-        grid["N_psi"] = grid["N_psi"] * lam**2
-        grid["N_phi"] = grid["N_phi"] * lam
-        grid["T"] = grid["T"] * lam**3
-    r = roots_batch(reduced, grid)
-    codes = np.full(X.shape, 3)
-    codes[r.collapsed_stable & ~r.noncollapsed_stable] = 0
-    codes[r.collapsed_stable & r.noncollapsed_stable] = 1
-    codes[~r.collapsed_stable & r.noncollapsed_stable] = 2
-    return Regimes(xn, yn, xv, yv, codes)
+_MAX_BEZOUT = 400
+"""Largest Bezout bound (product of total degrees) of the system {N = 0, det dN/dx = 0} in
+(x, param) for which ``_collision_values`` computes a lex Groebner basis; larger systems get
+no exact candidates (bisection alone), so that no analysis can hang in SymPy."""
 
 
-# -- the regime as weight decay shrinks the network ---------------------------------------
+def _exact_numerators(system: ODESystem, param: str, base: dict) -> list[sp.Expr] | None:
+    sub = {system.symbols[k]: sp.Rational(float(val)) if not isinstance(val, sp.Basic) else val for k, val in base.items()}
+    return [sp.numer(sp.together(sp.expand(n.xreplace(sub)))) for n in system.numerators]
 
 
-@dataclass(frozen=True)
-class ShrinkingNorms:
-    """Regimes of the cosine mode along the weight-decay path of the network's scale.
+def _real_roots_in(c: sp.Expr, v: sp.Symbol, lo: float, hi: float) -> list[float]:
+    c = sp.expand(c)
+    if c == 0 or not c.has(v):
+        return []
+    try:
+        roots = sp.Poly(c, v, domain="QQ").real_roots()
+    except (sp.PolynomialError, sp.CoercionFailed, NotImplementedError):
+        return []
+    out = []
+    for r in roots:
+        f = float(r.evalf(30))
+        if lo - 1e-9 * max(1.0, abs(lo)) <= f <= hi + 1e-9 * max(1.0, abs(hi)):
+            out.append(f)
+    return out
 
-    t:          times; scale: lambda(t) = exp(-eta t).
-    codes:      index into REGIMES at each time.
-    p_stable:   the largest stable non-collapsed equilibrium in the rescaled variable p / lambda
-                (NaN where there is none; ``has_stable`` says where there is).
-    t_emerge:   first time a stable non-collapsed equilibrium exists (bisection), None if never
-                within ``t``; 0.0 if it exists from the start.
+
+def _collision_values(system: ODESystem, param: str, base: dict, lo: float, hi: float) -> list[float]:
+    """Exact parameter values in [lo, hi] at which an equilibrium has a zero eigenvalue (two
+    equilibria may meet there), other parameters exact (floats as their binary values).
+
+    One state: real roots of the discriminant in x of each factor of the numerator N(x, param)
+    and of the resultants of pairs of factors (every value where two equilibria meet).
+    n states: the system N(x, param) = 0, det(dN/dx) = 0 (at N = 0 the Jacobian of f = N/D is
+    dN/dx / D, so a zero eigenvalue of f is a zero of det dN/dx), eliminated to ``param`` by a
+    lex Groebner basis with ``param`` last; the real roots of its univariate element. (A
+    projection onto one state would not do: branches may share a coordinate for every value,
+    as the EMA mode's tau = 1.) Empty when the system is not rational, the elimination leaves
+    no univariate polynomial, or its Bezout bound exceeds ``_MAX_BEZOUT``.
     """
+    if not system.is_rational:
+        return []
+    v = system.symbols[param]
+    nums = _exact_numerators(system, param, base)
+    if system.n_states == 1:
+        x = system.states[0]
+        try:
+            P = sp.Poly(nums[0], x, v, domain="QQ")
+        except (sp.PolynomialError, sp.CoercionFailed):
+            return []
+        if P.is_zero or P.degree(x) < 1 or P.degree(x) * max(P.degree(v), 1) > 40:
+            return []
+        P = sp.Poly(sp.sqf_part(P.as_expr()), x, v)
+        _, factors = sp.factor_list(P.as_expr(), x, v)
+        parts = [sp.Poly(f, x, v) for f, _ in factors if sp.Poly(f, x, v).degree(x) > 0]
+        conds = [sp.discriminant(f.as_expr(), x) for f in parts if f.degree(x) >= 2]
+        conds += [sp.resultant(f.as_expr(), g.as_expr(), x) for f, g in itertools.combinations(parts, 2)]
+        return sorted({r for c in conds for r in _real_roots_in(c, v, lo, hi)})
+    gens = (*system.states, v)
+    try:
+        polys = [sp.Poly(n, *gens, domain="QQ") for n in nums]
+        det = sp.Poly(sp.Matrix(nums).jacobian(list(system.states)).det(method="berkowitz"), *gens, domain="QQ")
+    except (sp.PolynomialError, sp.CoercionFailed):
+        return []
+    eqs = [q for q in polys + [det] if not q.is_zero]
+    if len(eqs) <= system.n_states or math.prod(max(q.total_degree(), 1) for q in eqs) > _MAX_BEZOUT:
+        return []
+    G = sp.groebner([q.as_expr() for q in eqs], *gens, order="lex", domain="QQ")
+    conds = [g for g in G.exprs if sp.Poly(g, *gens).free_symbols <= {v}]
+    return sorted({r for c in conds for r in _real_roots_in(c, v, lo, hi)})
 
-    t: np.ndarray
-    scale: np.ndarray
-    codes: np.ndarray
-    p_stable: np.ndarray
-    has_stable: np.ndarray
-    t_emerge: float | None
-    names: tuple[str, ...] = REGIMES
 
+def bifurcation(system: ODESystem, param: str, values: Sequence[float], params: Mapping[str, Any], *,
+                tol: float = 1e-10, n_dense: int | None = None) -> Bifurcation:
+    """Equilibria of ``system`` as ``param`` runs over ``values``, their branches, and the
+    bifurcation points between the samples, located and labelled.
 
-def shrinking_norms(system: EigenmodeSystem, params: Mapping[str, float], t: Sequence[float]) -> ShrinkingNorms:
-    """How the regime of the cosine SimSiam mode moves as weight decay shrinks the network.
+    Any ODESystem (n states) whose equilibria ``equilibria`` enumerates; a system that
+    declares an invariant ``manifold`` is first restricted to it (``system.reduce()``), as the
+    SSL eigenmode systems are. At each sampled value every equilibrium and its eigenvalues are
+    computed (``equilibria``, exact for polynomial systems). Between two samples:
 
-    The true cosine loss is scale invariant, so weight decay shrinks the network uniformly:
-    lambda = exp(-eta t), p ~ lambda, s ~ lambda^2, hence N_psi ~ lambda^2, N_phi ~ lambda and
-    T = sum p s ~ lambda^3 (``params`` gives their values at t = 0). In p / lambda the reduced
-    mode's equilibria are those of the t = 0 mode with eta replaced by eta lambda^2: the
-    effective regularisation weakens, and once eta lambda^2 falls below the fold a stable
-    non-collapsed equilibrium exists (Bao 2023: "a stable equilibrium dynamically emerges").
+    - the number of equilibria changes: bisection on that number to ``tol`` locates the
+      point; two equilibria meeting and vanishing is a **fold** (x' = r + x^2 at r = 0), one
+      splitting into three a **pitchfork** (x' = r x - x^3);
+    - the number is unchanged but an equilibrium (matched to its neighbour at the next sample
+      by nearest assignment) gains or loses a real unstable eigenvalue: two branches cross
+      and exchange stability, a **transcritical** point (x' = r x - x^2), located where the two
+      equilibria meet (golden-section search on their distance, to ``tol``);
+    - an equilibrium gains or loses a complex pair with positive real part: a **hopf** point,
+      located by bisection on the sign of the pair's real part (the Brusselator at
+      b = 1 + a^2).
+
+    A point that sits on a sampled value, whose side of the parameter range lies outside the
+    parameter's domain, or where the local counts of equilibria cannot decide, is labelled
+    from the normal-form coefficients (fold if the parameter derivative projected on the left
+    null vector is non-zero, else transcritical or pitchfork); a located change in the number
+    of equilibria is never dropped. Located values are snapped to exact ones within 10 tol (a
+    sampled value, 0, or for rational systems an exact parameter value with a zero eigenvalue:
+    a root of the discriminant in x for one state, of the lex Groebner elimination of
+    {N = 0, det dN/dx = 0} to ``param`` for n states), so a transcritical point at 0 comes
+    back as 0.0 and a fold at 1/(4c) as the float nearest it. Points are reported once.
+
+    Branches are tracked on a dense grid (``n_dense`` values plus the samples) by nearest
+    assignment: for one-state rational systems from batched roots (``roots_batch``); for
+    other systems from ``equilibria`` at each grid value (``n_dense`` default: the samples
+    only, as each extra value costs one exact solve).
+
+    Parameters
+    ----------
+    system : ODESystem
+    param : str
+        The parameter to vary.
+    values : 1-D array, strictly increasing, finite, at least 2 entries
+    params : mapping
+        The other parameters (an entry for ``param`` is ignored); checked by
+        ``system.check_params`` together with the end points of ``values``.
+    tol : float
+        Relative precision of the located points (>= ``dynamics._tolerance.MIN_TOL``).
+    n_dense : int, optional
+        Dense grid size for the branches (default 400 for one-state rational systems, else
+        the sampled values only).
+
+    Returns
+    -------
+    Bifurcation
+
+    Raises
+    ------
+    TypeError
+        ``system`` is not an ODESystem, ``params`` not a mapping.
+    ValueError
+        Unknown ``param``; bad ``values``, ``tol`` or ``n_dense``; parameters outside their
+        domains.
     """
-    reduced = _one_state(system)
-    if system.spec.loss != "cosine":
-        raise ValueError("shrinking_norms is about the scale-invariant cosine loss; got the Euclidean loss")
-    prm = check_model_params(reduced.param_names, params)
-    t = np.asarray(t, dtype=float)
-    if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
-        raise ValueError("t must be a non-empty, finite, strictly increasing 1-D array")
+    tol = check_tol(tol)
+    reduced = prepared(system)
+    if not isinstance(param, str) or param not in reduced.param_names:
+        raise ValueError(f"param={param!r} is not a parameter of {label(system)}; choose one of {reduced.param_names}")
+    try:
+        values = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"values must be a 1-D array of numbers; got {values!r:.60}") from None
+    if values.ndim != 1 or values.size < 2 or not np.all(np.isfinite(values)) or np.any(np.diff(values) <= 0):
+        raise ValueError("values must be a 1-D strictly increasing finite array with at least 2 entries")
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict keyed by parameter name; got {type(params).__name__}")
+    if n_dense is not None and (isinstance(n_dense, bool) or not isinstance(n_dense, (int, np.integer)) or n_dense < 2):
+        raise ValueError(f"n_dense must be an int >= 2 or None; got {n_dense!r}")
+    base = {str(k): v for k, v in params.items() if str(k) != param}
+    for end in (values[0], values[-1]):
+        checked = reduced.check_params({**base, param: float(end)})
+    base = {k: v for k, v in checked.items() if k != param}
+    solver = _Solver(reduced, param, base, tol, values)
 
-    def at(times):
-        lam = np.exp(-prm["eta"] * np.asarray(times))
-        grid = dict(prm, N_psi=prm["N_psi"] * lam**2, N_phi=prm["N_phi"] * lam, T=prm["T"] * lam**3)
-        grid = {k: np.broadcast_to(v, lam.shape) for k, v in grid.items()}
-        return lam, roots_batch(reduced, grid)
+    rows = [solver.at(v) for v in values]
+    points: list[BifurcationPoint] = []
+    for lo, hi in zip(values[:-1], values[1:]):
+        points += _events(solver, float(lo), float(hi))
+    points = _unique(points, tol)
 
-    lam, r = at(t)
-    codes = np.full(t.shape, 3)
-    codes[r.collapsed_stable & ~r.noncollapsed_stable] = 0
-    codes[r.collapsed_stable & r.noncollapsed_stable] = 1
-    codes[~r.collapsed_stable & r.noncollapsed_stable] = 2
-    zero = np.abs(r.roots.real) <= 1e-9
-    cand = np.where(r.stable & ~zero, r.roots.real, -np.inf)
-    best = cand.max(axis=-1)
-    has = np.isfinite(best)
-    p_hat = np.where(has, best / lam, np.nan)
-    t_emerge = None
-    if has.any():
-        k = int(np.argmax(has))
-        if k == 0:
-            t_emerge = float(t[0])
-        else:
-            lo, hi = t[k - 1], t[k]
-            while hi - lo > 1e-10 * max(1.0, hi):
-                mid = 0.5 * (lo + hi)
-                if at(np.array([mid]))[1].noncollapsed_stable[0]:
-                    hi = mid
-                else:
-                    lo = mid
-            t_emerge = float(0.5 * (lo + hi))
-    return ShrinkingNorms(t, lam, codes, p_hat, has, t_emerge)
+    n_max = max((len(r) for r in rows), default=0)
+    P = np.full((len(values), n_max), np.nan)
+    S = np.zeros((len(values), n_max), dtype=bool)
+    for i, r in enumerate(rows):
+        for j, e in enumerate(r):
+            P[i, j], S[i, j] = e.x[0], e.stable
+    branches = _branches(solver, values, n_dense)
+    return Bifurcation(param, read_only(values), read_only(P), read_only(S, bool), read_only(~np.isnan(P), bool),
+                       tuple(points), reduced.state_names, branches, reduced.name)
+
+
+def _events(solver: _Solver, lo: float, hi: float) -> list[BifurcationPoint]:
+    A, B = solver.at(lo), solver.at(hi)
+    out = []
+    if len(A) != len(B):
+        n = len(A)
+        a, b = solver.bisect(lo, hi, lambda m: len(solver.at(m)) == n, solver.exact_candidates())
+        more = a if len(solver.at(a)) > len(solver.at(b)) else b
+        _, x = solver.closest_pair(more)
+        v = solver.snap(0.5 * (a + b), True)
+        x = solver.collision(v, x)
+        if x is None:
+            return out
+        # a located count change is never dropped: where the local counts cannot decide, the
+        # normal-form coefficients at the collision do (Kuznetsov 3.3)
+        kind = solver.zero_kind(v, x) or _normal_form_kind(solver.system, solver.param, {**solver.base, solver.param: v}, x)
+        out.append(BifurcationPoint(kind, v, x))
+        return out
+    pairs = _match(A, B, hi - lo)
+    crossed = hopf = None
+    for i, j in pairs:
+        ra, ca = _signs(A[i])
+        rb, cb = _signs(B[j])
+        if ca != cb and hopf is None:
+            hopf = (i, j)
+        elif ra != rb and crossed is None:
+            crossed = (i, j)
+    if crossed is not None and len(A) >= 2:
+        exact = [c for c in solver.exact_candidates() if lo < c < hi and solver.closest_pair(c)[0] == 0.0]
+        v = exact[0] if exact else solver.golden(lo, hi)
+        dist, x = solver.closest_pair(v)
+        if x is not None and dist <= 1e-4 * max(1.0, float(np.max(np.abs(x)))):
+            v = solver.snap(v, True)
+            x = solver.collision(v, x)
+            kind = solver.zero_kind(v, x)
+            if kind is not None:
+                out.append(BifurcationPoint(kind, v, x))
+    if hopf is not None:
+        i, j = hopf
+        track = {"lo": (lo, A[i]), "hi": (hi, B[j])}
+        target = _signs(A[i])[1]
+
+        def same(m):
+            (v0, e0), (v1, e1) = track["lo"], track["hi"]
+            guess = e0.x + (e1.x - e0.x) * (m - v0) / (v1 - v0)
+            eqs = solver.at(m)
+            if not eqs:
+                return False
+            e = min(eqs, key=lambda e: float(np.linalg.norm(e.x - guess)))
+            if _signs(e)[1] == target:
+                track["lo"] = (m, e)
+                return True
+            track["hi"] = (m, e)
+            return False
+
+        a, b = solver.bisect(lo, hi, same)
+        e = track["lo"][1] if abs(track["lo"][0] - 0.5 * (a + b)) <= abs(track["hi"][0] - 0.5 * (a + b)) else track["hi"][1]
+        scale = max(1.0, float(np.max(np.abs(e.ev))))
+        crossing = float(np.min(np.abs(e.ev.real[~is_zero(e.ev.imag, scale=scale)]), initial=np.inf))
+        if crossing <= 1e-6 * scale:
+            v = solver.snap(0.5 * (a + b), False)
+            if v != 0.5 * (a + b):
+                e = min(solver.at(v), key=lambda q: float(np.linalg.norm(q.x - e.x)))
+            out.append(BifurcationPoint("hopf", v, e.x))
+    return out
+
+
+def _unique(points: list[BifurcationPoint], tol: float) -> list[BifurcationPoint]:
+    out: list[BifurcationPoint] = []
+    for pt in sorted(points, key=lambda p: p.value):
+        dup = any(q.kind == pt.kind and abs(q.value - pt.value) <= 10 * tol * max(1.0, abs(pt.value))
+                  and float(np.max(np.abs(q.x - pt.x))) <= 1e-3 * max(1.0, float(np.max(np.abs(pt.x))))
+                  for q in out)
+        if not dup:
+            out.append(pt)
+    return out
+
+
+def _predict(track: list, v: float) -> np.ndarray:
+    """The branch continued linearly (secant of its last two points) to ``v``: two branches
+    that cross are told apart by their slopes."""
+    if len(track) < 2:
+        return track[-1][1]
+    (v0, x0, _), (v1, x1, _) = track[-2], track[-1]
+    return x1 + (x1 - x0) * (v - v1) / (v1 - v0)
+
+
+def _branches(solver: _Solver, values: np.ndarray, n_dense: int | None) -> tuple[Branch, ...]:
+    """Continuous branches by nearest assignment between neighbouring grid values (a branch
+    missing at one grid value, e.g. a multiple root the batched roots see as complex, is
+    continued across it)."""
+    from scipy.optimize import linear_sum_assignment
+
+    system = solver.system
+    one_state = system.n_states == 1 and system.is_rational
+    if n_dense is None:
+        n_dense = 400 if one_state else 0
+    grid = np.union1d(values, np.linspace(values[0], values[-1], n_dense)) if n_dense else values
+    layers: list[list[tuple[np.ndarray, bool]]] = []
+    if one_state:
+        r = roots_batch(system, {**solver.base, solver.param: grid})
+        sampled = set(float(v) for v in values)
+        for i, v in enumerate(grid):
+            if float(v) in sampled:  # exact equilibria where they are known (multiple roots included)
+                layers.append([(e.x, e.stable) for e in solver.at(v)])
+            else:
+                layers.append([(np.array([z.real]), bool(st)) for z, re, st in zip(r.roots[i], r.real[i], r.stable[i]) if re])
+    else:
+        for v in grid:
+            layers.append([(e.x, e.stable) for e in solver.at(v)])
+    span = float(grid[-1] - grid[0])
+    tracks: list[list[tuple[float, np.ndarray, bool]]] = []
+    open_ends: list[int] = []
+    for i, (v, pts) in enumerate(zip(grid, layers)):
+        step = float(grid[i] - grid[i - 1]) if i else 0.0
+        new_open: list[int] = []
+        used: set[int] = set()
+        if i >= 2:
+            step = max(step, float(grid[i] - grid[i - 2]))
+        if open_ends and pts:
+            ends = [tracks[b][-1][1] for b in open_ends]
+            guesses = [_predict(tracks[b], float(v)) for b in open_ends]
+            cost = np.array([[float(np.linalg.norm(g - q)) for q, _ in pts] for g in guesses])
+            rows, cols = linear_sum_assignment(cost)
+            for a, b in zip(rows, cols):
+                size = float(np.max(np.abs(ends[a])))
+                if cost[a, b] < 0.05 * max(1.0, size) + 5 * step * max(1.0, size / max(span, 1e-300)):
+                    tracks[open_ends[a]].append((float(v), pts[b][0], pts[b][1]))
+                    new_open.append(open_ends[a])
+                    used.add(b)
+        for j, (q, st) in enumerate(pts):
+            if j not in used:
+                tracks.append([(float(v), q, st)])
+                new_open.append(len(tracks) - 1)
+        missed = [b for b in open_ends if b not in new_open and tracks[b][-1][0] == float(grid[i - 1])] if i else []
+        open_ends = new_open + missed  # unmatched ends stay open for one more grid value
+    return tuple(
+        Branch(read_only([a for a, _, _ in tr]), read_only(np.stack([b for _, b, _ in tr])),
+               read_only([c for _, _, c in tr], bool))
+        for tr in tracks
+    )
+
+

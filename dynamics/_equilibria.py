@@ -1,65 +1,73 @@
-"""equilibria(system, params): every real equilibrium, classified.
+"""equilibria(system, params): every real equilibrium of any ODE system, classified.
 
-Polynomial systems (every one-mode system, full or reduced: Euclidean and frozen-norm cosine)
-are solved exactly: parameters become exact rationals, the right-hand sides' numerators form a
-polynomial system, which is split along its factors and put in lex Groebner form; the
-univariate element's real roots are isolated with certified intervals over Q (multiple roots
-included, via the square-free decomposition) and back-substituted at 50 digits, each point
-checked against every equation. Components that stay positive-dimensional are curves of
-equilibria and are reported as such (``EquilibriumCurve``). The result says ``complete=True``.
+Decided by capability, never by a state's name:
 
-Non-polynomial systems (K-mode systems with spectral closures) use batched multi-start Newton
-in JAX with de-duplication and say ``complete=False``.
+- Rational right-hand sides (polynomial ones included) are solved exactly. The parameters stay
+  exact (SymPy numbers as given; floats as their exact binary values), the numerators of the
+  right-hand sides (``system.numerators``, not cancelled against the denominators) form a
+  polynomial system over Q, which is split along its factors and put in lex Groebner form; the
+  univariate element's real roots are isolated with certified intervals over Q (multiple roots
+  included, via the square-free decomposition) and back-substituted at ``HP_DPS`` digits, each
+  point checked against every equation. Zeros of the numerators that are also zeros of a
+  denominator (``system.denominators``: poles and removable points, where the right-hand side
+  is undefined) are not equilibria and are dropped (the reason says how many). Components that
+  stay positive-dimensional are curves of equilibria (``EquilibriumCurve``). ``complete=True``.
+- Other systems (non-rational ODESystems, K-mode ``ModeSystem``s) use batched multi-start
+  Newton in JAX with de-duplication and say ``complete=False``.
+
+Points are classified at high precision (``dynamics.classify``) with the tolerance policy of
+``dynamics._tolerance``. Float parameters are trusted to ``NEAR_RTOL``: two roots that merge
+under a relative perturbation of that size (adjacent real roots, or a complex pair whose real
+part is a pseudo-root) are reported as a near-multiple root (``near_multiple=True`` and a
+``note``): real simple roots stay two simple roots (never semi-stable), a complex pair is
+reported once, at its real part, as a double root. Exact parameters get no such flags.
+
+The domain is ``system.state_domain`` intersected with the ``domain=`` argument; the collapsed
+flags come from ``system.collapse_indices`` (no collapse states: never collapsed).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import mpmath
 import numpy as np
 import sympy as sp
 
-from derivations import EigenmodeSystem, ModeSystem
-from derivations._codegen import check_param_names
+from derivations import ModeSystem, ODESystem
 
-from ._states import base_name, collapse_indices
-from ._stability import Classification, classify
+from ._stability import Classification, _classify, _mp, residual_and_scale
+from ._tolerance import FLOAT_RTOL, HP_DPS, HP_RTOL, NEAR_RTOL
 
-__all__ = ["equilibria", "Equilibrium", "EquilibriumCurve", "EquilibriumSet", "check_model_params"]
+__all__ = ["equilibria", "Equilibrium", "EquilibriumCurve", "EquilibriumSet"]
 
-_DPS = 50
-
-_PARAM_DOMAIN = {
-    "sigma2": (0.0, False),   # (bound, strict): sigma2 >= 0
-    "eta": (0.0, False),
-    "alpha_p": (0.0, True),   # alpha_p > 0
-    "beta": (0.0, False),
-    "N_psi": (0.0, True),
-    "N_phi": (0.0, True),
-}
+_REALS = sp.Interval(-sp.oo, sp.oo)
 
 
 @dataclass(frozen=True)
 class Equilibrium:
     """One equilibrium and its classification.
 
-    point:      {state name: value}; ``x`` the same as an array.
+    point:      {state name: value}; ``x`` the same as a read-only float64 array.
     classification: the ``dynamics.Classification``; its fields are forwarded:
                 jacobian (numeric, at the point), eigenvalues, kind, stable (True/False/None),
-                hyperbolic, index (number of unstable directions), reason, centre_flow.
-    jacobian_symbolic: the system's symbolic Jacobian (states and parameters free; None for
-                K-mode systems).
-    collapsed:  every p and s is zero; partially_collapsed: some but not all are.
+                hyperbolic, index (number of unstable directions), reason, centre_flow, lyapunov.
+    jacobian_symbolic: the system's symbolic Jacobian (None for ModeSystems).
+    collapsed:  every collapse state (``system.collapse``) is zero; partially_collapsed: some
+                but not all are. Both False for a system without collapse states.
     multiplicity: multiplicity of the root of the eliminated univariate polynomial (exact
-                path; 1 for a simple root), None from Newton.
-    residual:   max |f(x*)| in float64.
+                path; 1 for a simple root, 2 for a near-double root reported from a complex
+                pair), None from Newton.
+    residual:   max |f(x*)| in float64 at the rounded point.
     residual_scale: the largest sum of |terms| of a row of f at x*: float64 rounding of x*
-                alone leaves a residual of order eps * residual_scale (1e-10 absolute is
-                reachable for points of order one, not for far-out ones such as p ~ 400).
+                alone leaves a residual of order eps * residual_scale.
+    exact:      the coordinates at high precision (SymPy Rationals where exact, else Floats
+                with HP_DPS digits); None from Newton.
+    near_multiple: a root that merges with another under a relative perturbation of the
+                (float) parameters by NEAR_RTOL; ``note`` says with which.
     """
 
     point: dict[str, float]
@@ -71,6 +79,9 @@ class Equilibrium:
     multiplicity: int | None
     residual: float
     residual_scale: float
+    exact: tuple | None = field(default=None, repr=False)
+    near_multiple: bool = False
+    note: str = ""
 
     jacobian = property(lambda self: self.classification.jacobian)
     eigenvalues = property(lambda self: self.classification.eigenvalues)
@@ -80,10 +91,12 @@ class Equilibrium:
     index = property(lambda self: self.classification.index)
     reason = property(lambda self: self.classification.reason)
     centre_flow = property(lambda self: self.classification.centre_flow)
+    lyapunov = property(lambda self: self.classification.lyapunov)
 
     def __repr__(self) -> str:
         pt = ", ".join(f"{k}={v:.6g}" for k, v in list(self.point.items())[:6])
-        return f"Equilibrium({pt}; {self.kind}, stable={self.stable})"
+        near = ", near-multiple" if self.near_multiple else ""
+        return f"Equilibrium({pt}; {self.kind}, stable={self.stable}{near})"
 
 
 @dataclass(frozen=True)
@@ -133,90 +146,121 @@ class EquilibriumSet(Sequence):
         return "\n".join(lines)
 
 
-def check_model_params(names: Sequence[str], params: Any) -> dict[str, float]:
-    """Validate a params dict: names (missing/unknown), finite scalars, and the model's domain
-    (sigma2 >= 0, eta >= 0, alpha_p > 0, beta >= 0, N_psi > 0, N_phi > 0)."""
-    by_name = check_param_names(params, names)
-    out = {}
-    for n in names:
-        v = by_name[n]
-        if isinstance(v, bool) or not np.isscalar(v):
-            raise TypeError(f"params[{n!r}] must be a real scalar here; got {v!r}")
-        v = float(v)
-        if not np.isfinite(v):
-            raise ValueError(f"params[{n!r}] must be finite; got {v}")
-        if n in _PARAM_DOMAIN:
-            bound, strict = _PARAM_DOMAIN[n]
-            if v < bound or (strict and v == bound):
-                raise ValueError(f"params[{n!r}] = {v} is outside the model's domain: need {n} {'>' if strict else '>='} {bound}")
-        out[n] = v
+def _domain(system, domain: Mapping[str, tuple] | None) -> list[sp.Interval]:
+    """One interval per state: the system's state_domain intersected with ``domain``."""
+    names = list(system.state_names)
+    own = system.state_domain
+    out = [own.get(n, _REALS) if hasattr(own, "get") else _REALS for n in names]
+    if domain is None:
+        return out
+    if not isinstance(domain, Mapping):
+        raise TypeError("domain must be a dict {state name: (lower, upper)}")
+    for n, lohi in domain.items():
+        if n not in names:
+            raise ValueError(f"domain names unknown state {n!r}; states are {names}")
+        try:
+            lo, hi = lohi
+        except (TypeError, ValueError):
+            raise ValueError(f"domain[{n!r}] must be a pair (lower, upper); got {lohi!r}") from None
+        ends = []
+        for v, inf in ((lo, -sp.oo), (hi, sp.oo)):
+            if v is None:
+                ends.append(inf)
+                continue
+            if isinstance(v, bool):
+                raise ValueError(f"domain[{n!r}] bounds must be numbers; got {v!r}")
+            if isinstance(v, sp.Basic):
+                if not (v.is_number and v.is_real is not False) or v == sp.nan:
+                    raise ValueError(f"domain[{n!r}] bounds must be real numbers; got {v!r}")
+                ends.append(v)
+                continue
+            try:
+                f = float(v)
+            except (TypeError, ValueError):
+                raise ValueError(f"domain[{n!r}] bounds must be numbers; got {v!r}") from None
+            if np.isnan(f):
+                raise ValueError(f"domain[{n!r}] bounds must not be NaN")
+            ends.append(sp.oo if f == np.inf else -sp.oo if f == -np.inf else sp.Rational(f))
+        if ends[0] > ends[1]:
+            raise ValueError(f"domain[{n!r}] = ({lo}, {hi}) is empty (lower > upper)")
+        i = names.index(n)
+        out[i] = out[i].intersect(sp.Interval(*ends))
     return out
 
 
-def _domain(system, domain: Mapping[str, tuple] | None) -> dict[int, tuple[float, float]]:
-    """Bounds per state index. Default: s >= 0 (eigenvalues of Phi Phi^T)."""
-    names = list(system.state_names)
-    bounds = {}
-    for i, n in enumerate(names):
-        if base_name(n) == "s":
-            bounds[i] = (0.0, np.inf)
-    if domain is not None:
-        if not isinstance(domain, Mapping):
-            raise TypeError("domain must be a dict {state name: (lower, upper)}")
-        for n, lohi in domain.items():
-            if n not in names:
-                raise ValueError(f"domain names unknown state {n!r}; states are {names}")
-            try:
-                lo, hi = lohi
-            except (TypeError, ValueError):
-                raise ValueError(f"domain[{n!r}] must be a pair (lower, upper); got {lohi!r}") from None
-            lo = -np.inf if lo is None else float(lo)
-            hi = np.inf if hi is None else float(hi)
-            if np.isnan(lo) or np.isnan(hi):
-                raise ValueError(f"domain[{n!r}] bounds must not be NaN")
-            if lo > hi:
-                raise ValueError(f"domain[{n!r}] = ({lo}, {hi}) is empty (lower > upper)")
-            bounds[names.index(n)] = (lo, hi)
-    return bounds
-
-
 def equilibria(
-    system: EigenmodeSystem | ModeSystem,
-    params: Mapping[str, float],
-    *,
+    system: ODESystem | ModeSystem,
+    params: Mapping[str, Any],
     domain: Mapping[str, tuple] | None = None,
+    *,
     n_starts: int = 2000,
     seed: int = 0,
 ) -> EquilibriumSet:
     """All real equilibria of ``system`` at ``params`` within ``domain``, classified.
 
-    domain: {state name: (lower, upper)}, None for unbounded; s >= 0 always applies (s is an
-            eigenvalue of Phi Phi^T). A point stable within the domain counts as stable.
-    n_starts, seed: multi-start Newton for non-polynomial (K-mode) systems.
+    Equation: f(x*; params) = 0 with x* in the domain and every denominator of f non-zero.
 
-    Raises TypeError/ValueError for a wrong system type, missing/unknown params, params outside
-    the model's domain (sigma2 < 0, eta < 0, alpha_p <= 0, N_psi <= 0, N_phi <= 0) or an empty
-    domain. An empty result carries its ``reason``.
+    Parameters
+    ----------
+    system : any ``derivations.ODESystem`` (exact for rational right-hand sides, multi-start
+        Newton otherwise) or a ``ModeSystem`` (multi-start Newton).
+    params : {name: value}, checked by ``system.check_params`` against the system's own
+        ``param_domain``. SymPy numbers (``Rational(5, 24)``) stay exact end to end; floats are
+        taken as their exact binary values and trusted to ``NEAR_RTOL`` (near-multiple roots
+        are flagged).
+    domain : {state name: (lower, upper)} (None for no bound), intersected with
+        ``system.state_domain``. A point stable within the domain counts as stable.
+    n_starts, seed : multi-start Newton (non-rational systems).
+
+    Returns
+    -------
+    EquilibriumSet: ``points`` (Equilibrium, sorted), ``curves``, ``complete``, ``method``,
+    ``reason`` (why a result is empty, which zeros were dropped as poles).
+
+    Raises
+    ------
+    TypeError
+        ``system`` is neither an ODESystem nor a ModeSystem, a domain that is not a dict, a
+        params value that is not a real scalar.
+    ValueError
+        Missing/unknown params, params outside the system's ``param_domain``, an empty or
+        NaN domain, unknown state names, a bad ``n_starts``.
     """
-    if not isinstance(system, (EigenmodeSystem, ModeSystem)):
-        raise TypeError(f"system must be an EigenmodeSystem or ModeSystem; got {type(system).__name__}")
-    prm = check_model_params(system.param_names, params)
+    if not isinstance(system, (ODESystem, ModeSystem)):
+        raise TypeError("system must be a derivations.ODESystem (EigenmodeSystem or ModeSystem included, "
+                        f"or your own); got {type(system).__name__}")
+    prm = system.check_params(params)
     bounds = _domain(system, domain)
-    if isinstance(system, EigenmodeSystem):
-        return _exact(system, prm, bounds)
+    if isinstance(system, ODESystem) and system.is_rational:
+        with mpmath.workdps(HP_DPS):
+            return _exact(system, prm, bounds)
     return _newton(system, prm, bounds, n_starts, seed)
 
 
 # -- exact elimination -------------------------------------------------------------------
 
 
-def _numerators(system: EigenmodeSystem, prm: dict[str, float]) -> list[sp.Poly]:
-    sub = {system.symbols[k]: sp.Rational(v) for k, v in prm.items()}  # exact binary values
-    polys = []
-    for r in system.rhs:
-        num = sp.numer(sp.together(sp.expand(r.xreplace(sub))))
-        polys.append(sp.Poly(num, *system.states, domain="QQ"))
-    return polys
+def _rational(v: Any) -> tuple[sp.Expr, bool]:
+    """(exact value, rounded?): floats as their binary value, SymPy rationals as they are,
+    other exact numbers (sqrt(2), pi) as a 60-digit rational (rounded=True)."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return sp.Integer(int(v)), False
+    if isinstance(v, (float, np.floating)):
+        return sp.Rational(float(v)), False
+    v = sp.sympify(v)
+    if v.is_Rational:
+        return v, False
+    return sp.Rational(str(sp.N(v, 60))), True
+
+
+def _to_poly(expr: sp.Expr, gens: tuple) -> tuple[sp.Poly, bool]:
+    """A Poly over QQ; irrational constant coefficients rounded to 60-digit rationals."""
+    try:
+        return sp.Poly(expr, *gens, domain="QQ"), False
+    except (sp.PolynomialError, sp.CoercionFailed, sp.GeneratorsNeeded, ValueError):
+        poly = sp.Poly(expr, *gens)
+        terms = {m: sp.Rational(str(sp.N(c, 60))) for m, c in poly.terms()}
+        return sp.Poly.from_dict(terms, *gens, domain="QQ"), True
 
 
 def _components(polys: list[sp.Poly], gens: tuple) -> list[tuple[str, Any]]:
@@ -224,7 +268,7 @@ def _components(polys: list[sp.Poly], gens: tuple) -> list[tuple[str, Any]]:
     zero-dimensional ("points", Groebner basis) or positive-dimensional ("curve", basis)."""
     polys = [p for p in polys if not p.is_zero]
     if not polys:
-        return [("curve", [])]
+        return [("curve", None)]
     G = sp.groebner([p.as_expr() for p in polys], *gens, order="lex", domain="QQ")
     if G.exprs == [1]:
         return []
@@ -240,71 +284,128 @@ def _components(polys: list[sp.Poly], gens: tuple) -> list[tuple[str, Any]]:
     return [("curve", G)]
 
 
-def _mpf(q) -> mpmath.mpf:
-    """An exact rational as an mpmath number at the working precision."""
+def _mpq(q) -> mpmath.mpf:
     q = sp.Rational(q)
-    return mpmath.mpf(q.p) / q.q
+    return mpmath.mpf(int(q.p)) / int(q.q)
 
 
-def _univariate_roots(poly: sp.Poly) -> list[tuple[mpmath.mpf, int]]:
-    """Real roots with multiplicity, isolated over Q with certified intervals, refined."""
+class _Root:
+    """A root of the univariate eliminant: value (mpf, or mpc for a near-real complex root),
+    its multiplicity, its exact value where rational, whether it comes from a complex pair."""
+
+    __slots__ = ("value", "mult", "exact", "from_pair")
+
+    def __init__(self, value, mult, exact=None, from_pair=False):
+        self.value, self.mult, self.exact, self.from_pair = value, mult, exact, from_pair
+
+
+def _univariate_roots(poly: sp.Poly, near: bool) -> list[_Root]:
+    """Real roots with multiplicity, isolated over Q with certified intervals and refined;
+    with ``near``, also complex pairs close to the real axis (one per pair, Im > 0)."""
     out = []
     _, factors = poly.sqf_list()
     for fac, mult in factors:
         if fac.degree() == 0:
             continue
-        for (a, b), _k in fac.intervals(eps=sp.Rational(1, 10**30)):
-            out.append((_mpf(a) if a == b else _bisect_root(fac, a, b), mult))
+        for (a, b), _k in fac.intervals(eps=sp.Rational(1, 10**6)):
+            if a == b:
+                out.append(_Root(_mpq(a), mult, sp.Rational(a)))
+            else:
+                out.append(_Root(_bisect_root(fac, a, b), mult))
+        if near and fac.degree() >= 2:
+            coeffs = [_mpq(c) for c in fac.all_coeffs()]
+            candidates = []
+            if _maybe_near_real_pair(coeffs):
+                try:
+                    candidates = mpmath.polyroots(coeffs, maxsteps=400, extraprec=400)
+                except mpmath.libmp.NoConvergence:
+                    candidates = []  # no near-real complex pair can be certified; the real roots stand
+            for r in candidates:
+                r = mpmath.mpc(r)
+                if r.imag > 0 and r.imag <= 1e-5 * max(1, abs(r)):
+                    out.append(_Root(r, mult, None, True))
     return out
 
 
+def _maybe_near_real_pair(coeffs: list) -> bool:
+    """Cheap float64 filter (companion eigenvalues of the scaled polynomial): could a complex
+    root lie within 1e-3 relative of the real axis? True when float64 cannot tell."""
+    top = max(abs(c) for c in coeffs)
+    with np.errstate(all="ignore"):
+        c = np.array([float(v / top) for v in coeffs])
+        if not np.all(np.isfinite(c)) or c[0] == 0:
+            return True
+        try:
+            roots = np.roots(c)
+        except np.linalg.LinAlgError:
+            return True
+    if not np.all(np.isfinite(roots)):
+        return True
+    cplx = roots[np.abs(roots.imag) > 0]
+    return bool(np.any(np.abs(cplx.imag) <= 1e-3 * np.maximum(1.0, np.abs(cplx))))
+
+
 def _bisect_root(fac: sp.Poly, a, b) -> mpmath.mpf:
-    coeffs = [_mpf(c) for c in fac.all_coeffs()]
-    f = lambda x: mpmath.polyval(coeffs, x)  # noqa: E731
-    lo, hi = _mpf(a), _mpf(b)
-    flo = f(lo)
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        fm = f(mid)
-        if fm == 0:
-            return mid
-        if (fm > 0) == (flo > 0):
-            lo, flo = mid, fm
+    """The simple root of the square-free ``fac`` isolated in (a, b), to HP_DPS digits:
+    safeguarded Newton (a step leaving the bracket is replaced by bisection).
+
+    The sign of ``fac`` just right of ``a`` is decided exactly over Q: an isolating interval
+    may end at another (exact, rational) root of ``fac``, where the floating value is rounding
+    noise of either sign; there the sign is that of ``fac'(a)`` (``fac`` is square-free)."""
+    coeffs = [_mpq(c) for c in fac.all_coeffs()]
+    lo, hi = _mpq(a), _mpq(b)
+    at_a = fac.eval(sp.Rational(a))
+    left_positive = bool(at_a > 0) if at_a != 0 else bool(fac.diff().eval(sp.Rational(a)) > 0)
+    x = (lo + hi) / 2
+    tol = mpmath.mpf(10) ** (-HP_DPS + 3)
+    for _ in range(400):
+        fx, dfx = mpmath.polyval(coeffs, x, derivative=True)
+        if fx == 0:
+            return x
+        if (fx > 0) == left_positive:
+            lo = x
         else:
-            hi = mid
-        if hi - lo < mpmath.mpf(10) ** (-_DPS + 5):
-            break
-    return (lo + hi) / 2
+            hi = x
+        step = fx / dfx if dfx != 0 else None
+        new = x - step if step is not None else None
+        if new is None or not lo < new < hi:
+            new = (lo + hi) / 2
+        if abs(new - x) <= tol * max(1, abs(x)) or hi - lo <= tol * max(1, abs(lo)):
+            return new
+        x = new
+    return x
 
 
-def _solve_points(G, gens: tuple) -> list[tuple[tuple, int]]:
-    """Real points of a zero-dimensional lex Groebner basis, by back-substitution."""
+def _solve_points(G, gens: tuple, near: bool) -> list[tuple[tuple, _Root]]:
+    """Points of a zero-dimensional lex Groebner basis, by back-substitution: real ones, and
+    with ``near`` complex ones close to the real axis (for near-multiple roots)."""
     polys = [sp.Poly(g, *gens) for g in G.exprs]
     n = len(gens)
     last = [p for p in polys if p.free_symbols <= {gens[-1]}]
-    starts = _univariate_roots(sp.Poly(last[0].as_expr(), gens[-1], domain="QQ"))
-    partial = [((r,), m) for r, m in starts]
+    starts = _univariate_roots(sp.Poly(last[0].as_expr(), gens[-1], domain="QQ"), near)
+    partial = [((r.value,), r) for r in starts]
     for k in range(n - 2, -1, -1):
         level = [p for p in polys if gens[k] in p.free_symbols and p.free_symbols <= set(gens[k:])]
         nxt = []
-        for vals, mult in partial:
+        for vals, root in partial:
             sub = dict(zip(gens[k + 1:], vals))
-            for root in _roots_at(level, gens[k], sub):
-                nxt.append(((root,) + vals, mult))
+            for value in _roots_at(level, gens[k], sub, complex_ok=root.from_pair):
+                nxt.append(((value,) + vals, root))
         partial = nxt
     return partial
 
 
-def _roots_at(level: list[sp.Poly], x: sp.Symbol, sub: dict) -> list[mpmath.mpf]:
-    """Common real roots in x of the polynomials ``level`` with the other variables fixed."""
-    scale = mpmath.mpf(10) ** (-_DPS // 2)
+def _roots_at(level: list[sp.Poly], x: sp.Symbol, sub: dict, complex_ok: bool) -> list:
+    """Common roots in x of the polynomials ``level`` with the other variables fixed: real
+    ones, or (complex_ok) complex ones too."""
+    small = mpmath.mpf(10) ** (-HP_DPS // 3)
     univ = []
     for p in level:
         coeffs = []
         for (deg,), c in sp.Poly(p.as_expr(), x).terms():
             coeffs.append((deg, _mp_eval(c, sub)))
         top = max((abs(v) for _, v in coeffs), default=mpmath.mpf(0))
-        coeffs = [(d, v) for d, v in coeffs if abs(v) > scale * max(top, 1)]
+        coeffs = [(d, v) for d, v in coeffs if abs(v) > small**1.5 * max(top, 1)]
         if not coeffs:
             continue  # vanishes identically at this point
         degree = max(d for d, _ in coeffs)
@@ -318,15 +419,15 @@ def _roots_at(level: list[sp.Poly], x: sp.Symbol, sub: dict) -> list[mpmath.mpf]
     base = univ[0]
     if len(base) == 1:
         return []  # a non-zero constant: no solution on this branch
-    roots = mpmath.polyroots(base, maxsteps=400, extraprec=400)
     out = []
-    for r in roots:
+    for r in mpmath.polyroots(base, maxsteps=400, extraprec=400):
         r = mpmath.mpc(r)
-        if abs(r.imag) > mpmath.mpf(10) ** (-_DPS // 3) * max(1, abs(r)):
+        if not complex_ok and abs(r.imag) > small * max(1, abs(r)):
             continue
-        x0 = r.real
-        if all(abs(mpmath.polyval(c, x0)) <= mpmath.mpf(10) ** (-_DPS // 3) * max(1, max(abs(v) for v in c)) for c in univ):
-            if not any(abs(x0 - y) < mpmath.mpf(10) ** (-_DPS // 3) for y in out):
+        x0 = r if complex_ok else r.real
+        tol = small * (1e8 if complex_ok else 1)
+        if all(abs(mpmath.polyval(c, x0)) <= tol * max(1, max(abs(v) for v in c)) for c in univ):
+            if not any(abs(x0 - y) < small for y in out):
                 out.append(x0)
     return out
 
@@ -335,47 +436,147 @@ class _PositiveDimensional(Exception):
     pass
 
 
-def _mp_eval(expr: sp.Expr, sub: dict) -> mpmath.mpf:
+def _mp_eval(expr: sp.Expr, sub: dict):
     if not sub:
-        return _mpf(expr)
+        return _mpq(expr)
     total = mpmath.mpf(0)
     vals = list(sub.values())
     for monom, c in sp.Poly(expr, *sub).terms():
-        term = _mpf(c)
+        term = _mpq(c)
         for v, e in zip(vals, monom):
             term *= v**e
         total += term
     return total
 
 
-def _exact(system: EigenmodeSystem, prm: dict[str, float], bounds: dict) -> EquilibriumSet:
-    mpmath.mp.dps = _DPS
+class _PolyEval:
+    """Evaluate polynomials over Q at mpmath points, with their term scale (sum of |terms|)."""
+
+    def __init__(self, polys: list[sp.Poly]):
+        self.terms = [[(m, _mpq(c)) for m, c in p.terms()] for p in polys]
+
+    def __call__(self, x) -> list[tuple[Any, Any]]:
+        out = []
+        for terms in self.terms:
+            total, size = mpmath.mpf(0), mpmath.mpf(0)
+            for m, c in terms:
+                t = c
+                for v, e in zip(x, m):
+                    if e:
+                        t *= v**e
+                total += t
+                size += abs(t)
+            out.append((total, size))
+        return out
+
+
+def _exact(system: ODESystem, prm: dict[str, Any], bounds: list[sp.Interval]) -> EquilibriumSet:
     gens = system.states
-    polys = _numerators(system, prm)
-    points: list[tuple[tuple, int]] = []
+    values = {system.symbols[k]: _rational(v) for k, v in prm.items()}
+    rounded = any(r for _, r in values.values())
+    inexact = rounded or any(isinstance(v, (float, np.floating)) for v in prm.values())
+    sub = {k: v for k, (v, _) in values.items()}
+    nums, dens = [], []
+    for expr in system.numerators:
+        poly, r = _to_poly(sp.expand(expr.xreplace(sub)), gens)
+        nums.append(poly)
+        rounded |= r
+    for expr in system.denominators:
+        poly, r = _to_poly(sp.expand(expr.xreplace(sub)), gens)
+        dens.append(poly)
+        rounded |= r
+    inexact |= rounded
+    method = "exact elimination (Groebner basis, certified real-root isolation)"
+    if rounded:
+        method += "; irrational constants rounded to 60-digit rationals"
+    if any(d.is_zero for d in dens):
+        return EquilibriumSet((), (), True, method, "a denominator vanishes identically at these parameters: "
+                              "the right-hand side is undefined everywhere")
+    state_dens = [d for d in dens if not d.is_ground]
+    num_eval, den_eval = _PolyEval(nums), _PolyEval(state_dens)
+
+    raw: list[tuple[tuple, _Root]] = []
     curves = []
-    for kind, G in _components(polys, gens):
+    for kind, G in _components(nums, gens):
         if kind == "points":
             try:
-                points += _solve_points(G, gens)
+                raw += _solve_points(G, gens, inexact)
                 continue
             except _PositiveDimensional:
                 pass
+        if G is not None and state_dens and _inside_pole_set(G, state_dens, gens):
+            continue
         curves.append(_curve(G, gens))
-    f = system.to_numpy(checked=False)
-    unique: list[tuple[np.ndarray, int]] = []
-    for vals, mult in points:
-        x = np.array([float(v) for v in vals])
-        if not _inside(x, bounds):
+
+    found: list[dict] = []
+    n_poles = n_huge = 0
+    for vals, root in raw:
+        if root.from_pair:
+            if any(abs(mpmath.im(v)) > 1e-5 * max(1, abs(v)) for v in vals):
+                continue
+            vals = tuple(mpmath.re(v) for v in vals)
+            if not _pseudo_root(num_eval(vals)):
+                continue
+        if any(abs(v) <= HP_RTOL * s for v, s in den_eval(vals)):
+            n_poles += 1
             continue
-        if any(np.allclose(x, y, rtol=1e-12, atol=1e-14) for y, _ in unique):
+        if not _inside(vals, bounds, root):
             continue
-        unique.append((x, mult))
-    unique.sort(key=lambda xm: tuple(xm[0]))
-    eqs = tuple(_make(system, prm, x, mult, bounds, f, curves) for x, mult in unique)
-    curves = tuple(curves)
-    reason = "" if eqs or curves else "no real equilibrium inside the domain"
-    return EquilibriumSet(eqs, curves, True, "exact elimination (Groebner basis, certified real-root isolation)", reason)
+        if any(abs(v) > 1e300 for v in vals):
+            n_huge += 1
+            continue
+        if any(_same(vals, f["vals"]) for f in found):
+            continue
+        found.append({"vals": vals, "root": root, "near": root.from_pair, "with": []})
+
+    # near-multiple simple roots: neighbours whose midpoint is a pseudo-root
+    if inexact:
+        for i, a in enumerate(found):
+            for b in found[i + 1:]:
+                if a["root"].from_pair or b["root"].from_pair:
+                    continue
+                dist = max(abs(u - v) for u, v in zip(a["vals"], b["vals"]))
+                size = max([1] + [abs(u) for u in a["vals"] + b["vals"]])
+                if dist > 1e-4 * size:
+                    continue
+                mid = tuple((u + v) / 2 for u, v in zip(a["vals"], b["vals"]))
+                if _pseudo_root(num_eval(mid)):
+                    a["near"] = b["near"] = True
+                    a["with"].append(b["vals"])
+                    b["with"].append(a["vals"])
+
+    found.sort(key=lambda f: tuple(float(v) for v in f["vals"]))
+    eqs = tuple(_make(system, prm, f, bounds, curves) for f in found)
+    reasons = []
+    if not eqs and not curves:
+        reasons.append("no real equilibrium inside the domain")
+    if n_poles:
+        reasons.append(f"{n_poles} zero(s) of the numerators dropped: a denominator vanishes there (a pole or a "
+                       "removable point, where the right-hand side is undefined)")
+    if n_huge:
+        reasons.append(f"{n_huge} equilibri(um/a) beyond the float64 range (|x| > 1e300) not reported as points")
+    return EquilibriumSet(eqs, tuple(curves), True, method, "; ".join(reasons))
+
+
+def _pseudo_root(values: list[tuple[Any, Any]]) -> bool:
+    """Every polynomial is within NEAR_RTOL of its term scale: a relative perturbation of the
+    coefficients by NEAR_RTOL makes the point a root."""
+    return all(abs(v) <= NEAR_RTOL * s for v, s in values)
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    return all(abs(u - v) <= mpmath.mpf(10) ** (-HP_DPS // 2) * max(1, abs(u), abs(v)) for u, v in zip(a, b))
+
+
+def _inside_pole_set(G, dens: list[sp.Poly], gens: tuple) -> bool:
+    """A denominator vanishes on the whole component V(G) (D in the radical of G, by the
+    Rabinowitsch trick): the component is no set of equilibria."""
+    t = sp.Dummy("t")
+    for d in dens:
+        basis = sp.groebner(list(G.exprs) + [1 - t * d.as_expr()], t, *gens, order="lex", domain="QQ")
+        if basis.exprs == [1]:
+            return True
+    return False
 
 
 def _curve(G, gens) -> EquilibriumCurve:
@@ -388,106 +589,178 @@ def _curve(G, gens) -> EquilibriumCurve:
     return EquilibriumCurve(eqs, dim, note)
 
 
-def _inside(x: np.ndarray, bounds: dict, tol: float = 1e-12) -> bool:
-    return all(lo - tol * max(1, abs(lo) if np.isfinite(lo) else 1) <= x[i] <= hi + tol * max(1, abs(hi) if np.isfinite(hi) else 1)
-               for i, (lo, hi) in bounds.items())
+def _inside(vals: tuple, bounds: list[sp.Interval], root: _Root) -> bool:
+    """Inside the domain: exact where the coordinate is an exact rational (the one-state
+    case), else within 10^-(HP_DPS/2) relative of a closed end."""
+    exact_single = root.exact is not None and len(vals) == 1
+    tol = mpmath.mpf(10) ** (-HP_DPS // 2)
+    for v, interval in zip(vals, bounds):
+        if interval == _REALS:
+            continue
+        if exact_single:
+            if interval.contains(root.exact) != sp.true:
+                return False
+            continue
+        for end, is_open, side in ((interval.start, interval.left_open, 1), (interval.end, interval.right_open, -1)):
+            if end in (sp.oo, -sp.oo):
+                continue
+            e = _mp(end)
+            gap = (v - e) * side  # > 0 inside
+            if abs(v - e) <= tol * max(1, abs(e)):
+                if is_open:
+                    return False
+            elif gap < 0:
+                return False
+    return True
 
 
-def _collapse_flags(system, x: np.ndarray, tol: float = 1e-12) -> tuple[bool, bool]:
-    zero = np.abs(x[collapse_indices(system.state_names)]) <= tol
+def _float_bounds(bounds: list[sp.Interval]) -> dict[int, tuple[float, float]]:
+    return {i: (float(b.start), float(b.end)) for i, b in enumerate(bounds) if b != _REALS}
+
+
+def _collapse_flags(system, x, rtol: float) -> tuple[bool, bool]:
+    """(every collapse state zero, some but not all), zero relative to the point's size:
+    10^-(HP_DPS/2) for high-precision points, 1e-12 for float ones."""
+    idx = tuple(getattr(system, "collapse_indices", ()))
+    if not idx:
+        return False, False
+    size = max([1.0] + [abs(float(v)) for v in x])
+    tol = 10.0 ** (-HP_DPS // 2) if rtol < FLOAT_RTOL else 1e-12
+    zero = np.array([abs(float(x[i])) <= tol * size for i in idx])
     return bool(zero.all()), bool(zero.any() and not zero.all())
 
 
-def _make(system, prm, x, mult, bounds, f, curves) -> Equilibrium:
-    collapsed, partial = _collapse_flags(system, x)
+def _exact_value(v, root: _Root, single: bool):
+    if single and root.exact is not None:
+        return root.exact
+    return sp.Float(mpmath.nstr(v, HP_DPS), HP_DPS)
+
+
+def _make(system: ODESystem, prm, f: dict, bounds: list[sp.Interval], curves) -> Equilibrium:
+    vals, root = f["vals"], f["root"]
+    x = np.array([float(v) for v in vals])
+    x.setflags(write=False)
+    notes = []
+    if root.from_pair:
+        notes.append("near-double root: a complex pair within NEAR_RTOL of the real axis (the float parameters are "
+                     "within rounding of a fold); reported once, at its real part, as a double root")
+    for other in f["with"]:
+        where = ", ".join(f"{n}={float(v):.12g}" for n, v in zip(system.state_names, other))
+        notes.append(f"near-multiple root: merges with the simple root at {where} under a relative perturbation of the "
+                     "parameters by NEAR_RTOL (close to a fold)")
+    note = "; ".join(notes)
+    mult = root.mult * (2 if root.from_pair else 1)
+    rtol = float(np.sqrt(NEAR_RTOL)) if root.from_pair else HP_RTOL  # a pseudo-root: f' ~ sqrt(NEAR_RTOL)
+    cls = _classify(system, prm, vals, rtol=rtol, bounds=_float_bounds(bounds),
+                    on_curve=_on_curve(vals, system, curves), multiplicity=mult, note=note)
+    collapsed, partial = _collapse_flags(system, vals, rtol)
+    residual, scale = residual_and_scale(system, prm, x)
+    single = len(vals) == 1
     return Equilibrium(
         point=dict(zip(system.state_names, map(float, x))),
         x=x,
-        classification=classify(system, prm, x, bounds=bounds, on_curve=_on_curve(x, system, curves)),
-        jacobian_symbolic=getattr(system, "jacobian", None),
+        classification=cls,
+        jacobian_symbolic=system.jacobian,
         collapsed=collapsed,
         partially_collapsed=partial,
         multiplicity=mult,
-        residual=float(np.max(np.abs(f(0.0, x, prm)))),
-        residual_scale=_term_scale(system, prm, x),
+        residual=residual,
+        residual_scale=scale,
+        exact=tuple(_exact_value(v, root, single) for v in vals),
+        near_multiple=bool(f["near"]),
+        note=note,
     )
 
 
-def _term_scale(system, prm, x) -> float:
-    if not isinstance(system, EigenmodeSystem):
-        return float("nan")
-    total = 0.0
-    for g in _term_functions(system):
-        total = max(total, float(np.sum(np.abs(g(*x, *[prm[n] for n in system.param_names])))))
-    return total
-
-
-@lru_cache(maxsize=128)
-def _term_functions(system: EigenmodeSystem):
-    from derivations._codegen import lambdified
-
-    return [
-        (lambda raw: lambda *a: np.array(raw(*a), dtype=float))(
-            lambdified(system.states + system.params, tuple(sp.Add.make_args(sp.expand(r))), "numpy"))
-        for r in system.rhs
-    ]
-
-
-def _on_curve(x: np.ndarray, system, curves) -> bool:
+def _on_curve(vals: tuple, system, curves) -> bool:
     if not curves:
         return False
-    sub = dict(zip(system.states, map(float, x)))
+    sub = dict(zip(system.states, vals))
     for c in curves:
         if not c.equations:
             continue
-        if all(abs(float(sp.N(e.subs(sub)))) < 1e-9 for e in c.equations):
+        if all(abs(_mp_poly_value(e, sub)) < mpmath.mpf(10) ** (-HP_DPS // 2) for e in c.equations):
             return True
     return False
 
 
-# -- multi-start Newton (K-mode systems) -----------------------------------------------
+def _mp_poly_value(expr: sp.Expr, sub: dict):
+    total = mpmath.mpf(0)
+    gens = list(sub)
+    for m, c in sp.Poly(expr, *gens).terms():
+        t = _mpq(c)
+        for g, e in zip(gens, m):
+            if e:
+                t *= sub[g] ** e
+        total += t
+    return total
 
 
-def _newton(system: ModeSystem, prm: dict[str, float], bounds: dict, n_starts: int, seed: int) -> EquilibriumSet:
+# -- multi-start Newton (non-rational systems, K-mode systems) ---------------------------------
+
+
+def _newton(system, prm: dict[str, Any], bounds: list[sp.Interval], n_starts: int, seed: int) -> EquilibriumSet:
     import jax
     import jax.numpy as jnp
 
     if isinstance(n_starts, bool) or not isinstance(n_starts, int) or n_starts < 1:
         raise ValueError(f"n_starts must be a positive int; got {n_starts!r}")
+    fprm = {k: float(v) for k, v in prm.items()}
     f = system.to_jax(checked=False)
     n = system.n_states
-    P = {k: jnp.asarray(v) for k, v in prm.items()}
+    P = {k: jnp.asarray(v) for k, v in fprm.items()}
     g = lambda y: f(0.0, y, P)  # noqa: E731
     jac = jax.jacfwd(g)
 
     def newton(y):
         def body(i, y):
-            J = jac(y)
-            step = jnp.linalg.lstsq(J, -g(y))[0]
+            step = jnp.linalg.lstsq(jac(y), -g(y))[0]
             return y + step
 
         return jax.lax.fori_loop(0, 60, body, y)
 
+    box = _float_bounds(bounds)
     rng = np.random.default_rng(seed)
     starts = rng.uniform(-0.5, 1.5, (n_starts, n))
-    for i, (lo, _hi) in bounds.items():
+    for i, (lo, _hi) in box.items():
         if np.isfinite(lo):
             starts[:, i] = np.abs(starts[:, i]) + lo
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         ends = np.asarray(jax.jit(jax.vmap(newton))(jnp.asarray(starts)))
     fn = system.to_numpy(checked=False)
     found: list[np.ndarray] = []
     for y in ends:
-        if not np.all(np.isfinite(y)) or not _inside(y, bounds, 1e-9):
+        if not np.all(np.isfinite(y)) or not _inside_float(y, box, 1e-9):
             continue
-        if np.max(np.abs(fn(0.0, y, prm))) > 1e-10:
-            continue
+        with np.errstate(all="ignore"):
+            if not np.max(np.abs(fn(0.0, y, fprm))) <= 1e-10:
+                continue
         if any(np.allclose(y, z, rtol=1e-7, atol=1e-9) for z in found):
             continue
         found.append(y)
     found.sort(key=tuple)
-    eqs = tuple(_make(system, prm, y, None, bounds, fn, []) for y in found)
+    eqs = []
+    with mpmath.workdps(HP_DPS):
+        for y in found:
+            y = np.array(y, dtype=float)
+            y.setflags(write=False)
+            cls = _classify(system, prm, tuple(float(v) for v in y), rtol=FLOAT_RTOL, bounds=box)
+            collapsed, partial = _collapse_flags(system, y, FLOAT_RTOL)
+            residual, scale = residual_and_scale(system, prm, y)
+            eqs.append(Equilibrium(
+                point=dict(zip(system.state_names, map(float, y))), x=y, classification=cls,
+                jacobian_symbolic=system.jacobian if isinstance(system, ODESystem) else None,
+                collapsed=collapsed, partially_collapsed=partial, multiplicity=None,
+                residual=residual, residual_scale=scale,
+            ))
+    what = "non-rational right-hand side" if isinstance(system, ODESystem) else "K-mode system"
     return EquilibriumSet(
-        eqs, (), False, f"multi-start Newton ({n_starts} starts)",
+        tuple(eqs), (), False, f"multi-start Newton ({n_starts} starts; {what}: the enumeration is not exhaustive)",
         "" if eqs else "Newton found no equilibrium inside the domain (the search is not exhaustive)",
     )
+
+
+def _inside_float(x: np.ndarray, bounds: dict, tol: float) -> bool:
+    return all(lo - tol * max(1, abs(lo) if np.isfinite(lo) else 1) <= x[i] <= hi + tol * max(1, abs(hi) if np.isfinite(hi) else 1)
+               for i, (lo, hi) in bounds.items())

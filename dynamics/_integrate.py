@@ -1,164 +1,79 @@
-"""integrate(system, y0, t_span, params): batched ODE integration with JAX/diffrax or SciPy."""
+"""integrate(system, y0, t_span, params): batched ODE integration of any system with JAX/diffrax
+or SciPy; flow(system, t): the pure, jit- and grad-able JAX core that integrate wraps."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import sympy as sp
 
-from derivations._codegen import param_values
-
-from ._states import collapse_indices
+from ._events import BlowUp, Event, EventContext, as_events
 from ._solution import Solution
 
-__all__ = ["integrate", "BUILTIN_EVENTS", "JAX_SOLVERS", "SCIPY_METHODS"]
+__all__ = ["BUILTIN_EVENTS", "DTMIN_FRACTION", "JAX_SOLVERS", "SCIPY_METHODS", "flow", "integrate"]
 
 BUILTIN_EVENTS = ("collapse", "blow_up", "steady")
+"""Names accepted as shorthands for Collapse(collapse_tol), BlowUp(blowup_bound), Steady(steady_tol)."""
 JAX_SOLVERS = ("tsit5", "dopri5", "dopri8", "kvaerno5", "kencarp5")
 """Explicit Runge-Kutta (tsit5 default, dopri5, dopri8) or implicit for stiff problems."""
 SCIPY_METHODS = ("DOP853", "RK45", "RK23", "Radau", "BDF", "LSODA")
-_STIFF = ("kvaerno5", "kencarp5")
+_STIFF_JAX = ("kvaerno5", "kencarp5")
+_STIFF_SCIPY = ("Radau", "BDF", "LSODA")
+_SCIPY_STIFF_RETRY_MAX_STATES = 400
+"""SciPy's implicit methods build their Jacobian from n rhs evaluations; above this many states
+a stiff SciPy retry costs more than it can save and is not attempted (use the JAX backend)."""
+
+DTMIN_FRACTION = 1e-14
+"""Step size floor, as a fraction of t1 - t0 (and at least 16 ulps of t): a step that must fall
+below it ends the run ("failed" with a reason, or "blew_up" where the state escaped), so that a
+singular trajectory cannot spend max_steps rejected steps or hold a vmapped batch."""
+
+# raw outcome codes, shared by both backends
+_FINISHED, _EVENT, _MAX_STEPS, _DT_MIN, _FAILED, _START = range(6)
 
 
-def integrate(
-    system: Any,
-    y0: Any,
-    t_span: Sequence[float],
-    params: Mapping[str, Any],
-    *,
-    t_eval: Any = None,
-    backend: str = "jax",
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
-    events: Iterable[str | Callable] = ("collapse", "blow_up"),
-    solver: str | None = None,
-    max_steps: int = 100_000,
-    retry: bool = True,
-    collapse_tol: float = 1e-8,
-    blowup_bound: float = 1e8,
-    steady_tol: float = 1e-9,
-    n_save: int = 201,
-) -> Solution:
-    """Integrate dy/dt = f(t, y; params) for one initial state or a batch.
-
-    system:  an EigenmodeSystem (one mode, full or reduced) or a ModeSystem (K modes).
-    y0:      shape (..., n_states); leading axes form the batch.
-    t_span:  (t0, t1) with t1 > t0, both finite.
-    params:  dict keyed by parameter name; values are scalars or arrays that broadcast
-             against the batch shape (parameter sweeps without Python loops).
-    t_eval:  times to save (increasing, within t_span); default ``n_save`` points from t0 to t1.
-    backend: "jax" (diffrax, jit + vmap, runs on a GPU when JAX sees one) or "scipy"
-             (solve_ivp in a loop; the reference).
-    solver:  jax: one of JAX_SOLVERS (default "tsit5"; "kvaerno5" for stiff problems);
-             scipy: one of SCIPY_METHODS (default "DOP853").
-    events:  terminating events: "collapse" (every p and s below ``collapse_tol`` in absolute
-             value), "blow_up" (max |y| above ``blowup_bound``, or the solver stalling while
-             max|y| grew ESCAPE_FACTOR-fold), "steady" (max |dy/dt| below ``steady_tol``, which
-             must sit above the integration error, ~atol), or callables g(t, y, params) -> float that stop the run where g
-             changes sign. Event times are located by root finding. Pass () for none.
-    max_steps: step budget of the JAX solver per trajectory (SciPy has no such budget; a
-             SciPy run that cannot proceed reports "failed" with solve_ivp's message).
-    retry:   re-run trajectories that hit ``max_steps`` once, with 8x the steps and (for the
-             JAX backend) the stiff solver kvaerno5; those still failing report "max_steps".
-
-    Returns a Solution with per-trajectory ``status`` (finished, collapsed, blew_up, steady,
-    event, max_steps, failed) and ``event_t``. Raises ValueError/TypeError for bad input:
-    wrong shapes, reversed or non-finite t_span, unknown backend/solver/event, non-positive
-    tolerances, missing or unknown params.
-    """
-    spec = _NumericSystem.of(system)
-    if backend not in ("jax", "scipy"):
-        raise ValueError(f"backend={backend!r} is not allowed; choose 'jax' or 'scipy'")
-    t0, t1 = _check_span(t_span)
-    for name, v in (("rtol", rtol), ("atol", atol), ("collapse_tol", collapse_tol),
-                    ("blowup_bound", blowup_bound), ("steady_tol", steady_tol)):
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not np.isfinite(v) or v <= 0:
-            raise ValueError(f"{name} must be a positive finite number; got {v!r}")
-    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-        raise ValueError(f"max_steps must be a positive int; got {max_steps!r}")
-    ts = _check_t_eval(t_eval, t0, t1, n_save)
-    names, user_events = _check_events(events)
-    if solver is None:
-        solver = "tsit5" if backend == "jax" else "DOP853"
-    allowed = JAX_SOLVERS if backend == "jax" else SCIPY_METHODS
-    if solver not in allowed:
-        raise ValueError(f"solver={solver!r} is not allowed for backend {backend!r}; choose one of {allowed}")
-
-    try:
-        y0 = np.asarray(y0, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"y0 must be numeric, shape (..., {spec.n}); got {y0!r:.80}") from None
-    if y0.ndim == 0 or y0.shape[-1] != spec.n:
-        raise ValueError(
-            f"y0 must have shape (..., {spec.n}) with the last axis holding the states "
-            f"({_short(spec.state_names)}); got shape {y0.shape}"
-        )
-    if not np.all(np.isfinite(y0)):
-        raise ValueError("y0 must be finite")
-    values = dict(zip(spec.param_names, (np.asarray(v, dtype=float) for v in param_values(params, spec.param_names, "numpy"))))
-    try:
-        batch_shape = np.broadcast_shapes(y0.shape[:-1], *(v.shape for v in values.values()))
-    except ValueError:
-        shapes = {k: v.shape for k, v in values.items()}
-        raise ValueError(
-            f"params values must broadcast against the batch shape {y0.shape[:-1]} of y0; got shapes {shapes}"
-        ) from None
-    B = int(np.prod(batch_shape))
-    Y0 = np.broadcast_to(y0, batch_shape + (spec.n,)).reshape(B, spec.n)
-    P = {k: np.broadcast_to(v, batch_shape).reshape(B) for k, v in values.items()}
-    opts = _Options(names, tuple(user_events), collapse_tol, blowup_bound, steady_tol)
-
-    run = _run_jax if backend == "jax" else _run_scipy
-    out = _classify(run(spec, Y0, P, ts, (t0, t1), solver, rtol, atol, max_steps, opts), Y0, spec, opts)
-    out["retried"] = np.zeros(B, dtype=bool)
-    again = np.flatnonzero(out["status"] == "max_steps")
-    if retry and again.size:
-        solver2 = "kvaerno5" if backend == "jax" else solver
-        sub = run(spec, Y0[again], {k: v[again] for k, v in P.items()}, ts, (t0, t1), solver2, rtol, atol, 8 * max_steps, opts)
-        sub = _classify(sub, Y0[again], spec, opts)
-        for key in ("y", "valid", "status", "event_t", "n_steps", "messages"):
-            out[key][again] = sub[key]
-        out["retried"][again] = True
-    if "collapse" in names and spec.collapse_idx.size:  # states that start collapsed stay so
-        start = np.max(np.abs(Y0[:, spec.collapse_idx]), axis=1) < collapse_tol
-        out["status"][start] = "collapsed"
-        out["event_t"][start] = t0
-    return Solution(
-        t=ts,
-        y=out["y"].reshape(batch_shape + (len(ts), spec.n)),
-        valid=out["valid"].reshape(batch_shape + (len(ts),)),
-        status=out["status"].reshape(batch_shape),
-        event_t=out["event_t"].reshape(batch_shape),
-        n_steps=out["n_steps"].reshape(batch_shape),
-        messages=out["messages"].reshape(batch_shape),
-        retried=out["retried"].reshape(batch_shape),
-        state_names=spec.state_names,
-        backend=backend,
-        info={"solver": solver, "rtol": rtol, "atol": atol, "max_steps": max_steps, "events": names},
-    )
-
-
-# -- input checks ------------------------------------------------------------------------
+# -- the system as the numerics see it ----------------------------------------------------------
 
 
 class _NumericSystem:
-    """What integrate needs of a system: names, sizes, compiled right-hand sides."""
+    """What integrate needs of a system: names, sizes, collapse states, compiled right-hand sides."""
+
+    REQUIRED = ("state_names", "param_names", "to_jax", "to_numpy", "collapse_indices", "check_params")
 
     def __init__(self, system: Any):
         self.system = system
         self.state_names = tuple(system.state_names)
         self.param_names = tuple(system.param_names)
         self.n = len(self.state_names)
-        self.collapse_idx = collapse_indices(self.state_names)
+        self.collapse_indices = tuple(int(i) for i in system.collapse_indices)
+        bounds = system.state_bounds() if hasattr(system, "state_bounds") else ((-np.inf, np.inf),) * self.n
+        self.state_bounds = tuple((float(lo), float(hi)) for lo, hi in bounds)
+        self.f_np = system.to_numpy(checked=False)
+        self._f_jax = None
+
+    @property
+    def f_jax(self) -> Callable:
+        if self._f_jax is None:
+            self._f_jax = self.system.to_jax(checked=False)
+        return self._f_jax
+
+    def context(self, backend: str) -> EventContext:
+        if backend == "jax":
+            import jax.numpy as jnp
+
+            return EventContext(jnp, self.f_jax, self.state_names, self.collapse_indices, self.state_bounds)
+        return EventContext(np, self.f_np, self.state_names, self.collapse_indices, self.state_bounds)
 
     @classmethod
     def of(cls, system: Any) -> _NumericSystem:
-        if not all(hasattr(system, a) for a in ("to_jax", "to_numpy", "state_names", "param_names")):
+        missing = [a for a in cls.REQUIRED if not hasattr(system, a)]
+        if missing:
             raise TypeError(
-                "system must be an EigenmodeSystem or ModeSystem (from derivations.derive); "
-                f"got {type(system).__name__}"
+                "system must be an ODESystem (derivations.ODESystem, ODESystem.from_equations, derive(spec)) "
+                f"or a ModeSystem: anything with {', '.join(cls.REQUIRED)}; got {type(system).__name__}"
             )
         return _numeric(system)
 
@@ -166,6 +81,9 @@ class _NumericSystem:
 @lru_cache(maxsize=128)
 def _numeric(system: Any) -> _NumericSystem:
     return _NumericSystem(system)
+
+
+# -- input checks -------------------------------------------------------------------------------
 
 
 def _short(names: Sequence[str]) -> str:
@@ -189,7 +107,10 @@ def _check_t_eval(t_eval: Any, t0: float, t1: float, n_save: int) -> np.ndarray:
         if isinstance(n_save, bool) or not isinstance(n_save, (int, np.integer)) or n_save < 2:
             raise ValueError(f"n_save must be an int >= 2; got {n_save!r}")
         return np.linspace(t0, t1, int(n_save))
-    ts = np.asarray(t_eval, dtype=float)
+    try:
+        ts = np.asarray(t_eval, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"t_eval must be a 1-D array of numbers; got {t_eval!r:.80}") from None
     if ts.ndim != 1 or ts.size == 0:
         raise ValueError(f"t_eval must be a non-empty 1-D array of times; got shape {ts.shape}")
     if not np.all(np.isfinite(ts)):
@@ -201,230 +122,621 @@ def _check_t_eval(t_eval: Any, t0: float, t1: float, n_save: int) -> np.ndarray:
     return ts
 
 
-def _check_events(events: Any) -> tuple[tuple[str, ...], list[Callable]]:
-    if events is None:
-        return (), []
-    if isinstance(events, str) or callable(events):
-        events = (events,)
-    names, user = [], []
-    for e in events:
-        if callable(e):
-            user.append(e)
-        elif e in BUILTIN_EVENTS:
-            names.append(e)
-        else:
-            raise ValueError(f"events: {e!r} is not allowed; use callables or names from {BUILTIN_EVENTS}")
-    return tuple(names), user
+def _check_tols(**values: Any) -> None:
+    for name, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v) or v <= 0:
+            raise ValueError(f"{name} must be a positive finite number; got {v!r}")
 
 
-class _Options(tuple):
-    """Hashable event configuration."""
-
-    def __new__(cls, names, user, collapse_tol, blowup_bound, steady_tol):
-        return super().__new__(cls, (names, user, float(collapse_tol), float(blowup_bound), float(steady_tol)))
-
-    names = property(lambda self: self[0])
-    user = property(lambda self: self[1])
-    collapse_tol = property(lambda self: self[2])
-    blowup_bound = property(lambda self: self[3])
-    steady_tol = property(lambda self: self[4])
+def _check_max_steps(max_steps: Any) -> int:
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+        raise ValueError(f"max_steps must be a positive int; got {max_steps!r}")
+    return int(max_steps)
 
 
-ESCAPE_FACTOR = 10.0
-"""A run that stops early with max|y| above ESCAPE_FACTOR * max(1, max|y0|) has blown up: near a
-finite-time singularity such as (t* - t)^(-1/5) the adaptive step size collapses long before any
-fixed bound is reached (double precision cannot resolve t* - t below ~1e-16 t)."""
-DTMIN_FRACTION = 1e-12
-"""The JAX solver gives up once its step falls below DTMIN_FRACTION * (t1 - t0), so that one
-diverging trajectory does not hold a whole vmapped batch for max_steps rejected steps."""
+def _check_solver(solver: Any, backend: str) -> Any:
+    """A solver name, or a diffrax solver object (jax) / an OdeSolver subclass (scipy)."""
+    if solver is None:
+        return "tsit5" if backend == "jax" else "DOP853"
+    allowed = JAX_SOLVERS if backend == "jax" else SCIPY_METHODS
+    if isinstance(solver, str):
+        if solver not in allowed:
+            raise ValueError(f"solver={solver!r} is not allowed for backend {backend!r}; choose one of {allowed}")
+        return solver
+    if backend == "jax":
+        import diffrax
 
-_EVENT_STATUS = {"collapse": "collapsed", "blow_up": "blew_up", "steady": "steady"}
+        if isinstance(solver, diffrax.AbstractSolver):
+            return solver
+    else:
+        from scipy.integrate import OdeSolver
+
+        if isinstance(solver, type) and issubclass(solver, OdeSolver):
+            return solver
+    kind = "a diffrax solver object" if backend == "jax" else "a scipy.integrate.OdeSolver subclass"
+    raise ValueError(f"solver={solver!r:.60} is not allowed for backend {backend!r}; choose one of {allowed} or {kind}")
 
 
-def _raw(B: int, n_t: int, n: int) -> dict:
-    """Per-trajectory results as each backend reports them, before classification."""
-    return {
-        "y": np.zeros((B, n_t, n)),
-        "valid": np.zeros((B, n_t), dtype=bool),
-        "t_stop": np.zeros(B),
-        "y_stop": np.zeros((B, n)),
-        "outcome": np.full(B, "finished", dtype=object),  # finished | event:<name> | max_steps | failed
-        "n_steps": np.zeros(B, dtype=int),
-        "messages": np.full(B, "", dtype=object),
-    }
+def _solver_name(solver: Any) -> str:
+    return solver if isinstance(solver, str) else getattr(solver, "__name__", type(solver).__name__)
 
 
-def _classify(raw: dict, Y0: np.ndarray, spec: _NumericSystem, opts: _Options) -> dict:
-    """Statuses and event times from raw outcomes; saved states after the stop hold y_stop."""
-    B = len(Y0)
-    status = np.full(B, "finished", dtype=object)
-    event_t = np.full(B, np.nan)
-    messages = raw["messages"].copy()
-    for b, outcome in enumerate(raw["outcome"]):
-        if outcome.startswith("event:"):
-            status[b] = _EVENT_STATUS.get(outcome[6:], "event")
-            event_t[b] = raw["t_stop"][b]
-        elif outcome in ("max_steps", "failed"):
-            scale = max(1.0, float(np.max(np.abs(Y0[b]))))
-            if "blow_up" in opts.names and float(np.max(np.abs(raw["y_stop"][b]))) > ESCAPE_FACTOR * scale:
-                status[b] = "blew_up"
-                event_t[b] = raw["t_stop"][b]
-                messages[b] = (
-                    f"finite-time blow-up: the step size collapsed at t = {raw['t_stop'][b]:.6g} "
-                    f"with max|y| = {np.max(np.abs(raw['y_stop'][b])):.3g}"
-                )
-            else:
-                status[b] = outcome
-    y, valid = raw["y"], raw["valid"]
-    y[~valid] = np.broadcast_to(raw["y_stop"][:, None, :], y.shape)[~valid]
-    return {"y": y, "valid": valid, "status": status, "event_t": event_t, "n_steps": raw["n_steps"], "messages": messages}
-# -- JAX / diffrax -----------------------------------------------------------------------
+def _is_stiff(solver: Any) -> bool:
+    name = _solver_name(solver)
+    return name.lower() in {s.lower() for s in _STIFF_JAX + _STIFF_SCIPY} or name in ("Kvaerno5", "KenCarp5", "Kvaerno3", "Kvaerno4", "ImplicitEuler")
+
+
+def _active_events(num: _NumericSystem, events: tuple[Event, ...]) -> tuple[Event, ...]:
+    ctx = num.context("numpy")
+    return tuple(e for e in events if e.active(ctx))
+
+
+def _dtmin(t0: Any, t1: Any, xp: Any = np) -> Any:
+    return xp.maximum(DTMIN_FRACTION * (t1 - t0), 16 * np.finfo(float).eps * xp.maximum(xp.abs(t0), xp.abs(t1)))
+
+
+# -- the pure JAX core --------------------------------------------------------------------------
+
+
+def _finite_rms(x: Any) -> Any:
+    """RMS norm of the scaled error, 1e300 where it is not finite: a trial step into a
+    singularity (inf or nan) is then rejected and the step shrinks, instead of the
+    controller's next step size turning nan (diffrax clips nan to nan)."""
+    import jax
+    import jax.numpy as jnp
+    import optimistix as optx
+
+    leaves = jax.tree_util.tree_leaves(x)
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
+    safe = jax.tree_util.tree_map(lambda leaf: jnp.where(jnp.isfinite(leaf), leaf, 0.0), x)
+    return jnp.where(finite, optx.rms_norm(safe), 1e300)
+
+
+def _jax_solver(solver: Any, rtol: float, atol: float) -> Any:
+    import diffrax
+    import optimistix as optx
+
+    if not isinstance(solver, str):
+        return solver
+    cls = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "dopri8": diffrax.Dopri8,
+           "kvaerno5": diffrax.Kvaerno5, "kencarp5": diffrax.KenCarp5}[solver]
+    if solver in _STIFF_JAX:
+        return cls(root_finder=optx.Newton(rtol=rtol, atol=atol))
+    return cls()
 
 
 @lru_cache(maxsize=64)
-def _jax_batched_solve(
-    spec: _NumericSystem, solver: str, rtol: float, atol: float, max_steps: int, opts: _Options, dtmin: float
-):
+def _core(num: _NumericSystem, solver: Any, rtol: float, atol: float, max_steps: int, events: tuple[Event, ...]) -> Callable:
+    """``one(y0, params, ts, span) -> dict``: one trajectory, pure JAX (jit/vmap/grad).
+
+    Keys: ys (n_t, n) with the end state held after the end, valid (n_t,), t_end, y_end,
+    code (a _FINISHED.. code), which (index of the event that fired, -1 if none), steps.
+    """
     import diffrax
     import jax
     import jax.numpy as jnp
     import optimistix as optx
 
-    f = spec.system.to_jax(checked=False)
-    stepper = {
-        "tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "dopri8": diffrax.Dopri8,
-        "kvaerno5": diffrax.Kvaerno5, "kencarp5": diffrax.KenCarp5,
-    }[solver]()
-    if solver in _STIFF:
-        stepper = type(stepper)(root_finder=optx.Newton(rtol=rtol, atol=atol))
-    idx = jnp.asarray(spec.collapse_idx)
-    margins = {}  # each positive during a normal run; the run stops where the smallest hits 0
-    if "collapse" in opts.names and idx.size:
-        margins["collapse"] = lambda t, y, params: jnp.max(jnp.abs(y[idx])) - opts.collapse_tol
-    if "blow_up" in opts.names:
-        margins["blow_up"] = lambda t, y, params: opts.blowup_bound - jnp.max(jnp.abs(y))
-    if "steady" in opts.names:
-        margins["steady"] = lambda t, y, params: jnp.max(jnp.abs(f(t, y, params))) - opts.steady_tol
-    for i, g in enumerate(opts.user):
-        margins[f"user{i}"] = (lambda g: lambda t, y, params: g(t, y, params))(g)
-    names = tuple(margins)
-
-    def all_margins(t, y, params, signs):
-        # a user event may start on either side of zero: its sign at t0 orients it
-        return jnp.stack([jnp.asarray(margins[k](t, y, params), dtype=float) for k in names]) * signs
-
-    # One real-valued condition (the smallest margin): diffrax then root-finds a scalar,
-    # bracketed between two steps, so bisection always converges. It decreases through zero
-    # (flip=True); so does diffrax's stand-in for batch members without an event, which is
-    # zero at the bracket's end and would fail bisection's sign detection.
-    event = None
-    if names:
-        event = diffrax.Event(
-            lambda t, y, args, **kw: jnp.min(all_margins(t, y, *args)),
-            root_finder=optx.Bisection(rtol=1e-13, atol=1e-13, flip=True),
-        )
+    f = num.f_jax
+    ctx = num.context("jax")
+    stepper = _jax_solver(solver, rtol, atol)
     term = diffrax.ODETerm(lambda t, y, args: f(t, y, args[0]))
-    controller = diffrax.PIDController(rtol=rtol, atol=atol, dtmin=dtmin, force_dtmin=False)
+    n_ev = len(events)
+
+    def raw_margins(t, y, params):
+        return jnp.stack([jnp.asarray(e.margin(t, y, params, ctx), dtype=jnp.float64).reshape(()) for e in events])
 
     def one(y0, params, ts, span):
-        signs = jnp.ones(len(names))
-        if names:
-            start = all_margins(span[0], y0, params, signs)
-            signs = jnp.where(jnp.array([k.startswith("user") for k in names]), jnp.sign(start), 1.0)
+        t0, t1 = span[0], span[1]
+        dtmin = _dtmin(t0, t1, jnp)
+        controller = diffrax.PIDController(rtol=rtol, atol=atol, dtmin=dtmin, force_dtmin=False, norm=_finite_rms)
+        event, start, start_which = None, jnp.asarray(False), jnp.asarray(-1)
+        if n_ev:
+            m0 = raw_margins(t0, y0, params)
+            signs = jnp.stack([jnp.asarray(e.orient(m0[i], ctx), dtype=jnp.float64) for i, e in enumerate(events)])
+            om0 = signs * m0
+            start = jnp.any(om0 <= 0)
+            start_which = jnp.where(start, jnp.argmax(om0 <= 0), -1)
+            # One real condition, the smallest oriented margin: positive during the run, it
+            # falls through zero at the first event; bisection locates it between two steps.
+            event = diffrax.Event(
+                lambda t, y, args, **kw: jnp.min(signs * raw_margins(t, y, args[0])),
+                root_finder=optx.Bisection(rtol=1e-14, atol=1e-14 * (t1 - t0), flip=True),
+                direction=False,
+            )
         sol = diffrax.diffeqsolve(
-            term, stepper, span[0], span[1], None, y0, (params, signs),
-            saveat=diffrax.SaveAt(ts=ts, t1=True),
-            stepsize_controller=controller, event=event, max_steps=max_steps, throw=False,
+            term, stepper, t0, t1, None, y0, (params,),
+            saveat=diffrax.SaveAt(ts=ts, t1=True), stepsize_controller=controller,
+            event=event, max_steps=max_steps, throw=False,
         )
-        # which margin ended the run: the smallest one at the stopping point
-        last = jnp.argmax(jnp.where(jnp.isfinite(sol.ts), sol.ts, -jnp.inf))
-        which = jnp.argmin(all_margins(sol.ts[last], sol.ys[last], params, signs)) if names else 0
-        return (
-            sol.ts, sol.ys,
-            sol.result == diffrax.RESULTS.successful,
-            sol.result == diffrax.RESULTS.event_occurred,
-            sol.result == diffrax.RESULTS.max_steps_reached,
-            which, sol.stats["num_accepted_steps"],
+        n_t = ts.shape[0]
+        finite = jnp.isfinite(sol.ts) & jnp.all(jnp.isfinite(sol.ys), axis=1)
+        # the end state sits in the t1 slot, or (after an event or a failure) in the first
+        # slot after the saved times that were reached
+        last = jnp.argmax(jnp.where(finite, sol.ts, -jnp.inf))
+        any_finite = jnp.any(finite)
+        t_end = jnp.where(any_finite, sol.ts[last], t0)
+        y_end = jnp.where(any_finite, sol.ys[last], y0)
+        valid = finite[:n_t] & (sol.ts[:n_t] == ts) & (ts <= t_end)
+        ys = jnp.where(valid[:, None], sol.ys[:n_t], y_end[None, :])
+        r = sol.result
+        code = jnp.select(
+            [r == diffrax.RESULTS.successful, r == diffrax.RESULTS.event_occurred,
+             r == diffrax.RESULTS.max_steps_reached, r == diffrax.RESULTS.dt_min_reached],
+            [_FINISHED, _EVENT, _MAX_STEPS, _DT_MIN], _FAILED,
         )
+        code = jnp.where((code == _FINISHED) & ~any_finite, _FAILED, code)
+        which = jnp.asarray(-1)
+        if n_ev:
+            # the event that fired: the margin that reaches zero first from the stop, by
+            # margin / (rate of decrease along the flow); scale-free, unlike the margins
+            # themselves (a bound of 1e8 and a tolerance of 1e-8 near a steep blow-up)
+            m, dm = jax.jvp(lambda tt, yy: signs * raw_margins(tt, yy, params), (t_end, y_end),
+                            (jnp.ones_like(t_end), f(t_end, y_end, params)))
+            lead = jnp.where(dm < 0, m / jnp.where(dm < 0, -dm, 1.0), jnp.where(m <= 0, 0.0, jnp.inf))
+            which = jnp.where(code == _EVENT, jnp.argmin(lead), -1)
+            code = jnp.where(start, _START, code)
+            which = jnp.where(start, start_which, which)
+            t_end = jnp.where(start, t0, t_end)
+            y_end = jnp.where(start, y0, y_end)
+            valid = jnp.where(start, ts <= t0, valid)
+            ys = jnp.where(start, jnp.broadcast_to(y0, ys.shape), ys)
+        return {"ys": ys, "valid": valid, "t_end": t_end, "y_end": y_end, "code": code, "which": which,
+                "steps": sol.stats["num_accepted_steps"]}
 
-    return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None))), names
+    return one
 
 
-def _run_jax(spec, Y0, P, ts, span, solver, rtol, atol, max_steps, opts) -> dict:
+@lru_cache(maxsize=64)
+def _batched(num, solver, rtol, atol, max_steps, events) -> Callable:
+    import jax
+
+    return jax.jit(jax.vmap(_core(num, solver, rtol, atol, max_steps, events), in_axes=(0, 0, None, None)))
+
+
+def flow(
+    system: Any,
+    t: Any,
+    *,
+    t0: float = 0.0,
+    solver: Any = "tsit5",
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    max_steps: int = 100_000,
+    events: Any = (),
+) -> Callable:
+    """The flow map of ``system`` as a pure JAX function: ``phi(y0, params) -> y(t)``.
+
+    phi solves dy/dt = f(t, y; params), y(t0) = y0 with diffrax and returns y at the times ``t``:
+    shape (n_states,) for a scalar t (the time-t map), (len(t), n_states) for a 1-D t. It is
+    pure: it composes with ``jax.jit``, ``jax.vmap`` and ``jax.grad`` (derivatives with respect
+    to y0 and to parameter values, through diffrax's checkpointed adjoint). ``integrate`` wraps
+    the same core with validation, broadcasting, statuses and the stiff retry.
+
+    Entries the solver did not reach (it failed or ran out of steps) are NaN; after a
+    terminating event (``events``, as in ``integrate``) the event state is held.
+
+    Parameters
+    ----------
+    system : ODESystem or ModeSystem
+        Any system with state_names, param_names, to_jax, to_numpy, collapse_indices, check_params.
+    t : float or 1-D array
+        Output time(s): strictly increasing, >= t0, the last > t0 (it is the end of the run).
+    t0 : float
+        Initial time.
+    solver, rtol, atol, max_steps : as in ``integrate`` (JAX names or a diffrax solver object).
+    events : as in ``integrate``; default none.
+
+    Returns
+    -------
+    Callable ``phi(y0, params)``: y0 of shape (n_states,), params a dict keyed by parameter
+    name (scalars or JAX values; concrete values are checked with ``system.check_params``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        A system that is not one, bad times, solver, tolerances or events.
+    """
     import jax.numpy as jnp
 
-    B, n_t = len(Y0), len(ts)
-    raw = _raw(B, n_t, spec.n)
-    dtmin = DTMIN_FRACTION * (span[1] - span[0])
-    solve, cond_names = _jax_batched_solve(spec, solver, float(rtol), float(atol), int(max_steps), opts, dtmin)
-    t_saved, ys, ok, ev, ms, fired, steps = solve(
-        jnp.asarray(Y0), {k: jnp.asarray(v) for k, v in P.items()}, jnp.asarray(ts), jnp.asarray(span)
+    num = _NumericSystem.of(system)
+    t0 = float(t0) if isinstance(t0, (int, float, np.integer, np.floating)) and not isinstance(t0, bool) else None
+    if t0 is None or not np.isfinite(t0):
+        raise ValueError("t0 must be a finite number")
+    scalar = np.ndim(t) == 0
+    try:
+        ts = np.atleast_1d(np.asarray(t, dtype=float))
+    except (TypeError, ValueError):
+        raise ValueError(f"t must be a number or a 1-D array of numbers; got {t!r:.80}") from None
+    if ts.ndim != 1 or not np.all(np.isfinite(ts)) or np.any(np.diff(ts) <= 0) or ts[0] < t0 or ts[-1] <= t0:
+        raise ValueError(f"t must be finite, strictly increasing, >= t0 = {t0} and end after t0; got {t!r:.80}")
+    _check_tols(rtol=rtol, atol=atol)
+    max_steps = _check_max_steps(max_steps)
+    solver = _check_solver(solver, "jax")
+    evs = _active_events(num, as_events(events))
+    one = _core(num, solver, float(rtol), float(atol), max_steps, evs)
+    ts_j, span = jnp.asarray(ts), jnp.asarray([t0, ts[-1]])
+
+    def phi(y0, params):
+        given = num.system.check_params(params, batch=True)
+        values = {k: jnp.asarray(float(v) if isinstance(v, sp.Basic) else v, dtype=jnp.float64) for k, v in given.items()}
+        y0 = jnp.asarray(y0, dtype=jnp.float64)
+        if y0.shape != (num.n,):
+            raise ValueError(f"y0 must have shape ({num.n},) ({_short(num.state_names)}); got {y0.shape}")
+        out = one(y0, values, ts_j, span)
+        reached = out["valid"] | ((out["code"] == _EVENT) | (out["code"] == _START))
+        ys = jnp.where(reached[:, None], out["ys"], jnp.nan)
+        return ys[0] if scalar else ys
+
+    phi.__doc__ = f"y({'t' if scalar else 'ts'}) of {getattr(system, 'name', '') or 'the system'} from y0 at t0 = {t0}."
+    return phi
+
+
+# -- integrate: the host-side wrapper -----------------------------------------------------------
+
+
+def integrate(
+    system: Any,
+    y0: Any,
+    t_span: Sequence[float],
+    params: Mapping[str, Any],
+    *,
+    t_eval: Any = None,
+    backend: str = "jax",
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    events: Any = ("collapse", "blow_up"),
+    solver: Any = None,
+    max_steps: int = 100_000,
+    retry: bool = True,
+    collapse_tol: float = 1e-8,
+    blowup_bound: float = 1e8,
+    steady_tol: float = 1e-9,
+    n_save: int = 201,
+) -> Solution:
+    """Integrate dy/dt = f(t, y; params) for one initial state or a batch, on any system.
+
+    Parameters
+    ----------
+    system : ODESystem (built by hand, from equations, or by ``derive``) or ModeSystem
+        Anything with state_names, param_names, to_jax/to_numpy, collapse_indices, check_params.
+    y0 : array, shape (..., n_states)
+        Initial states; leading axes form the batch.
+    t_span : (t0, t1)
+        t1 > t0, both finite.
+    params : dict
+        Keyed by parameter name, checked by ``system.check_params(params, batch=True)``; values
+        are scalars or arrays broadcasting against the batch shape (parameter sweeps).
+    t_eval : 1-D array, optional
+        Times to save (increasing, within t_span); default ``n_save`` points from t0 to t1.
+    backend : "jax" or "scipy"
+        "jax": diffrax, jit + vmap, on a GPU when JAX sees one. "scipy": the SciPy solvers
+        stepped one trajectory at a time (the reference).
+    events : sequence of Event objects, names or callables
+        Terminating events (see ``dynamics.Collapse``, ``BlowUp``, ``Steady``, ``LeaveBox``,
+        ``Condition``). Shorthands: "collapse" = Collapse(collapse_tol) (only where the system
+        declares collapse states), "blow_up" = BlowUp(blowup_bound), "steady" =
+        Steady(steady_tol), a callable g(t, y, params) = Condition(g). Pass () for none.
+        Both backends evaluate the same margin definitions; event times are root-found.
+    solver : str or solver object, optional
+        jax: one of JAX_SOLVERS (default "tsit5"; "kvaerno5" for stiff problems) or a diffrax
+        solver; scipy: one of SCIPY_METHODS (default "DOP853") or an OdeSolver subclass.
+    max_steps : int
+        Step budget per trajectory, both backends (jax: attempted steps, scipy: accepted
+        steps, and at most 20 * max_steps (+ n per Jacobian) rhs evaluations). Steps below
+        DTMIN_FRACTION * (t1 - t0) end a run too.
+    retry : bool
+        Re-run trajectories that ran out of steps or whose step size collapsed (not blow-ups)
+        once with a stiff solver: jax: kvaerno5 with 8x max_steps; scipy: LSODA with the same
+        max_steps (so a SciPy run costs at most twice its budget), for up to 400 states.
+        ``retried`` marks them.
+
+    Returns
+    -------
+    Solution
+        Per trajectory: ``status`` (finished, collapsed, blew_up, steady, event, max_steps,
+        failed), ``event`` (the name of the event that ended the run), ``event_t``, ``t_end``
+        and ``final`` (time and state where the run ended), ``messages`` (the reason for
+        max_steps / failed / a blow-up found by step collapse).
+
+    Raises
+    ------
+    TypeError, ValueError
+        A system that is not one; wrong shapes; reversed or non-finite t_span; unknown
+        backend, solver or event; non-positive tolerances; missing, unknown or out-of-domain
+        params (from ``system.check_params``).
+    """
+    num = _NumericSystem.of(system)
+    if backend not in ("jax", "scipy"):
+        raise ValueError(f"backend={backend!r} is not allowed; choose 'jax' or 'scipy'")
+    t0, t1 = _check_span(t_span)
+    _check_tols(rtol=rtol, atol=atol, collapse_tol=collapse_tol, blowup_bound=blowup_bound, steady_tol=steady_tol)
+    max_steps = _check_max_steps(max_steps)
+    ts = _check_t_eval(t_eval, t0, t1, n_save)
+    evs = _active_events(num, as_events(events, collapse_tol=collapse_tol, blowup_bound=blowup_bound, steady_tol=steady_tol))
+    solver = _check_solver(solver, backend)
+    if not isinstance(retry, bool):
+        raise TypeError(f"retry must be True or False; got {retry!r}")
+
+    try:
+        y0 = np.asarray(y0, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"y0 must be numeric, shape (..., {num.n}); got {y0!r:.80}") from None
+    if y0.ndim == 0 or y0.shape[-1] != num.n:
+        raise ValueError(
+            f"y0 must have shape (..., {num.n}) with the last axis holding the states "
+            f"({_short(num.state_names)}); got shape {y0.shape}"
+        )
+    if not np.all(np.isfinite(y0)):
+        raise ValueError("y0 must be finite")
+    checked = num.system.check_params(params, batch=True)
+    values = {k: np.asarray(float(v) if isinstance(v, sp.Basic) else v, dtype=float) for k, v in checked.items()}
+    try:
+        batch_shape = np.broadcast_shapes(y0.shape[:-1], *(v.shape for v in values.values()))
+    except ValueError:
+        shapes = {k: v.shape for k, v in values.items()}
+        raise ValueError(
+            f"params values must broadcast against the batch shape {y0.shape[:-1]} of y0; got shapes {shapes}"
+        ) from None
+    B = int(np.prod(batch_shape))
+    Y0 = np.ascontiguousarray(np.broadcast_to(y0, batch_shape + (num.n,)).reshape(B, num.n))
+    P = {k: np.ascontiguousarray(np.broadcast_to(v, batch_shape).reshape(B)) for k, v in values.items()}
+
+    run = _run_jax if backend == "jax" else _run_scipy
+    raw = run(num, Y0, P, ts, (t0, t1), solver, float(rtol), float(atol), max_steps, evs)
+    out = _classify(raw, num, Y0, P, ts, (t0, t1), evs, solver, max_steps, backend, retried=False)
+    out["retried"] = np.zeros(B, dtype=bool)
+    again = np.flatnonzero(out["retry"])
+    if retry and again.size:
+        solver2, steps2 = solver, 8 * max_steps
+        if backend == "scipy":  # SciPy steps one trajectory at a time: the same budget, LSODA
+            solver2, steps2 = (solver if _is_stiff(solver) else "LSODA"), max_steps
+            if num.n > _SCIPY_STIFF_RETRY_MAX_STATES and not _is_stiff(solver):
+                solver2 = None
+        elif not _is_stiff(solver):
+            solver2 = "kvaerno5"
+        if solver2 is not None:
+            sub_P = {k: v[again] for k, v in P.items()}
+            sub = run(num, Y0[again], sub_P, ts, (t0, t1), solver2, float(rtol), float(atol), steps2, evs)
+            sub = _classify(sub, num, Y0[again], sub_P, ts, (t0, t1), evs, solver2, steps2, backend, retried=True)
+            for key in ("ys", "valid", "t_end", "y_end", "status", "event", "event_t", "steps", "messages"):
+                out[key][again] = sub[key]
+            out["retried"][again] = True
+    shape = lambda a, *tail: a.reshape(batch_shape + tail)
+    return Solution(
+        t=ts,
+        y=shape(out["ys"], len(ts), num.n),
+        valid=shape(out["valid"], len(ts)),
+        status=shape(out["status"]),
+        event=shape(out["event"]),
+        event_t=shape(out["event_t"]),
+        t_end=shape(out["t_end"]),
+        y_end=shape(out["y_end"], num.n),
+        n_steps=shape(out["steps"]),
+        messages=shape(out["messages"]),
+        retried=shape(out["retried"]),
+        state_names=num.state_names,
+        backend=backend,
+        info={"solver": _solver_name(solver), "rtol": rtol, "atol": atol, "max_steps": max_steps,
+              "events": tuple(e.name for e in evs), "dtmin": float(_dtmin(t0, t1))},
     )
-    t_saved, ys = np.asarray(t_saved), np.asarray(ys)
-    ok, ev, ms = np.asarray(ok), np.asarray(ev), np.asarray(ms)
-    finite = np.isfinite(t_saved) & np.all(np.isfinite(ys), axis=2)
-    # a saved entry counts only where it is the requested time (on failure diffrax may not fill it)
-    raw["valid"] = finite[:, :-1] & (t_saved[:, :-1] == ts[None, :])
-    raw["y"] = np.where(raw["valid"][..., None], ys[:, :-1, :], 0.0)
-    # where the run stopped: the final save if finite, else the latest finite entry
-    last = np.where(finite[:, -1], n_t, np.argmax(np.where(finite, t_saved, -np.inf), axis=1))
-    raw["t_stop"] = t_saved[np.arange(B), last]
-    raw["y_stop"] = np.where(np.isfinite(ys[np.arange(B), last]), ys[np.arange(B), last], Y0)
-    raw["n_steps"] = np.asarray(steps).astype(int)
-    outcome = raw["outcome"]
-    which = np.asarray(fired)
-    for i, name in enumerate(cond_names):
-        outcome[ev & (which == i)] = f"event:{name}"
-    outcome[ms] = "max_steps"
-    raw["messages"][ms] = f"max_steps={max_steps} reached before t1"
-    # (after an event diffrax writes the stop into the next free save slot, not the t1 slot)
-    bad = (~(ok | ev | ms) | ~np.all(np.isfinite(raw["y_stop"]), axis=1)) & ~ms
-    outcome[bad] = "failed"
-    raw["messages"][bad] = "solver stopped early (non-finite state or step-size failure)"
-    return raw
 
 
-# -- SciPy -------------------------------------------------------------------------------
+# -- statuses and reasons ------------------------------------------------------------------------
 
 
-def _run_scipy(spec, Y0, P, ts, span, solver, rtol, atol, max_steps, opts) -> dict:
-    from scipy.integrate import solve_ivp
-
-    f = spec.system.to_numpy(checked=False)
-    B, n_t = len(Y0), len(ts)
-    raw = _raw(B, n_t, spec.n)
-    idx = spec.collapse_idx
+def _classify(raw, num, Y0, P, ts, span, evs, solver, max_steps, backend, retried) -> dict:
+    """Readable statuses, event names and times, and reasons, from the raw outcome codes."""
+    B = len(Y0)
+    status = np.full(B, "finished", dtype=object)
+    event = np.full(B, "", dtype=object)
+    event_t = np.full(B, np.nan)
+    messages = np.array(raw["messages"], dtype=object)
+    again = np.zeros(B, dtype=bool)
+    blow = next((e for e in evs if isinstance(e, BlowUp)), None)
+    code, which, t_end, y_end = raw["code"], raw["which"], raw["t_end"], raw["y_end"]
     for b in range(B):
-        args = {k: v[b] for k, v in P.items()}
-        fun = lambda t, y: f(t, y, args)  # noqa: E731
-        evs, names = [], []
-        if "collapse" in opts.names and idx.size:
-            evs.append(lambda t, y: np.max(np.abs(y[idx])) - opts.collapse_tol)
-            names.append("collapse")
-        if "blow_up" in opts.names:
-            evs.append(lambda t, y: opts.blowup_bound - np.max(np.abs(y)))
-            names.append("blow_up")
-        if "steady" in opts.names:
-            evs.append(lambda t, y: np.max(np.abs(fun(t, y))) - opts.steady_tol)
-            names.append("steady")
-        for i, g in enumerate(opts.user):
-            evs.append((lambda g: lambda t, y: float(g(t, y, args)))(g))
-            names.append(f"user{i}")
-        for e in evs:
-            e.terminal = True
-        sol = solve_ivp(fun, span, Y0[b], method=solver, rtol=rtol, atol=atol, events=evs or None, dense_output=True)
-        raw["n_steps"][b] = sol.nfev
-        if sol.status == 1:
-            which = next(i for i, te in enumerate(sol.t_events) if len(te))
-            raw["outcome"][b] = f"event:{names[which]}"
-            raw["t_stop"][b], raw["y_stop"][b] = sol.t_events[which][0], sol.y_events[which][0]
-        else:
-            raw["t_stop"][b], raw["y_stop"][b] = sol.t[-1], sol.y[:, -1]
-            if sol.status != 0:
-                raw["outcome"][b] = "failed"
-                raw["messages"][b] = sol.message
-        inside = ts <= raw["t_stop"][b]
-        if inside.any():
-            raw["y"][b, inside] = sol.sol(ts[inside]).T
-        raw["valid"][b] = inside
+        c = int(code[b])
+        if c in (_EVENT, _START):
+            e = evs[int(which[b])]
+            status[b], event[b], event_t[b] = e.status, e.name, t_end[b]
+            if c == _START:
+                messages[b] = f"the initial state already satisfies the event {e.name!r}: the run ends at t0"
+            continue
+        if c == _FINISHED:
+            continue
+        scale = max(1.0, float(np.max(np.abs(Y0[b]))))
+        size = float(np.max(np.abs(y_end[b])))
+        if blow is not None and size > blow.escape * scale:
+            status[b], event[b], event_t[b] = blow.status, blow.name, t_end[b]
+            messages[b] = (
+                f"finite-time blow-up: the step size collapsed at t = {t_end[b]:.10g} with max|y| = {size:.3g} "
+                f"(> {blow.escape:g} x max(1, max|y0|)); the blow-up time is located to about the step size floor"
+            )
+            continue
+        status[b] = "max_steps" if c == _MAX_STEPS else "failed"
+        again[b] = c in (_MAX_STEPS, _DT_MIN)
+        messages[b] = _reason(c, num, y_end[b], {k: v[b] for k, v in P.items()}, t_end[b], span, solver, max_steps,
+                              backend, retried, str(messages[b]))
+    return {"ys": raw["ys"], "valid": raw["valid"], "t_end": np.asarray(t_end, dtype=float), "y_end": y_end,
+            "status": status, "event": event, "event_t": event_t, "steps": raw["steps"], "messages": messages,
+            "retry": again}
+
+
+def _fastest_rate(num: _NumericSystem, y: np.ndarray, params: dict, t: float) -> float | None:
+    """Spectral radius of the Jacobian at y (central differences), for systems of <= 64 states."""
+    if num.n > 64 or not np.all(np.isfinite(y)):
+        return None
+    with np.errstate(all="ignore"):
+        scale = np.abs(y)
+        h = 1e-6 * np.where(scale > 0, scale, max(float(np.max(scale)), 1e-150))
+        J = np.empty((num.n, num.n))
+        for i in range(num.n):
+            e = np.zeros(num.n)
+            e[i] = h[i]
+            J[:, i] = (np.asarray(num.f_np(t, y + e, params)) - np.asarray(num.f_np(t, y - e, params))) / (2 * h[i])
+        if not np.all(np.isfinite(J)):
+            return None
+        return float(np.max(np.abs(np.linalg.eigvals(J))))
+
+
+def _reason(code, num, y, params, t_stop, span, solver, max_steps, backend, retried, own) -> str:
+    t0, t1 = span
+    where = f"at t = {t_stop:.6g} (t1 = {t1:g}) with max|y| = {np.max(np.abs(y)):.3g}"
+    with np.errstate(all="ignore"):
+        dy = np.asarray(num.f_np(t_stop, y, params), dtype=float)
+    rate = _fastest_rate(num, y, params, t_stop)
+    stiff = (
+        f"; the Jacobian's fastest rate there is |lambda| = {rate:.3g} (time scale {1 / rate:.3g})" if rate else ""
+    ) + f", max|dy/dt| = {np.max(np.abs(dy)):.3g}"
+    hint = (
+        "the system stiffens there (its rates grow, e.g. as states approach a point where the right-hand side "
+        "is singular)"
+    )
+    if _is_stiff(solver):
+        advice = (f"{'after the retry, ' if retried else ''}already with a stiff solver: a larger max_steps or "
+                  "looser tolerances may reach further, or end the run earlier with an event (e.g. Collapse)")
+    else:
+        advice = ("try a stiff solver (solver='kvaerno5' with jax, 'Radau' or 'LSODA' with scipy), looser "
+                  "tolerances or a larger max_steps")
+    name = _solver_name(solver)
+    extra = f"; {own}" if own else ""
+    if code == _MAX_STEPS:
+        return f"max_steps={max_steps} reached before t1 {where}{stiff} ({name}{extra}): {hint}; {advice}"
+    if code == _DT_MIN:
+        dtmin = float(_dtmin(t0, t1))
+        return f"the step size collapsed below dtmin = {dtmin:.3g} {where}{stiff} ({name}{extra}): {hint}; {advice}"
+    if not np.all(np.isfinite(dy)):
+        return f"the right-hand side is not finite {where} ({name}{extra}): the state left the system's domain"
+    return f"the solver stopped early {where}{stiff} ({name}{extra}): {hint}; {advice}"
+
+
+# -- JAX / diffrax backend -------------------------------------------------------------------
+
+
+def _run_jax(num, Y0, P, ts, span, solver, rtol, atol, max_steps, evs) -> dict:
+    import jax.numpy as jnp
+
+    solve = _batched(num, solver, rtol, atol, max_steps, evs)
+    out = solve(jnp.asarray(Y0), {k: jnp.asarray(v) for k, v in P.items()}, jnp.asarray(ts), jnp.asarray(span, dtype=float))
+    raw = {k: np.array(v) for k, v in out.items()}
+    raw["steps"] = raw["steps"].astype(int)
+    raw["messages"] = np.full(len(Y0), "", dtype=object)
     return raw
+
+
+# -- SciPy backend -------------------------------------------------------------------------------
+
+
+class _Budget(Exception):
+    """Raised inside a SciPy step when the rhs evaluation budget is spent."""
+
+
+def _run_scipy(num, Y0, P, ts, span, solver, rtol, atol, max_steps, evs) -> dict:
+    B, n_t, n = len(Y0), len(ts), num.n
+    raw = {
+        "ys": np.zeros((B, n_t, n)), "valid": np.zeros((B, n_t), dtype=bool), "t_end": np.zeros(B),
+        "y_end": np.zeros((B, n)), "code": np.zeros(B, dtype=int), "which": np.full(B, -1),
+        "steps": np.zeros(B, dtype=int), "messages": np.full(B, "", dtype=object),
+    }
+    with np.errstate(all="ignore"):  # overflow on the way to a blow-up is expected, not news
+        for b in range(B):
+            r = _scipy_one(num, Y0[b], {k: v[b] for k, v in P.items()}, ts, span, solver, rtol, atol, max_steps, evs)
+            for k, v in r.items():
+                raw[k][b] = v
+    return raw
+
+
+def _scipy_one(num, y0, params, ts, span, solver, rtol, atol, max_steps, evs) -> dict:
+    from scipy import integrate as si
+    from scipy.optimize import brentq
+
+    t0, t1 = span
+    n_t = len(ts)
+    ctx = num.context("numpy")
+    ys, valid = np.empty((n_t, num.n)), np.zeros(n_t, dtype=bool)
+
+    def end(code, t_end, y_end, which=-1, steps=0, message=""):
+        rest = ~valid
+        ys[rest] = y_end
+        return {"ys": ys, "valid": valid, "t_end": t_end, "y_end": y_end, "code": code, "which": which,
+                "steps": steps, "messages": message}
+
+    signs = np.ones(len(evs))
+    if evs:
+        m0 = np.array([float(e.margin(t0, y0, params, ctx)) for e in evs])
+        signs = np.array([float(e.orient(m, ctx)) for e, m in zip(evs, m0)])
+        fired = np.flatnonzero(signs * m0 <= 0)
+        if fired.size:
+            valid[:] = ts <= t0
+            ys[valid] = y0
+            return end(_START, t0, y0.copy(), int(fired[0]))
+
+    def margins(t, y):
+        return signs * np.array([float(e.margin(t, y, params, ctx)) for e in evs])
+
+    stiff = _is_stiff(solver)
+    budget = 20 * max_steps + (num.n * max_steps if stiff else 0)
+    nfev = [0]
+
+    def fun(t, y):
+        nfev[0] += 1
+        if nfev[0] > budget:
+            raise _Budget
+        return np.asarray(num.f_np(t, y, params), dtype=float)
+
+    cls = getattr(si, solver) if isinstance(solver, str) else solver
+    k = 0
+    if ts[0] == t0:
+        ys[0], valid[0], k = y0, True, 1
+    try:
+        ode = cls(fun, t0, y0.copy(), t1, rtol=rtol, atol=atol)
+    except _Budget:  # pragma: no cover - the first evaluations cannot spend a budget >= 20
+        return end(_MAX_STEPS, t0, y0.copy(), message="rhs evaluation budget spent")
+    steps, dtmin = 0, float(_dtmin(t0, t1))
+    while True:
+        t_old, y_old = ode.t, ode.y.copy()
+        if steps >= max_steps:
+            return end(_MAX_STEPS, t_old, y_old, steps=steps)
+        if steps and ode.step_size is not None and ode.step_size < dtmin:
+            return end(_DT_MIN, t_old, y_old, steps=steps)
+        try:
+            message = ode.step()
+        except _Budget:
+            return end(_MAX_STEPS, t_old, y_old, steps=steps, message=f"rhs evaluation budget ({budget}) spent")
+        except (np.linalg.LinAlgError, ValueError, ZeroDivisionError, OverflowError) as err:
+            return end(_FAILED, t_old, y_old, steps=steps, message=f"{type(err).__name__}: {err}")
+        if ode.status == "failed":
+            return end(_DT_MIN if "step size" in str(message) else _FAILED, t_old, y_old, steps=steps, message=str(message))
+        steps += 1
+        t_new, y_new = ode.t, ode.y
+        if not np.all(np.isfinite(y_new)):
+            return end(_FAILED, t_old, y_old, steps=steps, message="non-finite state")
+        dense, t_stop, which = None, t_new, -1
+        if evs:
+            m_new = margins(t_new, y_new)
+            if np.min(m_new) <= 0:
+                # each event that crossed in this step gets its own root; the earliest fired
+                dense = ode.dense_output()
+                roots = []
+                for i in np.flatnonzero(m_new <= 0):
+                    g = lambda t, i=i, d=dense: float(margins(t, d(t))[i])
+                    root = t_new
+                    if g(t_old) > 0 and g(t_new) <= 0:
+                        root = brentq(g, t_old, t_new, xtol=1e-14 * (t1 - t0), rtol=4 * np.finfo(float).eps)
+                    roots.append((root, int(i)))
+                t_stop, which = min(roots)
+        j = k + int(np.searchsorted(ts[k:], t_stop, side="right"))
+        if j > k:
+            if dense is None:
+                dense = ode.dense_output()
+            ys[k:j] = np.asarray(dense(ts[k:j])).T
+            if t_stop == t_new and ts[j - 1] == t_new:
+                ys[j - 1] = y_new
+            valid[k:j] = True
+            k = j
+        if which >= 0:
+            y_stop = y_new.copy() if t_stop == t_new else np.asarray(dense(t_stop), dtype=float)
+            return end(_EVENT, t_stop, y_stop, which, steps)
+        if ode.status == "finished":
+            return end(_FINISHED, t_new, y_new.copy(), steps=steps)

@@ -1,7 +1,10 @@
 """Figures: phase portraits, 1-D flows, bifurcation diagrams, regime maps, basins, spectra.
 
-Every function draws on ``ax`` (or a new Figure when ax is None) and returns (fig, ax); none
-calls pyplot.show, and figures are created without pyplot, so they work headless.
+Analyses return data (``phase_plane`` -> PhasePlane, ``bifurcation`` -> Bifurcation, ``regimes``
+-> Regimes, ``basins`` -> Basins); the ``plot_*`` functions only draw those objects.
+``portrait`` and the old call ``plot_bifurcation(system, param, values, params)`` compute the
+data first. Every function draws on ``ax`` (or a new Figure when ax is None) and returns
+(fig, ax); none calls pyplot.show, and figures are created without pyplot, so they work headless.
 """
 
 from __future__ import annotations
@@ -10,14 +13,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import sympy as sp
 
-from derivations import EigenmodeSystem
+from derivations import ODESystem
 
 from ._basins import Basins
-from ._bifurcation import REGIMES, Regimes, bifurcation, roots_batch
+from ._bifurcation import Bifurcation, bifurcation
 from ._equilibria import equilibria
+from ._phase_plane import PhasePlane, phase_plane
+from ._roots import Regimes
 
-__all__ = ["portrait", "plot_flow_1d", "plot_bifurcation", "plot_regimes", "plot_basins", "plot_spectra", "KIND_STYLE"]
+__all__ = ["portrait", "plot_phase_plane", "plot_flow_1d", "plot_bifurcation", "plot_regimes", "plot_basins",
+           "plot_spectra", "KIND_STYLE"]
 
 KIND_STYLE = {
     "stable node": ("tab:green", True),
@@ -30,12 +37,17 @@ KIND_STYLE = {
     "unstable focus": ("darkred", False),
     "non-hyperbolic unstable node": ("firebrick", False),
     "semi-stable": ("tab:purple", False),
+    "centre": ("tab:blue", False),
+    "non-hyperbolic centre": ("tab:blue", False),
     "non-isolated": ("0.4", False),
     "non-hyperbolic (undecided)": ("black", False),
 }
 """Marker colour and fill (filled = stable) per equilibrium kind."""
 
-REGIME_COLORS = ("#d9d9d9", "#9ecae1", "#74c476", "#fc9272")
+REGIME_COLORS = ("#d9d9d9", "#9ecae1", "#74c476", "#fc9272", "#fdd0a2", "#bcbddc", "#fdae6b", "#c7e9c0")
+
+BIFURCATION_MARKERS = {"fold": "x", "transcritical": "o", "pitchfork": "^", "hopf": "*", "touch": "s"}
+"""Marker per bifurcation kind (any other kind: a diamond)."""
 
 
 def _axes(ax, figsize=(5.5, 4.5)):
@@ -48,23 +60,28 @@ def _axes(ax, figsize=(5.5, 4.5)):
     return ax.figure, ax
 
 
-def _mark(ax, x, y, kind, label_seen: set, size=8, zorder=5):
+def _mark(ax, x, y, kind, label_seen: set, size=8, zorder=5, clip_on=True):
     color, filled = KIND_STYLE.get(kind, ("black", False))
     label = kind if kind not in label_seen else None
     label_seen.add(kind)
     ax.plot([x], [y], "o", ms=size, mec=color, mfc=color if filled else "white", mew=1.8,
-            zorder=zorder, label=label, linestyle="none", gid="equilibrium")
+            zorder=zorder, label=label, linestyle="none", gid="equilibrium", clip_on=clip_on)
+
+
+def _require(obj: Any, cls: type, arg: str, source: str) -> None:
+    if not isinstance(obj, cls):
+        raise TypeError(f"{arg} must be a {cls.__name__} (from {source}); got {type(obj).__name__}")
 
 
 # -- phase portrait ----------------------------------------------------------------------
 
 
 def portrait(
-    system: EigenmodeSystem,
+    system: Any,
     params: Mapping[str, float],
     *,
-    x: str = "p",
-    y: str = "s",
+    x: str | None = None,
+    y: str | None = None,
     fixed: Mapping[str, Any] | None = None,
     ax: Any = None,
     xlim: tuple[float, float] | None = None,
@@ -74,248 +91,284 @@ def portrait(
     manifolds: bool = True,
     t_max: float = 60.0,
 ):
-    """Phase portrait in the (x, y) plane: streamlines, both nullclines, every equilibrium on
-    the slice marked and coloured by kind (legend), stable (dashed) and unstable (solid)
-    manifolds of saddles, and a few trajectories.
+    """Phase portrait of any system in the (x, y) plane: ``plot_phase_plane(phase_plane(...))``.
 
-    For systems with more than two states the others are held at ``fixed`` values; "manifold"
-    for s puts it on the invariant manifold s = p^2/alpha_p. Only equilibria lying on the slice
-    are marked. Raises ValueError for unknown or repeated state names or missing fixed values.
+    Streamlines, both nullclines, every equilibrium on the slice marked and coloured by kind
+    (legend), stable (dotted) and unstable (solid) manifolds of saddles, and a few
+    trajectories. States off the plane are held at ``fixed`` values (a number, or "manifold"
+    for a state of the system's declared invariant manifold). See ``phase_plane`` for the
+    arguments and the errors raised. Returns (fig, ax).
     """
-    if not isinstance(system, EigenmodeSystem):
-        raise TypeError(f"system must be an EigenmodeSystem; got {type(system).__name__}")
-    names = system.state_names
-    for n in (x, y):
-        if n not in names:
-            raise ValueError(f"{n!r} is not a state of this system; states are {names}")
-    if x == y:
-        raise ValueError("x and y must be different states")
-    fixed = dict(fixed or {})
-    others = [n for n in names if n not in (x, y)]
-    missing = [n for n in others if n not in fixed]
-    if missing:
-        raise ValueError(f"fixed must give the states off the plane: missing {missing} (s may be 'manifold')")
-    if any(fixed.get(n) == "manifold" for n in others if n != "s"):
-        raise ValueError("only s can be put on the manifold (s = p**2/alpha_p)")
-    if fixed.get("s") == "manifold" and "p" not in (x, y):
-        raise ValueError("s = 'manifold' needs p on one of the axes")
-    f = system.to_numpy()
-    f(0.0, np.zeros(len(names)), params)  # validates params once, with a clear error
-    f = system.to_numpy(checked=False)
-    ix, iy = names.index(x), names.index(y)
+    plane = phase_plane(system, params, x=x, y=y, fixed=fixed, xlim=xlim, ylim=ylim, n_grid=n_grid,
+                        trajectories=trajectories, manifolds=manifolds, t_max=t_max)
+    return plot_phase_plane(plane, ax=ax)
 
-    def full(px, py):
-        px, py = np.broadcast_arrays(np.asarray(px, float), np.asarray(py, float))
-        state = np.zeros(px.shape + (len(names),))
-        state[..., ix], state[..., iy] = px, py
-        for n in others:
-            i = names.index(n)
-            if fixed[n] == "manifold":
-                state[..., i] = state[..., names.index("p")] ** 2 / params["alpha_p"]
-            else:
-                state[..., i] = float(fixed[n])
-        return state
 
-    eqs = equilibria(system, params)
-    on_slice = []
-    for e in eqs:
-        ref = full(e.x[ix], e.x[iy])
-        if np.allclose(ref, e.x, atol=1e-9):
-            on_slice.append(e)
-    xs = [e.x[ix] for e in on_slice] + [0.0, 1.0]
-    ys = [e.x[iy] for e in on_slice] + [0.0, 1.0]
-    if xlim is None:
-        span = max(xs) - min(xs)
-        xlim = (min(xs) - 0.15 * span, max(xs) + 0.15 * span)
-    if ylim is None:
-        span = max(ys) - min(ys)
-        lo = 0.0 if y == "s" else min(ys) - 0.15 * span
-        ylim = (lo, max(ys) + 0.15 * span)
+def plot_phase_plane(plane: PhasePlane, *, ax: Any = None):
+    """Draw a ``PhasePlane``: streamlines of its field (grey), the nullclines (dx/dt = 0 blue
+    solid, dy/dt = 0 red dashed), its trajectories (cyan, start dots), saddle manifolds (black:
+    unstable solid, stable dotted) and its equilibria coloured by kind (``KIND_STYLE``; filled =
+    stable). The legend sits outside the axes, right, so that it covers no data.
+
+    Raises TypeError unless ``plane`` is a PhasePlane. Returns (fig, ax)."""
+    _require(plane, PhasePlane, "plane", "dynamics.phase_plane")
     fig, ax = _axes(ax)
-    gx, gy = np.linspace(*xlim, n_grid), np.linspace(*ylim, n_grid)
-    X, Y = np.meshgrid(gx, gy)
-    F = f(0.0, full(X, Y), params)
-    U, V = F[..., ix], F[..., iy]
-    ax.streamplot(X, Y, U, V, color="0.7", density=1.1, linewidth=0.7, arrowsize=0.8, zorder=1)
-    fine_x, fine_y = np.linspace(*xlim, 300), np.linspace(*ylim, 300)
-    FX, FY = np.meshgrid(fine_x, fine_y)
-    FF = f(0.0, full(FX, FY), params)
-    ax.contour(FX, FY, FF[..., ix], levels=[0], colors="tab:blue", linewidths=1.4, zorder=2)
-    ax.contour(FX, FY, FF[..., iy], levels=[0], colors="tab:red", linewidths=1.4, linestyles="--", zorder=2)
-    ax.plot([], [], color="tab:blue", lw=1.4, label=f"d{x}/dt = 0")
-    ax.plot([], [], color="tab:red", lw=1.4, ls="--", label=f"d{y}/dt = 0")
-
-    def plane_rhs(sign):
-        return lambda t, z: sign * f(0.0, full(z[0], z[1]), params)[[ix, iy]]
-
-    def leave_box(t, z):
-        m = 0.5 * max(xlim[1] - xlim[0], ylim[1] - ylim[0])
-        return min(z[0] - xlim[0] + m, xlim[1] + m - z[0], z[1] - ylim[0] + m, ylim[1] + m - z[1])
-
-    leave_box.terminal = True
-    with np.errstate(all="ignore"):  # the solver may probe far outside the box before the event stops it
-        _draw_orbits(ax, on_slice, names, ix, iy, plane_rhs, leave_box, xlim, ylim, trajectories, manifolds, t_max)
+    u, v = np.ma.masked_invalid(plane.u), np.ma.masked_invalid(plane.v)
+    if np.ma.count(u) and np.any(np.abs(u) + np.abs(v) > 0):
+        ax.streamplot(plane.grid_x, plane.grid_y, u, v, color="0.7", density=1.1, linewidth=0.7, arrowsize=0.8,
+                      zorder=1)
+    for lines, style, state in ((plane.x_nullcline, dict(color="tab:blue", ls="-"), plane.x),
+                                (plane.y_nullcline, dict(color="tab:red", ls="--"), plane.y)):
+        for k, line in enumerate(lines):
+            ax.plot(line[:, 0], line[:, 1], lw=1.4, zorder=2, label=f"d{state}/dt = 0" if k == 0 else None,
+                    gid="nullcline", **style)
+    for k, orbit in enumerate(plane.trajectories):
+        ax.plot(orbit.points[:, 0], orbit.points[:, 1], color="tab:cyan", lw=1.0, alpha=0.9, zorder=3,
+                label="trajectories" if k == 0 else None, gid="trajectory")
+        ax.plot([orbit.start[0]], [orbit.start[1]], ".", color="tab:cyan", ms=4, zorder=3)
+    seen_kind: set = set()
+    for m in sorted(plane.manifolds, key=lambda m: m.kind != "unstable"):  # legend: unstable first
+        label = f"{m.kind} manifold" if m.kind not in seen_kind else None
+        seen_kind.add(m.kind)
+        ax.plot(m.points[:, 0], m.points[:, 1], color="k", lw=1.6, ls="-" if m.kind == "unstable" else ":", zorder=4,
+                label=label, gid=f"{m.kind} manifold")
+    (x0, x1), (y0, y1) = plane.xlim, plane.ylim
     seen: set = set()
-    for e in on_slice:
-        _mark(ax, e.x[ix], e.x[iy], e.kind, seen)
-    ax.set_xlim(*xlim)
-    ax.set_ylim(*ylim)
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
-    ax.set_title(system.spec.label, fontsize=9)
-    ax.legend(fontsize=7, loc="upper left", framealpha=0.85)
+    tol_x, tol_y = 1e-9 * (x1 - x0), 1e-9 * (y1 - y0)
+    for e, (px, py) in zip(plane.equilibria, plane.points):
+        inside = x0 - tol_x <= px <= x1 + tol_x and y0 - tol_y <= py <= y1 + tol_y
+        _mark(ax, px, py, e.kind, seen, clip_on=not inside)  # a point on the window's edge is drawn whole
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_xlabel(plane.x)
+    ax.set_ylabel(plane.y)
+    ax.set_title(plane.title, fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, framealpha=0.85)
     return fig, ax
-
-
-def _draw_orbits(ax, on_slice, names, ix, iy, plane_rhs, leave_box, xlim, ylim, trajectories, manifolds, t_max):
-    """A few trajectories, and the stable/unstable manifolds of saddles (2-state systems)."""
-    from scipy.integrate import solve_ivp
-
-    if trajectories:
-        rng = np.random.default_rng(0)
-        starts = np.column_stack([rng.uniform(*xlim, trajectories), rng.uniform(*ylim, trajectories)])
-        for z0 in starts:
-            sol = solve_ivp(plane_rhs(1.0), (0, t_max), z0, method="LSODA", events=leave_box, rtol=1e-7, atol=1e-9,
-                            max_step=t_max / 200)
-            ax.plot(sol.y[0], sol.y[1], color="tab:cyan", lw=1.0, alpha=0.9, zorder=3)
-            ax.plot([z0[0]], [z0[1]], ".", color="tab:cyan", ms=4, zorder=3)
-        ax.plot([], [], color="tab:cyan", lw=1.0, label="trajectories")
-    if manifolds and len(names) == 2:
-        drawn = False
-        for e in on_slice:
-            if e.kind != "saddle":
-                continue
-            vals, vecs = np.linalg.eig(e.jacobian)
-            for lam, vec in zip(vals.real, vecs.T.real):
-                sign = 1.0 if lam > 0 else -1.0
-                # leaving an eps-neighbourhood along a direction of rate lam takes ~ ln(1/eps)/|lam|
-                t_man = min((np.log(1e5) + 8.0) / max(abs(lam), 1e-3), 20 * t_max)
-                for eps in (1e-5, -1e-5):
-                    z0 = e.x[[ix, iy]] + eps * vec[[ix, iy]] / np.linalg.norm(vec[[ix, iy]])
-                    sol = solve_ivp(plane_rhs(sign), (0, t_man), z0, method="LSODA", events=leave_box, rtol=1e-8,
-                                    atol=1e-10, max_step=t_man / 400)
-                    ax.plot(sol.y[0], sol.y[1], color="k", lw=1.6, ls="-" if lam > 0 else ":", zorder=4)
-                    drawn = True
-        if drawn:
-            ax.plot([], [], color="k", lw=1.6, label="unstable manifold")
-            ax.plot([], [], color="k", lw=1.6, ls=":", label="stable manifold")
 
 
 # -- one-dimensional flows ---------------------------------------------------------------
 
 
+def _one_state(system: Any, caller: str) -> ODESystem:
+    """The system itself if it has one state, else its restriction to the declared manifold
+    if that has one state; otherwise a ValueError naming what would serve."""
+    if not isinstance(system, ODESystem):
+        raise TypeError(f"system must be a derivations.ODESystem; got {type(system).__name__}")
+    if system.n_states == 1:
+        return system
+    label = system.name or "this system"
+    if system.manifold is not None:
+        reduced = system.reduce()
+        if reduced.n_states == 1:
+            return reduced
+        rest = [n for n in reduced.state_names][1:]
+        raise ValueError(
+            f"{caller} needs a one-state system or a one-state reduced system; {label} reduces (system.reduce()) to "
+            f"the states {reduced.state_names}: hold the others as parameters first, e.g. "
+            f"derivations.freeze(system.reduce(), {', '.join(map(repr, rest))})")
+    rest = list(system.state_names[1:])
+    raise ValueError(
+        f"{caller} needs a one-state system or a one-state reduced system; {label} has the states "
+        f"{system.state_names} and declares no invariant manifold: restrict it with derivations.reduce(system, "
+        f"{{state: expression}}) or hold states as parameters with derivations.freeze(system, "
+        f"{', '.join(map(repr, rest))})")
+
+
 def plot_flow_1d(
-    system: EigenmodeSystem,
+    system: Any,
     params: Mapping[str, float],
     *,
     vary: tuple[str, Sequence[float]] | None = None,
-    p_range: tuple[float, float] = (-0.2, 1.2),
+    x_range: tuple[float, float] | None = None,
     ax: Any = None,
+    p_range: tuple[float, float] | None = None,
 ):
-    """dp/dt against p on the invariant manifold, for several values of one parameter
-    (``vary`` = (name, values)); equilibria marked (filled: stable, open: unstable, purple:
-    semi-stable). Shows the cubic of the Euclidean loss and the sextic of the cosine loss."""
-    reduced = system.reduce()
-    if len(reduced.states) != 1:
-        raise ValueError(f"plot_flow_1d needs a one-state reduced system; {system.spec.label} reduces to {reduced.state_names}")
+    """dx/dt against x for a one-state system, one curve per value of one parameter (``vary`` =
+    (name, values)), with every equilibrium in the window marked (filled: stable, open:
+    unstable, purple: semi-stable). A system with more states is drawn on its declared
+    invariant manifold (``system.reduce()``) when that leaves one state; e.g. the cubic of the
+    Euclidean loss and the sextic of the cosine loss in p on s = p²/α_p.
+
+    Parameters
+    ----------
+    system : derivations.ODESystem with one state, or one whose ``reduce()`` has one state.
+    params : parameter values (the varied one may be omitted).
+    vary : (parameter name, values); default a single curve at ``params``.
+    x_range : (low, high) window in the state; default the equilibria of all curves padded by
+        15%, clipped to the state's domain. ``p_range`` is its old name.
+
+    Raises
+    ------
+    TypeError
+        ``system`` is no ODESystem.
+    ValueError
+        More than one state after reduction (naming ``derivations.freeze`` / ``derivations.reduce``),
+        ``vary`` naming no parameter, a bad range, bad params.
+    """
+    one = _one_state(system, "plot_flow_1d")
+    state = one.state_names[0]
+    what = "x_range"
+    if p_range is not None:
+        if x_range is not None:
+            raise ValueError("give x_range or its old name p_range, not both")
+        x_range, what = p_range, "p_range"
     if vary is None:
-        vary = (reduced.param_names[1], [params[reduced.param_names[1]]])
-    name, values = vary
-    if name not in reduced.param_names:
-        raise ValueError(f"vary names {name!r}, not a parameter; choose from {reduced.param_names}")
-    lo, hi = p_range
-    if not lo < hi:
-        raise ValueError("p_range must be (low, high) with low < high")
+        values = [None]
+        name = None
+    else:
+        try:
+            name, values = vary
+        except (TypeError, ValueError):
+            raise ValueError(f"vary must be (parameter name, values); got {vary!r}") from None
+        if name not in one.param_names:
+            raise ValueError(f"vary names {name!r}, not a parameter; choose from {one.param_names}")
+        values = list(np.atleast_1d(np.asarray(values, dtype=float)))
+        if not values:
+            raise ValueError("vary needs at least one value")
+    settings = [dict(params) if name is None else {**params, name: float(v)} for v in values]
+    if x_range is not None:
+        try:
+            lo, hi = (float(v) for v in x_range)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what} must be (low, high); got {x_range!r}") from None
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise ValueError(f"{what} must be (low, high) with low < high, both finite; got {x_range!r}")
+        found = [equilibria(one, prm, domain={state: (lo, hi)}) for prm in settings]
+    else:
+        found = [equilibria(one, prm) for prm in settings]
+        xs = np.array([e.x[0] for eqs in found for e in eqs], dtype=float)
+        from ._phase_plane import _default_window
+
+        lo, hi = _default_window(xs, one.state_bounds()[0])
+        found = [[e for e in eqs if lo <= e.x[0] <= hi] for eqs in found]
     fig, ax = _axes(ax)
-    f = reduced.to_numpy()
-    p = np.linspace(lo, hi, 600)
+    f = one.to_numpy()
+    grid = np.linspace(lo, hi, 600)
     seen: set = set()
     cmap = __import__("matplotlib").colormaps["viridis"]
     curves, roots = [], []
-    for k, v in enumerate(values):
-        prm = {**params, name: float(v)}
-        color = cmap(k / max(1, len(values) - 1))
-        curves.append(f(0.0, p[:, None], prm)[:, 0])
-        ax.plot(p, curves[-1], color=color, lw=1.6, label=f"{name} = {float(v):.4g}")
-        for e in equilibria(reduced, prm, domain={"p": (lo, hi)}):
+    for k, (prm, eqs) in enumerate(zip(settings, found)):
+        color = cmap(k / max(1, len(settings) - 1))
+        with np.errstate(all="ignore"):
+            curves.append(np.asarray(f(0.0, grid[:, None], prm), dtype=float)[:, 0])
+        label = f"{name} = {prm[name]:.4g}" if name is not None else None
+        ax.plot(grid, curves[-1], color=color, lw=1.6, label=label)
+    for eqs in found:  # after the curves: the legend lists the curves, then the kinds
+        for e in eqs:
             _mark(ax, e.x[0], 0.0, e.kind, seen, size=7)
             roots.append(e.x[0])
     if len(roots) > 1:  # scale y to where the equilibria are, not to the steep tails
         span = max(roots) - min(roots)
-        window = (p >= min(roots) - 0.15 * span) & (p <= max(roots) + 0.15 * span)
-        top = max(float(np.max(np.abs(c[window]))) for c in curves)
-        if top > 0:
+        window = (grid >= min(roots) - 0.15 * span) & (grid <= max(roots) + 0.15 * span)
+        tops = [np.nanmax(np.abs(c[window])) for c in curves if np.any(np.isfinite(c[window]))]
+        top = float(max(tops)) if tops else 0.0
+        if np.isfinite(top) and top > 0:
             ax.set_ylim(-1.4 * top, 1.4 * top)
     ax.axhline(0, color="0.5", lw=0.8)
     ax.set_xlim(lo, hi)
-    ax.set_xlabel("p")
-    ax.set_ylabel("dp/dt on s = p²/α_p")
-    ax.set_title(f"{system.spec.label}: order {reduced.order}", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.set_xlabel(state)
+    on = ""
+    if one.restricted_to:
+        on = " on " + ", ".join(f"{k} = {_pretty(v)}" for k, v in one.restricted_to.items())
+    ax.set_ylabel(f"d{state}/dt{on}")
+    title = system.name or "flow"
+    if one.is_polynomial:
+        title += f": order {one.order}"
+    ax.set_title(title, fontsize=9)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="best")
     return fig, ax
+
+
+_GREEK = {n: sp.pretty(sp.Symbol(n), use_unicode=True) for n in (
+    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "kappa", "lambda", "mu", "nu", "xi", "rho",
+    "sigma", "tau", "phi", "chi", "psi", "omega")}
+
+
+def _pretty(expr: Any) -> str:
+    """A compact readable form of an expression: powers as superscripts (p**2 -> p²), names
+    of Greek letters as the letters (alpha_p -> α_p)."""
+    import re
+
+    text = sp.sstr(expr)
+    for k, sup in (("**2", "²"), ("**3", "³"), ("**4", "⁴")):
+        text = text.replace(k, sup)
+    return re.sub(r"\b(" + "|".join(_GREEK) + r")(?=_|\b)", lambda m: _GREEK[m.group(1)], text)
 
 
 # -- bifurcation diagram -----------------------------------------------------------------
 
 
-def plot_bifurcation(
-    system: EigenmodeSystem,
-    param: str,
-    values: Sequence[float],
-    params: Mapping[str, float],
-    *,
-    n_dense: int = 600,
-    ax: Any = None,
-):
-    """Equilibria p* against ``param``: stable branches solid, unstable dashed, folds (x) and
-    transcritical points (o) located by ``bifurcation`` (refined by bisection)."""
-    from scipy.optimize import linear_sum_assignment
+def plot_bifurcation(bif: Any, *args: Any, state: str | None = None, ax: Any = None, n_dense: int | None = None,
+                     **kwargs: Any):
+    """Draw a ``Bifurcation``: each branch of equilibria against the parameter (stable solid
+    green, unstable dashed red) and the located points with one marker per kind
+    (``BIFURCATION_MARKERS``: fold x, transcritical o, pitchfork triangle, Hopf star; the legend
+    lists their parameter values).
 
-    values = np.asarray(values, dtype=float)
-    bif = bifurcation(system, param, values, params)
-    dense = np.linspace(values[0], values[-1], n_dense)
-    r = roots_batch(system, {**{k: v for k, v in params.items() if k != param}, param: dense})
-    branches: list[list[tuple[float, float, bool]]] = []
-    open_ends: list[int] = []
-    for i, v in enumerate(dense):
-        pts = [(float(z.real), bool(st)) for z, re, st in zip(r.roots[i], r.real[i], r.stable[i]) if re]
-        ends = [branches[b][-1][1] for b in open_ends]
-        new_open = []
-        if ends and pts:
-            cost = np.abs(np.subtract.outer(ends, [q for q, _ in pts]))
-            rows, cols = linear_sum_assignment(cost)
-            used = set()
-            for a, b in zip(rows, cols):
-                if cost[a, b] < 0.05 * max(1.0, abs(ends[a])) + 5 * abs(dense[1] - dense[0]):
-                    branches[open_ends[a]].append((v, pts[b][0], pts[b][1]))
-                    new_open.append(open_ends[a])
-                    used.add(b)
-            rest = [j for j in range(len(pts)) if j not in used]
+    state: the state on the vertical axis (default the first of ``bif.state_names``).
+
+    The old call ``plot_bifurcation(system, param, values, params, n_dense=...)`` still works:
+    it computes ``bifurcation(system, param, values, params, n_dense=n_dense, **kwargs)`` first.
+
+    Raises TypeError unless ``bif`` is a Bifurcation (or the old call's system); ValueError for
+    an unknown ``state``. Returns (fig, ax).
+    """
+    title = None
+    if not isinstance(bif, Bifurcation):
+        if isinstance(bif, ODESystem) and len(args) == 3:
+            system, (param, values, params) = bif, args
+            bif = bifurcation(system, param, values, params, n_dense=n_dense, **kwargs)
+            title = system.name
         else:
-            rest = range(len(pts))
-        for j in rest:
-            branches.append([(v, pts[j][0], pts[j][1])])
-            new_open.append(len(branches) - 1)
-        open_ends = new_open
+            raise TypeError(f"bif must be a Bifurcation (from dynamics.bifurcation), or call "
+                            f"plot_bifurcation(system, param, values, params); got {type(bif).__name__}")
+    elif args or kwargs:
+        raise TypeError("plot_bifurcation(bif) takes the Bifurcation alone (and state=, ax=)")
+    names = tuple(getattr(bif, "state_names", ()) or ())
+    if state is None:
+        state = names[0] if names else None
+    elif state not in names:
+        raise ValueError(f"state={state!r} is not a state of this diagram; states are {names}")
+    j = names.index(state) if state is not None else 0
     fig, ax = _axes(ax)
-    for br in branches:
-        arr = np.array([(a, b) for a, b, _ in br])
-        st = np.array([c for _, _, c in br])
-        for flag, style in ((True, "-"), (False, "--")):
-            seg = np.where(st == flag, arr[:, 1], np.nan)
-            ax.plot(arr[:, 0], seg, style, color="tab:green" if flag else "tab:red", lw=1.8)
+    for br in bif.branches:
+        vals = np.asarray(br.values, dtype=float)
+        xs = np.asarray(br.x, dtype=float)
+        xs = xs[:, j] if xs.ndim == 2 else xs
+        st = np.asarray(br.stable, dtype=bool)
+        for flag, style, color in ((True, "-", "tab:green"), (False, "--", "tab:red")):
+            on = st == flag
+            # a segment runs on to the next sample so that stable and unstable parts meet
+            on = on | np.concatenate([[False], on[:-1]])
+            ax.plot(vals, np.where(on, xs, np.nan), style, color=color, lw=1.8, gid="branch")
     ax.plot([], [], "-", color="tab:green", label="stable")
     ax.plot([], [], "--", color="tab:red", label="unstable")
-    for kind, marker in (("fold", "x"), ("transcritical", "o"), ("touch", "s")):
+    found = list(dict.fromkeys(pt.kind for pt in bif.points))
+    kinds = [k for k in BIFURCATION_MARKERS if k in found] + [k for k in found if k not in BIFURCATION_MARKERS]
+    for kind in kinds:
         pts = [pt for pt in bif.points if pt.kind == kind]
-        if pts:
-            ax.plot([pt.value for pt in pts], [pt.p for pt in pts], marker, color="k", ms=8, mfc="none", mew=2,
-                    label=f"{kind} ({', '.join(f'{pt.value:.4g}' if abs(pt.value) > 1e-9 else '0' for pt in pts)})", linestyle="none", gid=kind)
-    ax.set_xlabel(param)
-    ax.set_ylabel("p*")
-    ax.set_title(f"{system.spec.label}", fontsize=9)
-    ax.legend(fontsize=7)
+        ys = [_point_state(pt, j) for pt in pts]
+        ax.plot([pt.value for pt in pts], ys, BIFURCATION_MARKERS.get(kind, "D"), color="k", ms=8, mfc="none", mew=2,
+                label=f"{kind} ({', '.join(f'{pt.value:.4g}' if abs(pt.value) > 1e-9 else '0' for pt in pts)})",
+                linestyle="none", gid=kind, clip_on=False)
+    ax.set_xlabel(bif.param)
+    ax.set_ylabel(f"{state}*" if state is not None else "equilibrium")
+    title = title or getattr(bif, "system_name", None)
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="best")
     return fig, ax
+
+
+def _point_state(pt: Any, j: int) -> float:
+    x = getattr(pt, "x", None)
+    if x is not None:
+        x = np.atleast_1d(np.asarray(x, dtype=float))
+        return float(x[j])
+    return float(pt.p)
 
 
 # -- regimes, basins, spectra --------------------------------------------------------------
@@ -323,19 +376,22 @@ def plot_bifurcation(
 
 def plot_regimes(reg: Regimes, *, ax: Any = None, path: tuple[Sequence[float], Sequence[float]] | None = None,
                  path_label: str = "path"):
-    """The regime map of ``dynamics.regimes`` with one colour per regime (legend), and an
-    optional (x, y) path drawn over it."""
+    """Draw a ``Regimes`` map: one colour per regime of ``reg.names`` (legend: the regimes
+    present), and an optional (x, y) path with an arrow at its end drawn over it.
+
+    Raises TypeError unless ``reg`` is a Regimes. Returns (fig, ax)."""
     from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.patches import Patch
 
-    if not isinstance(reg, Regimes):
-        raise TypeError(f"reg must be a Regimes (from dynamics.regimes); got {type(reg).__name__}")
+    _require(reg, Regimes, "reg", "dynamics.regimes")
     fig, ax = _axes(ax)
-    cmap = ListedColormap(REGIME_COLORS)
-    ax.pcolormesh(reg.x_values, reg.y_values, reg.codes, cmap=cmap, norm=BoundaryNorm(np.arange(-0.5, 4.5), 4),
-                  shading="nearest", rasterized=True)
-    present = sorted(set(np.unique(reg.codes)))
-    handles = [Patch(color=REGIME_COLORS[k], label=REGIMES[k]) for k in present]
+    names = tuple(reg.names)
+    colors = [REGIME_COLORS[k % len(REGIME_COLORS)] for k in range(len(names))]
+    cmap = ListedColormap(colors)
+    ax.pcolormesh(reg.x_values, reg.y_values, reg.codes, cmap=cmap,
+                  norm=BoundaryNorm(np.arange(-0.5, len(names) + 0.5), len(names)), shading="nearest", rasterized=True)
+    present = sorted(int(k) for k in np.unique(reg.codes) if 0 <= k < len(names))
+    handles = [Patch(color=colors[k], label=names[k]) for k in present]
     if path is not None:
         (line,) = ax.plot(path[0], path[1], "k-", lw=2, label=path_label)
         ax.plot([path[0][0]], [path[1][0]], "ko", ms=5)
@@ -349,21 +405,34 @@ def plot_regimes(reg: Regimes, *, ax: Any = None, path: tuple[Sequence[float], S
 
 
 def plot_basins(b: Basins, *, ax: Any = None):
-    """Basins of attraction on the grid: collapsed (grey) vs not (blue), with the collapse
-    probability in the title."""
+    """Draw a ``Basins`` map. A system with collapse states: collapsed (grey) against not
+    (blue), with the collapse probability in the title. Without: one colour per attractor
+    (legend: its state), grey where a trajectory reached none.
+
+    Raises TypeError unless ``b`` is a Basins. Returns (fig, ax)."""
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
-    if not isinstance(b, Basins):
-        raise TypeError(f"b must be a Basins (from dynamics.basins); got {type(b).__name__}")
+    _require(b, Basins, "b", "dynamics.basins")
     fig, ax = _axes(ax)
-    ax.pcolormesh(b.x_values, b.y_values, (~b.collapsed).astype(int), cmap=ListedColormap(["#bdbdbd", "#6baed6"]),
-                  vmin=0, vmax=1, shading="nearest", rasterized=True)
-    ax.legend(handles=[Patch(color="#bdbdbd", label="collapses"), Patch(color="#6baed6", label="does not collapse")],
-              fontsize=7, loc="best")
+    if b.collapse_states:
+        ax.pcolormesh(b.x_values, b.y_values, (~b.collapsed).astype(int), cmap=ListedColormap(["#bdbdbd", "#6baed6"]),
+                      vmin=0, vmax=1, shading="nearest", rasterized=True)
+        ax.legend(handles=[Patch(color="#bdbdbd", label="collapses"), Patch(color="#6baed6", label="does not collapse")],
+                  fontsize=7, loc="best")
+        ax.set_title(f"basins at t = {b.t1:g}: collapse probability {b.collapse_probability:.2f}", fontsize=9)
+    else:
+        colors = ["#bdbdbd"] + [REGIME_COLORS[1 + k % (len(REGIME_COLORS) - 1)] for k in range(len(b.attractors))]
+        ax.pcolormesh(b.x_values, b.y_values, b.attractor + 1, cmap=ListedColormap(colors), vmin=-0.5,
+                      vmax=len(colors) - 0.5, shading="nearest", rasterized=True)
+        handles = [Patch(color=colors[0], label="no attractor reached")] if np.any(b.attractor < 0) else []
+        for k, e in enumerate(b.attractors):
+            where = ", ".join(f"{n} = {v:.3g}" for n, v in list(e.point.items())[:3])
+            handles.append(Patch(color=colors[k + 1], label=f"→ ({where})"))
+        ax.legend(handles=handles, fontsize=7, loc="best")
+        ax.set_title(f"basins of attraction at t = {b.t1:g}", fontsize=9)
     ax.set_xlabel(b.x)
     ax.set_ylabel(b.y)
-    ax.set_title(f"basins at t = {b.t1:g}: collapse probability {b.collapse_probability:.2f}", fontsize=9)
     return fig, ax
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +22,22 @@ import numpy as np
 from derivations import ModelSpec, derive
 
 from ._basins import basins
-from ._bifurcation import REGIMES, regimes, shrinking_norms, threshold
 from ._compare import compare
 from ._equilibria import equilibria
 from ._integrate import integrate
 from ._network import default_spectrum, simulate_network, spectral_norms
-from ._plots import plot_basins, plot_bifurcation, plot_flow_1d, plot_regimes, plot_spectra, portrait
+from ._plots import (
+    plot_basins,
+    plot_bifurcation,
+    plot_flow_1d,
+    plot_regimes,
+    plot_spectra,
+    portrait,
+)
+from ._roots import regimes, shrinking_norms
+from ._threshold import threshold
 
-__all__ = ["reproduce", "FIGURES"]
+__all__ = ["reproduce", "FIGURES", "Claim", "euclidean_threshold", "cosine_emergence", "cosine_regimes", "theory_vs_network"]
 
 SIGMA2 = 0.2
 C = 1 + SIGMA2
@@ -75,24 +84,28 @@ def _floor_note(cmp, widths) -> str:
             "their ranking there needs a smaller dt (``compare(..., dt=...)``).")
 
 
-def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, progress: bool = True) -> dict:
-    """Run every claim, write the PNG figures and ``report.md`` into ``out``; return the numbers.
+@dataclass(frozen=True)
+class Claim:
+    """One claim of ``reproduce``: the figures it wrote, its numbers and its report section.
 
-    quick: a smoke run with small grids, short times and narrow networks (seconds, for tests).
-    Rerunning into the same directory replaces the files.
+    key:     the key of its numbers in ``reproduce``'s return value.
+    figures: file names written into the output directory.
+    numbers: the numbers the claim rests on (what ``reproduce`` returns under ``key``).
+    section: the lines of its report.md section.
+    context: values a later claim builds on (e.g. the cosine network's norms); not reported.
     """
-    from tqdm.auto import tqdm
 
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out must be a directory (it is created if missing); {out} is a file")
-    out.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
-    steps = tqdm(total=4, desc="ncdyn reproduce", disable=not progress)
-    nums: dict = {"quick": quick}
-    md: list[str] = []
+    key: str
+    figures: tuple[str, ...]
+    numbers: dict
+    section: tuple[str, ...]
+    context: dict = field(default_factory=dict, repr=False)
 
-    # 1. Euclidean ----------------------------------------------------------------------
+
+def euclidean_threshold(out: Path, quick: bool) -> Claim:
+    """Claim 1: with the Euclidean loss, weight decay above eta* = 1/(4c) leaves only the
+    collapsed equilibrium; below it a stable non-collapsed one exists, with its basin.
+    Figures: the reduced cubic, the bifurcation diagram, the portrait and the basins."""
     euclid = derive(ModelSpec("euclidean", "simsiam"))
     th = threshold(euclid, "eta")
     eta_star = float(th.fold_solutions[0].subs("sigma2", SIGMA2))
@@ -102,7 +115,8 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
     fig, (ax,) = _figure()
     # just below eta* the fold's two equilibria are both real (at eta* in floating point the
     # double root may round either way)
-    plot_flow_1d(euclid, {**base, "eta": ETA_WEAK}, vary=("eta", [0.0, ETA_WEAK, 0.15, eta_star * (1 - 1e-9), ETA_STRONG]), ax=ax)
+    plot_flow_1d(euclid, {**base, "eta": ETA_WEAK}, vary=("eta", [0.0, ETA_WEAK, 0.15, eta_star * (1 - 1e-9), ETA_STRONG]),
+                 x_range=(-0.2, 1.2), ax=ax)
     _save(fig, out, FIGURES[0])
     fig, (ax,) = _figure()
     plot_bifurcation(euclid, "eta", np.linspace(0, 0.4, 9 if quick else 21), base, n_dense=200 if quick else 600, ax=ax)
@@ -116,14 +130,14 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
     portrait(euclid, {**base, "eta": ETA_WEAK}, ax=axes[0], xlim=(-0.2, 1.2), ylim=(0, 1.0))
     plot_basins(bas, ax=axes[1])
     _save(fig, out, FIGURES[2])
-    nums["euclidean"] = {
+    numbers = {
         "threshold": eta_star,
         "equilibria_weak": [(e.point, e.kind) for e in eq_weak],
         "equilibria_strong": [(e.point, e.kind) for e in eq_strong],
         "collapse_probability_weak": bas.collapse_probability,
         "collapse_probability_strong": bas_strong.collapse_probability,
     }
-    md += [
+    section = [
         "## 1. Euclidean loss: a weight-decay threshold",
         "",
         f"Derived threshold (fold of the reduced cubic, discriminant in eta): eta* = {th.fold_solutions[0]} "
@@ -141,9 +155,15 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
         f"![portrait and basins]({FIGURES[2]})",
         "",
     ]
-    steps.update()
+    return Claim("euclidean", FIGURES[0:3], numbers, tuple(section))
 
-    # 2. Cosine: sixth order, shrinking norms, emergence ---------------------------------
+
+def cosine_emergence(out: Path, quick: bool) -> Claim:
+    """Claim 2: the cosine mode is sixth-order; under strong weight decay the network's norms
+    shrink, the effective weight decay eta lambda^2 falls and a stable non-collapsed
+    equilibrium emerges, on the eigenmode system and on the real network. Figures: the sextic,
+    the regime along the shrinking norms, the network against the eigenmode prediction."""
+    base = {"sigma2": SIGMA2, "alpha_p": 1.0}
     cosine = derive(ModelSpec("cosine", "simsiam"))
     h = 16 if quick else 32
     init = default_spectrum(h, 1.0, seed=0)
@@ -151,7 +171,7 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
     cparams = {**base, "eta": ETA_STRONG, **norms0}
     reduced = cosine.reduce()
     fig, (ax,) = _figure()
-    plot_flow_1d(cosine, cparams, vary=("eta", [0.0, 0.01, 0.02, 0.05]), p_range=(-2.3, 0.95), ax=ax)
+    plot_flow_1d(cosine, cparams, vary=("eta", [0.0, 0.01, 0.02, 0.05]), x_range=(-2.3, 0.95), ax=ax)
     _save(fig, out, FIGURES[3])
     t1 = 2.0 if quick else 10.0
     path = shrinking_norms(cosine, cparams, np.linspace(0, t1, 41 if quick else 201))
@@ -159,7 +179,7 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
     fig, axes = _figure(2)
     ax = axes[0]
     ax.step(path.t, path.codes, where="post", color="k")
-    ax.set_yticks(range(len(REGIMES)), REGIMES, fontsize=7)
+    ax.set_yticks(range(len(path.names)), path.names, fontsize=7)
     ax.set_xlabel("t")
     ax.set_title(f"regime of the cosine mode, eta = {ETA_STRONG}", fontsize=9)
     if path.t_emerge is not None:
@@ -190,7 +210,7 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
     plot_spectra(net, pred, scale_free=True, ax=axes[2])
     axes[2].set_title("p_j / ||Ψ||: the direction does not collapse", fontsize=9)
     _save(fig, out, FIGURES[5])
-    nums["cosine"] = {
+    numbers = {
         "order": reduced.order,
         "norms_t0": norms0,
         "equilibria_t0": [(e.point["p"], e.kind) for e in eq0],
@@ -202,13 +222,13 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
     }
     emerge = (f"**t\\* = {path.t_emerge:.3f}** (λ = {np.exp(-ETA_STRONG * path.t_emerge):.3f})"
               if path.t_emerge is not None else f"not within t <= {t1}")
-    md += [
+    section = [
         "## 2. Cosine loss: sixth order, and a stable equilibrium emerges as the norms shrink",
         "",
         f"Derived reduced mode on s = p²/α_p: polynomial of **degree {reduced.order}** in p.",
         f"Network start (h = {h}, aligned): N_psi = {norms0['N_psi']:.3f}, N_phi = {norms0['N_phi']:.3f}, "
         f"T = {norms0['T']:.3f}. At t = 0 with eta = {ETA_STRONG} the mode's equilibria are "
-        + "; ".join(f"p = {p:.4f} ({k})" for p, k in nums["cosine"]["equilibria_t0"]) + ": collapse only.",
+        + "; ".join(f"p = {p:.4f} ({k})" for p, k in numbers["equilibria_t0"]) + ": collapse only.",
         "",
         "The true cosine loss is scale invariant, so weight decay shrinks the whole network: "
         "λ = e^{-ηt}, N_psi ∝ λ², N_phi ∝ λ, T ∝ λ³. In p/λ the mode's equilibria are those of an "
@@ -226,36 +246,45 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
         f"![network]({FIGURES[5]})",
         "",
     ]
-    steps.update()
+    context = {"system": cosine, "params": cparams, "norms0": norms0, "path": path, "t1": t1}
+    return Claim("cosine", FIGURES[3:6], numbers, tuple(section), context)
 
-    # 3. Regimes of the cosine mode --------------------------------------------------------
+
+def cosine_regimes(out: Path, quick: bool, cosine: Claim) -> Claim:
+    """Claim 3: the regimes of the cosine mode over the norm scale and eta (the weight-decay
+    path moves into the bistable regime), and where trajectories go there. Builds on claim 2's
+    network norms and emergence time. Figures: the regime map with a portrait, the basins."""
+    base = {"sigma2": SIGMA2, "alpha_p": 1.0}
+    system, cparams, norms0 = cosine.context["system"], cosine.context["params"], cosine.context["norms0"]
+    path, t1 = cosine.context["path"], cosine.context["t1"]
     n = 40 if quick else 160
     lam = np.linspace(0.05, 1.0, n)
     etas = np.linspace(0.002, 0.4, n)
-    reg = regimes(cosine, ("scale", lam), ("eta", etas), {k: v for k, v in cparams.items() if k != "eta"})
+    reg = regimes(system, ("scale", lam), ("eta", etas), {k: v for k, v in cparams.items() if k != "eta"})
     lam_path = np.exp(-ETA_STRONG * np.linspace(0, t1, 50))
     bistable_lam = 0.5 * np.exp(-ETA_STRONG * path.t_emerge) if path.t_emerge is not None else 0.3
     bparams = {**base, "eta": ETA_STRONG, "N_psi": norms0["N_psi"] * bistable_lam**2,
                "N_phi": norms0["N_phi"] * bistable_lam, "T": norms0["T"] * bistable_lam**3}
-    beqs = equilibria(cosine, bparams)
+    beqs = equilibria(system, bparams)
     pmax = max(e.point["p"] for e in beqs) if len(beqs) else 1.0
     fig, axes = _figure(2)
-    plot_regimes(reg, ax=axes[0], path=(lam_path, np.full_like(lam_path, ETA_STRONG)), path_label=f"weight decay path, eta = {ETA_STRONG}")
+    plot_regimes(reg, ax=axes[0], path=(lam_path, np.full_like(lam_path, ETA_STRONG)),
+                 path_label=f"weight decay path, eta = {ETA_STRONG}")
     axes[0].set_xlabel("norm scale λ (N_psi ∝ λ², N_phi ∝ λ, T ∝ λ³)")
     axes[0].set_title("regimes of the cosine mode", fontsize=9)
-    portrait(cosine, bparams, ax=axes[1], xlim=(-0.1 * pmax, 1.3 * pmax), ylim=(0, 1.3 * pmax**2), trajectories=5)
+    portrait(system, bparams, ax=axes[1], xlim=(-0.1 * pmax, 1.3 * pmax), ylim=(0, 1.3 * pmax**2), trajectories=5)
     axes[1].set_title(f"cosine mode at λ = {bistable_lam:.3f} (bistable)", fontsize=9)
     _save(fig, out, FIGURES[6])
     nb = 20 if quick else 50
-    bas_c = basins(cosine, bparams, {"p": np.linspace(-0.1 * pmax, 1.3 * pmax, nb), "s": np.linspace(0, 1.3 * pmax**2, nb)},
+    bas_c = basins(system, bparams, {"p": np.linspace(-0.1 * pmax, 1.3 * pmax, nb), "s": np.linspace(0, 1.3 * pmax**2, nb)},
                    t1=200 if quick else 2000)
     fig, (ax,) = _figure()
     plot_basins(bas_c, ax=ax)
     _save(fig, out, FIGURES[7])
-    nums["regimes"] = {"fractions": reg.fractions(), "bistable_scale": bistable_lam,
-                       "collapse_probability_bistable": bas_c.collapse_probability,
-                       "fold_condition": str(threshold(cosine, "eta").fold)[:200] + "..."}
-    md += [
+    numbers = {"fractions": reg.fractions(), "bistable_scale": bistable_lam,
+               "collapse_probability_bistable": bas_c.collapse_probability,
+               "fold_condition": str(threshold(system, "eta").fold)[:200] + "..."}
+    section = [
         "## 3. Regimes of the cosine mode and where trajectories go",
         "",
         "Regime of the reduced mode over the norm scale λ and eta (norms at t = 0 from the network "
@@ -271,9 +300,14 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
         f"![regimes]({FIGURES[6]}) ![basins]({FIGURES[7]})",
         "",
     ]
-    steps.update()
+    return Claim("regimes", FIGURES[6:8], numbers, tuple(section))
 
-    # 4. Theory vs the network at several widths --------------------------------------------
+
+def theory_vs_network(out: Path, quick: bool) -> Claim:
+    """Claim 4: each eigenmode approximation against the real linear network at several
+    widths (errors, the best per width, the network's own Euler floor). Figure: spectra and
+    errors against the width."""
+    base = {"sigma2": SIGMA2, "alpha_p": 1.0}
     widths = (8, 16) if quick else (16, 64, 256)
     cmp_t1 = 0.5 if quick else 3.0
     cos_cmp = compare("cosine", "simsiam", {**base, "eta": ETA_STRONG}, widths=widths, t1=cmp_t1,
@@ -292,8 +326,8 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
     axes[1].set_ylabel("max relative error of p")
     axes[1].legend(fontsize=7)
     _save(fig, out, FIGURES[8])
-    nums["compare"] = {"cosine": cos_cmp.errors, "euclidean": euc_cmp.errors, "best": cos_cmp.best()}
-    md += [
+    numbers = {"cosine": cos_cmp.errors, "euclidean": euc_cmp.errors, "best": cos_cmp.best()}
+    section = [
         "## 4. Theory against the real linear network",
         "",
         f"Aligned start, true losses via jax.grad, dt = 0.01, t in [0, {cmp_t1:g}]. "
@@ -315,10 +349,35 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
         f"![theory vs network]({FIGURES[8]})",
         "",
     ]
-    steps.update()
+    return Claim("compare", FIGURES[8:9], numbers, tuple(section))
+
+
+def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, progress: bool = True) -> dict:
+    """Run every claim, write the PNG figures and ``report.md`` into ``out``; return the numbers.
+
+    The claims are units (``euclidean_threshold``, ``cosine_emergence``, ``cosine_regimes``,
+    ``theory_vs_network``), each returning a ``Claim`` (figures, numbers, report section);
+    this composes them. quick: a smoke run with small grids, short times and narrow networks
+    (seconds, for tests). Rerunning into the same directory replaces the files.
+
+    Returns {"quick": quick, "euclidean": ..., "cosine": ..., "regimes": ..., "compare": ...,
+    "seconds": run time}. Raises ValueError if ``out`` exists and is not a directory.
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out must be a directory (it is created if missing); {out} is a file")
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    steps = tqdm(total=4, desc="ncdyn reproduce", disable=not progress)
+    claims: list[Claim] = []
+    for run in (euclidean_threshold, cosine_emergence, lambda o, q: cosine_regimes(o, q, claims[1]), theory_vs_network):
+        claims.append(run(out, quick))
+        steps.update()
     steps.close()
     elapsed = time.perf_counter() - t_start
-    nums["seconds"] = elapsed
+    nums: dict = {"quick": quick, **{c.key: c.numbers for c in claims}, "seconds": elapsed}
     head = [
         "# ncdyn reproduce",
         "",
@@ -327,6 +386,7 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
         f"Run time {elapsed:.0f} s.",
         "",
     ]
+    md = [line for c in claims for line in c.section]
     (out / ".report.md.tmp").write_text("\n".join(head + md))
     os.replace(out / ".report.md.tmp", out / "report.md")
     return nums

@@ -2,47 +2,68 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Solution", "STATUSES"]
+__all__ = ["STATUSES", "Solution"]
 
 STATUSES = ("finished", "collapsed", "blew_up", "steady", "event", "max_steps", "failed")
-"""finished: reached t1. collapsed: every p and s fell below ``collapse_tol``.
-blew_up: the state norm passed ``blowup_bound`` (finite-time divergence). steady: |dy/dt| fell
-below ``steady_tol``. event: a user event fired. max_steps: the solver ran out of steps (after
-the retry, if any). failed: the solver stopped for another reason (see ``messages``)."""
+"""finished: reached t1. collapsed: the Collapse event fired (every collapse state within its
+tol of zero). blew_up: the BlowUp event fired (max |y| reached its bound, or the step size
+collapsed while max |y| escaped). steady: the Steady event fired (max |dy/dt| fell to its tol).
+event: another event fired (a Condition, LeaveBox, ...; ``event`` names it). max_steps: the
+step budget ran out before t1 (after the retry, if any). failed: the solver stopped for another
+reason: the step size collapsed (stiffness or a singularity) or the state stopped being finite;
+``messages`` says which, and what to try."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Solution:
-    """Trajectories y(t) of one or many initial states.
+    """Trajectories y(t) of one or many initial states, and how each run ended.
 
-    t:        saved times, shape (n_times,), ending at t1.
-    y:        states, shape batch_shape + (n_times, n_states). After a terminating event
-              the state at the event is held (``valid`` is False there), never NaN.
-    valid:    batch_shape + (n_times,), True where t <= the trajectory's stopping time.
-    status:   batch_shape array of str, one of STATUSES.
-    event_t:  batch_shape; time of the terminating event, NaN where none fired.
-    n_steps:  batch_shape; solver work: accepted steps (jax), rhs evaluations (scipy).
-    messages: batch_shape array of str; the solver's own words for max_steps/failed.
-    retried:  batch_shape bool; trajectories re-run after running out of steps.
+    Each run goes from t0 until it *ends*: at t1 ("finished"), at a terminating event, or where
+    the solver stopped (budget, step-size collapse). Fields (batch_shape = the broadcast shape
+    of y0 and the params):
+
+    t:        the saved times (t_eval, or the default grid from t0 to t1), shape (n_times,).
+              The same for every trajectory; it need not reach t1 or the end of a run.
+    y:        batch_shape + (n_times, n_states): y[..., i, :] is the state at t[i] where
+              ``valid``; at saved times after the run ended it holds the end state ``final``
+              (never NaN).
+    valid:    batch_shape + (n_times,): True where t[i] <= t_end, i.e. y holds the solution.
+    status:   batch_shape, str: one of STATUSES.
+    event:    batch_shape, str: the name of the event that ended the run ("collapse",
+              "blow_up", "steady", a Condition's or LeaveBox's name), "" where none did.
+    event_t:  batch_shape: the time of that event, NaN where none fired.
+    t_end:    batch_shape: the time where the run ended (t1, the event time, or where the
+              solver stopped).
+    y_end:    batch_shape + (n_states,): the state at t_end; also ``final``.
+    n_steps:  batch_shape: accepted solver steps.
+    messages: batch_shape, str: the reason for max_steps, failed, a blow-up found by step
+              collapse, or an event already true at t0; "" otherwise.
+    retried:  batch_shape, bool: re-run with the stiff solver and 8x max_steps.
+    state_names, backend, info: the system's state names, "jax"/"scipy", the options used.
     """
 
     t: np.ndarray
     y: np.ndarray
     valid: np.ndarray
     status: np.ndarray
+    event: np.ndarray
     event_t: np.ndarray
+    t_end: np.ndarray
+    y_end: np.ndarray
     n_steps: np.ndarray
     messages: np.ndarray
     retried: np.ndarray
     state_names: tuple[str, ...]
     backend: str
-    info: dict[str, Any] = field(default_factory=dict, repr=False)
+    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
@@ -50,8 +71,10 @@ class Solution:
 
     @property
     def final(self) -> np.ndarray:
-        """The last valid state of each trajectory, batch_shape + (n_states,)."""
-        return self.y[..., -1, :]
+        """The state where each trajectory ended (at ``t_end``: t1, its event, or where the
+        solver stopped), batch_shape + (n_states,); not the last saved state when t_eval ends
+        earlier."""
+        return self.y_end
 
     def states(self) -> dict[str, np.ndarray]:
         """``{state name: y[..., i]}``, each batch_shape + (n_times,)."""
@@ -75,7 +98,10 @@ class Solution:
             y=self.y[index],
             valid=self.valid[index],
             status=self.status[index],
+            event=self.event[index],
             event_t=self.event_t[index],
+            t_end=self.t_end[index],
+            y_end=self.y_end[index],
             n_steps=self.n_steps[index],
             messages=self.messages[index],
             retried=self.retried[index],
@@ -86,8 +112,33 @@ class Solution:
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}: {v}" for k, v in sorted(self.counts().items()))
+        t = f"[{self.t[0]:g}, {self.t[-1]:g}]" if len(self.t) else "[]"
         return (
-            f"Solution(batch_shape={self.batch_shape}, n_times={len(self.t)}, "
-            f"states=({', '.join(self.state_names[:6])}{', ...' if len(self.state_names) > 6 else ''}), "
-            f"backend={self.backend!r}, status={{{counts}}})"
+            f"Solution(batch_shape={self.batch_shape}, n_times={len(self.t)}, t={t}, "
+            f"states=({_summary(self.state_names)}), backend={self.backend!r}, status={{{counts}}})"
         )
+
+    __str__ = __repr__
+
+
+_INDEXED = re.compile(r"^(.*?)(\d+)$")
+
+
+def _summary(names: Sequence[str], max_groups: int = 8) -> str:
+    """State names, runs of indexed names compressed: ``p_1..p_100, s_1..s_100``; beyond
+    ``max_groups`` groups, the first and last few and the count."""
+    groups: list[list] = []  # [prefix, first index, last index, first name, last name]
+    for name in names:
+        m = _INDEXED.match(name)
+        if m and groups and groups[-1][0] == m.group(1) and int(m.group(2)) == groups[-1][2] + 1:
+            groups[-1][2] = int(m.group(2))
+            groups[-1][4] = name
+        elif m:
+            groups.append([m.group(1), int(m.group(2)), int(m.group(2)), name, name])
+        else:
+            groups.append([None, 0, 0, name, name])
+    parts = [g[3] if g[3] == g[4] else f"{g[3]}..{g[4]}" if g[2] > g[1] + 1 else f"{g[3]}, {g[4]}" for g in groups]
+    if len(parts) > max_groups:
+        parts = parts[: max_groups - 2] + ["..."] + parts[-2:]
+        return ", ".join(parts) + f"; {len(names)} states"
+    return ", ".join(parts)

@@ -1,40 +1,86 @@
 """classify(system, params, x): linear stability, and higher order where linear says nothing.
 
-Hyperbolic points are labelled by eigenvalue counts (tolerance scaled by ||J||, never an exact
-``== 0``): stable/unstable node (real eigenvalues), stable/unstable focus (a complex pair),
-saddle (``index`` = number of unstable directions).
+Works on any ``derivations.ODESystem`` (and, linearly, on a ``ModeSystem``). The Jacobian is
+evaluated at ``HP_DPS`` digits from the symbolic one, with the parameters exact, and its
+eigenvalues are computed at that precision; "zero" is decided by the one tolerance policy of
+``dynamics._tolerance``: |Re lambda| <= rtol * scale, scale = the norm of the *balanced*
+Jacobian (so units that differ by 1e9 between states do not hide a stable node), rtol =
+``HP_RTOL`` for points known to high precision (``equilibria``'s exact path, or exact SymPy
+coordinates) and ``FLOAT_RTOL`` for points given in float64.
 
-Non-hyperbolic points with one zero eigenvalue are decided by the flow on the centre manifold:
-in one dimension the first non-zero Taylor coefficient a_k of f at x*; in higher dimension a
-series centre manifold z = h(u) = sum_k c_k u^k solved order by order from the invariance
-equation h'(u) du/dt = dz/dt, then du/dt = a_k u^k + ... on it. Odd k: stable iff a_k < 0 (and
-no unstable direction). Even k: semi-stable (attracting from one side), which is stable when
-the domain boundary (s >= 0) leaves only the attracting side. Other degenerate cases (two or
-more zero or imaginary eigenvalues, points on a curve of equilibria) return stable=None with
-the reason.
+Hyperbolic points are labelled by eigenvalue counts: stable/unstable node (real eigenvalues),
+stable/unstable focus (a complex pair), saddle (``index`` = number of unstable directions).
+
+Non-hyperbolic points:
+- one zero eigenvalue (rational right-hand sides): the flow on the centre manifold. In one
+  dimension the first non-zero Taylor coefficient a_k of f at x*; in higher dimension a series
+  centre manifold z = h(u) = sum_k h_k u^k solved order by order from the invariance equation
+  h'(u) du/dt = dz/dt, then du/dt = a_k u^k + ... on it (all at high precision; denominators
+  are expanded as power series, they do not vanish at an equilibrium). Odd k: stable iff
+  a_k < 0. Even k: "semi-stable" (attracting from one side), which is stable when the domain
+  boundary leaves only the attracting side. In one dimension a root of multiplicity m has
+  k = m exactly: a simple root is never semi-stable.
+- one pair +-i omega and no other eigenvalue on the axis: the first Lyapunov coefficient
+  (Kuznetsov, Elements of Applied Bifurcation Theory, eq. (3.20)/(5.39)), reported in the
+  Guckenheimer-Holmes normalisation ``lyapunov`` = a with dr/dt = a r^3 + ... for the normal
+  form x' = -omega y + a x (x^2 + y^2), y' = omega x + a y (x^2 + y^2)). a < 0: "non-hyperbolic
+  stable focus" (a weak focus, stable=True); a > 0: "non-hyperbolic unstable focus"; a = 0
+  (within tolerance): "centre", stable=None ("first Lyapunov coefficient vanishes": a linear
+  centre, e.g. the interior point of Lotka-Volterra, which has a conserved quantity).
+- anything else (two or more zero eigenvalues, two imaginary pairs, points on a curve of
+  equilibria, centre manifolds of non-rational systems) returns stable=None with the reason.
+
+Points that are not equilibria: ``classify`` warns (UserWarning naming the residual |f(x)| and
+its scale) and classifies the linearisation anyway; poles raise ValueError.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
+import mpmath
 import numpy as np
 import sympy as sp
 
-from derivations import EigenmodeSystem
+from derivations import ModeSystem, ODESystem
 from derivations._codegen import lambdified
+
+from ._tolerance import EQUILIBRIUM_RTOL, FLOAT_FLOOR, FLOAT_RTOL, HP_DPS, HP_FLOOR, HP_RTOL, balanced_size, eig_scale, zero_eigenvalues
 
 __all__ = ["classify", "Classification", "jacobian_at"]
 
 CENTRE_ORDER = 7
 """Highest order of the centre-manifold and Taylor expansions."""
 
+_MAX_HP_STATES = 8
+"""Above this many states eigenvalues are computed in float64 (balanced) with FLOAT_RTOL."""
+
 
 @dataclass(frozen=True)
 class Classification:
-    """See ``classify``. centre_flow: (k, a_k) of du/dt = a_k u^k + ... on the centre manifold,
-    u the coordinate along the unit null vector of J (its sign is a convention), or None."""
+    """See ``classify``.
+
+    jacobian:    numeric Jacobian at the point (float64, read-only).
+    eigenvalues: its eigenvalues (complex128, read-only; computed at high precision and rounded).
+    kind:        "stable node", "unstable node", "stable focus", "unstable focus", "saddle",
+                 "non-hyperbolic stable node", "non-hyperbolic stable node (boundary)",
+                 "non-hyperbolic unstable node", "semi-stable", "non-hyperbolic saddle",
+                 "non-hyperbolic stable focus", "non-hyperbolic unstable focus", "centre",
+                 "non-isolated", "non-hyperbolic (undecided)".
+    stable:      True / False / None (undecided).
+    hyperbolic:  no eigenvalue on the imaginary axis.
+    index:       number of unstable directions.
+    reason:      why, in words.
+    centre_flow: (k, a_k) of du/dt = a_k u^k + ... on a one-dimensional centre manifold, u the
+                 coordinate along the unit null vector of J (its sign is a convention), or None.
+    lyapunov:    the first Lyapunov coefficient at a pair +-i omega (Guckenheimer-Holmes
+                 normalisation, see the module docstring), or None.
+    precision:   "high" (decided at HP_DPS digits with HP_RTOL) or "float" (FLOAT_RTOL).
+    """
 
     jacobian: np.ndarray
     eigenvalues: np.ndarray
@@ -44,90 +90,305 @@ class Classification:
     index: int
     reason: str
     centre_flow: tuple[int, float] | None = None
+    lyapunov: float | None = None
+    precision: str = "float"
 
 
-def jacobian_at(system, params: dict, x: np.ndarray) -> np.ndarray:
-    """Numeric Jacobian d f / d y at x (symbolic for one-mode systems, autodiff for K modes)."""
-    if isinstance(system, EigenmodeSystem):
-        g = _jacobian_function(system)
-        vals = g(*x, *[params[n] for n in system.param_names])
-        n = len(system.states)
+# -- public entry points -------------------------------------------------------------------------
+
+
+def jacobian_at(system, params: Mapping[str, Any], x: Any) -> np.ndarray:
+    """Numeric Jacobian d f / d y at x, float64: symbolic for an ODESystem, autodiff (JAX)
+    for a ModeSystem. ``params`` are taken as validated (see ``classify``)."""
+    if isinstance(system, ODESystem):
+        g = _float_functions(system)[1]
+        vals = g(*np.asarray(x, dtype=float), *[float(params[n]) for n in system.param_names])
+        n = system.n_states
         return np.array(vals, dtype=float).reshape(n, n)
     import jax
     import jax.numpy as jnp
 
     f = system.to_jax(checked=False)
-    P = {k: jnp.asarray(v) for k, v in params.items()}
-    return np.asarray(jax.jacfwd(lambda y: f(0.0, y, P))(jnp.asarray(x, dtype=float)))
+    P = {k: jnp.asarray(float(v)) for k, v in params.items()}
+    return np.asarray(jax.jacfwd(lambda y: f(0.0, y, P))(jnp.asarray(np.asarray(x, dtype=float))))
+
+
+def classify(
+    system: ODESystem | ModeSystem,
+    params: Mapping[str, Any],
+    x: Any,
+    *,
+    bounds: Mapping[Any, tuple] | None = None,
+    on_curve: bool = False,
+) -> Classification:
+    """Classify the equilibrium ``x`` of ``system`` at ``params`` (see the module docstring).
+
+    Parameters
+    ----------
+    system : ODESystem (any: polynomial, rational or not) or ModeSystem (linear analysis only)
+    params : dict {name: value}, checked with ``system.check_params`` (SymPy numbers stay exact)
+    x : the point, one value per state: floats (decided with FLOAT_RTOL) or exact SymPy numbers
+        (decided at high precision with HP_RTOL)
+    bounds : {state index or name: (lower, upper)}: a semi-stable point on the boundary of this
+        box whose attracting side is the only one inside counts as stable
+    on_curve : the point lies on a curve of equilibria (as ``equilibria`` reports)
+
+    Returns
+    -------
+    Classification
+
+    Raises
+    ------
+    TypeError
+        ``system`` is neither an ODESystem nor a ModeSystem.
+    ValueError
+        Bad params (see ``check_params``), x of the wrong length or not finite, or x at a zero
+        of a denominator (the right-hand side is undefined there).
+
+    Warns
+    -----
+    UserWarning
+        x is not an equilibrium: |f(x)| > EQUILIBRIUM_RTOL * (term scale of f at x); the
+        message names the residual. The linearisation at x is classified anyway.
+    """
+    if not isinstance(system, (ODESystem, ModeSystem)):
+        raise TypeError(f"system must be a derivations.ODESystem or ModeSystem; got {type(system).__name__}")
+    prm = system.check_params(params)
+    exact = False
+    if isinstance(x, (list, tuple)) and x and all(isinstance(v, sp.Basic) for v in x):
+        exact = all(v.is_number and v.is_real and v.is_finite for v in x)
+        if not exact:
+            raise ValueError(f"x must hold finite real numbers; got {x!r}")
+        xs = tuple(x)
+    else:
+        try:
+            arr = np.asarray(x, dtype=float).reshape(-1)
+        except (TypeError, ValueError):
+            raise ValueError(f"x must be a sequence of {system.n_states} real numbers; got {x!r:.80}") from None
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"x must be finite; got {arr}")
+        xs = tuple(float(v) for v in arr)
+    if len(xs) != system.n_states:
+        raise ValueError(f"x must have one value per state {list(system.state_names)} ({system.n_states}); got {len(xs)}")
+    box = {}
+    for k, lohi in (bounds or {}).items():
+        i = system.state_names.index(k) if isinstance(k, str) and k in system.state_names else k
+        if not isinstance(i, (int, np.integer)) or not 0 <= i < system.n_states:
+            raise ValueError(f"bounds names unknown state {k!r}; states are {list(system.state_names)}")
+        lo, hi = lohi
+        box[int(i)] = (-np.inf if lo is None else float(lo), np.inf if hi is None else float(hi))
+    with mpmath.workdps(HP_DPS):
+        point = tuple(_mp(v) for v in xs)
+        _check_equilibrium(system, prm, point)
+        return _classify(system, prm, point, rtol=HP_RTOL if exact else FLOAT_RTOL, bounds=box, on_curve=on_curve)
+
+
+# -- high-precision evaluation ------------------------------------------------------------------
+
+
+def _mp(v: Any):
+    """An exact number (float, int, SymPy number, mpf) as an mpmath number at the working
+    precision: floats and rationals exactly, other SymPy numbers evaluated to it."""
+    if isinstance(v, (mpmath.mpf, mpmath.mpc)):
+        return v
+    if isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"a number is needed, got {v!r}")
+    if isinstance(v, (int, np.integer)):
+        return mpmath.mpf(int(v))
+    if isinstance(v, (float, np.floating)):
+        return mpmath.mpf(float(v))
+    v = sp.sympify(v)
+    if v.is_Rational:
+        return mpmath.mpf(int(v.p)) / int(v.q)
+    return mpmath.mpmathify(sp.N(v, mpmath.mp.dps + 10))
 
 
 @lru_cache(maxsize=128)
-def _jacobian_function(system: EigenmodeSystem):
-    rows = tuple(system.jacobian)
-    raw = lambdified(system.states + system.params, rows, "numpy")
-
-    def g(*args):
-        return [np.broadcast_to(np.asarray(v, dtype=float), ()) for v in raw(*args)]
-
-    return g
+def _float_functions(system: ODESystem):
+    args = system.states + system.params
+    return (lambdified(args, tuple(system.rhs), "numpy"), lambdified(args, tuple(system.jacobian), "numpy"))
 
 
-def classify(system, params: dict, x: np.ndarray, *, bounds: dict | None = None, on_curve: bool = False) -> Classification:
-    """Classify the equilibrium x of ``system`` at ``params`` (see the module docstring)."""
+@lru_cache(maxsize=128)
+def _mp_functions(system: ODESystem):
+    """rhs and Jacobian as functions of (*states, *params) in mpmath (also accept _Series)."""
+    args = list(system.states + system.params)
+    rhs = sp.lambdify(args, list(system.rhs), modules="mpmath")
+    jac = sp.lambdify(args, list(system.jacobian), modules="mpmath")
+    size = [sp.Add(*[sp.Abs(t) for t in sp.Add.make_args(sp.expand(e))]) for e in system.jacobian]
+    jac_size = sp.lambdify(args, size, modules="mpmath")
+    return rhs, jac, jac_size
+
+
+@lru_cache(maxsize=64)
+def _mp_derivatives(system: ODESystem):
+    """Second and third derivative tensors of the rhs as mpmath functions (flattened)."""
+    args = list(system.states + system.params)
+    x = system.states
+    n = len(x)
+    second = [sp.diff(system.rhs[i], x[j], x[k]) for i in range(n) for j in range(n) for k in range(n)]
+    third = [sp.diff(system.rhs[i], x[j], x[k], x[m]) for i in range(n) for j in range(n) for k in range(n) for m in range(n)]
+    return sp.lambdify(args, second, modules="mpmath"), sp.lambdify(args, third, modules="mpmath")
+
+
+@lru_cache(maxsize=128)
+def _term_rows(system: ODESystem):
+    """Per row, the additive terms of the rhs (expanded), as one numpy function."""
+    rows = tuple(sp.Add.make_args(sp.expand(r)) for r in system.rhs)
+    flat = tuple(t for r in rows for t in r)
+    return lambdified(system.states + system.params, flat, "numpy"), tuple(len(r) for r in rows)
+
+
+def residual_and_scale(system, prm: Mapping[str, Any], x: Any) -> tuple[float, float]:
+    """(max_i |f_i(x)|, max_i sum |terms of f_i at x|) in float64: rounding of x alone leaves
+    a residual of order eps * scale. For a ModeSystem the scale is |J| |x| + 1 (no terms)."""
+    xf = np.asarray([float(v) for v in x], dtype=float)
+    pv = [float(prm[n]) for n in system.param_names]
+    if not isinstance(system, ODESystem):
+        f = system.to_numpy(checked=False)
+        r = float(np.max(np.abs(f(0.0, xf, dict(zip(system.param_names, pv))))))
+        J = jacobian_at(system, dict(zip(system.param_names, pv)), xf)
+        return r, float(np.max(np.abs(J)) * np.max(np.abs(xf), initial=0.0) + 1.0)
+    g, sizes = _term_rows(system)
+    with np.errstate(all="ignore"):
+        terms = np.array([float(np.real(t)) for t in g(*xf, *pv)], dtype=float)
+        rhs = np.array(_float_functions(system)[0](*xf, *pv), dtype=float).reshape(-1)
+    scale, start = 0.0, 0
+    for s in sizes:
+        scale = max(scale, float(np.sum(np.abs(terms[start:start + s]))))
+        start += s
+    return float(np.max(np.abs(rhs))), scale
+
+
+def _check_equilibrium(system, prm, point) -> None:
+    if isinstance(system, ODESystem) and system.is_rational and any(d.free_symbols & set(system.states) for d in system.denominators):
+        sub = {**dict(zip(system.states, point)), **{system.symbols[k]: _mp(v) for k, v in prm.items()}}
+        for d in system.denominators:
+            val = sp.lambdify(list(sub), d, modules="mpmath")(*sub.values())
+            if abs(val) <= HP_RTOL * _abs_terms(d, sub):
+                raise ValueError(f"x is at a zero of the denominator {d}: the right-hand side is undefined there")
+    r, scale = residual_and_scale(system, prm, point)
+    if not np.isfinite(r) or r > EQUILIBRIUM_RTOL * max(scale, np.finfo(float).tiny):
+        warnings.warn(
+            f"x is not an equilibrium: residual max|f(x)| = {r:.3g} exceeds {EQUILIBRIUM_RTOL:g} times the "
+            f"term scale {scale:.3g} of f at x; classifying the linearisation at x anyway",
+            UserWarning, stacklevel=3,
+        )
+
+
+def _abs_terms(expr: sp.Expr, sub: dict):
+    total = mpmath.mpf(0)
+    for t in sp.Add.make_args(sp.expand(expr)):
+        total += abs(sp.lambdify(list(sub), t, modules="mpmath")(*sub.values()))
+    return total
+
+
+# -- the decision ----------------------------------------------------------------------------------
+
+
+def _classify(system, prm: Mapping[str, Any], point: tuple, *, rtol: float, bounds: dict | None = None,
+              on_curve: bool = False, multiplicity: int | None = None, note: str = "") -> Classification:
+    """Classify at ``point`` (mpmath numbers or floats) with zero tolerance ``rtol``; call
+    inside ``mpmath.workdps(HP_DPS)``. ``multiplicity``: exact multiplicity of a one-state
+    root (decides "zero eigenvalue" exactly)."""
     bounds = bounds or {}
-    J = jacobian_at(system, params, np.asarray(x, dtype=float))
-    ev = np.linalg.eigvals(J)
-    n = len(ev)
-    tol = 1e-8 * max(1.0, float(np.linalg.norm(J)))
-    n_pos = int(np.sum(ev.real > tol))
-    n_neg = int(np.sum(ev.real < -tol))
-    n_zero = n - n_pos - n_neg
-    oscillating = bool(np.any(np.abs(ev.imag) > tol))
+    n = system.n_states
+    symbolic = isinstance(system, ODESystem)
+    if symbolic:
+        pv = [_mp(prm[k]) for k in system.param_names]
+        xv = [_mp(v) for v in point]
+        J_mp = mpmath.matrix(n, n)
+        for idx, v in enumerate(_mp_functions(system)[1](*xv, *pv)):
+            J_mp[idx // n, idx % n] = v
+        J = np.array([[float(mpmath.re(J_mp[i, j])) for j in range(n)] for i in range(n)])
+        sizes = np.array([float(abs(v)) for v in _mp_functions(system)[2](*xv, *pv)]).reshape(n, n)
+        if n == 1:
+            ev = np.array([complex(J_mp[0, 0])])
+        elif n <= _MAX_HP_STATES:
+            ev = np.array([complex(e) for e in mpmath.eig(J_mp, left=False, right=False)])
+        else:
+            ev, rtol = np.linalg.eigvals(J), max(rtol, FLOAT_RTOL)
+    else:
+        J_mp, xv, pv = None, None, None
+        J = jacobian_at(system, prm, np.array([float(v) for v in point]))
+        ev, rtol = np.linalg.eigvals(J), max(rtol, FLOAT_RTOL)
+        sizes = np.abs(J)
+    J.setflags(write=False)
+    ev = ev[np.lexsort((ev.imag, ev.real))]
+    ev.setflags(write=False)
+    precision = "high" if rtol < FLOAT_RTOL else "float"
+    scale = eig_scale(J)
+    floor = (HP_FLOOR if precision == "high" else FLOAT_FLOOR) * balanced_size(J, sizes)
+    zero = zero_eigenvalues(ev, scale, rtol, floor)
+    if n == 1 and multiplicity is not None:
+        zero = np.array([multiplicity >= 2])  # exact: f'(x*) = 0 iff x* is a multiple root
+    n_zero = int(zero.sum())
+    n_pos = int(np.sum(~zero & (ev.real > 0)))
+    n_neg = n - n_zero - n_pos
+    oscillating = bool(np.any(np.abs(ev.imag) > max(rtol * scale, floor)))
+    tail = f"; {note}" if note else ""
+
+    def out(kind, stable, hyperbolic, index, reason, **kw):
+        return Classification(J, ev, kind, stable, hyperbolic, index, reason + tail, precision=precision, **kw)
 
     if n_zero == 0:
         if n_pos == 0:
-            kind = "stable focus" if oscillating else "stable node"
-            return Classification(J, ev, kind, True, True, 0, "all eigenvalues have negative real part")
+            return out("stable focus" if oscillating else "stable node", True, True, 0, "all eigenvalues have negative real part")
         if n_neg == 0:
-            kind = "unstable focus" if oscillating else "unstable node"
-            return Classification(J, ev, kind, False, True, n_pos, "all eigenvalues have positive real part")
-        return Classification(J, ev, "saddle", False, True, n_pos, f"{n_pos} unstable, {n_neg} stable directions")
-
+            return out("unstable focus" if oscillating else "unstable node", False, True, n_pos,
+                       "all eigenvalues have positive real part")
+        return out("saddle", False, True, n_pos, f"{n_pos} unstable, {n_neg} stable directions")
     if n_pos:
-        return Classification(J, ev, "non-hyperbolic saddle", False, False, n_pos,
-                              f"{n_pos} eigenvalue(s) with positive real part: unstable whatever the centre directions do")
+        return out("non-hyperbolic saddle", False, False, n_pos,
+                   f"{n_pos} eigenvalue(s) with positive real part: unstable whatever the centre directions do")
     if on_curve:
-        return Classification(J, ev, "non-isolated", None, False, 0,
-                              "lies on a curve of equilibria: neutral along the curve "
-                              f"({n_neg} transversal direction(s) attracting)")
-    zero_ev = ev[np.abs(ev.real) <= tol]
-    if n_zero > 1 or np.any(np.abs(zero_ev.imag) > tol):
-        return Classification(J, ev, "non-hyperbolic (undecided)", None, False, 0,
-                              f"{n_zero} eigenvalues on the imaginary axis: a centre manifold of dimension {n_zero} "
-                              "(e.g. Bogdanov-Takens or Hopf) is not analysed")
-    if not isinstance(system, EigenmodeSystem):
-        return Classification(J, ev, "non-hyperbolic (undecided)", None, False, 0,
-                              "one zero eigenvalue; centre-manifold reduction is implemented for one-mode systems")
-    order, coeff, v0 = _centre_flow(system, params, np.asarray(x, dtype=float), J)
+        return out("non-isolated", None, False, 0,
+                   f"lies on a curve of equilibria: neutral along the curve ({n_neg} transversal direction(s) attracting)")
+    centre = ev[zero]
+    imaginary = np.abs(centre.imag) > max(rtol * scale, floor)
+    if n_zero == 2 and imaginary.all():
+        if not symbolic:
+            return out("non-hyperbolic (undecided)", None, False, 0,
+                       "a pair of purely imaginary eigenvalues; the first Lyapunov coefficient needs a symbolic "
+                       "right-hand side (use to_ode_system())")
+        omega = float(np.max(centre.imag))
+        a, a_scale = _first_lyapunov(system, J_mp, xv, pv, mpmath.mpf(omega))
+        base = f"eigenvalues +-{omega:.6g}i: non-hyperbolic, the linearisation does not decide"
+        if abs(a) <= rtol * a_scale:
+            return out("centre", None, False, 0,
+                       f"{base}; the first Lyapunov coefficient vanishes (a linear centre; with a conserved "
+                       "quantity a true centre, otherwise decided by higher-order coefficients, not computed)",
+                       lyapunov=0.0)
+        if a < 0:
+            return out("non-hyperbolic stable focus", True, False, 0,
+                       f"{base}; first Lyapunov coefficient {a:.6g} < 0: a weak (stable) focus", lyapunov=a)
+        return out("non-hyperbolic unstable focus", False, False, 2,
+                   f"{base}; first Lyapunov coefficient {a:.6g} > 0: a weak unstable focus", lyapunov=a)
+    if n_zero > 1 or imaginary.any():
+        return out("non-hyperbolic (undecided)", None, False, 0,
+                   f"{n_zero} eigenvalues on the imaginary axis: a centre manifold of dimension {n_zero} "
+                   "(e.g. Bogdanov-Takens, fold-Hopf) is not analysed")
+    if not symbolic or not system.is_rational:
+        why = "a ModeSystem (no symbolic right-hand side)" if not symbolic else "a right-hand side that is not rational"
+        return out("non-hyperbolic (undecided)", None, False, 0,
+                   f"one zero eigenvalue; the centre-manifold series is computed for rational right-hand sides, "
+                   f"not for {why}")
+    order, coeff, v0 = _centre_flow(system, J_mp, xv, pv, scale, rtol, multiplicity if n == 1 else None)
     if order is None:
-        return Classification(J, ev, "non-hyperbolic (undecided)", None, False, 0,
-                              f"the flow on the centre manifold vanishes to order {CENTRE_ORDER}")
+        return out("non-hyperbolic (undecided)", None, False, 0,
+                   f"the flow on the centre manifold vanishes to order {CENTRE_ORDER}")
     where = "Taylor expansion" if n == 1 else "centre-manifold flow"
+    flow = f"{where}: du/dt = {coeff:.6g} u^{order} + ..."
     if order % 2 == 1:
         stable = coeff < 0
-        kind = "non-hyperbolic stable node" if stable else "non-hyperbolic unstable node"
-        return Classification(J, ev, kind, stable, False, 0 if stable else 1,
-                              f"{where}: du/dt = {coeff:.6g} u^{order} + ...", (order, coeff))
-    # even order: attracting from the side u * coeff < 0
+        return out("non-hyperbolic stable node" if stable else "non-hyperbolic unstable node", stable, False,
+                   0 if stable else 1, flow, centre_flow=(order, coeff))
     side = -np.sign(coeff)  # the attracting side of u
-    allowed = _allowed_side(x, v0, bounds)
-    if allowed == side:
-        return Classification(J, ev, "non-hyperbolic stable node (boundary)", True, False, 0,
-                              f"{where}: du/dt = {coeff:.6g} u^{order} + ...: semi-stable, and the domain "
-                              "boundary leaves only the attracting side", (order, coeff))
-    return Classification(J, ev, "semi-stable", False, False, 0,
-                          f"{where}: du/dt = {coeff:.6g} u^{order} + ...: attracting from one side only",
-                          (order, coeff))
+    if _allowed_side(np.array([float(v) for v in point]), v0, bounds) == side:
+        return out("non-hyperbolic stable node (boundary)", True, False, 0,
+                   f"{flow}: semi-stable, and the domain boundary leaves only the attracting side",
+                   centre_flow=(order, coeff))
+    return out("semi-stable", False, False, 0, f"{flow}: attracting from one side only", centre_flow=(order, coeff))
 
 
 def _allowed_side(x: np.ndarray, v0: np.ndarray, bounds: dict) -> float:
@@ -142,115 +403,188 @@ def _allowed_side(x: np.ndarray, v0: np.ndarray, bounds: dict) -> float:
     return 0.0
 
 
+# -- first Lyapunov coefficient -------------------------------------------------------------------
+
+
+def _null_vector(M: mpmath.matrix) -> mpmath.matrix:
+    """Unit vector spanning the (numerical) kernel of the square complex matrix M."""
+    _, _, V = mpmath.svd_c(M)
+    n = M.rows
+    return mpmath.matrix([mpmath.conj(V[n - 1, j]) for j in range(n)])
+
+
+def _first_lyapunov(system: ODESystem, A: mpmath.matrix, xv, pv, omega) -> tuple[float, float]:
+    """(a, scale): a = omega * l1 / 2 with Kuznetsov's l1 =
+    Re[<p, C(q,q,qb)> - 2 <p, B(q, A^-1 B(q,qb))> + <p, B(qb, (2 i omega - A)^-1 B(q,q))>] / (2 omega),
+    A q = i omega q, A^T p = -i omega p, <q,q> = <p,q> = 1 (<u,v> = conj(u)^T v); scale: the
+    same sum with |terms|, for the zero test."""
+    n = A.rows
+    second, third = _mp_derivatives(system)
+    H = second(*xv, *pv)
+    T = third(*xv, *pv)
+    I = mpmath.eye(n)
+    q = _null_vector(A - 1j * omega * I)
+    p = _null_vector(A.T + 1j * omega * I)
+    dot = lambda u, v: mpmath.fsum(mpmath.conj(u[i]) * v[i] for i in range(n))  # noqa: E731
+    q = q / mpmath.sqrt(mpmath.re(dot(q, q)))
+    p = p / mpmath.conj(dot(p, q))
+    qb = mpmath.matrix([mpmath.conj(v) for v in q])
+
+    def B(u, v):
+        return mpmath.matrix([mpmath.fsum(H[(i * n + j) * n + k] * u[j] * v[k] for j in range(n) for k in range(n))
+                              for i in range(n)])
+
+    def C(u, v, w):
+        return mpmath.matrix([mpmath.fsum(T[((i * n + j) * n + k) * n + m] * u[j] * v[k] * w[m]
+                                          for j in range(n) for k in range(n) for m in range(n)) for i in range(n)])
+
+    t1 = dot(p, C(q, q, qb))
+    t2 = -2 * dot(p, B(q, mpmath.lu_solve(A, B(q, qb))))
+    t3 = dot(p, B(qb, mpmath.lu_solve(2j * omega * I - A, B(q, q))))
+    a = mpmath.re(t1 + t2 + t3) / 4  # omega * (Re[...] / (2 omega)) / 2
+    scale = (abs(t1) + abs(t2) + abs(t3)) / 4
+    return float(a), float(scale)
+
+
+# -- centre manifold ------------------------------------------------------------------------------
+
+
 class _Series:
-    """A power series in u truncated at CENTRE_ORDER (coefficient array), for evaluating the
-    right-hand side along a curve x(u) with exact polynomial arithmetic in floats."""
+    """A power series in u truncated at CENTRE_ORDER, mpmath coefficients: evaluating a rational
+    right-hand side along a curve x(u) (denominators expanded, they do not vanish at x*)."""
 
     __slots__ = ("c",)
 
     def __init__(self, c):
-        self.c = np.asarray(c, dtype=float)
+        self.c = list(c)
 
     @staticmethod
     def _of(other):
         if isinstance(other, _Series):
             return other.c
-        out = np.zeros(CENTRE_ORDER + 1)
-        out[0] = float(other)
-        return out
+        return [mpmath.mpmathify(other)] + [mpmath.mpf(0)] * CENTRE_ORDER
 
     def __add__(self, other):
-        return _Series(self.c + self._of(other))
+        return _Series([a + b for a, b in zip(self.c, self._of(other))])
 
     __radd__ = __add__
 
     def __sub__(self, other):
-        return _Series(self.c - self._of(other))
+        return _Series([a - b for a, b in zip(self.c, self._of(other))])
 
     def __rsub__(self, other):
-        return _Series(self._of(other) - self.c)
+        return _Series([b - a for a, b in zip(self.c, self._of(other))])
 
     def __neg__(self):
-        return _Series(-self.c)
+        return _Series([-a for a in self.c])
 
     def __mul__(self, other):
         if not isinstance(other, _Series):
-            return _Series(self.c * float(other))
-        return _Series(np.convolve(self.c, other.c)[: CENTRE_ORDER + 1])
+            o = mpmath.mpmathify(other)
+            return _Series([a * o for a in self.c])
+        b = other.c
+        return _Series([mpmath.fsum(self.c[j] * b[k - j] for j in range(k + 1)) for k in range(CENTRE_ORDER + 1)])
 
     __rmul__ = __mul__
 
+    def _reciprocal(self):
+        a = self.c
+        if a[0] == 0:
+            raise ZeroDivisionError("a denominator vanishes at the point")
+        b = [1 / a[0]]
+        for k in range(1, CENTRE_ORDER + 1):
+            b.append(-mpmath.fsum(a[j] * b[k - j] for j in range(1, k + 1)) / a[0])
+        return _Series(b)
+
     def __truediv__(self, other):
         if isinstance(other, _Series):
-            raise TypeError("division by a series is not needed for polynomial right-hand sides")
-        return _Series(self.c / float(other))
+            return self * other._reciprocal()
+        return self * (1 / mpmath.mpmathify(other))
+
+    def __rtruediv__(self, other):
+        return self._reciprocal() * other
 
     def __pow__(self, k):
-        if int(k) != k or k < 0:
-            raise TypeError("only non-negative integer powers of a series")
-        out = _Series(self._of(1.0))
-        for _ in range(int(k)):
-            out = out * self
+        if int(k) != k:
+            raise TypeError("only integer powers of a series (rational right-hand sides)")
+        base = self if k >= 0 else self._reciprocal()
+        out = _Series(self._of(1))
+        for _ in range(abs(int(k))):
+            out = out * base
         return out
 
 
-@lru_cache(maxsize=128)
-def _polynomial_rhs(system: EigenmodeSystem, params: tuple):
-    """The rhs with numeric params, as a function that accepts _Series (polynomial in states)."""
-    sub = {system.symbols[k]: v for k, v in params}
-    rows = [sp.expand(r.xreplace(sub)) for r in system.rhs]
-    return sp.lambdify(system.states, rows, modules=[{}, "math"])
-
-
-def _centre_flow(system: EigenmodeSystem, params: dict, x: np.ndarray, J: np.ndarray):
+def _centre_flow(system: ODESystem, J: mpmath.matrix, xv, pv, scale: float, rtol: float, multiplicity: int | None):
     """(k, a_k, v0): the flow on the 1-D centre manifold du/dt = a_k u^k + ..., along v0.
 
     The centre manifold z = h(u) = sum_{k>=2} h_k u^k is solved order by order: du/dt = O(u^2),
     so the order-k invariance equation h'(u) du/dt = dz/dt contains h_k only through Lambda_w h_k
     and h_k = Lambda_w^{-1} r_k, with r_k computed from the lower orders.
     """
-    n = len(x)
-    F = _polynomial_rhs(system, tuple(sorted(params.items())))
-    scale = max(1.0, float(np.max(np.abs(J))))
-    unit = np.zeros(CENTRE_ORDER + 1)
-    unit[1] = 1.0
+    n = len(xv)
+    F = _mp_functions(system)[0]
+    zero = lambda: _Series([mpmath.mpf(0)] * (CENTRE_ORDER + 1))  # noqa: E731
+    unit = [mpmath.mpf(0)] * (CENTRE_ORDER + 1)
+    unit[1] = mpmath.mpf(1)
     if n == 1:
-        series = F(_Series(unit) + float(x[0]))[0]
-        return _first_nonzero(series.c, scale) + (np.array([1.0]),)
+        series = F(_Series(unit) + xv[0], *pv)[0]
+        if multiplicity is not None and multiplicity <= CENTRE_ORDER:
+            return multiplicity, float(series.c[multiplicity]), np.array([1.0])
+        return _first_nonzero(series.c, scale, rtol) + (np.array([1.0]),)
 
-    U, S, Vt = np.linalg.svd(J)
-    v0 = Vt[-1]
-    w0 = U[:, -1] / (U[:, -1] @ v0)
-    B = U[:, :-1]  # orthonormal basis of range(J): invariant, complementary to ker J
-    P = B.T @ (np.eye(n) - np.outer(v0, w0))
-    lam_w = P @ J @ B
-    h = np.zeros((n - 1, CENTRE_ORDER + 1))
+    U, _S, V = mpmath.svd_r(J)
+    v0 = mpmath.matrix([V[n - 1, j] for j in range(n)])
+    u_last = mpmath.matrix([U[i, n - 1] for i in range(n)])
+    w0 = u_last / mpmath.fsum(u_last[i] * v0[i] for i in range(n))
+    B = mpmath.matrix(n, n - 1)  # orthonormal basis of range(J): invariant, complementary to ker J
+    for i in range(n):
+        for j in range(n - 1):
+            B[i, j] = U[i, j]
+    P = B.T * (mpmath.eye(n) - v0 * w0.T)
+    lam_w = P * J * B
+    h = [[mpmath.mpf(0)] * (CENTRE_ORDER + 1) for _ in range(n - 1)]
 
-    def flows(h):
+    def flows():
         z = [_Series(h[j]) for j in range(n - 1)]
-        point = [float(x[i]) + v0[i] * _Series(unit) + sum((B[i, j] * z[j] for j in range(n - 1)), _Series(np.zeros(CENTRE_ORDER + 1)))
-                 for i in range(n)]
-        Fx = F(*point)
-        udot = sum((w0[i] * Fx[i] for i in range(n)), _Series(np.zeros(CENTRE_ORDER + 1)))
-        zdot = [sum((P[j, i] * Fx[i] for i in range(n)), _Series(np.zeros(CENTRE_ORDER + 1))) for j in range(n - 1)]
+        point = []
+        for i in range(n):
+            s = _Series(unit) * v0[i] + xv[i]
+            for j in range(n - 1):
+                s = s + z[j] * B[i, j]
+            point.append(s)
+        Fx = [r if isinstance(r, _Series) else _Series([mpmath.mpmathify(r)] + [mpmath.mpf(0)] * CENTRE_ORDER)
+              for r in F(*point, *pv)]
+        udot = zero()
+        for i in range(n):
+            udot = udot + Fx[i] * w0[i]
+        zdot = []
+        for j in range(n - 1):
+            s = zero()
+            for i in range(n):
+                s = s + Fx[i] * P[j, i]
+            zdot.append(s)
         return udot, zdot
 
     for k in range(2, CENTRE_ORDER + 1):
-        udot, zdot = flows(h)
-        r = np.empty(n - 1)
+        udot, zdot = flows()
+        r = mpmath.matrix(n - 1, 1)
         for j in range(n - 1):
-            dh = np.zeros(CENTRE_ORDER + 1)
-            dh[:-1] = h[j, 1:] * np.arange(1, CENTRE_ORDER + 1)
+            dh = [h[j][m + 1] * (m + 1) for m in range(CENTRE_ORDER)] + [mpmath.mpf(0)]
             r[j] = (_Series(dh) * udot - zdot[j]).c[k]
-        h[:, k] = np.linalg.solve(lam_w, r)
-    udot, _ = flows(h)
-    return _first_nonzero(udot.c, scale) + (v0,)
+        sol = mpmath.lu_solve(lam_w, r)
+        for j in range(n - 1):
+            h[j][k] = sol[j]
+    udot, _ = flows()
+    return _first_nonzero(udot.c, scale, rtol) + (np.array([float(v) for v in v0]),)
 
 
-def _first_nonzero(coeffs, scale: float):
+def _first_nonzero(coeffs, scale: float, rtol: float):
+    """(k, a_k) of the first coefficient (k >= 1) that is not zero within rtol times the scale
+    max(eig_scale(J), max_k |a_k|); (None, 0.0) if all vanish."""
+    ref = max([scale] + [float(abs(c)) for c in coeffs[1:]])
     for k, c in enumerate(coeffs):
         if k < 1:
             continue
-        if abs(float(c)) > 1e-8 * scale:
+        if ref > 0 and float(abs(c)) > rtol * ref:
             return k, float(c)
     return None, 0.0

@@ -221,7 +221,7 @@ def test_threshold_is_tians_and_bifurcation_locates_it():
     eta, sigma2, tau = sp.symbols("eta sigma2 tau")
     assert len(th.fold_solutions) == 1 and sp.simplify(th.fold_solutions[0] - 1 / (4 * (1 + sigma2))) == 0
     assert list(th.transcritical_solutions) == [0]
-    ema = threshold(derive(ModelSpec("euclidean", "ema")), "eta")
+    ema = threshold(derive(ModelSpec("euclidean", "ema")), "eta", hold=("tau",))
     assert sp.simplify(ema.fold_solutions[0] - tau**2 / (4 * (1 + sigma2))) == 0
     cos = threshold(derive(ModelSpec("cosine")), "eta")
     assert cos.fold.has(sp.Symbol("N_psi")) and cos.fold.has(sp.Symbol("T"))

@@ -26,7 +26,14 @@ def test_portrait_marks_every_equilibrium_and_draws_nullclines():
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     for needed in ("dp/dt = 0", "ds/dt = 0", "stable node", "saddle", "unstable manifold", "stable manifold"):
         assert needed in labels
-    assert len(ax.collections) >= 3  # streamlines and two nullcline contours
+    assert len(ax.collections) >= 1  # streamlines
+    # both nullclines drawn as lines (polylines of phase_plane), on the zero sets of dp/dt and ds/dt
+    f = system.to_numpy()
+    for color, i in (("tab:blue", 0), ("tab:red", 1)):
+        lines = [ln for ln in markers(ax, "nullcline") if ln.get_color() == color]
+        assert lines
+        pts = np.vstack([np.column_stack([ln.get_xdata(), ln.get_ydata()]) for ln in lines])
+        assert np.max(np.abs(f(0.0, pts, EUC)[:, i])) < 1e-3
     fig.savefig(__import__("io").BytesIO(), format="png")
 
 
@@ -56,6 +63,54 @@ def test_bifurcation_plot_marks_the_fold_at_tians_threshold():
     (fold,) = markers(ax, "fold")
     assert abs(fold.get_xdata()[0] - 1 / 4.8) < 1e-8
     assert any(line.get_linestyle() == "--" for line in ax.lines)
+
+
+def _pitchfork_diagram():
+    """x' = r x - x^3 on r in [-1, 1], built by hand from its closed form: x = 0 (stable for
+    r < 0, unstable for r > 0) and x = +-sqrt(r) (stable); a pitchfork at r = 0. A Hopf point
+    at r = 0.5 on the zero branch is added to check its marker."""
+    from dynamics import Bifurcation, BifurcationPoint
+    from dynamics._bifurcation import Branch
+
+    r = np.linspace(-1, 1, 41)
+    pos = r[r >= 0]
+    branches = (Branch(r, np.zeros((r.size, 1)), r < 0),
+                Branch(pos, np.sqrt(pos)[:, None], np.ones(pos.size, bool)),
+                Branch(pos, -np.sqrt(pos)[:, None], np.ones(pos.size, bool)))
+    points = (BifurcationPoint("pitchfork", 0.0, np.array([0.0])), BifurcationPoint("hopf", 0.5, np.array([0.0])))
+    return Bifurcation("r", r, np.zeros((41, 1)), np.zeros((41, 1), bool), np.ones((41, 1), bool), points,
+                       state_names=("x",), branches=branches, system_name="pitchfork normal form")
+
+
+def test_bifurcation_plot_draws_the_data_it_is_given():
+    fig, ax = plot_bifurcation(_pitchfork_diagram())
+    (pf,) = markers(ax, "pitchfork")
+    (hopf,) = markers(ax, "hopf")
+    assert (pf.get_xdata()[0], pf.get_ydata()[0]) == (0.0, 0.0) and hopf.get_xdata()[0] == 0.5
+    assert pf.get_marker() != hopf.get_marker()
+    solid = [ln for ln in markers(ax, "branch") if ln.get_linestyle() == "-"]
+    dashed = [ln for ln in markers(ax, "branch") if ln.get_linestyle() == "--"]
+    # the unstable part is x = 0 for r > 0 only (the dashed segment starts at the last stable sample)
+    (zero_dashed, *_) = dashed
+    x, y = np.asarray(zero_dashed.get_xdata()), np.asarray(zero_dashed.get_ydata(), dtype=float)
+    assert np.all(np.isnan(y[x < -0.05])) and np.all(y[x > 0] == 0.0)
+    # stable branches: +-sqrt(r)
+    for ln in solid[1:]:
+        x, y = np.asarray(ln.get_xdata()), np.asarray(ln.get_ydata(), dtype=float)
+        ok = ~np.isnan(y)
+        np.testing.assert_allclose(np.abs(y[ok]), np.sqrt(x[ok]), atol=1e-15)
+    assert ax.get_ylabel() == "x*" and ax.get_title() == "pitchfork normal form"
+    with pytest.raises(ValueError, match="state='y'"):
+        plot_bifurcation(_pitchfork_diagram(), state="y")
+
+
+def test_bifurcation_plot_of_a_computed_pitchfork():
+    from derivations import ODESystem
+
+    system = ODESystem.from_equations({"x": "r*x - x**3"}, params=("r",))
+    fig, ax = plot_bifurcation(system, "r", np.linspace(-1, 1, 9), {})
+    (pf,) = markers(ax, "pitchfork")
+    assert abs(pf.get_xdata()[0]) < 1e-8 and abs(pf.get_ydata()[0]) < 1e-8
 
 
 def test_basins_and_regime_plots():

@@ -1,0 +1,470 @@
+"""phase_plane(system, params): the data of a phase portrait on any 2-state slice of any system.
+
+    d(x, y)/dt = (f_x, f_y)(x, y, others(x, y); params)
+
+The plane is spanned by two states x and y; every other state is held at a number or put on the
+system's declared invariant manifold (``system.manifold``, e.g. s = p**2/alpha_p). The result is
+data: the vector field on a grid, both nullclines as polylines, the classified equilibria lying on
+the slice, the stable and unstable manifolds of the saddles of the plane and a few orbits, all
+integrated with ``dynamics.integrate``. ``plot_phase_plane`` only draws it.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from derivations import ODESystem
+from derivations._system import FrozenMap
+
+from ._equilibria import Equilibrium, equilibria
+from ._integrate import integrate
+
+__all__ = ["phase_plane", "PhasePlane", "Orbit", "SaddleManifold"]
+
+MANIFOLD = "manifold"
+"""The ``fixed`` value that puts a state on the system's declared invariant manifold."""
+
+EPS_MANIFOLD = 1e-5
+"""Offset of a manifold's start from its saddle, along the eigenvector, relative to the plot span."""
+
+N_NULLCLINE = 300
+"""Grid points per axis on which the nullclines are traced (marching squares, ``contourpy``)."""
+
+
+def _frozen(a: Any) -> np.ndarray:
+    a = np.array(a, dtype=float)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True)
+class Orbit:
+    """One integrated curve in the plane.
+
+    points: (m, 2) (x, y) along the orbit, from its start to where it stopped.
+    t:      (m,) the time of each point (negative along a curve integrated backwards in time).
+    status: the ``Solution`` status of the integration ("finished", "event": it left the
+            enlarged box, "blew_up", ...).
+    """
+
+    points: np.ndarray
+    t: np.ndarray
+    status: str
+
+    @property
+    def start(self) -> np.ndarray:
+        return self.points[0]
+
+
+@dataclass(frozen=True)
+class SaddleManifold:
+    """One branch of the stable or unstable manifold of a saddle of the plane.
+
+    saddle:     index into ``PhasePlane.equilibria``.
+    kind:       "stable" (points flowing into the saddle; integrated backwards) or "unstable".
+    eigenvalue: the eigenvalue of the plane's 2x2 Jacobian whose eigenvector it leaves along.
+    direction:  (2,) unit eigenvector, signed: the side of the saddle this branch leaves on.
+    orbit:      the branch as an Orbit; its first point is the saddle itself (t = -inf on an
+                unstable branch, +inf on a stable one: the orbit's limit there).
+    """
+
+    saddle: int
+    kind: str
+    eigenvalue: float
+    direction: np.ndarray
+    orbit: Orbit
+
+    @property
+    def points(self) -> np.ndarray:
+        return self.orbit.points
+
+
+@dataclass(frozen=True)
+class PhasePlane:
+    """A phase plane as data (what ``plot_phase_plane`` draws).
+
+    system_name: ``system.name``. x, y: the state names on the axes.
+    params:      {parameter: value} used.
+    fixed:       the slice: {other state: number or "manifold"} (empty for 2-state systems).
+    invariant:   True when the plane is invariant (2 states, or every other state on the declared
+                 manifold): then orbits and saddle manifolds in the plane are true orbits. On a
+                 non-invariant slice they follow the projected field only, and no saddle
+                 manifolds are computed.
+    xlim, ylim:  the plotted window.
+    grid_x, grid_y: (nx,), (ny,) grid; u, v: (ny, nx) dx/dt and dy/dt on it (NaN at poles).
+    x_nullcline, y_nullcline: polylines (each (m, 2)) where dx/dt = 0 and where dy/dt = 0
+                 (zeros of the numerators: a pole of a rational field is no nullcline).
+    equilibria:  the classified equilibria of the whole system that lie on the slice.
+    points:      (k, 2) their (x, y) coordinates.
+    manifolds:   stable and unstable manifold branches of the saddles of the plane.
+    trajectories: a few orbits from seeded random starts in the window.
+    bounds:      the state domain of x and of y (``system.state_bounds()``).
+    """
+
+    system_name: str
+    x: str
+    y: str
+    params: Mapping[str, float]
+    fixed: Mapping[str, Any]
+    invariant: bool
+    xlim: tuple[float, float]
+    ylim: tuple[float, float]
+    grid_x: np.ndarray
+    grid_y: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    x_nullcline: tuple[np.ndarray, ...]
+    y_nullcline: tuple[np.ndarray, ...]
+    equilibria: tuple[Equilibrium, ...]
+    points: np.ndarray
+    manifolds: tuple[SaddleManifold, ...]
+    trajectories: tuple[Orbit, ...]
+    bounds: tuple[tuple[float, float], tuple[float, float]] = field(default=((-np.inf, np.inf), (-np.inf, np.inf)))
+
+    @property
+    def title(self) -> str:
+        """system name, then the parameter values and the slice."""
+        vals = ", ".join(f"{k} = {v:.4g}" for k, v in self.params.items())
+        sl = ", ".join(f"{k} = {v:.4g}" if not isinstance(v, str) else f"{k} on its manifold"
+                       for k, v in self.fixed.items())
+        head = self.system_name or f"({self.x}, {self.y}) plane"
+        return head + ("\n" + vals if vals else "") + ("; " + sl if sl else "")
+
+
+# -- input checks ----------------------------------------------------------------------------
+
+
+def _as_ode_system(system: Any) -> ODESystem:
+    if isinstance(system, ODESystem):
+        return system
+    if hasattr(system, "to_ode_system") and hasattr(system, "state_names"):
+        return system.to_ode_system()  # a K-mode ModeSystem (K <= 64): the same equations, symbolic
+    raise TypeError(f"system must be a derivations.ODESystem (or a ModeSystem); got {type(system).__name__}")
+
+
+def _check_fixed(system: Any, x: str, y: str, fixed: Any) -> dict[str, Any]:
+    """``fixed`` checked against the states off the (x, y) plane: {state: float or "manifold"}."""
+    names = system.state_names
+    if fixed is None:
+        fixed = {}
+    if not isinstance(fixed, Mapping):
+        raise TypeError(f"fixed must be a mapping {{state: number or 'manifold'}}; got {type(fixed).__name__}")
+    out: dict[str, Any] = {}
+    for n, v in fixed.items():
+        if n not in names:
+            raise ValueError(f"fixed names {n!r}, not a state of this system; states are {names}")
+        if n in (x, y):
+            raise ValueError(f"fixed[{n!r}]: {n} is on an axis of the plane ({x}, {y}); fixed holds only the states off it")
+        if isinstance(v, str):
+            if v != MANIFOLD:
+                raise TypeError(f"fixed[{n!r}] must be a real number or 'manifold'; got the string {v!r}")
+            out[n] = MANIFOLD
+            continue
+        if isinstance(v, bool) or not isinstance(v, (numbers.Real, sp.Number)) or (isinstance(v, sp.Number) and not v.is_real):
+            raise TypeError(f"fixed[{n!r}] must be a real number or 'manifold'; got {type(v).__name__} {v!r}")
+        f = float(v)
+        if not np.isfinite(f):
+            raise ValueError(f"fixed[{n!r}] must be finite; got {v!r}")
+        out[n] = f
+    man = getattr(system, "manifold", None)
+    for n, v in out.items():
+        if v != MANIFOLD:
+            continue
+        if man is None:
+            raise ValueError(f"fixed[{n!r}] = 'manifold', but {getattr(system, 'name', '') or 'this system'} declares no invariant manifold")
+        if n not in man:
+            raise ValueError(f"fixed[{n!r}] = 'manifold': only {', '.join(man)} can be put on the manifold "
+                             f"({', '.join(f'{k} = {e}' for k, e in man.items())})")
+    others = [n for n in names if n not in (x, y)]
+    missing = [n for n in others if n not in out]
+    if missing:
+        hint = ""
+        if getattr(system, "manifold", None) is not None:
+            hint = f" (a state of the system's manifold {dict(system.manifold)} may be 'manifold')"
+        raise ValueError(f"fixed must give the states off the plane: missing {missing}{hint}")
+    return {n: out[n] for n in others}
+
+
+def _slice_expressions(system: ODESystem, x: str, y: str, fixed: Mapping[str, Any]) -> dict[str, sp.Expr]:
+    """Each off-plane state as an expression in x, y and the parameters."""
+    sym = system.symbols
+    numeric = {sym[n]: sp.Float(v) for n, v in fixed.items() if v != MANIFOLD}
+    exprs: dict[str, sp.Expr] = {}
+    for n, v in fixed.items():
+        exprs[n] = sp.Float(v) if v != MANIFOLD else sp.sympify(system.manifold[n])
+    plane = {sym[x], sym[y]}
+    for _ in range(len(fixed) + 1):  # manifold expressions may refer to other off-plane states
+        exprs = {n: e.subs(numeric).subs({sym[m]: exprs[m] for m in fixed if m != n}) for n, e in exprs.items()}
+    for n, e in exprs.items():
+        left = sorted(str(s) for s in e.free_symbols if s in set(system.states) - plane)
+        if left:
+            raise ValueError(f"fixed[{n!r}] = 'manifold' puts {n} = {system.manifold[n]}, which needs "
+                             f"{', '.join(left)} on one of the axes (x, y = {x}, {y})")
+    return exprs
+
+
+def _check_window(lim: Any, what: str) -> tuple[float, float] | None:
+    if lim is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in lim)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a pair (low, high) of numbers; got {lim!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f"{what} must be finite with low < high; got {lim!r}")
+    return lo, hi
+
+
+def _check_count(value: Any, what: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{what} must be an int >= {minimum}; got {value!r}")
+    return int(value)
+
+
+# -- the analysis --------------------------------------------------------------------------------
+
+
+def phase_plane(
+    system: Any,
+    params: Mapping[str, Any],
+    *,
+    x: str | None = None,
+    y: str | None = None,
+    fixed: Mapping[str, Any] | None = None,
+    xlim: tuple[float, float] | None = None,
+    ylim: tuple[float, float] | None = None,
+    n_grid: int = 41,
+    trajectories: int = 6,
+    manifolds: bool = True,
+    t_max: float = 60.0,
+    backend: str = "scipy",
+    seed: int = 0,
+) -> PhasePlane:
+    """The phase plane of ``system`` in the (x, y) plane, as data.
+
+    On the slice, d(x, y)/dt = (f_x, f_y)(x, y, others(x, y); params) with the other states
+    others = ``fixed`` (numbers, or "manifold": the system's declared invariant graph, e.g.
+    s = p**2/alpha_p). Computes the field on an ``n_grid`` x ``n_grid`` grid, the nullclines
+    f_x = 0 and f_y = 0 as polylines (marching squares on a finer grid, ``contourpy``), the
+    equilibria of the whole system lying on the slice (``equilibria``, classified), and, with
+    ``dynamics.integrate``: ``trajectories`` orbits from seeded random starts in the window and,
+    where the plane is invariant and ``manifolds``, both branches of the stable (backwards in
+    time) and unstable manifolds of every saddle of the plane's 2x2 Jacobian that lies within
+    the window enlarged by half its size on each side. Orbits stop on
+    leaving the window enlarged by half its size on each side, on blow-up, or at ``t_max``.
+
+    Parameters
+    ----------
+    system : derivations.ODESystem (or a ModeSystem, through ``to_ode_system``)
+        Any system with at least two states.
+    params : mapping parameter name -> real number (checked by ``system.check_params``).
+    x, y : state names on the axes; default the first two states.
+    fixed : mapping {other state: real number or "manifold"}; needed for every other state.
+    xlim, ylim : the window; default from the equilibria on the slice (40% padding), clipped to
+        the state domain (``system.state_bounds()``, e.g. s >= 0 gives the lower limit 0).
+    n_grid : grid points per axis of the vector field (>= 2).
+    trajectories : number of orbits (>= 0). manifolds : compute saddle manifolds.
+    t_max : time limit of each orbit (> 0); manifolds get up to 20 t_max, scaled by 1/|eigenvalue|.
+    backend : ``integrate``'s backend ("scipy": no compilation for a handful of orbits, or "jax").
+    seed : seed of the random orbit starts.
+
+    Returns
+    -------
+    PhasePlane
+
+    Raises
+    ------
+    TypeError
+        ``system`` is no ODESystem; a ``fixed`` value is neither a real number nor "manifold"
+        (e.g. the string '1').
+    ValueError
+        Fewer than two states, unknown or equal axis states, a ``fixed`` key naming an axis
+        state or no state, missing ``fixed`` values, "manifold" for a state the manifold does
+        not give (or whose graph needs a state that is not on an axis), bad limits, counts or
+        t_max, bad params (from ``check_params``).
+    """
+    system = _as_ode_system(system)
+    names = system.state_names
+    if len(names) < 2:
+        raise ValueError(f"phase_plane needs at least two states; {system.name or 'this system'} has {names} "
+                         "(draw a one-state system with plot_flow_1d)")
+    x = names[0] if x is None else x
+    if y is None:
+        y = next((n for n in names if n != x), names[1])
+    for n, what in ((x, "x"), (y, "y")):
+        if not isinstance(n, str) or n not in names:
+            raise ValueError(f"{what}={n!r}: {n!r} is not a state of this system; states are {names}")
+    if x == y:
+        raise ValueError(f"x and y must be different states; both are {x!r}")
+    fixed = _check_fixed(system, x, y, fixed)
+    prm = system.check_params(params)
+    prm = {k: float(v) for k, v in prm.items()}
+    xlim, ylim = _check_window(xlim, "xlim"), _check_window(ylim, "ylim")
+    n_grid = _check_count(n_grid, "n_grid", 2)
+    trajectories = _check_count(trajectories, "trajectories", 0)
+    if isinstance(t_max, bool) or not isinstance(t_max, numbers.Real) or not np.isfinite(t_max) or t_max <= 0:
+        raise ValueError(f"t_max must be a positive finite number; got {t_max!r}")
+    t_max = float(t_max)
+
+    sym = system.symbols
+    sx, sy = sym[x], sym[y]
+    ix, iy = names.index(x), names.index(y)
+    off = _slice_expressions(system, x, y, fixed)
+    to_plane = {sym[n]: e for n, e in off.items()}
+    rhs = [sp.sympify(system.rhs[i]).subs(to_plane) for i in (ix, iy)]
+    bounds = system.state_bounds()
+    dom = system.state_domain or {}
+    plane_sys = ODESystem((sx, sy), system.params, rhs, param_domain=system.param_domain,
+                          state_domain={n: dom[n] for n in (x, y) if n in dom}, name=f"{system.name} ({x}, {y})")
+    pnames = system.param_names
+    psyms = tuple(system.params)
+    args = (sx, sy) + psyms
+    others = [(names.index(n), sp.lambdify(args, e, "numpy")) for n, e in off.items()]
+    field_fn = plane_sys.to_numpy(checked=False)
+    numer = [sp.lambdify(args, sp.fraction(sp.together(r))[0], "numpy") for r in rhs]
+    pvals = [prm[n] for n in pnames]
+
+    def full_state(px, py) -> np.ndarray:
+        px, py = np.broadcast_arrays(np.asarray(px, float), np.asarray(py, float))
+        out = np.zeros(px.shape + (len(names),))
+        out[..., ix], out[..., iy] = px, py
+        for i, g in others:
+            out[..., i] = g(px, py, *pvals)
+        return out
+
+    invariant = all(v == MANIFOLD for v in fixed.values())
+
+    # equilibria of the whole system that lie on the slice
+    eqs = equilibria(system, prm)
+    on_slice = []
+    for e in eqs:
+        ref = full_state(e.x[ix], e.x[iy])
+        if np.allclose(ref, e.x, rtol=1e-9, atol=1e-9):
+            on_slice.append(e)
+    pts = np.array([[e.x[ix], e.x[iy]] for e in on_slice]).reshape(-1, 2)
+
+    xlim = xlim or _default_window(pts[:, 0], bounds[ix])
+    ylim = ylim or _default_window(pts[:, 1], bounds[iy])
+
+    gx, gy = np.linspace(*xlim, n_grid), np.linspace(*ylim, n_grid)
+    X, Y = np.meshgrid(gx, gy)
+    with np.errstate(all="ignore"):
+        F = np.asarray(field_fn(0.0, np.stack([X, Y], axis=-1), prm), dtype=float)
+        F = np.where(np.isfinite(F), F, np.nan)
+        fx, fy = np.linspace(*xlim, N_NULLCLINE), np.linspace(*ylim, N_NULLCLINE)
+        FX, FY = np.meshgrid(fx, fy)
+        nulls = [_zero_lines(fx, fy, np.broadcast_to(np.asarray(g(FX, FY, *pvals), dtype=float), FX.shape))
+                 for g in numer]
+
+    span = max(xlim[1] - xlim[0], ylim[1] - ylim[0])
+    centre = np.array([0.5 * (xlim[0] + xlim[1]), 0.5 * (ylim[0] + ylim[1])])
+    half = np.array([xlim[1] - xlim[0], ylim[1] - ylim[0]])  # the window enlarged by half its size per side
+
+    def leave(t, z, params):
+        # positive inside a rounded box (superellipse of power 8) around the enlarged window;
+        # clipped so that far-out states give -511, not an overflow (``clip``: NumPy and JAX)
+        return (1.0 - (((z[0] - centre[0]) / half[0]).clip(-2.0, 2.0)) ** 8
+                - (((z[1] - centre[1]) / half[1]).clip(-2.0, 2.0)) ** 8)
+
+    def run(sys_, starts, t1, n_t):
+        sol = integrate(sys_, np.asarray(starts, float), (0.0, t1), prm, t_eval=np.linspace(0.0, t1, n_t),
+                        events=("blow_up", leave), backend=backend, solver="LSODA" if backend == "scipy" else None,
+                        rtol=1e-8, atol=1e-10 * max(1.0, span))
+        out = []
+        for b in range(len(starts)):
+            keep = sol.valid[b]
+            p, t = sol.y[b][keep], sol.t[keep]
+            if not keep.all():  # the state where it stopped
+                stop = sol.event_t[b] if np.isfinite(sol.event_t[b]) else t[-1] if t.size else 0.0
+                p, t = np.vstack([p, sol.y[b][-1]]), np.append(t, stop)
+            out.append((p, t, str(sol.status[b])))
+        return out
+
+    orbits: list[Orbit] = []
+    if trajectories:
+        rng = np.random.default_rng(seed)
+        starts = np.column_stack([rng.uniform(*xlim, trajectories), rng.uniform(*ylim, trajectories)])
+        with np.errstate(all="ignore"):
+            for p, t, st in run(plane_sys, starts, t_max, 600):
+                orbits.append(Orbit(_frozen(p), _frozen(t), st))
+
+    branches: list[SaddleManifold] = []
+    if manifolds and invariant and on_slice:
+        jac = sp.lambdify(args, plane_sys.jacobian, "numpy")
+        backward = None
+        for k, e in enumerate(on_slice):
+            if leave(0.0, pts[k], prm) <= 0:
+                continue  # a saddle outside the enlarged window: its branches would start outside
+            J = np.asarray(jac(e.x[ix], e.x[iy], *pvals), dtype=float)
+            if not np.all(np.isfinite(J)):
+                continue
+            vals, vecs = np.linalg.eig(J)
+            if np.any(np.abs(vals.imag) > 0) or not (vals.real.min() < 0 < vals.real.max()):
+                continue  # not a saddle of the plane
+            for lam, vec in zip(vals.real, vecs.T.real):
+                unstable = lam > 0
+                vec = vec / np.linalg.norm(vec)
+                # leaving an eps-neighbourhood along a direction of rate lam takes ~ ln(1/eps)/|lam|;
+                # then the branch needs the time of the slower flow, ~ t_max
+                t_man = min(max((np.log(1e5) + 8.0) / max(abs(lam), 1e-3), t_max), 20 * t_max)
+                starts = [pts[k] + EPS_MANIFOLD * span * vec, pts[k] - EPS_MANIFOLD * span * vec]
+                if not unstable and backward is None:
+                    backward = ODESystem((sx, sy), system.params, [-r for r in rhs], param_domain=system.param_domain,
+                                         name=f"{plane_sys.name}, backwards in time")
+                with np.errstate(all="ignore"):
+                    res = run(plane_sys if unstable else backward, starts, t_man, 800)
+                for sign, (p, t, st) in zip((1.0, -1.0), res):
+                    orbit = Orbit(_frozen(np.vstack([pts[k], p])), _frozen((1 if unstable else -1) * np.append(-np.inf, t)), st)
+                    branches.append(SaddleManifold(k, "unstable" if unstable else "stable", float(lam),
+                                                   _frozen(sign * vec), orbit))
+
+    return PhasePlane(
+        system_name=system.name, x=x, y=y, params=FrozenMap(prm), fixed=FrozenMap(fixed), invariant=invariant,
+        xlim=tuple(map(float, xlim)), ylim=tuple(map(float, ylim)), grid_x=_frozen(gx), grid_y=_frozen(gy),
+        u=_frozen(F[..., 0]), v=_frozen(F[..., 1]),
+        x_nullcline=tuple(_frozen(c) for c in nulls[0]), y_nullcline=tuple(_frozen(c) for c in nulls[1]),
+        equilibria=tuple(on_slice), points=_frozen(pts), manifolds=tuple(branches), trajectories=tuple(orbits),
+        bounds=(tuple(bounds[ix]), tuple(bounds[iy])),
+    )
+
+
+def _default_window(values: np.ndarray, bound: tuple[float, float]) -> tuple[float, float]:
+    """The range of ``values`` padded by 40% on each side (room for the orbits around the
+    outermost equilibria), clipped to the state's domain."""
+    values = values[np.isfinite(values)]
+    lo_b, hi_b = bound
+    if values.size:
+        lo, hi = float(values.min()), float(values.max())
+    else:  # nothing to frame: the unit interval, moved inside the domain
+        lo, hi = 0.0, 1.0
+    span = hi - lo
+    if span <= 1e-9 * max(1.0, abs(lo), abs(hi)):
+        span = max(1.0, abs(lo))
+        lo, hi = lo - 0.5 * span, hi + 0.5 * span
+    lo, hi = lo - 0.4 * span, hi + 0.4 * span
+    if np.isfinite(lo_b) and lo < lo_b:
+        lo, hi = lo_b, max(hi, lo_b + span)
+    if np.isfinite(hi_b) and hi > hi_b:
+        lo, hi = min(lo, hi_b - span), hi_b
+        if np.isfinite(lo_b):
+            lo = max(lo, lo_b)
+    if not lo < hi:  # a degenerate domain (a point): a unit window around it
+        lo, hi = lo - 0.5, hi + 0.5
+    return lo, hi
+
+
+def _zero_lines(gx: np.ndarray, gy: np.ndarray, z: np.ndarray) -> list[np.ndarray]:
+    """Polylines where z = 0 on the grid (marching squares), NaN cells left out."""
+    import contourpy
+
+    z = np.ma.masked_invalid(z)
+    if np.ma.count(z) == 0 or np.all(z == 0):
+        return []
+    gen = contourpy.contour_generator(gx, gy, z, line_type=contourpy.LineType.Separate)
+    return [np.asarray(line, dtype=float) for line in gen.lines(0.0) if len(line) >= 2]

@@ -1,0 +1,62 @@
+"""What the analyses across parameters share: restriction to the declared invariant manifold,
+the one-state check, and read-only result arrays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from derivations import ODESystem
+
+__all__ = ["prepared", "one_state", "label", "as_float", "read_only", "MAX_BISECTIONS"]
+
+MAX_BISECTIONS = 200
+"""Bisections a located point may take: with tolerances no smaller than MIN_TOL
+(``dynamics._tolerance``) 200 halvings always suffice, so no loop depends on the tolerance alone."""
+
+
+
+def prepared(system: Any) -> ODESystem:
+    """``system`` restricted to its declared invariant manifold (if any)."""
+    if not isinstance(system, ODESystem):
+        raise TypeError(f"system must be a derivations.ODESystem; got {type(system).__name__}")
+    return system.reduce() if system.manifold is not None else system
+
+
+def label(system: ODESystem) -> str:
+    return system.name or "the system"
+
+
+def one_state(system: Any, what: str) -> ODESystem:
+    """The one-state rational system ``what`` needs (after manifold restriction), or a
+    ValueError saying why not and what would serve."""
+    reduced = prepared(system)
+    if reduced.n_states != 1:
+        after = " after restriction to its invariant manifold" if reduced is not system else ""
+        extra = ", ".join(repr(n) for n in reduced.state_names[1:])
+        raise ValueError(
+            f"{what} needs a one-state reduced system (dx/dt = f(x)); {label(system)} has states "
+            f"{list(reduced.state_names)}{after}. Hold states fixed as parameters with "
+            f"derivations.freeze(system, {extra}) or restrict it to an invariant graph with "
+            "derivations.reduce(system, {state: expression}); bifurcation() serves several states"
+        )
+    if not reduced.is_rational:
+        raise ValueError(
+            f"{what} needs a right-hand side polynomial (or rational) in the state {reduced.state_names[0]}; "
+            f"{label(system)}'s is not. Use equilibria(system, params) at each parameter point instead"
+        )
+    return reduced
+
+
+def as_float(v: Any) -> Any:
+    return float(v) if isinstance(v, sp.Basic) else v
+
+
+def read_only(a: Any, dtype: Any = float) -> np.ndarray:
+    out = np.array(a, dtype=dtype)
+    out.flags.writeable = False
+    return out
+
+

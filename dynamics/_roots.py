@@ -1,0 +1,401 @@
+"""Equilibria of one-state systems at many parameter points at once: batched roots, regime
+maps over two parameters, and the regime along a scaling path (shrinking norms).
+
+Every function first restricts a system that declares an invariant ``manifold`` to it
+(``system.reduce()``), then needs one state with a rational right-hand side; which root is
+"collapsed" comes from the system's ``collapse`` data, never from a name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from derivations import ODESystem
+
+from ._prepare import MAX_BISECTIONS, as_float, label, one_state, read_only
+from ._tolerance import is_zero
+
+__all__ = ["roots_batch", "BatchRoots", "regimes", "Regimes", "REGIMES", "count_labels", "shrinking_norms", "ShrinkingNorms"]
+
+REGIMES = ("collapse only", "bistable", "non-collapsed only", "no stable equilibrium")
+"""Regime labels of ``regimes`` for a one-state system that declares its state as a collapse
+state (``system.collapse``), by its stable equilibria: collapse only: x = 0 is the only stable
+equilibrium; bistable: x = 0 and another one are both stable; non-collapsed only: x = 0 is
+unstable and another one is stable; no stable equilibrium: trajectories leave every
+neighbourhood (e.g. finite-time blow-up). A system without collapse states is labelled by its
+number of stable equilibria instead (``count_labels``)."""
+
+def count_labels(n_max: int) -> tuple[str, ...]:
+    """Regime labels for a system without collapse states: code k = k stable equilibria."""
+    return ("no stable equilibrium",) + tuple(f"{k} stable equilibri{'um' if k == 1 else 'a'}" for k in range(1, n_max + 1))
+
+
+# -- batched roots -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class BatchRoots:
+    """Equilibria of a one-state system dx/dt = f(x) = N(x)/D(x) at many parameter points.
+
+    roots:   batch_shape + (degree,) complex roots of the numerator N (companion-matrix
+             eigenvalues), NaN where the degree drops.
+    real:    mask of the roots that are equilibria: real (|Im| within the tolerance policy of
+             ``dynamics._tolerance``), inside the state's domain, and not a zero of D (a pole
+             or removable point is no equilibrium).
+    slope:   f'(root) = N'(root)/D(root) (real part); stable: real & slope < 0 (a slope that
+             is zero within the tolerance policy is not stable).
+    n_real, n_stable: counts per point.
+    collapsed: mask of the equilibria at x = 0 when the system declares its state a collapse
+             state (``system.collapse``); all False otherwise.
+    collapsed_stable / noncollapsed_stable: a collapsed / another equilibrium is stable.
+    """
+
+    roots: np.ndarray
+    real: np.ndarray
+    slope: np.ndarray
+    stable: np.ndarray
+    n_real: np.ndarray
+    n_stable: np.ndarray
+    collapsed_stable: np.ndarray
+    noncollapsed_stable: np.ndarray
+    collapsed: np.ndarray = None
+
+
+@lru_cache(maxsize=64)
+def _root_functions(reduced: ODESystem):
+    """Coefficients (highest first) of N and D in the state as NumPy functions of the params."""
+    x = reduced.states[0]
+    num, den = reduced.numerators[0], reduced.denominators[0]
+    N = sp.Poly(num, x).all_coeffs()
+    D = sp.Poly(den, x).all_coeffs()
+    return sp.lambdify(reduced.params, N, "numpy"), sp.lambdify(reduced.params, D, "numpy"), len(N) - 1
+
+
+def _polyval(C: np.ndarray, x: np.ndarray) -> np.ndarray:
+    out = np.zeros(np.broadcast_shapes(C.shape[:1] + (1,), x.shape), dtype=x.dtype)
+    for k in range(C.shape[1]):
+        out = out * x + C[:, k : k + 1]
+    return out
+
+
+def roots_batch(system: ODESystem, params: Mapping[str, Any]) -> BatchRoots:
+    """All roots of the one-state dx/dt = f(x) at every parameter point at once.
+
+    For any system with one state after restriction to its invariant manifold, whose
+    right-hand side is polynomial (or rational, N(x)/D(x)) in the state. ``params`` may hold
+    arrays that broadcast; the roots come from batched companion matrices (10^5 points take a
+    fraction of a second). Exact enumeration at one point is ``equilibria``; this is for maps
+    and sweeps. A system with several states: hold some fixed (``derivations.freeze``) or
+    restrict it (``derivations.reduce``) first.
+
+    Parameters
+    ----------
+    system : ODESystem
+    params : mapping parameter name -> float or array (checked by ``system.check_params``)
+
+    Returns
+    -------
+    BatchRoots
+
+    Raises
+    ------
+    TypeError
+        ``system`` is not an ODESystem, ``params`` not a mapping of real numbers.
+    ValueError
+        Several states or a non-rational right-hand side (the message says what would serve);
+        parameter names, non-finite values or values outside ``system.param_domain``.
+    """
+    reduced = one_state(system, "roots_batch")
+    given = reduced.check_params(params, batch=True)
+    vals = [np.asarray(as_float(v), dtype=float) for v in given.values()]
+    shape = np.broadcast_shapes(*(v.shape for v in vals)) if vals else ()
+    vals = [np.broadcast_to(v, shape).ravel() for v in vals]
+    B = int(np.prod(shape, dtype=int))
+    fN, fD, deg = _root_functions(reduced)
+    C = np.stack([np.broadcast_to(np.asarray(c, dtype=float), (B,)) for c in fN(*vals)], axis=1)  # (B, deg+1)
+    Dc = np.stack([np.broadcast_to(np.asarray(c, dtype=float), (B,)) for c in fD(*vals)], axis=1)
+    roots = np.full((B, deg), np.nan + 0j)
+    if deg > 0:
+        top = np.max(np.abs(C), axis=1)
+        lead_ok = np.abs(C[:, 0]) > 1e-14 * top
+        if lead_ok.any():
+            M = np.zeros((int(lead_ok.sum()), deg, deg))
+            M[:, 0, :] = -C[lead_ok, 1:] / C[lead_ok, :1]
+            M[:, np.arange(1, deg), np.arange(deg - 1)] = 1.0
+            roots[lead_ok] = np.linalg.eigvals(M)
+        for b in np.flatnonzero(~lead_ok):  # degenerate leading coefficient: fewer roots
+            if top[b] == 0:
+                continue  # f vanishes identically: a line of equilibria, no isolated root
+            r = np.roots(C[b])
+            roots[b, : len(r)] = r
+    finite = np.isfinite(roots)
+    real = finite & is_zero(roots.imag, scale=np.maximum(1.0, np.abs(np.where(finite, roots, 0))))
+    x = np.where(real, roots.real, 0.0)
+    lo, hi = reduced.state_bounds()[0]
+    real &= (x >= lo) & (x <= hi)
+    powers = np.abs(x)[..., None] ** np.arange(Dc.shape[1] - 1, -1, -1)
+    d_at = _polyval(Dc, x)
+    d_scale = np.einsum("bk,bjk->bj", np.abs(Dc), powers)
+    real &= ~is_zero(d_at, scale=d_scale)
+    dC = C[:, :-1] * np.arange(deg, 0, -1) if deg > 0 else np.zeros((B, 1))
+    with np.errstate(all="ignore"):
+        slope = np.where(real, _polyval(dC, x) / np.where(real, d_at, 1.0), 0.0)
+        n_pow = np.abs(x)[..., None] ** np.arange(dC.shape[1] - 1, -1, -1)
+        s_scale = np.einsum("bk,bjk->bj", np.abs(dC), n_pow) / np.where(real, np.abs(d_at), 1.0)
+    stable = real & (slope < 0) & ~is_zero(slope, scale=s_scale)
+    if reduced.collapse_indices == (0,):
+        zero = real & is_zero(x, scale=1.0)
+    else:
+        zero = np.zeros_like(real)
+
+    def shaped(a, tail=True):
+        return read_only(a.reshape(shape + ((deg,) if tail else ())), a.dtype)
+
+    return BatchRoots(
+        roots=shaped(roots),
+        real=shaped(real),
+        slope=shaped(slope),
+        stable=shaped(stable),
+        n_real=shaped(real.sum(1), False),
+        n_stable=shaped(stable.sum(1), False),
+        collapsed_stable=shaped((stable & zero).any(1), False),
+        noncollapsed_stable=shaped((stable & ~zero).any(1), False),
+        collapsed=shaped(zero),
+    )
+
+
+# -- regime maps -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Regimes:
+    """A 2-D map of regimes: codes[j, i] indexes ``names`` at (x_values[i], y_values[j]).
+
+    names: ``REGIMES`` for a system whose state is a collapse state, else ``count_labels``
+    (code k = k stable equilibria).
+    """
+
+    x: str
+    y: str
+    x_values: np.ndarray
+    y_values: np.ndarray
+    codes: np.ndarray
+    names: tuple[str, ...] = REGIMES
+
+    def label(self, i: int, j: int) -> str:
+        return self.names[self.codes[j, i]]
+
+    def fractions(self) -> dict[str, float]:
+        return {n: float(np.mean(self.codes == k)) for k, n in enumerate(self.names)}
+
+
+def _codes(reduced: ODESystem, r: BatchRoots) -> tuple[np.ndarray, tuple[str, ...]]:
+    if reduced.collapse_indices == (0,):
+        codes = np.full(r.n_real.shape, 3)
+        codes[r.collapsed_stable & ~r.noncollapsed_stable] = 0
+        codes[r.collapsed_stable & r.noncollapsed_stable] = 1
+        codes[~r.collapsed_stable & r.noncollapsed_stable] = 2
+        return codes, REGIMES
+    deg = r.roots.shape[-1]
+    return np.asarray(r.n_stable).copy(), count_labels(deg)
+
+
+def _scaling(reduced: ODESystem, system: ODESystem, scaling: Mapping[str, Any] | None, what: str) -> dict[str, float]:
+    if scaling is None:
+        scaling = getattr(system, "scaling", None)
+        if scaling is None:
+            scaling = getattr(reduced, "scaling", None)
+    if scaling is None:
+        raise ValueError(
+            f"{what} needs scaling weights {{name: power}} (how parameters scale with the overall scale lambda); "
+            f"{label(system)} declares none (system.scaling is None: its loss is not scale invariant, unlike the "
+            "cosine loss). Pass scaling={name: power}"
+        )
+    if not isinstance(scaling, Mapping):
+        raise TypeError(f"scaling must be a dict {{name: power}}; got {type(scaling).__name__}")
+    names = set(reduced.param_names) | set(reduced.state_names)
+    eliminated = set(system.state_names) - set(reduced.state_names)
+    out = {}
+    for k, w in scaling.items():
+        if str(k) in eliminated:
+            continue  # a state eliminated by the manifold restriction
+        if str(k) not in names:
+            raise ValueError(f"scaling names {str(k)!r}, which is neither a parameter nor a state; "
+                             f"allowed: {sorted(names)}")
+        if isinstance(w, bool) or not np.isfinite(float(w)):
+            raise ValueError(f"scaling[{str(k)!r}] must be a finite number; got {w!r}")
+        out[str(k)] = float(w)
+    return out
+
+
+def regimes(system: ODESystem, x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
+            params: Mapping[str, Any], *, scaling: Mapping[str, float] | None = None) -> Regimes:
+    """Label every (x, y) parameter point by the equilibrium structure of a one-state system
+    (after restriction to its invariant manifold), from batched roots (``roots_batch``).
+
+    Labels: for a system whose state is a collapse state (``system.collapse``, the root at 0
+    is the collapsed one), ``REGIMES`` (collapse only / bistable / non-collapsed only / no
+    stable equilibrium); otherwise the number of stable equilibria (``count_labels``).
+
+    The axis name "scale" is an overall scale lambda: every parameter ``name`` in the
+    scaling weights is multiplied by lambda**power, from its value in ``params`` at lambda = 1.
+    The weights are ``scaling`` or, by default, ``system.scaling`` (the cosine eigenmode
+    system: N_psi ~ lambda^2, N_phi ~ lambda, T ~ lambda^3; see ``shrinking_norms``).
+
+    Parameters
+    ----------
+    system : ODESystem
+    x, y : (parameter name or "scale", 1-D values)
+    params : the other parameters
+    scaling : mapping name -> power, optional
+
+    Raises
+    ------
+    TypeError / ValueError
+        As ``roots_batch``; unknown or equal axis names, empty axes, "scale" without scaling
+        weights or with values <= 0.
+    """
+    reduced = one_state(system, "regimes")
+    try:
+        (xn, xv), (yn, yv) = x, y
+    except (TypeError, ValueError):
+        raise ValueError("x and y must be (parameter name, values) pairs") from None
+    allowed = reduced.param_names + ("scale",)
+    for n in (xn, yn):
+        if n not in allowed:
+            raise ValueError(f"{n!r} is not a parameter of {label(system)}; choose from {allowed}")
+    if xn == yn:
+        raise ValueError("x and y must name different parameters")
+    xv, yv = np.asarray(xv, dtype=float), np.asarray(yv, dtype=float)
+    if xv.ndim != 1 or yv.ndim != 1 or xv.size == 0 or yv.size == 0:
+        raise ValueError("x and y values must be non-empty 1-D arrays")
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict keyed by parameter name; got {type(params).__name__}")
+    grid = {str(k): v for k, v in params.items() if str(k) not in (xn, yn)}
+    X, Y = np.meshgrid(xv, yv)
+    grid[xn], grid[yn] = X, Y
+    if "scale" in grid:
+        weights = _scaling(reduced, system, scaling, 'the "scale" axis of regimes')
+        lam = grid.pop("scale")
+        if np.any(lam <= 0) or not np.all(np.isfinite(lam)):
+            raise ValueError("scale values must be finite and > 0")
+        for name, w in weights.items():
+            if name in reduced.param_names:
+                if name not in grid:
+                    raise ValueError(f"params: missing {[name]} (scaled along the 'scale' axis)")
+                grid[name] = np.asarray(as_float(grid[name]), dtype=float) * lam**w
+    r = roots_batch(reduced, grid)
+    codes, names = _codes(reduced, r)
+    return Regimes(xn, yn, read_only(xv), read_only(yv), read_only(codes, int), names)
+
+
+# -- the regime along a scaling path ---------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class ShrinkingNorms:
+    """Regimes of a one-state system along the path lambda(t) = exp(-rate t) of its scale.
+
+    t:          times; scale: lambda(t).
+    codes:      index into ``names`` at each time.
+    p_stable:   the largest stable non-collapsed equilibrium in the rescaled state
+                x / lambda**w (w the state's scaling weight, 0 if it has none); NaN where there
+                is none (``has_stable`` says where there is).
+    t_emerge:   first time such an equilibrium exists (bisection to 1e-10 relative), None if
+                never within ``t``; t[0] if it exists from the start.
+    """
+
+    t: np.ndarray
+    scale: np.ndarray
+    codes: np.ndarray
+    p_stable: np.ndarray
+    has_stable: np.ndarray
+    t_emerge: float | None
+    names: tuple[str, ...] = REGIMES
+
+
+def shrinking_norms(system: ODESystem, params: Mapping[str, Any], t: Sequence[float], *,
+                    scaling: Mapping[str, float] | None = None, rate: str | float | None = None) -> ShrinkingNorms:
+    """How the regime of a one-state system moves as its overall scale shrinks.
+
+    For a scale-invariant loss (cosine) weight decay shrinks the network uniformly:
+    lambda = exp(-rate t) with rate the weight decay eta, and every parameter in the scaling
+    weights follows lambda**power (for the cosine mode N_psi ~ lambda^2, N_phi ~ lambda,
+    T ~ lambda^3, the state p ~ lambda; ``params`` gives the values at t = 0). In p / lambda
+    the equilibria are those of the t = 0 mode with eta replaced by eta lambda^2: the
+    effective regularisation weakens, and once it falls below the fold a stable non-collapsed
+    equilibrium exists (Bao 2023: "a stable equilibrium dynamically emerges").
+
+    Parameters
+    ----------
+    system : ODESystem (one state after restriction to its manifold)
+    params : the parameters at t = 0
+    t : 1-D strictly increasing finite times
+    scaling : mapping name -> power, optional (default ``system.scaling``)
+    rate : parameter name or number, optional
+        The decay rate of lambda; default the system's weight-decay parameter
+        (``system.weight_decay``, "eta" for the derived eigenmode systems).
+
+    Raises
+    ------
+    ValueError
+        No scaling weights (``system.scaling`` is None, e.g. the Euclidean loss, and none
+        passed); bad ``t`` or ``rate``; the checks of ``roots_batch``.
+    """
+    reduced = one_state(system, "shrinking_norms")
+    weights = _scaling(reduced, system, scaling, "shrinking_norms")
+    prm = reduced.check_params(params)
+    if rate is None:
+        rate = getattr(system, "weight_decay", None)
+        if rate is None:
+            raise ValueError(f"{label(system)} declares no weight-decay parameter; pass rate= (a parameter name or a number)")
+    if isinstance(rate, str):
+        if rate not in prm:
+            raise ValueError(f"rate={rate!r} is not a parameter of {label(system)}; pass a parameter name or a number")
+        k = float(as_float(prm[rate]))
+    elif isinstance(rate, (int, float, np.floating, np.integer)) and not isinstance(rate, bool) and np.isfinite(rate):
+        k = float(rate)
+    else:
+        raise ValueError(f"rate must be a parameter name or a finite number; got {rate!r}")
+    t = np.asarray(t, dtype=float)
+    if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
+        raise ValueError("t must be a non-empty, finite, strictly increasing 1-D array")
+    w_state = weights.get(reduced.state_names[0], 0.0)
+
+    def at(times):
+        lam = np.exp(-k * np.asarray(times, dtype=float))
+        grid = {n: np.broadcast_to(float(as_float(v)) * (lam ** weights[n] if n in weights else 1.0), lam.shape)
+                for n, v in prm.items()}
+        return lam, roots_batch(reduced, grid)
+
+    lam, r = at(t)
+    codes, names = _codes(reduced, r)
+    cand = np.where(r.stable & ~r.collapsed, r.roots.real, -np.inf)
+    best = cand.max(axis=-1) if cand.shape[-1] else np.full(t.shape, -np.inf)
+    has = np.isfinite(best)
+    p_hat = np.where(has, best / lam**w_state, np.nan)
+    t_emerge = None
+    if has.any():
+        i = int(np.argmax(has))
+        if i == 0:
+            t_emerge = float(t[0])
+        else:
+            lo, hi = float(t[i - 1]), float(t[i])
+            for _ in range(MAX_BISECTIONS):
+                if hi - lo <= 1e-10 * max(1.0, abs(hi)):
+                    break
+                mid = 0.5 * (lo + hi)
+                rr = at(np.array([mid]))[1]
+                if bool((rr.stable & ~rr.collapsed).any()):
+                    hi = mid
+                else:
+                    lo = mid
+            t_emerge = float(0.5 * (lo + hi))
+    return ShrinkingNorms(read_only(t), read_only(lam), read_only(codes, int), read_only(p_hat),
+                          read_only(has, bool), t_emerge, names)

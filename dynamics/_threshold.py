@@ -1,0 +1,356 @@
+"""threshold(system, param): the symbolic conditions on a parameter at which equilibria bifurcate."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from derivations import ODESystem
+
+from ._prepare import label, prepared
+
+__all__ = ["threshold", "Threshold"]
+
+
+# -- thresholds --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """Where equilibria appear, disappear, cross or start to oscillate, as conditions on
+    ``param`` (each condition is ``expression = 0``; None where there is none).
+
+    fold:           a double root (one-state: discriminant of a factor of the numerator;
+                    several states: det J = 0 at a symbolic equilibrium).
+    transcritical:  the roots of two distinct factors meet (their resultant); several states:
+                    det J = 0 where two symbolic equilibria coincide.
+    *_solutions:    the conditions solved for ``param`` (closed forms of degree <= 2 in it;
+                    ``note`` says where there is no closed form). Points that are pitchforks
+                    are listed in ``pitchfork_solutions`` only.
+    pitchfork_solutions: a fold and a transcritical point at once (a symmetric triple root).
+    hopf:           trace J = 0 at a two-state equilibrium (with det J > 0): a complex pair
+                    on the imaginary axis; None for one state.
+    note:           the answer in words (what was dropped and why, what has no closed form).
+    held:           states held fixed as parameters for this analysis.
+    equilibria:     the symbolic equilibria used (several states), as {state: expression}.
+    """
+
+    param: sp.Symbol
+    fold: sp.Expr | None
+    fold_solutions: tuple[sp.Expr, ...]
+    transcritical: sp.Expr | None
+    transcritical_solutions: tuple[sp.Expr, ...]
+    pitchfork_solutions: tuple[sp.Expr, ...] = ()
+    hopf: sp.Expr | None = None
+    hopf_solutions: tuple[sp.Expr, ...] = ()
+    note: str = ""
+    held: tuple[str, ...] = ()
+    equilibria: tuple[Mapping[str, sp.Expr], ...] = field(default=(), repr=False)
+
+    def __repr__(self) -> str:
+        def part(name, sols, cond):
+            if sols:
+                return f"{name} at {self.param} = {', '.join(sp.sstr(s) for s in sols)}"
+            if cond is not None and self.pitchfork_solutions:
+                return f"no {name} apart from the pitchfork"
+            if cond is not None:
+                return f"{name} where {sp.sstr(cond)} = 0"
+            return f"no {name}"
+
+        parts = [part("fold", self.fold_solutions, self.fold),
+                 part("transcritical", self.transcritical_solutions, self.transcritical)]
+        if self.pitchfork_solutions:
+            parts.append(part("pitchfork", self.pitchfork_solutions, None))
+        if self.hopf is not None or self.hopf_solutions:
+            parts.append(part("Hopf", self.hopf_solutions, self.hopf))
+        held = f" ({', '.join(self.held)} held fixed)" if self.held else ""
+        return f"Threshold({self.param}{held}: {'; '.join(parts)})"
+
+    def __str__(self) -> str:
+        return repr(self) + (f"\n  {self.note}" if self.note else "")
+
+
+def threshold(system: ODESystem, param: str, *, hold: Sequence[str] | None = None) -> Threshold:
+    """The symbolic conditions on ``param`` at which equilibria bifurcate.
+
+    The system is first restricted to its invariant manifold (if it declares one).
+
+    One state, rational right-hand side f = N(x)/D(x): N is factored in x (factors shared
+    with D are removable points, not equilibria, and are dropped). A fold is a double root of
+    one factor: discriminant_x(f_i) = 0. A transcritical point is where the roots of two
+    distinct factors meet: resultant_x(f_i, f_j) = 0. A pitchfork is both at once with a
+    triple root (gcd(f_i, f_j, f_j') non-constant there). Factors of a condition that cannot
+    vanish on the parameter domain (decided by SymPy on positive / non-negative symbols for
+    parameters whose ``param_domain`` is (0, oo) / [0, oo)) or do not involve ``param`` are
+    dropped. Example: the Euclidean SimSiam mode dp/dt = p^2 - c p^3 - eta p gives the fold
+    eta = 1/(4c) (Tian et al.) and the transcritical point eta = 0.
+
+    Several states: ``hold`` names states to hold fixed as parameters
+    (``derivations.freeze``; e.g. Tian et al.'s analysis of the EMA mode at fixed tau,
+    ``hold=("tau",)``: fold at eta = tau^2/(4c)). A polynomial system with at most three states whose equilibria SymPy solves in
+    closed form gets fold conditions det J = 0 at each equilibrium (transcritical where two
+    equilibria coincide there) and, with two states, Hopf conditions trace J = 0 with det J > 0
+    (the Brusselator: b = 1 + a^2).
+
+    Parameters
+    ----------
+    system : ODESystem
+    param : str
+        A parameter name (or a held state's name).
+    hold : sequence of state names, optional
+        States to hold fixed as parameters (``derivations.freeze``); default none.
+
+    Returns
+    -------
+    Threshold
+
+    Raises
+    ------
+    TypeError
+        ``system`` is not an ODESystem.
+    ValueError
+        ``param`` is not a parameter; ``hold`` names unknown states; or the system is neither
+        one-state rational nor a small polynomial system with closed-form equilibria (the
+        message says what would serve: ``bifurcation`` numerically, or ``hold``).
+    """
+    reduced = prepared(system)
+    if hold is None:
+        hold = ()
+    else:
+        hold = (hold,) if isinstance(hold, str) else tuple(str(h) for h in hold)
+        unknown = [h for h in hold if h not in reduced.state_names]
+        if unknown:
+            raise ValueError(f"hold names unknown states {unknown}; states are {list(reduced.state_names)}")
+    if hold:
+        reduced = reduced.freeze(*hold)
+    if param not in reduced.param_names:
+        raise ValueError(f"param={param!r} is not a parameter of {label(system)}; choose one of {reduced.param_names}")
+    v = reduced.symbols[param]
+    if reduced.n_states == 1 and reduced.is_rational:
+        out = _threshold_one_state(reduced, v)
+    else:
+        out = _threshold_several(reduced, v, system)
+    return Threshold(param=v, held=tuple(hold), **out)
+
+
+def _assumed(system: ODESystem) -> dict[sp.Symbol, sp.Symbol]:
+    """Parameters replaced by symbols that carry their domain's sign, for SymPy's
+    ``is_nonzero`` / ``is_positive``."""
+    out = {}
+    for name, interval in system.param_domain.items():
+        lo, hi = interval.start, interval.end
+        if hi == sp.oo and lo == 0:
+            kw = {"nonnegative": True} if not interval.left_open else {"positive": True}
+        elif hi == sp.oo and lo > 0:
+            kw = {"positive": True}
+        elif lo == -sp.oo and hi == 0:
+            kw = {"nonpositive": True} if not interval.right_open else {"negative": True}
+        elif lo == -sp.oo and hi < 0:
+            kw = {"negative": True}
+        else:
+            continue
+        out[system.symbols[name]] = sp.Symbol(name, real=True, **kw)
+    for s in system.params:
+        out.setdefault(s, sp.Symbol(str(s), real=True))
+    return out
+
+
+def _relevant(expr: sp.Expr, v: sp.Symbol, assumed: dict, dropped: list[str]) -> list[sp.Expr]:
+    """Irreducible factors of ``expr`` that involve ``v`` and can vanish on the domain."""
+    if expr == 0:
+        return []
+    expr = sp.numer(sp.together(expr))
+    try:
+        _, factors = sp.factor_list(sp.expand(expr))
+    except (sp.PolynomialError, NotImplementedError):
+        factors = [(expr, 1)]  # not polynomial (radicals in a closed-form equilibrium): kept whole
+    keep = []
+    for f, _k in factors:
+        if not f.has(v):
+            continue
+        if f.xreplace(assumed).is_nonzero:
+            dropped.append(sp.sstr(f))
+            continue
+        if f not in keep:
+            keep.append(f)
+    return keep
+
+
+def _solve_for(factors: list[sp.Expr], v: sp.Symbol, system: ODESystem, assumed: dict,
+               no_closed: list[str]) -> list[sp.Expr]:
+    domain = system.param_domain.get(str(v))
+    out = []
+    for f in factors:
+        try:
+            degree = sp.Poly(f, v).degree()
+        except sp.PolynomialError:
+            no_closed.append(f"{sp.sstr(f)} = 0 (not polynomial in {v})")
+            continue
+        if degree > 2:
+            no_closed.append(f"{sp.sstr(f)} = 0 (degree {degree} in {v})")
+            continue
+        for s in sp.solve(f, v):
+            s = sp.simplify(s)
+            if s.has(sp.I) and s.xreplace(assumed).is_real is not True:
+                continue
+            if domain is not None and s.is_number and domain.contains(s) == sp.false:
+                continue
+            if domain is not None and not s.is_number:
+                sx = s.xreplace(assumed)
+                if (domain.start >= 0 and sx.is_negative) or (domain.end <= 0 and sx.is_positive):
+                    continue
+            if not any(sp.simplify(s - o) == 0 for o in out):
+                out.append(s)
+    return out
+
+
+def _product(factors: list[sp.Expr]) -> sp.Expr | None:
+    return sp.Mul(*factors) if factors else None
+
+
+def _threshold_one_state(system: ODESystem, v: sp.Symbol) -> dict:
+    x = system.states[0]
+    num, den = sp.expand(system.numerators[0]), sp.expand(system.denominators[0])
+    assumed = _assumed(system)
+    _, factors = sp.factor_list(num)
+    state_factors = []
+    removed = []
+    for f, _k in factors:
+        if not f.has(x):
+            continue
+        if sp.Poly(sp.gcd(f, den), x).degree() > 0:
+            removed.append(sp.sstr(f))  # shared with the denominator: removable, not an equilibrium
+            continue
+        if f not in state_factors:
+            state_factors.append(f)
+    dropped: list[str] = []
+    folds: list[sp.Expr] = []
+    for f in state_factors:
+        if sp.Poly(f, x).degree() >= 2:
+            for g in _relevant(sp.discriminant(f, x), v, assumed, dropped):
+                if g not in folds:
+                    folds.append(g)
+    trans: list[sp.Expr] = []
+    pairs = []
+    for f, g in itertools.combinations(state_factors, 2):
+        for h in _relevant(sp.resultant(f, g, x), v, assumed, dropped):
+            pairs.append((h, f, g))
+            if h not in trans:
+                trans.append(h)
+    no_closed: list[str] = []
+    fold_sols = _solve_for(folds, v, system, assumed, no_closed)
+    trans_sols = _solve_for(trans, v, system, assumed, no_closed)
+    pitch = []
+    for s in fold_sols:
+        if not any(sp.simplify(s - t) == 0 for t in trans_sols):
+            continue
+        for f, g in itertools.permutations(state_factors, 2):
+            fs, gs = sp.expand(f.subs(v, s)), sp.expand(g.subs(v, s))
+            if sp.Poly(sp.gcd(sp.gcd(fs, gs), sp.diff(gs, x)), x).degree() > 0:
+                pitch.append(s)
+                break
+    fold_sols = [s for s in fold_sols if s not in pitch]
+    trans_sols = [s for s in trans_sols if s not in pitch]
+    notes = []
+    if not folds and not trans:
+        notes.append(f"{v} enters no fold or transcritical condition of {label(system)} (with the factors that "
+                     "cannot vanish on the parameter domain dropped)")
+    if pitch:
+        notes.append(f"pitchfork at {v} = {', '.join(map(sp.sstr, pitch))}: a fold and a transcritical point at once "
+                     "(a symmetric triple root)")
+    if no_closed:
+        notes.append("no closed form for " + "; ".join(no_closed) + ": the condition is the answer (locate it "
+                     "numerically with bifurcation())")
+    if dropped:
+        notes.append("dropped factors that cannot vanish on the parameter domain: " + ", ".join(sorted(set(dropped))))
+    if removed:
+        notes.append("factors shared with the denominator (removable points, no equilibria): " + ", ".join(removed))
+    return dict(fold=_product(folds), fold_solutions=tuple(fold_sols), transcritical=_product(trans),
+                transcritical_solutions=tuple(trans_sols), pitchfork_solutions=tuple(pitch), note="; ".join(notes))
+
+
+def _threshold_several(system: ODESystem, v: sp.Symbol, original: ODESystem) -> dict:
+    name = label(original)
+    how = ("threshold serves one-state rational systems (after restriction to a manifold) and polynomial systems "
+           "of at most three states whose equilibria SymPy solves in closed form")
+    if not system.is_polynomial:
+        raise ValueError(f"{how}; {name} has {system.n_states} states and a right-hand side that is not polynomial. "
+                         "Locate the points numerically with bifurcation(system, param, values, params), or hold "
+                         "states fixed with threshold(..., hold=(names...)) / derivations.freeze")
+    numerators = [sp.expand(n) for n in system.numerators]
+    degrees = [sp.Poly(n, *system.states).total_degree() for n in numerators]
+    if system.n_states > 3 or math.prod(max(d, 1) for d in degrees) > 9:
+        raise ValueError(f"{how}; {name} has {system.n_states} states of degrees {degrees} (Bezout bound "
+                         f"{math.prod(max(d, 1) for d in degrees)} > 9). Use bifurcation(system, param, values, params) "
+                         "for a numerical answer, or hold states fixed with threshold(..., hold=(names...))")
+    sols = sp.solve(numerators, system.states, dict=True)
+    sols = [s for s in sols if set(s) == set(system.states) and not any(e.has(*system.states) for e in s.values())]
+    if not sols:
+        raise ValueError(f"{how}; SymPy finds no isolated closed-form equilibria of {name}. Use "
+                         "bifurcation(system, param, values, params) for a numerical answer")
+    assumed = _assumed(system)
+    J = system.jacobian
+    dropped: list[str] = []
+    no_closed: list[str] = []
+    fold_conds: list[sp.Expr] = []
+    hopf_conds: list[sp.Expr] = []
+    fold_sols: list[sp.Expr] = []
+    trans_sols: list[sp.Expr] = []
+    hopf_sols: list[sp.Expr] = []
+    notes = []
+    for k, sol in enumerate(sols):
+        Jk = J.subs(sol)
+        det = sp.factor(sp.simplify(Jk.det()))
+        conds = _relevant(det, v, assumed, dropped)
+        for c in conds:
+            if c not in fold_conds:
+                fold_conds.append(c)
+        for s in _solve_for(conds, v, system, assumed, no_closed):
+            meets = any(j != k and all(sp.simplify((sol[x] - other[x]).subs(v, s)) == 0 for x in system.states)
+                        for j, other in enumerate(sols))
+            target = trans_sols if meets else fold_sols
+            if not any(sp.simplify(s - t) == 0 for t in target):
+                target.append(s)
+        if system.n_states == 2:
+            tr = sp.simplify(Jk.trace())
+            point = ", ".join(f"{x} = {sp.sstr(sol[x])}" for x in system.states)
+            if tr == 0:
+                notes.append(f"trace J vanishes identically at ({point}): for det J > 0 a centre at every {v}, "
+                             "no Hopf crossing")
+                continue
+            for c in _relevant(tr, v, assumed, dropped):
+                before = len(no_closed)
+                found = _solve_for([c], v, system, assumed, no_closed)
+                kept = [s for s in found if sp.simplify(det.subs(v, s)).xreplace(assumed).is_positive is not False]
+                if found and not kept:
+                    notes.append(f"trace J = 0 at {v} = {', '.join(map(sp.sstr, found))} at ({point}) is a neutral "
+                                 "saddle (det J <= 0), not a Hopf point")
+                    continue
+                if kept or len(no_closed) > before:
+                    if c not in hopf_conds:
+                        hopf_conds.append(c)
+                for s in kept:
+                    if not any(sp.simplify(s - t) == 0 for t in hopf_sols):
+                        hopf_sols.append(s)
+    if system.n_states > 2:
+        notes.append("Hopf conditions are given for two states only")
+    if not fold_conds:
+        notes.append(f"no fold: det J does not vanish for any {v} at the closed-form equilibria")
+    if no_closed:
+        notes.append("no closed form for " + "; ".join(no_closed) + ": locate it numerically with bifurcation()")
+    if dropped:
+        notes.append("dropped factors that cannot vanish on the parameter domain: " + ", ".join(sorted(set(dropped))))
+    trans_conds = [c for c in fold_conds if any(sp.simplify(c.subs(v, s)) == 0 for s in trans_sols)]
+    return dict(
+        fold=_product(fold_conds), fold_solutions=tuple(fold_sols),
+        transcritical=_product(trans_conds), transcritical_solutions=tuple(trans_sols),
+        hopf=_product(hopf_conds) if system.n_states == 2 else None, hopf_solutions=tuple(hopf_sols),
+        note="; ".join(notes),
+        equilibria=tuple({str(x): point[x] for x in system.states} for point in sols),
+    )
+
+
