@@ -218,6 +218,7 @@ def _mode_function(system: ModeSystem, backend: str, checked: bool = True) -> Rh
         for param, summand, power in system.closures
     ]
     ns = pm.n_states
+    names = pm.param_names
     mod = xp(backend)
     flat_names = [f"{n}_1..{n}_K" for n in pm.state_names]
 
@@ -236,7 +237,7 @@ def _mode_function(system: ModeSystem, backend: str, checked: bool = True) -> Rh
             summand = g(*spectra, *free_values)[0] * mod.ones_like(spectra[0])
             total = mod.sum(summand, axis=-1, keepdims=True)
             values[name] = total if power == 1 else total ** float(power)
-        out = raw(*spectra, *[values[n] for n in pm.param_names])
+        out = raw(*spectra, *[values[n] for n in names])
         out = mod.broadcast_arrays(*[mod.asarray(o, dtype=mod.float64) * mod.ones_like(spectra[0]) for o in out])
         return mod.concatenate(out, axis=-1)
 

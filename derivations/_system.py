@@ -583,7 +583,7 @@ def _rhs_function(system: ODESystem, backend: str, checked: bool = True) -> RhsF
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r} is not allowed; choose one of {BACKENDS}")
     raw = lambdified(system.states + system.params, tuple(system.rhs), backend)
-    names, n = system.state_names, system.n_states
+    names, pnames, n = system.state_names, system.param_names, system.n_states
     mod = xp(backend)
 
     def f(t, y, params):
@@ -593,7 +593,7 @@ def _rhs_function(system: ODESystem, backend: str, checked: bool = True) -> RhsF
             vals = [v if is_traced(v) else mod.asarray(float(v) if isinstance(v, sp.Basic) else v, dtype=mod.float64)
                     for v in given.values()]
         else:
-            vals = [params[k] for k in system.param_names]
+            vals = [params[k] for k in pnames]
         out = raw(*[y[..., i] for i in range(n)], *vals)
         return mod.stack(mod.broadcast_arrays(*[mod.asarray(o, dtype=mod.float64) for o in out]), axis=-1)
 

@@ -1,4 +1,4 @@
-"""ncdyn.dynamics: numerics on derived eigenmode systems, the network simulator, the CLI.
+"""ncdyn.dynamics: numerics on any ODESystem (derived or built by hand), the network simulator, the CLI.
 
     integrate(system, y0, t_span, params)   batched ODE integration of any system (JAX/diffrax or SciPy)
     flow(system, t)                         the pure JAX flow map (y0, params) -> y(t): jit, vmap, grad

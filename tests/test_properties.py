@@ -57,7 +57,7 @@ def test_every_equilibrium_is_a_root(problem):
         assert e.stable in (True, False, None)
 
 
-@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(problems(reduced=st.just(False)), st.integers(2, 4))
 def test_batched_equals_unbatched_and_backends_agree(problem, n):
     system, params, y = problem
@@ -67,14 +67,19 @@ def test_batched_equals_unbatched_and_backends_agree(problem, n):
     for i in range(n):
         single = integrate(system, y0[i], (0, 3.0), params, n_save=7)
         assert single.status == batch.status[i]
-        np.testing.assert_allclose(batch.y[i], single.y, rtol=1e-10, atol=1e-12)
+        np.testing.assert_array_equal(single.valid, batch.valid[i])
+        # saved states up to the stop; after a blow-up the held state depends on the event time to the ulp
+        np.testing.assert_allclose(batch.y[i][single.valid], single.y[single.valid], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(batch.event_t[i], single.event_t, rtol=1e-10)
     ref = integrate(system, y0, (0, 3.0), params, n_save=7, backend="scipy")
     assert (ref.status == batch.status).all(), (ref.status, batch.status, ref.messages)
     both = ref.valid & batch.valid
-    assert np.max(np.abs(ref.y - batch.y)[both], initial=0.0) < 1e-6
+    # rtol 1e-8 per step: agreement to 1e-6 relative to the state's size (states reach ~1e2 before a blow-up)
+    scale = np.maximum(1.0, np.abs(ref.y))
+    assert np.max((np.abs(ref.y - batch.y) / scale)[both], initial=0.0) < 1e-6
 
 
-@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(problems(reduced=st.just(False)))
 def test_balance_law_holds_along_trajectories(problem):
     """(s - p^2/alpha_p) e^{2 eta t} is conserved by every variant (to integration tolerance)."""
