@@ -381,8 +381,7 @@ def phase_plane(
             keep = sol.valid[b]
             p, t = sol.y[b][keep], sol.t[keep]
             if not keep.all():  # the state where it stopped
-                stop = sol.event_t[b] if np.isfinite(sol.event_t[b]) else t[-1] if t.size else 0.0
-                p, t = np.vstack([p, sol.y[b][-1]]), np.append(t, stop)
+                p, t = np.vstack([p, sol.final[b]]), np.append(t, sol.t_end[b])
             out.append((p, t, str(sol.status[b])))
         return out
 
