@@ -26,6 +26,15 @@ from ._spec import ModelSpec  # noqa: E402
 from ._coupled import ModeSystem, couple  # noqa: E402
 from ._eigenmode import EigenmodeSystem, display_form  # noqa: E402
 from ._system import FrozenMap, ODESystem, freeze, reduce  # noqa: E402
+from ._truth import (  # noqa: E402
+    expected_loss,
+    network_params,
+    predictor_matrix,
+    sample_loss,
+    sample_views,
+    view_covariance,
+    weight_flow,
+)
 
 __all__ = [
     "ODESystem",
@@ -46,6 +55,13 @@ __all__ = [
     "is_scale_invariant",
     "spectral_sum",
     "symbols",
+    "network_params",
+    "sample_loss",
+    "expected_loss",
+    "view_covariance",
+    "sample_views",
+    "predictor_matrix",
+    "weight_flow",
     "cache_dir",
     "clear_cache",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -18,21 +18,30 @@ __all__ = ["ModeSystem", "couple"]
 _MAX_SYMBOLIC_K = 64
 
 
-def couple(per_mode: ODESystem, K: int, closures: Mapping[str, Any] | None = None) -> ModeSystem:
+def couple(
+    per_mode: ODESystem,
+    K: int,
+    closures: Mapping[str, Any] | None = None,
+    *,
+    per_mode_params: Sequence[str] = (),
+) -> ModeSystem:
     """K copies of ``per_mode`` coupled through spectral sums.
 
     Each closure names a parameter of the per-mode system that the spectrum determines:
-    ``closures = {"T": ("tau*p*s", 1), "N_psi": ("c*p**2*s", 1/2)}`` means
-    T = (sum_k tau_k p_k s_k)**1 and N_psi = (sum_k c p_k^2 s_k)**(1/2), the summand written
-    in the per-mode states and the remaining parameters. Closed parameters are computed from
-    the state and are not passed in ``params``. Without closures the modes are uncoupled.
+    ``closures = {"T": ("tau*p*s", 1), "N_psi": ("c*p**2*s", 1/2), "s_max": ("s", "max")}``
+    means T = (sum_k tau_k p_k s_k)**1, N_psi = (sum_k c p_k^2 s_k)**(1/2) and
+    s_max = max_k s_k, the summand written in the per-mode states, the remaining parameters
+    and parameters closed earlier in the mapping. Closed parameters are computed from the
+    state, in order, and are not passed in ``params``. Without closures the modes are uncoupled.
 
     Parameters
     ----------
     per_mode : ODESystem
     K : int, number of modes (>= 1)
-    closures : mapping parameter name -> (summand, power), summand a SymPy expression or
-        string, power a number
+    closures : mapping parameter name -> (summand, reduction), summand a SymPy expression or
+        string, reduction a number (power of the sum) or "max"
+    per_mode_params : names of parameters that differ between modes (e.g. a data variance
+        "lambda"): their values are arrays whose last axis has length K
 
     Returns
     -------
@@ -55,6 +64,15 @@ def couple(per_mode: ODESystem, K: int, closures: Mapping[str, Any] | None = Non
     closures = {} if closures is None else closures
     if not isinstance(closures, Mapping):
         raise TypeError("closures must be a dict {parameter name: (summand, power)}")
+    if isinstance(per_mode_params, str):
+        per_mode_params = (per_mode_params,)
+    per_mode_params = tuple(str(n) for n in per_mode_params)
+    unknown = [n for n in per_mode_params if n not in per_mode.param_names or n in closures]
+    if unknown:
+        raise ValueError(
+            f"per_mode_params names {unknown}, not free parameters of the per-mode system; "
+            f"params are {list(per_mode.param_names)}"
+        )
     table = per_mode.symbols
     out = []
     for name, pair in closures.items():
@@ -66,11 +84,19 @@ def couple(per_mode: ODESystem, K: int, closures: Mapping[str, Any] | None = Non
         except (TypeError, ValueError):
             raise TypeError(f"closures[{name!r}] must be a pair (summand, power); got {pair!r}") from None
         summand = _parse(summand, table, f"closures[{name!r}]")
-        used = {str(v) for v in summand.free_symbols} & set(closures)
+        earlier = {str(c[0]) for c in out}
+        used = ({str(v) for v in summand.free_symbols} & set(closures)) - earlier
         if used:
-            raise ValueError(f"closures[{name!r}] uses closed parameters {sorted(used)}; write it in the states")
-        out.append((table[name], summand, sp.nsimplify(power)))
-    return ModeSystem(per_mode, int(K), tuple(out))
+            raise ValueError(
+                f"closures[{name!r}] uses closed parameters {sorted(used)} not closed before it; "
+                "write it in the states, or list those closures first"
+            )
+        if power != "max":
+            if isinstance(power, (str, bool)):
+                raise ValueError(f"closures[{name!r}]: the reduction must be a number (power of the sum) or 'max'; got {power!r}")
+            power = sp.nsimplify(power)
+        out.append((table[name], summand, power))
+    return ModeSystem(per_mode, int(K), tuple(out), per_mode_params)
 
 
 @dataclass(frozen=True)
@@ -87,6 +113,12 @@ class ModeSystem:
     per_mode: ODESystem
     K: int
     closures: tuple = ()
+    per_mode_params: tuple[str, ...] = ()
+
+    @property
+    def is_discrete(self) -> bool:
+        """True if the per-mode system is a discrete-time map (its rhs is the increment)."""
+        return bool(getattr(self.per_mode, "is_discrete", False))
 
     @property
     def spec(self) -> Any:
@@ -133,8 +165,23 @@ class ModeSystem:
         return tuple(b for b in self.per_mode.state_bounds() for _ in range(self.K))
 
     def check_params(self, params: Any, *, batch: bool = False) -> dict[str, Any]:
-        """Validate ``params`` (the free parameters) as ``ODESystem.check_params`` does."""
-        return _free_part(self).check_params(params, batch=batch)
+        """Validate ``params`` (the free parameters) as ``ODESystem.check_params`` does.
+
+        A per-mode parameter must be an array whose last axis has length K (``batch`` or not).
+        """
+        checked = _free_part(self).check_params(params, batch=batch or bool(self.per_mode_params))
+        for n in self.per_mode_params:
+            shape = np.shape(checked[n])
+            if shape[-1:] != (self.K,):
+                raise ValueError(
+                    f"params[{n!r}] is a per-mode parameter: give an array of shape (..., {self.K}), "
+                    f"one value per mode; got shape {shape}"
+                )
+        if not batch:
+            for n, v in checked.items():
+                if n not in self.per_mode_params and np.ndim(v) != 0 and not isinstance(v, sp.Basic):
+                    raise ValueError(f"params[{n!r}] must be a scalar; got shape {np.shape(v)}")
+        return checked
 
     def pack(self, **spectra: Any) -> np.ndarray:
         """Flat state from per-state spectra, e.g. ``pack(p=p_k, s=s_k)``; arrays (..., K)."""
@@ -178,6 +225,12 @@ class ModeSystem:
     def __repr__(self) -> str:
         return f"ModeSystem({self.per_mode.name or 'per-mode system'}, K={self.K}, closed={self.closed}, params={self.param_names})"
 
+    @property
+    def param_shapes(self) -> Mapping[str, tuple[int, ...]]:
+        """The trailing shape of each free parameter's value: (K,) for a per-mode parameter,
+        () for one shared by all modes. Batch axes come before it."""
+        return FrozenMap({n: ((self.K,) if n in self.per_mode_params else ()) for n in self.param_names})
+
 
 @lru_cache(maxsize=64)
 def _free_part(system: ModeSystem) -> ODESystem:
@@ -193,16 +246,24 @@ def _mode_sympy(system: ModeSystem) -> ODESystem:
     pm, K = system.per_mode, system.K
     table = {v: sp.symbols(f"{v}_1:{K + 1}") for v in pm.states}
     states = tuple(x for v in pm.states for x in table[v])
-    closure = {
-        param: sp.Add(*[summand.subs({v: table[v][k] for v in pm.states}) for k in range(K)]) ** power
-        for param, summand, power in system.closures
-    }
-    rows = [r.subs({v: table[v][k] for v in pm.states}).subs(closure) for r in pm.rhs for k in range(K)]
-    free = tuple(v for v in pm.params if str(v) not in system.closed)
+    per = {v: sp.symbols(f"{v}_1:{K + 1}") for v in pm.params if str(v) in system.per_mode_params}
+
+    def at(expr, k):
+        return expr.subs({**{v: table[v][k] for v in pm.states}, **{v: per[v][k] for v in per}})
+
+    closure = {}
+    for param, summand, power in system.closures:
+        terms = [at(summand, k).subs(closure) for k in range(K)]
+        closure[param] = sp.Max(*terms) if power == "max" else sp.Add(*terms) ** power
+    rows = [at(r, k).subs(closure) for r in pm.rhs for k in range(K)]
+    free = tuple(x for v in pm.params if str(v) not in system.closed for x in per.get(v, (v,)))
     return ODESystem(
         states, free, sp.ImmutableMatrix(rows),
         state_domain=dict(system.state_domain),
-        param_domain=dict(system.param_domain),
+        param_domain={
+            **{k: v for k, v in system.param_domain.items() if k not in system.per_mode_params},
+            **{str(x): system.param_domain[str(v)] for v in per if str(v) in system.param_domain for x in per[v]},
+        },
         collapse=tuple(system.state_names[i] for i in system.collapse_indices),
         name=system.name,
     )
@@ -213,12 +274,14 @@ def _mode_function(system: ModeSystem, backend: str, checked: bool = True) -> Rh
     raw = lambdified(pm.states + pm.params, tuple(pm.rhs), backend)
     free_syms = tuple(v for v in pm.params if str(v) not in system.closed)
     free = [str(v) for v in free_syms]
+    closed_syms = tuple(c[0] for c in system.closures)
     closures = [
-        (str(param), lambdified(pm.states + free_syms, (summand,), backend), power)
-        for param, summand, power in system.closures
+        (str(param), lambdified(pm.states + free_syms + closed_syms[:i], (summand,), backend), power)
+        for i, (param, summand, power) in enumerate(system.closures)
     ]
     ns = pm.n_states
     names = pm.param_names
+    per_mode_names = set(system.per_mode_params)
     mod = xp(backend)
     flat_names = [f"{n}_1..{n}_K" for n in pm.state_names]
 
@@ -230,13 +293,21 @@ def _mode_function(system: ModeSystem, backend: str, checked: bool = True) -> Rh
         else:
             given = {k: params[k] for k in free}
         spectra = [y[..., i * K : (i + 1) * K] for i in range(ns)]
-        # per-trajectory parameters broadcast over the mode axis
-        values = {n: mod.asarray(v, dtype=mod.float64)[..., None] for n, v in given.items()}
+        # per-trajectory parameters broadcast over the mode axis; per-mode ones carry it
+        values = {
+            n: mod.asarray(v, dtype=mod.float64) if n in per_mode_names else mod.asarray(v, dtype=mod.float64)[..., None]
+            for n, v in given.items()
+        }
         free_values = [values[n] for n in free]
+        closed_values = []
         for name, g, power in closures:
-            summand = g(*spectra, *free_values)[0] * mod.ones_like(spectra[0])
-            total = mod.sum(summand, axis=-1, keepdims=True)
-            values[name] = total if power == 1 else total ** float(power)
+            summand = g(*spectra, *free_values, *closed_values)[0] * mod.ones_like(spectra[0])
+            if power == "max":
+                values[name] = mod.max(summand, axis=-1, keepdims=True)
+            else:
+                total = mod.sum(summand, axis=-1, keepdims=True)
+                values[name] = total if power == 1 else total ** float(power)
+            closed_values.append(values[name])
         out = raw(*spectra, *[values[n] for n in names])
         out = mod.broadcast_arrays(*[mod.asarray(o, dtype=mod.float64) * mod.ones_like(spectra[0]) for o in out])
         return mod.concatenate(out, axis=-1)

@@ -24,15 +24,20 @@ _LATEX_NAMES = {
     sy.beta: r"\beta",
     sy.N_psi: r"N_\psi",
     sy.N_phi: r"N_\phi",
+    sy.alpha: r"\alpha",
+    sy.eps: r"\epsilon",
+    sy.s_max: r"s_{\max}",
+    sy.lam: r"\lambda",
 }
 
 _c = sp.Symbol("c")
 
 
-def display_form(expr: sp.Expr) -> sp.Expr:
-    """``expr`` for reading: c = 1 + sigma2 written as c, the drift factored, decay terms
-    (those with eta or beta) kept apart. Equal to ``expr`` after c -> 1 + sigma2."""
-    e = sp.expand(sp.sympify(expr).subs(sy.sigma2, _c - 1))
+def display_form(expr: sp.Expr, c: sp.Expr = sy.c) -> sp.Expr:
+    """``expr`` for reading: the view variance ``c`` (default 1 + sigma2; lambda + sigma2 for
+    a data spectrum) written as c, the drift factored, decay terms (those with eta or beta)
+    kept apart. Equal to ``expr`` after substituting c's definition."""
+    e = sp.expand(sp.sympify(expr).subs(sy.sigma2, _c - (c - sy.sigma2)))
     terms = sp.Add.make_args(e)
     decay = [t for t in terms if t.has(sy.eta) or t.has(sy.beta)]
     drift = sp.Add(*[t for t in terms if t not in decay])
@@ -55,6 +60,7 @@ class EigenmodeSystem(ODESystem):
                   the K-mode system is formed (T always; N_psi, N_phi for self-consistent norms).
         laws:     conservation laws checked on this system (``derivations.ConservationLaw``).
         description: what the system is and which invariants of the true model it keeps.
+        is_discrete: True for a discrete-time map (``discrete()``): rhs is the increment.
     """
 
     spec: ModelSpec = field(default=None, kw_only=True)
@@ -62,6 +68,7 @@ class EigenmodeSystem(ODESystem):
     closures: tuple = field(default=(), kw_only=True)
     laws: tuple = field(default=(), kw_only=True, repr=False)
     description: str = field(default="", kw_only=True, repr=False)
+    is_discrete: bool = field(default=False, kw_only=True)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -72,7 +79,7 @@ class EigenmodeSystem(ODESystem):
         object.__setattr__(self, "laws", tuple(self.laws))
 
     def _key(self) -> tuple:
-        return super()._key() + (self.spec, self.closures)
+        return super()._key() + (self.spec, self.closures, self.is_discrete)
 
     @property
     def reduced(self) -> bool:
@@ -110,7 +117,8 @@ class EigenmodeSystem(ODESystem):
         names this system has (``dynamics.shrinking_norms`` and the "scale" axis of
         ``dynamics.regimes`` read it).
         """
-        if not is_scale_invariant(self.spec.loss):
+        spec = self.spec
+        if spec.predictor != "learned" or spec.isoloss or not is_scale_invariant(spec.loss_expr):
             return None
         powers = {"p": 1, "s": 2, "N_psi": 2, "N_phi": 1, "T": 3}
         names = set(self.state_names) | set(self.param_names)
@@ -126,25 +134,37 @@ class EigenmodeSystem(ODESystem):
     def order(self) -> int | None:
         """Degree in p of the polynomial dp/dt on the invariant manifold s = p**2/alpha_p.
 
-        For a full (unreduced) system this is the order of its reduction. None if dp/dt is
-        not polynomial in p.
+        For a full (unreduced) system this is the order of its reduction; for a one-state system
+        without a manifold (DirectPred or no predictor, SimSiam) the degree of its rhs in s.
+        None if that is not a polynomial (a symbolic DirectPred exponent) or there is no
+        manifold (no stop-gradient).
         """
-        if not self.reduced:
-            return self.reduce().order if self.manifold is not None else None
+        if not self.reduced and self.manifold is not None:
+            return self.reduce().order
+        if self.n_states != 1 and not self.reduced:
+            return None
         try:
-            return sp.Poly(self.rhs[0], sy.p).degree()
+            return sp.Poly(self.rhs[0], self.states[0]).degree()
         except sp.PolynomialError:
             return None
 
     # -- display -------------------------------------------------------------------------
+    @property
+    def view_variance(self) -> sp.Expr:
+        """c = E[x1^2] of a mode with both views noisy: 1 + sigma2, or lambda + sigma2 for a data
+        spectrum (the expression written as c in displays)."""
+        return (sy.lam if self.spec.data == "spectrum" else 1) + sy.sigma2
+
     def latex(self) -> str:
         """The equations as a LaTeX ``aligned`` block."""
+        c = self.view_variance
         lines = [
-            rf"\dot{{{sp.latex(v, symbol_names=_LATEX_NAMES)}}} &= "
-            + sp.latex(display_form(r), symbol_names=_LATEX_NAMES)
+            (rf"\Delta {sp.latex(v, symbol_names=_LATEX_NAMES)} &= " if self.is_discrete
+             else rf"\dot{{{sp.latex(v, symbol_names=_LATEX_NAMES)}}} &= ")
+            + sp.latex(display_form(r, c), symbol_names=_LATEX_NAMES)
             for v, r in zip(self.states, self.rhs)
         ]
-        lines.append(r"c &= 1 + \sigma^2")
+        lines.append(r"c &= " + sp.latex(c, symbol_names=_LATEX_NAMES))
         return r"\begin{aligned}" + r" \\ ".join(lines) + r"\end{aligned}"
 
     def __str__(self) -> str:
@@ -153,17 +173,23 @@ class EigenmodeSystem(ODESystem):
             head += ", reduced to " + ", ".join(f"{k} = {v}" for k, v in self.restricted_to.items())
         else:
             head += ", one mode"
+        c = self.view_variance
         lines = [
             head,
             f"  states: {', '.join(self.state_names)}",
-            f"  params: {', '.join(self.param_names)}   (c = 1 + sigma2)",
+            f"  params: {', '.join(self.param_names)}   (c = {'lambda' if self.spec.data == 'spectrum' else '1'} + sigma2)",
         ]
-        lines += [f"  d{v}/dt = {sp.sstr(display_form(r))}" for v, r in self.equations.items()]
+        what = "  {v} -> {v} + {r}" if self.is_discrete else "  d{v}/dt = {r}"
+        lines += [what.format(v=v, r=sp.sstr(display_form(r, c))) for v, r in self.equations.items()]
         order = self.order
         if order is not None:
-            lines.append(f"  order on s = p**2/alpha_p: {order}")
+            where = "on s = p**2/alpha_p" if self.manifold is not None or self.reduced else f"in {self.state_names[0]}"
+            lines.append(f"  order {where}: {order}")
         for param, summand, power in self.closures:
-            total = f"sum_k {sp.sstr(display_form(summand))}"
+            if power == "max":
+                lines.append(f"  closure: {param} = max_k {sp.sstr(summand)}")
+                continue
+            total = f"sum_k {sp.sstr(display_form(summand, c))}"
             lines.append(f"  closure: {param} = " + (total if power == 1 else f"sqrt({total})"))
         if self.description:
             lines += ["  " + ln for ln in self.description.splitlines()]
@@ -185,11 +211,62 @@ class EigenmodeSystem(ODESystem):
         """
         if self.reduced:
             raise ValueError("modes(K) needs the full system; call it before reduce()")
-        return couple(self, K, {str(param): (summand, power) for param, summand, power in self.closures})
+        per_mode = ("lambda",) if self.spec.data == "spectrum" else ()
+        return couple(
+            self, K, {str(param): (summand, power) for param, summand, power in self.closures},
+            per_mode_params=per_mode,
+        )
+
+    def discrete(self) -> EigenmodeSystem:
+        """The matching discrete-time system: one step of gradient descent with learning rate
+        ``lr`` (a new parameter) on the weights, as real training and published toy networks
+        take it. Its rhs is the increment, y_next = y + rhs(y) (``dynamics.iterate``):
+
+            p   -> p + lr dp/dt                       (predictor, updated like the weights)
+            s   -> s (1 + lr r)^2,  r = (dphi/dt)/phi  (phi = sqrt(s) takes the step, not s)
+            tau -> (tau + lr beta (1 - tau)) / (1 + lr r)   (EMA: Phi_a -> Phi_a + lr beta (Phi - Phi_a))
+
+        Expected gradients: the map of the expected dynamics, exact for the Euclidean loss
+        (gradients linear in the second moments). As lr -> 0 with t = n lr it becomes the flow;
+        at a finite lr the flow can mislead (overshoot, oscillation, divergence of the weights).
+
+        Raises ValueError for a reduced system (the manifold is not invariant under the map).
+        """
+        if self.is_discrete:
+            return self
+        if self.reduced:
+            raise ValueError("discrete() needs the full system; the manifold is not invariant under the map")
+        return _discrete(self)
 
 
 @lru_cache(maxsize=64)
 def _reduced(system: EigenmodeSystem) -> EigenmodeSystem:
     return reduce(system, system.manifold)
+
+
+@lru_cache(maxsize=64)
+def _discrete(system: EigenmodeSystem) -> EigenmodeSystem:
+    eq = system.equations
+    rate = system.steps["amplitude_rate"]
+    step = 1 + sy.lr * rate
+    rows = []
+    for name, rhs in eq.items():
+        if name == "p":
+            rows.append(sy.lr * rhs)
+        elif name == "s":
+            rows.append(sp.expand(sy.s * (step**2 - 1)))
+        elif name == "tau":
+            rows.append(sp.together((sy.tau + sy.lr * sy.beta * (1 - sy.tau)) / step - sy.tau))
+        else:  # pragma: no cover - derive() makes only these states
+            raise RuntimeError(f"no discrete map for state {name!r}")
+    domain = dict(system.param_domain)
+    domain["lr"] = sp.Interval.open(0, sp.oo)
+    steps = {"flow": system.equations, "amplitude_rate": rate}
+    return replace(
+        system, rhs=sp.ImmutableMatrix(rows), params=system.params + (sy.lr,), param_domain=domain,
+        manifold=None, laws=(), steps=steps, is_discrete=True,
+        name=f"{system.name}, gradient-descent step lr",
+        description="One step of gradient descent with learning rate lr on the expected loss (rhs = increment).",
+    )
 
 

@@ -76,47 +76,51 @@ def spectral_sum(per_mode: sp.Expr, known: dict[sp.Expr, sp.Expr]) -> sp.Expr:
 
 
 def conservation_laws(system) -> tuple[ConservationLaw, ...]:
-    """The conservation laws of the true model, checked on ``system`` (a full one-mode system)."""
+    """The conservation laws of the true model, checked on ``system`` (a full one-mode system).
+
+    The balance law needs a learned predictor; the norm laws a scale-invariant loss whose
+    gradient reaches Phi through the predictor (not IsoLoss) and equations polynomial in the
+    states (symbolic DirectPred exponents are not checked). Laws that do not apply are left out.
+    """
+    spec = system.spec
     eq = system.equations
     p, s = sy.p, sy.s
-    dp, ds = eq["p"], eq["s"]
+    ds = eq["s"]
     rate = -2 * sy.eta
     laws = []
-
-    q = s - p**2 / sy.alpha_p
-    residual = sp.simplify(ds - 2 * p * dp / sy.alpha_p - rate * q)
-    laws.append(
-        ConservationLaw(
-            "balance",
-            q,
-            rate,
-            residual == 0,
-            residual,
+    if "p" in eq:
+        dp = eq["p"]
+        q = s - p**2 / sy.alpha_p
+        residual = sp.simplify(ds - 2 * p * dp / sy.alpha_p - rate * q)
+        note = (
             "s - p^2/alpha_p decays like exp(-2 eta t): s = p^2/alpha_p is an invariant manifold "
-            "that attracts at rate 2 eta (reduce() restricts to it).",
+            "that attracts at rate 2 eta (reduce() restricts to it)."
+            if residual == 0
+            else "without stop-gradient the target branch also drives s, so s = p^2/alpha_p is not invariant."
         )
-    )
-    if not is_scale_invariant(system.spec.loss):
+        laws.append(ConservationLaw("balance", q, rate, residual == 0, residual, note))
+    if not is_scale_invariant(spec.loss_expr) or spec.isoloss or not system.is_polynomial:
         return tuple(laws)
 
     sums = system.steps["spectral_sums"]
     known = {sums["E<a,b>"]: sy.T, sums["E<a,a>"]: sy.N_psi**2, sums["E<b,b>"]: sy.N_phi**2}
-    for name, per_mode_q, per_mode_dq in (
-        ("predictor norm", p**2, 2 * p * dp),
-        ("projector norm", s, ds),
-    ):
-        residual = sp.factor(sp.simplify(spectral_sum(per_mode_dq - rate * per_mode_q, known)))
+    candidates = [("projector norm", s, ds)]
+    if "p" in eq:
+        candidates.insert(0, ("predictor norm", p**2, 2 * p * eq["p"]))
+    for name, per_mode_q, per_mode_dq in candidates:
+        try:
+            residual = sp.factor(sp.simplify(spectral_sum(per_mode_dq - rate * per_mode_q, known)))
+        except sp.PolynomialError:
+            continue
         holds = residual == 0
         quantity = sp.Sum(per_mode_q.xreplace(_INDEXED), (_k, 1, _K))
         if holds:
-            note = (
-                f"{name} decays exactly like exp(-2 eta t), as for the true scale-invariant "
-                "cosine loss (with the norms at their self-consistent values)."
-            )
+            note = f"{name} decays exactly like exp(-2 eta t), as for the true scale-invariant loss."
         else:
             note = (
-                "exact Gaussian moments with norms frozen inside the gradient break the scale "
-                "invariance of the true cosine loss; the residual is a single sum over modes, "
+                "exact Gaussian moments with the norms held constant inside the per-sample gradient "
+                "(frozen or self-consistent) break the scale "
+                "invariance of the true loss; the residual is a single sum over modes, "
                 "one order of width below the decay term (O(1/h) relative, the order of the "
                 "error of freezing the norms)."
             )
@@ -127,17 +131,19 @@ def conservation_laws(system) -> tuple[ConservationLaw, ...]:
 def describe_laws(spec, laws) -> str:
     """A short description of the system's approximations and the invariants it keeps."""
     lines = []
-    if spec.loss == "cosine":
+    if spec.involves_norms:
         if spec.norms == "frozen":
             lines.append("Norms ||a||, ||b|| frozen to parameters N_psi, N_phi inside the per-sample gradient.")
         else:
             lines.append("Norms closed self-consistently: N_psi^2 = E||a||^2, N_phi^2 = E||b||^2 over the spectrum.")
         if spec.moments == "exact":
-            lines.append("Remaining Gaussian moments exact (Isserlis terms 2 tau p^2 s^2 kept).")
+            lines.append("Remaining Gaussian moments exact (Isserlis terms such as 2 tau p^2 s^2 kept).")
         else:
-            lines.append("Leading-order moments: <a, b> replaced by its mean T (terms 2 tau p^2 s^2 dropped).")
+            lines.append("Leading-order moments: <a, b> replaced by its mean T (terms such as 2 tau p^2 s^2 dropped).")
     else:
-        lines.append("Euclidean loss: not scale invariant, so no norm conservation law applies.")
+        lines.append("Loss polynomial in <a,a>, <a,b>, <b,b>: every Gaussian average is exact, no approximation.")
+    if not is_scale_invariant(spec.loss_expr):
+        lines.append("The loss is not scale invariant, so no norm conservation law applies.")
     for law in laws:
         lines.append(("keeps " if law.holds else "breaks ") + f"the {law.name} law: {law.note}")
     return "\n".join(lines)

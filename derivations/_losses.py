@@ -9,26 +9,45 @@ from __future__ import annotations
 
 import sympy as sp
 
-__all__ = ["A", "B", "C", "per_sample_loss", "per_sample_gradient", "is_scale_invariant"]
+__all__ = [
+    "A", "B", "C", "BUILTIN_LOSSES", "loss_expression", "per_sample_loss", "per_sample_gradient",
+    "is_scale_invariant",
+]
 
-A, B, C = sp.symbols("A B C", positive=True)
+A, C = sp.symbols("A C", positive=True)
+B = sp.Symbol("B", real=True)
 """A = <a, a>, B = <a, b>, C = <b, b> for one sample (B may be negative; only A, C are norms)."""
 
+BUILTIN_LOSSES: dict[str, sp.Expr] = {
+    "euclidean": (A - 2 * B + C) / 2,
+    "cosine": -B / sp.sqrt(A * C),
+    "isoloss-euclidean": (A - 2 * B + C) / 2,
+    "isoloss-cosine": -B / sp.sqrt(A * C),
+}
+"""The built-in losses as expressions in A, B, C. The IsoLoss variants share the expression
+of their flavour: they differ in how its gradient reaches Phi (see ``ModelSpec``)."""
 
-def per_sample_loss(loss: str) -> sp.Expr:
-    """L(A, B, C) for one sample.
+
+def loss_expression(loss: object) -> sp.Expr:
+    """L(A, B, C) of a built-in name, a ``ModelSpec`` or an expression (returned as is)."""
+    loss = getattr(loss, "loss", loss)
+    if isinstance(loss, sp.Expr):
+        return loss
+    if isinstance(loss, str) and loss in BUILTIN_LOSSES:
+        return BUILTIN_LOSSES[loss]
+    raise ValueError(f"loss={loss!r} is not allowed; choose one of {sorted(BUILTIN_LOSSES)} or an expression in A, B, C")
+
+
+def per_sample_loss(loss: object) -> sp.Expr:
+    """L(A, B, C) for one sample, for a built-in name, a ``ModelSpec`` or an expression.
 
     euclidean: L = 1/2 ||a - b||^2 = (A - 2 B + C) / 2
     cosine:    L = -<a, b> / (||a|| ||b||) = -B / sqrt(A C)
     """
-    if loss == "euclidean":
-        return (A - 2 * B + C) / 2
-    if loss == "cosine":
-        return -B / sp.sqrt(A * C)
-    raise ValueError(f"loss={loss!r} is not allowed; choose 'euclidean' or 'cosine'")
+    return loss_expression(loss)
 
 
-def per_sample_gradient(loss: str) -> dict[str, sp.Expr]:
+def per_sample_gradient(loss: object) -> dict[str, sp.Expr]:
     """Matrix-level per-sample gradients, computed by SymPy's matrix calculus.
 
     Returns ``{"dL/da": ..., "dL/dPsi": ..., "dL/dPhi": ...}`` as matrix expressions in the
@@ -53,13 +72,13 @@ def per_sample_gradient(loss: str) -> dict[str, sp.Expr]:
     return {"dL/da": dL_da, "dL/dPsi": grad_psi, "dL/dPhi": grad_phi}
 
 
-def is_scale_invariant(loss: str) -> bool:
+def is_scale_invariant(loss: object) -> bool:
     """Whether L(lambda a, b) = L(a, b) for every lambda > 0 (checked symbolically).
 
     For such a loss <Psi, dJ/dPsi> = <Phi, dJ/dPhi> = 0 (Euler), so under weight decay eta the
     squared norms ||Psi||_F^2 and ||Phi||_F^2 decay exactly like exp(-2 eta t).
     """
     lam = sp.Symbol("lambda", positive=True)
-    L = per_sample_loss(loss)
+    L = loss_expression(loss)
     scaled = L.subs({A: lam**2 * A, B: lam * B}, simultaneous=True)
     return sp.simplify(scaled - L) == 0

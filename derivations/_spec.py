@@ -1,69 +1,221 @@
-"""The model specification: which loss, target, norm treatment and moment approximation."""
+"""The model specification: loss, predictor, target, stop-gradient, views, data, and the
+approximations (norm and moment treatment) of one linear non-contrastive model."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+import sympy as sp
+
+from ._losses import A, B, C, BUILTIN_LOSSES, loss_expression
+
 __all__ = ["ModelSpec"]
 
 _ALLOWED = {
-    "loss": ("euclidean", "cosine"),
     "target": ("simsiam", "ema"),
     "norms": ("frozen", "self-consistent"),
     "moments": ("exact", "leading"),
+    "predictor": ("learned", "directpred", "none"),
+    "views": ("both", "one"),
+    "data": ("isotropic", "spectrum"),
 }
+_FLAGS = ("stop_gradient", "normalize", "eps")
+_LOSS_NAMES = tuple(BUILTIN_LOSSES) + ("isoloss",)
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One variant of the linear non-contrastive model.
+    """One linear non-contrastive model: a = W_P Phi x1 (online), b = Phi_a x2 (target).
 
-    loss:    "euclidean"  J = 1/2 E||Psi Phi x1 - sg(Phi_a x2)||^2
-             "cosine"     J = -E[<a, sg(b)> / (||a|| ||b||)],  a = Psi Phi x1, b = Phi_a x2
-    target:  "simsiam"    Phi_a = Phi (stop-gradient copy)
-             "ema"        dPhi_a/dt = beta (Phi - Phi_a)
-    norms:   cosine only. "frozen": ||a|| -> N_psi, ||b|| -> N_phi inside the per-sample
-             gradient, held as parameters. "self-consistent": N_psi^2 = E||a||^2 and
-             N_phi^2 = E||b||^2 computed from the spectrum (closed by ``system.modes(K)``).
-    moments: cosine only. "exact": the remaining Gaussian averages are taken exactly
-             (Isserlis). "leading": the scalar <a, b> is replaced by its mean (self-averaging
-             at large width), which drops the O(1/h) terms 2 tau p^2 s^2.
+    Views x1 = x + e1, x2 = x + e2 with x ~ N(0, diag(lambda)) (isotropic data: lambda = 1)
+    and e ~ N(0, sigma2 I); the per-sample loss L(A, B, C) of A = <a, a>, B = <a, b>,
+    C = <b, b>; gradient flow with weight decay eta on Phi (and on a learned predictor).
 
-    For the Euclidean loss ``norms`` and ``moments`` are irrelevant; they are normalised to
-    their defaults so that equal models compare (and cache) equal.
+    loss:      a SymPy expression in ``derivations.symbols.A, B, C`` (or a string of one), or
+               a built-in name:
+               "euclidean"          L = (A - 2 B + C)/2 = 1/2 ||a - b||^2
+               "cosine"             L = -B / sqrt(A C)
+               "isoloss-euclidean"  (alias "isoloss") the IsoLoss of Halvagal et al. (2023),
+                                    per sample 1/2 ||z - sg(z_t + z - p)||^2 with z = Phi x1,
+                                    p = W_P z, z_t = b: the gradient moves Phi by
+                                    -(p - z_t) x1^T, without the factor W_P^T, so the
+                                    predictor's eigenvalue no longer multiplies the rate.
+               "isoloss-cosine"     per sample -[<z, sg(z_t)> / sg(||p|| ||z_t||)
+                                    - 1/2 sg(<p, z_t> / (||p||^3 ||z_t||)) ||W_P^(1/2) z||^2]
+                                    (half of Halvagal et al.'s form, matching "cosine"): the
+                                    cosine gradient g = dL/da reaches Phi as g x1^T.
+               IsoLoss variants need a predictor that is not learned (it gets no gradient).
+    target:    "simsiam"  Phi_a = Phi;  "ema"  dPhi_a/dt = beta (Phi - Phi_a) (BYOL); with EMA
+               the frozen-tau analysis is ``derive(spec).freeze("tau")``.
+    predictor: "learned"     W_P = Psi, trained: dPsi/dt = -alpha_p dJ/dPsi - eta Psi;
+               "directpred"  W_P = F^alpha, F = Phi Phi^T (eigenvalue s), set in closed form (no
+                             gradient through it), exponent parameter ``alpha``; ``normalize``
+                             divides F by its largest eigenvalue s_max, ``eps`` adds eps to
+                             every predictor eigenvalue: w = (s/s_max)^alpha + eps;
+               "none"        W_P = I.
+    stop_gradient: True (the target is a constant inside each gradient) or False (SimSiam
+               only: the gradient also flows through the target branch b = Phi x2).
+    views:     "both" (noise on both views) or "one" (the first view clean, x1 = x).
+    data:      "isotropic" (lambda = 1) or "spectrum" (mode j has data variance lambda_j, a
+               parameter ``lambda``; K-mode systems take the spectrum as an array).
+    norms:     for losses that involve the norms (not polynomial in A, B, C). "frozen":
+               A -> N_psi^2, C -> N_phi^2 inside the per-sample gradient, held as parameters.
+               "self-consistent": N_psi^2 = E||a||^2, N_phi^2 = E||b||^2 from the spectrum
+               (closed by ``system.modes(K)``).
+    moments:   for losses that involve the norms. "exact": the remaining Gaussian averages
+               exact (Isserlis). "leading": B replaced by its mean T (self-averaging at large
+               width), which drops the O(1/h) terms such as 2 tau p^2 s^2.
+
+    For a loss polynomial in A, B, C (Euclidean) ``norms`` and ``moments`` are irrelevant and
+    normalised to their defaults, so equal models compare (and cache) equal; an expression
+    equal to a built-in loss is stored by that name.
+
+    Raises
+    ------
+    TypeError
+        A field of the wrong type.
+    ValueError
+        An unknown value, a loss that is not an expression in A, B, C or does not depend on
+        the online output, or a combination that makes no sense (IsoLoss with a learned
+        predictor; no stop-gradient with an EMA target or with IsoLoss; ``normalize`` or
+        ``eps`` without the DirectPred predictor).
     """
 
-    loss: str = "euclidean"
+    loss: str | sp.Expr = "euclidean"
     target: str = "simsiam"
     norms: str = "frozen"
     moments: str = "exact"
+    predictor: str = "learned"
+    stop_gradient: bool = True
+    views: str = "both"
+    data: str = "isotropic"
+    normalize: bool = False
+    eps: bool = False
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "loss", _canonical_loss(self.loss))
         for f in fields(self):
             value = getattr(self, f.name)
-            if not isinstance(value, str):
-                raise TypeError(
-                    f"ModelSpec.{f.name} must be a str, one of {_ALLOWED[f.name]}; "
-                    f"got {type(value).__name__} {value!r}"
-                )
-            if value not in _ALLOWED[f.name]:
+            if f.name in _FLAGS:
+                if not isinstance(value, bool):
+                    raise TypeError(f"ModelSpec.{f.name} must be True or False; got {value!r}")
+            elif f.name in _ALLOWED:
+                if not isinstance(value, str):
+                    raise TypeError(
+                        f"ModelSpec.{f.name} must be a str, one of {_ALLOWED[f.name]}; "
+                        f"got {type(value).__name__} {value!r}"
+                    )
+                if value not in _ALLOWED[f.name]:
+                    raise ValueError(
+                        f"ModelSpec.{f.name}={value!r} is not allowed; "
+                        f"choose one of {', '.join(map(repr, _ALLOWED[f.name]))}"
+                    )
+        if self.isoloss and self.predictor == "learned":
+            raise ValueError(
+                f"ModelSpec: loss={self.loss!r} gives the predictor no gradient, so it cannot be "
+                "learned; use predictor='directpred' (Halvagal et al.) or predictor='none'"
+            )
+        if not self.stop_gradient and self.target == "ema":
+            raise ValueError(
+                "ModelSpec: stop_gradient=False needs target='simsiam'; an EMA target is a "
+                "separate copy that no gradient updates"
+            )
+        if not self.stop_gradient and self.isoloss:
+            raise ValueError(
+                f"ModelSpec: loss={self.loss!r} is defined through stop-gradients; "
+                "stop_gradient=False is not allowed with it"
+            )
+        for flag in ("normalize", "eps"):
+            if getattr(self, flag) and self.predictor != "directpred":
                 raise ValueError(
-                    f"ModelSpec.{f.name}={value!r} is not allowed; "
-                    f"choose one of {', '.join(map(repr, _ALLOWED[f.name]))}"
+                    f"ModelSpec: {flag}=True is an option of predictor='directpred'; "
+                    f"got predictor={self.predictor!r}"
                 )
-        if self.loss == "euclidean":
+        if not self.involves_norms:
             object.__setattr__(self, "norms", "frozen")
             object.__setattr__(self, "moments", "exact")
+
+    # -- what the loss is ------------------------------------------------------------------
+    @property
+    def loss_expr(self) -> sp.Expr:
+        """The per-sample loss L(A, B, C) whose gradient with respect to a drives the model
+        (for IsoLoss the loss whose gradient g = dL/da reaches Phi as g x1^T)."""
+        return loss_expression(self.loss)
+
+    @property
+    def isoloss(self) -> bool:
+        """True for the IsoLoss variants (the predictor factor W_P^T is not applied)."""
+        return isinstance(self.loss, str) and self.loss.startswith("isoloss")
+
+    @property
+    def involves_norms(self) -> bool:
+        """True if the loss is not a polynomial in A, B, C (it divides by or takes roots of
+        the norms), so the norm and moment treatments apply."""
+        return not self.loss_expr.is_polynomial(A, B, C)
 
     @property
     def label(self) -> str:
         """Short human-readable name, e.g. ``cosine/simsiam (frozen norms, exact moments)``."""
-        base = f"{self.loss}/{self.target}"
-        if self.loss == "cosine":
-            base += f" ({self.norms} norms, {self.moments} moments)"
-        return base
+        loss = self.loss if isinstance(self.loss, str) else f"L = {sp.sstr(self.loss)}"
+        base = f"{loss}/{self.target}"
+        extras = []
+        if self.predictor == "directpred":
+            opts = [o for o in ("normalize", "eps") if getattr(self, o)]
+            extras.append("DirectPred predictor" + (f" ({', '.join(opts)})" if opts else ""))
+        elif self.predictor == "none":
+            extras.append("no predictor")
+        if not self.stop_gradient:
+            extras.append("no stop-gradient")
+        if self.views == "one":
+            extras.append("one-view noise")
+        if self.data == "spectrum":
+            extras.append("data spectrum")
+        if self.involves_norms:
+            extras.append(f"{self.norms} norms, {self.moments} moments")
+        return base + (f" ({'; '.join(extras)})" if extras else "")
 
     @staticmethod
-    def allowed() -> dict[str, tuple[str, ...]]:
-        """The allowed values of every field."""
-        return dict(_ALLOWED)
+    def allowed() -> dict[str, tuple]:
+        """The allowed values of every field (``loss`` also takes any expression in A, B, C)."""
+        out: dict[str, tuple] = {"loss": _LOSS_NAMES}
+        out.update(_ALLOWED)
+        out.update({flag: (False, True) for flag in _FLAGS})
+        return out
+
+
+def _canonical_loss(loss: object) -> str | sp.Expr:
+    """A built-in name, or a SymPy expression in A, B, C that is not equal to a built-in."""
+    if isinstance(loss, str):
+        if loss == "isoloss":
+            return "isoloss-euclidean"
+        if loss in BUILTIN_LOSSES:
+            return loss
+        try:
+            expr = sp.parse_expr(loss, local_dict={"A": A, "B": B, "C": C})
+        except Exception:
+            raise ValueError(
+                f"ModelSpec.loss={loss!r} is neither a built-in loss ({', '.join(map(repr, _LOSS_NAMES))}) "
+                "nor an expression in A, B, C"
+            ) from None
+    elif isinstance(loss, sp.Basic):
+        expr = loss
+    else:
+        raise TypeError(
+            f"ModelSpec.loss must be a str or a SymPy expression in A, B, C; got {type(loss).__name__}"
+        )
+    if not isinstance(expr, sp.Expr):
+        raise TypeError(f"ModelSpec.loss must be a scalar SymPy expression; got {expr!r}")
+    expr = expr.xreplace({sp.Symbol(n): v for n, v in (("A", A), ("B", B), ("C", C))})
+    extra = expr.free_symbols - {A, B, C}
+    if extra:
+        raise ValueError(
+            f"ModelSpec.loss={loss!r} is neither a built-in loss ({', '.join(map(repr, _LOSS_NAMES))}) nor an "
+            f"expression in A = <a,a>, B = <a,b>, C = <b,b> (derivations.symbols.A, B, C) only; "
+            f"it uses {sorted(map(str, extra))}"
+        )
+    if not expr.has(A) and not expr.has(B):
+        raise ValueError(f"ModelSpec.loss={expr} does not depend on A or B: the online branch gets no gradient")
+    for name in ("euclidean", "cosine"):
+        if sp.simplify(expr - loss_expression(name)) == 0:
+            return name
+    return expr

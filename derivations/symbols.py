@@ -10,17 +10,25 @@ from __future__ import annotations
 import sympy as sp
 
 __all__ = [
-    "p", "s", "tau", "sigma2", "eta", "alpha_p", "beta", "N_psi", "N_phi", "T",
-    "by_name", "c",
+    "p", "s", "tau", "sigma2", "eta", "alpha_p", "beta", "alpha", "eps", "s_max", "lam",
+    "N_psi", "N_phi", "T", "A", "B", "C", "lr", "by_name", "c",
 ]
 
 p, s, tau = sp.symbols("p s tau")
 sigma2, eta, alpha_p, beta = sp.symbols("sigma2 eta alpha_p beta")
+alpha, eps, s_max = sp.symbols("alpha eps s_max")
+"""DirectPred: predictor eigenvalue w = (s / s_max)**alpha + eps (s_max and eps as options)."""
+lam = sp.Symbol("lambda")
+"""The data variance of a mode (ModelSpec data="spectrum"); its name is "lambda"."""
+lr = sp.Symbol("lr")
+"""The learning rate of a discrete-time system (``EigenmodeSystem.discrete``)."""
 N_psi, N_phi, T = sp.symbols("N_psi N_phi T")
+
+from ._losses import A, B, C  # noqa: E402  (A = <a,a>, B = <a,b>, C = <b,b>: losses are written in them)
 
 c = 1 + sigma2
 """c = 1 + sigma2, the view covariance E[x1 x1^T] = c I (an expression, not a parameter)."""
 
-_ALL = (p, s, tau, sigma2, eta, alpha_p, beta, N_psi, N_phi, T)
+_ALL = (p, s, tau, sigma2, eta, alpha_p, beta, alpha, eps, s_max, lam, lr, N_psi, N_phi, T, A, B, C)
 by_name: dict[str, sp.Symbol] = {str(x): x for x in _ALL}
 """Every public symbol keyed by its name."""

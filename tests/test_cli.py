@@ -41,3 +41,36 @@ def test_console_script_runs():
         capture_output=True, text=True, check=True,
     ).stdout
     assert "euclidean/simsiam" in out
+
+
+def test_every_option_has_help_text():
+    from dynamics._cli import build_parser
+
+    parser = build_parser()
+    subs = next(a for a in parser._actions if a.dest == "command").choices
+    for name, sub in subs.items():
+        for action in sub._actions:
+            if action.dest != "help":
+                assert action.help, f"ncdyn {name} {action.option_strings} has no help text"
+
+
+def test_norms_with_a_polynomial_loss_is_an_error_not_ignored(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["derive", "--loss", "euclidean", "--norms", "self-consistent"])
+    assert exc.value.code == 2 and "--norms" in capsys.readouterr().err
+
+
+def test_steps_with_latex_print_latex(capsys):
+    assert main(["derive", "--loss", "euclidean", "--steps", "--latex"]) == 0
+    out = capsys.readouterr().out
+    steps = out[out.index("[expected_gradient]"):]
+    assert r"\alpha_{p}" in steps or r"\sigma_{2}" in steps or r"\eta" in steps
+    assert "alpha_p*" not in steps
+
+
+def test_new_model_options_and_conflicts(capsys):
+    assert main(["derive", "--loss", "isoloss", "--predictor", "directpred"]) == 0
+    assert "ds/dt" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["derive", "--loss", "euclidean", "--target", "ema", "--no-stop-gradient"])
+    assert exc.value.code == 2 and "stop_gradient" in capsys.readouterr().err

@@ -1,0 +1,200 @@
+"""The true model of a ModelSpec as JAX code: per-sample losses whose autodiff gradients are the
+model's learning rule. The network simulator and ``verify`` use it as ground truth; nothing
+here is derived by SymPy.
+
+Stop-gradients are written as a second copy of the weights (``frozen``) rather than with
+``jax.lax.stop_gradient``: the gradient is taken with respect to ``weights`` only and then
+evaluated at ``frozen = weights``. This keeps the loss differentiable in the samples, so the
+Gaussian average of a loss quadratic in the samples is exact (``expected_loss``).
+
+Weights: ``{"Phi": (h, d)}`` plus ``"Psi": (h, h)`` for a learned predictor and
+``"Phi_a": (h, d)`` for an EMA target. Parameters: ``sigma2``, ``eta`` and, as the spec needs
+them, ``alpha_p`` (learned predictor), ``beta`` (EMA), ``alpha`` and ``eps`` (DirectPred).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import sympy as sp
+
+from ._losses import A, B, C
+from ._spec import ModelSpec
+
+__all__ = [
+    "network_params", "predictor_matrix", "sample_loss", "expected_loss", "view_covariance", "weight_flow",
+    "sample_views",
+]
+
+Weights = Mapping[str, Any]
+
+
+def network_params(spec: ModelSpec) -> tuple[str, ...]:
+    """The parameters the network of ``spec`` reads (it computes its own norms and spectra)."""
+    names = ["sigma2", "eta"]
+    if spec.predictor == "learned":
+        names.append("alpha_p")
+    if spec.target == "ema":
+        names.append("beta")
+    if spec.predictor == "directpred":
+        names.append("alpha")
+        if spec.eps:
+            names.append("eps")
+    return tuple(names)
+
+
+def _jnp():
+    import jax.numpy as jnp
+
+    return jnp
+
+
+def _matrix_power(F: Any, power: Any, spec: ModelSpec, params: Mapping[str, Any]) -> Any:
+    """U diag(w) U^T from the eigendecomposition of the symmetric F, w = DirectPred's
+    predictor eigenvalues raised to ``power`` (1 for W_P, 1/2 for W_P^(1/2))."""
+    jnp = _jnp()
+    ev, U = jnp.linalg.eigh(0.5 * (F + F.T))
+    ev = jnp.clip(ev, 0.0, None)
+    if spec.normalize:
+        ev = ev / jnp.max(ev)
+    w = ev ** params["alpha"]
+    if spec.eps:
+        w = w + params["eps"]
+    return (U * w**power) @ U.T
+
+
+def predictor_matrix(spec: ModelSpec, weights: Weights, params: Mapping[str, Any], power: float = 1.0) -> Any:
+    """W_P (or W_P**power for DirectPred): Psi, F**alpha with F = Phi Phi^T, or the identity.
+
+    DirectPred: w_j = (s_j / s_max)**alpha [+ eps] with s_j the eigenvalues of F (``normalize``
+    divides by the largest, ``eps`` adds eps)."""
+    jnp = _jnp()
+    if spec.predictor == "learned":
+        if power != 1.0:
+            raise ValueError("predictor_matrix: a learned predictor has no fractional power here")
+        return weights["Psi"]
+    h = weights["Phi"].shape[0]
+    if spec.predictor == "none":
+        return jnp.eye(h)
+    Phi = weights["Phi"]
+    return _matrix_power(Phi @ Phi.T, power, spec, params)
+
+
+def _loss_function(spec: ModelSpec) -> Callable:
+    return sp.lambdify((A, B, C), spec.loss_expr, modules="jax")
+
+
+def sample_loss(spec: ModelSpec) -> Callable:
+    """Per-sample losses ``f(weights, frozen, x1, x2, params) -> (n,)``.
+
+    x1, x2: views, shape (n, d). The gradient of ``f(...).mean()`` with respect to ``weights``,
+    at ``frozen = weights``, is the model's expected-gradient estimate:
+    - a = W_P Phi x1; b = Phi_t x2 with Phi_t = Phi (SimSiam) or Phi_a (EMA), taken from
+      ``frozen`` under stop-gradient; the loss L(A, B, C) of ``spec.loss_expr``;
+    - DirectPred: W_P from ``frozen`` (set in closed form, no gradient through it);
+    - IsoLoss (Halvagal et al.), z = Phi x1, p = W_P z, z_t = b, primes from ``frozen``:
+      euclidean 1/2 ||z - (z_t' + z' - p')||^2;
+      cosine -[<z, z_t'> / (||p'|| ||z_t'||) - 1/2 <p', z_t'> / (||p'||^3 ||z_t'||) ||W_P'^(1/2) z||^2].
+    """
+    jnp = _jnp()
+    L = _loss_function(spec)
+    ema = spec.target == "ema"
+
+    def f(weights: Weights, frozen: Weights, x1: Any, x2: Any, params: Mapping[str, Any]) -> Any:
+        target_src = frozen if spec.stop_gradient else weights
+        Phi_t = target_src["Phi_a"] if ema else target_src["Phi"]
+        b = x2 @ Phi_t.T
+        if spec.isoloss:
+            W = predictor_matrix(spec, frozen, params)
+            z = x1 @ weights["Phi"].T
+            z_f = x1 @ frozen["Phi"].T
+            p_f = z_f @ W.T
+            if spec.loss == "isoloss-euclidean":
+                return 0.5 * jnp.sum((z - (b + z_f - p_f)) ** 2, axis=1)
+            norm_p = jnp.linalg.norm(p_f, axis=1)
+            norm_t = jnp.linalg.norm(b, axis=1)
+            half = z @ predictor_matrix(spec, frozen, params, power=0.5).T
+            return -(
+                jnp.sum(z * b, axis=1) / (norm_p * norm_t)
+                - 0.5 * jnp.sum(p_f * b, axis=1) / (norm_p**3 * norm_t) * jnp.sum(half**2, axis=1)
+            )
+        W = predictor_matrix(spec, weights if spec.predictor == "learned" else frozen, params)
+        a = x1 @ (W @ weights["Phi"]).T
+        return L(jnp.sum(a * a, axis=1), jnp.sum(a * b, axis=1), jnp.sum(b * b, axis=1))
+
+    return f
+
+
+def view_covariance(spec: ModelSpec, params: Mapping[str, Any], lam: Any, basis: Any = None) -> Any:
+    """The joint covariance of (x1, x2), shape (2d, 2d), for data covariance
+    V diag(lam) V^T (V = ``basis``, default the identity) and view noise sigma2."""
+    jnp = _jnp()
+    lam = jnp.asarray(lam, dtype=jnp.float64)
+    d = lam.shape[0]
+    V = jnp.eye(d) if basis is None else jnp.asarray(basis)
+    Sx = (V * lam) @ V.T
+    noise = params["sigma2"] * jnp.eye(d)
+    S11 = Sx + (noise if spec.views == "both" else 0.0)
+    return jnp.block([[S11, Sx], [Sx, Sx + noise]])
+
+
+def expected_loss(spec: ModelSpec) -> Callable:
+    """``f(weights, frozen, params, cov) -> E[L]`` exactly, for losses quadratic in the samples
+    (polynomial of degree one in A, B, C, e.g. Euclidean and IsoLoss-Euclidean).
+
+    E[L] = 1/2 tr(H cov) with H the Hessian of the per-sample loss in v = (x1, x2) (the loss
+    is a quadratic form in v); ``cov`` is the joint covariance of (x1, x2) (``view_covariance``).
+
+    Raises ValueError for a loss that is not quadratic in the samples.
+    """
+    import jax
+
+    jnp = _jnp()
+    expr = spec.loss_expr
+    if not (expr.is_polynomial(A, B, C) and sp.Poly(expr, A, B, C).total_degree() <= 1):
+        raise ValueError(
+            f"expected_loss needs a loss of degree one in A, B, C (quadratic in the samples); "
+            f"{spec.label} is not: use sampled gradients"
+        )
+    per_sample = sample_loss(spec)
+
+    def f(weights: Weights, frozen: Weights, params: Mapping[str, Any], cov: Any) -> Any:
+        d = weights["Phi"].shape[1]
+
+        def loss_of(v):
+            return per_sample(weights, frozen, v[None, :d], v[None, d:], params)[0]
+
+        H = jax.hessian(loss_of)(jnp.zeros(2 * d))
+        return 0.5 * jnp.sum(H * cov)
+
+    return f
+
+
+def weight_flow(spec: ModelSpec, weights: Weights, grads: Weights, params: Mapping[str, Any]) -> dict[str, Any]:
+    """d(weights)/dt of gradient flow with weight decay:
+    dPhi = -dJ/dPhi - eta Phi, dPsi = -alpha_p dJ/dPsi - eta Psi, dPhi_a = beta (Phi - Phi_a)."""
+    out = {"Phi": -grads["Phi"] - params["eta"] * weights["Phi"]}
+    if "Psi" in weights:
+        out["Psi"] = -params["alpha_p"] * grads["Psi"] - params["eta"] * weights["Psi"]
+    if "Phi_a" in weights:
+        out["Phi_a"] = params["beta"] * (weights["Phi"] - weights["Phi_a"])
+    return out
+
+
+def sample_views(spec: ModelSpec, key: Any, n: int, params: Mapping[str, Any], lam: Any, basis: Any = None) -> tuple[Any, Any]:
+    """n pairs of views (x1, x2), shape (n, d) each: x = V (sqrt(lam) * xi), xi ~ N(0, I);
+    x2 = x + e2 and x1 = x + e1 ("both") or x1 = x ("one"), e ~ N(0, sigma2 I)."""
+    import jax
+
+    jnp = _jnp()
+    lam = jnp.asarray(lam, dtype=jnp.float64)
+    d = lam.shape[0]
+    kx, k1, k2 = jax.random.split(key, 3)
+    x = jax.random.normal(kx, (n, d)) * jnp.sqrt(lam)
+    if basis is not None:
+        x = x @ jnp.asarray(basis).T
+    sigma = jnp.sqrt(params["sigma2"])
+    x2 = x + sigma * jax.random.normal(k2, (n, d))
+    x1 = x + sigma * jax.random.normal(k1, (n, d)) if spec.views == "both" else x
+    return x1, x2
