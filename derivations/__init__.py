@@ -25,7 +25,9 @@ from ._moments import gaussian_expectation, wick_moment  # noqa: E402
 from ._spec import ModelSpec  # noqa: E402
 from ._coupled import ModeSystem, couple  # noqa: E402
 from ._eigenmode import EigenmodeSystem, display_form  # noqa: E402
+from ._exact import QUADRATURE, ExactEigenmodes, ExactModeSystem, exact_factors  # noqa: E402
 from ._system import FrozenMap, ODESystem, freeze, reduce  # noqa: E402
+from ._verify import VerifyReport, verify  # noqa: E402
 from ._truth import (  # noqa: E402
     expected_loss,
     network_params,
@@ -46,6 +48,10 @@ __all__ = [
     "derive",
     "EigenmodeSystem",
     "ModeSystem",
+    "ExactEigenmodes",
+    "ExactModeSystem",
+    "exact_factors",
+    "QUADRATURE",
     "display_form",
     "ConservationLaw",
     "gaussian_expectation",
@@ -64,4 +70,6 @@ __all__ = [
     "weight_flow",
     "cache_dir",
     "clear_cache",
+    "verify",
+    "VerifyReport",
 ]

@@ -23,6 +23,7 @@ Pipeline (each stage is kept in ``system.steps``):
 
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib import metadata
 
 import sympy as sp
@@ -70,7 +71,8 @@ def derive(spec: ModelSpec | None = None, /, *, cache: bool = True, **fields: ob
     -------
     EigenmodeSystem
         States (p, s[, tau]) with a learned predictor, (s[, tau]) otherwise; its ``steps`` hold
-        every stage of the derivation.
+        every stage of the derivation. For ``norms="exact"`` an ``ExactEigenmodes`` (the exact
+        flow has no one-mode form; its ``modes(K)`` is evaluated by quadrature).
 
     Raises
     ------
@@ -87,6 +89,12 @@ def derive(spec: ModelSpec | None = None, /, *, cache: bool = True, **fields: ob
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"spec must be a derivations.ModelSpec; got {type(spec).__name__}")
     if cache and spec in _memory:
+        return _memory[spec]
+    if spec.norms == "exact":
+        from ._exact import ExactEigenmodes
+
+        base = derive(replace(spec, norms="self-consistent"), cache=cache)
+        _memory[spec] = ExactEigenmodes(spec, base)
         return _memory[spec]
     key = cache_key(spec, _version())
     system = load_cached(key) if cache else None

@@ -13,7 +13,7 @@ __all__ = ["ModelSpec"]
 
 _ALLOWED = {
     "target": ("simsiam", "ema"),
-    "norms": ("frozen", "self-consistent"),
+    "norms": ("frozen", "self-consistent", "exact"),
     "moments": ("exact", "leading"),
     "predictor": ("learned", "directpred", "none"),
     "views": ("both", "one"),
@@ -61,7 +61,9 @@ class ModelSpec:
     norms:     for losses that involve the norms (not polynomial in A, B, C). "frozen":
                A -> N_psi^2, C -> N_phi^2 inside the per-sample gradient, held as parameters.
                "self-consistent": N_psi^2 = E||a||^2, N_phi^2 = E||b||^2 from the spectrum
-               (closed by ``system.modes(K)``).
+               (closed by ``system.modes(K)``). "exact" (cosine loss): no approximation, the
+               expected gradient of the true loss at any width by a Laplace-integral
+               quadrature; ``derive`` then returns ``ExactEigenmodes`` (K-mode systems only).
     moments:   for losses that involve the norms. "exact": the remaining Gaussian averages
                exact (Isserlis). "leading": B replaced by its mean T (self-averaging at large
                width), which drops the O(1/h) terms such as 2 tau p^2 s^2.
@@ -131,6 +133,13 @@ class ModelSpec:
                     f"ModelSpec: {flag}=True is an option of predictor='directpred'; "
                     f"got predictor={self.predictor!r}"
                 )
+        if self.norms == "exact":
+            if self.loss != "cosine" or not self.stop_gradient:
+                raise ValueError(
+                    "ModelSpec: norms='exact' (the exact expected flow at any width) is available for "
+                    f"loss='cosine' with stop-gradient; got loss={self.loss!r}, stop_gradient={self.stop_gradient}"
+                )
+            object.__setattr__(self, "moments", "exact")
         if not self.involves_norms:
             object.__setattr__(self, "norms", "frozen")
             object.__setattr__(self, "moments", "exact")
@@ -170,7 +179,9 @@ class ModelSpec:
             extras.append("one-view noise")
         if self.data == "spectrum":
             extras.append("data spectrum")
-        if self.involves_norms:
+        if self.norms == "exact":
+            extras.append("exact at finite width")
+        elif self.involves_norms:
             extras.append(f"{self.norms} norms, {self.moments} moments")
         return base + (f" ({'; '.join(extras)})" if extras else "")
 
