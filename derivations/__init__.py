@@ -24,7 +24,7 @@ from ._losses import is_scale_invariant, per_sample_gradient, per_sample_loss  #
 from ._moments import gaussian_expectation, wick_moment  # noqa: E402
 from ._spec import ModelSpec  # noqa: E402
 from ._coupled import ModeSystem, couple  # noqa: E402
-from ._eigenmode import EigenmodeSystem, display_form  # noqa: E402
+from ._eigenmode import EigenmodeSystem, display_form, latex  # noqa: E402
 from ._exact import QUADRATURE, ExactEigenmodes, ExactModeSystem, exact_factors  # noqa: E402
 from ._system import FrozenMap, ODESystem, freeze, reduce  # noqa: E402
 from ._verify import VerifyReport, verify  # noqa: E402
@@ -53,6 +53,7 @@ __all__ = [
     "exact_factors",
     "QUADRATURE",
     "display_form",
+    "latex",
     "ConservationLaw",
     "gaussian_expectation",
     "wick_moment",

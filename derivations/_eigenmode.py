@@ -14,7 +14,7 @@ from ._losses import is_scale_invariant
 from ._spec import ModelSpec
 from ._system import FrozenMap, ODESystem, _freeze, reduce
 
-__all__ = ["EigenmodeSystem", "display_form"]
+__all__ = ["EigenmodeSystem", "display_form", "latex"]
 
 _LATEX_NAMES = {
     sy.tau: r"\tau",
@@ -31,6 +31,12 @@ _LATEX_NAMES = {
 }
 
 _c = sp.Symbol("c")
+
+
+def latex(expr: object) -> str:
+    """LaTeX of a SymPy expression with the model's symbol names (sigma2 as \\sigma^2,
+    alpha_p as \\alpha_p, N_psi as N_\\psi, ...): SymPy alone would print sigma2 as sigma_2."""
+    return sp.latex(sp.sympify(expr), symbol_names=_LATEX_NAMES)
 
 
 def display_form(expr: sp.Expr, c: sp.Expr = sy.c) -> sp.Expr:

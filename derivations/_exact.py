@@ -27,7 +27,7 @@ Quadrature: u = e^x / E[A], v = e^y / E[C] and the trapezoidal rule on a uniform
 (x, y). The integrand is analytic in the strip |Im x|, |Im y| < pi (q_k vanishes only at
 negative real u, v) and decays exponentially at both ends, so the error falls like
 exp(-2 pi^2 / h) with the step h plus the truncated tails: the default grid (h = 0.4 on
-[-64, 56] in both log variables) is below 1e-12 relative, checked by refinement in the tests.
+[-64, 64] in both log variables) is below 1e-12 relative, checked by refinement in the tests.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from ._system import FrozenMap
 
 __all__ = ["ExactEigenmodes", "ExactModeSystem", "exact_factors", "QUADRATURE"]
 
-QUADRATURE = FrozenMap({"step": 0.4, "lower": -64.0, "upper": 56.0})
+QUADRATURE = FrozenMap({"step": 0.4, "lower": -64.0, "upper": 64.0})
 """The default quadrature grid in log variables: step h and range [lower, upper] for both x
 and y (u = e^x / E[A], v = e^y / E[C])."""
 

@@ -15,16 +15,17 @@ import time
 import sympy as sp
 
 from derivations import ModelSpec, derive, display_form
+from derivations import latex as to_latex
 
 _ALLOWED = ModelSpec.allowed()
 
 
-def _show(value, latex: bool, indent: str = "  ") -> str:
+def _show(value, as_latex: bool, indent: str = "  ") -> str:
     if isinstance(value, str):
         return indent + value
     if hasattr(value, "items"):
-        return "\n".join(f"{indent}{k}: " + _show(v, latex, "").lstrip() for k, v in value.items())
-    return indent + (sp.latex(value) if latex else sp.sstr(value))
+        return "\n".join(f"{indent}{k}: " + _show(v, as_latex, "").lstrip() for k, v in value.items())
+    return indent + (to_latex(value) if as_latex else sp.sstr(value))
 
 
 def _derive_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

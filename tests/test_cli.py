@@ -64,7 +64,7 @@ def test_steps_with_latex_print_latex(capsys):
     assert main(["derive", "--loss", "euclidean", "--steps", "--latex"]) == 0
     out = capsys.readouterr().out
     steps = out[out.index("[expected_gradient]"):]
-    assert r"\alpha_{p}" in steps or r"\sigma_{2}" in steps or r"\eta" in steps
+    assert r"\sigma^2" in steps and r"\sigma_{2}" not in steps
     assert "alpha_p*" not in steps
 
 

@@ -190,3 +190,12 @@ def test_derived_flow_and_discrete_map_equal_the_networks_expected_gradient(spec
     increment = dmodes.unpack(dmodes.to_numpy()(0.0, y, {**given, "lr": lr}))
     for name, ref in after.items():
         np.testing.assert_allclose(spectra[name] + increment[name], ref, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_descriptions_say_which_treatment_the_system_has():
+    """The printed description names this system's own norm treatment (not another's)."""
+    sc_exact = str(derive(ModelSpec("cosine", norms="self-consistent", moments="exact")))
+    assert "self-consistently" in sc_exact and "frozen to parameters" not in sc_exact
+    assert "norms frozen inside the gradient" not in sc_exact
+    frozen_leading = str(derive(ModelSpec("cosine", norms="frozen", moments="leading")))
+    assert "frozen to parameters" in frozen_leading and "self-consistent values" not in frozen_leading
