@@ -32,7 +32,7 @@ exp(-2 pi^2 / h) with the step h plus the truncated tails: the default grid (h =
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -105,17 +105,22 @@ class ExactModeSystem(ModeSystem):
         return quad
 
     @property
+    def spec(self):
+        """The model: the per-mode system's spec with ``norms="exact"``."""
+        return replace(self.per_mode.spec, norms="exact")
+
+    @property
     def name(self) -> str:
-        return f"{self.per_mode.spec.loss}/{self.per_mode.spec.target} exact at width {self.K}"
+        return f"{self.spec.label}, {self.K} modes"
 
     def to_jax(self, checked: bool = True):
         """``f(t, y, params)`` on flat states (..., n_states), evaluated by quadrature."""
         return _exact_function(self, checked)
 
     def to_numpy(self, checked: bool = True):
-        """The same as ``to_jax``, returning NumPy arrays."""
-        f = self.to_jax(checked)
-        return lambda t, y, params: np.asarray(f(t, y, params))
+        """The same as ``to_jax``, returning NumPy arrays (one compiled evaluation per call:
+        SciPy's integrators call it step by step)."""
+        return _exact_numpy(self, checked)
 
     def to_ode_system(self):
         raise ValueError("the exact system has no closed-form right-hand side (it is a quadrature); "
@@ -125,7 +130,7 @@ class ExactModeSystem(ModeSystem):
         return self.to_ode_system()
 
     def __repr__(self) -> str:
-        return f"ExactModeSystem({self.per_mode.spec.label}, K={self.K}, params={self.param_names})"
+        return f"ExactModeSystem({self.spec.label}, K={self.K}, params={self.param_names})"
 
 
 @lru_cache(maxsize=64)
@@ -184,6 +189,27 @@ def _exact_function(system: ExactModeSystem, checked: bool):
         return jnp.concatenate([out[n] * ones for n in names], axis=-1)
 
     f.__doc__ = f"exact {K}-mode flow of {spec.label}; params: {', '.join(free)}."
+    return f
+
+
+@lru_cache(maxsize=64)
+def _exact_numpy(system: ExactModeSystem, checked: bool):
+    import jax
+
+    from ._codegen import state_array
+
+    core = jax.jit(_exact_function(system, False))
+    free = system.param_names
+    flat_names = [f"{n}_1..{n}_K" for n in system.per_mode.state_names]
+
+    def f(t, y, params):
+        if checked:
+            y = state_array(y, system.n_states, flat_names, "numpy")
+            params = system.check_params(params, batch=True)
+        given = {k: np.asarray(float(params[k]) if isinstance(params[k], sp.Basic) else params[k], dtype=float) for k in free}
+        return np.asarray(core(t, np.asarray(y, dtype=float), given))
+
+    f.__doc__ = _exact_function(system, checked).__doc__
     return f
 
 
