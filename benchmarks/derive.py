@@ -18,16 +18,16 @@ import tempfile
 CHILD = r"""
 import json, sys, time
 from derivations import ModelSpec, derive
-spec = ModelSpec(*sys.argv[1:5])
+spec = ModelSpec(**json.loads(sys.argv[1]))
 t0 = time.perf_counter()
 system = derive(spec)
 print(json.dumps({"seconds": time.perf_counter() - t0, "order": system.order}))
 """
 
 
-def time_in_fresh_process(spec_fields: tuple[str, ...], cache_dir: str) -> dict:
+def time_in_fresh_process(spec_fields: dict, cache_dir: str) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, *spec_fields],
+        [sys.executable, "-c", CHILD, json.dumps(spec_fields)],
         capture_output=True, text=True, check=True,
         env={**__import__("os").environ, "NCDYN_CACHE_DIR": cache_dir},
     )
@@ -37,20 +37,32 @@ def time_in_fresh_process(spec_fields: tuple[str, ...], cache_dir: str) -> dict:
 def main() -> None:
     from derivations import ModelSpec
 
-    specs = sorted(
-        {ModelSpec(*f) for f in itertools.product(*ModelSpec.allowed().values())}, key=lambda s: s.label
-    )
-    print(f"{'variant':<55} {'order':>5} {'cold s':>8} {'cached s':>9} {'ratio':>7}")
+    classic = {
+        ModelSpec(*f)
+        for f in itertools.product(("euclidean", "cosine"), ("simsiam", "ema"), ("frozen", "self-consistent"), ("exact", "leading"))
+    }
+    wider = {
+        ModelSpec("euclidean", "ema", predictor="directpred"),
+        ModelSpec("isoloss-cosine", "ema", predictor="directpred", normalize=True, eps=True),
+        ModelSpec("cosine", stop_gradient=False),
+        ModelSpec("cosine", "ema", views="one", data="spectrum"),
+    }
+    specs = sorted(classic | wider, key=lambda s: s.label)
+    print(f"{'variant':<80} {'order':>5} {'cold s':>8} {'cached s':>9} {'ratio':>7}")
     worst_cold = worst_cached = 0.0
     for spec in specs:
-        fields = (spec.loss, spec.target, spec.norms, spec.moments)
+        fields = {
+            "loss": spec.loss, "target": spec.target, "norms": spec.norms, "moments": spec.moments,
+            "predictor": spec.predictor, "stop_gradient": spec.stop_gradient, "views": spec.views,
+            "data": spec.data, "normalize": spec.normalize, "eps": spec.eps,
+        }
         with tempfile.TemporaryDirectory() as cache_dir:
             cold = time_in_fresh_process(fields, cache_dir)
             cached = time_in_fresh_process(fields, cache_dir)
         worst_cold = max(worst_cold, cold["seconds"])
         worst_cached = max(worst_cached, cached["seconds"])
         print(
-            f"{spec.label:<55} {cold['order']:>5} {cold['seconds']:>8.2f} {cached['seconds']:>9.3f} "
+            f"{spec.label:<80} {str(cold['order']):>5} {cold['seconds']:>8.2f} {cached['seconds']:>9.3f} "
             f"{cold['seconds'] / cached['seconds']:>7.0f}x"
         )
     print(f"\nworst cold {worst_cold:.2f} s (target < 10 s); worst cached {worst_cached:.3f} s (target < 0.2 s)")

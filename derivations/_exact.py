@@ -39,8 +39,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from . import symbols as sy
-from ._coupled import ModeSystem, couple
+from ._coupled import ModeSystem
 from ._system import FrozenMap
 
 __all__ = ["ExactEigenmodes", "ExactModeSystem", "exact_factors", "QUADRATURE"]

@@ -205,8 +205,8 @@ def _canonical_loss(loss: object) -> str | sp.Expr:
             expr = sp.parse_expr(loss, local_dict={"A": A, "B": B, "C": C})
         except Exception:
             raise ValueError(
-                f"ModelSpec.loss={loss!r} is neither a built-in loss ({', '.join(map(repr, _LOSS_NAMES))}) "
-                "nor an expression in A, B, C"
+                f"ModelSpec.loss={loss!r} is not allowed: choose one of the built-in losses "
+                f"({', '.join(map(repr, _LOSS_NAMES))}) or an expression in A, B, C"
             ) from None
     elif isinstance(loss, sp.Basic):
         expr = loss
@@ -220,9 +220,9 @@ def _canonical_loss(loss: object) -> str | sp.Expr:
     extra = expr.free_symbols - {A, B, C}
     if extra:
         raise ValueError(
-            f"ModelSpec.loss={loss!r} is neither a built-in loss ({', '.join(map(repr, _LOSS_NAMES))}) nor an "
-            f"expression in A = <a,a>, B = <a,b>, C = <b,b> (derivations.symbols.A, B, C) only; "
-            f"it uses {sorted(map(str, extra))}"
+            f"ModelSpec.loss={loss!r} is not allowed: it uses {sorted(map(str, extra))}; choose one of the built-in "
+            f"losses ({', '.join(map(repr, _LOSS_NAMES))}) or an expression in A = <a,a>, B = <a,b>, C = <b,b> "
+            "only (derivations.symbols.A, B, C)"
         )
     if not expr.has(A) and not expr.has(B):
         raise ValueError(f"ModelSpec.loss={expr} does not depend on A or B: the online branch gets no gradient")

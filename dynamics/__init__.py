@@ -4,7 +4,9 @@
     flow(system, t)                         the pure JAX flow map (y0, params) -> y(t): jit, vmap, grad
     Collapse, BlowUp, Steady, LeaveBox, Condition   terminating events, one definition for both backends
     simulate_network(spec, params)          the matrix-level linear network, true losses
-    compare(loss, target, params)           eigenmode approximations against the network
+    compare(spec, params)                   eigenmode theories against the network (or recorded trajectories)
+    iterate(system, y0, n_steps, params)    a discrete-time map (finite learning rate), lax.scan
+    digits_experiment(loss)                 a linear SimSiam network on real data (sklearn digits) vs theory
     equilibria(system, params)              every equilibrium, classified (exact where polynomial)
     threshold / bifurcation / regimes       equilibria across parameters
     basins(system, params, grid)            where trajectories from a grid of states go
@@ -23,11 +25,13 @@ from ._basins import Basins, basins  # noqa: E402
 from ._bifurcation import BIFURCATION_KINDS, Bifurcation, BifurcationPoint, Branch, bifurcation  # noqa: E402
 from ._roots import REGIMES, BatchRoots, Regimes, ShrinkingNorms, regimes, roots_batch, shrinking_norms  # noqa: E402
 from ._threshold import Threshold, threshold  # noqa: E402
-from ._compare import Comparison, approximations_for, compare  # noqa: E402
+from ._compare import Comparison, Reference, approximations_for, compare  # noqa: E402
 from ._equilibria import Equilibrium, EquilibriumCurve, EquilibriumSet, equilibria  # noqa: E402
 from ._events import BlowUp, Collapse, Condition, Event, EventContext, LeaveBox, Steady  # noqa: E402
 from ._integrate import BUILTIN_EVENTS, JAX_SOLVERS, SCIPY_METHODS, flow, integrate  # noqa: E402
-from ._network import NetworkRun, aligned_init, default_spectrum, simulate_network  # noqa: E402
+from ._iterate import ITERATION_STATUSES, Iteration, iterate  # noqa: E402
+from ._network import NetworkRun, aligned_init, data_spectrum, default_spectrum, simulate_network  # noqa: E402
+from ._realdata import DigitsData, RealDataRun, collapse_threshold, digits_data, digits_experiment, plot_real_data  # noqa: E402
 from ._phase_plane import Orbit, PhasePlane, SaddleManifold, phase_plane  # noqa: E402
 from ._plots import plot_basins, plot_bifurcation, plot_flow_1d, plot_phase_plane, plot_regimes, plot_spectra, portrait  # noqa: E402
 from ._reproduce import reproduce  # noqa: E402
@@ -56,6 +60,17 @@ __all__ = [
     "compare",
     "Comparison",
     "approximations_for",
+    "Reference",
+    "iterate",
+    "Iteration",
+    "ITERATION_STATUSES",
+    "data_spectrum",
+    "digits_data",
+    "DigitsData",
+    "digits_experiment",
+    "RealDataRun",
+    "collapse_threshold",
+    "plot_real_data",
     "equilibria",
     "Equilibrium",
     "EquilibriumCurve",

@@ -67,6 +67,7 @@ def basins(
     t1: float = 200.0,
     collapse_tol: float = 1e-6,
     backend: str = "jax",
+    progress: bool = True,
 ) -> Basins:
     """Integrate from every point of ``grid`` = {x state: values, y state: values} (the other
     states from ``fixed``) to ``t1`` in one batched ``integrate`` call and record where each
@@ -81,6 +82,8 @@ def basins(
     fixed : {other state: real number or "manifold"}; "manifold" puts the state on the
         system's declared invariant manifold at each grid point (``system.manifold``).
     t1 : integration time. collapse_tol : collapse threshold. backend : ``integrate``'s.
+    progress : a progress bar for grids that take more than a few seconds (``integrate``'s;
+        the grid runs in ``integrate``'s memory-bounded chunks, only end states are saved).
 
     Returns
     -------
@@ -126,7 +129,8 @@ def basins(
         for n in on_manifold:
             g = sp.lambdify(args, exprs[n], "numpy")
             y0[..., names.index(n)] = g(X, Y, *(float(prm[p]) for p in system.param_names))
-    sol = integrate(system, y0, (0.0, t1), params, t_eval=[t1], collapse_tol=collapse_tol, backend=backend)
+    sol = integrate(system, y0, (0.0, t1), params, t_eval=[t1], collapse_tol=collapse_tol, backend=backend,
+                    progress=progress)
     final = sol.y[..., -1, :]
     idx = np.asarray(system.collapse_indices, dtype=int)
     if idx.size:

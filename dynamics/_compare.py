@@ -1,134 +1,404 @@
-"""compare(): eigenmode predictions against the trained linear network, width by width."""
+"""compare(): eigenmode predictions against the trained linear network (width by width), or
+against trajectories recorded elsewhere (arrays of time x modes)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
-from derivations import ModelSpec, derive
+from derivations import ModelSpec, ModeSystem, ODESystem, derive
+from derivations._truth import network_params
 
 from ._integrate import integrate
-from ._network import NetworkRun, default_spectrum, simulate_network, spectral_norms
+from ._iterate import is_discrete, iterate
+from ._network import NetworkRun, default_spectrum, simulate_network
 
-__all__ = ["compare", "Comparison", "approximations_for"]
+__all__ = ["compare", "Comparison", "Reference", "approximations_for"]
 
 
-def approximations_for(loss: str, target: str) -> dict[str, ModelSpec]:
+def approximations_for(loss: str | ModelSpec, target: str = "simsiam") -> dict[str, ModelSpec]:
     """The eigenmode approximations of one network: label -> ModelSpec.
 
-    Euclidean: the exact eigenmode system. Cosine: exact moments and leading-order moments,
-    both with self-consistent norms, and exact moments with norms frozen at their initial values.
+    A loss without norms (polynomial in A, B, C, e.g. Euclidean, IsoLoss-Euclidean): the
+    derived eigenmode system itself, labelled by the loss name. A loss with norms (cosine-like):
+    exact moments and leading-order moments, both with self-consistent norms, and exact
+    moments with norms frozen at their initial values; every other option of the spec kept.
+
+    loss: a loss name (with ``target``) or a whole ModelSpec.
     """
-    if loss == "euclidean":
-        return {"euclidean": ModelSpec("euclidean", target)}
+    spec = loss if isinstance(loss, ModelSpec) else ModelSpec(loss, target)
+    if not spec.involves_norms:
+        return {spec.loss if isinstance(spec.loss, str) else "derived": spec}
     return {
-        "exact, self-consistent norms": ModelSpec("cosine", target, "self-consistent", "exact"),
-        "leading, self-consistent norms": ModelSpec("cosine", target, "self-consistent", "leading"),
-        "exact, norms frozen at t=0": ModelSpec("cosine", target, "frozen", "exact"),
+        "exact, self-consistent norms": replace(spec, norms="self-consistent", moments="exact"),
+        "leading, self-consistent norms": replace(spec, norms="self-consistent", moments="leading"),
+        "exact, norms frozen at t=0": replace(spec, norms="frozen", moments="exact"),
     }
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """Network runs and eigenmode predictions at each width, with their errors.
+@dataclass(frozen=True, repr=False)
+class Reference:
+    """Mode trajectories recorded elsewhere: ``t`` (n,) and per state an array (n, K)."""
 
-    errors[h][label] holds, maximised over the record times:
-      "p", "s":      relative L2 error of the mode values, ||x_ode - x_net|| / ||x_net||;
+    t: np.ndarray
+    data: dict
+    label: str = "reference"
+
+    def values(self) -> dict[str, np.ndarray]:
+        return dict(self.data)
+
+    def __repr__(self) -> str:
+        K = next(iter(self.data.values())).shape[-1]
+        return f"Reference({self.label}: states {sorted(self.data)}, {len(self.t)} times in [{self.t[0]:g}, {self.t[-1]:g}], K={K})"
+
+
+@dataclass(frozen=True, repr=False)
+class Comparison:
+    """Recorded runs (networks or a reference) and eigenmode predictions, with their errors.
+
+    errors[h][label] holds, maximised over the record times where the prediction is valid:
+      state names ("p", "s", "tau"): relative L2 error over the modes, ||x_ode - x_ref|| / ||x_ref||;
       "p_shape":     L2 error of the scale-free predictor spectrum p / ||p|| (what the cosine
-                     loss sees);
-      "psi_norm2":   relative error of ||Psi||_F^2.
-    Each entry also carries "status" (the ODE's Solution status).
+                     loss sees), where the theory has a predictor state p;
+      "psi_norm2":   relative error of ||Psi||_F^2 (same condition);
+      "status":      the ODE's Solution status (or the Iteration status in discrete time).
+    h is the width (number of modes K for a reference). ``networks[h]`` is the NetworkRun (or
+    the Reference); ``predictions[h][label]`` the predicted mode values {state: (n, K)}.
     """
 
     widths: tuple[int, ...]
-    networks: dict[int, NetworkRun]
+    networks: dict
     predictions: dict[int, dict[str, np.ndarray]]
     errors: dict[int, dict[str, dict[str, float]]]
     params: dict
     info: dict = field(default_factory=dict)
 
+    def _columns(self) -> list[str]:
+        keys: list[str] = []
+        for errs in self.errors.values():
+            for e in errs.values():
+                keys += [k for k in e if k != "status" and k not in keys]
+        order = ["p", "s", "tau", "p_shape", "psi_norm2"]
+        return [k for k in order if k in keys] + [k for k in keys if k not in order]
+
     def table(self) -> str:
         """The errors as a markdown table."""
-        labels = list(next(iter(self.errors.values())))
-        lines = ["| h | approximation | max rel err p | max rel err s | max err p/‖p‖ | max rel err ‖Ψ‖² | status |",
-                 "|---|---|---|---|---|---|---|"]
+        names = {"p": "max rel err p", "s": "max rel err s", "tau": "max rel err τ", "p_shape": "max err p/‖p‖",
+                 "psi_norm2": "max rel err ‖Ψ‖²"}
+        cols = self._columns()
+        lines = ["| h | approximation | " + " | ".join(names.get(c, f"max rel err {c}") for c in cols) + " | status |",
+                 "|---|---|" + "---|" * len(cols) + "---|"]
         for h in self.widths:
-            for label in labels:
-                e = self.errors[h][label]
-                lines.append(
-                    f"| {h} | {label} | {e['p']:.3g} | {e['s']:.3g} | {e['p_shape']:.3g} | {e['psi_norm2']:.3g} | {e['status']} |"
-                )
+            for label, e in self.errors[h].items():
+                vals = " | ".join(f"{e[c]:.3g}" if c in e else "" for c in cols)
+                lines.append(f"| {h} | {label} | {vals} | {e['status']} |")
         return "\n".join(lines)
 
     def best(self) -> dict[int, str]:
-        """Per width, the approximation with the smallest predictor error."""
-        return {h: min(errs, key=lambda k: errs[k]["p"]) for h, errs in self.errors.items()}
+        """Per width, the approximation with the smallest predictor error (s where no p)."""
+        def score(e):
+            return e.get("p", e.get("s", np.inf))
+
+        return {h: min(errs, key=lambda k: score(errs[k])) for h, errs in self.errors.items()}
+
+    def max_error(self, key: str = "s") -> float:
+        """The largest error ``key`` over every width and approximation."""
+        return float(max(e[key] for errs in self.errors.values() for e in errs.values() if key in e))
+
+    def __repr__(self) -> str:
+        labels = list(next(iter(self.errors.values())))
+        what = self.info.get("model", "")
+        worst = {k: self.max_error(k) for k in ("p", "s") if any(k in e for errs in self.errors.values() for e in errs.values())}
+        return (f"Comparison({what}, widths={self.widths}, approximations={labels}, "
+                + ", ".join(f"max rel err {k} = {v:.3g}" for k, v in worst.items()) + ")")
+
+
+def _resolve_model(model: Any, params: Any, legacy: tuple) -> tuple[Any, Mapping]:
+    """(model, params) from compare's arguments; the legacy form compare(loss, target, params)."""
+    if isinstance(model, str):
+        if isinstance(params, str):
+            if len(legacy) != 1:
+                raise TypeError("compare(loss, target, params): give the params dict after the target")
+            return ModelSpec(model, params), legacy[0]
+        if legacy:
+            raise TypeError("compare(loss, params) takes no further positional arguments")
+        return ModelSpec(model), params
+    if legacy:
+        raise TypeError("compare(model, params) takes no further positional arguments")
+    return model, params
+
+
+def _theory_systems(model: Any, approximations: Mapping | None) -> dict[str, Any]:
+    """label -> ModelSpec or system, the theories to score."""
+    if approximations is not None:
+        if not isinstance(approximations, Mapping) or not approximations:
+            raise TypeError("approximations must be a non-empty dict {label: ModelSpec or system}")
+        return dict(approximations)
+    if isinstance(model, ModelSpec):
+        return approximations_for(model)
+    label = getattr(model, "name", "") or "system"
+    return {label: model}
+
+
+def _numeric(theory: Any, K: int, lr: float | None) -> Any:
+    """The numeric K-mode system (ModeSystem, or an ODESystem for K = 1) of one theory;
+    the discrete map when ``lr`` is given."""
+    if isinstance(theory, ModelSpec):
+        theory = derive(theory)
+    if lr is not None and not is_discrete(theory):
+        if not hasattr(theory, "discrete") or not callable(theory.discrete):
+            raise ValueError(f"lr is given but {type(theory).__name__} has no discrete() map; pass a discrete system")
+        theory = theory.discrete()
+    if callable(getattr(theory, "modes", None)):
+        return theory.modes(K)
+    if isinstance(theory, ModeSystem):
+        if theory.K != K:
+            raise ValueError(f"the ModeSystem has K = {theory.K} modes; the recorded data has {K}")
+        return theory
+    if isinstance(theory, ODESystem):
+        if K != 1:
+            raise ValueError(f"a plain ODESystem is one mode; the recorded data has K = {K} modes (use derivations.couple)")
+        return theory
+    raise TypeError(f"cannot compare against a {type(theory).__name__}; give a ModelSpec, an EigenmodeSystem, a ModeSystem or an ODESystem")
+
+
+def _state_names(system: Any) -> tuple[str, ...]:
+    return system.per_mode.state_names if isinstance(system, ModeSystem) else tuple(system.state_names)
+
+
+def _pack(system: Any, values: Mapping[str, np.ndarray]) -> np.ndarray:
+    if isinstance(system, ModeSystem):
+        return system.pack(**values)
+    return np.array([float(np.ravel(values[n])[0]) for n in system.state_names])
+
+
+def _unpack(system: Any, y: np.ndarray) -> dict[str, np.ndarray]:
+    if isinstance(system, ModeSystem):
+        return system.unpack(y)
+    return {n: y[..., i : i + 1] for i, n in enumerate(system.state_names)}
+
+
+def _theory_params(system: Any, params: Mapping, lam: np.ndarray | None, norms0: Mapping, lr: float | None) -> dict:
+    """The values of the theory's free parameters: from ``params``, the data spectrum of the
+    modes, the norms at t = 0 (frozen norms) and the learning rate."""
+    names = system.param_names
+    values = {k: params[k] for k in names if k in params and k != "lambda"}
+    if "lambda" in names:
+        if lam is None:
+            raise ValueError("the theory has a data spectrum parameter 'lambda': give lam= or params['lambda']")
+        values["lambda"] = np.asarray(lam, dtype=float)
+    for k, v in norms0.items():
+        if k in names and k not in values:
+            values[k] = v
+    if "lr" in names:
+        if lr is None:
+            raise ValueError("the theory is a discrete map with a learning rate 'lr': give lr=")
+        values["lr"] = lr
+    return values
+
+
+def _predict(system: Any, y0: np.ndarray, t: np.ndarray, steps: np.ndarray | None, values: dict) -> tuple[dict, np.ndarray, str]:
+    """(predicted mode values at the record times, valid mask, status)."""
+    if is_discrete(system):
+        if steps is None:
+            raise ValueError("a discrete theory needs step-based records (lr=... for the network, or reference times on the lr grid)")
+        k = int(np.gcd.reduce(np.diff(steps))) if len(steps) > 1 else 1
+        it = iterate(system, y0, int(steps[-1]), values, record_every=k)
+        idx = np.searchsorted(it.steps, steps)
+        if not np.array_equal(it.steps[idx], steps):
+            raise ValueError("the recorded steps are not on the iteration's record grid")
+        return _unpack(system, it.y[idx]), it.valid[idx], str(it.status)
+    t0 = float(t[0])
+    t_span = (t0, float(t[-1])) if t[-1] > t0 else (t0, t0 + 1.0)
+    # one trajectory per theory: SciPy's DOP853 needs no compilation (diffrax's costs seconds per system)
+    sol = integrate(system, y0, t_span, values, t_eval=t, events=("blow_up",), progress=False, backend="scipy")
+    return _unpack(system, sol.y), np.asarray(sol.valid), str(sol.status)
+
+
+def _errors(ref: Mapping[str, np.ndarray], ode: Mapping[str, np.ndarray], ok: np.ndarray, status: str,
+            psi_norm2: np.ndarray | None = None) -> dict[str, Any]:
+    def rel(a, b):
+        nb = np.linalg.norm(b, axis=-1)
+        floor = 1e-300 + 1e-12 * np.max(nb)
+        return float(np.max(np.linalg.norm(a - b, axis=-1) / np.maximum(nb, floor)))
+
+    def unit(x):
+        return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-300)
+
+    out: dict[str, Any] = {}
+    if not np.any(ok):
+        return {k: float("nan") for k in ode if k in ref} | {"status": status}
+    for k in ode:
+        if k in ref:
+            out[k] = rel(ode[k][ok], ref[k][ok])
+    if "p" in ode and "p" in ref:
+        ref_psi = np.sum(ref["p"] ** 2, axis=-1) if psi_norm2 is None else psi_norm2
+        psi2_ode = np.sum(ode["p"] ** 2, axis=-1)
+        out["p_shape"] = float(np.max(np.linalg.norm(unit(ode["p"][ok]) - unit(ref["p"][ok]), axis=-1)))
+        out["psi_norm2"] = float(np.max(np.abs(psi2_ode[ok] - ref_psi[ok]) / ref_psi[ok]))
+    out["status"] = status
+    return out
+
+
+def _reference(reference: Any, lr: float | None) -> tuple[Reference, np.ndarray | None]:
+    if isinstance(reference, NetworkRun):
+        return Reference(reference.t, reference.values(), f"network h={reference.h}"), reference.steps
+    if not isinstance(reference, Mapping) or "t" not in reference:
+        raise TypeError('reference must be a dict {"t": times (n,), state name: array (n, K), ...} or a NetworkRun')
+    t = np.asarray(reference["t"], dtype=float)
+    if t.ndim != 1 or len(t) < 1 or not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
+        raise ValueError("reference['t'] must be a 1-D array of increasing finite times")
+    data = {}
+    for k, v in reference.items():
+        if k == "t":
+            continue
+        a = np.asarray(v, dtype=float)
+        if a.ndim == 1:
+            a = a[:, None]
+        if a.ndim != 2 or a.shape[0] != len(t):
+            raise ValueError(f"reference[{k!r}] must have shape (len(t), K) = ({len(t)}, K); got {np.shape(v)}")
+        data[str(k)] = a
+    if not data:
+        raise ValueError("reference holds no state trajectories besides 't'")
+    Ks = {a.shape[1] for a in data.values()}
+    if len(Ks) != 1:
+        raise ValueError(f"reference arrays disagree on the number of modes: {sorted(Ks)}")
+    steps = None
+    if lr is not None:
+        n = (t - t[0]) / lr
+        steps = np.rint(n).astype(np.int64)
+        if np.any(np.abs(n - steps) > 1e-6):
+            raise ValueError(f"reference['t'] must lie on the step grid t0 + n * lr (lr = {lr:g}) for the discrete map")
+    return Reference(t, data), steps
 
 
 def compare(
-    loss: str,
-    target: str,
-    params: Mapping[str, float],
-    *,
+    model: ModelSpec | str | Any,
+    params: Mapping[str, Any] | str | None = None,
+    *legacy: Any,
     widths: Sequence[int] = (16, 64, 256),
     t1: float = 3.0,
-    dt: float = 0.01,
+    dt: float | None = None,
+    lr: float | None = None,
     batch: int = 4096,
-    n_records: int = 31,
+    n_records: int | None = None,
     seed: int = 0,
-    approximations: Mapping[str, ModelSpec] | None = None,
+    approximations: Mapping[str, Any] | None = None,
+    reference: Any = None,
+    init: Mapping[str, Any] | None = None,
+    lam: Any = None,
+    gradient: str = "auto",
     progress: bool = False,
 ) -> Comparison:
-    """Train the network at each width and integrate every eigenmode approximation from the
-    same aligned initial spectrum (``network.default_spectrum``); report their errors.
+    """Score eigenmode theories against the trained linear network (at each width) or against
+    mode trajectories recorded elsewhere.
 
-    params: sigma2, eta, alpha_p (and beta for the EMA target). The K-mode systems use K = h.
+    Network mode: train ``simulate_network(spec, ...)`` at each width h from an aligned start
+    (``init``, default ``default_spectrum(h, alpha_p, seed)``) and run every theory with K = h
+    modes from the same initial spectrum: the flow (``integrate``) or, with a learning rate
+    ``lr``, the discrete expected-gradient map (``derive(spec).discrete()``, ``iterate``), which
+    tracks finite-step training where the flow would not.
+
+    Reference mode (``reference={"t": t, "s": S, ...}``, arrays time x modes): run the theory
+    from the reference's first row (states missing there from ``init``) and score it.
+
+    Parameters
+    ----------
+    model : a ModelSpec (theories: ``approximations_for(spec)``: the derived system for losses
+        without norms, the norm/moment approximations for cosine-like losses), an
+        EigenmodeSystem (``derive``'s result, or its ``discrete()``), a ModeSystem or an
+        ODESystem (reference mode), or the legacy ``compare(loss, target, params)``.
+    params : the network's parameters (sigma2, eta, alpha_p, beta, alpha, eps as the spec
+        needs; ``lambda`` for data='spectrum') plus any further theory parameters.
+    widths : network widths (network mode).
+    t1, dt, lr, batch, n_records, seed, gradient : as in ``simulate_network``.
+    approximations : {label: ModelSpec or system} to score instead of the default set.
+    reference : dict {"t": (n,), state: (n, K), ...} or a NetworkRun recorded earlier.
+    init : initial spectra {"p", "s", "tau"} (network mode: each (h,)), or the reference's
+        missing initial states.
+    lam : the data spectrum (data='spectrum'), as in ``simulate_network``; the theory takes its
+        first K entries (mode j of the network has data variance lam[j]).
+    progress : a progress bar over the widths.
+
+    Returns
+    -------
+    Comparison (errors per width and theory, ``table()``, ``best()``).
+
+    Raises
+    ------
+    TypeError / ValueError for a bad model, reference, widths or parameters (the message names
+    the argument).
     """
-    spec = ModelSpec(loss, target)
-    approximations = dict(approximations or approximations_for(loss, target))
+    model, params = _resolve_model(model, params, legacy)
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict keyed by parameter name; got {type(params).__name__}")
+    params = dict(params)
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not np.isfinite(lr) or lr <= 0):
+        raise ValueError(f"lr must be a positive finite number; got {lr!r}")
+    lr = None if lr is None else float(lr)
+    theories = _theory_systems(model, approximations)
+    spec = model if isinstance(model, ModelSpec) else getattr(model, "spec", None)
+    if lam is None and "lambda" in params:
+        lam = params["lambda"]
+    theory_params = {k: v for k, v in params.items() if k != "lambda"}
+
+    if reference is not None:
+        ref, steps = _reference(reference, lr)
+        K = next(iter(ref.data.values())).shape[1]
+        norms0 = {}
+        if isinstance(reference, NetworkRun):
+            norms0 = {"N_psi": float(np.sqrt(reference.a_norm2[0])), "N_phi": float(np.sqrt(reference.b_norm2[0]))}
+            if lam is None and reference.spec.data == "spectrum":
+                lam = reference.lam
+        lam_K = None if lam is None else np.asarray(lam, dtype=float)[:K]
+        preds, errs = {}, {}
+        for label, theory in theories.items():
+            system = _numeric(theory, K, lr)
+            start = {}
+            for n in _state_names(system):
+                if n in ref.data:
+                    start[n] = ref.data[n][0]
+                elif init is not None and n in init:
+                    start[n] = np.asarray(init[n], dtype=float)
+                else:
+                    raise ValueError(f"the theory's state {n!r} is not in the reference; give its initial values in init={{{n!r}: ...}}")
+            values = _theory_params(system, theory_params, lam_K, norms0, lr)
+            pred, ok, status = _predict(system, _pack(system, start), ref.t, steps, values)
+            psi2 = reference.psi_norm2 if isinstance(reference, NetworkRun) else None
+            preds[label], errs[label] = pred, _errors(ref.data, pred, ok, status, psi2)
+        return Comparison((K,), {K: ref}, {K: preds}, {K: errs}, params,
+                          {"model": getattr(spec, "label", "") or "reference", "mode": "reference", "lr": lr})
+
+    if spec is None:
+        raise ValueError("comparing against the network needs a model with a spec (a ModelSpec or a derived system); "
+                         "for other systems pass reference=")
     widths = tuple(widths)
     if not widths or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in widths):
         raise ValueError(f"widths must be positive ints; got {widths!r}")
+    net_names = network_params(spec)
+    net_params = {k: params[k] for k in net_names if k in params}
     networks, predictions, errors = {}, {}, {}
     iterator = widths
     if progress:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(widths, desc=f"compare {loss}/{target}")
+        iterator = tqdm(widths, desc=f"compare {spec.label}")
     for h in iterator:
-        init = default_spectrum(h, params["alpha_p"], seed)
-        net = simulate_network(spec, params, h=h, t1=t1, dt=dt, batch=batch, init=init, n_records=n_records, seed=seed)
+        start = dict(init) if init is not None else default_spectrum(h, params.get("alpha_p", 1.0), seed)
+        net = simulate_network(spec, net_params, h=h, t1=t1, dt=dt, lr=lr, batch=batch, init=start,
+                               n_records=n_records, seed=seed, lam=lam, gradient=gradient)
         networks[h] = net
+        norms0 = {"N_psi": float(np.sqrt(net.a_norm2[0])), "N_phi": float(np.sqrt(net.b_norm2[0]))}
         predictions[h], errors[h] = {}, {}
-        norms0 = spectral_norms(init, params["sigma2"])
-        for label, approx in approximations.items():
-            modes = derive(approx).modes(h)
-            values = {k: v for k, v in params.items() if k in modes.param_names}
-            if "N_psi" in modes.param_names:  # frozen norms: their values at t = 0
-                values["N_psi"], values["N_phi"] = norms0["N_psi"], norms0["N_phi"]
-            y0 = modes.pack(**{k: init[k] for k in modes.per_mode.state_names})
-            sol = integrate(modes, y0, (0.0, t1), values, t_eval=net.t, events=("blow_up",))
-            spectra = modes.unpack(sol.y)
-            predictions[h][label] = spectra
-            errors[h][label] = _errors(net, spectra, sol)
-    return Comparison(widths, networks, predictions, errors, dict(params), {"t1": t1, "dt": dt, "batch": batch})
-
-
-def _errors(net: NetworkRun, ode: dict[str, np.ndarray], sol) -> dict[str, float]:
-    def rel(a, b):
-        return float(np.max(np.linalg.norm(a - b, axis=-1) / np.linalg.norm(b, axis=-1)))
-
-    def unit(x):
-        return x / np.linalg.norm(x, axis=-1, keepdims=True)
-
-    psi2_ode = np.sum(ode["p"] ** 2, axis=-1)
-    ok = sol.valid
-    return {
-        "p": rel(ode["p"][ok], net.p[ok]),
-        "s": rel(ode["s"][ok], net.s[ok]),
-        "p_shape": float(np.max(np.linalg.norm(unit(ode["p"][ok]) - unit(net.p[ok]), axis=-1))),
-        "psi_norm2": float(np.max(np.abs(psi2_ode[ok] - net.psi_norm2[ok]) / net.psi_norm2[ok])),
-        "status": str(sol.status),
-    }
+        for label, theory in theories.items():
+            system = _numeric(theory, h, lr)
+            state = {n: (net.init[n] if n in net.init else start[n]) for n in _state_names(system)}
+            values = _theory_params(system, theory_params, net.lam, norms0, lr)
+            pred, ok, status = _predict(system, _pack(system, state), net.t, net.steps if lr is not None else None, values)
+            predictions[h][label] = pred
+            errors[h][label] = _errors(net.values(), pred, ok, status, net.psi_norm2)
+    return Comparison(widths, networks, predictions, errors, params,
+                      {"model": spec.label, "mode": "network", "t1": t1, "dt": dt, "lr": lr, "batch": batch})

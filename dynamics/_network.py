@@ -1,15 +1,19 @@
 """The matrix-level linear network trained on the true losses: the ground truth for the theory.
 
-Online projection Phi (h x d, here d = h), predictor Psi (h x h), target Phi_a (SimSiam:
-Phi_a = sg(Phi); EMA: dPhi_a/dt = beta (Phi - Phi_a)). Views x1 = x + e1, x2 = x + e2 with
-x ~ N(0, I), e ~ N(0, sigma2 I). Gradient flow with weight decay:
-    dPsi/dt = -alpha_p dJ/dPsi - eta Psi,   dPhi/dt = -dJ/dPhi - eta Phi.
-Gradients come from ``jax.grad`` of the real loss:
-- "sampled": J is the mean per-sample loss over a fresh batch each step (Euclidean
-  1/2||a - sg(b)||^2 or cosine -<a, sg(b)>/(||a|| ||b||)), advanced by Euler steps of size dt
-  (gradient descent with learning rate dt);
-- "expected" (Euclidean only): J = 1/2 [c ||Psi Phi||^2 - 2 tr(Psi Phi Phi_a^T) + c ||Phi_a||^2],
-  the exact Gaussian average, integrated as an ODE with diffrax (Tsit5, rtol 1e-10).
+Every ModelSpec: online projection Phi (h x d), predictor W_P (learned Psi, DirectPred's
+closed form F^alpha with F = Phi Phi^T, or the identity), target Phi (SimSiam, with or
+without stop-gradient) or an EMA copy Phi_a. Views x1 = x + e1 (or x1 = x for one-view noise),
+x2 = x + e2 with x ~ N(0, V diag(lambda) V^T) (isotropic: lambda = 1), e ~ N(0, sigma2 I), or
+x drawn from a data set (``samples``). The per-sample losses, the exact Gaussian average and
+the weight flow come from ``derivations._truth`` (autodiff of the true loss); weight decay:
+    dPsi/dt = -alpha_p dJ/dPsi - eta Psi,   dPhi/dt = -dJ/dPhi - eta Phi,
+    dPhi_a/dt = beta (Phi - Phi_a).
+Gradients:
+- "sampled": J is the mean per-sample loss over a fresh batch each step, advanced by
+  gradient-descent steps of size dt (or ``lr``);
+- "expected" (losses quadratic in the samples, e.g. Euclidean and IsoLoss-Euclidean): J is
+  the exact Gaussian average, integrated as an ODE with diffrax (Tsit5, rtol 1e-10), or
+  iterated as the exact expected-gradient map when a learning rate ``lr`` is given.
 """
 
 from __future__ import annotations
@@ -19,25 +23,50 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import sympy as sp
 
 from derivations import ModelSpec
 from derivations._codegen import check_param_names
+from derivations._losses import A, B, C
+from derivations._truth import (
+    expected_loss,
+    network_params,
+    predictor_matrix,
+    sample_loss,
+    sample_views,
+    view_covariance,
+    weight_flow,
+)
 
-__all__ = ["simulate_network", "NetworkRun", "aligned_init", "default_spectrum", "spectral_norms"]
+from ._iterate import record_steps
+
+__all__ = [
+    "simulate_network", "NetworkRun", "aligned_init", "default_spectrum", "spectral_norms",
+    "is_quadratic", "data_spectrum",
+]
+
+_DEFAULT_RECORDS = 61
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class NetworkRun:
     """Recorded spectra of a trained linear network.
 
-    t:            record times, shape (n,).
-    p, s, tau:    (n, h) mode values in the initial eigenbasis U: p_j = u_j^T Psi u_j,
-                  s_j = u_j^T Phi Phi^T u_j, tau_j = u_j^T Phi_a Phi^T u_j / s_j (what the
-                  eigenmode ODEs predict while the bases stay aligned).
-    p_eig, s_eig: (n, h) sorted eigenvalues of (Psi + Psi^T)/2 and of Phi Phi^T.
-    psi_norm2, phi_norm2: (n,) squared Frobenius norms ||Psi||^2, ||Phi||^2.
-    misalignment: (n,) ||offdiag(U^T Psi U)||_F / ||Psi||_F: 0 while Psi stays diagonal in U.
+    t:            record times, shape (n,) (discrete time: steps * lr).
+    p, s, tau:    (n, h) mode values in the initial eigenbasis U: p_j = u_j^T W_P u_j (the
+                  predictor's eigenvalue: Psi learned, w_j for DirectPred, 1 without a
+                  predictor), s_j = u_j^T Phi Phi^T u_j, tau_j = u_j^T Phi_t Phi^T u_j / s_j
+                  (what the eigenmode ODEs predict while the bases stay aligned).
+    p_eig, s_eig: (n, h) sorted eigenvalues of (W_P + W_P^T)/2 and of Phi Phi^T.
+    psi_norm2, phi_norm2: (n,) squared Frobenius norms ||W_P||^2, ||Phi||^2.
+    misalignment: (n,) the larger of ||offdiag(U^T W_P U)||_F / ||W_P||_F and the same for
+                  Phi Phi^T: 0 while the network stays in the eigenmode ansatz.
+    a_norm2, b_norm2: (n,) E||a||^2 and E||b||^2 of the online and target outputs (the
+                  self-consistent norms N_psi^2, N_phi^2 the theory uses).
+    lam:          (h,) the data variance of each mode (ones for isotropic data).
     status:       "finished", or "failed" with ``message`` (non-finite values appeared).
+    lr, steps:    the learning rate and the recorded step indices of step-based runs (sampled
+                  or discrete), else None.
     """
 
     t: np.ndarray
@@ -55,14 +84,32 @@ class NetworkRun:
     gradient: str
     status: str = "finished"
     message: str = ""
-    final: dict = field(default_factory=dict, repr=False)
+    final: dict = field(default_factory=dict)
+    a_norm2: np.ndarray | None = None
+    b_norm2: np.ndarray | None = None
+    lam: np.ndarray | None = None
+    lr: float | None = None
+    steps: np.ndarray | None = None
+    init: dict = field(default_factory=dict)
 
     def scale_free(self) -> dict[str, np.ndarray]:
-        """p / ||Psi||_F and s / ||Phi||_F^2: the spectrum the cosine loss actually sees."""
+        """p / ||W_P||_F and s / ||Phi||_F^2: the spectrum the cosine loss actually sees."""
         return {
             "p": self.p / np.sqrt(self.psi_norm2)[:, None],
             "s": self.s / self.phi_norm2[:, None],
         }
+
+    def values(self) -> dict[str, np.ndarray]:
+        """The recorded mode values {"p", "s"[, "tau"]}, each (n, h)."""
+        out = {"p": self.p, "s": self.s}
+        if self.spec.target == "ema":
+            out["tau"] = self.tau
+        return out
+
+    def __repr__(self) -> str:
+        time = f"lr={self.lr:g}, " if self.lr is not None and self.gradient == "expected" else ""
+        return (f"NetworkRun({self.spec.label}, h={self.h}, gradient={self.gradient!r}, {time}"
+                f"t in [{self.t[0]:g}, {self.t[-1]:g}] ({len(self.t)} records), {self.status})")
 
 
 def _random_orthogonal(rng: np.random.Generator, h: int) -> np.ndarray:
@@ -70,11 +117,28 @@ def _random_orthogonal(rng: np.random.Generator, h: int) -> np.ndarray:
     return q * np.sign(np.diag(r))
 
 
-def aligned_init(h: int, spectra: Mapping[str, Any], seed: int = 0) -> dict[str, np.ndarray]:
-    """Psi = U diag(p) U^T, Phi = U diag(sqrt(s)) V^T, Phi_a = U diag(tau sqrt(s)) V^T."""
+def aligned_init(h: int, spectra: Mapping[str, Any], seed: int = 0, *, d: int | None = None,
+                 basis: Any = None) -> dict[str, np.ndarray]:
+    """Psi = U diag(p) U^T, Phi = U diag(sqrt(s)) V_h^T, Phi_a = U diag(tau sqrt(s)) V_h^T.
+
+    U (h x h) is a random orthogonal basis; V (d x d, default d = h) the input basis (random,
+    or ``basis``: the data's eigenbasis, columns in mode order), V_h its first h columns: mode
+    j of the network reads input direction v_j.
+
+    Raises ValueError for spectra of the wrong shape, non-finite or negative s, d < h or a
+    basis that is not a d x d orthogonal matrix.
+    """
+    d = h if d is None else int(d)
+    if d < h:
+        raise ValueError(f"the input dimension d = {d} must be >= the width h = {h}")
     rng = np.random.default_rng(seed)
-    U, V = _random_orthogonal(rng, h), _random_orthogonal(rng, h)
-    p = np.asarray(spectra["p"], dtype=float)
+    U = _random_orthogonal(rng, h)
+    V = _random_orthogonal(rng, d)
+    if basis is not None:
+        V = np.asarray(basis, dtype=float)
+        if V.shape != (d, d) or not np.allclose(V.T @ V, np.eye(d), atol=1e-8):
+            raise ValueError(f"basis must be an orthogonal ({d}, {d}) matrix (columns = data eigenvectors)")
+    p = np.asarray(spectra.get("p", np.ones(h)), dtype=float)
     s = np.asarray(spectra["s"], dtype=float)
     tau = np.asarray(spectra.get("tau", np.ones(h)), dtype=float)
     for name, v in (("p", p), ("s", s), ("tau", tau)):
@@ -85,10 +149,11 @@ def aligned_init(h: int, spectra: Mapping[str, Any], seed: int = 0) -> dict[str,
     if np.any(s < 0):
         raise ValueError("init['s'] must be >= 0 (eigenvalues of Phi Phi^T)")
     phi = np.sqrt(s)
+    Vh = V[:, :h]
     return {
         "Psi": U @ np.diag(p) @ U.T,
-        "Phi": U @ np.diag(phi) @ V.T,
-        "Phi_a": U @ np.diag(tau * phi) @ V.T,
+        "Phi": U @ np.diag(phi) @ Vh.T,
+        "Phi_a": U @ np.diag(tau * phi) @ Vh.T,
         "U": U,
         "V": V,
     }
@@ -111,173 +176,309 @@ def spectral_norms(spectrum: Mapping[str, Any], sigma2: float) -> dict[str, floa
             "T": float(np.sum(tau * p * s))}
 
 
-def _check_params(spec: ModelSpec, params: Any) -> dict[str, float]:
-    names = ["sigma2", "eta", "alpha_p"] + (["beta"] if spec.target == "ema" else [])
-    by_name = check_param_names(
-        params, names, " (the network computes its own norms; N_psi, N_phi, T are not parameters here)"
-    )
+def is_quadratic(spec: ModelSpec) -> bool:
+    """True when the per-sample loss is quadratic in the samples (degree <= 1 in A, B, C):
+    its Gaussian average is exact (``expected`` gradients) and depends on second moments only."""
+    expr = spec.loss_expr
+    return bool(expr.is_polynomial(A, B, C) and sp.Poly(expr, A, B, C).total_degree() <= 1)
+
+
+def data_spectrum(samples: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(lam, V): the eigenvalues (descending) and eigenvectors (columns) of the second-moment
+    matrix X^T X / n of a data set X (n x d), as the network's data model uses them.
+
+    Raises ValueError for a non-finite or non-2-D array."""
+    X = np.asarray(samples, dtype=float)
+    if X.ndim != 2 or X.shape[0] < 2 or not np.all(np.isfinite(X)):
+        raise ValueError(f"samples must be a finite (n, d) array with n >= 2; got shape {X.shape}")
+    lam, V = np.linalg.eigh(X.T @ X / X.shape[0])
+    order = np.argsort(lam)[::-1]
+    return np.clip(lam[order], 0.0, None), V[:, order]
+
+
+def _check_params(spec: ModelSpec, params: Any, lam_given: bool) -> tuple[dict[str, float], Any]:
+    """The scalar parameters the network reads, and params['lambda'] if given."""
+    names = list(network_params(spec))
+    allowed = names + (["lambda"] if spec.data == "spectrum" and not lam_given else [])
+    if isinstance(params, Mapping) and "lambda" in params and "lambda" in allowed:
+        by_name = check_param_names(params, allowed)
+    else:
+        by_name = check_param_names(
+            params, names, " (the network computes its own norms and spectra; N_psi, N_phi, T, s_max are not "
+            "parameters here; a data spectrum goes in lam= or params['lambda'] with data='spectrum')"
+        )
     out = {}
     for n in names:
         v = by_name[n]
         if isinstance(v, bool) or not np.isscalar(v) or not np.isfinite(float(v)):
             raise ValueError(f"params[{n!r}] must be a finite scalar; got {v!r}")
         out[n] = float(v)
-    if out["sigma2"] < 0:
-        raise ValueError(f"params['sigma2'] must be >= 0; got {out['sigma2']}")
-    if out["alpha_p"] <= 0:
-        raise ValueError(f"params['alpha_p'] must be > 0; got {out['alpha_p']}")
-    return out
+    for n, strict in (("sigma2", False), ("eta", False), ("alpha_p", True), ("beta", False), ("alpha", True), ("eps", False)):
+        if n in out and (out[n] <= 0 if strict else out[n] < 0):
+            raise ValueError(f"params[{n!r}] must be {'> 0' if strict else '>= 0'}; got {out[n]}")
+    return out, by_name.get("lambda")
+
+
+def _positive_int(name: str, v: Any, lo: int = 1) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ValueError(f"{name} must be an int >= {lo}; got {v!r}")
+    return int(v)
+
+
+def _positive_float(name: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not np.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a positive finite number; got {v!r}")
+    return float(v)
 
 
 def simulate_network(
     spec: ModelSpec,
-    params: Mapping[str, float],
+    params: Mapping[str, Any],
     *,
     h: int = 32,
     t1: float = 6.0,
-    dt: float = 0.01,
+    dt: float | None = None,
+    lr: float | None = None,
     batch: int = 4096,
     gradient: str = "auto",
     init: Mapping[str, Any] | None = None,
-    n_records: int = 61,
+    n_records: int | None = None,
+    record_every: int | None = None,
+    lam: Any = None,
+    samples: Any = None,
+    basis: Any = None,
+    d: int | None = None,
     seed: int = 0,
 ) -> NetworkRun:
-    """Train the linear network from an aligned start and record its spectra.
+    """Train the linear network of ``spec`` from an aligned start and record its spectra.
 
-    spec:     ModelSpec; only ``loss`` and ``target`` matter (the network uses the true loss).
-    params:   sigma2, eta, alpha_p (and beta for the EMA target).
-    h:        width (d = h).
-    t1, dt:   training time and step (learning rate) of the sampled dynamics.
-    batch:    samples per step ("sampled").
-    gradient: "sampled", "expected" (Euclidean only) or "auto" (expected for Euclidean,
-              sampled for cosine).
-    init:     initial spectra {"p": (h,), "s": (h,)[, "tau": (h,)]}; default ``default_spectrum``.
-    n_records: number of record times from 0 to t1 (inclusive).
+    Parameters
+    ----------
+    spec : ModelSpec; the network uses the TRUE per-sample loss of every option (predictor,
+        stop-gradient, views, data, IsoLoss, any loss expression); ``norms`` and ``moments``
+        are approximations of the theory and do not matter here.
+    params : sigma2, eta and, as the spec needs them, alpha_p (learned predictor), beta (EMA),
+        alpha and eps (DirectPred), lambda (data='spectrum': the data variances, length d,
+        unless ``lam`` is given).
+    h : width; the input dimension d defaults to h (or to the data's dimension).
+    t1 : training time (discrete time: t = steps * lr, so t1 / lr steps).
+    dt : step (learning rate) of the sampled gradient flow, default 0.01; not with ``lr``.
+    lr : a finite learning rate: DISCRETE-time gradient descent W <- W + lr * flow(W), with a
+        fresh batch per step ("sampled") or the exact expected-gradient map ("expected"),
+        where the default continuous "expected" run integrates the flow.
+    batch : samples per step ("sampled").
+    gradient : "sampled", "expected" (losses quadratic in the samples) or "auto" (expected
+        when the loss is quadratic in the samples, sampled otherwise).
+    init : initial spectra {"s": (h,)[, "p": (h,), "tau": (h,)]} (p for a learned predictor,
+        tau for EMA); default ``default_spectrum(h, alpha_p)``.
+    n_records : number of record times from 0 to t1; step-based runs need the number of steps
+        to be a multiple of n_records - 1. Default: 61 for the continuous expected flow, and
+        every ceil(n_steps / 60) steps (plus the last) for step-based runs, so short runs
+        such as t1 = 0.1 work.
+    record_every : for step-based runs, record every k steps (and the last); not with n_records.
+    lam : the data spectrum (data='spectrum'), length d; mode j has data variance lam[j].
+    samples : a data set (n x d, centred): the views are augmentations x + e of its rows
+        (drawn with replacement) instead of Gaussian inputs; its second-moment spectrum is the
+        data spectrum and its eigenbasis the input basis V (the network is aligned with it).
+    basis : the input basis V (d x d orthogonal, columns the data eigenvectors in mode order);
+        default random (or the data's eigenbasis with ``samples``).
+    d : the input dimension (>= h) when neither lam nor samples fix it.
+    seed : seeds the bases, the default spectrum and the batches.
 
-    Raises ValueError/TypeError for bad arguments.
+    Returns
+    -------
+    NetworkRun (record times, p, s, tau, spectra, norms, status).
+
+    Raises
+    ------
+    TypeError
+        ``spec`` is not a ModelSpec.
+    ValueError
+        Missing or unknown parameters, bad sizes or times, a spectrum of the wrong length or
+        for isotropic data, ``gradient='expected'`` for a loss not quadratic in the samples,
+        or a t1 that is not a whole number of steps.
     """
     import jax
     import jax.numpy as jnp
 
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"spec must be a derivations.ModelSpec; got {type(spec).__name__}")
-    prm = _check_params(spec, params)
-    for name, v, lo in (("h", h, 1), ("batch", batch, 1), ("n_records", n_records, 2)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"{name} must be an int >= {lo}; got {v!r}")
-    for name, v in (("t1", t1), ("dt", dt)):
-        if not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
-            raise ValueError(f"{name} must be a positive finite number; got {v!r}")
+    prm, lam_param = _check_params(spec, params, lam is not None)
+    h = _positive_int("h", h)
+    batch = _positive_int("batch", batch)
+    t1 = _positive_float("t1", t1)
+    if lr is not None and dt is not None:
+        raise ValueError("give either dt (the sampled flow's step) or lr (discrete time), not both")
+    if lr is not None:
+        lr = _positive_float("lr", lr)
+    dt = 0.01 if dt is None else _positive_float("dt", dt)
+    if n_records is not None:
+        n_records = _positive_int("n_records", n_records, 2)
+    if record_every is not None:
+        record_every = _positive_int("record_every", record_every)
+        if n_records is not None:
+            raise ValueError("give either n_records or record_every, not both")
     if gradient == "auto":
-        gradient = "expected" if spec.loss == "euclidean" else "sampled"
+        gradient = "expected" if is_quadratic(spec) else "sampled"
     if gradient not in ("sampled", "expected"):
         raise ValueError(f"gradient={gradient!r} is not allowed; choose 'sampled', 'expected' or 'auto'")
-    if gradient == "expected" and spec.loss != "euclidean":
-        raise ValueError("gradient='expected' needs a closed-form Gaussian average: only the Euclidean loss has one")
-    steps_per_record = max(1, int(round(t1 / dt / (n_records - 1))))
-    if gradient == "sampled" and abs(steps_per_record * (n_records - 1) * dt - t1) > 1e-9 * t1:
-        raise ValueError(f"t1 / dt = {t1 / dt:g} must be a multiple of n_records - 1 = {n_records - 1}")
+    if gradient == "expected" and not is_quadratic(spec):
+        raise ValueError(
+            f"gradient='expected' needs a closed-form Gaussian average: only the Euclidean loss and other losses "
+            f"quadratic in the samples have one; {spec.label} does not"
+        )
 
-    start = aligned_init(h, init if init is not None else default_spectrum(h, prm["alpha_p"], seed), seed)
+    # data model: spectrum lam (d,) and basis V
+    X = None
+    if samples is not None:
+        if lam is not None or lam_param is not None:
+            raise ValueError("give either samples (a data set) or a spectrum lam, not both")
+        X = np.asarray(samples, dtype=float)
+        lam_d, V_data = data_spectrum(X)
+        basis = V_data if basis is None else basis
+    else:
+        lam_d = lam if lam is not None else lam_param
+        if lam_d is not None:
+            if spec.data != "spectrum":
+                raise ValueError("a data spectrum (lam or params['lambda']) needs ModelSpec(data='spectrum')")
+            lam_d = np.asarray(lam_d, dtype=float)
+            if lam_d.ndim != 1 or not np.all(np.isfinite(lam_d)) or np.any(lam_d < 0):
+                raise ValueError(f"lam must be a 1-D array of finite values >= 0; got shape {lam_d.shape}")
+        elif spec.data == "spectrum":
+            raise ValueError("ModelSpec(data='spectrum') needs the data spectrum: lam=array or params['lambda']")
+    if lam_d is None:
+        d = h if d is None else _positive_int("d", d)
+        lam_d = np.ones(d)
+    elif d is not None and d != lam_d.shape[0]:
+        raise ValueError(f"d = {d} does not match the data dimension {lam_d.shape[0]}")
+    d = lam_d.shape[0]
+    if d < h:
+        raise ValueError(f"the width h = {h} must be <= the input dimension d = {d}")
+
+    spectra = init if init is not None else default_spectrum(h, prm.get("alpha_p", 1.0), seed)
+    start = aligned_init(h, spectra, seed, d=d, basis=basis)
+    V = start["V"]
     U = jnp.asarray(start["U"])
+    lam_j = jnp.asarray(lam_d)
+    cov = view_covariance(spec, prm, lam_j, jnp.asarray(V))
     ema = spec.target == "ema"
-    c = 1.0 + prm["sigma2"]
-    sg = jax.lax.stop_gradient
 
-    def flow(state, grads):
-        Psi, Phi, Phi_a = state
-        g_psi, g_phi = grads
-        d_psi = -prm["alpha_p"] * g_psi - prm["eta"] * Psi
-        d_phi = -g_phi - prm["eta"] * Phi
-        d_a = prm["beta"] * (Phi - Phi_a) if ema else jnp.zeros_like(Phi_a)
-        return d_psi, d_phi, d_a
+    weights0 = {"Phi": jnp.asarray(start["Phi"])}
+    if spec.predictor == "learned":
+        weights0["Psi"] = jnp.asarray(start["Psi"])
+    if ema:
+        weights0["Phi_a"] = jnp.asarray(start["Phi_a"])
 
-    def target_of(Phi, Phi_a):
-        return Phi_a if ema else sg(Phi)
-
-    def record(state):
-        Psi, Phi, Phi_a = state
-        Phi_a = Phi_a if ema else Phi
+    def record(w):
+        Phi = w["Phi"]
+        Phi_t = w["Phi_a"] if ema else Phi
+        W = predictor_matrix(spec, w, prm)
         F = Phi @ Phi.T
-        Pu = U.T @ Psi @ U
-        Fu = U.T @ F @ U
-        Au = U.T @ (Phi_a @ Phi.T) @ U
+        Pu, Fu = U.T @ W @ U, U.T @ F @ U
         p, s = jnp.diag(Pu), jnp.diag(Fu)
-        off = Pu - jnp.diag(p)
-        psi2 = jnp.sum(Psi**2)
+        a_u = jnp.diag(U.T @ Phi_t @ Phi.T @ U)
+        w2 = jnp.sum(W**2)
+
+        def off(M, n2):
+            return jnp.sqrt(jnp.sum((M - jnp.diag(jnp.diag(M))) ** 2) / n2)
+
+        S11, S22 = cov[:d, :d], cov[d:, d:]
+        WPhi = W @ Phi
         return {
-            "p": p, "s": s, "tau": jnp.diag(Au) / s,
-            "p_eig": jnp.sort(jnp.linalg.eigvalsh(0.5 * (Psi + Psi.T)))[::-1],
+            "p": p, "s": s, "tau": jnp.where(s > 0, a_u / jnp.where(s > 0, s, 1.0), jnp.nan),
+            "p_eig": jnp.sort(jnp.linalg.eigvalsh(0.5 * (W + W.T)))[::-1],
             "s_eig": jnp.sort(jnp.linalg.eigvalsh(F))[::-1],
-            "psi_norm2": psi2, "phi_norm2": jnp.sum(Phi**2),
-            "misalignment": jnp.sqrt(jnp.sum(off**2) / psi2),
+            "psi_norm2": w2, "phi_norm2": jnp.sum(Phi**2),
+            "misalignment": jnp.maximum(off(Pu, w2), off(Fu, jnp.sum(F**2))),
+            "a_norm2": jnp.sum((WPhi @ S11) * WPhi), "b_norm2": jnp.sum((Phi_t @ S22) * Phi_t),
         }
 
-    state0 = tuple(jnp.asarray(start[k]) for k in ("Psi", "Phi", "Phi_a"))
-    ts = np.linspace(0.0, t1, n_records)
+    step_based = gradient == "sampled" or lr is not None
+    step = lr if lr is not None else dt
+    if step_based:
+        n_steps = int(round(t1 / step))
+        if n_steps < 1 or abs(n_steps * step - t1) > 1e-9 * t1:
+            raise ValueError(f"t1 = {t1:g} must be a multiple of the step {step:g} (a whole number of steps; "
+                             f"t1 / step = {t1 / step:g})")
+        if n_records is not None:
+            if n_steps % (n_records - 1):
+                raise ValueError(f"t1 / step = {n_steps} steps must be a multiple of n_records - 1 = {n_records - 1}")
+            k = n_steps // (n_records - 1)
+        else:
+            k = record_every if record_every is not None else max(1, -(-n_steps // (_DEFAULT_RECORDS - 1)))
+        steps = record_steps(n_steps, k)
+        ts = steps * step
+    else:
+        if record_every is not None:
+            raise ValueError("record_every is for step-based runs (gradient='sampled' or lr=...); use n_records")
+        steps = None
+        ts = np.linspace(0.0, t1, n_records or _DEFAULT_RECORDS)
 
-    if gradient == "expected":
+    exp_loss = expected_loss(spec) if gradient == "expected" else None
+    per_sample = sample_loss(spec) if gradient == "sampled" else None
+    Xj = None if X is None else jnp.asarray(X)
+    sigma = float(np.sqrt(prm["sigma2"]))
+
+    def expected_flow(w):
+        g = jax.grad(lambda w_, f_: exp_loss(w_, f_, prm, cov))(w, w)
+        return weight_flow(spec, w, g, prm)
+
+    def draw(key):
+        if Xj is None:
+            return sample_views(spec, key, batch, prm, lam_j, jnp.asarray(V))
+        ki, k1, k2 = jax.random.split(key, 3)
+        x = Xj[jax.random.randint(ki, (batch,), 0, Xj.shape[0])]
+        x2 = x + sigma * jax.random.normal(k2, x.shape)
+        x1 = x + sigma * jax.random.normal(k1, x.shape) if spec.views == "both" else x
+        return x1, x2
+
+    def sampled_flow(w, key):
+        x1, x2 = draw(key)
+        g = jax.grad(lambda w_, f_: jnp.mean(per_sample(w_, f_, x1, x2, prm)))(w, w)
+        return weight_flow(spec, w, g, prm)
+
+    if not step_based:
         import diffrax
 
-        def expected_loss(Psi, Phi, Phi_a):
-            Phi_a = target_of(Phi, Phi_a)
-            A = Psi @ Phi
-            return 0.5 * (c * jnp.sum(A**2) - 2 * jnp.sum(A * sg(Phi_a)) + c * jnp.sum(sg(Phi_a) ** 2))
-
-        grad = jax.grad(expected_loss, argnums=(0, 1))
-
-        def vector_field(t, state, args):
-            return flow(state, grad(*state))
-
         sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(vector_field), diffrax.Tsit5(), 0.0, t1, None, state0,
+            diffrax.ODETerm(lambda t, w, args: expected_flow(w)), diffrax.Tsit5(), 0.0, t1, None, weights0,
             saveat=diffrax.SaveAt(ts=jnp.asarray(ts)),
             stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-12),
             max_steps=1_000_000, throw=False,
         )
-        recs = jax.vmap(lambda a, b, c_: record((a, b, c_)))(*sol.ys)
-        final = tuple(y[-1] for y in sol.ys)
+        recs = jax.vmap(record)(sol.ys)
+        final = {k: v[-1] for k, v in sol.ys.items()}
     else:
-        sigma = float(np.sqrt(prm["sigma2"]))
-
-        def batch_loss(Psi, Phi, Phi_a, key):
-            kx, k1, k2 = jax.random.split(key, 3)
-            x = jax.random.normal(kx, (batch, h))
-            x1 = x + sigma * jax.random.normal(k1, (batch, h))
-            x2 = x + sigma * jax.random.normal(k2, (batch, h))
-            a = x1 @ (Psi @ Phi).T
-            b = sg(x2 @ target_of(Phi, Phi_a).T)
-            if spec.loss == "euclidean":
-                return 0.5 * jnp.mean(jnp.sum((a - b) ** 2, axis=1))
-            cos = jnp.sum(a * b, axis=1) / (jnp.linalg.norm(a, axis=1) * jnp.linalg.norm(b, axis=1))
-            return -jnp.mean(cos)
-
-        grad = jax.grad(batch_loss, argnums=(0, 1))
-
-        def step(state, key):
-            d = flow(state, grad(*state, key))
-            return tuple(x + dt * dx for x, dx in zip(state, d)), None
+        def one_step(w, key):
+            flow = expected_flow(w) if gradient == "expected" else sampled_flow(w, key)
+            return {k: w[k] + step * flow[k] for k in w}, None
 
         @jax.jit
-        def segment(state, key):
-            keys = jax.random.split(key, steps_per_record)
-            state, _ = jax.lax.scan(step, state, keys)
-            return state, record(state)
+        def segment(w, keys):
+            w, _ = jax.lax.scan(one_step, w, keys)
+            return w, record(w)
 
-        keys = jax.random.split(jax.random.PRNGKey(seed), n_records - 1)
-        state, rows = state0, [record(state0)]
-        for key in keys:
-            state, rec = segment(state, key)
+        w, rows = weights0, [record(weights0)]
+        key = jax.random.PRNGKey(seed)
+        for length in np.diff(steps):
+            key, sub = jax.random.split(key)
+            w, rec = segment(w, jax.random.split(sub, int(length)))
             rows.append(rec)
         recs = {k: jnp.stack([r[k] for r in rows]) for k in rows[0]}
-        final = state
+        final = w
 
     recs = {k: np.asarray(v) for k, v in recs.items()}
-    finite = all(np.all(np.isfinite(v)) for v in recs.values())
+    essential = ("p", "s", "psi_norm2", "phi_norm2")
+    finite = all(np.all(np.isfinite(recs[k])) for k in essential)
+    final_np = {k: np.asarray(v) for k, v in final.items()}
+    final_np.setdefault("Psi", np.asarray(predictor_matrix(spec, final, prm)))
+    final_np.setdefault("Phi_a", final_np["Phi"])
+    final_np.update({"U": start["U"], "V": start["V"]})
+    init_spectra = {"p": recs["p"][0], "s": recs["s"][0], "tau": np.asarray(spectra.get("tau", np.ones(h)), dtype=float)}
     return NetworkRun(
-        t=ts, **recs, spec=spec, params=prm, h=h, gradient=gradient,
+        t=np.asarray(ts, dtype=float), **recs, spec=spec, params=prm, h=h, gradient=gradient,
         status="finished" if finite else "failed",
         message="" if finite else "non-finite values in the network state (collapse to a zero output?)",
-        final={"Psi": np.asarray(final[0]), "Phi": np.asarray(final[1]), "Phi_a": np.asarray(final[2] if ema else final[1]),
-               "U": start["U"], "V": start["V"]},
+        final=final_np, lam=np.asarray(lam_d[:h]), lr=lr if lr is not None else (dt if gradient == "sampled" else None),
+        steps=steps, init=init_spectra,
     )

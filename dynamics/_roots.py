@@ -19,6 +19,7 @@ import sympy as sp
 from derivations import ODESystem
 
 from ._prepare import MAX_BISECTIONS, as_float, label, one_state, read_only
+from ._progress import check_progress, progress_bar
 from ._tolerance import is_zero
 
 __all__ = ["roots_batch", "BatchRoots", "regimes", "Regimes", "REGIMES", "count_labels", "shrinking_norms", "ShrinkingNorms"]
@@ -84,40 +85,14 @@ def _polyval(C: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out
 
 
-def roots_batch(system: ODESystem, params: Mapping[str, Any]) -> BatchRoots:
-    """All roots of the one-state dx/dt = f(x) at every parameter point at once.
+ROOTS_CHUNK = 2**16
+"""Parameter points per chunk of ``roots_batch``: bounds its working memory (about 1 KB per point
+for a cubic) whatever the number of points."""
 
-    For any system with one state after restriction to its invariant manifold, whose
-    right-hand side is polynomial (or rational, N(x)/D(x)) in the state. ``params`` may hold
-    arrays that broadcast; the roots come from batched companion matrices (10^5 points take a
-    fraction of a second). Exact enumeration at one point is ``equilibria``; this is for maps
-    and sweeps. A system with several states: hold some fixed (``derivations.freeze``) or
-    restrict it (``derivations.reduce``) first.
 
-    Parameters
-    ----------
-    system : ODESystem
-    params : mapping parameter name -> float or array (checked by ``system.check_params``)
-
-    Returns
-    -------
-    BatchRoots
-
-    Raises
-    ------
-    TypeError
-        ``system`` is not an ODESystem, ``params`` not a mapping of real numbers.
-    ValueError
-        Several states or a non-rational right-hand side (the message says what would serve);
-        parameter names, non-finite values or values outside ``system.param_domain``.
-    """
-    reduced = one_state(system, "roots_batch")
-    given = reduced.check_params(params, batch=True)
-    vals = [np.asarray(as_float(v), dtype=float) for v in given.values()]
-    shape = np.broadcast_shapes(*(v.shape for v in vals)) if vals else ()
-    vals = [np.broadcast_to(v, shape).ravel() for v in vals]
-    B = int(np.prod(shape, dtype=int))
-    fN, fD, deg = _root_functions(reduced)
+def _roots_chunk(vals, fN, fD, deg, bounds, collapse):
+    """Roots, real/stable/collapsed masks and slopes at one chunk of parameter points."""
+    B = len(vals[0]) if vals else 1
     C = np.stack([np.broadcast_to(np.asarray(c, dtype=float), (B,)) for c in fN(*vals)], axis=1)  # (B, deg+1)
     Dc = np.stack([np.broadcast_to(np.asarray(c, dtype=float), (B,)) for c in fD(*vals)], axis=1)
     roots = np.full((B, deg), np.nan + 0j)
@@ -137,7 +112,7 @@ def roots_batch(system: ODESystem, params: Mapping[str, Any]) -> BatchRoots:
     finite = np.isfinite(roots)
     real = finite & is_zero(roots.imag, scale=np.maximum(1.0, np.abs(np.where(finite, roots, 0))))
     x = np.where(real, roots.real, 0.0)
-    lo, hi = reduced.state_bounds()[0]
+    lo, hi = bounds
     real &= (x >= lo) & (x <= hi)
     powers = np.abs(x)[..., None] ** np.arange(Dc.shape[1] - 1, -1, -1)
     d_at = _polyval(Dc, x)
@@ -149,10 +124,60 @@ def roots_batch(system: ODESystem, params: Mapping[str, Any]) -> BatchRoots:
         n_pow = np.abs(x)[..., None] ** np.arange(dC.shape[1] - 1, -1, -1)
         s_scale = np.einsum("bk,bjk->bj", np.abs(dC), n_pow) / np.where(real, np.abs(d_at), 1.0)
     stable = real & (slope < 0) & ~is_zero(slope, scale=s_scale)
-    if reduced.collapse_indices == (0,):
-        zero = real & is_zero(x, scale=1.0)
-    else:
-        zero = np.zeros_like(real)
+    zero = real & is_zero(x, scale=1.0) if collapse else np.zeros_like(real)
+    return roots, real, slope, stable, zero
+
+
+def roots_batch(system: ODESystem, params: Mapping[str, Any], *, progress: bool = True) -> BatchRoots:
+    """All roots of the one-state dx/dt = f(x) at every parameter point at once.
+
+    For any system with one state after restriction to its invariant manifold, whose
+    right-hand side is polynomial (or rational, N(x)/D(x)) in the state. ``params`` may hold
+    arrays that broadcast; the roots come from batched companion matrices (10^5 points take a
+    fraction of a second). Exact enumeration at one point is ``equilibria``; this is for maps
+    and sweeps. A system with several states: hold some fixed (``derivations.freeze``) or
+    restrict it (``derivations.reduce``) first.
+
+    Parameters
+    ----------
+    system : ODESystem
+    params : mapping parameter name -> float or array (checked by ``system.check_params``)
+    progress : bool
+        A progress bar on stderr (a terminal only) for maps that take more than a few seconds.
+        The points run in chunks of ROOTS_CHUNK, so memory stays bounded: the results (about
+        (5 degree + 4) x 8 bytes per point) plus one chunk's working arrays.
+
+    Returns
+    -------
+    BatchRoots
+
+    Raises
+    ------
+    TypeError
+        ``system`` is not an ODESystem, ``params`` not a mapping of real numbers.
+    ValueError
+        Several states or a non-rational right-hand side (the message says what would serve);
+        parameter names, non-finite values or values outside ``system.param_domain``.
+    """
+    reduced = one_state(system, "roots_batch")
+    check_progress(progress)
+    given = reduced.check_params(params, batch=True)
+    vals = [np.asarray(as_float(v), dtype=float) for v in given.values()]
+    shape = np.broadcast_shapes(*(v.shape for v in vals)) if vals else ()
+    vals = [np.broadcast_to(v, shape).ravel() for v in vals]
+    B = int(np.prod(shape, dtype=int))
+    fN, fD, deg = _root_functions(reduced)
+    lo_hi = reduced.state_bounds()[0]
+    collapse = reduced.collapse_indices == (0,)
+    roots = np.full((B, deg), np.nan + 0j)
+    real, slope, stable, zero = (np.zeros((B, deg), dtype=t) for t in (bool, float, bool, bool))
+    with progress_bar(B, "roots_batch", progress, unit="pt") as bar:
+        for lo in range(0, B, ROOTS_CHUNK):
+            hi = min(B, lo + ROOTS_CHUNK)
+            out = _roots_chunk([v[lo:hi] for v in vals], fN, fD, deg, lo_hi, collapse)
+            for dst, src in zip((roots, real, slope, stable, zero), out):
+                dst[lo:hi] = src
+            bar.update(hi - lo)
 
     def shaped(a, tail=True):
         return read_only(a.reshape(shape + ((deg,) if tail else ())), a.dtype)
@@ -235,7 +260,8 @@ def _scaling(reduced: ODESystem, system: ODESystem, scaling: Mapping[str, Any] |
 
 
 def regimes(system: ODESystem, x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
-            params: Mapping[str, Any], *, scaling: Mapping[str, float] | None = None) -> Regimes:
+            params: Mapping[str, Any], *, scaling: Mapping[str, float] | None = None,
+            progress: bool = True) -> Regimes:
     """Label every (x, y) parameter point by the equilibrium structure of a one-state system
     (after restriction to its invariant manifold), from batched roots (``roots_batch``).
 
@@ -254,6 +280,8 @@ def regimes(system: ODESystem, x: tuple[str, Sequence[float]], y: tuple[str, Seq
     x, y : (parameter name or "scale", 1-D values)
     params : the other parameters
     scaling : mapping name -> power, optional
+    progress : bool
+        A progress bar for large maps (as ``roots_batch``).
 
     Raises
     ------
@@ -290,7 +318,7 @@ def regimes(system: ODESystem, x: tuple[str, Sequence[float]], y: tuple[str, Seq
                 if name not in grid:
                     raise ValueError(f"params: missing {[name]} (scaled along the 'scale' axis)")
                 grid[name] = np.asarray(as_float(grid[name]), dtype=float) * lam**w
-    r = roots_batch(reduced, grid)
+    r = roots_batch(reduced, grid, progress=progress)
     codes, names = _codes(reduced, r)
     return Regimes(xn, yn, read_only(xv), read_only(yv), read_only(codes, int), names)
 

@@ -1,6 +1,5 @@
 """Equilibria, their classification, and their structure across parameters."""
 
-import itertools
 import zlib
 
 import numpy as np
@@ -53,7 +52,9 @@ def random_params(system, rng):
 
 
 def all_specs():
-    return sorted({ModelSpec(*f) for f in itertools.product(*ModelSpec.allowed().values())}, key=lambda s: s.label)
+    from conftest import ALL_SPECS
+
+    return list(ALL_SPECS)
 
 
 @pytest.mark.parametrize("spec", all_specs(), ids=lambda s: s.label.replace(" ", "_"))

@@ -96,3 +96,95 @@ def test_network_bad_input(kwargs, exc, match):
     args.update(kwargs)
     with pytest.raises(exc, match=match):
         simulate_network(args.pop("spec"), args.pop("params"), **args)
+
+
+# --- every ModelSpec option against independent closed forms (issue 10) ---------------------
+from scipy.integrate import solve_ivp  # noqa: E402
+
+
+def _closed_form(kind, p0, s0, lam, c1, eta, t, alpha=1.0):
+    """Per-mode Euclidean flows written out by hand (mode j: data variance lam, variance c1 of
+    view 1, lam + sigma2 of view 2; w the predictor eigenvalue):
+    learned:    dp = s (lam - c1 p) - eta p,  ds = 2 p s (lam - c1 p) - 2 eta s   (alpha_p = 1)
+    no sg:      ds = -2 (c1 p^2 - 2 lam p + lam + sigma2) s - 2 eta s (gradient through b)
+    directpred: w = s^alpha, ds = 2 w s (lam - c1 w) - 2 eta s  (Tian et al.: 2 s^(1+alpha)(1 - c s^alpha))
+    isoloss:    ds = 2 s (lam - c1 s^alpha) - 2 eta s           (Halvagal et al.: 2 s (1 - c s^alpha))
+    none:       ds = 2 s (lam - c1) - 2 eta s."""
+    h = len(s0)
+    c2 = lam + SIGMA2
+
+    def f(_, y):
+        if kind in ("learned", "nosg"):
+            p, s = y[:h], y[h:]
+            dp = s * (lam - c1 * p) - eta * p
+            ds = 2 * p * s * (lam - c1 * p) if kind == "learned" else -2 * (c1 * p**2 - 2 * lam * p + c2) * s
+            return np.r_[dp, ds - 2 * eta * s]
+        s = y
+        w = {"directpred": s**alpha, "isoloss": None, "none": 1.0}[kind]
+        if kind == "isoloss":
+            return 2 * s * (lam - c1 * s**alpha) - 2 * eta * s
+        return 2 * w * s * (lam - c1 * w) - 2 * eta * s
+
+    y0 = np.r_[p0, s0] if kind in ("learned", "nosg") else s0
+    return solve_ivp(f, (0, t[-1]), y0, t_eval=t, rtol=1e-11, atol=1e-13, method="DOP853").y.T
+
+
+@pytest.mark.parametrize(
+    "kind, spec, extra, lam, one_view",
+    [
+        ("directpred", ModelSpec("euclidean", predictor="directpred"), {"alpha": 0.5}, None, False),
+        ("directpred", ModelSpec("euclidean", predictor="directpred", data="spectrum", views="one"), {"alpha": 1.0},
+         [2.0, 0.7, 0.2], True),
+        ("isoloss", ModelSpec("isoloss", predictor="directpred"), {"alpha": 0.5}, None, False),
+        ("none", ModelSpec("euclidean", predictor="none", views="one"), {}, None, True),
+        ("nosg", ModelSpec("euclidean", stop_gradient=False), {"alpha_p": 1.0}, None, False),
+        ("learned", ModelSpec("euclidean", data="spectrum"), {"alpha_p": 1.0}, [2.0, 0.7, 0.2], False),
+    ],
+)
+def test_network_options_follow_closed_form_flows(kind, spec, extra, lam, one_view):
+    """The network's exact expected flow (autodiff of the true loss) for each new option equals
+    the per-mode flow written out by hand; off-diagonals stay zero."""
+    h, eta = 3, 0.05
+    rng = np.random.default_rng(1)
+    p0, s0 = rng.uniform(0.3, 1.0, h), rng.uniform(0.3, 1.2, h)
+    net = simulate_network(spec, {"sigma2": SIGMA2, "eta": eta, **extra}, h=h, t1=1.5, n_records=6,
+                           init={"p": p0, "s": s0}, lam=lam)
+    lam_j = np.ones(h) if lam is None else np.asarray(lam)
+    ref = _closed_form(kind, p0, s0, lam_j, lam_j if one_view else lam_j + SIGMA2, eta, net.t, extra.get("alpha", 1.0))
+    if kind in ("learned", "nosg"):
+        np.testing.assert_allclose(net.p, ref[:, :h], atol=1e-8)
+        ref = ref[:, h:]
+    np.testing.assert_allclose(net.s, ref, atol=1e-8)
+    if kind == "directpred":  # the recorded predictor eigenvalue is DirectPred's w = s^alpha
+        np.testing.assert_allclose(net.p, net.s ** extra["alpha"], atol=1e-8)
+    if kind == "nosg":  # without stop-gradient the Euclidean model collapses
+        assert np.all(net.s[-1] < 0.35 * net.s[0])
+    assert np.max(net.misalignment) < 1e-10
+
+
+def test_default_records_accept_short_runs():
+    """Issue 12: t1 = 0.1 with dt = 0.01 (10 steps) used to raise 'must be a multiple of
+    n_records - 1 = 60'; the default now records every step of such a short run."""
+    net = simulate_network(ModelSpec("euclidean"), {"sigma2": SIGMA2, "eta": 0.05, "alpha_p": 1.0}, h=4, t1=0.1,
+                           gradient="sampled", batch=64)
+    np.testing.assert_allclose(net.t, np.linspace(0, 0.1, 11), atol=1e-12)
+    assert net.status == "finished" and list(net.steps) == list(range(11))
+
+
+def test_discrete_expected_map_is_gradient_descent():
+    """lr = 0.4: the exact expected-gradient map equals the per-mode recursion
+    p' = p + lr (s (1 - c p) - eta p), phi' = phi (1 - lr (p (c p - 1) + eta)), s = phi^2."""
+    h, lr, eta = 4, 0.4, 0.05
+    rng = np.random.default_rng(0)
+    p0, s0 = rng.uniform(0.2, 1.0, h), rng.uniform(0.3, 1.2, h)
+    net = simulate_network(ModelSpec("euclidean"), {"sigma2": SIGMA2, "eta": eta, "alpha_p": 1.0}, h=h, t1=8.0, lr=lr,
+                           init={"p": p0, "s": s0}, record_every=4)
+    assert list(net.steps) == [0, 4, 8, 12, 16, 20] and net.gradient == "expected"
+    p, phi, rows = p0.copy(), np.sqrt(s0), [np.r_[p0, s0]]
+    for n in range(20):
+        p, phi = p + lr * (phi**2 * (1 - C * p) - eta * p), phi * (1 - lr * (p * (C * p - 1) + eta))
+        if (n + 1) % 4 == 0:
+            rows.append(np.r_[p, phi**2])
+    rows = np.array(rows)
+    np.testing.assert_allclose(net.p, rows[:, :h], atol=1e-12)
+    np.testing.assert_allclose(net.s, rows[:, h:], atol=1e-12)

@@ -3,7 +3,6 @@
 Derandomized, so CI sees the same examples every run; budgets are small to keep the suite fast.
 """
 
-import itertools
 
 import jax
 import jax.numpy as jnp
@@ -13,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import derivations._derive as derivation_module
-from derivations import ModelSpec, derive
+from derivations import derive
 from dynamics import equilibria, integrate
 from dynamics import jacobian_at
 
-SPECS = sorted({ModelSpec(*f) for f in itertools.product(*ModelSpec.allowed().values())}, key=lambda s: s.label)
+from conftest import ALL_SPECS as SPECS  # noqa: E402
 RANGES = {"sigma2": (0.0, 0.5), "eta": (0.0, 0.4), "alpha_p": (0.5, 2.0), "beta": (0.1, 1.0),
           "N_psi": (0.5, 3.0), "N_phi": (0.5, 3.0), "T": (-1.0, 3.0)}
 STATE_RANGES = {"p": (-1.0, 1.2), "s": (0.0, 1.5), "tau": (0.3, 1.5)}

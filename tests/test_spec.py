@@ -199,3 +199,34 @@ def test_descriptions_say_which_treatment_the_system_has():
     assert "norms frozen inside the gradient" not in sc_exact
     frozen_leading = str(derive(ModelSpec("cosine", norms="frozen", moments="leading")))
     assert "frozen to parameters" in frozen_leading and "self-consistent values" not in frozen_leading
+
+
+def test_integrate_takes_a_data_spectrum_as_per_mode_parameters():
+    """Each mode of the Euclidean SimSiam system with data variance lambda_j converges to
+    p+ = (lambda + sqrt(lambda^2 - 4 eta (lambda + sigma2))) / (2 (lambda + sigma2)) (the cubic's
+    stable root with c = lambda + sigma2) where lambda_j exceeds the threshold
+    2 eta + 2 sqrt(eta^2 + eta sigma2), and collapses below it; a batch of eta broadcasts against it."""
+    from dynamics import integrate
+
+    modes = derive(ModelSpec("euclidean", data="spectrum")).modes(3)
+    lam = np.array([1.0, 0.5, 0.25])
+    eta, sigma2 = 0.05, 0.2
+    y0 = modes.pack(p=[0.5] * 3, s=[0.25] * 3)
+    sol = integrate(modes, np.stack([y0, y0]), (0, 400), {"sigma2": sigma2, "eta": np.array([eta, 0.3]),
+                                                         "alpha_p": 1.0, "lambda": lam})
+    p = modes.unpack(sol.final)["p"]
+    c = lam + sigma2
+    p_plus = (lam[:2] + np.sqrt(lam[:2] ** 2 - 4 * eta * c[:2])) / (2 * c[:2])
+    np.testing.assert_allclose(p[0, :2], p_plus, rtol=1e-6)
+    assert lam[2] < 2 * eta + 2 * np.sqrt(eta**2 + eta * sigma2) and abs(p[0, 2]) < 1e-2
+    assert sol.status[1] == "collapsed"   # eta = 0.3 is above every mode's threshold
+    with pytest.raises(ValueError, match="per-mode"):
+        integrate(modes, y0, (0, 1), {"sigma2": sigma2, "eta": eta, "alpha_p": 1.0, "lambda": 0.5})
+
+
+def test_integrate_refuses_a_discrete_map():
+    from dynamics import integrate
+
+    with pytest.raises(ValueError, match="iterate"):
+        integrate(derive(ModelSpec("euclidean")).discrete(), [0.5, 0.25], (0, 1),
+                  {"sigma2": 0.2, "eta": 0.0, "alpha_p": 1.0, "lr": 0.1})
