@@ -226,6 +226,17 @@ class ModeSystem:
         return f"ModeSystem({self.per_mode.name or 'per-mode system'}, K={self.K}, closed={self.closed}, params={self.param_names})"
 
     @property
+    def partial_collapse(self) -> Mapping[str, tuple[str, ...]]:
+        """The per-mode system's named partial-collapse sets, as flat state names of every mode."""
+        sets = getattr(self.per_mode, "partial_collapse", None) or {}
+        return FrozenMap({k: tuple(f"{n}_{j}" for n in v for j in range(1, self.K + 1)) for k, v in sets.items()})
+
+    @property
+    def scaling(self) -> Mapping[str, int] | None:
+        """The per-mode system's scaling powers (``EigenmodeSystem.scaling``), keyed by per-mode names."""
+        return getattr(self.per_mode, "scaling", None)
+
+    @property
     def param_shapes(self) -> Mapping[str, tuple[int, ...]]:
         """The trailing shape of each free parameter's value: (K,) for a per-mode parameter,
         () for one shared by all modes. Batch axes come before it."""

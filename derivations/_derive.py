@@ -267,7 +267,7 @@ def _ansatz_check(spec: ModelSpec, partials: dict, expected: dict) -> dict:
         gauss.update({v: sy.sigma2 for v in e1s})
     point = {Psi[i, j]: (ws[i] if i == j else 0) for i in range(K) for j in range(K)}
     point.update({Phi[i, j]: (phis[i] if i == j else 0) for i in range(K) for j in range(K)})
-    one = {k: v.subs(_phi, _phi) for k, v in _means(spec).items()}
+    one = _means(spec)
 
     def per_mode(expr, k):
         subs = {_weight(spec): ws[k], _phi: phis[k], sy.lam: lams[k]}

@@ -131,6 +131,14 @@ class EigenmodeSystem(ODESystem):
         return FrozenMap({k: v for k, v in powers.items() if k in names})
 
     @property
+    def partial_collapse(self) -> Mapping[str, tuple[str, ...]]:
+        """Named subsets of the collapse states that can vanish on their own: {"predictor": ("p",)}
+        for a learned predictor (the predictor collapses while s stays finite, a finite-time
+        singularity of the closures N_psi -> 0). ``integrate`` reports a run that fails there as
+        "partly_collapsed"."""
+        return FrozenMap({"predictor": ("p",)} if "p" in self.state_names else {})
+
+    @property
     def weight_decay(self) -> str:
         """The name of the weight-decay parameter (eta): the rate at which it shrinks the
         network's scale for a scale-invariant loss, lambda = exp(-eta t)."""

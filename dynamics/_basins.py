@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
 from derivations import ODESystem
+from derivations._system import FrozenMap
 
 from ._equilibria import equilibria
 from ._integrate import integrate
@@ -35,6 +36,7 @@ class Basins:
     status:      (ny, nx) Solution status per trajectory.
     t1:          the integration time.
     collapse_probability: fraction of the grid that collapses (uniform weight per point).
+    system_name, params: the system's name and the parameter values (for the figure's title).
     """
 
     x: str
@@ -48,6 +50,8 @@ class Basins:
     status: np.ndarray
     t1: float
     collapse_states: tuple[str, ...] = ()
+    system_name: str = ""
+    params: Mapping[str, float] = field(default_factory=FrozenMap)
 
     @property
     def collapse_probability(self) -> float:
@@ -107,7 +111,10 @@ def basins(
     if xn == yn:
         raise ValueError("grid must name two different states")
     fixed = _check_fixed(system, xn, yn, fixed)
-    xv, yv = np.asarray(xv, dtype=float), np.asarray(yv, dtype=float)
+    try:
+        xv, yv = np.asarray(xv, dtype=float), np.asarray(yv, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"grid values must be 1-D lists of real numbers; got {xn}: {xv!r}, {yn}: {yv!r}") from None
     if xv.ndim != 1 or yv.ndim != 1 or xv.size < 2 or yv.size < 2:
         raise ValueError("grid values must be 1-D arrays with at least two entries")
     if not (np.all(np.isfinite(xv)) and np.all(np.isfinite(yv))):
@@ -152,5 +159,6 @@ def basins(
                 collapsed |= (attractor >= 0) & is_collapsed[np.maximum(attractor, 0)]
     for a in (xv, yv, final, attractor, collapsed):
         a.setflags(write=False)
+    shown = {k: float(v) for k, v in params.items() if np.ndim(v) == 0} if isinstance(params, Mapping) else {}
     return Basins(xn, yn, xv, yv, final, attractor, attractors, collapsed, sol.status, float(t1),
-                  tuple(names[i] for i in idx))
+                  tuple(names[i] for i in idx), str(getattr(system, "name", "") or ""), FrozenMap(shown))

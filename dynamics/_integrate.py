@@ -600,6 +600,16 @@ def _classify(raw, num, Y0, P, ts, span, evs, solver, max_steps, backend, retrie
                 f"(> {blow.escape:g} x max(1, max|y0|)); the blow-up time is located to about the step size floor"
             )
             continue
+        part = _partial_collapse(num, Y0[b], y_end[b])
+        if part is not None:
+            label, ratio = part
+            status[b], event[b], event_t[b] = "partly_collapsed", f"{label} collapse", t_end[b]
+            messages[b] = (
+                f"the {label} collapsed at t = {t_end[b]:.10g} while the other states stayed finite: its states fell "
+                f"to {ratio:.2g} of their initial size, where the right-hand side is singular (a finite-time "
+                "collapse of a subset of the states; the run cannot continue past it)"
+            )
+            continue
         status[b] = "max_steps" if c == _MAX_STEPS else "failed"
         again[b] = c in (_MAX_STEPS, _DT_MIN)
         messages[b] = _reason(c, num, y_end[b], {k: v[b] for k, v in P.items()}, t_end[b], span, solver, max_steps,
@@ -607,6 +617,41 @@ def _classify(raw, num, Y0, P, ts, span, evs, solver, max_steps, backend, retrie
     return {"ys": raw["ys"], "valid": raw["valid"], "t_end": np.asarray(t_end, dtype=float), "y_end": y_end,
             "status": status, "event": event, "event_t": event_t, "steps": raw["steps"], "messages": messages,
             "retry": again}
+
+
+PARTIAL_COLLAPSE_RATIO = 1e-3
+"""A declared subset of states counts as collapsed at a failure when its size fell below this
+fraction of its initial size, relative to how far the rest of the collapse states shrank (in
+the system's scaling, where it declares one)."""
+
+
+def _partial_collapse(num: _NumericSystem, y0: np.ndarray, y: np.ndarray) -> tuple[str, float] | None:
+    """(label, size ratio) if the run stopped where one of the system's declared partial-collapse
+    sets (``system.partial_collapse``) vanished while the other collapse states did not."""
+    sets = getattr(num.system, "partial_collapse", None) or {}
+    if not sets or not np.all(np.isfinite(y)):
+        return None
+    names = num.state_names
+    scaling = getattr(num.system, "scaling", None) or {}
+
+    def ratio(idx):
+        start = float(np.max(np.abs(y0[idx])))
+        return float(np.max(np.abs(y[idx]))) / start if start > 0 else np.inf
+
+    def power(flat_name):
+        return float(scaling.get(flat_name.rsplit("_", 1)[0], scaling.get(flat_name, 1)) or 1)
+
+    for label, members in sets.items():
+        idx = [names.index(n) for n in members if n in names]
+        rest = [i for i in num.collapse_indices if i not in idx]
+        if not idx or not rest:
+            continue
+        r_set, r_rest = ratio(idx), ratio(rest)
+        # compare sizes in the same scaling: a set of power a against the rest of power b
+        exponent = power(names[idx[0]]) / power(names[rest[0]])
+        if r_set <= PARTIAL_COLLAPSE_RATIO * r_rest**exponent:
+            return label, r_set
+    return None
 
 
 def _fastest_rate(num: _NumericSystem, y: np.ndarray, params: dict, t: float) -> float | None:

@@ -25,10 +25,8 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from derivations import ModelSpec
-from derivations._codegen import check_param_names
-from derivations._losses import A, B, C
-from derivations._truth import (
+from derivations import (
+    ModelSpec,
     expected_loss,
     network_params,
     predictor_matrix,
@@ -37,6 +35,8 @@ from derivations._truth import (
     view_covariance,
     weight_flow,
 )
+from derivations._codegen import check_param_names
+from derivations.symbols import A, B, C
 
 from ._iterate import record_steps
 

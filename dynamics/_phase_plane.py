@@ -105,6 +105,8 @@ class PhasePlane:
     manifolds:   stable and unstable manifold branches of the saddles of the plane.
     trajectories: a few orbits from seeded random starts in the window.
     bounds:      the state domain of x and of y (``system.state_bounds()``).
+    on_manifold: {other state: its graph on the declared manifold (a SymPy expression)} for
+                 the states ``fixed`` puts on the manifold (what the title writes for the slice).
     """
 
     system_name: str
@@ -126,12 +128,16 @@ class PhasePlane:
     manifolds: tuple[SaddleManifold, ...]
     trajectories: tuple[Orbit, ...]
     bounds: tuple[tuple[float, float], tuple[float, float]] = field(default=((-np.inf, np.inf), (-np.inf, np.inf)))
+    on_manifold: Mapping[str, Any] = field(default_factory=FrozenMap)
 
     @property
     def title(self) -> str:
-        """system name, then the parameter values and the slice."""
+        """Plain text: the system name, then the parameter values and the slice (the held
+        states' values, or "s on its manifold s = p**2/alpha_p"). ``plot_phase_plane`` writes
+        the same in mathtext."""
         vals = ", ".join(f"{k} = {v:.4g}" for k, v in self.params.items())
-        sl = ", ".join(f"{k} = {v:.4g}" if not isinstance(v, str) else f"{k} on its manifold"
+        sl = ", ".join(f"{k} = {v:.4g}" if not isinstance(v, str)
+                       else f"{k} on its manifold" + (f" {k} = {sp.sstr(self.on_manifold[k])}" if k in self.on_manifold else "")
                        for k, v in self.fixed.items())
         head = self.system_name or f"({self.x}, {self.y}) plane"
         return head + ("\n" + vals if vals else "") + ("; " + sl if sl else "")
@@ -281,8 +287,9 @@ def phase_plane(
     Raises
     ------
     TypeError
-        ``system`` is no ODESystem; a ``fixed`` value is neither a real number nor "manifold"
-        (e.g. the string '1').
+        ``system`` is no ODESystem; ``fixed`` is no mapping or one of its values is neither a
+        real number nor "manifold" (e.g. the string '1'); ``manifolds`` is not a bool, ``seed``
+        not an int.
     ValueError
         Fewer than two states, unknown or equal axis states, a ``fixed`` key naming an axis
         state or no state, missing ``fixed`` values, "manifold" for a state the manifold does
@@ -311,6 +318,10 @@ def phase_plane(
     if isinstance(t_max, bool) or not isinstance(t_max, numbers.Real) or not np.isfinite(t_max) or t_max <= 0:
         raise ValueError(f"t_max must be a positive finite number; got {t_max!r}")
     t_max = float(t_max)
+    if not isinstance(manifolds, (bool, np.bool_)):
+        raise TypeError(f"manifolds must be True or False; got {type(manifolds).__name__} {manifolds!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int; got {type(seed).__name__} {seed!r}")
 
     sym = system.symbols
     sx, sy = sym[x], sym[y]
@@ -430,6 +441,7 @@ def phase_plane(
         x_nullcline=tuple(_frozen(c) for c in nulls[0]), y_nullcline=tuple(_frozen(c) for c in nulls[1]),
         equilibria=tuple(on_slice), points=_frozen(pts), manifolds=tuple(branches), trajectories=tuple(orbits),
         bounds=(tuple(bounds[ix]), tuple(bounds[iy])),
+        on_manifold=FrozenMap({n: sp.sympify(system.manifold[n]) for n, v in fixed.items() if v == MANIFOLD}),
     )
 
 

@@ -1,21 +1,36 @@
-"""Figures: phase portraits, 1-D flows, bifurcation diagrams, regime maps, basins, spectra.
+r"""Figures: phase portraits, 1-D flows, bifurcation diagrams, regime maps, basins, spectra.
 
 Analyses return data (``phase_plane`` -> PhasePlane, ``bifurcation`` -> Bifurcation, ``regimes``
 -> Regimes, ``basins`` -> Basins); the ``plot_*`` functions only draw those objects.
 ``portrait`` and the old call ``plot_bifurcation(system, param, values, params)`` compute the
-data first. Every function draws on ``ax`` (or a new Figure when ax is None) and returns
-(fig, ax); none calls pyplot.show, and figures are created without pyplot, so they work headless.
+data first. Every function draws on ``ax`` (or a new figure when ax is None) and returns
+(fig, ax); none calls pyplot.show and none closes a figure.
+
+Paper-ready conventions: labels in mathtext with the model's symbol names (``derivations.latex``:
+sigma2 as $\sigma^2$, alpha_p as $\alpha_p$), titles that say the system, the parameter values
+and the slice, legends outside the axes (right) so that they cover no data, markers on the
+window's edge drawn whole.
+
+Where figures come from (``ax=None``): through pyplot when the user works with pyplot on a
+backend that shows figures (pyplot already imported and the backend interactive, e.g. the
+inline backend of Jupyter), and always inside a Jupyter/IPython kernel, so that
+``fig, ax = portrait(...)`` displays in a notebook cell like any pyplot figure; otherwise (a
+script or test on a non-interactive backend such as Agg) as a bare ``matplotlib.figure.Figure``
+that no global registry holds, so batches of figures do not accumulate.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
 from derivations import ODESystem
+from derivations import latex as _latex
 
 from ._basins import Basins
 from ._bifurcation import Bifurcation, bifurcation
@@ -49,15 +64,121 @@ REGIME_COLORS = ("#d9d9d9", "#9ecae1", "#74c476", "#fc9272", "#fdd0a2", "#bcbddc
 BIFURCATION_MARKERS = {"fold": "x", "transcritical": "o", "pitchfork": "^", "hopf": "*", "touch": "s"}
 """Marker per bifurcation kind (any other kind: a diamond)."""
 
+BASIN_COLORS = {"collapses": "#bdbdbd", "does not collapse": "#6baed6", "blows up": "#de2d26",
+                "undecided (integration failed)": "#fdd0a2"}
+"""Colour per outcome of a basin map of a system with collapse states."""
 
-def _axes(ax, figsize=(5.5, 4.5)):
+
+# -- figures, axes, labels, legends --------------------------------------------------------
+
+
+def _in_kernel() -> bool:
+    """True inside a Jupyter/IPython kernel (IPython imported, a shell with a kernel)."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+    except Exception:  # a broken or partial IPython: behave as a script
+        return False
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _new_figure(figsize: tuple[float, float]):
+    """A new figure with constrained layout: through pyplot when figures are shown (see the
+    module docstring), else a bare Figure. Never calls pyplot.show, closes nothing."""
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is None and _in_kernel():
+        import matplotlib.pyplot as plt  # in a kernel this selects the inline backend
+    if plt is not None:
+        import matplotlib
+        from matplotlib.backends import BackendFilter, backend_registry
+
+        if matplotlib.get_backend().lower() not in backend_registry.list_builtin(BackendFilter.NON_INTERACTIVE):
+            return plt.figure(figsize=figsize, layout="constrained")
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def _axes(ax: Any, figsize=(5.5, 4.5)):
     if ax is None:
-        from matplotlib.figure import Figure
+        fig = _new_figure(figsize)
+        return fig, fig.add_subplot()
+    from matplotlib.axes import Axes
 
-        fig = Figure(figsize=figsize, layout="constrained")
-        ax = fig.add_subplot()
-        return fig, ax
+    if not isinstance(ax, Axes):
+        raise TypeError(f"ax must be a matplotlib Axes (e.g. from fig.add_subplot()) or None; got {type(ax).__name__}")
     return ax.figure, ax
+
+
+@lru_cache(maxsize=512)
+def _tex(name: str) -> str:
+    """The mathtext body (no dollars) of a symbol name, with the model's names
+    (``derivations.latex``: sigma2 -> \\sigma^2, alpha_p -> \\alpha_p, N_psi -> N_{\\psi}); a
+    plain word of several letters upright (scale -> \\mathrm{scale}); the name itself if
+    matplotlib's mathtext cannot parse the result."""
+    from matplotlib.mathtext import MathTextParser
+
+    body = _latex(sp.Symbol(name))
+    if body == name and len(name) > 1 and name.isalpha():
+        body = rf"\mathrm{{{name}}}"
+    try:
+        MathTextParser("path").parse(f"${body}$")
+    except Exception:
+        return r"\mathrm{" + "".join("\\" + c if c in "_^{}$%#&\\" else c for c in name) + "}"
+    return body
+
+
+def _math(name: str) -> str:
+    """``name`` as inline mathtext, e.g. "$\\eta$"."""
+    return f"${_tex(name)}$"
+
+
+def _expr_tex(expr: Any) -> str:
+    """An expression in mathtext (no dollars); its plain form if mathtext cannot parse it."""
+    from matplotlib.mathtext import MathTextParser
+
+    expr = sp.sympify(expr)
+    num, den = sp.fraction(sp.together(expr))
+    if den == 1:
+        body = _latex(expr)
+    else:  # inline, p^{2}/\alpha_p: a \frac is unreadably small in a label
+        body = "/".join(_latex(t) if (t.is_Atom or t.is_Pow or t.is_Function) else f"({_latex(t)})" for t in (num, den))
+    try:
+        MathTextParser("path").parse(f"${body}$")
+    except Exception:
+        return r"\mathrm{" + _escape(sp.sstr(expr)) + "}"
+    return body
+
+
+def _escape(text: str) -> str:
+    """Plain text (e.g. a system name) safe from mathtext: dollars escaped."""
+    return str(text).replace("$", r"\$")
+
+
+def _num(v: Any) -> str:
+    return f"{float(v):.4g}"
+
+
+def _values(params: Mapping[str, Any], skip: Sequence[str] = ()) -> str:
+    """"$\\sigma^2 = 0.2$, $\\eta = 0.05$": parameter values for a title."""
+    return ", ".join(f"${_tex(k)} = {_num(v)}$" for k, v in params.items() if k not in skip)
+
+
+def _title(ax: Any, head: str, *lines: str, fontsize: float = 8.5) -> None:
+    ax.set_title("\n".join(([_escape(head)] if head else []) + [ln for ln in lines if ln]), fontsize=fontsize)
+
+
+def _legend_outside(ax: Any, handles: Sequence[Any] | None = None, *, title: str | None = None,
+                    loc: str = "upper left", anchor: tuple[float, float] = (1.02, 1.0)):
+    """A legend outside the axes, right of them, so that it covers no data. Constrained layout
+    (every figure made here) makes room for it."""
+    kw = dict(fontsize=7, loc=loc, bbox_to_anchor=anchor, borderaxespad=0.0, framealpha=0.9,
+              title=title, title_fontsize=7)
+    if handles is None:
+        return ax.legend(**kw)
+    return ax.legend(handles=handles, **kw)
 
 
 def _mark(ax, x, y, kind, label_seen: set, size=8, zorder=5, clip_on=True):
@@ -71,6 +192,11 @@ def _mark(ax, x, y, kind, label_seen: set, size=8, zorder=5, clip_on=True):
 def _require(obj: Any, cls: type, arg: str, source: str) -> None:
     if not isinstance(obj, cls):
         raise TypeError(f"{arg} must be a {cls.__name__} (from {source}); got {type(obj).__name__}")
+
+
+def _require_params(params: Any) -> None:
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict keyed by parameter name; got {type(params).__name__}")
 
 
 # -- phase portrait ----------------------------------------------------------------------
@@ -93,12 +219,33 @@ def portrait(
 ):
     """Phase portrait of any system in the (x, y) plane: ``plot_phase_plane(phase_plane(...))``.
 
-    Streamlines, both nullclines, every equilibrium on the slice marked and coloured by kind
-    (legend), stable (dotted) and unstable (solid) manifolds of saddles, and a few
-    trajectories. States off the plane are held at ``fixed`` values (a number, or "manifold"
-    for a state of the system's declared invariant manifold). See ``phase_plane`` for the
-    arguments and the errors raised. Returns (fig, ax).
+    Streamlines, both nullclines, every equilibrium on the slice marked and coloured by kind,
+    stable (dotted) and unstable (solid) manifolds of saddles, and a few trajectories; the
+    legend outside the axes, the title naming the system, the parameter values and the slice.
+    States off the plane are held at ``fixed`` values (a number, or "manifold" for a state of
+    the system's declared invariant manifold).
+
+    Parameters
+    ----------
+    system, params, x, y, fixed, xlim, ylim, n_grid, trajectories, manifolds, t_max :
+        as for ``dynamics.phase_plane``.
+    ax : a matplotlib Axes, or None for a new figure (shown in Jupyter, see the module notes).
+
+    Returns
+    -------
+    (fig, ax)
+
+    Raises
+    ------
+    TypeError
+        ``ax`` no Axes; and ``phase_plane``'s: a ``fixed`` value that is neither a real number
+        nor "manifold" (e.g. the string '1'), ...
+    ValueError
+        ``phase_plane``'s: a ``fixed`` key naming a plotted state or no state, unknown axis
+        states, bad limits, counts, params.
     """
+    if ax is not None:
+        _axes(ax)  # checked before any work
     plane = phase_plane(system, params, x=x, y=y, fixed=fixed, xlim=xlim, ylim=ylim, n_grid=n_grid,
                         trajectories=trajectories, manifolds=manifolds, t_max=t_max)
     return plot_phase_plane(plane, ax=ax)
@@ -108,9 +255,25 @@ def plot_phase_plane(plane: PhasePlane, *, ax: Any = None):
     """Draw a ``PhasePlane``: streamlines of its field (grey), the nullclines (dx/dt = 0 blue
     solid, dy/dt = 0 red dashed), its trajectories (cyan, start dots), saddle manifolds (black:
     unstable solid, stable dotted) and its equilibria coloured by kind (``KIND_STYLE``; filled =
-    stable). The legend sits outside the axes, right, so that it covers no data.
+    stable). The legend sits outside the axes, right, so that it covers no data; markers on the
+    window's edge (e.g. at s = 0, the domain's boundary) are drawn whole. Axis labels in
+    mathtext; the title says the system, the parameter values and the slice (the held states'
+    values, or the manifold graph, e.g. s = p^2/alpha_p).
 
-    Raises TypeError unless ``plane`` is a PhasePlane. Returns (fig, ax)."""
+    Parameters
+    ----------
+    plane : PhasePlane from ``dynamics.phase_plane``.
+    ax : a matplotlib Axes to draw on, or None for a new figure.
+
+    Returns
+    -------
+    (fig, ax)
+
+    Raises
+    ------
+    TypeError
+        ``plane`` is no PhasePlane; ``ax`` is neither None nor an Axes.
+    """
     _require(plane, PhasePlane, "plane", "dynamics.phase_plane")
     fig, ax = _axes(ax)
     u, v = np.ma.masked_invalid(plane.u), np.ma.masked_invalid(plane.v)
@@ -120,7 +283,7 @@ def plot_phase_plane(plane: PhasePlane, *, ax: Any = None):
     for lines, style, state in ((plane.x_nullcline, dict(color="tab:blue", ls="-"), plane.x),
                                 (plane.y_nullcline, dict(color="tab:red", ls="--"), plane.y)):
         for k, line in enumerate(lines):
-            ax.plot(line[:, 0], line[:, 1], lw=1.4, zorder=2, label=f"d{state}/dt = 0" if k == 0 else None,
+            ax.plot(line[:, 0], line[:, 1], lw=1.4, zorder=2, label=f"$d{_tex(state)}/dt = 0$" if k == 0 else None,
                     gid="nullcline", **style)
     for k, orbit in enumerate(plane.trajectories):
         ax.plot(orbit.points[:, 0], orbit.points[:, 1], color="tab:cyan", lw=1.0, alpha=0.9, zorder=3,
@@ -140,12 +303,22 @@ def plot_phase_plane(plane: PhasePlane, *, ax: Any = None):
         _mark(ax, px, py, e.kind, seen, clip_on=not inside)  # a point on the window's edge is drawn whole
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
-    ax.set_xlabel(plane.x)
-    ax.set_ylabel(plane.y)
-    ax.set_title(plane.title, fontsize=8)
+    ax.set_xlabel(_math(plane.x))
+    ax.set_ylabel(_math(plane.y))
+    _title(ax, plane.system_name or f"phase plane ({plane.x}, {plane.y})", _values(plane.params), _slice(plane))
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, framealpha=0.85)
+        _legend_outside(ax)
     return fig, ax
+
+
+def _slice(plane: PhasePlane) -> str:
+    """The slice in mathtext: "slice $\\tau = 1$", "on the manifold $s = p^2/\\alpha_p$"."""
+    held = [f"${_tex(k)} = {_num(v)}$" for k, v in plane.fixed.items() if not isinstance(v, str)]
+    graph = [f"${_tex(k)} = {_expr_tex(e)}$" for k, e in plane.on_manifold.items()]
+    graph += [f"{_math(k)} on its manifold" for k, v in plane.fixed.items()
+              if isinstance(v, str) and k not in plane.on_manifold]
+    parts = (["slice " + ", ".join(held)] if held else []) + (["on the manifold " + ", ".join(graph)] if graph else [])
+    return "; ".join(parts)
 
 
 # -- one-dimensional flows ---------------------------------------------------------------
@@ -184,10 +357,15 @@ def plot_flow_1d(
     x_range: tuple[float, float] | None = None,
     ax: Any = None,
     p_range: tuple[float, float] | None = None,
+    ylim: tuple[float, float] | None = None,
 ):
     """dx/dt against x for a one-state system, one curve per value of one parameter (``vary`` =
-    (name, values)), with every equilibrium in the window marked (filled: stable, open:
-    unstable, purple: semi-stable). A system with more states is drawn on its declared
+    (name, values)), with every equilibrium in the window marked on its curve's colour: filled
+    circle = stable, open circle = unstable, half-filled circle = semi-stable (filled on the
+    side from which it attracts), open diamond = undecided. Markers that coincide (e.g. the
+    collapsed point x = 0 of every curve) are drawn as concentric rings, the first curve's
+    largest, so none is painted over. Two legends outside the axes: the curves (titled by the
+    varied parameter) and the marker kinds. A system with more states is drawn on its declared
     invariant manifold (``system.reduce()``) when that leaves one state; e.g. the cubic of the
     Euclidean loss and the sextic of the cosine loss in p on s = p²/α_p.
 
@@ -195,19 +373,29 @@ def plot_flow_1d(
     ----------
     system : derivations.ODESystem with one state, or one whose ``reduce()`` has one state.
     params : parameter values (the varied one may be omitted).
-    vary : (parameter name, values); default a single curve at ``params``.
+    vary : (parameter name, 1-D real values); default a single curve at ``params``.
     x_range : (low, high) window in the state; default the equilibria of all curves padded by
-        15%, clipped to the state's domain. ``p_range`` is its old name.
+        40%, clipped to the state's domain. ``p_range`` is its old name.
+    ax : a matplotlib Axes, or None for a new figure.
+    ylim : (low, high) of dx/dt; default +-1.4 times the largest |dx/dt| between the outermost
+        equilibria (padded by 15%) over the curves with two or more equilibria there, so that
+        the structure near the equilibria is visible (a steep curve with one root runs off).
+
+    Returns
+    -------
+    (fig, ax)
 
     Raises
     ------
     TypeError
-        ``system`` is no ODESystem.
+        ``system`` is no ODESystem, ``params`` no mapping, ``ax`` no Axes.
     ValueError
         More than one state after reduction (naming ``derivations.freeze`` / ``derivations.reduce``),
-        ``vary`` naming no parameter, a bad range, bad params.
+        ``vary`` naming no parameter or with values that are not a non-empty 1-D list of real
+        numbers, a bad range, bad params.
     """
     one = _one_state(system, "plot_flow_1d")
+    _require_params(params)
     state = one.state_names[0]
     what = "x_range"
     if p_range is not None:
@@ -222,19 +410,20 @@ def plot_flow_1d(
             name, values = vary
         except (TypeError, ValueError):
             raise ValueError(f"vary must be (parameter name, values); got {vary!r}") from None
-        if name not in one.param_names:
+        if not isinstance(name, str) or name not in one.param_names:
             raise ValueError(f"vary names {name!r}, not a parameter; choose from {one.param_names}")
-        values = list(np.atleast_1d(np.asarray(values, dtype=float)))
+        try:
+            arr = np.asarray(values, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"vary values must be real numbers (a 1-D list); got {values!r}") from None
+        if arr.ndim > 1:
+            raise ValueError(f"vary values must be a 1-D list of numbers; got shape {arr.shape}")
+        values = list(np.atleast_1d(arr))
         if not values:
             raise ValueError("vary needs at least one value")
     settings = [dict(params) if name is None else {**params, name: float(v)} for v in values]
     if x_range is not None:
-        try:
-            lo, hi = (float(v) for v in x_range)
-        except (TypeError, ValueError):
-            raise ValueError(f"{what} must be (low, high); got {x_range!r}") from None
-        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-            raise ValueError(f"{what} must be (low, high) with low < high, both finite; got {x_range!r}")
+        lo, hi = _pair(x_range, what)
         found = [equilibria(one, prm, domain={state: (lo, hi)}) for prm in settings]
     else:
         found = [equilibria(one, prm) for prm in settings]
@@ -243,59 +432,114 @@ def plot_flow_1d(
 
         lo, hi = _default_window(xs, one.state_bounds()[0])
         found = [[e for e in eqs if lo <= e.x[0] <= hi] for eqs in found]
+    if ylim is not None:
+        ylim = _pair(ylim, "ylim")
     fig, ax = _axes(ax)
+    from matplotlib.lines import Line2D
+
     f = one.to_numpy()
     grid = np.linspace(lo, hi, 600)
-    seen: set = set()
     cmap = __import__("matplotlib").colormaps["viridis"]
-    curves, roots = [], []
-    for k, (prm, eqs) in enumerate(zip(settings, found)):
-        color = cmap(k / max(1, len(settings) - 1))
+    colors = ["tab:blue"] if name is None else [cmap(0.9 * k / max(1, len(settings) - 1)) for k in range(len(settings))]
+    curves, roots, curve_handles = [], [], []
+    for k, prm in enumerate(settings):
         with np.errstate(all="ignore"):
             curves.append(np.asarray(f(0.0, grid[:, None], prm), dtype=float)[:, 0])
-        label = f"{name} = {prm[name]:.4g}" if name is not None else None
-        ax.plot(grid, curves[-1], color=color, lw=1.6, label=label)
-    for eqs in found:  # after the curves: the legend lists the curves, then the kinds
+        (line,) = ax.plot(grid, curves[-1], color=colors[k], lw=1.6, zorder=2, gid="curve",
+                          label=_num(prm[name]) if name is not None else None)
+        curve_handles.append(line)
+    # markers on their curve's colour; coincident ones (e.g. x = 0 of every curve) as concentric
+    # markers, stable ones largest (bottom) and semi-stable ones smallest (top): none is hidden
+    span = hi - lo
+    marks = []
+    for k, eqs in enumerate(found):
         for e in eqs:
-            _mark(ax, e.x[0], 0.0, e.kind, seen, size=7)
-            roots.append(e.x[0])
-    if len(roots) > 1:  # scale y to where the equilibria are, not to the steep tails
-        span = max(roots) - min(roots)
-        window = (grid >= min(roots) - 0.15 * span) & (grid <= max(roots) + 0.15 * span)
-        tops = [np.nanmax(np.abs(c[window])) for c in curves if np.any(np.isfinite(c[window]))]
+            x0 = float(e.x[0])
+            style = _flow_marker(e, lambda d, x0=x0, k=k: f(0.0, np.array([[x0 + d]]), settings[k])[0, 0], span)
+            marks.append((x0, k, style))
+    groups: list[list] = []
+    for m in sorted(marks, key=lambda m: m[0]):
+        if groups and abs(m[0] - groups[-1][0][0]) <= 5e-3 * span:
+            groups[-1].append(m)
+        else:
+            groups.append([m])
+    kinds_present: set = set()
+    for group in groups:
+        group.sort(key=lambda m: (_DRAW_ORDER[m[2]["what"]], m[1]))
+        for rank, (x0, k, style) in enumerate(group):
+            style = dict(style)
+            kinds_present.add(style.pop("what"))
+            size = 7 + 3.5 * (len(group) - 1 - rank)
+            ax.plot([x0], [0.0], linestyle="none", ms=size, mew=1.6, mec=colors[k], zorder=5 + rank, clip_on=False,
+                    gid="equilibrium", **{kw: (colors[k] if v == "curve" else v) for kw, v in style.items()})
+            roots.append(x0)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    elif len(roots) > 1:  # scale y to where the equilibria are, not to the steep tails
+        rspan = max(roots) - min(roots)
+        window = (grid >= min(roots) - 0.15 * rspan) & (grid <= max(roots) + 0.15 * rspan)
+        # ... and to the curves with structure there (two or more equilibria), so that one
+        # steep curve with a single root does not flatten the others
+        rich = [c for c, eqs in zip(curves, found) if len(eqs) > 1] or curves
+        tops = [np.nanmax(np.abs(c[window])) for c in rich if np.any(np.isfinite(c[window]))]
         top = float(max(tops)) if tops else 0.0
         if np.isfinite(top) and top > 0:
             ax.set_ylim(-1.4 * top, 1.4 * top)
-    ax.axhline(0, color="0.5", lw=0.8)
+    ax.axhline(0, color="0.5", lw=0.8, zorder=1)
     ax.set_xlim(lo, hi)
-    ax.set_xlabel(state)
+    ax.set_xlabel(_math(state))
     on = ""
     if one.restricted_to:
-        on = " on " + ", ".join(f"{k} = {_pretty(v)}" for k, v in one.restricted_to.items())
-    ax.set_ylabel(f"d{state}/dt{on}")
-    title = system.name or "flow"
+        on = " on " + ", ".join(f"${_tex(k)} = {_expr_tex(v)}$" for k, v in one.restricted_to.items())
+    ax.set_ylabel(f"$d{_tex(state)}/dt$" + on)
+    head = system.name or "one-state flow"
     if one.is_polynomial:
-        title += f": order {one.order}"
-    ax.set_title(title, fontsize=9)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="best")
+        head += f": order {one.order} in {state}"
+    _title(ax, head, _values(settings[0], skip=(name,) if name is not None else ()))
+    kind_handles = [Line2D([], [], linestyle="none", ms=7, mew=1.6, mec="0.2", label=what,
+                           **{kw: ("0.2" if v == "curve" else v) for kw, v in _KIND_PROXY[what].items()})
+                    for what in _KIND_PROXY if what in kinds_present]
+    if name is not None:
+        ax.add_artist(_legend_outside(ax, curve_handles, title=_math(name)))
+    if kind_handles:
+        _legend_outside(ax, kind_handles, title="equilibria", loc="lower left", anchor=(1.02, 0.0))
     return fig, ax
 
 
-_GREEK = {n: sp.pretty(sp.Symbol(n), use_unicode=True) for n in (
-    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "kappa", "lambda", "mu", "nu", "xi", "rho",
-    "sigma", "tau", "phi", "chi", "psi", "omega")}
+_KIND_PROXY = {
+    "stable": dict(marker="o", mfc="curve"),
+    "unstable": dict(marker="o", mfc="white"),
+    "semi-stable": dict(marker="o", mfc="curve", fillstyle="left", markerfacecoloralt="white"),
+    "undecided": dict(marker="D", mfc="white"),
+}
+"""Marker shape and fill per stability ("curve": the curve's colour) of ``plot_flow_1d``."""
+
+_DRAW_ORDER = {"stable": 0, "undecided": 1, "unstable": 2, "semi-stable": 3}
 
 
-def _pretty(expr: Any) -> str:
-    """A compact readable form of an expression: powers as superscripts (p**2 -> p²), names
-    of Greek letters as the letters (alpha_p -> α_p)."""
-    import re
+def _flow_marker(e: Any, f_at: Any, span: float) -> dict:
+    """Marker style of a 1-D equilibrium: stable filled, unstable open, semi-stable half filled
+    on the side from which the flow comes in (f > 0 to its left: from the left), undecided an
+    open diamond. ``what`` names the legend entry."""
+    if "semi-stable" in str(e.kind):
+        d = 1e-3 * span
+        with np.errstate(all="ignore"):
+            left = float(f_at(-d))
+        style = dict(_KIND_PROXY["semi-stable"], fillstyle="left" if left > 0 else "right")
+        return dict(style, what="semi-stable")
+    what = {True: "stable", False: "unstable"}.get(e.stable, "undecided")
+    return dict(_KIND_PROXY[what], what=what)
 
-    text = sp.sstr(expr)
-    for k, sup in (("**2", "²"), ("**3", "³"), ("**4", "⁴")):
-        text = text.replace(k, sup)
-    return re.sub(r"\b(" + "|".join(_GREEK) + r")(?=_|\b)", lambda m: _GREEK[m.group(1)], text)
+
+def _pair(value: Any, what: str) -> tuple[float, float]:
+    """(low, high) with low < high, both finite; a ValueError naming ``what`` otherwise."""
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be (low, high); got {value!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f"{what} must be (low, high) with low < high, both finite; got {value!r}")
+    return lo, hi
 
 
 # -- bifurcation diagram -----------------------------------------------------------------
@@ -305,23 +549,39 @@ def plot_bifurcation(bif: Any, *args: Any, state: str | None = None, ax: Any = N
                      **kwargs: Any):
     """Draw a ``Bifurcation``: each branch of equilibria against the parameter (stable solid
     green, unstable dashed red) and the located points with one marker per kind
-    (``BIFURCATION_MARKERS``: fold x, transcritical o, pitchfork triangle, Hopf star; the legend
-    lists their parameter values).
-
-    state: the state on the vertical axis (default the first of ``bif.state_names``).
+    (``BIFURCATION_MARKERS``: fold x, transcritical o, pitchfork triangle, Hopf star; the legend,
+    outside the axes, lists their parameter values).
 
     The old call ``plot_bifurcation(system, param, values, params, n_dense=...)`` still works:
-    it computes ``bifurcation(system, param, values, params, n_dense=n_dense, **kwargs)`` first.
+    it computes ``bifurcation(system, param, values, params, n_dense=n_dense, **kwargs)`` first
+    (and the title then gives the fixed parameter values).
 
-    Raises TypeError unless ``bif`` is a Bifurcation (or the old call's system); ValueError for
-    an unknown ``state``. Returns (fig, ax).
+    Parameters
+    ----------
+    bif : Bifurcation (from ``dynamics.bifurcation``), or the old call's system.
+    state : the state on the vertical axis (default the first of ``bif.state_names``).
+    ax : a matplotlib Axes, or None for a new figure.
+
+    Returns
+    -------
+    (fig, ax)
+
+    Raises
+    ------
+    TypeError
+        ``bif`` is no Bifurcation (nor the old call's system); ``ax`` no Axes.
+    ValueError
+        An unknown ``state``.
     """
     title = None
+    fixed_values = ""
     if not isinstance(bif, Bifurcation):
         if isinstance(bif, ODESystem) and len(args) == 3:
             system, (param, values, params) = bif, args
             bif = bifurcation(system, param, values, params, n_dense=n_dense, **kwargs)
             title = system.name
+            if isinstance(params, Mapping):
+                fixed_values = _values(params, skip=(param,))
         else:
             raise TypeError(f"bif must be a Bifurcation (from dynamics.bifurcation), or call "
                             f"plot_bifurcation(system, param, values, params); got {type(bif).__name__}")
@@ -351,15 +611,19 @@ def plot_bifurcation(bif: Any, *args: Any, state: str | None = None, ax: Any = N
     for kind in kinds:
         pts = [pt for pt in bif.points if pt.kind == kind]
         ys = [_point_state(pt, j) for pt in pts]
+        where = ", ".join(f"{pt.value:.4g}" if abs(pt.value) > 1e-9 else "0" for pt in pts)
         ax.plot([pt.value for pt in pts], ys, BIFURCATION_MARKERS.get(kind, "D"), color="k", ms=8, mfc="none", mew=2,
-                label=f"{kind} ({', '.join(f'{pt.value:.4g}' if abs(pt.value) > 1e-9 else '0' for pt in pts)})",
-                linestyle="none", gid=kind, clip_on=False)
-    ax.set_xlabel(bif.param)
-    ax.set_ylabel(f"{state}*" if state is not None else "equilibrium")
+                label=f"{kind} at ${_tex(bif.param)} = {where}$", linestyle="none", gid=kind, clip_on=False)
+    ax.set_xlabel(_math(bif.param))
+    if state is not None:
+        body = _tex(state)
+        ax.set_ylabel(f"${{{body}}}^*$" if ("_" in body or "^" in body) else f"${body}^*$")
+    else:
+        ax.set_ylabel("equilibrium")
     title = title or getattr(bif, "system_name", None)
-    if title:
-        ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="best")
+    if title or fixed_values:
+        _title(ax, title or "bifurcation diagram", fixed_values)
+    _legend_outside(ax)
     return fig, ax
 
 
@@ -376,14 +640,42 @@ def _point_state(pt: Any, j: int) -> float:
 
 def plot_regimes(reg: Regimes, *, ax: Any = None, path: tuple[Sequence[float], Sequence[float]] | None = None,
                  path_label: str = "path"):
-    """Draw a ``Regimes`` map: one colour per regime of ``reg.names`` (legend: the regimes
-    present), and an optional (x, y) path with an arrow at its end drawn over it.
+    """Draw a ``Regimes`` map: one colour per regime of ``reg.names`` (legend, outside the
+    axes: the regimes present), and an optional (x, y) path with an arrow at its end drawn
+    over it.
 
-    Raises TypeError unless ``reg`` is a Regimes. Returns (fig, ax)."""
+    Parameters
+    ----------
+    reg : Regimes from ``dynamics.regimes``.
+    ax : a matplotlib Axes, or None for a new figure.
+    path : (x values, y values) of equal length >= 2, drawn as a line with an arrow at its end.
+    path_label : its legend entry.
+
+    Returns
+    -------
+    (fig, ax)
+
+    Raises
+    ------
+    TypeError
+        ``reg`` is no Regimes, ``ax`` no Axes, ``path_label`` no string.
+    ValueError
+        ``path`` is not two equally long 1-D lists of at least two finite numbers.
+    """
     from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.patches import Patch
 
     _require(reg, Regimes, "reg", "dynamics.regimes")
+    if path is not None:
+        try:
+            px, py = (np.asarray(c, dtype=float) for c in path)
+        except (TypeError, ValueError):
+            raise ValueError(f"path must be (x values, y values), two lists of numbers; got {path!r}") from None
+        if px.ndim != 1 or px.shape != py.shape or px.size < 2 or not np.all(np.isfinite(px) & np.isfinite(py)):
+            raise ValueError("path must be (x values, y values): two 1-D lists of equal length >= 2, finite; got "
+                             f"shapes {px.shape} and {py.shape}")
+    if not isinstance(path_label, str):
+        raise TypeError(f"path_label must be a string; got {type(path_label).__name__}")
     fig, ax = _axes(ax)
     names = tuple(reg.names)
     colors = [REGIME_COLORS[k % len(REGIME_COLORS)] for k in range(len(names))]
@@ -393,56 +685,119 @@ def plot_regimes(reg: Regimes, *, ax: Any = None, path: tuple[Sequence[float], S
     present = sorted(int(k) for k in np.unique(reg.codes) if 0 <= k < len(names))
     handles = [Patch(color=colors[k], label=names[k]) for k in present]
     if path is not None:
-        (line,) = ax.plot(path[0], path[1], "k-", lw=2, label=path_label)
-        ax.plot([path[0][0]], [path[1][0]], "ko", ms=5)
-        ax.annotate("", xy=(path[0][-1], path[1][-1]), xytext=(path[0][-2], path[1][-2]),
-                    arrowprops=dict(arrowstyle="->", color="k", lw=2))
+        (line,) = ax.plot(px, py, "k-", lw=2, label=path_label)
+        ax.plot([px[0]], [py[0]], "ko", ms=5)
+        ax.annotate("", xy=(px[-1], py[-1]), xytext=(px[-2], py[-2]), arrowprops=dict(arrowstyle="->", color="k", lw=2))
         handles.append(line)
-    ax.set_xlabel(reg.x)
-    ax.set_ylabel(reg.y)
-    ax.legend(handles=handles, fontsize=7, loc="best", framealpha=0.9)
+    ax.set_xlabel(_math(reg.x))
+    ax.set_ylabel(_math(reg.y))
+    _legend_outside(ax, handles)
     return fig, ax
 
 
 def plot_basins(b: Basins, *, ax: Any = None):
-    """Draw a ``Basins`` map. A system with collapse states: collapsed (grey) against not
-    (blue), with the collapse probability in the title. Without: one colour per attractor
-    (legend: its state), grey where a trajectory reached none.
+    """Draw a ``Basins`` map, its legend outside the axes.
 
-    Raises TypeError unless ``b`` is a Basins. Returns (fig, ax)."""
+    A system with collapse states: each start coloured by its outcome (``BASIN_COLORS``):
+    collapses (grey), does not collapse (blue: it stays finite and away from collapse), blows
+    up (red: the integration ended with status "blew_up"; never counted as "does not
+    collapse"), undecided (orange: the integration failed or ran out of steps); the title
+    gives the collapse probability and, where any, the blow-up fraction. Without collapse
+    states: one colour per attractor (legend: its state), grey where a trajectory reached
+    none, red where it blew up. The title names the system and its parameters where the
+    Basins carries them.
+
+    Parameters
+    ----------
+    b : Basins from ``dynamics.basins``.
+    ax : a matplotlib Axes, or None for a new figure.
+
+    Returns
+    -------
+    (fig, ax)
+
+    Raises
+    ------
+    TypeError
+        ``b`` is no Basins, ``ax`` no Axes.
+    """
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
     _require(b, Basins, "b", "dynamics.basins")
     fig, ax = _axes(ax)
+    status = np.asarray(b.status).astype(str)
+    blew = status == "blew_up"
+    head = getattr(b, "system_name", "") or ""
+    params = _values(getattr(b, "params", {}) or {})
     if b.collapse_states:
-        ax.pcolormesh(b.x_values, b.y_values, (~b.collapsed).astype(int), cmap=ListedColormap(["#bdbdbd", "#6baed6"]),
-                      vmin=0, vmax=1, shading="nearest", rasterized=True)
-        ax.legend(handles=[Patch(color="#bdbdbd", label="collapses"), Patch(color="#6baed6", label="does not collapse")],
-                  fontsize=7, loc="best")
-        ax.set_title(f"basins at t = {b.t1:g}: collapse probability {b.collapse_probability:.2f}", fontsize=9)
+        names = tuple(BASIN_COLORS)
+        code = np.where(b.collapsed, 0, 1)
+        code = np.where(~b.collapsed & blew, 2, code)
+        code = np.where(~b.collapsed & ~blew & np.isin(status, ("failed", "max_steps")), 3, code)
+        colors = [BASIN_COLORS[n] for n in names]
+        ax.pcolormesh(b.x_values, b.y_values, code, cmap=ListedColormap(colors), vmin=-0.5, vmax=len(names) - 0.5,
+                      shading="nearest", rasterized=True, gid="basins")
+        present = [k for k in range(len(names)) if k < 2 or np.any(code == k)]
+        handles = [Patch(color=colors[k], label=names[k]) for k in present]
+        summary = f"at $t = {b.t1:g}$: collapse probability {b.collapse_probability:.2f}"
+        if np.any(code == 2):
+            summary += f", blow-up fraction {np.mean(code == 2):.2f}"
     else:
-        colors = ["#bdbdbd"] + [REGIME_COLORS[1 + k % (len(REGIME_COLORS) - 1)] for k in range(len(b.attractors))]
-        ax.pcolormesh(b.x_values, b.y_values, b.attractor + 1, cmap=ListedColormap(colors), vmin=-0.5,
-                      vmax=len(colors) - 0.5, shading="nearest", rasterized=True)
-        handles = [Patch(color=colors[0], label="no attractor reached")] if np.any(b.attractor < 0) else []
+        code = np.where(blew & (b.attractor < 0), -2, b.attractor)
+        colors = ["#de2d26", "#bdbdbd"] + [REGIME_COLORS[1 + k % (len(REGIME_COLORS) - 1)] for k in range(len(b.attractors))]
+        ax.pcolormesh(b.x_values, b.y_values, code + 2, cmap=ListedColormap(colors), vmin=-0.5,
+                      vmax=len(colors) - 0.5, shading="nearest", rasterized=True, gid="basins")
+        handles = [Patch(color=colors[0], label="blows up")] if np.any(code == -2) else []
+        if np.any(code == -1):
+            handles.append(Patch(color=colors[1], label="no attractor reached"))
         for k, e in enumerate(b.attractors):
-            where = ", ".join(f"{n} = {v:.3g}" for n, v in list(e.point.items())[:3])
-            handles.append(Patch(color=colors[k + 1], label=f"→ ({where})"))
-        ax.legend(handles=handles, fontsize=7, loc="best")
-        ax.set_title(f"basins of attraction at t = {b.t1:g}", fontsize=9)
-    ax.set_xlabel(b.x)
-    ax.set_ylabel(b.y)
+            where = ", ".join(f"{_tex(n)} = {_num(v)}" for n, v in list(e.point.items())[:3])
+            handles.append(Patch(color=colors[k + 2], label=f"→ ${where}$"))
+        summary = f"basins of attraction at $t = {b.t1:g}$"
+    _title(ax, head, params, summary)
+    _legend_outside(ax, handles)
+    ax.set_xlabel(_math(b.x))
+    ax.set_ylabel(_math(b.y))
     return fig, ax
 
 
 def plot_spectra(net: Any, predictions: Mapping[str, Mapping[str, np.ndarray]] | None = None, *,
-                 state: str = "p", modes: int = 6, scale_free: bool = False, ax: Any = None):
-    """Eigenvalue trajectories of the network (solid) against eigenmode predictions (dashed,
-    one colour per approximation) for ``modes`` evenly spread modes. ``scale_free`` divides by
-    ||Psi||_F (p) or ||Phi||_F^2 (s): what the cosine loss sees."""
+                 state: str = "p", modes: int = 6, scale_free: bool = False, ax: Any = None, legend: bool = True):
+    """Eigenvalue trajectories of the network (solid black) against eigenmode predictions
+    (dashed, one colour per approximation) for ``modes`` evenly spread modes j. ``scale_free``
+    divides by ||Psi||_F (p) or ||Phi||_F^2 (s): what the cosine loss sees.
+
+    Parameters
+    ----------
+    net : a network run (``simulate_network``): arrays t, p, s, psi_norm2, phi_norm2.
+    predictions : {label: {"p": (n_t, h), "s": (n_t, h)}} from the eigenmode systems.
+    state : "p" or "s". modes : how many modes to draw (int >= 1). scale_free : bool.
+    ax : a matplotlib Axes, or None for a new figure.
+    legend : draw the legend (outside the axes, right); False for all but one panel of a row
+        of panels that share it.
+
+    Returns
+    -------
+    (fig, ax)
+
+    Raises
+    ------
+    ValueError
+        ``state`` not "p" or "s"; ``modes`` not an int >= 1.
+    TypeError
+        ``net`` lacks the arrays of a network run; ``predictions`` no mapping; ``ax`` no Axes.
+    """
     if state not in ("p", "s"):
-        raise ValueError("state must be 'p' or 's'")
+        raise ValueError(f"state must be 'p' or 's'; got {state!r}")
+    if isinstance(modes, bool) or not isinstance(modes, (int, np.integer)) or modes < 1:
+        raise ValueError(f"modes must be an int >= 1; got {modes!r}")
+    missing = [a for a in ("t", "p", "s", "psi_norm2", "phi_norm2") if not hasattr(net, a)]
+    if missing:
+        raise TypeError(f"net must be a network run (from dynamics.simulate_network) with arrays t, p, s, psi_norm2, "
+                        f"phi_norm2; got {type(net).__name__} without {', '.join(missing)}")
+    if predictions is not None and not isinstance(predictions, Mapping):
+        raise TypeError(f"predictions must be a dict {{label: {{'p': array, 's': array}}}}; got {type(predictions).__name__}")
     fig, ax = _axes(ax)
     h = net.p.shape[1]
     pick = np.unique(np.linspace(0, h - 1, min(modes, h)).round().astype(int))
@@ -455,7 +810,7 @@ def plot_spectra(net: Any, predictions: Mapping[str, Mapping[str, np.ndarray]] |
     data = norm(getattr(net, state), net.psi_norm2 if state == "p" else net.phi_norm2)
     for j in pick:
         ax.plot(net.t, data[:, j], color="k", lw=1.6, alpha=0.8)
-    ax.plot([], [], color="k", lw=1.6, label=f"network (h = {h}, true loss)")
+    ax.plot([], [], color="k", lw=1.6, label=f"network ($h = {h}$, true loss)")
     colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
     for (label, pred), color in zip((predictions or {}).items(), colors):
         vals = pred[state]
@@ -464,7 +819,9 @@ def plot_spectra(net: Any, predictions: Mapping[str, Mapping[str, np.ndarray]] |
         for j in pick:
             ax.plot(net.t, vals[:, j], ls="--", color=color, lw=1.2)
         ax.plot([], [], ls="--", color=color, label=label)
-    ax.set_xlabel("t")
-    ax.set_ylabel(f"{state}_j" + (" / ||Ψ||" if scale_free and state == "p" else " / ||Φ||²" if scale_free else ""))
-    ax.legend(fontsize=7)
+    ax.set_xlabel("$t$")
+    scale = (r" / \|\Psi\|_F" if state == "p" else r" / \|\Phi\|_F^2") if scale_free else ""
+    ax.set_ylabel(f"${state}_j{scale}$ ({len(pick)} of {h} modes)")
+    if legend:
+        _legend_outside(ax)
     return fig, ax

@@ -231,12 +231,12 @@ def plot_real_data(run: RealDataRun, axes: Any = None) -> Any:
     j = np.arange(1, run.h + 1)
     surv = run.survivors["network"]
     ax = axes[0]
-    ax.semilogy(j, np.maximum(run.lam, 1e-6), "k.-", lw=1, label="λ_j (digits covariance)")
+    ax.semilogy(j, np.maximum(run.lam, 1e-6), "k.-", lw=1, label=r"$\lambda_j$ (digits covariance; $10^{-6}$ where 0)")
     ax.semilogy(j[surv], np.maximum(run.lam[surv], 1e-6), "o", mfc="none", color="tab:green", label="mode survives (network)")
     if run.threshold is not None:
-        ax.axhline(run.threshold, color="tab:red", ls="--", label=f"λ* = {run.threshold:.3f}")
-    ax.set_xlabel("mode j")
-    ax.set_ylabel("data variance λ_j")
+        ax.axhline(run.threshold, color="tab:red", ls="--", label=rf"$\lambda^* = {run.threshold:.3f}$")
+    ax.set_xlabel(r"mode $j$")
+    ax.set_ylabel(r"data variance $\lambda_j$")
     ax.legend(fontsize=7)
     ax.set_title("digits spectrum and dimensional collapse", fontsize=9)
     ax = axes[1]
@@ -245,19 +245,19 @@ def plot_real_data(run: RealDataRun, axes: Any = None) -> Any:
     pick = sorted({0, 4, 9, 19, 29, 39, run.h - 1} & set(range(run.h)))
     colors = [f"C{i % 10}" for i in range(len(pick))]
     for c, k in zip(colors, pick):
-        ax.plot(run.sampled.t, run.sampled.s[:, k], color=c, lw=2, alpha=0.6, label=f"j = {k + 1} (λ = {run.lam[k]:.2g})")
+        ax.plot(run.sampled.t, run.sampled.s[:, k], color=c, lw=2, alpha=0.6, label=rf"$j = {k + 1}$ ($\lambda_j = {run.lam[k]:.2g}$)")
         ax.plot(run.sampled.t, pred["s"][:, k], color="k", ls=":", lw=1)
-    ax.set_xlabel("t")
-    ax.set_ylabel("s_j")
+    ax.set_xlabel(r"$t$")
+    ax.set_ylabel(r"$s_j$")
     ax.set_title(f"network on images (colour) vs theory '{label}' (dotted)", fontsize=9)
     ax.legend(fontsize=6)
     ax = axes[2]
     ax.loglog(np.maximum(run.lam, 1e-6), np.maximum(run.sampled.s[-1], 1e-12), "o", mfc="none", label="network (images)")
     ax.loglog(np.maximum(run.lam, 1e-6), np.maximum(pred["s"][-1], 1e-12), "k.", label=f"theory ({label})")
     if run.threshold is not None:
-        ax.axvline(run.threshold, color="tab:red", ls="--", label="λ*")
-    ax.set_xlabel("λ_j")
-    ax.set_ylabel(f"s_j at t = {run.sampled.t[-1]:g}")
+        ax.axvline(run.threshold, color="tab:red", ls="--", label=r"$\lambda^*$")
+    ax.set_xlabel(r"$\lambda_j$")
+    ax.set_ylabel(rf"$s_j$ at $t = {run.sampled.t[-1]:g}$")
     ax.legend(fontsize=7)
     ax.set_title("which modes survive", fontsize=9)
     return fig

@@ -12,9 +12,11 @@ import numpy as np
 
 __all__ = ["STATUSES", "Solution"]
 
-STATUSES = ("finished", "collapsed", "blew_up", "steady", "event", "max_steps", "failed")
+STATUSES = ("finished", "collapsed", "partly_collapsed", "blew_up", "steady", "event", "max_steps", "failed")
 """finished: reached t1. collapsed: the Collapse event fired (every collapse state within its
-tol of zero). blew_up: the BlowUp event fired (max |y| reached its bound, or the step size
+tol of zero). partly_collapsed: the run stopped where a subset of the states that the system
+declares (``system.partial_collapse``, e.g. the predictor of an eigenmode system) vanished while
+the other collapse states stayed finite (``event`` names it, e.g. "predictor collapse"). blew_up: the BlowUp event fired (max |y| reached its bound, or the step size
 collapsed while max |y| escaped). steady: the Steady event fired (max |dy/dt| fell to its tol).
 event: another event fired (a Condition, LeaveBox, ...; ``event`` names it). max_steps: the
 step budget ran out before t1 (after the retry, if any). failed: the solver stopped for another

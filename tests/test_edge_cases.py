@@ -31,17 +31,26 @@ def test_noise_free_views():
 
 def test_k_mode_exact_system_reports_its_finite_time_collapse_readably():
     """Exact moments with self-consistent norms at K = 8, eta = 0.3: every p_k reaches 0 in
-    finite time (t ~ 2.76) where the closure N_psi -> 0 is singular. The run must stop with a
-    status and finite values, never NaN."""
-    modes = derive(ModelSpec("cosine", "simsiam", "self-consistent", "exact")).modes(8)
+    finite time (t ~ 2.76) where the closure N_psi -> 0 is singular, while s stays finite. The
+    run must stop with the distinct status "partly_collapsed" (the predictor collapsed) and
+    finite values, never NaN, and the system's description must call it an artefact."""
+    system = derive(ModelSpec("cosine", "simsiam", "self-consistent", "exact"))
+    modes = system.modes(8)
     rng = np.random.default_rng(0)
     p = rng.uniform(0.2, 1, 8)
     y0 = modes.pack(p=p, s=p**2 + rng.uniform(0, 0.3, 8))
     for backend in ("jax", "scipy"):
         sol = integrate(modes, y0, (0, 3), {"sigma2": 0.2, "eta": 0.3, "alpha_p": 1.0}, backend=backend, max_steps=20_000)
-        assert sol.status in ("failed", "max_steps", "blew_up"), sol.status
+        assert sol.status == "partly_collapsed" and sol.event == "predictor collapse", (sol.status, sol.messages)
+        assert 2.5 < sol.event_t < 3.0 and not sol.retried
+        end = modes.unpack(sol.final)
+        assert np.max(np.abs(end["p"])) < 1e-3 * np.max(p) and np.min(end["s"]) > 1e-5
         assert np.all(np.isfinite(sol.y)) and not sol.valid[-1]
-        assert sol.messages != ""
+        assert "predictor collapsed" in str(sol.messages)
+    assert "Artefact" in system.description and "partly_collapsed" in str(system)
+    # the same start in a system without the artefact runs to t1 (leading moments)
+    lead = derive(ModelSpec("cosine", "simsiam", "self-consistent", "leading")).modes(8)
+    assert integrate(lead, y0, (0, 3), {"sigma2": 0.2, "eta": 0.3, "alpha_p": 1.0}).status == "finished"
 
 
 def test_zero_weight_decay_continuum_and_its_points():

@@ -107,3 +107,24 @@ def test_exact_norms_need_the_cosine_loss_and_two_modes():
         derive(ModelSpec("cosine", norms="exact")).modes(1)
     with pytest.raises(ValueError, match="quadrature keys"):
         derive(ModelSpec("cosine", norms="exact")).modes(3, quadrature={"n": 5})
+
+
+def test_exact_flow_keeps_the_norm_laws_of_the_scale_invariant_loss():
+    """The true cosine loss is scale invariant in Psi and Phi, so with weight decay
+    ||Psi||^2 = sum p_k^2 and ||Phi||^2 = sum s_k decay exactly like exp(-2 eta t) (Euler's
+    theorem; the approximations with exact moments break this). The exact system keeps both
+    to the integration tolerance."""
+    from dynamics import integrate
+
+    K, eta = 4, 0.3
+    modes = derive(ModelSpec("cosine", norms="exact")).modes(K)
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.2, 1, K)
+    y0 = modes.pack(p=p, s=p**2 + rng.uniform(0, 0.3, K))
+    sol = integrate(modes, y0, (0, 2), {"sigma2": 0.2, "eta": eta, "alpha_p": 1.0}, t_eval=[0, 1, 2],
+                    backend="scipy", rtol=1e-10, atol=1e-12)
+    assert sol.status == "finished"
+    u = modes.unpack(sol.y)
+    decay = np.exp(2 * eta * sol.t)
+    for law in (np.sum(u["p"] ** 2, -1) * decay, np.sum(u["s"], -1) * decay):
+        np.testing.assert_allclose(law, law[0], rtol=1e-7)

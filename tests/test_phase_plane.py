@@ -157,8 +157,8 @@ def test_phase_plane_is_frozen_data_and_portrait_draws_it():
         plane.u[0, 0] = 1.0
     fig, ax = portrait(SADDLE, SADDLE_P, trajectories=1)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels[:2] == ["dx/dt = 0", "dy/dt = 0"] and "saddle" in labels and "unstable manifold" in labels
-    assert ax.get_xlabel() == "x" and ax.get_ylabel() == "y"
+    assert labels[:2] == ["$dx/dt = 0$", "$dy/dt = 0$"] and "saddle" in labels and "unstable manifold" in labels
+    assert ax.get_xlabel() == "$x$" and ax.get_ylabel() == "$y$"
 
 
 def test_plots_take_only_their_data_types():
@@ -178,7 +178,7 @@ def test_flow_1d_on_a_user_system_and_the_refusal_for_two_states():
     fig, ax = plot_flow_1d(sn, {"r": -1.0}, vary=("r", [-1.0, -0.25]), x_range=(-1.5, 1.5))
     marks = sorted(ln.get_xdata()[0] for ln in ax.lines if ln.get_gid() == "equilibrium")
     np.testing.assert_allclose(marks, [-1.0, -0.5, 0.5, 1.0], atol=1e-12)  # x* = +-sqrt(-r)
-    assert ax.get_xlabel() == "x" and ax.get_ylabel() == "dx/dt"
+    assert ax.get_xlabel() == "$x$" and ax.get_ylabel() == "$dx/dt$"
     with pytest.raises(ValueError, match=r"derivations\.freeze"):
         plot_flow_1d(LV, LV_P)
     ema = derive(ModelSpec("euclidean", "ema"))
@@ -186,7 +186,7 @@ def test_flow_1d_on_a_user_system_and_the_refusal_for_two_states():
         plot_flow_1d(ema, dict(EUC, beta=0.5))
     frozen = freeze(ema.reduce(), "tau")  # with tau a parameter the EMA mode is one state
     fig, ax = plot_flow_1d(frozen, dict(EUC, beta=0.5, tau=1.0), x_range=(-0.2, 1.0))
-    assert ax.get_xlabel() == "p" and ax.get_ylabel() == "dp/dt on s = p²/α_p"
+    assert ax.get_xlabel() == "$p$" and ax.get_ylabel() == r"$dp/dt$ on $s = p^{2}/\alpha_p$"
 
 
 def test_basins_of_a_system_without_collapse_are_labelled_by_attractor():
@@ -212,3 +212,20 @@ def test_basins_accept_the_manifold_in_fixed():
     # the manifold s = p^2/alpha_p is invariant: trajectories that start on it stay on it
     final = b.final
     np.testing.assert_allclose(final[..., 1], final[..., 0] ** 2 / EUC["alpha_p"], rtol=1e-6, atol=1e-9)
+
+
+def test_portrait_checks_fixed_as_phase_plane_does_and_the_plane_keeps_the_manifold_graph():
+    import sympy as sp
+
+    ema = derive(ModelSpec("euclidean", "ema"))
+    params = dict(EUC, beta=0.5)
+    with pytest.raises(TypeError, match=r"fixed\['tau'\] must be a real number or 'manifold'.*'1'"):
+        portrait(ema, params, fixed={"tau": "1"})
+    with pytest.raises(ValueError, match=r"fixed\['tau'\].*axis"):
+        portrait(ema, params, x="p", y="tau", fixed={"tau": 1.0, "s": "manifold"})
+    plane = phase_plane(ema, params, x="p", y="tau", fixed={"s": "manifold"}, trajectories=0, manifolds=False)
+    p, alpha_p = sp.symbols("p alpha_p")
+    assert list(plane.on_manifold) == ["s"] and sp.simplify(plane.on_manifold["s"] - p**2 / alpha_p) == 0
+    assert "s on its manifold s = p**2/alpha_p" in plane.title
+    with pytest.raises(TypeError, match="manifolds must be True or False"):
+        phase_plane(SADDLE, SADDLE_P, manifolds=1)

@@ -24,7 +24,7 @@ def test_portrait_marks_every_equilibrium_and_draws_nullclines():
     fig, ax = portrait(system, EUC)
     assert len(markers(ax)) == len(equilibria(system, EUC)) == 3
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    for needed in ("dp/dt = 0", "ds/dt = 0", "stable node", "saddle", "unstable manifold", "stable manifold"):
+    for needed in ("$dp/dt = 0$", "$ds/dt = 0$", "stable node", "saddle", "unstable manifold", "stable manifold"):
         assert needed in labels
     assert len(ax.collections) >= 1  # streamlines
     # both nullclines drawn as lines (polylines of phase_plane), on the zero sets of dp/dt and ds/dt
@@ -44,7 +44,7 @@ def test_portrait_slice_of_a_three_state_system():
     on_slice = [e for e in equilibria(system, params) if abs(e.point["tau"] - 1.0) < 1e-9]
     assert len(markers(ax)) == len(on_slice) == 2  # the collapsed point has tau = beta/(beta - eta)
     fig2, ax2 = portrait(system, params, x="p", y="tau", fixed={"s": "manifold"}, trajectories=0)
-    assert ax2.get_ylabel() == "tau"
+    assert ax2.get_ylabel() == r"$\tau$"
 
 
 def test_flow_1d_marks_the_equilibria_of_every_curve():
@@ -99,7 +99,7 @@ def test_bifurcation_plot_draws_the_data_it_is_given():
         x, y = np.asarray(ln.get_xdata()), np.asarray(ln.get_ydata(), dtype=float)
         ok = ~np.isnan(y)
         np.testing.assert_allclose(np.abs(y[ok]), np.sqrt(x[ok]), atol=1e-15)
-    assert ax.get_ylabel() == "x*" and ax.get_title() == "pitchfork normal form"
+    assert ax.get_ylabel() == "$x^*$" and ax.get_title() == "pitchfork normal form"
     with pytest.raises(ValueError, match="state='y'"):
         plot_bifurcation(_pitchfork_diagram(), state="y")
 
