@@ -25,7 +25,7 @@ from ._basins import Basins, basins  # noqa: E402
 from ._bifurcation import BIFURCATION_KINDS, Bifurcation, BifurcationPoint, Branch, bifurcation  # noqa: E402
 from ._roots import REGIMES, BatchRoots, Regimes, ShrinkingNorms, regimes, roots_batch, shrinking_norms  # noqa: E402
 from ._threshold import Threshold, threshold  # noqa: E402
-from ._compare import Comparison, Reference, approximations_for, compare  # noqa: E402
+from ._compare import EXACT_LABEL, MAX_EXACT_WIDTH, Comparison, Reference, approximations_for, compare  # noqa: E402
 from ._equilibria import Equilibrium, EquilibriumCurve, EquilibriumSet, equilibria  # noqa: E402
 from ._events import BlowUp, Collapse, Condition, Event, EventContext, LeaveBox, Steady  # noqa: E402
 from ._integrate import BUILTIN_EVENTS, JAX_SOLVERS, SCIPY_METHODS, flow, integrate  # noqa: E402
@@ -60,6 +60,8 @@ __all__ = [
     "compare",
     "Comparison",
     "approximations_for",
+    "EXACT_LABEL",
+    "MAX_EXACT_WIDTH",
     "Reference",
     "iterate",
     "Iteration",

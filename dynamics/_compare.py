@@ -16,7 +16,16 @@ from ._integrate import integrate
 from ._iterate import is_discrete, iterate
 from ._network import NetworkRun, default_spectrum, simulate_network
 
-__all__ = ["compare", "Comparison", "Reference", "approximations_for"]
+__all__ = ["compare", "Comparison", "Reference", "approximations_for", "EXACT_LABEL", "MAX_EXACT_WIDTH"]
+
+
+EXACT_LABEL = "exact (finite width)"
+"""The label of the exact finite-width flow (``norms="exact"``) in ``approximations_for``."""
+
+MAX_EXACT_WIDTH = 64
+"""compare's default ``max_exact_width``: the exact flow is a quadrature over a 321 x 321 grid
+per mode, so one right-hand side costs ~0.07 s at K = 64 and ~0.2 s at K = 256 (2 CPU cores);
+integrating t = 3 takes ~7 s at K = 64 and ~14 s at K = 256, more than the sampled network."""
 
 
 def approximations_for(loss: str | ModelSpec, target: str = "simsiam") -> dict[str, ModelSpec]:
@@ -24,19 +33,38 @@ def approximations_for(loss: str | ModelSpec, target: str = "simsiam") -> dict[s
 
     A loss without norms (polynomial in A, B, C, e.g. Euclidean, IsoLoss-Euclidean): the
     derived eigenmode system itself, labelled by the loss name. A loss with norms (cosine-like):
-    exact moments and leading-order moments, both with self-consistent norms, and exact
-    moments with norms frozen at their initial values; every other option of the spec kept.
+    the exact finite-width flow (``norms="exact"``, labelled ``EXACT_LABEL``) where the spec
+    admits it (the cosine loss with stop-gradient), exact moments and leading-order moments,
+    both with self-consistent norms, and exact moments with norms frozen at their initial
+    values; every other option of the spec kept.
 
-    loss: a loss name (with ``target``) or a whole ModelSpec.
+    Parameters
+    ----------
+    loss : a loss name (with ``target``) or a whole ModelSpec.
+    target : the target ("simsiam", "ema") when ``loss`` is a name.
+
+    Returns
+    -------
+    dict label -> ModelSpec, the exact flow first where it exists.
+
+    Raises
+    ------
+    ValueError / TypeError from ModelSpec for an unknown loss or target.
     """
     spec = loss if isinstance(loss, ModelSpec) else ModelSpec(loss, target)
     if not spec.involves_norms:
         return {spec.loss if isinstance(spec.loss, str) else "derived": spec}
-    return {
+    out: dict[str, ModelSpec] = {}
+    try:  # ModelSpec itself decides which models have an exact flow
+        out[EXACT_LABEL] = replace(spec, norms="exact")
+    except ValueError:
+        pass
+    out |= {
         "exact, self-consistent norms": replace(spec, norms="self-consistent", moments="exact"),
         "leading, self-consistent norms": replace(spec, norms="self-consistent", moments="leading"),
         "exact, norms frozen at t=0": replace(spec, norms="frozen", moments="exact"),
     }
+    return out
 
 
 @dataclass(frozen=True, repr=False)
@@ -64,9 +92,18 @@ class Comparison:
       "p_shape":     L2 error of the scale-free predictor spectrum p / ||p|| (what the cosine
                      loss sees), where the theory has a predictor state p;
       "psi_norm2":   relative error of ||Psi||_F^2 (same condition);
-      "status":      the ODE's Solution status (or the Iteration status in discrete time).
+      "status":      the ODE's Solution status (or the Iteration status in discrete time), or
+                     "skipped (why)" for a theory left out at that width (then no numbers and
+                     no prediction: see ``compare``'s ``max_exact_width``).
     h is the width (number of modes K for a reference). ``networks[h]`` is the NetworkRun (or
     the Reference); ``predictions[h][label]`` the predicted mode values {state: (n, K)}.
+
+    floor[h] (network mode with ``floor_seed``): the network's own floor, the same errors
+    (doubled) between the network and a second network of another seed (other bases and
+    batches, same initial spectrum) at half the step. The sampled network has an O(dt) Euler
+    error and sampling noise, smaller in the second run: twice their distance is the
+    Richardson estimate of the network's distance from its own flow limit (noise counted
+    generously). An exact theory is scored at that floor, not below it.
     """
 
     widths: tuple[int, ...]
@@ -75,6 +112,7 @@ class Comparison:
     errors: dict[int, dict[str, dict[str, float]]]
     params: dict
     info: dict = field(default_factory=dict)
+    floor: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def _columns(self) -> list[str]:
         keys: list[str] = []
@@ -95,12 +133,38 @@ class Comparison:
             for label, e in self.errors[h].items():
                 vals = " | ".join(f"{e[c]:.3g}" if c in e else "" for c in cols)
                 lines.append(f"| {h} | {label} | {vals} | {e['status']} |")
+            if h in self.floor:
+                e = self.floor[h]
+                vals = " | ".join(f"{e[c]:.3g}" if c in e else "" for c in cols)
+                lines.append(f"| {h} | *network floor: {e['label']}* | {vals} | |")
         return "\n".join(lines)
 
+    def within_floor(self, factor: float = 1.0, key: str = "p") -> dict[str, tuple[int, ...]]:
+        """Per approximation, the widths at which its error ``key`` is at most ``factor`` times
+        the network's own floor (``floor[h][key]``): where it is as good as the network
+        itself. Needs ``compare(..., floor_seed=...)``; widths without a floor are left out.
+
+        Raises ValueError when no floor was measured or ``factor`` is not positive."""
+        if not self.floor:
+            raise ValueError("no network floor was measured: call compare(..., floor_seed=1)")
+        if not (isinstance(factor, (int, float)) and not isinstance(factor, bool) and np.isfinite(factor) and factor > 0):
+            raise ValueError(f"factor must be a positive finite number; got {factor!r}")
+        out: dict[str, tuple[int, ...]] = {}
+        for h in self.widths:
+            if h not in self.floor:
+                continue
+            for label, e in self.errors[h].items():
+                out.setdefault(label, ())
+                if key in e and np.isfinite(e[key]) and e[key] <= factor * self.floor[h][key]:
+                    out[label] += (h,)
+        return out
+
     def best(self) -> dict[int, str]:
-        """Per width, the approximation with the smallest predictor error (s where no p)."""
+        """Per width, the approximation with the smallest predictor error (s where no p);
+        skipped and failed rows (no number) never win."""
         def score(e):
-            return e.get("p", e.get("s", np.inf))
+            v = e.get("p", e.get("s", np.inf))
+            return np.inf if not np.isfinite(v) else v
 
         return {h: min(errs, key=lambda k: score(errs[k])) for h, errs in self.errors.items()}
 
@@ -163,6 +227,29 @@ def _numeric(theory: Any, K: int, lr: float | None) -> Any:
             raise ValueError(f"a plain ODESystem is one mode; the recorded data has K = {K} modes (use derivations.couple)")
         return theory
     raise TypeError(f"cannot compare against a {type(theory).__name__}; give a ModelSpec, an EigenmodeSystem, a ModeSystem or an ODESystem")
+
+
+def _skip_reason(theory: Any, K: int, lr: float | None, max_exact_width: int | None, explicit: bool) -> str | None:
+    """Why a theory is left out at K modes (its status then), or None to run it.
+
+    The exact finite-width flow is left out above ``max_exact_width`` (its cost grows with K;
+    explicit or default theories alike). A default theory (``approximations_for``) is also
+    left out where it cannot serve: the exact flow below two modes, or a finite learning rate
+    when it has no discrete map; an explicitly given theory raises there instead.
+    """
+    spec = theory if isinstance(theory, ModelSpec) else getattr(theory, "spec", None)
+    exact = isinstance(spec, ModelSpec) and spec.norms == "exact"
+    if exact and max_exact_width is not None and K > max_exact_width:
+        return f"skipped (h > max_exact_width = {max_exact_width})"
+    if explicit:
+        return None
+    if exact and K < 2:
+        return "skipped (the exact flow needs h >= 2)"
+    if lr is not None and not is_discrete(theory):
+        derived = derive(theory) if isinstance(theory, ModelSpec) else theory
+        if not callable(getattr(derived, "discrete", None)):
+            return "skipped (no discrete map for lr)"
+    return None
 
 
 def _state_names(system: Any) -> tuple[str, ...]:
@@ -243,6 +330,24 @@ def _errors(ref: Mapping[str, np.ndarray], ode: Mapping[str, np.ndarray], ok: np
     return out
 
 
+def _floor(net: NetworkRun, other: NetworkRun, seed: int, other_seed: int, fine: Mapping) -> dict[str, Any]:
+    """The network's own floor: twice the errors of ``other`` (another seed, half the step)
+    scored as if it were a prediction of ``net``; without a halved step (discrete time,
+    expected flow) the errors themselves.
+
+    With an Euler bias b dt and sampling noise n (n' / sqrt(2) in ``other``),
+    net - other = b dt / 2 + n - n' / sqrt(2): twice that is the Richardson estimate b dt of
+    the network's distance from its flow limit, plus the noise (counted generously)."""
+    ok = np.ones(len(net.t), dtype=bool)
+    e = _errors(net.values(), other.values(), ok, "", net.psi_norm2)
+    e["psi_norm2"] = float(np.max(np.abs(other.psi_norm2 - net.psi_norm2) / net.psi_norm2))
+    e.pop("status")
+    if not fine.get("halved"):  # same step (discrete time, or the expected flow): the seed spread itself
+        return e | {"label": f"seed {other_seed} vs seed {seed}"}
+    what = f"2 x (seed {seed} vs seed {other_seed}, dt {fine['dt']:g}, batch {fine['batch']})"
+    return {k: 2 * v for k, v in e.items()} | {"label": what}
+
+
 def _reference(reference: Any, lr: float | None) -> tuple[Reference, np.ndarray | None]:
     if isinstance(reference, NetworkRun):
         return Reference(reference.t, reference.values(), f"network h={reference.h}"), reference.steps
@@ -292,6 +397,9 @@ def compare(
     lam: Any = None,
     gradient: str = "auto",
     progress: bool = False,
+    max_exact_width: int | None = MAX_EXACT_WIDTH,
+    floor_seed: int | None = None,
+    floor_widths: Sequence[int] | None = None,
 ) -> Comparison:
     """Score eigenmode theories against the trained linear network (at each width) or against
     mode trajectories recorded elsewhere.
@@ -322,6 +430,18 @@ def compare(
     lam : the data spectrum (data='spectrum'), as in ``simulate_network``; the theory takes its
         first K entries (mode j of the network has data variance lam[j]).
     progress : a progress bar over the widths.
+    max_exact_width : the widest h (number of modes) at which the exact finite-width flow
+        (``norms="exact"``) is integrated; wider, its row has status "skipped (...)" and no
+        numbers. Its cost grows like K (~7 s at K = 64, ~14 s at K = 256 over t = 3 on two
+        CPU cores, more than the sampled network); None: no limit. The exact flow has no
+        discrete map: with ``lr`` its default row is skipped (an explicit one raises).
+    floor_seed : network mode: also train a second network with this seed at each width (same
+        initial spectrum; other bases and batches; sampled flows at half the step) and record
+        twice its distance to the first as ``floor[h]`` (the network's own floor, a row of
+        ``table()``; see ``Comparison``). It costs about two networks per width.
+        Discrete-time runs (``lr``) and the expected flow keep their step: the floor is then
+        the plain seed-to-seed distance.
+    floor_widths : the widths at which to measure that floor (default: every width).
 
     Returns
     -------
@@ -339,6 +459,17 @@ def compare(
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not np.isfinite(lr) or lr <= 0):
         raise ValueError(f"lr must be a positive finite number; got {lr!r}")
     lr = None if lr is None else float(lr)
+    if max_exact_width is not None and (isinstance(max_exact_width, bool) or not isinstance(max_exact_width, (int, np.integer))
+                                        or max_exact_width < 1):
+        raise ValueError(f"max_exact_width must be a positive int or None; got {max_exact_width!r}")
+    if floor_seed is not None and (isinstance(floor_seed, bool) or not isinstance(floor_seed, (int, np.integer))
+                                   or floor_seed < 0 or floor_seed == seed):
+        raise ValueError(f"floor_seed must be None or an int >= 0 other than seed = {seed}; got {floor_seed!r}")
+    if floor_widths is not None:
+        floor_widths = tuple(floor_widths)
+        if floor_seed is None or not set(floor_widths) <= set(widths):
+            raise ValueError(f"floor_widths must be a subset of widths {tuple(widths)!r} and needs floor_seed; got {floor_widths!r}")
+    explicit = approximations is not None or not isinstance(model, ModelSpec)
     theories = _theory_systems(model, approximations)
     spec = model if isinstance(model, ModelSpec) else getattr(model, "spec", None)
     if lam is None and "lambda" in params:
@@ -356,6 +487,10 @@ def compare(
         lam_K = None if lam is None else np.asarray(lam, dtype=float)[:K]
         preds, errs = {}, {}
         for label, theory in theories.items():
+            skip = _skip_reason(theory, K, lr, max_exact_width, explicit)
+            if skip:
+                errs[label] = {"status": skip}
+                continue
             system = _numeric(theory, K, lr)
             start = {}
             for n in _state_names(system):
@@ -380,7 +515,7 @@ def compare(
         raise ValueError(f"widths must be positive ints; got {widths!r}")
     net_names = network_params(spec)
     net_params = {k: params[k] for k in net_names if k in params}
-    networks, predictions, errors = {}, {}, {}
+    networks, predictions, errors, floor = {}, {}, {}, {}
     iterator = widths
     if progress:
         from tqdm.auto import tqdm
@@ -391,9 +526,22 @@ def compare(
         net = simulate_network(spec, net_params, h=h, t1=t1, dt=dt, lr=lr, batch=batch, init=start,
                                n_records=n_records, seed=seed, lam=lam, gradient=gradient)
         networks[h] = net
+        if floor_seed is not None and (floor_widths is None or h in floor_widths):
+            # half the step: the Euler error halves (the sampling noise falls by sqrt(2); twice the
+            # batch as well would cost twice as much and change the estimate little)
+            halved = lr is None and net.gradient == "sampled"
+            fine = {"dt": 0.5 * (dt or 0.01) if halved else dt, "batch": batch}
+            other = simulate_network(spec, net_params, h=h, t1=t1, lr=lr, init=start, n_records=n_records,
+                                     seed=int(floor_seed), lam=lam, gradient=gradient, **fine)
+            fine["halved"] = halved
+            floor[h] = _floor(net, other, seed, int(floor_seed), fine)
         norms0 = {"N_psi": float(np.sqrt(net.a_norm2[0])), "N_phi": float(np.sqrt(net.b_norm2[0]))}
         predictions[h], errors[h] = {}, {}
         for label, theory in theories.items():
+            skip = _skip_reason(theory, h, lr, max_exact_width, explicit)
+            if skip:
+                errors[h][label] = {"status": skip}
+                continue
             system = _numeric(theory, h, lr)
             state = {n: (net.init[n] if n in net.init else start[n]) for n in _state_names(system)}
             values = _theory_params(system, theory_params, net.lam, norms0, lr)
@@ -401,4 +549,4 @@ def compare(
             predictions[h][label] = pred
             errors[h][label] = _errors(net.values(), pred, ok, status, net.psi_norm2)
     return Comparison(widths, networks, predictions, errors, params,
-                      {"model": spec.label, "mode": "network", "t1": t1, "dt": dt, "lr": lr, "batch": batch})
+                      {"model": spec.label, "mode": "network", "t1": t1, "dt": dt, "lr": lr, "batch": batch}, floor)

@@ -77,3 +77,45 @@ def test_at_a_large_learning_rate_the_discrete_map_tracks_the_network_and_the_fl
     small = simulate_network(ModelSpec("euclidean"), EUC, h=h, t1=8.0, init=init, n_records=11)
     e_small = next(iter(compare(derive(ModelSpec("euclidean")), EUC, reference=small).errors[h].values()))
     assert e_small["s"] < 1e-6
+
+
+COS = {"sigma2": SIGMA2, "eta": 0.3, "alpha_p": 1.0}
+
+
+def test_cosine_approximations_include_the_exact_flow_where_the_spec_has_one():
+    """The exact finite-width flow joins the cosine rows; models without an exact flow (no
+    stop-gradient) and losses without norms do not get it."""
+    from dynamics import EXACT_LABEL, approximations_for
+
+    rows = approximations_for(ModelSpec("cosine", "ema"))
+    assert rows[EXACT_LABEL] == ModelSpec("cosine", "ema", norms="exact")
+    assert len(rows) == 4
+    assert EXACT_LABEL not in approximations_for(ModelSpec("cosine", stop_gradient=False))
+    assert list(approximations_for("euclidean")) == ["euclidean"]
+
+
+def test_exact_row_is_skipped_where_it_cannot_serve_and_refused_when_asked_for():
+    """Recorded cosine-like trajectories (K = 3): above max_exact_width, or with a learning rate
+    (the exact flow has no discrete map), the default exact row is left out with a status
+    saying why, the other rows are still scored; an explicitly requested exact row with lr
+    raises."""
+    from dynamics import EXACT_LABEL
+
+    t = np.linspace(0, 0.5, 6)
+    p = np.outer(np.exp(-0.3 * t), [0.9, 0.6, 0.3])
+    ref = {"t": t, "p": p, "s": p**2}
+    prm = COS | {"N_psi": 1.0, "N_phi": 1.0}  # the frozen-norm row's norms (no network to read them from)
+    cmp = compare(ModelSpec("cosine"), prm, reference=ref, max_exact_width=2)
+    assert cmp.errors[3][EXACT_LABEL] == {"status": "skipped (h > max_exact_width = 2)"}
+    assert EXACT_LABEL not in cmp.predictions[3] and len(cmp.predictions[3]) == 3
+    assert cmp.best()[3] != EXACT_LABEL
+    assert f"| 3 | {EXACT_LABEL} |  |" in cmp.table()
+    on_grid = compare(ModelSpec("cosine"), prm, reference=ref, lr=0.1, max_exact_width=None)
+    assert on_grid.errors[3][EXACT_LABEL]["status"].startswith("skipped (no discrete map")
+    assert np.isfinite(on_grid.errors[3]["leading, self-consistent norms"]["p"])
+    with pytest.raises(ValueError, match="no discrete"):
+        compare(ModelSpec("cosine"), COS, reference=ref, lr=0.1, approximations={"x": ModelSpec("cosine", norms="exact")})
+    with pytest.raises(ValueError, match="max_exact_width must be"):
+        compare(ModelSpec("cosine"), COS, reference=ref, max_exact_width=0)
+    with pytest.raises(ValueError, match="floor_widths must be"):
+        compare(ModelSpec("cosine"), COS, widths=(4,), floor_seed=1, floor_widths=(8,))

@@ -70,7 +70,8 @@ def test_compare_euclidean_is_exact_and_cosine_reports_every_approximation():
         assert euc.errors[h]["euclidean"]["p"] < 1e-6 and euc.errors[h]["euclidean"]["s"] < 1e-6
     cos = compare("cosine", "simsiam", {"sigma2": SIGMA2, "eta": 0.3, "alpha_p": 1.0}, widths=(8,), t1=1.0,
                   batch=1024, n_records=11)
-    assert set(cos.errors[8]) == {"exact, self-consistent norms", "leading, self-consistent norms", "exact, norms frozen at t=0"}
+    assert set(cos.errors[8]) == {"exact (finite width)", "exact, self-consistent norms", "leading, self-consistent norms",
+                                  "exact, norms frozen at t=0"}
     for e in cos.errors[8].values():
         assert all(np.isfinite(e[k]) for k in ("p", "s", "p_shape", "psi_norm2"))
     assert "| 8 |" in cos.table() and cos.best()[8] in cos.errors[8]
@@ -188,3 +189,25 @@ def test_discrete_expected_map_is_gradient_descent():
     rows = np.array(rows)
     np.testing.assert_allclose(net.p, rows[:, :h], atol=1e-12)
     np.testing.assert_allclose(net.s, rows[:, h:], atol=1e-12)
+
+
+def test_exact_flow_tracks_the_network_at_small_width_within_its_own_floor():
+    """h = 4, true cosine loss, sampled batches. The network's own floor is measured from the
+    network alone: twice its distance to a run with another seed and half the step
+    (Richardson: the O(dt) Euler error plus the sampling noise). The exact finite-width
+    flow stays within that floor; the leading-order system (self-consistent norms) misses by
+    several floors."""
+    from dynamics import EXACT_LABEL
+
+    spec = ModelSpec("cosine")
+    theories = {EXACT_LABEL: ModelSpec("cosine", norms="exact"),
+                "leading": ModelSpec("cosine", norms="self-consistent", moments="leading")}
+    cmp = compare(spec, {"sigma2": SIGMA2, "eta": 0.3, "alpha_p": 1.0}, widths=(4,), t1=1.0, batch=4096,
+                  n_records=11, approximations=theories, floor_seed=1)
+    floor, exact, lead = cmp.floor[4], cmp.errors[4][EXACT_LABEL], cmp.errors[4]["leading"]
+    assert 1e-4 < floor["p"] < 0.01  # a real floor: sampling and Euler error, not zero
+    assert exact["status"] == "finished"
+    for k in ("p", "s", "p_shape"):
+        assert exact[k] <= floor[k], k
+    assert lead["p"] > 5 * floor["p"] and lead["p"] > 10 * exact["p"]
+    assert cmp.within_floor()[EXACT_LABEL] == (4,) and cmp.within_floor()["leading"] == ()
