@@ -9,8 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from derivations import ModelSpec, ModeSystem, ODESystem, derive
-from derivations._truth import network_params
+from derivations import ModelSpec, ModeSystem, ODESystem, derive, network_params
 
 from ._integrate import integrate
 from ._iterate import is_discrete, iterate
