@@ -11,6 +11,7 @@
     threshold / bifurcation / regimes       equilibria across parameters
     basins(system, params, grid)            where trajectories from a grid of states go
     phase_plane(system, params)             the phase plane as data (field, nullclines, orbits)
+    scale_free_equilibria(modes, params)    where a scale-invariant flow settles as weight decay shrinks it
     portrait, plot_phase_plane, plot_flow_1d, plot_bifurcation, plot_regimes, plot_basins, plot_spectra   figures
     reproduce(out)                          the paper's claims as figures and a report
 
@@ -35,6 +36,7 @@ from ._realdata import DigitsData, RealDataRun, collapse_threshold, digits_data,
 from ._phase_plane import Orbit, PhasePlane, SaddleManifold, phase_plane  # noqa: E402
 from ._plots import plot_basins, plot_bifurcation, plot_flow_1d, plot_phase_plane, plot_regimes, plot_spectra, portrait  # noqa: E402
 from ._reproduce import reproduce  # noqa: E402
+from ._scale_free import ScaleFreePoint, scale_free_equilibria  # noqa: E402
 from ._solution import STATUSES, Solution  # noqa: E402
 from ._stability import Classification, classify, jacobian_at  # noqa: E402
 
@@ -61,6 +63,8 @@ __all__ = [
     "Comparison",
     "approximations_for",
     "EXACT_LABEL",
+    "scale_free_equilibria",
+    "ScaleFreePoint",
     "MAX_EXACT_WIDTH",
     "Reference",
     "iterate",

