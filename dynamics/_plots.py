@@ -35,7 +35,7 @@ from derivations import latex as _latex
 from ._basins import Basins
 from ._bifurcation import Bifurcation, bifurcation
 from ._equilibria import equilibria
-from ._phase_plane import PhasePlane, phase_plane
+from ._phase_plane import PhasePlane, _check_window, phase_plane
 from ._roots import Regimes
 
 __all__ = ["portrait", "plot_phase_plane", "plot_flow_1d", "plot_bifurcation", "plot_regimes", "plot_basins",
@@ -423,7 +423,7 @@ def plot_flow_1d(
             raise ValueError("vary needs at least one value")
     settings = [dict(params) if name is None else {**params, name: float(v)} for v in values]
     if x_range is not None:
-        lo, hi = _pair(x_range, what)
+        lo, hi = _check_window(x_range, what)
         found = [equilibria(one, prm, domain={state: (lo, hi)}) for prm in settings]
     else:
         found = [equilibria(one, prm) for prm in settings]
@@ -433,7 +433,7 @@ def plot_flow_1d(
         lo, hi = _default_window(xs, one.state_bounds()[0])
         found = [[e for e in eqs if lo <= e.x[0] <= hi] for eqs in found]
     if ylim is not None:
-        ylim = _pair(ylim, "ylim")
+        ylim = _check_window(ylim, "ylim")
     fig, ax = _axes(ax)
     from matplotlib.lines import Line2D
 
@@ -529,17 +529,6 @@ def _flow_marker(e: Any, f_at: Any, span: float) -> dict:
         return dict(style, what="semi-stable")
     what = {True: "stable", False: "unstable"}.get(e.stable, "undecided")
     return dict(_KIND_PROXY[what], what=what)
-
-
-def _pair(value: Any, what: str) -> tuple[float, float]:
-    """(low, high) with low < high, both finite; a ValueError naming ``what`` otherwise."""
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be (low, high); got {value!r}") from None
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise ValueError(f"{what} must be (low, high) with low < high, both finite; got {value!r}")
-    return lo, hi
 
 
 # -- bifurcation diagram -----------------------------------------------------------------
