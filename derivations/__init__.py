@@ -27,7 +27,10 @@ from ._coupled import ModeSystem, couple  # noqa: E402
 from ._eigenmode import EigenmodeSystem, display_form, latex  # noqa: E402
 from ._exact import QUADRATURE, ExactEigenmodes, ExactModeSystem, exact_factors  # noqa: E402
 from ._system import FrozenMap, ODESystem, freeze, reduce  # noqa: E402
+from ._names import Names  # noqa: E402
+from ._export import to_xppaut  # noqa: E402
 from ._verify import VerifyReport, verify  # noqa: E402
+from ._typing import Params  # noqa: E402
 from ._truth import (  # noqa: E402
     expected_loss,
     network_params,
@@ -38,12 +41,20 @@ from ._truth import (  # noqa: E402
     weight_flow,
 )
 
+System = ODESystem | ModeSystem | ExactModeSystem
+"""Every kind of system the analyses of ``dynamics`` take: a generic ``ODESystem`` (derived or
+built by hand), or the K coupled eigenmodes of ``ModeSystem`` / ``ExactModeSystem``."""
+
 __all__ = [
     "ODESystem",
+    "System",
+    "Params",
     "reduce",
     "freeze",
     "couple",
     "FrozenMap",
+    "Names",
+    "to_xppaut",
     "ModelSpec",
     "derive",
     "EigenmodeSystem",

@@ -23,7 +23,15 @@ _MAGIC = b"NCDYN-CACHE-1\n"
 
 
 def cache_dir() -> Path:
-    """The cache directory (not created until something is stored)."""
+    """The cache directory (not created until something is stored).
+
+    ``$NCDYN_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/ncdyn`` or ``~/.cache/ncdyn``.
+
+    Returns
+    -------
+    pathlib.Path
+        The directory derived systems are pickled to.
+    """
     env = os.environ.get("NCDYN_CACHE_DIR")
     if env:
         return Path(env)
@@ -89,7 +97,13 @@ def store_cached(key: str, obj: Any) -> Path | None:
 
 
 def clear_cache() -> int:
-    """Delete every cache entry; returns how many files were removed."""
+    """Delete every cache entry.
+
+    Returns
+    -------
+    int
+        How many files were removed.
+    """
     n = 0
     for f in cache_dir().glob("*.pkl"):
         f.unlink(missing_ok=True)

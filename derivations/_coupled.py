@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 import sympy as sp
 
 from ._codegen import lambdified, state_array, xp
+from ._spec import ModelSpec
 from ._system import FrozenMap, ODESystem, RhsFunction, _parse
+from ._typing import ArrayLike, Params
 
 __all__ = ["ModeSystem", "couple"]
 
@@ -21,7 +22,7 @@ _MAX_SYMBOLIC_K = 64
 def couple(
     per_mode: ODESystem,
     K: int,
-    closures: Mapping[str, Any] | None = None,
+    closures: Mapping[str, tuple[str | sp.Expr, float | str]] | None = None,
     *,
     per_mode_params: Sequence[str] = (),
 ) -> ModeSystem:
@@ -108,6 +109,18 @@ class ModeSystem:
     spectrum (``closed``) are computed from y and are not passed in ``params``. It offers what
     the numerics read of a system (names, domains, collapse indices, compiled right-hand
     sides); ``to_ode_system()`` gives the explicit ODESystem for small K.
+
+    Attributes
+    ----------
+    per_mode : ODESystem
+        The system of one mode.
+    K : int
+        The number of modes.
+    closures : tuple of (Symbol, expression, reduction)
+        The closed parameters in order: the parameter, its summand in the per-mode states and
+        the reduction (a power of the sum, or "max"), as ``couple`` builds them.
+    per_mode_params : tuple of str
+        Parameters that differ between modes (arrays whose last axis has length K).
     """
 
     per_mode: ODESystem
@@ -121,28 +134,33 @@ class ModeSystem:
         return bool(getattr(self.per_mode, "is_discrete", False))
 
     @property
-    def spec(self) -> Any:
+    def spec(self) -> ModelSpec | None:
         """The model of the per-mode system, where it has one (derived systems), else None."""
         return getattr(self.per_mode, "spec", None)
 
     @property
     def name(self) -> str:
+        """A label for reprs and titles: the per-mode system's name and K."""
         return f"{self.per_mode.name}, {self.K} modes" if self.per_mode.name else f"{self.K} modes"
 
     @property
     def closed(self) -> tuple[str, ...]:
+        """The parameters computed from the spectrum, in the order they are closed."""
         return tuple(str(c[0]) for c in self.closures)
 
     @property
     def param_names(self) -> tuple[str, ...]:
+        """The free parameters (the per-mode ones minus ``closed``): the keys of ``params``."""
         return tuple(n for n in self.per_mode.param_names if n not in self.closed)
 
     @property
     def param_domain(self) -> Mapping:
+        """The domains of the free parameters."""
         return FrozenMap({k: v for k, v in self.per_mode.param_domain.items() if k not in self.closed})
 
     @property
     def n_states(self) -> int:
+        """The length of the flat state: per-mode states times K."""
         return self.per_mode.n_states * self.K
 
     @property
@@ -161,13 +179,39 @@ class ModeSystem:
         return FrozenMap({f"{n}_{k}": v for n, v in self.per_mode.state_domain.items() for k in range(1, self.K + 1)})
 
     def state_bounds(self) -> tuple[tuple[float, float], ...]:
-        """(lower, upper) of every flat state, in layout order."""
+        """(lower, upper) of every flat state, in layout order.
+
+        Returns
+        -------
+        tuple of (float, float)
+            The per-mode state's bounds, repeated for each of the K modes.
+        """
         return tuple(b for b in self.per_mode.state_bounds() for _ in range(self.K))
 
-    def check_params(self, params: Any, *, batch: bool = False) -> dict[str, Any]:
+    def check_params(self, params: Params, *, batch: bool = False) -> dict[str, ArrayLike | sp.Expr]:
         """Validate ``params`` (the free parameters) as ``ODESystem.check_params`` does.
 
         A per-mode parameter must be an array whose last axis has length K (``batch`` or not).
+
+        Parameters
+        ----------
+        params : mapping str -> float or array_like
+            The values of the free parameters (``param_names``) keyed by name.
+        batch : bool
+            Allow arrays of values for every parameter (default False).
+
+        Returns
+        -------
+        dict
+            ``{name: value}`` in ``param_names`` order, as ``ODESystem.check_params``.
+
+        Raises
+        ------
+        TypeError
+            ``params`` is not a mapping or a value is not real.
+        ValueError
+            Missing or unknown names, values outside their domain, a per-mode parameter whose
+            last axis is not K, or an array where a scalar is needed (without ``batch``).
         """
         checked = _free_part(self).check_params(params, batch=batch or bool(self.per_mode_params))
         for n in self.per_mode_params:
@@ -183,8 +227,24 @@ class ModeSystem:
                     raise ValueError(f"params[{n!r}] must be a scalar; got shape {np.shape(v)}")
         return checked
 
-    def pack(self, **spectra: Any) -> np.ndarray:
-        """Flat state from per-state spectra, e.g. ``pack(p=p_k, s=s_k)``; arrays (..., K)."""
+    def pack(self, **spectra: ArrayLike) -> np.ndarray:
+        """Flat state from per-state spectra, e.g. ``pack(p=p_k, s=s_k)``; arrays (..., K).
+
+        Parameters
+        ----------
+        **spectra : array_like
+            One array of shape (..., K) per per-mode state, keyed by the state's name.
+
+        Returns
+        -------
+        numpy.ndarray
+            The flat state (..., n_states), float64, the batch shapes broadcast.
+
+        Raises
+        ------
+        ValueError
+            Not exactly the per-mode states, or an array whose last axis is not K.
+        """
         names = self.per_mode.state_names
         if set(spectra) != set(names):
             raise ValueError(f"pack needs exactly the states {names}; got {sorted(spectra)}")
@@ -194,8 +254,24 @@ class ModeSystem:
                 raise ValueError(f"{n} must have shape (..., {self.K}); got {a.shape}")
         return np.concatenate(np.broadcast_arrays(*arrs), axis=-1)
 
-    def unpack(self, y: Any) -> dict[str, np.ndarray]:
-        """Per-state spectra ``{name: array (..., K)}`` from a flat state."""
+    def unpack(self, y: ArrayLike) -> dict[str, np.ndarray]:
+        """Per-state spectra ``{name: array (..., K)}`` from a flat state.
+
+        Parameters
+        ----------
+        y : array_like
+            Flat states of shape (..., n_states).
+
+        Returns
+        -------
+        dict of str -> numpy.ndarray
+            ``{per-mode state name: array (..., K)}``, views of ``y``.
+
+        Raises
+        ------
+        ValueError
+            The last axis of ``y`` is not ``n_states`` long.
+        """
         names = self.per_mode.state_names
         y = state_array(y, self.n_states, [f"{n}_1..{n}_K" for n in names], "numpy")
         return {n: y[..., i * self.K : (i + 1) * self.K] for i, n in enumerate(names)}
@@ -203,21 +279,77 @@ class ModeSystem:
     def to_jax(self, checked: bool = True) -> RhsFunction:
         """``f(t, y, params)`` on flat states (..., n_states); jit/vmap/grad compatible.
 
-        Same checks as ``ODESystem.to_jax``; ``checked=False`` skips them."""
+        Same checks as ``ODESystem.to_jax``; ``checked=False`` skips them.
+
+        Parameters
+        ----------
+        checked : bool
+            Validate concrete inputs on every call (default True).
+
+        Returns
+        -------
+        callable
+            ``f(t, y, params)`` returning dy/dt as a JAX array of y's shape.
+
+        Raises
+        ------
+        ValueError
+            Not when building: the returned function raises it (when ``checked``) for bad
+            parameter names, shapes or non-finite values.
+        """
         return _mode_function(self, "jax", checked)
 
     def to_numpy(self, checked: bool = True) -> RhsFunction:
-        """Same as ``to_jax`` with NumPy arrays."""
+        """Same as ``to_jax`` with NumPy arrays.
+
+        Parameters
+        ----------
+        checked : bool
+            Validate the inputs on every call (default True).
+
+        Returns
+        -------
+        callable
+            ``f(t, y, params)`` returning dy/dt as a float64 ndarray of y's shape.
+
+        Raises
+        ------
+        ValueError
+            Not when building: the returned function raises it (when ``checked``) for bad
+            parameter names, shapes or non-finite values.
+        """
         return _mode_function(self, "numpy", checked)
 
     def to_sympy(self) -> tuple[tuple[sp.Symbol, ...], sp.ImmutableMatrix]:
-        """(states, rhs) as explicit SymPy objects; for small K only (K <= 64)."""
+        """(states, rhs) as explicit SymPy objects; for small K only (K <= 64).
+
+        Returns
+        -------
+        tuple
+            ``(states, rhs)``: the flat state Symbols and the right-hand side Matrix.
+
+        Raises
+        ------
+        ValueError
+            K > 64.
+        """
         system = self.to_ode_system()
         return system.states, system.rhs
 
     def to_ode_system(self) -> ODESystem:
         """The explicit ODESystem of the K coupled modes (K <= 64): every symbolic analysis
-        (exact equilibria, thresholds) then applies. Raises ValueError for larger K."""
+        (exact equilibria, thresholds) then applies.
+
+        Returns
+        -------
+        ODESystem
+            States x_1..x_K, y_1..y_K, ...; the closed parameters substituted by their sums.
+
+        Raises
+        ------
+        ValueError
+            K > 64.
+        """
         if self.K > _MAX_SYMBOLIC_K:
             raise ValueError(f"to_ode_system is for K <= {_MAX_SYMBOLIC_K} modes; got K={self.K}")
         return _mode_sympy(self)

@@ -66,6 +66,8 @@ def derive(spec: ModelSpec | None = None, /, *, cache: bool = True, **fields: ob
         The model; or give its fields as keywords.
     cache : bool
         Use the in-process memo and the disk cache.
+    **fields
+        The fields of a ``ModelSpec`` (loss, target, predictor, ...), when ``spec`` is not given.
 
     Returns
     -------

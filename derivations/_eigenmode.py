@@ -35,14 +35,48 @@ _c = sp.Symbol("c")
 
 def latex(expr: object) -> str:
     """LaTeX of a SymPy expression with the model's symbol names (sigma2 as \\sigma^2,
-    alpha_p as \\alpha_p, N_psi as N_\\psi, ...): SymPy alone would print sigma2 as sigma_2."""
+    alpha_p as ``\\alpha_p``, N_psi as ``N_\\psi``, ...): SymPy alone would print sigma2 as sigma_2.
+
+    Parameters
+    ----------
+    expr : sympy expression, or anything ``sympy.sympify`` reads
+        The expression (a string is parsed).
+
+    Returns
+    -------
+    str
+        The LaTeX, without math delimiters.
+
+    Raises
+    ------
+    sympy.SympifyError
+        ``expr`` cannot be read as an expression.
+    """
     return sp.latex(sp.sympify(expr), symbol_names=_LATEX_NAMES)
 
 
 def display_form(expr: sp.Expr, c: sp.Expr = sy.c) -> sp.Expr:
     """``expr`` for reading: the view variance ``c`` (default 1 + sigma2; lambda + sigma2 for
     a data spectrum) written as c, the drift factored, decay terms (those with eta or beta)
-    kept apart. Equal to ``expr`` after substituting c's definition."""
+    kept apart. Equal to ``expr`` after substituting c's definition.
+
+    Parameters
+    ----------
+    expr : sympy.Expr
+        A right-hand side in the model's symbols.
+    c : sympy.Expr
+        The view variance to write as ``c`` (default ``1 + sigma2``).
+
+    Returns
+    -------
+    sympy.Expr
+        The factored drift plus the collected decay terms, in terms of the symbol c.
+
+    Raises
+    ------
+    sympy.SympifyError
+        ``expr`` cannot be read as an expression.
+    """
     e = sp.expand(sp.sympify(expr).subs(sy.sigma2, _c - (c - sy.sigma2)))
     terms = sp.Add.make_args(e)
     decay = [t for t in terms if t.has(sy.eta) or t.has(sy.beta)]
@@ -59,14 +93,23 @@ class EigenmodeSystem(ODESystem):
     Phi Phi^T), the parameter domains (sigma2 >= 0, eta >= 0, alpha_p > 0, beta >= 0,
     N_psi > 0, N_phi > 0), collapse at p = s = 0 and the invariant manifold s = p**2/alpha_p.
 
-    Attributes (besides those of ODESystem):
-        spec:     the ModelSpec this system was derived from.
-        steps:    intermediate results of the derivation (see ``derivations.derive``), read-only.
-        closures: (param, per-mode summand, power): param = (sum_k summand_k)**power when
-                  the K-mode system is formed (T always; N_psi, N_phi for self-consistent norms).
-        laws:     conservation laws checked on this system (``derivations.ConservationLaw``).
-        description: what the system is and which invariants of the true model it keeps.
-        is_discrete: True for a discrete-time map (``discrete()``): rhs is the increment.
+    Attributes
+    ----------
+    states, params, rhs, state_domain, param_domain, collapse, manifold, name, restricted_to
+        As in ``ODESystem``.
+    spec : ModelSpec
+        The model this system was derived from.
+    steps : mapping
+        Intermediate results of the derivation (see ``derivations.derive``), read-only.
+    closures : tuple of (param, per-mode summand, power)
+        param = (sum_k summand_k)^power when the K-mode system is formed (T always; N_psi,
+        N_phi for self-consistent norms).
+    laws : tuple of ConservationLaw
+        Conservation laws checked on this system.
+    description : str
+        What the system is and which invariants of the true model it keeps.
+    is_discrete : bool
+        True for a discrete-time map (``discrete()``): rhs is the increment.
     """
 
     spec: ModelSpec = field(default=None, kw_only=True)
@@ -99,6 +142,16 @@ class EigenmodeSystem(ODESystem):
         the manifold attracts at rate 2 eta and is invariant for eta = 0 too. On it dp/dt is a
         polynomial in p whose degree is ``order``: 3 for the Euclidean loss (Tian's cubic),
         6 for the cosine loss with exact moments, 3 with leading moments.
+
+        Returns
+        -------
+        EigenmodeSystem
+            The one-state system in p (the system itself if already reduced).
+
+        Raises
+        ------
+        ValueError
+            The system declares no manifold (a discrete map).
         """
         if self.reduced:
             return self
@@ -170,7 +223,13 @@ class EigenmodeSystem(ODESystem):
         return (sy.lam if self.spec.data == "spectrum" else 1) + sy.sigma2
 
     def latex(self) -> str:
-        """The equations as a LaTeX ``aligned`` block."""
+        """The equations as a LaTeX ``aligned`` block, in display form with the line c = ...
+
+        Returns
+        -------
+        str
+            The LaTeX, without math delimiters.
+        """
         c = self.view_variance
         lines = [
             (rf"\Delta {sp.latex(v, symbol_names=_LATEX_NAMES)} &= " if self.is_discrete
@@ -221,7 +280,24 @@ class EigenmodeSystem(ODESystem):
 
         For the cosine loss T = sum_k tau_k p_k s_k always; with self-consistent norms also
         N_psi^2 = c sum_k p_k^2 s_k and N_phi^2 = c sum_k tau_k^2 s_k (computed by the
-        Gaussian-moment engine as E||a||^2 and E||b||^2). Euclidean modes are uncoupled.
+        Gaussian-moment engine as ``E||a||^2`` and ``E||b||^2``). Euclidean modes are uncoupled.
+
+        Parameters
+        ----------
+        K : int
+            The number of modes (>= 1).
+
+        Returns
+        -------
+        ModeSystem
+            The coupled system, flat state-major layout.
+
+        Raises
+        ------
+        ValueError
+            The system is reduced (call ``modes`` before ``reduce``), or K < 1.
+        TypeError
+            K is not an int.
         """
         if self.reduced:
             raise ValueError("modes(K) needs the full system; call it before reduce()")
@@ -234,7 +310,7 @@ class EigenmodeSystem(ODESystem):
     def discrete(self) -> EigenmodeSystem:
         """The matching discrete-time system: one step of gradient descent with learning rate
         ``lr`` (a new parameter) on the weights, as real training and published toy networks
-        take it. Its rhs is the increment, y_next = y + rhs(y) (``dynamics.iterate``):
+        take it. Its rhs is the increment, y_next = y + rhs(y) (``dynamics.iterate``)::
 
             p   -> p + lr dp/dt                       (predictor, updated like the weights)
             s   -> s (1 + lr r)^2,  r = (dphi/dt)/phi  (phi = sqrt(s) takes the step, not s)
@@ -244,7 +320,16 @@ class EigenmodeSystem(ODESystem):
         (gradients linear in the second moments). As lr -> 0 with t = n lr it becomes the flow;
         at a finite lr the flow can mislead (overshoot, oscillation, divergence of the weights).
 
-        Raises ValueError for a reduced system (the manifold is not invariant under the map).
+        Returns
+        -------
+        EigenmodeSystem
+            The map, with the extra parameter ``lr`` and ``is_discrete`` True (the system
+            itself if it is a map already).
+
+        Raises
+        ------
+        ValueError
+            The system is reduced (the manifold is not invariant under the map).
         """
         if self.is_discrete:
             return self

@@ -31,12 +31,20 @@ _INDEXED = {v: sp.IndexedBase(str(v))[_k] for v in (sy.p, sy.s, sy.tau)}
 class ConservationLaw:
     """dQ/dt = rate * Q, and whether the system keeps it.
 
-    name:     short name ("balance", "predictor norm", "projector norm").
-    quantity: Q, per mode (in p, s) or over the spectrum (a SymPy Sum over modes k).
-    rate:     the decay rate of the true model, e.g. -2*eta.
-    holds:    True if dQ/dt - rate * Q simplifies to 0 for this system.
-    residual: dQ/dt - rate * Q (0 when ``holds``).
-    note:     what follows, in words.
+    Attributes
+    ----------
+    name : str
+        Short name ("balance", "predictor norm", "projector norm").
+    quantity : sympy.Expr
+        Q, per mode (in p, s) or over the spectrum (a SymPy Sum over modes k).
+    rate : sympy.Expr
+        The decay rate of the true model, e.g. ``-2*eta``.
+    holds : bool
+        True if dQ/dt - rate * Q simplifies to 0 for this system.
+    residual : sympy.Expr
+        dQ/dt - rate * Q (0 when ``holds``).
+    note : str
+        What follows, in words.
     """
 
     name: str
@@ -58,6 +66,23 @@ def spectral_sum(per_mode: sp.Expr, known: dict[sp.Expr, sp.Expr]) -> sp.Expr:
     the same for every mode). ``known`` maps per-mode summands to the value of their sum, e.g.
     {tau*p*s: T}. Each monomial whose sum is a constant multiple of a known summand's is
     replaced; the rest stay as explicit Sum(..., (k, 1, K)).
+
+    Parameters
+    ----------
+    per_mode : sympy.Expr
+        The summand, polynomial in the mode's p, s, tau.
+    known : dict of sympy.Expr -> sympy.Expr
+        Per-mode summands whose sums have names, e.g. ``{tau*p*s: T}``.
+
+    Returns
+    -------
+    sympy.Expr
+        The sum over the K modes, in the known sums, K and explicit ``Sum`` terms.
+
+    Raises
+    ------
+    sympy.PolynomialError
+        ``per_mode`` is not a polynomial in p, s, tau.
     """
     poly = sp.Poly(sp.expand(per_mode), sy.p, sy.s, sy.tau)
     total = sp.Integer(0)

@@ -7,7 +7,12 @@ chain rule (see ``per_sample_gradient``). The target b carries a stop-gradient.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import sympy as sp
+
+if TYPE_CHECKING:  # _spec imports this module
+    from ._spec import ModelSpec
 
 __all__ = [
     "A", "B", "C", "BUILTIN_LOSSES", "loss_expression", "per_sample_loss", "per_sample_gradient",
@@ -38,21 +43,52 @@ def loss_expression(loss: object) -> sp.Expr:
     raise ValueError(f"loss={loss!r} is not allowed; choose one of {sorted(BUILTIN_LOSSES)} or an expression in A, B, C")
 
 
-def per_sample_loss(loss: object) -> sp.Expr:
-    """L(A, B, C) for one sample, for a built-in name, a ``ModelSpec`` or an expression.
+def per_sample_loss(loss: str | sp.Expr | ModelSpec) -> sp.Expr:
+    """L(A, B, C) for one sample, for a built-in name, a ``ModelSpec`` or an expression::
 
-    euclidean: L = 1/2 ||a - b||^2 = (A - 2 B + C) / 2
-    cosine:    L = -<a, b> / (||a|| ||b||) = -B / sqrt(A C)
+        euclidean: L = 1/2 ||a - b||^2 = (A - 2 B + C) / 2
+        cosine:    L = -<a, b> / (||a|| ||b||) = -B / sqrt(A C)
+
+    with A = <a, a>, B = <a, b>, C = <b, b>.
+
+    Parameters
+    ----------
+    loss : str, sympy.Expr or ModelSpec
+        A built-in loss name ("euclidean", "cosine", ...), an expression in A, B, C, or a
+        model whose loss is taken.
+
+    Returns
+    -------
+    sympy.Expr
+        L in the symbols A, B, C.
+
+    Raises
+    ------
+    ValueError
+        An unknown loss name, or an expression with symbols other than A, B, C.
     """
     return loss_expression(loss)
 
 
-def per_sample_gradient(loss: object) -> dict[str, sp.Expr]:
+def per_sample_gradient(loss: str | sp.Expr | ModelSpec) -> dict[str, sp.Expr]:
     """Matrix-level per-sample gradients, computed by SymPy's matrix calculus.
 
-    Returns ``{"dL/da": ..., "dL/dPsi": ..., "dL/dPhi": ...}`` as matrix expressions in the
-    MatrixSymbols Psi, Phi, Phi_a (h x h; the eigenmode ansatz takes d = h) and x1, x2
-    (h x 1), with the outer partials dL/dA, dL/dB written out as scalar factors.
+    Parameters
+    ----------
+    loss : str, sympy.Expr or ModelSpec
+        The loss, as ``per_sample_loss`` reads it.
+
+    Returns
+    -------
+    dict of str -> sympy matrix expression
+        ``{"dL/da": ..., "dL/dPsi": ..., "dL/dPhi": ...}`` in the MatrixSymbols Psi, Phi,
+        Phi_a (h x h; the eigenmode ansatz takes d = h) and x1, x2 (h x 1), with the outer
+        partials dL/dA, dL/dB written out as scalar factors.
+
+    Raises
+    ------
+    ValueError
+        ``loss`` is not a loss ``per_sample_loss`` reads.
     """
     h = sp.Symbol("h", integer=True, positive=True)
     Psi = sp.MatrixSymbol("Psi", h, h)
@@ -72,11 +108,26 @@ def per_sample_gradient(loss: object) -> dict[str, sp.Expr]:
     return {"dL/da": dL_da, "dL/dPsi": grad_psi, "dL/dPhi": grad_phi}
 
 
-def is_scale_invariant(loss: object) -> bool:
+def is_scale_invariant(loss: str | sp.Expr | ModelSpec) -> bool:
     """Whether L(lambda a, b) = L(a, b) for every lambda > 0 (checked symbolically).
 
     For such a loss <Psi, dJ/dPsi> = <Phi, dJ/dPhi> = 0 (Euler), so under weight decay eta the
-    squared norms ||Psi||_F^2 and ||Phi||_F^2 decay exactly like exp(-2 eta t).
+    squared norms ``||Psi||_F^2`` and ``||Phi||_F^2`` decay exactly like exp(-2 eta t).
+
+    Parameters
+    ----------
+    loss : str, sympy.Expr or ModelSpec
+        The loss, as ``per_sample_loss`` reads it.
+
+    Returns
+    -------
+    bool
+        True if L(lambda^2 A, lambda B, C) - L(A, B, C) simplifies to 0.
+
+    Raises
+    ------
+    ValueError
+        ``loss`` is not a loss ``per_sample_loss`` reads.
     """
     lam = sp.Symbol("lambda", positive=True)
     L = loss_expression(loss)

@@ -18,7 +18,26 @@ __all__ = ["gaussian_expectation", "wick_moment"]
 
 
 def wick_moment(exponents: Sequence[int], covariance: sp.Matrix) -> sp.Expr:
-    """E[prod_i z_i^{k_i}] for z ~ N(0, covariance), by Stein's recursion over pairings."""
+    """E[prod_i z_i^k_i] for z ~ N(0, covariance), by Stein's recursion over pairings.
+
+    Parameters
+    ----------
+    exponents : sequence of int
+        The non-negative powers k_i, one per variable.
+    covariance : sympy.Matrix
+        The n x n covariance of z (entries may be symbols).
+
+    Returns
+    -------
+    sympy.Expr
+        The moment, expanded (0 for an odd total degree).
+
+    Raises
+    ------
+    ValueError
+        A non-square covariance, or exponents that are not one non-negative integer per
+        variable.
+    """
     cov = sp.ImmutableMatrix(covariance)
     n = cov.shape[0]
     if cov.shape != (n, n):
@@ -62,8 +81,25 @@ def gaussian_expectation(
     ``covariance`` is the full covariance matrix in the order of ``variables``, or a mapping
     ``{variable: variance}`` for independent variables.
 
-    Raises ValueError if ``expr`` is not polynomial in the variables or the covariance does
-    not match them.
+    Parameters
+    ----------
+    expr : sympy.Expr
+        A polynomial in ``variables``.
+    variables : sequence of sympy.Symbol
+        The Gaussian variables.
+    covariance : sympy.Matrix or mapping Symbol -> expression
+        Their covariance, in the order of ``variables``, or their variances if independent.
+
+    Returns
+    -------
+    sympy.Expr
+        E[expr], expanded.
+
+    Raises
+    ------
+    ValueError
+        ``expr`` is not polynomial in the variables, no variables, or a covariance that does
+        not match them.
     """
     variables = tuple(variables)
     if not variables:

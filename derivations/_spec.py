@@ -31,42 +31,57 @@ class ModelSpec:
     and e ~ N(0, sigma2 I); the per-sample loss L(A, B, C) of A = <a, a>, B = <a, b>,
     C = <b, b>; gradient flow with weight decay eta on Phi (and on a learned predictor).
 
-    loss:      a SymPy expression in ``derivations.symbols.A, B, C`` (or a string of one), or
-               a built-in name:
-               "euclidean"          L = (A - 2 B + C)/2 = 1/2 ||a - b||^2
-               "cosine"             L = -B / sqrt(A C)
-               "isoloss-euclidean"  (alias "isoloss") the IsoLoss of Halvagal et al. (2023),
-                                    per sample 1/2 ||z - sg(z_t + z - p)||^2 with z = Phi x1,
-                                    p = W_P z, z_t = b: the gradient moves Phi by
-                                    -(p - z_t) x1^T, without the factor W_P^T, so the
-                                    predictor's eigenvalue no longer multiplies the rate.
-               "isoloss-cosine"     per sample -[<z, sg(z_t)> / sg(||p|| ||z_t||)
-                                    - 1/2 sg(<p, z_t> / (||p||^3 ||z_t||)) ||W_P^(1/2) z||^2]
-                                    (half of Halvagal et al.'s form, matching "cosine"): the
-                                    cosine gradient g = dL/da reaches Phi as g x1^T.
-               IsoLoss variants need a predictor that is not learned (it gets no gradient).
-    target:    "simsiam"  Phi_a = Phi;  "ema"  dPhi_a/dt = beta (Phi - Phi_a) (BYOL); with EMA
-               the frozen-tau analysis is ``derive(spec).freeze("tau")``.
-    predictor: "learned"     W_P = Psi, trained: dPsi/dt = -alpha_p dJ/dPsi - eta Psi;
-               "directpred"  W_P = F^alpha, F = Phi Phi^T (eigenvalue s), set in closed form (no
-                             gradient through it), exponent parameter ``alpha``; ``normalize``
-                             divides F by its largest eigenvalue s_max, ``eps`` adds eps to
-                             every predictor eigenvalue: w = (s/s_max)^alpha + eps;
-               "none"        W_P = I.
-    stop_gradient: True (the target is a constant inside each gradient) or False (SimSiam
-               only: the gradient also flows through the target branch b = Phi x2).
-    views:     "both" (noise on both views) or "one" (the first view clean, x1 = x).
-    data:      "isotropic" (lambda = 1) or "spectrum" (mode j has data variance lambda_j, a
-               parameter ``lambda``; K-mode systems take the spectrum as an array).
-    norms:     for losses that involve the norms (not polynomial in A, B, C). "frozen":
-               A -> N_psi^2, C -> N_phi^2 inside the per-sample gradient, held as parameters.
-               "self-consistent": N_psi^2 = E||a||^2, N_phi^2 = E||b||^2 from the spectrum
-               (closed by ``system.modes(K)``). "exact" (cosine loss): no approximation, the
-               expected gradient of the true loss at any width by a Laplace-integral
-               quadrature; ``derive`` then returns ``ExactEigenmodes`` (K-mode systems only).
-    moments:   for losses that involve the norms. "exact": the remaining Gaussian averages
-               exact (Isserlis). "leading": B replaced by its mean T (self-averaging at large
-               width), which drops the O(1/h) terms such as 2 tau p^2 s^2.
+    Parameters
+    ----------
+    loss : str or sympy.Expr
+        A SymPy expression in ``derivations.symbols.A, B, C`` (or a string of one), or a
+        built-in name (sg is the stop-gradient)::
+
+            "euclidean"          L = (A - 2 B + C)/2 = 1/2 ||a - b||^2
+            "cosine"             L = -B / sqrt(A C)
+            "isoloss-euclidean"  (alias "isoloss") the IsoLoss of Halvagal et al. (2023),
+                                 per sample 1/2 ||z - sg(z_t + z - p)||^2 with z = Phi x1,
+                                 p = W_P z, z_t = b: the gradient moves Phi by
+                                 -(p - z_t) x1^T, without the factor W_P^T, so the
+                                 predictor's eigenvalue no longer multiplies the rate.
+            "isoloss-cosine"     per sample -[<z, sg(z_t)> / sg(||p|| ||z_t||)
+                                 - 1/2 sg(<p, z_t> / (||p||^3 ||z_t||)) ||W_P^(1/2) z||^2]
+                                 (half of Halvagal et al.'s form, matching "cosine"): the
+                                 cosine gradient g = dL/da reaches Phi as g x1^T.
+
+        IsoLoss variants need a predictor that is not learned (it gets no gradient).
+    target : str
+        "simsiam": Phi_a = Phi; "ema": dPhi_a/dt = beta (Phi - Phi_a) (BYOL); with EMA the
+        frozen-tau analysis is ``derive(spec).freeze("tau")``.
+    norms : str
+        For losses that involve the norms (not polynomial in A, B, C). "frozen":
+        A -> N_psi^2, C -> N_phi^2 inside the per-sample gradient, held as parameters.
+        "self-consistent": ``N_psi^2 = E||a||^2``, ``N_phi^2 = E||b||^2`` from the spectrum
+        (closed by ``system.modes(K)``). "exact" (cosine loss): no approximation, the
+        expected gradient of the true loss at any width by a Laplace-integral quadrature;
+        ``derive`` then returns ``ExactEigenmodes`` (K-mode systems only).
+    moments : str
+        For losses that involve the norms. "exact": the remaining Gaussian averages exact
+        (Isserlis). "leading": B replaced by its mean T (self-averaging at large width), which
+        drops the O(1/h) terms such as 2 tau p^2 s^2.
+    predictor : str
+        "learned": W_P = Psi, trained, dPsi/dt = -alpha_p dJ/dPsi - eta Psi. "directpred":
+        W_P = F^alpha, F = Phi Phi^T (eigenvalue s), set in closed form (no gradient through
+        it), exponent parameter ``alpha``; ``normalize`` divides F by its largest eigenvalue
+        s_max, ``eps`` adds eps to every predictor eigenvalue: w = (s/s_max)^alpha + eps.
+        "none": W_P = I.
+    stop_gradient : bool
+        True (the target is a constant inside each gradient) or False (SimSiam only: the
+        gradient also flows through the target branch b = Phi x2).
+    views : str
+        "both" (noise on both views) or "one" (the first view clean, x1 = x).
+    data : str
+        "isotropic" (lambda = 1) or "spectrum" (mode j has data variance lambda_j, a
+        parameter ``lambda``; K-mode systems take the spectrum as an array).
+    normalize : bool
+        DirectPred only: divide F by its largest eigenvalue.
+    eps : bool
+        DirectPred only: add the parameter eps to every predictor eigenvalue.
 
     For a loss polynomial in A, B, C (Euclidean) ``norms`` and ``moments`` are irrelevant and
     normalised to their defaults, so equal models compare (and cache) equal; an expression
@@ -187,7 +202,13 @@ class ModelSpec:
 
     @staticmethod
     def allowed() -> dict[str, tuple]:
-        """The allowed values of every field (``loss`` also takes any expression in A, B, C)."""
+        """The allowed values of every field (``loss`` also takes any expression in A, B, C).
+
+        Returns
+        -------
+        dict of str -> tuple
+            ``{field name: allowed values}``.
+        """
         out: dict[str, tuple] = {"loss": _LOSS_NAMES}
         out.update(_ALLOWED)
         out.update({flag: (False, True) for flag in _FLAGS})

@@ -23,17 +23,24 @@ import numpy as np
 import sympy as sp
 
 from ._codegen import BACKENDS, check_param_names, is_traced, lambdified, state_array, xp
+from ._typing import ArrayLike, Params
 
 __all__ = ["ODESystem", "FrozenMap", "reduce", "freeze", "as_interval", "RhsFunction"]
 
-RhsFunction = Callable[[Any, Any, Mapping[str, Any]], Any]
+RhsFunction = Callable[[ArrayLike, ArrayLike, Params], ArrayLike]
 """``f(t, y, params) -> dy/dt`` with y of shape (..., n_states) and params keyed by name."""
 
 _REALS = sp.Interval(-sp.oo, sp.oo)
 
 
 class FrozenMap(Mapping):
-    """An immutable, hashable, picklable mapping (what systems hand out instead of dicts)."""
+    """An immutable, hashable, picklable mapping (what systems hand out instead of dicts).
+
+    Parameters
+    ----------
+    items : mapping or iterable of (key, value) pairs
+        The entries, in order; read once, as ``dict(items)`` would.
+    """
 
     __slots__ = ("_items",)
 
@@ -253,7 +260,7 @@ class ODESystem:
         cls,
         equations: Mapping[str, str | sp.Expr],
         params: Sequence[str] = (),
-        **options: Any,
+        **options: object,
     ) -> ODESystem:
         """Build a system from ``{state name: right-hand side}``, strings or expressions.
 
@@ -265,9 +272,17 @@ class ODESystem:
         Parameters
         ----------
         equations : mapping state name -> str or sympy expression
-        params : sequence of parameter names
-        **options : the keyword arguments of ``ODESystem`` (state_domain, param_domain,
-            collapse, manifold, name)
+            The right-hand side of each state; the keys, in order, are the states.
+        params : sequence of str
+            The parameter names.
+        **options
+            The keyword arguments of ``ODESystem`` (state_domain, param_domain, collapse,
+            manifold, name).
+
+        Returns
+        -------
+        ODESystem
+            The system (an instance of the class it is called on).
 
         Raises
         ------
@@ -288,14 +303,17 @@ class ODESystem:
     # -- names and symbols -----------------------------------------------------------------
     @property
     def state_names(self) -> tuple[str, ...]:
+        """The state names, in state-vector order."""
         return tuple(map(str, self.states))
 
     @property
     def param_names(self) -> tuple[str, ...]:
+        """The parameter names, in order (the keys ``check_params`` requires)."""
         return tuple(map(str, self.params))
 
     @property
     def n_states(self) -> int:
+        """The number of states (the last axis of a state array)."""
         return len(self.states)
 
     @property
@@ -314,7 +332,13 @@ class ODESystem:
         return tuple(self.state_names.index(n) for n in self.collapse)
 
     def state_bounds(self) -> tuple[tuple[float, float], ...]:
-        """(lower, upper) of every state as floats (-inf/inf where unbounded), in state order."""
+        """(lower, upper) of every state as floats (-inf/inf where unbounded), in state order.
+
+        Returns
+        -------
+        tuple of (float, float)
+            One pair per state, from ``state_domain`` (closed or open ends alike).
+        """
         return tuple(_float_bounds(self.state_domain.get(n, _REALS)) for n in self.state_names)
 
     # -- derived quantities (computed once) ------------------------------------------------
@@ -379,13 +403,26 @@ class ODESystem:
         return sp.Poly(system.numerators[0], system.states[0]).degree()
 
     # -- parameters --------------------------------------------------------------------------
-    def check_params(self, params: Any, *, batch: bool = False) -> dict[str, Any]:
+    def check_params(self, params: Params, *, batch: bool = False) -> dict[str, ArrayLike | sp.Expr]:
         """Validate ``params`` against this system and return the values keyed by name.
 
         The one parameter check every analysis uses: a mapping with exactly the parameter
         names, real finite values inside ``param_domain``. Scalars come back as floats, SymPy
         numbers unchanged (exact analyses keep them exact); with ``batch=True`` arrays are
         allowed (float64 ndarrays, every entry checked). JAX tracers pass unchecked.
+
+        Parameters
+        ----------
+        params : mapping str -> float or array_like
+            The parameter values keyed by name.
+        batch : bool
+            Allow arrays of values (a batch of parameter sets); default False (scalars only).
+
+        Returns
+        -------
+        dict
+            ``{name: value}`` in ``param_names`` order: floats (or float64 arrays with
+            ``batch``), SymPy numbers kept exact.
 
         Raises
         ------
@@ -410,24 +447,84 @@ class ODESystem:
         values are scalars or arrays broadcasting against y's batch shape. With ``checked``
         (default) the names, the last axis of y and finiteness are validated when concrete;
         ``checked=False`` skips that, for inner loops whose inputs were validated once.
+
+        Parameters
+        ----------
+        checked : bool
+            Validate concrete inputs on every call (default True).
+
+        Returns
+        -------
+        callable
+            ``f(t, y, params)`` returning dy/dt as a JAX array of y's shape.
+
+        Raises
+        ------
+        ValueError
+            Not when building: the returned function raises it (when ``checked``) for missing
+            or unknown parameter names, a last axis of ``y`` other than ``n_states``, or
+            non-finite values.
         """
         return _rhs_function(self, "jax", checked)
 
     def to_numpy(self, checked: bool = True) -> RhsFunction:
-        """Same as ``to_jax`` with NumPy arrays (for scipy.integrate and friends)."""
+        """Same as ``to_jax`` with NumPy arrays (for scipy.integrate and friends).
+
+        Parameters
+        ----------
+        checked : bool
+            Validate the inputs on every call (default True).
+
+        Returns
+        -------
+        callable
+            ``f(t, y, params)`` returning dy/dt as a float64 ndarray of y's shape.
+
+        Raises
+        ------
+        ValueError
+            Not when building: the returned function raises it (when ``checked``) for missing
+            or unknown parameter names, a last axis of ``y`` other than ``n_states``, or
+            non-finite values.
+        """
         return _rhs_function(self, "numpy", checked)
 
     # -- restriction -------------------------------------------------------------------------
     def reduce(self) -> ODESystem:
         """The system restricted to its declared invariant ``manifold`` (see ``reduce``).
 
-        Raises ValueError if the system declares none or the graph is not invariant."""
+        Returns
+        -------
+        ODESystem
+            The restricted system (same class), ``restricted_to`` recording the graph.
+
+        Raises
+        ------
+        ValueError
+            The system declares no manifold, or the graph is not invariant.
+        """
         if self.manifold is None:
             raise ValueError(f"{self.name or 'this system'} declares no invariant manifold; use derivations.reduce(system, graph)")
         return reduce(self, self.manifold)
 
     def freeze(self, *names: str) -> ODESystem:
-        """The same system with the states ``names`` held fixed as parameters (see ``freeze``)."""
+        """The same system with the states ``names`` held fixed as parameters (see ``freeze``).
+
+        Parameters
+        ----------
+        *names : str
+            The states to hold fixed.
+
+        Returns
+        -------
+        ODESystem
+            The system without those states' equations; they are now parameters.
+
+        Raises
+        ------
+        ValueError
+            Unknown state names, none given, or every state named.
+        """
         return freeze(self, *names)
 
     def _restricted(self, **changes: Any) -> ODESystem:
@@ -436,7 +533,13 @@ class ODESystem:
 
     # -- display -------------------------------------------------------------------------------
     def latex(self) -> str:
-        """The equations as a LaTeX ``aligned`` block."""
+        """The equations as a LaTeX ``aligned`` block.
+
+        Returns
+        -------
+        str
+            One line ``\\dot{x} &= rhs`` per state, without math delimiters.
+        """
         lines = [rf"\dot{{{sp.latex(v)}}} &= {sp.latex(r)}" for v, r in zip(self.states, self.rhs)]
         return r"\begin{aligned}" + r" \\ ".join(lines) + r"\end{aligned}"
 
@@ -604,7 +707,7 @@ def _rhs_function(system: ODESystem, backend: str, checked: bool = True) -> RhsF
 # -- generic operations ----------------------------------------------------------------------------
 
 
-def reduce(system: ODESystem, graph: Mapping[Any, Any], *, check: bool = True) -> ODESystem:
+def reduce(system: ODESystem, graph: Mapping[sp.Symbol | str, sp.Expr | str], *, check: bool = True) -> ODESystem:
     """Restrict ``system`` to the invariant graph ``{state: expression in the other states}``.
 
     The graph x_i = h_i(others) is invariant when d/dt (x_i - h_i) vanishes on it:
@@ -617,10 +720,17 @@ def reduce(system: ODESystem, graph: Mapping[Any, Any], *, check: bool = True) -
     Parameters
     ----------
     system : ODESystem
+        The system to restrict.
     graph : mapping state (Symbol or name) -> expression (SymPy or string) in the other states
+        The eliminated states as functions of the kept ones.
     check : bool
         Verify invariance (default). ``check=False`` restricts anyway (an approximation, e.g.
         a slow manifold); the result is then not the system's own dynamics.
+
+    Returns
+    -------
+    ODESystem
+        The restricted system, of the same class as ``system``.
 
     Raises
     ------
@@ -700,6 +810,18 @@ def freeze(system: ODESystem, *names: str) -> ODESystem:
     """The system with the states ``names`` held fixed: they become parameters (their
     equations dropped, their domains kept as parameter domains), e.g. Tian et al.'s analysis
     of the EMA mode with tau frozen.
+
+    Parameters
+    ----------
+    system : ODESystem
+        The system.
+    *names : str
+        The states to hold fixed.
+
+    Returns
+    -------
+    ODESystem
+        The system (same class) with those states as its last parameters.
 
     Raises
     ------

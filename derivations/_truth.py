@@ -15,23 +15,41 @@ them, ``alpha_p`` (learned predictor), ``beta`` (EMA), ``alpha`` and ``eps`` (Di
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
-
 import sympy as sp
+from jax import Array
+from numpy.typing import ArrayLike
 
 from ._losses import A, B, C
 from ._spec import ModelSpec
+from ._typing import Params
 
 __all__ = [
     "network_params", "predictor_matrix", "sample_loss", "expected_loss", "view_covariance", "weight_flow",
     "sample_views",
 ]
 
-Weights = Mapping[str, Any]
+Weights = Mapping[str, ArrayLike]
 
 
 def network_params(spec: ModelSpec) -> tuple[str, ...]:
-    """The parameters the network of ``spec`` reads (it computes its own norms and spectra)."""
+    """The parameters the network of ``spec`` reads (it computes its own norms and spectra).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model.
+
+    Returns
+    -------
+    tuple of str
+        sigma2 and eta, then alpha_p (learned predictor), beta (EMA target), alpha and eps
+        (DirectPred) as the model has them.
+
+    Raises
+    ------
+    AttributeError
+        ``spec`` is not a ModelSpec (it has no ``predictor``).
+    """
     names = ["sigma2", "eta"]
     if spec.predictor == "learned":
         names.append("alpha_p")
@@ -50,7 +68,7 @@ def _jnp():
     return jnp
 
 
-def _matrix_power(F: Any, power: Any, spec: ModelSpec, params: Mapping[str, Any]) -> Any:
+def _matrix_power(F: Array, power: float, spec: ModelSpec, params: Params) -> Array:
     """U diag(w) U^T from the eigendecomposition of the symmetric F, w = DirectPred's
     predictor eigenvalues raised to ``power`` (1 for W_P, 1/2 for W_P^(1/2))."""
     jnp = _jnp()
@@ -64,11 +82,35 @@ def _matrix_power(F: Any, power: Any, spec: ModelSpec, params: Mapping[str, Any]
     return (U * w**power) @ U.T
 
 
-def predictor_matrix(spec: ModelSpec, weights: Weights, params: Mapping[str, Any], power: float = 1.0) -> Any:
-    """W_P (or W_P**power for DirectPred): Psi, F**alpha with F = Phi Phi^T, or the identity.
+def predictor_matrix(spec: ModelSpec, weights: Weights, params: Params, power: float = 1.0) -> Array:
+    """W_P (or W_P^power for DirectPred): Psi, F^alpha with F = Phi Phi^T, or the identity.
 
-    DirectPred: w_j = (s_j / s_max)**alpha [+ eps] with s_j the eigenvalues of F (``normalize``
-    divides by the largest, ``eps`` adds eps)."""
+    DirectPred: w_j = (s_j / s_max)^alpha [+ eps] with s_j the eigenvalues of F (``normalize``
+    divides by the largest, ``eps`` adds eps).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model (its ``predictor`` decides).
+    weights : mapping str -> array
+        The weights: "Phi" (h x d) and, for a learned predictor, "Psi" (h x h).
+    params : mapping str -> float
+        The parameters; DirectPred reads "alpha" (and "eps").
+    power : float
+        The power of W_P (DirectPred only; 1 otherwise).
+
+    Returns
+    -------
+    jax.Array
+        W_P^power, shape (h, h).
+
+    Raises
+    ------
+    ValueError
+        ``power`` other than 1 with a learned predictor.
+    KeyError
+        A weight or parameter the model needs is missing.
+    """
     jnp = _jnp()
     if spec.predictor == "learned":
         if power != 1.0:
@@ -85,23 +127,39 @@ def _loss_function(spec: ModelSpec) -> Callable:
     return sp.lambdify((A, B, C), spec.loss_expr, modules="jax")
 
 
-def sample_loss(spec: ModelSpec) -> Callable:
+def sample_loss(spec: ModelSpec) -> Callable[[Weights, Weights, Array, Array, Params], Array]:
     """Per-sample losses ``f(weights, frozen, x1, x2, params) -> (n,)``.
 
     x1, x2: views, shape (n, d). The gradient of ``f(...).mean()`` with respect to ``weights``,
     at ``frozen = weights``, is the model's expected-gradient estimate:
+
     - a = W_P Phi x1; b = Phi_t x2 with Phi_t = Phi (SimSiam) or Phi_a (EMA), taken from
       ``frozen`` under stop-gradient; the loss L(A, B, C) of ``spec.loss_expr``;
     - DirectPred: W_P from ``frozen`` (set in closed form, no gradient through it);
     - IsoLoss (Halvagal et al.), z = Phi x1, p = W_P z, z_t = b, primes from ``frozen``:
-      euclidean 1/2 ||z - (z_t' + z' - p')||^2;
-      cosine -[<z, z_t'> / (||p'|| ||z_t'||) - 1/2 <p', z_t'> / (||p'||^3 ||z_t'||) ||W_P'^(1/2) z||^2].
+      euclidean ``1/2 ||z - (z_t' + z' - p')||^2``;
+      cosine ``-[<z, z_t'> / (||p'|| ||z_t'||) - 1/2 <p', z_t'> / (||p'||^3 ||z_t'||) ||W_P'^(1/2) z||^2]``.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model.
+
+    Returns
+    -------
+    callable
+        ``f(weights, frozen, x1, x2, params)`` returning the n per-sample losses (JAX).
+
+    Raises
+    ------
+    AttributeError
+        ``spec`` is not a ModelSpec.
     """
     jnp = _jnp()
     L = _loss_function(spec)
     ema = spec.target == "ema"
 
-    def f(weights: Weights, frozen: Weights, x1: Any, x2: Any, params: Mapping[str, Any]) -> Any:
+    def f(weights: Weights, frozen: Weights, x1: Array, x2: Array, params: Params) -> Array:
         target_src = frozen if spec.stop_gradient else weights
         Phi_t = target_src["Phi_a"] if ema else target_src["Phi"]
         b = x2 @ Phi_t.T
@@ -126,9 +184,32 @@ def sample_loss(spec: ModelSpec) -> Callable:
     return f
 
 
-def view_covariance(spec: ModelSpec, params: Mapping[str, Any], lam: Any, basis: Any = None) -> Any:
+def view_covariance(spec: ModelSpec, params: Params, lam: ArrayLike, basis: ArrayLike | None = None) -> Array:
     """The joint covariance of (x1, x2), shape (2d, 2d), for data covariance
-    V diag(lam) V^T (V = ``basis``, default the identity) and view noise sigma2."""
+    V diag(lam) V^T (V = ``basis``, default the identity) and view noise sigma2.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model (``views`` decides whether x1 is noisy).
+    params : mapping str -> float
+        The parameters; reads "sigma2".
+    lam : array_like
+        The data variances, shape (d,).
+    basis : array_like, optional
+        The data eigenbasis V, shape (d, d); default the identity.
+
+    Returns
+    -------
+    jax.Array
+        [[Sx + noise, Sx], [Sx, Sx + sigma2 I]], Sx = V diag(lam) V^T, noise = sigma2 I for
+        ``views="both"`` and 0 for "one".
+
+    Raises
+    ------
+    KeyError
+        ``params`` lacks "sigma2".
+    """
     jnp = _jnp()
     lam = jnp.asarray(lam, dtype=jnp.float64)
     d = lam.shape[0]
@@ -139,14 +220,27 @@ def view_covariance(spec: ModelSpec, params: Mapping[str, Any], lam: Any, basis:
     return jnp.block([[S11, Sx], [Sx, Sx + noise]])
 
 
-def expected_loss(spec: ModelSpec) -> Callable:
+def expected_loss(spec: ModelSpec) -> Callable[[Weights, Weights, Params, Array], Array]:
     """``f(weights, frozen, params, cov) -> E[L]`` exactly, for losses quadratic in the samples
     (polynomial of degree one in A, B, C, e.g. Euclidean and IsoLoss-Euclidean).
 
     E[L] = 1/2 tr(H cov) with H the Hessian of the per-sample loss in v = (x1, x2) (the loss
     is a quadratic form in v); ``cov`` is the joint covariance of (x1, x2) (``view_covariance``).
 
-    Raises ValueError for a loss that is not quadratic in the samples.
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model.
+
+    Returns
+    -------
+    callable
+        ``f(weights, frozen, params, cov)`` returning E[L] as a JAX scalar.
+
+    Raises
+    ------
+    ValueError
+        A loss that is not quadratic in the samples.
     """
     import jax
 
@@ -159,7 +253,7 @@ def expected_loss(spec: ModelSpec) -> Callable:
         )
     per_sample = sample_loss(spec)
 
-    def f(weights: Weights, frozen: Weights, params: Mapping[str, Any], cov: Any) -> Any:
+    def f(weights: Weights, frozen: Weights, params: Params, cov: Array) -> Array:
         d = weights["Phi"].shape[1]
 
         def loss_of(v):
@@ -171,9 +265,31 @@ def expected_loss(spec: ModelSpec) -> Callable:
     return f
 
 
-def weight_flow(spec: ModelSpec, weights: Weights, grads: Weights, params: Mapping[str, Any]) -> dict[str, Any]:
+def weight_flow(spec: ModelSpec, weights: Weights, grads: Weights, params: Params) -> dict[str, Array]:
     """d(weights)/dt of gradient flow with weight decay:
-    dPhi = -dJ/dPhi - eta Phi, dPsi = -alpha_p dJ/dPsi - eta Psi, dPhi_a = beta (Phi - Phi_a)."""
+    dPhi = -dJ/dPhi - eta Phi, dPsi = -alpha_p dJ/dPsi - eta Psi, dPhi_a = beta (Phi - Phi_a).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model.
+    weights : mapping str -> array
+        "Phi", and "Psi" (learned predictor) and "Phi_a" (EMA target) where present.
+    grads : mapping str -> array
+        dJ/dPhi and dJ/dPsi under the same names.
+    params : mapping str -> float
+        The parameters; reads eta, alpha_p and beta as the weights need them.
+
+    Returns
+    -------
+    dict of str -> array
+        The time derivative of each weight.
+
+    Raises
+    ------
+    KeyError
+        A gradient or parameter the weights need is missing.
+    """
     out = {"Phi": -grads["Phi"] - params["eta"] * weights["Phi"]}
     if "Psi" in weights:
         out["Psi"] = -params["alpha_p"] * grads["Psi"] - params["eta"] * weights["Psi"]
@@ -182,9 +298,37 @@ def weight_flow(spec: ModelSpec, weights: Weights, grads: Weights, params: Mappi
     return out
 
 
-def sample_views(spec: ModelSpec, key: Any, n: int, params: Mapping[str, Any], lam: Any, basis: Any = None) -> tuple[Any, Any]:
+def sample_views(
+    spec: ModelSpec, key: Array, n: int, params: Params, lam: ArrayLike, basis: ArrayLike | None = None
+) -> tuple[Array, Array]:
     """n pairs of views (x1, x2), shape (n, d) each: x = V (sqrt(lam) * xi), xi ~ N(0, I);
-    x2 = x + e2 and x1 = x + e1 ("both") or x1 = x ("one"), e ~ N(0, sigma2 I)."""
+    x2 = x + e2 and x1 = x + e1 ("both") or x1 = x ("one"), e ~ N(0, sigma2 I).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model (``views`` decides whether x1 is noisy).
+    key : jax.Array
+        A JAX PRNG key.
+    n : int
+        The number of samples.
+    params : mapping str -> float
+        The parameters; reads "sigma2".
+    lam : array_like
+        The data variances, shape (d,).
+    basis : array_like, optional
+        The data eigenbasis V, shape (d, d); default the identity.
+
+    Returns
+    -------
+    tuple of jax.Array
+        (x1, x2), each of shape (n, d).
+
+    Raises
+    ------
+    KeyError
+        ``params`` lacks "sigma2".
+    """
     import jax
 
     jnp = _jnp()

@@ -94,14 +94,31 @@ class VerifyReport:
         True if it also matches the true loss within the MC errors at every width.
     verdict : str
         "agrees", "agrees only at leading order in 1/h (...)", or "differs ...".
+    spec : ModelSpec
+        The model checked against.
+    system : ODESystem
+        Your system, as given.
+    derived : ODESystem or None
+        ``derive(spec)`` in your names, or None where it is unavailable.
+    derive_error : str
+        Why ``derived`` is None ("" otherwise).
+    widths : tuple of int
+        The widths h of the Monte-Carlo networks.
+    n_samples : int
+        Samples per point.
+    seed : int
+        The seed of the points and samples.
     difference : {equation: SymPy expression or None}
         (yours - derived), simplified; None where derive(spec) is unavailable.
     terms : tuple of TermDifference
         The terms that differ, named.
     z : {equation: {h: tuple of z per mode}}
         (yours - MC of the true loss) / SE, every mode of every point drawn at width h.
-    z_treated : same, against the spec's treated per-sample gradient (= ``z`` for losses
-        without norms).
+    z_treated : {equation: {h: tuple of z per mode}}
+        The same against the spec's treated per-sample gradient (= ``z`` for losses without
+        norms).
+    drawn : tuple of str
+        Parameters of the spec that your system does not have and that were drawn at random.
     error : {h: float}
         Relative discrepancy to the true loss at width h: sqrt(mean over equations of
         sum_modes (yours - MC)^2 / sum_modes drive^2), drive = the MC rate of the loss
@@ -109,9 +126,9 @@ class VerifyReport:
     order : float or None
         k of error ~ h^-k fitted over the widths (None with one width or no discrepancy).
     derived_z : {equation: {h: float}}
-        max |z| of derive(spec) against the treated MC (empty if derive is unavailable).
+        max ``|z|`` of derive(spec) against the treated MC (empty if derive is unavailable).
     off_diagonal_z : {h: float}
-        max |z| of the off-diagonal entries of U^T dPsi U and U^T dPhi V (true loss): the
+        max ``|z|`` of the off-diagonal entries of U^T dPsi U and U^T dPhi V (true loss): the
         aligned ansatz must be invariant.
     """
 
@@ -125,7 +142,7 @@ class VerifyReport:
     agrees: bool
     exact: bool
     verdict: str
-    difference: Mapping[str, Any]
+    difference: Mapping[str, sp.Expr | None]
     terms: tuple[TermDifference, ...]
     z: Mapping[str, Mapping[int, tuple[float, ...]]]
     z_treated: Mapping[str, Mapping[int, tuple[float, ...]]]
@@ -140,7 +157,7 @@ class VerifyReport:
 
     @property
     def max_z(self) -> dict[str, dict[int, float]]:
-        """max |z| (true loss) per equation and width."""
+        """max ``|z|`` (true loss) per equation and width."""
         return {eq: {h: float(np.max(np.abs(v))) for h, v in per.items()} for eq, per in self.z.items()}
 
     def _rows(self) -> list[tuple[str, list[str]]]:
@@ -378,7 +395,7 @@ def verify(
     widths: Sequence[int] = (4, 16),
     n_samples: int = 2**16,
     seed: int = 0,
-    mapping: Mapping[str, Any] | None = None,
+    mapping: Mapping[str, str | sp.Expr] | None = None,
     params: Mapping[str, float] | None = None,
 ) -> VerifyReport:
     """Check that ``system`` is the expected gradient flow of the model ``spec``.

@@ -13,6 +13,7 @@
     phase_plane(system, params)             the phase plane as data (field, nullclines, orbits)
     scale_free_equilibria(modes, params)    where a scale-invariant flow settles as weight decay shrinks it
     portrait, plot_phase_plane, plot_flow_1d, plot_bifurcation, plot_regimes, plot_basins, plot_spectra   figures
+    interactive_portrait(system, params, sliders)   a portrait with parameter sliders (ipywidgets, Jupyter)
     reproduce(out)                          the paper's claims as figures and a report
 
 Importing it enables float64 in JAX (``jax_enable_x64``).
@@ -30,6 +31,7 @@ from ._compare import EXACT_LABEL, MAX_EXACT_WIDTH, Comparison, Reference, appro
 from ._equilibria import Equilibrium, EquilibriumCurve, EquilibriumSet, equilibria  # noqa: E402
 from ._events import BlowUp, Collapse, Condition, Event, EventContext, LeaveBox, Steady  # noqa: E402
 from ._integrate import BUILTIN_EVENTS, JAX_SOLVERS, SCIPY_METHODS, flow, integrate  # noqa: E402
+from ._interactive import InteractivePortrait, interactive_portrait  # noqa: E402
 from ._iterate import ITERATION_STATUSES, Iteration, iterate  # noqa: E402
 from ._network import NetworkRun, aligned_init, data_spectrum, default_spectrum, simulate_network  # noqa: E402
 from ._realdata import DigitsData, RealDataRun, collapse_threshold, digits_data, digits_experiment, plot_real_data  # noqa: E402
@@ -106,6 +108,8 @@ __all__ = [
     "SaddleManifold",
     "plot_phase_plane",
     "portrait",
+    "interactive_portrait",
+    "InteractivePortrait",
     "plot_flow_1d",
     "plot_bifurcation",
     "plot_regimes",

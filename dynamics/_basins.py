@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import sympy as sp
 
-from derivations import ODESystem
+from derivations import ODESystem, Params, System
 from derivations._system import FrozenMap
 
+from ._display import html_table
 from ._equilibria import equilibria
 from ._integrate import integrate
 from ._phase_plane import MANIFOLD, _check_fixed
@@ -23,20 +23,34 @@ __all__ = ["basins", "Basins"]
 class Basins:
     """Outcome of integrating from every point of a 2-D grid of initial states.
 
-    x, y:        state names of the grid axes; x_values, y_values their values.
-    final:       (ny, nx, n_states) final states.
-    attractor:   (ny, nx) index into ``attractors`` of the stable equilibrium each trajectory
-                 approaches (the nearest one at t1), -1 where there is none (or it left).
-    attractors:  the stable equilibria (symbolic systems; empty for K-mode ModeSystems).
-    collapse_states: the system's collapse states (``system.collapse``); empty: nothing
-                 collapses and the basins are labelled by attractor only.
-    collapsed:   (ny, nx) True where the trajectory collapses: its attractor is a collapsed
-                 equilibrium, or every collapse state fell below ``collapse_tol``. All False
-                 when the system has no collapse states.
-    status:      (ny, nx) Solution status per trajectory.
-    t1:          the integration time.
-    collapse_probability: fraction of the grid that collapses (uniform weight per point).
-    system_name, params: the system's name and the parameter values (for the figure's title).
+    Attributes
+    ----------
+    x, y : str
+        State names of the grid axes.
+    x_values, y_values : numpy.ndarray
+        Their values.
+    final : numpy.ndarray
+        (ny, nx, n_states) final states.
+    attractor : numpy.ndarray of int
+        (ny, nx) index into ``attractors`` of the stable equilibrium each trajectory
+        approaches (the nearest one at t1), -1 where there is none (or it left).
+    attractors : tuple of Equilibrium
+        The stable equilibria (symbolic systems; empty for K-mode ModeSystems).
+    collapsed : numpy.ndarray of bool
+        (ny, nx) True where the trajectory collapses: its attractor is a collapsed
+        equilibrium, or every collapse state fell below ``collapse_tol``. All False when the
+        system has no collapse states.
+    status : numpy.ndarray of str
+        (ny, nx) Solution status per trajectory.
+    t1 : float
+        The integration time.
+    collapse_states : tuple of str
+        The system's collapse states (``system.collapse``); empty: nothing collapses and the
+        basins are labelled by attractor only.
+    system_name : str
+        The system's name (for the figure's title).
+    params : mapping str -> float
+        The parameter values.
     """
 
     x: str
@@ -55,19 +69,49 @@ class Basins:
 
     @property
     def collapse_probability(self) -> float:
+        """Fraction of the grid that collapses (uniform weight per point)."""
         return float(np.mean(self.collapsed))
 
     def fractions(self) -> dict[int, float]:
-        """{attractor index: fraction of the grid approaching it}; -1: none."""
+        """The share of the grid approaching each attractor.
+
+        Returns
+        -------
+        dict of int -> float
+            ``{attractor index: fraction of the grid}``; -1: none.
+        """
         return {int(k): float(np.mean(self.attractor == k)) for k in np.unique(self.attractor)}
+
+    def _counts(self) -> str:
+        names, counts = np.unique(self.status, return_counts=True)
+        return ", ".join(f"{n}: {c}" for n, c in zip(names, counts))
+
+    def __repr__(self) -> str:
+        collapse = f", collapse probability {self.collapse_probability:.4g}" if self.collapse_states else ""
+        return (f"Basins({self.system_name or 'system'}: {self.y_values.size} x {self.x_values.size} grid over "
+                f"({self.x}, {self.y}), t1={self.t1:g}, {len(self.attractors)} attractors{collapse}, "
+                f"status={{{self._counts()}}})")
+
+    def _repr_html_(self) -> str:
+        share = self.fractions()
+        rows = [[k, ", ".join(f"{n}={v:.6g}" for n, v in e.point.items()), e.kind, share.get(k, 0.0)]
+                for k, e in enumerate(self.attractors)]
+        rows.append([-1, "none (or it left)", "", share.get(-1, 0.0)])
+        notes = [f"{self.y_values.size} x {self.x_values.size} grid over ({self.x}, {self.y}), t1 = {self.t1:g}",
+                 f"status: {self._counts()}"]
+        if self.collapse_states:
+            notes.append(f"collapse probability {self.collapse_probability:.4g} (collapse states "
+                         f"{', '.join(self.collapse_states)})")
+        return html_table(f"Basins of {self.system_name or 'the system'}", ["attractor", "point", "kind", "share of grid"],
+                          rows, notes)
 
 
 def basins(
-    system: Any,
-    params: Mapping[str, float],
+    system: System,
+    params: Params,
     grid: Mapping[str, Sequence[float]],
     *,
-    fixed: Mapping[str, Any] | None = None,
+    fixed: Mapping[str, float | str] | None = None,
     t1: float = 200.0,
     collapse_tol: float = 1e-6,
     backend: str = "jax",
@@ -81,17 +125,28 @@ def basins(
     Parameters
     ----------
     system : derivations.ODESystem or ModeSystem
-    params : parameter values.
-    grid : exactly two state names -> 1-D arrays of at least two values.
-    fixed : {other state: real number or "manifold"}; "manifold" puts the state on the
-        system's declared invariant manifold at each grid point (``system.manifold``).
-    t1 : integration time. collapse_tol : collapse threshold. backend : ``integrate``'s.
-    progress : a progress bar for grids that take more than a few seconds (``integrate``'s;
+        The system.
+    params : mapping str -> float
+        Parameter values.
+    grid : mapping str -> sequence of float
+        Exactly two state names -> 1-D arrays of at least two values.
+    fixed : mapping str -> float or "manifold", optional
+        {other state: real number or "manifold"}; "manifold" puts the state on the system's
+        declared invariant manifold at each grid point (``system.manifold``).
+    t1 : float
+        Integration time.
+    collapse_tol : float
+        Collapse threshold.
+    backend : str
+        ``integrate``'s backend, "jax" or "scipy".
+    progress : bool
+        A progress bar for grids that take more than a few seconds (``integrate``'s;
         the grid runs in ``integrate``'s memory-bounded chunks, only end states are saved).
 
     Returns
     -------
     Basins
+        Where each trajectory of the grid ended, and whether it collapsed.
 
     Raises
     ------

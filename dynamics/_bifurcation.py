@@ -12,13 +12,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import sympy as sp
 
-from derivations import ODESystem
+from derivations import Names, ODESystem, Params
 
+from ._display import html_table, short_array
 from ._equilibria import equilibria
 from ._prepare import MAX_BISECTIONS, as_float, label, prepared, read_only
 from ._roots import roots_batch
@@ -26,7 +27,12 @@ from ._tolerance import check_tol, is_zero
 
 __all__ = ["bifurcation", "Bifurcation", "BifurcationPoint", "Branch", "BIFURCATION_KINDS"]
 
-BIFURCATION_KINDS = ("fold", "transcritical", "pitchfork", "hopf")
+BIFURCATION_KINDS = Names.define("BIFURCATION_KINDS", {
+    "fold": "saddle-node: two equilibria meet and vanish, a real eigenvalue passes through 0.",
+    "transcritical": "two branches cross and exchange stability; the number of equilibria is unchanged.",
+    "pitchfork": "one branch splits into three (a symmetric triple root).",
+    "hopf": "a complex pair of eigenvalues crosses the imaginary axis; the number of equilibria is unchanged.",
+}, module=__name__, summary="Kinds of BifurcationPoint (BifurcationPoint.kind is one of these).")
 """Kinds of ``BifurcationPoint``: fold (saddle-node: two equilibria meet and vanish, a real
 eigenvalue through 0), transcritical (two branches cross and exchange stability, the number
 of equilibria unchanged), pitchfork (one branch splits into three), hopf (a complex pair of
@@ -40,11 +46,18 @@ eigenvalues crosses the imaginary axis, the number of equilibria unchanged)."""
 class BifurcationPoint:
     """One located bifurcation point.
 
-    kind:  one of ``BIFURCATION_KINDS`` (fold, transcritical, pitchfork, hopf).
-    value: the parameter value, located by bisection to ``tol`` (and snapped to an exact
-           value where one is known: a sampled value at which the point sits, an exact
-           parameter value with a zero eigenvalue of a rational system, or 0).
-    x:     the state there (n_states,); p: its first coordinate (kept for compatibility).
+    Attributes
+    ----------
+    kind : str
+        One of ``BIFURCATION_KINDS`` (fold, transcritical, pitchfork, hopf).
+    value : float
+        The parameter value, located by bisection to ``tol`` (and snapped to an exact value
+        where one is known: a sampled value at which the point sits, an exact parameter
+        value with a zero eigenvalue of a rational system, or 0).
+    x : numpy.ndarray
+        The state there (n_states,).
+    p : float
+        Its first coordinate (kept for compatibility).
     """
 
     kind: str
@@ -59,32 +72,58 @@ class BifurcationPoint:
         object.__setattr__(self, "p", float(x[0]))
 
     def __repr__(self) -> str:
-        return f"BifurcationPoint({self.kind} at {self.value:.10g}, x = {np.array2string(self.x, precision=6)})"
+        return f"BifurcationPoint({self.kind} at {self.value:.10g}, x = {short_array(self.x, 6)})"
 
 
 @dataclass(frozen=True, eq=False)
 class Branch:
     """One continuous branch of equilibria tracked across the parameter.
 
-    values: (m,) parameter values; x: (m, n_states) the equilibrium; stable: (m,) bool.
+    Attributes
+    ----------
+    values : numpy.ndarray
+        (m,) parameter values.
+    x : numpy.ndarray
+        (m, n_states) the equilibrium.
+    stable : numpy.ndarray of bool
+        (m,) its stability.
     """
 
     values: np.ndarray
     x: np.ndarray
     stable: np.ndarray
 
+    def __repr__(self) -> str:
+        n = len(self.values)
+        span = f"[{self.values[0]:.6g}, {self.values[-1]:.6g}]" if n else "[]"
+        return f"Branch({n} values in {span}, stable at {int(np.sum(self.stable))} of them)"
+
 
 @dataclass(frozen=True, eq=False)
 class Bifurcation:
     """Equilibria of a system along ``values`` of ``param``.
 
-    state_names: the states (of the system after restriction to its manifold).
-    branches:  continuous branches of equilibria (``Branch``), tracked on a dense grid.
-    points:    the located bifurcation points (``BifurcationPoint``), sorted by value.
-    p:         (n_values, n_max) first state of the equilibria at each sampled value, NaN-padded
-               where fewer exist (use ``mask``); stable: (n_values, n_max) bool; mask: where an
-               equilibrium exists (kept for compatibility).
-    system_name: the system's name.
+    Attributes
+    ----------
+    param : str
+        The parameter varied.
+    values : numpy.ndarray
+        Its sampled values.
+    state_names : tuple of str
+        The states (of the system after restriction to its manifold).
+    branches : tuple of Branch
+        Continuous branches of equilibria, tracked on a dense grid.
+    points : tuple of BifurcationPoint
+        The located bifurcation points, sorted by value.
+    p : numpy.ndarray
+        (n_values, n_max) first state of the equilibria at each sampled value, NaN-padded
+        where fewer exist (use ``mask``; kept for compatibility).
+    stable : numpy.ndarray of bool
+        (n_values, n_max) their stability.
+    mask : numpy.ndarray of bool
+        Where an equilibrium exists.
+    system_name : str
+        The system's name.
     """
 
     param: str
@@ -96,6 +135,22 @@ class Bifurcation:
     state_names: tuple[str, ...] = ()
     branches: tuple[Branch, ...] = ()
     system_name: str = ""
+
+    def __repr__(self) -> str:
+        name = f"{self.system_name}, " if self.system_name else ""
+        span = f"[{self.values[0]:.6g}, {self.values[-1]:.6g}]" if len(self.values) else "[]"
+        pts = ", ".join(f"{b.kind} at {b.value:.6g}" for b in self.points[:8])
+        more = f", ... ({len(self.points)} points)" if len(self.points) > 8 else ""
+        return (f"Bifurcation({name}{self.param} in {span} ({len(self.values)} values), "
+                f"{len(self.branches)} branches; {pts or 'no bifurcation points'}{more})")
+
+    def _repr_html_(self) -> str:
+        names = list(self.state_names) or ["x"]
+        rows = [[b.kind, b.value] + [float(v) for v in b.x[: len(names)]] for b in self.points]
+        span = f"[{self.values[0]:.6g}, {self.values[-1]:.6g}]" if len(self.values) else "[]"
+        return html_table(f"Bifurcation{' of ' + self.system_name if self.system_name else ''}: {len(self.points)} points",
+                          ["kind", self.param] + names, rows,
+                          [f"{self.param} in {span} ({len(self.values)} values), {len(self.branches)} branches"])
 
 
 class _Eq(NamedTuple):
@@ -379,7 +434,7 @@ def _collision_values(system: ODESystem, param: str, base: dict, lo: float, hi: 
     return sorted({r for c in conds for r in _real_roots_in(c, v, lo, hi)})
 
 
-def bifurcation(system: ODESystem, param: str, values: Sequence[float], params: Mapping[str, Any], *,
+def bifurcation(system: ODESystem, param: str, values: Sequence[float], params: Params, *,
                 tol: float = 1e-10, n_dense: int | None = None) -> Bifurcation:
     """Equilibria of ``system`` as ``param`` runs over ``values``, their branches, and the
     bifurcation points between the samples, located and labelled.

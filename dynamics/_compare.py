@@ -9,11 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from derivations import ModelSpec, ModeSystem, ODESystem, derive, network_params
+from numpy.typing import ArrayLike
 
+from derivations import ModelSpec, ModeSystem, ODESystem, Params, System, derive, network_params
+
+from ._display import html_table
 from ._integrate import integrate
 from ._iterate import is_discrete, iterate
 from ._network import NetworkRun, default_spectrum, simulate_network
+from ._progress import check_progress, progress_bar
 
 __all__ = ["compare", "Comparison", "Reference", "approximations_for", "EXACT_LABEL", "MAX_EXACT_WIDTH"]
 
@@ -68,13 +72,30 @@ def approximations_for(loss: str | ModelSpec, target: str = "simsiam") -> dict[s
 
 @dataclass(frozen=True, repr=False)
 class Reference:
-    """Mode trajectories recorded elsewhere: ``t`` (n,) and per state an array (n, K)."""
+    """Mode trajectories recorded elsewhere: ``t`` (n,) and per state an array (n, K).
+
+    Attributes
+    ----------
+    t : numpy.ndarray
+        The record times, shape (n,).
+    data : dict of str -> numpy.ndarray
+        Per state name, the mode values, shape (n, K).
+    label : str
+        A name for tables.
+    """
 
     t: np.ndarray
     data: dict
     label: str = "reference"
 
     def values(self) -> dict[str, np.ndarray]:
+        """The recorded mode values (what ``NetworkRun.values`` gives for a network).
+
+        Returns
+        -------
+        dict of str -> numpy.ndarray
+            ``{state: (n, K) array}``, a new dict.
+        """
         return dict(self.data)
 
     def __repr__(self) -> str:
@@ -86,23 +107,41 @@ class Reference:
 class Comparison:
     """Recorded runs (networks or a reference) and eigenmode predictions, with their errors.
 
-    errors[h][label] holds, maximised over the record times where the prediction is valid:
-      state names ("p", "s", "tau"): relative L2 error over the modes, ||x_ode - x_ref|| / ||x_ref||;
-      "p_shape":     L2 error of the scale-free predictor spectrum p / ||p|| (what the cosine
-                     loss sees), where the theory has a predictor state p;
-      "psi_norm2":   relative error of ||Psi||_F^2 (same condition);
-      "status":      the ODE's Solution status (or the Iteration status in discrete time), or
-                     "skipped (why)" for a theory left out at that width (then no numbers and
-                     no prediction: see ``compare``'s ``max_exact_width``).
-    h is the width (number of modes K for a reference). ``networks[h]`` is the NetworkRun (or
-    the Reference); ``predictions[h][label]`` the predicted mode values {state: (n, K)}.
+    h is the width (number of modes K for a reference). ``errors[h][label]`` holds, maximised
+    over the record times where the prediction is valid:
 
-    floor[h] (network mode with ``floor_seed``): the network's own floor, the same errors
-    (doubled) between the network and a second network of another seed (other bases and
-    batches, same initial spectrum) at half the step. The sampled network has an O(dt) Euler
-    error and sampling noise, smaller in the second run: twice their distance is the
+    - state names ("p", "s", "tau"): relative L2 error over the modes,
+      ``||x_ode - x_ref|| / ||x_ref||``;
+    - "p_shape": L2 error of the scale-free predictor spectrum ``p / ||p||`` (what the cosine
+      loss sees), where the theory has a predictor state p;
+    - "psi_norm2": relative error of ``||Psi||_F^2`` (same condition);
+    - "status": the ODE's Solution status (or the Iteration status in discrete time), or
+      "skipped (why)" for a theory left out at that width (then no numbers and no
+      prediction: see ``compare``'s ``max_exact_width``).
+
+    ``floor[h]`` (network mode with ``floor_seed``) is the network's own floor: the same
+    errors (doubled) between the network and a second network of another seed (other bases
+    and batches, same initial spectrum) at half the step. The sampled network has an O(dt)
+    Euler error and sampling noise, smaller in the second run: twice their distance is the
     Richardson estimate of the network's distance from its own flow limit (noise counted
     generously). An exact theory is scored at that floor, not below it.
+
+    Attributes
+    ----------
+    widths : tuple of int
+        The widths h.
+    networks : dict
+        ``networks[h]``: the NetworkRun (or the Reference).
+    predictions : dict
+        ``predictions[h][label]``: the predicted mode values {state: (n, K)}.
+    errors : dict
+        ``errors[h][label][key]``, as above.
+    params : dict
+        The network's parameters.
+    info : dict
+        The options used (model, t1, dt, ...).
+    floor : dict
+        ``floor[h][key]``: the network's own floor, with a "label" saying how it was measured.
     """
 
     widths: tuple[int, ...]
@@ -111,7 +150,7 @@ class Comparison:
     errors: dict[int, dict[str, dict[str, float]]]
     params: dict
     info: dict = field(default_factory=dict)
-    floor: dict[int, dict[str, Any]] = field(default_factory=dict)
+    floor: dict[int, dict[str, float | str]] = field(default_factory=dict)
 
     def _columns(self) -> list[str]:
         keys: list[str] = []
@@ -122,7 +161,13 @@ class Comparison:
         return [k for k in order if k in keys] + [k for k in keys if k not in order]
 
     def table(self) -> str:
-        """The errors as a markdown table."""
+        """The errors as a markdown table.
+
+        Returns
+        -------
+        str
+            One row per width and approximation (and the network floor where measured).
+        """
         names = {"p": "max rel err p", "s": "max rel err s", "tau": "max rel err τ", "p_shape": "max err p/‖p‖",
                  "psi_norm2": "max rel err ‖Ψ‖²"}
         cols = self._columns()
@@ -143,7 +188,23 @@ class Comparison:
         the network's own floor (``floor[h][key]``): where it is as good as the network
         itself. Needs ``compare(..., floor_seed=...)``; widths without a floor are left out.
 
-        Raises ValueError when no floor was measured or ``factor`` is not positive."""
+        Parameters
+        ----------
+        factor : float
+            The allowed multiple of the floor (> 0, default 1).
+        key : str
+            The error compared ("p", "s", "tau", "p_shape", "psi_norm2"; default "p").
+
+        Returns
+        -------
+        dict of str -> tuple of int
+            ``{approximation label: widths where it is within the floor}``.
+
+        Raises
+        ------
+        ValueError
+            No floor was measured, or ``factor`` is not a positive finite number.
+        """
         if not self.floor:
             raise ValueError("no network floor was measured: call compare(..., floor_seed=1)")
         if not (isinstance(factor, (int, float)) and not isinstance(factor, bool) and np.isfinite(factor) and factor > 0):
@@ -160,7 +221,13 @@ class Comparison:
 
     def best(self) -> dict[int, str]:
         """Per width, the approximation with the smallest predictor error (s where no p);
-        skipped and failed rows (no number) never win."""
+        skipped and failed rows (no number) never win.
+
+        Returns
+        -------
+        dict of int -> str
+            ``{width: approximation label}``.
+        """
         def score(e):
             v = e.get("p", e.get("s", np.inf))
             return np.inf if not np.isfinite(v) else v
@@ -168,7 +235,23 @@ class Comparison:
         return {h: min(errs, key=lambda k: score(errs[k])) for h, errs in self.errors.items()}
 
     def max_error(self, key: str = "s") -> float:
-        """The largest error ``key`` over every width and approximation."""
+        """The largest error ``key`` over every width and approximation.
+
+        Parameters
+        ----------
+        key : str
+            The error ("p", "s", "tau", "p_shape", "psi_norm2"; default "s").
+
+        Returns
+        -------
+        float
+            The maximum (NaN if a NaN error is among them).
+
+        Raises
+        ------
+        ValueError
+            No row has the error ``key``.
+        """
         return float(max(e[key] for errs in self.errors.values() for e in errs.values() if key in e))
 
     def __repr__(self) -> str:
@@ -177,6 +260,21 @@ class Comparison:
         worst = {k: self.max_error(k) for k in ("p", "s") if any(k in e for errs in self.errors.values() for e in errs.values())}
         return (f"Comparison({what}, widths={self.widths}, approximations={labels}, "
                 + ", ".join(f"max rel err {k} = {v:.3g}" for k, v in worst.items()) + ")")
+
+    def _repr_html_(self) -> str:
+        names = {"p": "max rel err p", "s": "max rel err s", "tau": "max rel err τ", "p_shape": "max err p/‖p‖",
+                 "psi_norm2": "max rel err ‖Ψ‖²"}
+        cols = self._columns()
+        rows = []
+        for h in self.widths:
+            for label, e in self.errors[h].items():
+                rows.append([h, label] + [e.get(c) for c in cols] + [e["status"]])
+            if h in self.floor:
+                rows.append([h, f"network floor: {self.floor[h]['label']}"] + [self.floor[h].get(c) for c in cols] + [""])
+        what = self.info.get("model", "")
+        return html_table(f"Comparison{' of ' + str(what) if what else ''}: theory against "
+                          f"{'the network' if all(isinstance(n, NetworkRun) for n in self.networks.values()) else 'the reference'}",
+                          ["h", "approximation"] + [names.get(c, f"max rel err {c}") for c in cols] + ["status"], rows)
 
 
 def _resolve_model(model: Any, params: Any, legacy: tuple) -> tuple[Any, Mapping]:
@@ -380,9 +478,9 @@ def _reference(reference: Any, lr: float | None) -> tuple[Reference, np.ndarray 
 
 
 def compare(
-    model: ModelSpec | str | Any,
-    params: Mapping[str, Any] | str | None = None,
-    *legacy: Any,
+    model: ModelSpec | str | System,
+    params: Params | str | None = None,
+    *legacy: str | Params,
     widths: Sequence[int] = (16, 64, 256),
     t1: float = 3.0,
     dt: float | None = None,
@@ -390,12 +488,12 @@ def compare(
     batch: int = 4096,
     n_records: int | None = None,
     seed: int = 0,
-    approximations: Mapping[str, Any] | None = None,
-    reference: Any = None,
-    init: Mapping[str, Any] | None = None,
-    lam: Any = None,
+    approximations: Mapping[str, ModelSpec | System] | None = None,
+    reference: Mapping[str, ArrayLike] | NetworkRun | Reference | None = None,
+    init: Mapping[str, ArrayLike] | None = None,
+    lam: ArrayLike | None = None,
     gradient: str = "auto",
-    progress: bool = False,
+    progress: bool = True,
     max_exact_width: int | None = MAX_EXACT_WIDTH,
     floor_seed: int | None = None,
     floor_widths: Sequence[int] | None = None,
@@ -418,8 +516,11 @@ def compare(
         without norms, the norm/moment approximations for cosine-like losses), an
         EigenmodeSystem (``derive``'s result, or its ``discrete()``), a ModeSystem or an
         ODESystem (reference mode), or the legacy ``compare(loss, target, params)``.
-    params : the network's parameters (sigma2, eta, alpha_p, beta, alpha, eps as the spec
+    params : mapping str -> float
+        The network's parameters (sigma2, eta, alpha_p, beta, alpha, eps as the spec
         needs; ``lambda`` for data='spectrum') plus any further theory parameters.
+    *legacy : str or mapping
+        The legacy form only: ``compare(loss, target, params)`` puts target and params here.
     widths : network widths (network mode).
     t1, dt, lr, batch, n_records, seed, gradient : as in ``simulate_network``.
     approximations : {label: ModelSpec or system} to score instead of the default set.
@@ -428,7 +529,8 @@ def compare(
         missing initial states.
     lam : the data spectrum (data='spectrum'), as in ``simulate_network``; the theory takes its
         first K entries (mode j of the network has data variance lam[j]).
-    progress : a progress bar over the widths.
+    progress : a progress bar over the widths (stderr on a terminal only, after a few seconds);
+        False: never.
     max_exact_width : the widest h (number of modes) at which the exact finite-width flow
         (``norms="exact"``) is integrated; wider, its row has status "skipped (...)" and no
         numbers. Its cost grows like K (~7 s at K = 64, ~14 s at K = 256 over t = 3 on two
@@ -515,15 +617,12 @@ def compare(
     net_names = network_params(spec)
     net_params = {k: params[k] for k in net_names if k in params}
     networks, predictions, errors, floor = {}, {}, {}, {}
-    iterator = widths
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(widths, desc=f"compare {spec.label}")
-    for h in iterator:
+    check_progress(progress)
+    bar = progress_bar(len(widths), f"compare {spec.label}", progress, unit="width")
+    for h in widths:
         start = dict(init) if init is not None else default_spectrum(h, params.get("alpha_p", 1.0), seed)
         net = simulate_network(spec, net_params, h=h, t1=t1, dt=dt, lr=lr, batch=batch, init=start,
-                               n_records=n_records, seed=seed, lam=lam, gradient=gradient)
+                               n_records=n_records, seed=seed, lam=lam, gradient=gradient, progress=False)
         networks[h] = net
         if floor_seed is not None and (floor_widths is None or h in floor_widths):
             # half the step: the Euler error halves (the sampling noise falls by sqrt(2); twice the
@@ -531,7 +630,7 @@ def compare(
             halved = lr is None and net.gradient == "sampled"
             fine = {"dt": 0.5 * (dt or 0.01) if halved else dt, "batch": batch}
             other = simulate_network(spec, net_params, h=h, t1=t1, lr=lr, init=start, n_records=n_records,
-                                     seed=int(floor_seed), lam=lam, gradient=gradient, **fine)
+                                     seed=int(floor_seed), lam=lam, gradient=gradient, progress=False, **fine)
             fine["halved"] = halved
             floor[h] = _floor(net, other, seed, int(floor_seed), fine)
         norms0 = {"N_psi": float(np.sqrt(net.a_norm2[0])), "N_phi": float(np.sqrt(net.b_norm2[0]))}
@@ -547,5 +646,7 @@ def compare(
             pred, ok, status = _predict(system, _pack(system, state), net.t, net.steps if lr is not None else None, values)
             predictions[h][label] = pred
             errors[h][label] = _errors(net.values(), pred, ok, status, net.psi_norm2)
+        bar.update(1)
+    bar.close()
     return Comparison(widths, networks, predictions, errors, params,
                       {"model": spec.label, "mode": "network", "t1": t1, "dt": dt, "lr": lr, "batch": batch}, floor)

@@ -37,8 +37,9 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from derivations import ModeSystem, ODESystem
+from derivations import ModeSystem, ODESystem, Params
 
+from ._display import html_table
 from ._stability import Classification, _classify, _mp, residual_and_scale
 from ._tolerance import FLOAT_RTOL, HP_DPS, HP_RTOL, NEAR_RTOL
 
@@ -51,23 +52,41 @@ _REALS = sp.Interval(-sp.oo, sp.oo)
 class Equilibrium:
     """One equilibrium and its classification.
 
-    point:      {state name: value}; ``x`` the same as a read-only float64 array.
-    classification: the ``dynamics.Classification``; its fields are forwarded:
-                jacobian (numeric, at the point), eigenvalues, kind, stable (True/False/None),
-                hyperbolic, index (number of unstable directions), reason, centre_flow, lyapunov.
-    jacobian_symbolic: the system's symbolic Jacobian (None for ModeSystems).
-    collapsed:  every collapse state (``system.collapse``) is zero; partially_collapsed: some
-                but not all are. Both False for a system without collapse states.
-    multiplicity: multiplicity of the root of the eliminated univariate polynomial (exact
-                path; 1 for a simple root, 2 for a near-double root reported from a complex
-                pair), None from Newton.
-    residual:   max |f(x*)| in float64 at the rounded point.
-    residual_scale: the largest sum of |terms| of a row of f at x*: float64 rounding of x*
-                alone leaves a residual of order eps * residual_scale.
-    exact:      the coordinates at high precision (SymPy Rationals where exact, else Floats
-                with HP_DPS digits); None from Newton.
-    near_multiple: a root that merges with another under a relative perturbation of the
-                (float) parameters by NEAR_RTOL; ``note`` says with which.
+    The fields of ``classification`` are forwarded as properties: jacobian (numeric, at the
+    point), eigenvalues, kind, stable (True/False/None), hyperbolic, index (number of unstable
+    directions), reason, centre_flow, lyapunov.
+
+    Attributes
+    ----------
+    point : dict of str -> float
+        {state name: value}.
+    x : numpy.ndarray
+        The same as a read-only float64 array.
+    classification : Classification
+        The type of the equilibrium (``dynamics.classify``).
+    jacobian_symbolic : sympy.ImmutableMatrix or None
+        The system's symbolic Jacobian (None for ModeSystems).
+    collapsed : bool
+        Every collapse state (``system.collapse``) is zero (False for a system without
+        collapse states).
+    partially_collapsed : bool
+        Some but not all collapse states are zero.
+    multiplicity : int or None
+        Multiplicity of the root of the eliminated univariate polynomial (exact path; 1 for a
+        simple root, 2 for a near-double root reported from a complex pair), None from Newton.
+    residual : float
+        max ``|f(x*)|`` in float64 at the rounded point.
+    residual_scale : float
+        The largest sum of ``|terms|`` of a row of f at x*: float64 rounding of x* alone
+        leaves a residual of order eps * residual_scale.
+    exact : tuple or None
+        The coordinates at high precision (SymPy Rationals where exact, else Floats with
+        HP_DPS digits); None from Newton.
+    near_multiple : bool
+        A root that merges with another under a relative perturbation of the (float)
+        parameters by NEAR_RTOL; ``note`` says with which.
+    note : str
+        Remarks in words ("" if none).
     """
 
     point: dict[str, float]
@@ -83,15 +102,15 @@ class Equilibrium:
     near_multiple: bool = False
     note: str = ""
 
-    jacobian = property(lambda self: self.classification.jacobian)
-    eigenvalues = property(lambda self: self.classification.eigenvalues)
-    kind = property(lambda self: self.classification.kind)
-    stable = property(lambda self: self.classification.stable)
-    hyperbolic = property(lambda self: self.classification.hyperbolic)
-    index = property(lambda self: self.classification.index)
-    reason = property(lambda self: self.classification.reason)
-    centre_flow = property(lambda self: self.classification.centre_flow)
-    lyapunov = property(lambda self: self.classification.lyapunov)
+    jacobian = property(lambda self: self.classification.jacobian, doc="Numeric Jacobian at the point.")
+    eigenvalues = property(lambda self: self.classification.eigenvalues, doc="Eigenvalues of the Jacobian.")
+    kind = property(lambda self: self.classification.kind, doc="The type, e.g. 'saddle' (see Classification).")
+    stable = property(lambda self: self.classification.stable, doc="True, False, or None (undecided).")
+    hyperbolic = property(lambda self: self.classification.hyperbolic, doc="No eigenvalue on the imaginary axis.")
+    index = property(lambda self: self.classification.index, doc="Number of unstable directions.")
+    reason = property(lambda self: self.classification.reason, doc="Why it has its kind, in words.")
+    centre_flow = property(lambda self: self.classification.centre_flow, doc="(k, a_k) of the centre-manifold flow, or None.")
+    lyapunov = property(lambda self: self.classification.lyapunov, doc="First Lyapunov coefficient at a Hopf pair, or None.")
 
     def __repr__(self) -> str:
         pt = ", ".join(f"{k}={v:.6g}" for k, v in list(self.point.items())[:6])
@@ -103,9 +122,14 @@ class Equilibrium:
 class EquilibriumCurve:
     """A positive-dimensional set of equilibria, e.g. s = 0 when eta = 0.
 
-    equations: polynomial equations (= 0) in the states that define it (a lex Groebner basis).
-    dimension: its dimension (number of free states).
-    note:      what it is, in words.
+    Attributes
+    ----------
+    equations : tuple of sympy.Expr
+        Polynomial equations (= 0) in the states that define it (a lex Groebner basis).
+    dimension : int
+        Its dimension (number of free states).
+    note : str
+        What it is, in words.
     """
 
     equations: tuple[sp.Expr, ...]
@@ -120,7 +144,21 @@ class EquilibriumCurve:
 @dataclass(frozen=True)
 class EquilibriumSet(Sequence):
     """The isolated equilibria (a sequence of Equilibrium), curves of equilibria, and whether
-    the enumeration is complete (exact elimination) or not (multi-start Newton)."""
+    the enumeration is complete (exact elimination) or not (multi-start Newton).
+
+    Attributes
+    ----------
+    points : tuple of Equilibrium
+        The isolated equilibria (also the items of the sequence).
+    curves : tuple of EquilibriumCurve
+        Curves (positive-dimensional sets) of equilibria.
+    complete : bool
+        True when every equilibrium was found (exact elimination).
+    method : str
+        How they were found ("exact" elimination or multi-start "newton").
+    reason : str
+        Why the enumeration is not complete, or other remarks ("" if none).
+    """
 
     points: tuple[Equilibrium, ...]
     curves: tuple[EquilibriumCurve, ...]
@@ -136,6 +174,7 @@ class EquilibriumSet(Sequence):
 
     @property
     def stable(self) -> tuple[Equilibrium, ...]:
+        """The stable equilibria (``stable`` True), in order."""
         return tuple(e for e in self.points if e.stable)
 
     def __repr__(self) -> str:
@@ -144,6 +183,16 @@ class EquilibriumSet(Sequence):
         if self.reason:
             lines.append(f"  ({self.reason})")
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        names = list(self.points[0].point) if self.points else []
+        rows = [[e.point[n] for n in names] + [e.kind, e.stable, e.collapsed] for e in self.points]
+        notes = [f"curve of equilibria: {', '.join(f'{sp.sstr(sp.N(q, 8))} = 0' for q in c.equations)} "
+                 f"(dimension {c.dimension})" for c in self.curves]
+        notes.append(f"{'complete' if self.complete else 'not necessarily complete'} ({self.method})"
+                     + (f"; {self.reason}" if self.reason else ""))
+        return html_table(f"{len(self.points)} equilibria, {len(self.curves)} curves", names + ["kind", "stable", "collapsed"],
+                          rows, notes)
 
 
 def _domain(system, domain: Mapping[str, tuple] | None) -> list[sp.Interval]:
@@ -190,7 +239,7 @@ def _domain(system, domain: Mapping[str, tuple] | None) -> list[sp.Interval]:
 
 def equilibria(
     system: ODESystem | ModeSystem,
-    params: Mapping[str, Any],
+    params: Params,
     domain: Mapping[str, tuple] | None = None,
     *,
     n_starts: int = 2000,

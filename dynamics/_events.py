@@ -17,11 +17,15 @@ A run whose start already satisfies an event (margin <= 0 at t0) ends at t0 with
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+from derivations import Params
 
 __all__ = ["BlowUp", "Collapse", "Condition", "Event", "EventContext", "LeaveBox", "Steady", "as_events"]
 
@@ -33,14 +37,21 @@ _TINY = float(np.finfo(float).tiny)
 class EventContext:
     """What a margin may read besides (t, y, params): the array module and the system.
 
-    xp:               numpy or jax.numpy (the backend's array module).
-    rhs:              f(t, y, params) -> dy/dt in that module.
-    state_names:      the system's state names, in state order.
-    collapse_indices: indices of the system's collapse states (empty: no collapse).
-    state_bounds:     (lower, upper) per state, floats (+-inf where unbounded).
+    Attributes
+    ----------
+    xp : module
+        numpy or jax.numpy (the backend's array module).
+    rhs : callable
+        f(t, y, params) -> dy/dt in that module.
+    state_names : tuple of str
+        The system's state names, in state order.
+    collapse_indices : tuple of int
+        Indices of the system's collapse states (empty: no collapse).
+    state_bounds : tuple of (float, float)
+        (lower, upper) per state, floats (+-inf where unbounded).
     """
 
-    xp: Any
+    xp: ModuleType
     rhs: Callable
     state_names: tuple[str, ...]
     collapse_indices: tuple[int, ...]
@@ -52,24 +63,85 @@ class Event:
 
     Attributes
     ----------
-    name:   recorded in ``Solution.event`` when the event ends a run.
-    status: the trajectory's status when it fires ("event" for user events; the built-ins
-            give "collapsed", "blew_up", "steady").
+    name : str
+        Recorded in ``Solution.event`` when the event ends a run.
+    status : str
+        The trajectory's status when it fires ("event" for user events; the built-ins give
+        "collapsed", "blew_up", "steady").
     """
 
     name: str = "event"
     status: str = "event"
 
     def active(self, ctx: EventContext) -> bool:
-        """False where the event cannot apply to the system (it is then dropped silently)."""
+        """False where the event cannot apply to the system (it is then dropped silently).
+
+        Parameters
+        ----------
+        ctx : EventContext
+            The system and array module of the run.
+
+        Returns
+        -------
+        bool
+            Whether the event applies (the base class: always).
+
+        Raises
+        ------
+        ValueError
+            The event names states the system does not have (``Collapse``) or a box that does
+            not fit the states (``LeaveBox``).
+        """
         return True
 
-    def margin(self, t: Any, y: Any, params: Any, ctx: EventContext) -> Any:
-        """Positive during a normal run, zero where the event happens (a scalar in ctx.xp)."""
+    def margin(self, t: ArrayLike, y: ArrayLike, params: Params, ctx: EventContext) -> ArrayLike:
+        """Positive during a normal run, zero where the event happens (a scalar in ctx.xp).
+
+        Each built-in event states its margin in its class docstring.
+
+        Parameters
+        ----------
+        t : float or scalar array
+            The time.
+        y : array
+            One state, shape (n_states,), in ``ctx.xp``.
+        params : mapping str -> scalar array
+            The parameters keyed by name.
+        ctx : EventContext
+            The system and array module of the run.
+
+        Returns
+        -------
+        scalar array
+            The margin, float64, in ``ctx.xp`` (traceable by JAX).
+
+        Raises
+        ------
+        NotImplementedError
+            The base class: a subclass must define it.
+        """
         raise NotImplementedError
 
-    def orient(self, m0: Any, ctx: EventContext) -> Any:
-        """Sign by which ``margin`` is multiplied, from its value m0 at t0 (default +1)."""
+    def orient(self, m0: ArrayLike, ctx: EventContext) -> ArrayLike:
+        """Sign by which ``margin`` is multiplied, from its value m0 at t0 (default +1).
+
+        Parameters
+        ----------
+        m0 : scalar array
+            The margin at the start of the run.
+        ctx : EventContext
+            The system and array module of the run.
+
+        Returns
+        -------
+        float or scalar array
+            +1 or -1 (``Condition`` with direction 0: the sign that makes the start positive).
+
+        Raises
+        ------
+        TypeError
+            Not raised by the built-ins; a subclass may raise for a margin it cannot orient.
+        """
         return 1.0
 
 
@@ -84,13 +156,36 @@ def _positive(name: str, value: Any) -> float:
 
 @dataclass(frozen=True)
 class Collapse(Event):
-    """Collapse: every collapse state within ``tol`` of zero, max_i |y_i| <= tol.
+    """Collapse: every collapse state within ``tol`` of zero, ``max_i |y_i| <= tol``.
 
     The collapse states are the system's own (``ODESystem(collapse=...)``, i.e.
     ``system.collapse_indices``) unless ``states`` names others. A system without collapse
     states gets no collapse event (the event is dropped, not an error).
 
-    Margin: max_{i in collapse} |y_i| - tol.
+    Margin: ``max_{i in collapse} |y_i| - tol``.
+
+    Parameters
+    ----------
+    tol : float
+        The collapse radius (> 0, default 1e-8).
+    states : sequence of str, optional
+        Collapse states to use instead of the system's own.
+
+    Attributes
+    ----------
+    tol : float
+        As given.
+    states : tuple of str or None
+        As given.
+    name : str
+        "collapse".
+    status : str
+        "collapsed".
+
+    Raises
+    ------
+    ValueError
+        ``tol`` not a positive finite number, or ``states`` not a non-empty sequence of names.
     """
 
     tol: float = 1e-8
@@ -107,6 +202,23 @@ class Collapse(Event):
             object.__setattr__(self, "states", states)
 
     def indices(self, ctx: EventContext) -> tuple[int, ...]:
+        """The state indices this event watches in the system of ``ctx``.
+
+        Parameters
+        ----------
+        ctx : EventContext
+            The system and array module of the run.
+
+        Returns
+        -------
+        tuple of int
+            The indices of ``states`` (or the system's collapse indices).
+
+        Raises
+        ------
+        ValueError
+            ``states`` names states the system does not have.
+        """
         if self.states is None:
             return tuple(ctx.collapse_indices)
         unknown = [s for s in self.states if s not in ctx.state_names]
@@ -124,12 +236,33 @@ class Collapse(Event):
 
 @dataclass(frozen=True)
 class BlowUp(Event):
-    """Finite-time blow-up: max_i |y_i| reaches ``bound``.
+    """Finite-time blow-up: ``max_i |y_i|`` reaches ``bound``.
 
-    Margin: bound - max_i |y_i|. A divergence such as (t* - t)^(-1/5) cannot reach a large
+    Margin: ``bound - max_i |y_i|``. A divergence such as (t* - t)^(-1/5) cannot reach a large
     bound in double precision (t* - t underflows first): the step size collapses instead. A run
-    that stops that way (step budget, minimum step, solver failure) with max |y| above
-    ``escape`` * max(1, max |y0|) is also reported as blown up, at the time it stopped.
+    that stops that way (step budget, minimum step, solver failure) with max ``|y|`` above
+    ``escape`` * max(1, max ``|y0|``) is also reported as blown up, at the time it stopped.
+
+    Parameters
+    ----------
+    bound : float
+        The bound on max_i ``|y_i|`` (> 0, default 1e8).
+    escape : float
+        The growth factor (> 1, default 10) that marks a stalled run as blown up.
+
+    Attributes
+    ----------
+    bound, escape : float
+        As given.
+    name : str
+        "blow_up".
+    status : str
+        "blew_up".
+
+    Raises
+    ------
+    ValueError
+        ``bound`` not a positive finite number, or ``escape`` not > 1.
     """
 
     bound: float = 1e8
@@ -150,10 +283,27 @@ class BlowUp(Event):
 
 @dataclass(frozen=True)
 class Steady(Event):
-    """Steady state: max_i |dy_i/dt| falls to ``tol`` (which must sit above the integration
+    """Steady state: ``max_i |dy_i/dt|`` falls to ``tol`` (which must sit above the integration
     error, about atol).
 
-    Margin: max_i |f_i(t, y)| - tol.
+    Margin: ``max_i |f_i(t, y)| - tol``.
+
+    Parameters
+    ----------
+    tol : float
+        The speed threshold (> 0, default 1e-9).
+
+    Attributes
+    ----------
+    tol : float
+        As given.
+    name, status : str
+        "steady".
+
+    Raises
+    ------
+    ValueError
+        ``tol`` not a positive finite number.
     """
 
     tol: float = 1e-9
@@ -187,10 +337,32 @@ class LeaveBox(Event):
 
     Margin: min over finite bounds of (y_i - lower_i, upper_i - y_i), plus the smallest
     positive double so that a state exactly on the boundary is inside.
+
+    Parameters
+    ----------
+    lower, upper : float or sequence of float, optional
+        The box (default: the system's state domain).
+    name : str
+        Recorded in ``Solution.event`` (default "leave_box", or "leave_domain" when the box
+        is the state domain).
+
+    Attributes
+    ----------
+    lower, upper : float, tuple of float or None
+        As given, as floats.
+    name : str
+        As given.
+    status : str
+        "event".
+
+    Raises
+    ------
+    ValueError
+        Bounds that are not numbers (or are NaN), or an empty name.
     """
 
-    lower: Any = None
-    upper: Any = None
+    lower: float | Sequence[float] | None = None
+    upper: float | Sequence[float] | None = None
     name: str = "leave_box"
     status: str = field(default="event", init=False)
 
@@ -203,7 +375,23 @@ class LeaveBox(Event):
             raise ValueError(f"LeaveBox name must be a non-empty str; got {self.name!r}")
 
     def box(self, ctx: EventContext) -> tuple[np.ndarray, np.ndarray]:
-        """(lower, upper) as float arrays, one entry per state."""
+        """(lower, upper) as float arrays, one entry per state.
+
+        Parameters
+        ----------
+        ctx : EventContext
+            The system of the run.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            (lower, upper), each of shape (n_states,), -inf/inf where unbounded.
+
+        Raises
+        ------
+        ValueError
+            A bound with the wrong number of entries, or lower > upper somewhere.
+        """
         n = len(ctx.state_names)
         if self.lower is None and self.upper is None:
             b = np.array(ctx.state_bounds, dtype=float).reshape(n, 2)
@@ -248,18 +436,38 @@ class Condition(Event):
     the JAX backend and NumPy arrays in the SciPy backend: write it with operations both
     support (indexing, arithmetic, or ``xp``-agnostic methods).
 
-    direction: 0 (default) fires on a crossing either way: the run stays on fn's side at t0
-               (a start with fn = 0 ends at t0). +1 fires where fn rises through zero (the
-               run stays where fn < 0), -1 where it falls through zero (the run stays where
-               fn > 0); a start on the firing side ends at t0.
-    name:      recorded in ``Solution.event`` (default: fn's name, else "condition").
-
     Status "event". Margin: s * fn(t, y, params) with s = sign(fn(t0)) (direction 0), -1
     (direction +1) or +1 (direction -1).
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(t, y, params) -> float``.
+    name : str, optional
+        Recorded in ``Solution.event`` (default: fn's name, else "condition").
+    direction : int
+        0 (default) fires on a crossing either way: the run stays on fn's side at t0 (a start
+        with fn = 0 ends at t0). +1 fires where fn rises through zero (the run stays where
+        fn < 0), -1 where it falls through zero (the run stays where fn > 0); a start on the
+        firing side ends at t0.
+
+    Attributes
+    ----------
+    fn, name, direction
+        As given (``name`` filled in).
+    status : str
+        "event".
+
+    Raises
+    ------
+    TypeError
+        ``fn`` is not callable.
+    ValueError
+        An empty name, or a direction other than -1, 0, +1.
     """
 
-    fn: Callable = None
-    name: str = None
+    fn: Callable[[ArrayLike, ArrayLike, Params], ArrayLike] = None
+    name: str | None = None
     direction: int = 0
     status: str = field(default="event", init=False)
 
@@ -291,9 +499,12 @@ class Condition(Event):
 
 _SHORTHANDS = {"collapse": Collapse, "blow_up": BlowUp, "steady": Steady}
 
+EventLike = Event | str | Callable[[ArrayLike, ArrayLike, Params], ArrayLike]
+"""One event as ``integrate`` takes it: an Event, a shorthand name, or a condition function."""
+
 
 def as_events(
-    events: Any, *, collapse_tol: float = 1e-8, blowup_bound: float = 1e8, steady_tol: float = 1e-9
+    events: EventLike | Sequence[EventLike], *, collapse_tol: float = 1e-8, blowup_bound: float = 1e8, steady_tol: float = 1e-9
 ) -> tuple[Event, ...]:
     """Event objects from ``events``: Event instances, the names "collapse", "blow_up",
     "steady" (built with the given tolerances) and bare callables (Condition(fn)).

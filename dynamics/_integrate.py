@@ -3,24 +3,45 @@ or SciPy; flow(system, t): the pure, jit- and grad-able JAX core that integrate 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sympy as sp
+from jax import Array
+from numpy.typing import ArrayLike
 
-from ._events import BlowUp, Event, EventContext, as_events
+from derivations import Names, Params, System
+
+from ._events import BlowUp, Event, EventContext, EventLike, as_events
 from ._progress import check_progress, progress_bar
 from ._solution import Solution
 
+if TYPE_CHECKING:
+    from diffrax import AbstractSolver
+    from scipy.integrate import OdeSolver
+
 __all__ = ["BUILTIN_EVENTS", "DTMIN_FRACTION", "JAX_SOLVERS", "SCIPY_METHODS", "flow", "integrate"]
 
-BUILTIN_EVENTS = ("collapse", "blow_up", "steady")
-"""Names accepted as shorthands for Collapse(collapse_tol), BlowUp(blowup_bound), Steady(steady_tol)."""
-JAX_SOLVERS = ("tsit5", "dopri5", "dopri8", "kvaerno5", "kencarp5")
-"""Explicit Runge-Kutta (tsit5 default, dopri5, dopri8) or implicit for stiff problems."""
-SCIPY_METHODS = ("DOP853", "RK45", "RK23", "Radau", "BDF", "LSODA")
+BUILTIN_EVENTS = Names.define(
+    "BUILTIN_EVENTS",
+    {"collapse": "Collapse(collapse_tol): every collapse state within tol of 0.",
+     "blow_up": "BlowUp(blowup_bound): max abs(y) reaches the bound.",
+     "steady": "Steady(steady_tol): max abs(dy/dt) falls to tol."},
+    module=__name__, summary="Event names accepted by integrate(events=...).")
+JAX_SOLVERS = Names.define(
+    "JAX_SOLVERS",
+    {"tsit5": "Tsitouras 5(4), explicit (default).", "dopri5": "Dormand-Prince 5(4), explicit.",
+     "dopri8": "Dormand-Prince 8(7), explicit.", "kvaerno5": "Kvaerno 5(4), implicit, for stiff problems.",
+     "kencarp5": "Kennedy-Carpenter 5(4) IMEX, for stiff problems."},
+    module=__name__, summary="diffrax solvers of integrate(backend='jax').")
+SCIPY_METHODS = Names.define(
+    "SCIPY_METHODS",
+    {"DOP853": "explicit Runge-Kutta 8(5,3).", "RK45": "explicit Runge-Kutta 5(4).",
+     "RK23": "explicit Runge-Kutta 3(2).", "Radau": "implicit Radau IIA order 5 (stiff).",
+     "BDF": "implicit backward differentiation (stiff).", "LSODA": "Adams/BDF with automatic stiffness switching."},
+    module=__name__, summary="scipy.integrate.solve_ivp methods of integrate(backend='scipy').")
 _STIFF_JAX = ("kvaerno5", "kencarp5")
 _STIFF_SCIPY = ("Radau", "BDF", "LSODA")
 _SCIPY_STIFF_RETRY_MAX_STATES = 400
@@ -305,16 +326,16 @@ def _core(num: _NumericSystem, solver: Any, max_steps: int, events: tuple[Event,
 
 
 def flow(
-    system: Any,
-    t: Any,
+    system: System,
+    t: ArrayLike,
     *,
     t0: float = 0.0,
-    solver: Any = "tsit5",
+    solver: str | AbstractSolver = "tsit5",
     rtol: float = 1e-8,
     atol: float = 1e-10,
     max_steps: int = 100_000,
-    events: Any = (),
-) -> Callable:
+    events: EventLike | Sequence[EventLike] = (),
+) -> Callable[[ArrayLike, Params], Array]:
     """The flow map of ``system`` as a pure JAX function: ``phi(y0, params) -> y(t)``.
 
     phi solves dy/dt = f(t, y; params), y(t0) = y0 with diffrax and returns y at the times ``t``:
@@ -339,8 +360,9 @@ def flow(
 
     Returns
     -------
-    Callable ``phi(y0, params)``: y0 of shape (n_states,), params a dict keyed by parameter
-    name (scalars or JAX values; concrete values are checked with ``system.check_params``).
+    callable
+        ``phi(y0, params)``: y0 of shape (n_states,), params a dict keyed by parameter name
+        (scalars or JAX values; concrete values are checked with ``system.check_params``).
 
     Raises
     ------
@@ -386,17 +408,17 @@ def flow(
 
 
 def integrate(
-    system: Any,
-    y0: Any,
+    system: System,
+    y0: ArrayLike,
     t_span: Sequence[float],
-    params: Mapping[str, Any],
+    params: Params,
     *,
-    t_eval: Any = None,
+    t_eval: ArrayLike | None = None,
     backend: str = "jax",
     rtol: float = 1e-8,
     atol: float = 1e-10,
-    events: Any = ("collapse", "blow_up"),
-    solver: Any = None,
+    events: EventLike | Sequence[EventLike] = ("collapse", "blow_up"),
+    solver: str | AbstractSolver | type[OdeSolver] | None = None,
     max_steps: int = 100_000,
     retry: bool = True,
     collapse_tol: float = 1e-8,
@@ -424,6 +446,8 @@ def integrate(
     backend : "jax" or "scipy"
         "jax": diffrax, jit + vmap, on a GPU when JAX sees one. "scipy": the SciPy solvers
         stepped one trajectory at a time (the reference).
+    rtol, atol : float
+        Relative and absolute tolerances of the adaptive step (> 0; defaults 1e-8, 1e-10).
     events : sequence of Event objects, names or callables
         Terminating events (see ``dynamics.Collapse``, ``BlowUp``, ``Steady``, ``LeaveBox``,
         ``Condition``). Shorthands: "collapse" = Collapse(collapse_tol) (only where the system
@@ -442,6 +466,10 @@ def integrate(
         once with a stiff solver: jax: kvaerno5 with 8x max_steps; scipy: LSODA with the same
         max_steps (so a SciPy run costs at most twice its budget), for up to 400 states.
         ``retried`` marks them.
+    collapse_tol, blowup_bound, steady_tol : float
+        The thresholds of the shorthand events "collapse", "blow_up" and "steady" (> 0).
+    n_save : int
+        The number of saved times from t0 to t1 when ``t_eval`` is not given (default 201).
     progress : bool
         Show a progress bar (tqdm, on stderr) for calls that run longer than a few seconds;
         never when stderr is not a terminal or with progress=False.

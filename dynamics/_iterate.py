@@ -8,16 +8,24 @@ average, where the gradient flow would be the limit lr -> 0.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+from derivations import Names, Params, System
+
+from ._display import html_table
 
 __all__ = ["iterate", "Iteration", "ITERATION_STATUSES", "record_steps", "is_discrete"]
 
-ITERATION_STATUSES = ("finished", "blew_up", "non-finite")
-"""finished: every step stayed finite and inside the bound. blew_up: max |y| exceeded
+ITERATION_STATUSES = Names.define("ITERATION_STATUSES", {
+    "finished": "every step stayed finite and inside the bound.",
+    "blew_up": "max abs(y) exceeded blowup_bound (the state is kept at the last step inside).",
+    "non-finite": "a step produced NaN or inf (the state is kept at the last finite step).",
+}, module=__name__, summary="How each run of an Iteration ended (Iteration.status holds one of these).")
+"""finished: every step stayed finite and inside the bound. blew_up: max abs(y) exceeded
 ``blowup_bound`` (the state is kept at the last step inside). non-finite: a step produced
 NaN or inf (the state is kept at the last finite step)."""
 
@@ -37,14 +45,25 @@ def record_steps(n_steps: int, record_every: int) -> np.ndarray:
 class Iteration:
     """The orbit of a discrete system at the recorded steps.
 
-    steps:   recorded step indices (0, k, 2k, ..., n_steps), shape (n_rec,).
-    t:       the matching times steps * lr when the system has a parameter ``lr``, else the
-             steps as floats.
-    y:       batch_shape + (n_rec, n_states); after a run ended it holds its end state.
-    valid:   batch_shape + (n_rec,): True where the recorded step is not after the end.
-    status:  batch_shape, str: one of ITERATION_STATUSES.
-    end_step: batch_shape: the last step the run reached (n_steps when finished).
-    state_names, info: the system's flat state names, the options used.
+    Attributes
+    ----------
+    steps : numpy.ndarray of int
+        Recorded step indices (0, k, 2k, ..., n_steps), shape (n_rec,).
+    t : numpy.ndarray
+        The matching times steps * lr when the system has a parameter ``lr``, else the steps
+        as floats.
+    y : numpy.ndarray
+        batch_shape + (n_rec, n_states); after a run ended it holds its end state.
+    valid : numpy.ndarray of bool
+        batch_shape + (n_rec,): True where the recorded step is not after the end.
+    status : numpy.ndarray of str
+        batch_shape: one of ITERATION_STATUSES.
+    end_step : numpy.ndarray of int
+        batch_shape: the last step the run reached (n_steps when finished).
+    state_names : tuple of str
+        The system's flat state names.
+    info : dict
+        The options used.
     """
 
     steps: np.ndarray
@@ -67,7 +86,13 @@ class Iteration:
         return bool(np.all(self.status == "finished"))
 
     def states(self) -> dict[str, np.ndarray]:
-        """``{state name: y[..., i]}``, each batch_shape + (n_rec,)."""
+        """The recorded orbit state by state.
+
+        Returns
+        -------
+        dict of str -> numpy.ndarray
+            ``{state name: y[..., i]}``, each batch_shape + (n_rec,).
+        """
         return {n: self.y[..., i] for i, n in enumerate(self.state_names)}
 
     def __repr__(self) -> str:
@@ -76,12 +101,21 @@ class Iteration:
         return (f"Iteration({int(self.steps[-1])} steps, {len(self.steps)} records, "
                 f"{len(self.state_names)} states, batch {shape}, status {counts})")
 
+    def _repr_html_(self) -> str:
+        counts = {s: int(np.sum(self.status == s)) for s in ITERATION_STATUSES}
+        return html_table(
+            f"Iteration: {int(np.prod(self.status.shape))} runs, batch shape {self.status.shape}",
+            ("status", "runs"), [(k, v) for k, v in counts.items() if v],
+            [f"{int(self.steps[-1])} steps, {len(self.steps)} records, t in [{self.t[0]:g}, {self.t[-1]:g}]; "
+             f"{len(self.state_names)} states"],
+        )
+
 
 def iterate(
-    system: Any,
-    y0: Any,
+    system: System,
+    y0: ArrayLike,
     n_steps: int,
-    params: Mapping[str, Any],
+    params: Params,
     *,
     record_every: int = 1,
     blowup_bound: float = 1e8,
@@ -98,7 +132,7 @@ def iterate(
     params : dict keyed by parameter name (``lr`` among them for a gradient-descent map),
         checked by ``system.check_params(params, batch=True)``.
     record_every : int >= 1, record every k steps (the last step is always recorded).
-    blowup_bound : a run ends (status "blew_up") once max |y| exceeds it.
+    blowup_bound : a run ends (status "blew_up") once max abs(y) exceeds it.
 
     Returns
     -------

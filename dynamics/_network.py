@@ -25,8 +25,11 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from numpy.typing import ArrayLike
+
 from derivations import (
     ModelSpec,
+    Params,
     expected_loss,
     network_params,
     predictor_matrix,
@@ -38,7 +41,9 @@ from derivations import (
 from derivations._codegen import check_param_names
 from derivations.symbols import A, B, C
 
+from ._display import html_table
 from ._iterate import record_steps
+from ._progress import check_progress, progress_bar
 
 __all__ = [
     "simulate_network", "NetworkRun", "aligned_init", "default_spectrum", "spectral_norms",
@@ -52,21 +57,47 @@ _DEFAULT_RECORDS = 61
 class NetworkRun:
     """Recorded spectra of a trained linear network.
 
-    t:            record times, shape (n,) (discrete time: steps * lr).
-    p, s, tau:    (n, h) mode values in the initial eigenbasis U: p_j = u_j^T W_P u_j (the
-                  predictor's eigenvalue: Psi learned, w_j for DirectPred, 1 without a
-                  predictor), s_j = u_j^T Phi Phi^T u_j, tau_j = u_j^T Phi_t Phi^T u_j / s_j
-                  (what the eigenmode ODEs predict while the bases stay aligned).
-    p_eig, s_eig: (n, h) sorted eigenvalues of (W_P + W_P^T)/2 and of Phi Phi^T.
-    psi_norm2, phi_norm2: (n,) squared Frobenius norms ||W_P||^2, ||Phi||^2.
-    misalignment: (n,) the larger of ||offdiag(U^T W_P U)||_F / ||W_P||_F and the same for
-                  Phi Phi^T: 0 while the network stays in the eigenmode ansatz.
-    a_norm2, b_norm2: (n,) E||a||^2 and E||b||^2 of the online and target outputs (the
-                  self-consistent norms N_psi^2, N_phi^2 the theory uses).
-    lam:          (h,) the data variance of each mode (ones for isotropic data).
-    status:       "finished", or "failed" with ``message`` (non-finite values appeared).
-    lr, steps:    the learning rate and the recorded step indices of step-based runs (sampled
-                  or discrete), else None.
+    Attributes
+    ----------
+    t : numpy.ndarray
+        Record times, shape (n,) (discrete time: steps * lr).
+    p, s, tau : numpy.ndarray
+        (n, h) mode values in the initial eigenbasis U: p_j = u_j^T W_P u_j (the predictor's
+        eigenvalue: Psi learned, w_j for DirectPred, 1 without a predictor),
+        s_j = u_j^T Phi Phi^T u_j, tau_j = u_j^T Phi_t Phi^T u_j / s_j (what the eigenmode
+        ODEs predict while the bases stay aligned).
+    p_eig, s_eig : numpy.ndarray
+        (n, h) sorted eigenvalues of (W_P + W_P^T)/2 and of Phi Phi^T.
+    psi_norm2, phi_norm2 : numpy.ndarray
+        (n,) squared Frobenius norms ``||W_P||^2``, ``||Phi||^2``.
+    misalignment : numpy.ndarray
+        (n,) the larger of ``||offdiag(U^T W_P U)||_F / ||W_P||_F`` and the same for
+        Phi Phi^T: 0 while the network stays in the eigenmode ansatz.
+    spec : ModelSpec
+        The model.
+    params : dict
+        Its parameters.
+    h : int
+        The width.
+    gradient : str
+        "expected" or "sampled".
+    status : str
+        "finished", or "failed" with ``message`` (non-finite values appeared).
+    message : str
+        Why it failed ("" otherwise).
+    final : dict
+        The final weights.
+    a_norm2, b_norm2 : numpy.ndarray or None
+        (n,) ``E||a||^2`` and ``E||b||^2`` of the online and target outputs (the
+        self-consistent norms N_psi^2, N_phi^2 the theory uses).
+    lam : numpy.ndarray or None
+        (h,) the data variance of each mode (ones for isotropic data).
+    lr : float or None
+        The learning rate of step-based runs (sampled or discrete), else None.
+    steps : numpy.ndarray or None
+        The recorded step indices of step-based runs, else None.
+    init : dict
+        The initial spectra.
     """
 
     t: np.ndarray
@@ -93,14 +124,26 @@ class NetworkRun:
     init: dict = field(default_factory=dict)
 
     def scale_free(self) -> dict[str, np.ndarray]:
-        """p / ||W_P||_F and s / ||Phi||_F^2: the spectrum the cosine loss actually sees."""
+        """``p / ||W_P||_F`` and ``s / ||Phi||_F^2``: the spectrum the cosine loss actually sees.
+
+        Returns
+        -------
+        dict of str -> numpy.ndarray
+            {"p", "s"}, each (n, h).
+        """
         return {
             "p": self.p / np.sqrt(self.psi_norm2)[:, None],
             "s": self.s / self.phi_norm2[:, None],
         }
 
     def values(self) -> dict[str, np.ndarray]:
-        """The recorded mode values {"p", "s"[, "tau"]}, each (n, h)."""
+        """The recorded mode values.
+
+        Returns
+        -------
+        dict of str -> numpy.ndarray
+            {"p", "s"} and "tau" for an EMA target, each (n, h).
+        """
         out = {"p": self.p, "s": self.s}
         if self.spec.target == "ema":
             out["tau"] = self.tau
@@ -111,22 +154,59 @@ class NetworkRun:
         return (f"NetworkRun({self.spec.label}, h={self.h}, gradient={self.gradient!r}, {time}"
                 f"t in [{self.t[0]:g}, {self.t[-1]:g}] ({len(self.t)} records), {self.status})")
 
+    def _repr_html_(self) -> str:
+        states = list(self.values())
+        rows = [[n, float(v[0].min()), float(v[0].max()), float(v[-1].min()), float(v[-1].max())]
+                for n, v in self.values().items()]
+        rows.append(["misalignment", float(self.misalignment[0]), float(self.misalignment[0]),
+                     float(self.misalignment[-1]), float(self.misalignment[-1])])
+        time = f"lr = {self.lr:g}, " if self.lr is not None else ""
+        return html_table(
+            f"NetworkRun: {self.spec.label}, h = {self.h}, {self.gradient} gradient",
+            ("mode values", f"min at t = {self.t[0]:g}", f"max at t = {self.t[0]:g}",
+             f"min at t = {self.t[-1]:g}", f"max at t = {self.t[-1]:g}"), rows,
+            [f"{time}{len(self.t)} records; {self.status}" + (f": {self.message}" if self.message else ""),
+             f"states {', '.join(states)} in the initial eigenbasis"])
+
 
 def _random_orthogonal(rng: np.random.Generator, h: int) -> np.ndarray:
     q, r = np.linalg.qr(rng.normal(size=(h, h)))
     return q * np.sign(np.diag(r))
 
 
-def aligned_init(h: int, spectra: Mapping[str, Any], seed: int = 0, *, d: int | None = None,
-                 basis: Any = None) -> dict[str, np.ndarray]:
+def aligned_init(h: int, spectra: Mapping[str, ArrayLike], seed: int = 0, *, d: int | None = None,
+                 basis: ArrayLike | None = None) -> dict[str, np.ndarray]:
     """Psi = U diag(p) U^T, Phi = U diag(sqrt(s)) V_h^T, Phi_a = U diag(tau sqrt(s)) V_h^T.
 
     U (h x h) is a random orthogonal basis; V (d x d, default d = h) the input basis (random,
     or ``basis``: the data's eigenbasis, columns in mode order), V_h its first h columns: mode
     j of the network reads input direction v_j.
 
-    Raises ValueError for spectra of the wrong shape, non-finite or negative s, d < h or a
-    basis that is not a d x d orthogonal matrix.
+    Parameters
+    ----------
+    h : int
+        The width.
+    spectra : mapping str -> array_like
+        "s" (required) and "p", "tau" (default ones), each of shape (h,).
+    seed : int
+        Seeds the random bases.
+    d : int, optional
+        The input dimension (>= h; default h).
+    basis : array_like, optional
+        The input basis V, an orthogonal (d, d) matrix; default random.
+
+    Returns
+    -------
+    dict of str -> numpy.ndarray
+        "Psi", "Phi", "Phi_a" and the bases "U", "V".
+
+    Raises
+    ------
+    ValueError
+        Spectra of the wrong shape, non-finite or negative s, d < h or a basis that is not a
+        d x d orthogonal matrix.
+    KeyError
+        ``spectra`` has no "s".
     """
     d = h if d is None else int(d)
     if d < h:
@@ -160,7 +240,27 @@ def aligned_init(h: int, spectra: Mapping[str, Any], seed: int = 0, *, d: int | 
 
 
 def default_spectrum(h: int, alpha_p: float = 1.0, seed: int = 0) -> dict[str, np.ndarray]:
-    """A spread initial spectrum on the invariant manifold: p in [0.2, 1.0], s = p^2/alpha_p."""
+    """A spread initial spectrum on the invariant manifold: p in [0.2, 1.0], s = p^2/alpha_p.
+
+    Parameters
+    ----------
+    h : int
+        The number of modes.
+    alpha_p : float
+        The predictor's learning-rate ratio (> 0), which fixes the manifold.
+    seed : int
+        Seeds the uniform draw of p (with ``seed + 1``).
+
+    Returns
+    -------
+    dict of str -> numpy.ndarray
+        {"p": descending, "s": p^2/alpha_p, "tau": ones}, each of shape (h,).
+
+    Raises
+    ------
+    ValueError
+        A negative h.
+    """
     rng = np.random.default_rng(seed + 1)
     p = np.sort(rng.uniform(0.2, 1.0, h))[::-1]
     return {"p": p, "s": p**2 / alpha_p, "tau": np.ones(h)}
@@ -183,11 +283,25 @@ def is_quadratic(spec: ModelSpec) -> bool:
     return bool(expr.is_polynomial(A, B, C) and sp.Poly(expr, A, B, C).total_degree() <= 1)
 
 
-def data_spectrum(samples: Any) -> tuple[np.ndarray, np.ndarray]:
+def data_spectrum(samples: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """(lam, V): the eigenvalues (descending) and eigenvectors (columns) of the second-moment
     matrix X^T X / n of a data set X (n x d), as the network's data model uses them.
 
-    Raises ValueError for a non-finite or non-2-D array."""
+    Parameters
+    ----------
+    samples : array_like
+        The data X, shape (n, d), n >= 2.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (lam, V): lam of shape (d,) (clipped at 0), V of shape (d, d).
+
+    Raises
+    ------
+    ValueError
+        A non-finite or non-2-D array, or fewer than two samples.
+    """
     X = np.asarray(samples, dtype=float)
     if X.ndim != 2 or X.shape[0] < 2 or not np.all(np.isfinite(X)):
         raise ValueError(f"samples must be a finite (n, d) array with n >= 2; got shape {X.shape}")
@@ -233,7 +347,7 @@ def _positive_float(name: str, v: Any) -> float:
 
 def simulate_network(
     spec: ModelSpec,
-    params: Mapping[str, Any],
+    params: Params,
     *,
     h: int = 32,
     t1: float = 6.0,
@@ -241,14 +355,15 @@ def simulate_network(
     lr: float | None = None,
     batch: int = 4096,
     gradient: str = "auto",
-    init: Mapping[str, Any] | None = None,
+    init: Mapping[str, ArrayLike] | None = None,
     n_records: int | None = None,
     record_every: int | None = None,
-    lam: Any = None,
-    samples: Any = None,
-    basis: Any = None,
+    lam: ArrayLike | None = None,
+    samples: ArrayLike | None = None,
+    basis: ArrayLike | None = None,
     d: int | None = None,
     seed: int = 0,
+    progress: bool = True,
 ) -> NetworkRun:
     """Train the linear network of ``spec`` from an aligned start and record its spectra.
 
@@ -284,6 +399,8 @@ def simulate_network(
         default random (or the data's eigenbasis with ``samples``).
     d : the input dimension (>= h) when neither lam nor samples fix it.
     seed : seeds the bases, the default spectrum and the batches.
+    progress : a progress bar over the training steps for step-based runs (stderr on a
+        terminal only, after a few seconds); False: never.
 
     Returns
     -------
@@ -303,6 +420,7 @@ def simulate_network(
 
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"spec must be a derivations.ModelSpec; got {type(spec).__name__}")
+    check_progress(progress)
     prm, lam_param = _check_params(spec, params, lam is not None)
     h = _positive_int("h", h)
     batch = _positive_int("batch", batch)
@@ -460,10 +578,12 @@ def simulate_network(
 
         w, rows = weights0, [record(weights0)]
         key = jax.random.PRNGKey(seed)
-        for length in np.diff(steps):
-            key, sub = jax.random.split(key)
-            w, rec = segment(w, jax.random.split(sub, int(length)))
-            rows.append(rec)
+        with progress_bar(n_steps, "simulate_network", progress, unit="step") as bar:
+            for length in np.diff(steps):
+                key, sub = jax.random.split(key)
+                w, rec = segment(w, jax.random.split(sub, int(length)))
+                rows.append(rec)
+                bar.update(int(length))
         recs = {k: jnp.stack([r[k] for r in rows]) for k in rows[0]}
         final = w
 

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from derivations import ODESystem
+from derivations import ODESystem, Params, System
 from derivations._system import FrozenMap
 
+from ._display import html_table
 from ._equilibria import Equilibrium, equilibria
 from ._integrate import integrate
 
@@ -47,10 +48,15 @@ def _frozen(a: Any) -> np.ndarray:
 class Orbit:
     """One integrated curve in the plane.
 
-    points: (m, 2) (x, y) along the orbit, from its start to where it stopped.
-    t:      (m,) the time of each point (negative along a curve integrated backwards in time).
-    status: the ``Solution`` status of the integration ("finished", "event": it left the
-            enlarged box, "blew_up", ...).
+    Attributes
+    ----------
+    points : numpy.ndarray
+        (m, 2) (x, y) along the orbit, from its start to where it stopped.
+    t : numpy.ndarray
+        (m,) the time of each point (negative along a curve integrated backwards in time).
+    status : str
+        The ``Solution`` status of the integration ("finished", "event": it left the enlarged
+        box, "blew_up", ...).
     """
 
     points: np.ndarray
@@ -59,19 +65,32 @@ class Orbit:
 
     @property
     def start(self) -> np.ndarray:
+        """The first point, (x, y)."""
         return self.points[0]
+
+    def __repr__(self) -> str:
+        a, b = self.points[0], self.points[-1]
+        return (f"Orbit({len(self.points)} points from ({a[0]:.4g}, {a[1]:.4g}) to ({b[0]:.4g}, {b[1]:.4g}), "
+                f"t in [{np.min(self.t):.4g}, {np.max(self.t):.4g}], status={self.status!r})")
 
 
 @dataclass(frozen=True)
 class SaddleManifold:
     """One branch of the stable or unstable manifold of a saddle of the plane.
 
-    saddle:     index into ``PhasePlane.equilibria``.
-    kind:       "stable" (points flowing into the saddle; integrated backwards) or "unstable".
-    eigenvalue: the eigenvalue of the plane's 2x2 Jacobian whose eigenvector it leaves along.
-    direction:  (2,) unit eigenvector, signed: the side of the saddle this branch leaves on.
-    orbit:      the branch as an Orbit; its first point is the saddle itself (t = -inf on an
-                unstable branch, +inf on a stable one: the orbit's limit there).
+    Attributes
+    ----------
+    saddle : int
+        Index into ``PhasePlane.equilibria``.
+    kind : str
+        "stable" (points flowing into the saddle; integrated backwards) or "unstable".
+    eigenvalue : float
+        The eigenvalue of the plane's 2x2 Jacobian whose eigenvector it leaves along.
+    direction : numpy.ndarray
+        (2,) unit eigenvector, signed: the side of the saddle this branch leaves on.
+    orbit : Orbit
+        The branch; its first point is the saddle itself (t = -inf on an unstable branch,
+        +inf on a stable one: the orbit's limit there).
     """
 
     saddle: int
@@ -82,38 +101,63 @@ class SaddleManifold:
 
     @property
     def points(self) -> np.ndarray:
+        """The branch's (m, 2) points (``orbit.points``)."""
         return self.orbit.points
+
+    def __repr__(self) -> str:
+        d = self.direction
+        return (f"SaddleManifold({self.kind} branch of saddle {self.saddle}, eigenvalue {self.eigenvalue:.4g}, "
+                f"direction ({d[0]:.4g}, {d[1]:.4g}), {len(self.orbit.points)} points, status={self.orbit.status!r})")
 
 
 @dataclass(frozen=True)
 class PhasePlane:
     """A phase plane as data (what ``plot_phase_plane`` draws).
 
-    system_name: ``system.name``. x, y: the state names on the axes.
-    params:      {parameter: value} used.
-    fixed:       the slice: {other state: number or "manifold"} (empty for 2-state systems).
-    invariant:   True when the plane is invariant (2 states, or every other state on the declared
-                 manifold): then orbits and saddle manifolds in the plane are true orbits. On a
-                 non-invariant slice they follow the projected field only, and no saddle
-                 manifolds are computed.
-    xlim, ylim:  the plotted window.
-    grid_x, grid_y: (nx,), (ny,) grid; u, v: (ny, nx) dx/dt and dy/dt on it (NaN at poles).
-    x_nullcline, y_nullcline: polylines (each (m, 2)) where dx/dt = 0 and where dy/dt = 0
-                 (zeros of the numerators: a pole of a rational field is no nullcline).
-    equilibria:  the classified equilibria of the whole system that lie on the slice.
-    points:      (k, 2) their (x, y) coordinates.
-    manifolds:   stable and unstable manifold branches of the saddles of the plane.
-    trajectories: a few orbits from seeded random starts in the window.
-    bounds:      the state domain of x and of y (``system.state_bounds()``).
-    on_manifold: {other state: its graph on the declared manifold (a SymPy expression)} for
-                 the states ``fixed`` puts on the manifold (what the title writes for the slice).
+    Attributes
+    ----------
+    system_name : str
+        ``system.name``.
+    x, y : str
+        The state names on the axes.
+    params : mapping str -> float
+        {parameter: value} used.
+    fixed : mapping str -> float or str
+        The slice: {other state: number or "manifold"} (empty for 2-state systems).
+    invariant : bool
+        True when the plane is invariant (2 states, or every other state on the declared
+        manifold): then orbits and saddle manifolds in the plane are true orbits. On a
+        non-invariant slice they follow the projected field only, and no saddle manifolds are
+        computed.
+    xlim, ylim : tuple of float
+        The plotted window.
+    grid_x, grid_y : numpy.ndarray
+        (nx,), (ny,) grid.
+    u, v : numpy.ndarray
+        (ny, nx) dx/dt and dy/dt on it (NaN at poles).
+    x_nullcline, y_nullcline : tuple of numpy.ndarray
+        Polylines (each (m, 2)) where dx/dt = 0 and where dy/dt = 0 (zeros of the numerators:
+        a pole of a rational field is no nullcline).
+    equilibria : tuple of Equilibrium
+        The classified equilibria of the whole system that lie on the slice.
+    points : numpy.ndarray
+        (k, 2) their (x, y) coordinates.
+    manifolds : tuple of SaddleManifold
+        Stable and unstable manifold branches of the saddles of the plane.
+    trajectories : tuple of Orbit
+        A few orbits from seeded random starts in the window.
+    bounds : tuple of (float, float)
+        The state domain of x and of y (``system.state_bounds()``).
+    on_manifold : mapping str -> sympy.Expr
+        {other state: its graph on the declared manifold} for the states ``fixed`` puts on
+        the manifold (what the title writes for the slice).
     """
 
     system_name: str
     x: str
     y: str
     params: Mapping[str, float]
-    fixed: Mapping[str, Any]
+    fixed: Mapping[str, float | str]
     invariant: bool
     xlim: tuple[float, float]
     ylim: tuple[float, float]
@@ -128,7 +172,7 @@ class PhasePlane:
     manifolds: tuple[SaddleManifold, ...]
     trajectories: tuple[Orbit, ...]
     bounds: tuple[tuple[float, float], tuple[float, float]] = field(default=((-np.inf, np.inf), (-np.inf, np.inf)))
-    on_manifold: Mapping[str, Any] = field(default_factory=FrozenMap)
+    on_manifold: Mapping[str, sp.Expr] = field(default_factory=FrozenMap)
 
     @property
     def title(self) -> str:
@@ -141,6 +185,21 @@ class PhasePlane:
                        for k, v in self.fixed.items())
         head = self.system_name or f"({self.x}, {self.y}) plane"
         return head + ("\n" + vals if vals else "") + ("; " + sl if sl else "")
+
+    def __repr__(self) -> str:
+        title = self.title.replace("\n", "; ")
+        return (f"PhasePlane({title}; {self.x} in [{self.xlim[0]:.4g}, {self.xlim[1]:.4g}] by {self.y} in "
+                f"[{self.ylim[0]:.4g}, {self.ylim[1]:.4g}], {self.grid_y.size} x {self.grid_x.size} grid, "
+                f"{len(self.equilibria)} equilibria, {len(self.manifolds)} manifold branches, "
+                f"{len(self.trajectories)} orbits, invariant={self.invariant})")
+
+    def _repr_html_(self) -> str:
+        rows = [[", ".join(f"{n}={v:.6g}" for n, v in e.point.items()), e.kind, e.stable] for e in self.equilibria]
+        notes = [f"{self.x} in [{self.xlim[0]:.4g}, {self.xlim[1]:.4g}] by {self.y} in "
+                 f"[{self.ylim[0]:.4g}, {self.ylim[1]:.4g}]; {len(self.manifolds)} saddle-manifold branches, "
+                 f"{len(self.trajectories)} orbits; " + ("an invariant plane" if self.invariant else
+                                                        "a slice: orbits follow the projected field")]
+        return html_table(f"Phase plane: {self.title}", ["equilibrium", "kind", "stable"], rows, notes)
 
 
 # -- input checks ----------------------------------------------------------------------------
@@ -237,12 +296,12 @@ def _check_count(value: Any, what: str, minimum: int) -> int:
 
 
 def phase_plane(
-    system: Any,
-    params: Mapping[str, Any],
+    system: System,
+    params: Params,
     *,
     x: str | None = None,
     y: str | None = None,
-    fixed: Mapping[str, Any] | None = None,
+    fixed: Mapping[str, float | str] | None = None,
     xlim: tuple[float, float] | None = None,
     ylim: tuple[float, float] | None = None,
     n_grid: int = 41,
@@ -275,14 +334,20 @@ def phase_plane(
     xlim, ylim : the window; default from the equilibria on the slice (40% padding), clipped to
         the state domain (``system.state_bounds()``, e.g. s >= 0 gives the lower limit 0).
     n_grid : grid points per axis of the vector field (>= 2).
-    trajectories : number of orbits (>= 0). manifolds : compute saddle manifolds.
-    t_max : time limit of each orbit (> 0); manifolds get up to 20 t_max, scaled by 1/|eigenvalue|.
+    trajectories : int
+        Number of orbits (>= 0).
+    manifolds : bool
+        Compute saddle manifolds.
+    t_max : float
+        Time limit of each orbit (> 0); manifolds get up to 20 t_max, scaled by
+        1/``|eigenvalue|``.
     backend : ``integrate``'s backend ("scipy": no compilation for a handful of orbits, or "jax").
     seed : seed of the random orbit starts.
 
     Returns
     -------
     PhasePlane
+        The field, nullclines, equilibria, orbits and manifolds of the plane.
 
     Raises
     ------

@@ -24,19 +24,23 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sympy as sp
 
-from derivations import ODESystem
+from derivations import ODESystem, Params, System
 from derivations import latex as _latex
 
 from ._basins import Basins
 from ._bifurcation import Bifurcation, bifurcation
 from ._equilibria import equilibria
 from ._phase_plane import PhasePlane, _check_window, phase_plane
+from ._network import NetworkRun
 from ._roots import Regimes
+
+if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn, not with the package
+    from matplotlib.axes import Axes
 
 __all__ = ["portrait", "plot_phase_plane", "plot_flow_1d", "plot_bifurcation", "plot_regimes", "plot_basins",
            "plot_spectra", "KIND_STYLE"]
@@ -203,13 +207,13 @@ def _require_params(params: Any) -> None:
 
 
 def portrait(
-    system: Any,
-    params: Mapping[str, float],
+    system: System,
+    params: Params,
     *,
     x: str | None = None,
     y: str | None = None,
-    fixed: Mapping[str, Any] | None = None,
-    ax: Any = None,
+    fixed: Mapping[str, float | str] | None = None,
+    ax: Axes | None = None,
     xlim: tuple[float, float] | None = None,
     ylim: tuple[float, float] | None = None,
     n_grid: int = 41,
@@ -251,7 +255,7 @@ def portrait(
     return plot_phase_plane(plane, ax=ax)
 
 
-def plot_phase_plane(plane: PhasePlane, *, ax: Any = None):
+def plot_phase_plane(plane: PhasePlane, *, ax: Axes | None = None):
     """Draw a ``PhasePlane``: streamlines of its field (grey), the nullclines (dx/dt = 0 blue
     solid, dy/dt = 0 red dashed), its trajectories (cyan, start dots), saddle manifolds (black:
     unstable solid, stable dotted) and its equilibria coloured by kind (``KIND_STYLE``; filled =
@@ -350,12 +354,12 @@ def _one_state(system: Any, caller: str) -> ODESystem:
 
 
 def plot_flow_1d(
-    system: Any,
-    params: Mapping[str, float],
+    system: ODESystem,
+    params: Params,
     *,
     vary: tuple[str, Sequence[float]] | None = None,
     x_range: tuple[float, float] | None = None,
-    ax: Any = None,
+    ax: Axes | None = None,
     p_range: tuple[float, float] | None = None,
     ylim: tuple[float, float] | None = None,
 ):
@@ -375,9 +379,11 @@ def plot_flow_1d(
     params : parameter values (the varied one may be omitted).
     vary : (parameter name, 1-D real values); default a single curve at ``params``.
     x_range : (low, high) window in the state; default the equilibria of all curves padded by
-        40%, clipped to the state's domain. ``p_range`` is its old name.
+        40%, clipped to the state's domain.
     ax : a matplotlib Axes, or None for a new figure.
-    ylim : (low, high) of dx/dt; default +-1.4 times the largest |dx/dt| between the outermost
+    p_range : (low, high), optional
+        The old name of ``x_range``.
+    ylim : (low, high) of dx/dt; default +-1.4 times the largest ``|dx/dt|`` between the outermost
         equilibria (padded by 15%) over the curves with two or more equilibria there, so that
         the structure near the equilibria is visible (a steep curve with one root runs off).
 
@@ -534,8 +540,8 @@ def _flow_marker(e: Any, f_at: Any, span: float) -> dict:
 # -- bifurcation diagram -----------------------------------------------------------------
 
 
-def plot_bifurcation(bif: Any, *args: Any, state: str | None = None, ax: Any = None, n_dense: int | None = None,
-                     **kwargs: Any):
+def plot_bifurcation(bif: Bifurcation | System, *args: str | Sequence[float] | Params, state: str | None = None,
+                     ax: Axes | None = None, n_dense: int | None = None, **kwargs: float):
     """Draw a ``Bifurcation``: each branch of equilibria against the parameter (stable solid
     green, unstable dashed red) and the located points with one marker per kind
     (``BIFURCATION_MARKERS``: fold x, transcritical o, pitchfork triangle, Hopf star; the legend,
@@ -548,8 +554,14 @@ def plot_bifurcation(bif: Any, *args: Any, state: str | None = None, ax: Any = N
     Parameters
     ----------
     bif : Bifurcation (from ``dynamics.bifurcation``), or the old call's system.
+    *args : str, sequence of float, mapping
+        The old call only: param, values, params.
     state : the state on the vertical axis (default the first of ``bif.state_names``).
     ax : a matplotlib Axes, or None for a new figure.
+    n_dense : int, optional
+        The old call only: passed to ``bifurcation``.
+    **kwargs : float
+        The old call only: further keywords of ``bifurcation`` (e.g. ``tol``).
 
     Returns
     -------
@@ -627,7 +639,7 @@ def _point_state(pt: Any, j: int) -> float:
 # -- regimes, basins, spectra --------------------------------------------------------------
 
 
-def plot_regimes(reg: Regimes, *, ax: Any = None, path: tuple[Sequence[float], Sequence[float]] | None = None,
+def plot_regimes(reg: Regimes, *, ax: Axes | None = None, path: tuple[Sequence[float], Sequence[float]] | None = None,
                  path_label: str = "path"):
     """Draw a ``Regimes`` map: one colour per regime of ``reg.names`` (legend, outside the
     axes: the regimes present), and an optional (x, y) path with an arrow at its end drawn
@@ -684,7 +696,7 @@ def plot_regimes(reg: Regimes, *, ax: Any = None, path: tuple[Sequence[float], S
     return fig, ax
 
 
-def plot_basins(b: Basins, *, ax: Any = None):
+def plot_basins(b: Basins, *, ax: Axes | None = None):
     """Draw a ``Basins`` map, its legend outside the axes.
 
     A system with collapse states: each start coloured by its outcome (``BASIN_COLORS``):
@@ -751,17 +763,23 @@ def plot_basins(b: Basins, *, ax: Any = None):
     return fig, ax
 
 
-def plot_spectra(net: Any, predictions: Mapping[str, Mapping[str, np.ndarray]] | None = None, *,
-                 state: str = "p", modes: int = 6, scale_free: bool = False, ax: Any = None, legend: bool = True):
+def plot_spectra(net: NetworkRun, predictions: Mapping[str, Mapping[str, np.ndarray]] | None = None, *,
+                 state: str = "p", modes: int = 6, scale_free: bool = False, ax: Axes | None = None,
+                 legend: bool = True):
     """Eigenvalue trajectories of the network (solid black) against eigenmode predictions
     (dashed, one colour per approximation) for ``modes`` evenly spread modes j. ``scale_free``
-    divides by ||Psi||_F (p) or ||Phi||_F^2 (s): what the cosine loss sees.
+    divides by ``||Psi||_F`` (p) or ``||Phi||_F^2`` (s): what the cosine loss sees.
 
     Parameters
     ----------
     net : a network run (``simulate_network``): arrays t, p, s, psi_norm2, phi_norm2.
     predictions : {label: {"p": (n_t, h), "s": (n_t, h)}} from the eigenmode systems.
-    state : "p" or "s". modes : how many modes to draw (int >= 1). scale_free : bool.
+    state : "p" or "s"
+        The mode value drawn.
+    modes : int
+        How many modes to draw (>= 1).
+    scale_free : bool
+        Divide by the norms.
     ax : a matplotlib Axes, or None for a new figure.
     legend : draw the legend (outside the axes, right); False for all but one panel of a row
         of panels that share it.

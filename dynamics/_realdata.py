@@ -19,10 +19,10 @@ below lambda* collapse (dimensional collapse).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,10 @@ from derivations import ModelSpec
 
 from ._compare import Comparison, compare
 from ._network import NetworkRun, data_spectrum, is_quadratic, simulate_network
+
+if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn, not with the package
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["digits_data", "DigitsData", "digits_experiment", "RealDataRun", "collapse_threshold", "plot_real_data"]
 
@@ -42,10 +46,16 @@ it also serves the cosine loss, whose spectrum shrinks as a whole under weight d
 class DigitsData:
     """The digits as the network sees them.
 
-    X:     (n, d) images, centred per pixel and scaled by ``scale`` (mean eigenvalue 1).
-    lam:   (d,) eigenvalues of X^T X / n, descending (three are zero: pixels that never vary).
-    V:     (d, d) the eigenvectors (columns, same order).
-    scale: the factor applied to the centred pixel values (0..16).
+    Attributes
+    ----------
+    X : numpy.ndarray
+        (n, d) images, centred per pixel and scaled by ``scale`` (mean eigenvalue 1).
+    lam : numpy.ndarray
+        (d,) eigenvalues of X^T X / n, descending (three are zero: pixels that never vary).
+    V : numpy.ndarray
+        (d, d) the eigenvectors (columns, same order).
+    scale : float
+        The factor applied to the centred pixel values (0..16).
     """
 
     X: np.ndarray
@@ -76,14 +86,38 @@ def _digits() -> DigitsData:
 
 def digits_data() -> DigitsData:
     """scikit-learn's ``load_digits`` (1797 x 64), centred and scaled to mean eigenvalue 1,
-    with its covariance spectrum and eigenbasis. Read-only arrays (cached)."""
+    with its covariance spectrum and eigenbasis. Read-only arrays (cached).
+
+    Returns
+    -------
+    DigitsData
+        The images X, their spectrum lam, eigenbasis V and the scale applied.
+    """
     return _digits()
 
 
 def collapse_threshold(sigma2: float, eta: float) -> float:
     """lambda* = 2 eta + 2 sqrt(eta^2 + eta sigma2): the smallest data variance at which the
     Euclidean SimSiam mode (alpha_p = 1, noise on both views) keeps a non-collapsed
-    equilibrium; from (lambda + sigma2) p^2 - lambda p + eta = 0 having real roots."""
+    equilibrium; from (lambda + sigma2) p^2 - lambda p + eta = 0 having real roots.
+
+    Parameters
+    ----------
+    sigma2 : float
+        The view-noise variance (>= 0).
+    eta : float
+        The weight decay (>= 0).
+
+    Returns
+    -------
+    float
+        lambda*.
+
+    Raises
+    ------
+    TypeError
+        A value that is not a real number.
+    """
     return float(2 * eta + 2 * np.sqrt(eta**2 + eta * sigma2))
 
 
@@ -91,17 +125,31 @@ def collapse_threshold(sigma2: float, eta: float) -> float:
 class RealDataRun:
     """A network trained on the digits against the eigenmode theory.
 
-    spec, params, h:   the model (data='spectrum'), its parameters, the width (top-h modes).
-    lam:               (h,) the modes' data variances.
-    sampled:           NetworkRun trained on sampled batches of actual images.
-    expected:          NetworkRun of the exact expected dynamics on the data's covariance
-                       (losses quadratic in the samples only), else None.
-    vs_sampled, vs_expected: Comparisons of the theory approximations against them.
-    survivors:         {"network": (h,) bool, "theory: <label>": (h,) bool, "closed form":
-                       (h,) bool or None}: modes with s_j(t1) >= SURVIVAL_RATIO max_k s_k(t1);
-                       the closed form (Euclidean, alpha_p = 1, both views): lambda_j >= lambda*
-                       (and a start above the unstable root).
-    threshold:         lambda* (Euclidean) or None.
+    Attributes
+    ----------
+    spec : ModelSpec
+        The model (data='spectrum').
+    params : dict
+        Its parameters.
+    h : int
+        The width (top-h modes).
+    lam : numpy.ndarray
+        (h,) the modes' data variances.
+    sampled : NetworkRun
+        Trained on sampled batches of actual images.
+    expected : NetworkRun or None
+        The exact expected dynamics on the data's covariance (losses quadratic in the samples
+        only), else None.
+    vs_sampled, vs_expected : Comparison
+        The theory approximations against them (``vs_expected`` None with ``expected``).
+    survivors : dict
+        {"network": (h,) bool, "theory: <label>": (h,) bool, "closed form": (h,) bool or
+        None}: modes with s_j(t1) >= SURVIVAL_RATIO max_k s_k(t1); the closed form (Euclidean,
+        alpha_p = 1, both views): lambda_j >= lambda* (and a start above the unstable root).
+    threshold : float or None
+        lambda* (Euclidean) or None.
+    info : dict
+        The options used.
     """
 
     spec: ModelSpec
@@ -117,14 +165,26 @@ class RealDataRun:
     info: dict = field(default_factory=dict)
 
     def errors(self) -> dict[str, dict[str, dict]]:
-        """{"sampled": {label: errors}, "expected": ...} (max relative errors over time)."""
+        """The errors of each theory against each network run.
+
+        Returns
+        -------
+        dict
+            {"sampled": {label: errors}, "expected": ...} (max relative errors over time).
+        """
         out = {"sampled": self.vs_sampled.errors[self.h]}
         if self.vs_expected is not None:
             out["expected"] = self.vs_expected.errors[self.h]
         return out
 
     def table(self) -> str:
-        """Markdown: the errors of each theory against each network run, and the survivors."""
+        """Markdown: the errors of each theory against each network run, and the survivors.
+
+        Returns
+        -------
+        str
+            The table.
+        """
         lines = ["| network | theory | max rel err p | max rel err s | surviving modes (net / theory) |", "|---|---|---|---|---|"]
         n_net = int(np.sum(self.survivors["network"]))
         for run, errs in self.errors().items():
@@ -219,9 +279,27 @@ def digits_experiment(
                        {"t1": t1, "dt": dt, "batch": batch, "p0": p0, "scale": data.scale})
 
 
-def plot_real_data(run: RealDataRun, axes: Any = None) -> Any:
+def plot_real_data(run: RealDataRun, axes: Sequence[Axes] | None = None) -> Figure:
     """Three panels: the data spectrum with lambda* and the surviving modes; s_j(t) of a few
-    modes (network on images vs theory); the final s_j against lambda_j. Returns the figure."""
+    modes (network on images vs theory); the final s_j against lambda_j.
+
+    Parameters
+    ----------
+    run : RealDataRun
+        What ``digits_experiment`` returned.
+    axes : sequence of three matplotlib Axes, optional
+        Where to draw; default a new figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure of the axes.
+
+    Raises
+    ------
+    TypeError
+        ``axes`` is not a sequence of Axes.
+    """
     if axes is None:
         from matplotlib.figure import Figure
 

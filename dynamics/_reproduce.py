@@ -234,7 +234,8 @@ def cosine_emergence(out: Path, quick: bool) -> Claim:
     _save(fig, out, FIGURES[4])
     net_t1 = 1.0 if quick else 6.0
     net = simulate_network(ModelSpec("cosine", "simsiam"), {**base, "eta": ETA_STRONG}, h=h, t1=net_t1,
-                           dt=0.01, batch=1024 if quick else 4096, init=init, n_records=11 if quick else 61)
+                           dt=0.01, batch=1024 if quick else 4096, init=init, n_records=11 if quick else 61,
+                           progress=False)
     modes = derive(ModelSpec("cosine", "simsiam", "self-consistent", "leading")).modes(h)
     ode = integrate(modes, modes.pack(p=init["p"], s=init["s"]), (0, net_t1), {**base, "eta": ETA_STRONG}, t_eval=net.t)
     pred = {"leading, self-consistent norms (ODE)": modes.unpack(ode.y)}
@@ -362,9 +363,10 @@ def theory_vs_network(out: Path, quick: bool) -> Claim:
     cmp_t1 = 0.5 if quick else 3.0
     cos_cmp = compare("cosine", "simsiam", {**base, "eta": ETA_STRONG}, widths=widths, t1=cmp_t1,
                       batch=1024 if quick else 4096, n_records=11 if quick else 31, max_exact_width=exact_max,
-                      floor_seed=None if quick else 1, floor_widths=None if quick else tuple(w for w in widths if w <= exact_max))
+                      floor_seed=None if quick else 1, floor_widths=None if quick else tuple(w for w in widths if w <= exact_max),
+                      progress=False)
     euc_cmp = compare("euclidean", "simsiam", {**base, "eta": ETA_WEAK}, widths=widths[:1] if quick else widths[1:2], t1=cmp_t1,
-                      n_records=11 if quick else 31)
+                      n_records=11 if quick else 31, progress=False)
     hx = max((w for w in widths if EXACT_LABEL in cos_cmp.predictions[w]), default=widths[-1])
     fig, axes = _figure(2)
     plot_spectra(cos_cmp.networks[hx], cos_cmp.predictions[hx], ax=axes[0])
@@ -479,11 +481,27 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
 
     The claims are units (``euclidean_threshold``, ``cosine_emergence``, ``cosine_regimes``,
     ``theory_vs_network``, ``real_data``), each returning a ``Claim`` (figures, numbers, report section);
-    this composes them. quick: a smoke run with small grids, short times and narrow networks
-    (seconds, for tests). Rerunning into the same directory replaces the files.
+    this composes them. Rerunning into the same directory replaces the files.
 
-    Returns {"quick": quick, "euclidean": ..., "cosine": ..., "regimes": ..., "compare": ...,
-    "real_data": ..., "seconds": run time}. Raises ValueError if ``out`` exists and is not a directory.
+    Parameters
+    ----------
+    out : str or os.PathLike
+        The output directory (created if missing).
+    quick : bool
+        A smoke run with small grids, short times and narrow networks (seconds, for tests).
+    progress : bool
+        Progress bars (stderr on a terminal only).
+
+    Returns
+    -------
+    dict
+        {"quick": quick, "euclidean": ..., "cosine": ..., "regimes": ..., "compare": ...,
+        "real_data": ..., "seconds": run time}.
+
+    Raises
+    ------
+    ValueError
+        ``out`` exists and is not a directory.
     """
     from tqdm.auto import tqdm
 

@@ -16,15 +16,22 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from derivations import ODESystem
+from derivations import Names, ODESystem, Params
 
+from ._display import html_table
 from ._prepare import MAX_BISECTIONS, as_float, label, one_state, read_only
 from ._progress import check_progress, progress_bar
 from ._tolerance import is_zero
 
 __all__ = ["roots_batch", "BatchRoots", "regimes", "Regimes", "REGIMES", "count_labels", "shrinking_norms", "ShrinkingNorms"]
 
-REGIMES = ("collapse only", "bistable", "non-collapsed only", "no stable equilibrium")
+REGIMES = Names.define("REGIMES", {
+    "collapse only": "x = 0 is the only stable equilibrium.",
+    "bistable": "x = 0 and another equilibrium are both stable.",
+    "non-collapsed only": "x = 0 is unstable and another equilibrium is stable.",
+    "no stable equilibrium": "trajectories leave every neighbourhood (e.g. finite-time blow-up).",
+}, module=__name__, summary="Regime labels of regimes() for a one-state system whose state is a collapse state "
+                            "(Regimes.codes index these).")
 """Regime labels of ``regimes`` for a one-state system that declares its state as a collapse
 state (``system.collapse``), by its stable equilibria: collapse only: x = 0 is the only stable
 equilibrium; bistable: x = 0 and another one are both stable; non-collapsed only: x = 0 is
@@ -44,17 +51,26 @@ def count_labels(n_max: int) -> tuple[str, ...]:
 class BatchRoots:
     """Equilibria of a one-state system dx/dt = f(x) = N(x)/D(x) at many parameter points.
 
-    roots:   batch_shape + (degree,) complex roots of the numerator N (companion-matrix
-             eigenvalues), NaN where the degree drops.
-    real:    mask of the roots that are equilibria: real (|Im| within the tolerance policy of
-             ``dynamics._tolerance``), inside the state's domain, and not a zero of D (a pole
-             or removable point is no equilibrium).
-    slope:   f'(root) = N'(root)/D(root) (real part); stable: real & slope < 0 (a slope that
-             is zero within the tolerance policy is not stable).
-    n_real, n_stable: counts per point.
-    collapsed: mask of the equilibria at x = 0 when the system declares its state a collapse
-             state (``system.collapse``); all False otherwise.
-    collapsed_stable / noncollapsed_stable: a collapsed / another equilibrium is stable.
+    Attributes
+    ----------
+    roots : numpy.ndarray
+        batch_shape + (degree,) complex roots of the numerator N (companion-matrix
+        eigenvalues), NaN where the degree drops.
+    real : numpy.ndarray of bool
+        Mask of the roots that are equilibria: real (imaginary part within the tolerance
+        policy of ``dynamics._tolerance``), inside the state's domain, and not a zero of D (a
+        pole or removable point is no equilibrium).
+    slope : numpy.ndarray
+        f'(root) = N'(root)/D(root) (real part).
+    stable : numpy.ndarray of bool
+        real & slope < 0 (a slope that is zero within the tolerance policy is not stable).
+    n_real, n_stable : numpy.ndarray of int
+        Counts per point.
+    collapsed : numpy.ndarray of bool
+        Mask of the equilibria at x = 0 when the system declares its state a collapse state
+        (``system.collapse``); all False otherwise.
+    collapsed_stable, noncollapsed_stable : numpy.ndarray of bool
+        A collapsed / another equilibrium is stable, per point.
     """
 
     roots: np.ndarray
@@ -67,15 +83,76 @@ class BatchRoots:
     noncollapsed_stable: np.ndarray
     collapsed: np.ndarray = None
 
+    def _counts(self) -> list[tuple[int, int, int]]:
+        pairs = np.stack([np.ravel(self.n_real), np.ravel(self.n_stable)], axis=-1)
+        found, counts = np.unique(pairs, axis=0, return_counts=True) if pairs.size else (np.zeros((0, 2), int), [])
+        return [(int(a), int(b), int(c)) for (a, b), c in zip(found, counts)]
+
+    def __repr__(self) -> str:
+        shape = np.shape(self.n_real)
+        counts = ", ".join(f"{r} real/{s} stable: {c}" for r, s, c in self._counts()[:6])
+        return f"BatchRoots(batch shape {shape}, degree {self.roots.shape[-1]}; points by equilibria {{{counts}}})"
+
+    def _repr_html_(self) -> str:
+        shape = np.shape(self.n_real)
+        return html_table(f"BatchRoots: {int(np.prod(shape))} parameter points, batch shape {shape}",
+                          ("real equilibria", "stable", "parameter points"), self._counts(),
+                          [f"degree {self.roots.shape[-1]}; collapsed equilibrium stable at "
+                           f"{int(np.sum(self.collapsed_stable))} points, another at {int(np.sum(self.noncollapsed_stable))}"])
+
 
 @lru_cache(maxsize=64)
 def _root_functions(reduced: ODESystem):
-    """Coefficients (highest first) of N and D in the state as NumPy functions of the params."""
+    """NumPy functions of the params giving the coefficients (highest first) of N and D in the
+    state, and of each factor of N over the parameters (``sympy.factor_list``), with its
+    multiplicity. The roots come from the factors: a factor of degree 1 or 2 in closed form,
+    a larger one from a smaller companion matrix (the eigenvalues dominate the cost)."""
     x = reduced.states[0]
     num, den = reduced.numerators[0], reduced.denominators[0]
     N = sp.Poly(num, x).all_coeffs()
     D = sp.Poly(den, x).all_coeffs()
-    return sp.lambdify(reduced.params, N, "numpy"), sp.lambdify(reduced.params, D, "numpy"), len(N) - 1
+    factors = []
+    for f, mult in sp.factor_list(sp.expand(num), x)[1]:
+        coeffs = sp.Poly(f, x).all_coeffs()
+        if len(coeffs) > 1:
+            factors.append((sp.lambdify(reduced.params, coeffs, "numpy"), len(coeffs) - 1, mult))
+    return sp.lambdify(reduced.params, N, "numpy"), sp.lambdify(reduced.params, D, "numpy"), len(N) - 1, tuple(factors)
+
+
+def _coefficients(f, vals, B: int) -> np.ndarray:
+    """(B, k+1) coefficients of a lambdified coefficient list at B parameter points."""
+    return np.stack([np.broadcast_to(np.asarray(c, dtype=float), (B,)) for c in f(*vals)], axis=1)
+
+
+def _poly_roots(C: np.ndarray) -> np.ndarray:
+    """(B, k) complex roots of the polynomials with coefficient rows C (highest first); NaN
+    where the degree drops. Degree 1 and 2 in closed form (the quadratic without cancellation:
+    q = -(b + sign(b) sqrt(b^2 - 4ac))/2, roots q/a and c/q), else companion eigenvalues."""
+    B, k = C.shape[0], C.shape[1] - 1
+    roots = np.full((B, k), np.nan + 0j)
+    top = np.max(np.abs(C), axis=1)
+    lead_ok = np.abs(C[:, 0]) > 1e-14 * top
+    if k == 1:
+        with np.errstate(all="ignore"):
+            roots[lead_ok, 0] = -C[lead_ok, 1] / C[lead_ok, 0]
+        return roots
+    if k == 2:
+        a, b, c = (C[lead_ok, i].astype(complex) for i in range(3))
+        sq = np.sqrt(b * b - 4 * a * c)
+        q = -0.5 * (b + np.where(b.real >= 0, 1.0, -1.0) * sq)
+        with np.errstate(all="ignore"):
+            r1 = q / a
+            r2 = np.where(q != 0, c / np.where(q != 0, q, 1.0), 0.0)  # q = 0 only when b = c = 0: a double root at 0
+        roots[lead_ok] = np.stack([r1, r2], axis=1)
+    elif lead_ok.any():
+        M = np.zeros((int(lead_ok.sum()), k, k))
+        M[:, 0, :] = -C[lead_ok, 1:] / C[lead_ok, :1]
+        M[:, np.arange(1, k), np.arange(k - 1)] = 1.0
+        roots[lead_ok] = np.linalg.eigvals(M)
+    for b in np.flatnonzero(~lead_ok & (top > 0)):  # degenerate leading coefficient: fewer roots
+        r = np.roots(C[b])
+        roots[b, : len(r)] = r
+    return roots
 
 
 def _polyval(C: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -90,25 +167,16 @@ ROOTS_CHUNK = 2**16
 for a cubic) whatever the number of points."""
 
 
-def _roots_chunk(vals, fN, fD, deg, bounds, collapse):
+def _roots_chunk(vals, fN, fD, deg, factors, bounds, collapse):
     """Roots, real/stable/collapsed masks and slopes at one chunk of parameter points."""
     B = len(vals[0]) if vals else 1
-    C = np.stack([np.broadcast_to(np.asarray(c, dtype=float), (B,)) for c in fN(*vals)], axis=1)  # (B, deg+1)
-    Dc = np.stack([np.broadcast_to(np.asarray(c, dtype=float), (B,)) for c in fD(*vals)], axis=1)
-    roots = np.full((B, deg), np.nan + 0j)
-    if deg > 0:
-        top = np.max(np.abs(C), axis=1)
-        lead_ok = np.abs(C[:, 0]) > 1e-14 * top
-        if lead_ok.any():
-            M = np.zeros((int(lead_ok.sum()), deg, deg))
-            M[:, 0, :] = -C[lead_ok, 1:] / C[lead_ok, :1]
-            M[:, np.arange(1, deg), np.arange(deg - 1)] = 1.0
-            roots[lead_ok] = np.linalg.eigvals(M)
-        for b in np.flatnonzero(~lead_ok):  # degenerate leading coefficient: fewer roots
-            if top[b] == 0:
-                continue  # f vanishes identically: a line of equilibria, no isolated root
-            r = np.roots(C[b])
-            roots[b, : len(r)] = r
+    C = _coefficients(fN, vals, B)  # (B, deg+1)
+    Dc = _coefficients(fD, vals, B)
+    parts = [np.repeat(_poly_roots(_coefficients(f, vals, B)), mult, axis=1) for f, _, mult in factors]
+    roots = np.concatenate(parts, axis=1) if parts else np.full((B, 0), np.nan + 0j)
+    # A factor whose degree drops leaves NaN; N vanishing identically (a line of equilibria) has
+    # no isolated root.
+    roots[np.max(np.abs(C), axis=1) == 0] = np.nan
     finite = np.isfinite(roots)
     real = finite & is_zero(roots.imag, scale=np.maximum(1.0, np.abs(np.where(finite, roots, 0))))
     x = np.where(real, roots.real, 0.0)
@@ -128,7 +196,7 @@ def _roots_chunk(vals, fN, fD, deg, bounds, collapse):
     return roots, real, slope, stable, zero
 
 
-def roots_batch(system: ODESystem, params: Mapping[str, Any], *, progress: bool = True) -> BatchRoots:
+def roots_batch(system: ODESystem, params: Params, *, progress: bool = True) -> BatchRoots:
     """All roots of the one-state dx/dt = f(x) at every parameter point at once.
 
     For any system with one state after restriction to its invariant manifold, whose
@@ -166,7 +234,7 @@ def roots_batch(system: ODESystem, params: Mapping[str, Any], *, progress: bool 
     shape = np.broadcast_shapes(*(v.shape for v in vals)) if vals else ()
     vals = [np.broadcast_to(v, shape).ravel() for v in vals]
     B = int(np.prod(shape, dtype=int))
-    fN, fD, deg = _root_functions(reduced)
+    fN, fD, deg, factors = _root_functions(reduced)
     lo_hi = reduced.state_bounds()[0]
     collapse = reduced.collapse_indices == (0,)
     roots = np.full((B, deg), np.nan + 0j)
@@ -174,7 +242,7 @@ def roots_batch(system: ODESystem, params: Mapping[str, Any], *, progress: bool 
     with progress_bar(B, "roots_batch", progress, unit="pt") as bar:
         for lo in range(0, B, ROOTS_CHUNK):
             hi = min(B, lo + ROOTS_CHUNK)
-            out = _roots_chunk([v[lo:hi] for v in vals], fN, fD, deg, lo_hi, collapse)
+            out = _roots_chunk([v[lo:hi] for v in vals], fN, fD, deg, factors, lo_hi, collapse)
             for dst, src in zip((roots, real, slope, stable, zero), out):
                 dst[lo:hi] = src
             bar.update(hi - lo)
@@ -202,8 +270,17 @@ def roots_batch(system: ODESystem, params: Mapping[str, Any], *, progress: bool 
 class Regimes:
     """A 2-D map of regimes: codes[j, i] indexes ``names`` at (x_values[i], y_values[j]).
 
-    names: ``REGIMES`` for a system whose state is a collapse state, else ``count_labels``
-    (code k = k stable equilibria).
+    Attributes
+    ----------
+    x, y : str
+        The axis names (parameters, or "scale").
+    x_values, y_values : numpy.ndarray
+        The axis values.
+    codes : numpy.ndarray of int
+        (len(y_values), len(x_values)) indices into ``names``.
+    names : tuple of str
+        ``REGIMES`` for a system whose state is a collapse state, else ``count_labels``
+        (code k = k stable equilibria).
     """
 
     x: str
@@ -214,10 +291,48 @@ class Regimes:
     names: tuple[str, ...] = REGIMES
 
     def label(self, i: int, j: int) -> str:
+        """The regime at (x_values[i], y_values[j]).
+
+        Parameters
+        ----------
+        i, j : int
+            Indices along x and y.
+
+        Returns
+        -------
+        str
+            ``names[codes[j, i]]``.
+
+        Raises
+        ------
+        IndexError
+            An index outside the grid.
+        """
         return self.names[self.codes[j, i]]
 
     def fractions(self) -> dict[str, float]:
+        """The share of the grid in each regime.
+
+        Returns
+        -------
+        dict of str -> float
+            ``{name: fraction}`` for every name (0 for regimes absent from the map).
+        """
         return {n: float(np.mean(self.codes == k)) for k, n in enumerate(self.names)}
+
+    def _span(self, values: np.ndarray) -> str:
+        return f"[{values[0]:.4g}, {values[-1]:.4g}]" if len(values) else "[]"
+
+    def __repr__(self) -> str:
+        shares = ", ".join(f"{n}: {f:.3g}" for n, f in self.fractions().items() if f > 0)
+        return (f"Regimes({self.x} in {self._span(self.x_values)} x {self.y} in {self._span(self.y_values)}, "
+                f"grid {self.codes.shape[1]}x{self.codes.shape[0]}; {{{shares}}})")
+
+    def _repr_html_(self) -> str:
+        return html_table(f"Regimes over {self.x} and {self.y}", ("regime", "fraction of the grid"),
+                          [(n, f) for n, f in self.fractions().items() if f > 0],
+                          [f"{self.x} in {self._span(self.x_values)}, {self.y} in {self._span(self.y_values)}, "
+                           f"grid {self.codes.shape[1]} x {self.codes.shape[0]}"])
 
 
 def _codes(reduced: ODESystem, r: BatchRoots) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -260,7 +375,7 @@ def _scaling(reduced: ODESystem, system: ODESystem, scaling: Mapping[str, Any] |
 
 
 def regimes(system: ODESystem, x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
-            params: Mapping[str, Any], *, scaling: Mapping[str, float] | None = None,
+            params: Params, *, scaling: Mapping[str, float] | None = None,
             progress: bool = True) -> Regimes:
     """Label every (x, y) parameter point by the equilibrium structure of a one-state system
     (after restriction to its invariant manifold), from batched roots (``roots_batch``).
@@ -282,6 +397,11 @@ def regimes(system: ODESystem, x: tuple[str, Sequence[float]], y: tuple[str, Seq
     scaling : mapping name -> power, optional
     progress : bool
         A progress bar for large maps (as ``roots_batch``).
+
+    Returns
+    -------
+    Regimes
+        The codes on the grid (y along rows, x along columns) and their names.
 
     Raises
     ------
@@ -330,13 +450,24 @@ def regimes(system: ODESystem, x: tuple[str, Sequence[float]], y: tuple[str, Seq
 class ShrinkingNorms:
     """Regimes of a one-state system along the path lambda(t) = exp(-rate t) of its scale.
 
-    t:          times; scale: lambda(t).
-    codes:      index into ``names`` at each time.
-    p_stable:   the largest stable non-collapsed equilibrium in the rescaled state
-                x / lambda**w (w the state's scaling weight, 0 if it has none); NaN where there
-                is none (``has_stable`` says where there is).
-    t_emerge:   first time such an equilibrium exists (bisection to 1e-10 relative), None if
-                never within ``t``; t[0] if it exists from the start.
+    Attributes
+    ----------
+    t : numpy.ndarray
+        The times.
+    scale : numpy.ndarray
+        lambda(t).
+    codes : numpy.ndarray of int
+        Index into ``names`` at each time.
+    p_stable : numpy.ndarray
+        The largest stable non-collapsed equilibrium in the rescaled state x / lambda^w (w the
+        state's scaling weight, 0 if it has none); NaN where there is none.
+    has_stable : numpy.ndarray of bool
+        Where a stable non-collapsed equilibrium exists.
+    t_emerge : float or None
+        First time such an equilibrium exists (bisection to 1e-10 relative), None if never
+        within ``t``; t[0] if it exists from the start.
+    names : tuple of str
+        The regime names ``codes`` index.
     """
 
     t: np.ndarray
@@ -347,8 +478,14 @@ class ShrinkingNorms:
     t_emerge: float | None
     names: tuple[str, ...] = REGIMES
 
+    def __repr__(self) -> str:
+        emerge = "never" if self.t_emerge is None else f"{self.t_emerge:.6g}"
+        span = f"[{self.t[0]:g}, {self.t[-1]:g}]" if len(self.t) else "[]"
+        return (f"ShrinkingNorms(t in {span} ({len(self.t)} times), scale {self.scale[-1]:.3g} at the end, "
+                f"stable non-collapsed equilibrium emerges at t = {emerge})")
 
-def shrinking_norms(system: ODESystem, params: Mapping[str, Any], t: Sequence[float], *,
+
+def shrinking_norms(system: ODESystem, params: Params, t: Sequence[float], *,
                     scaling: Mapping[str, float] | None = None, rate: str | float | None = None) -> ShrinkingNorms:
     """How the regime of a one-state system moves as its overall scale shrinks.
 
@@ -369,6 +506,11 @@ def shrinking_norms(system: ODESystem, params: Mapping[str, Any], t: Sequence[fl
     rate : parameter name or number, optional
         The decay rate of lambda; default the system's weight-decay parameter
         (``system.weight_decay``, "eta" for the derived eigenmode systems).
+
+    Returns
+    -------
+    ShrinkingNorms
+        The regime, scale and stable equilibrium at every time, and when it emerges.
 
     Raises
     ------

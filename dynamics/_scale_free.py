@@ -19,6 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from derivations import ModeSystem, Params
+
+from ._display import short_array
+
 __all__ = ["ScaleFreePoint", "scale_free_equilibria"]
 
 
@@ -26,13 +30,20 @@ __all__ = ["ScaleFreePoint", "scale_free_equilibria"]
 class ScaleFreePoint:
     """One equilibrium of the scale-free flow.
 
-    direction: the free state's values, unit norm (e.g. p / ||p||), shape (K,).
-    state:     the flat state on the manifold at that direction (unit scale).
-    residual:  max |rhs| there (eta = 0).
-    eigenvalues: of the Jacobian projected on the sphere's tangent space (K - 1 values).
-    stable:    True if every projected eigenvalue has a negative real part, False if one is
-               positive, None if undecided (zero eigenvalues within the differencing error and
-               no positive one: a non-hyperbolic point, e.g. where some modes have collapsed).
+    Attributes
+    ----------
+    direction : numpy.ndarray
+        The free state's values, unit norm (e.g. ``p / ||p||``), shape (K,).
+    state : numpy.ndarray
+        The flat state on the manifold at that direction (unit scale).
+    residual : float
+        max ``|rhs|`` there (eta = 0).
+    eigenvalues : numpy.ndarray
+        Of the Jacobian projected on the sphere's tangent space (K - 1 values).
+    stable : bool or None
+        True if every projected eigenvalue has a negative real part, False if one is
+        positive, None if undecided (zero eigenvalues within the differencing error and no
+        positive one: a non-hyperbolic point, e.g. where some modes have collapsed).
     """
 
     direction: np.ndarray
@@ -43,12 +54,12 @@ class ScaleFreePoint:
 
     def __repr__(self) -> str:
         kind = {True: "stable", False: "unstable", None: "undecided"}[self.stable]
-        return f"ScaleFreePoint(direction={np.array2string(self.direction, precision=4)}, {kind})"
+        return f"ScaleFreePoint(direction={short_array(self.direction, 4)}, {kind})"
 
 
 def scale_free_equilibria(
-    system: Any,
-    params: Mapping[str, Any],
+    system: ModeSystem,
+    params: Params,
     *,
     n_starts: int = 24,
     seed: int = 0,

@@ -6,18 +6,31 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
+from derivations import Names
+
+from ._display import html_table
+
 __all__ = ["STATUSES", "Solution"]
 
-STATUSES = ("finished", "collapsed", "partly_collapsed", "blew_up", "steady", "event", "max_steps", "failed")
+STATUSES = Names.define("STATUSES", {
+    "finished": "the run reached t1.",
+    "collapsed": "the Collapse event fired: every collapse state within its tol of zero.",
+    "partly_collapsed": "the run stopped where a subset of the collapse states that the system declares "
+                        "(system.partial_collapse) vanished while the others stayed finite; `event` names it.",
+    "blew_up": "the BlowUp event fired: max abs(y) reached its bound, or the step size collapsed while max abs(y) escaped.",
+    "steady": "the Steady event fired: max abs(dy/dt) fell to its tol.",
+    "event": "another event fired (a Condition, LeaveBox, ...); `event` names it.",
+    "max_steps": "the step budget ran out before t1 (after the retry, if any).",
+    "failed": "the solver stopped for another reason (step-size collapse, non-finite state); `messages` says which.",
+}, module=__name__, summary="How each run of a Solution ended (Solution.status holds one of these per trajectory).")
 """finished: reached t1. collapsed: the Collapse event fired (every collapse state within its
 tol of zero). partly_collapsed: the run stopped where a subset of the states that the system
 declares (``system.partial_collapse``, e.g. the predictor of an eigenmode system) vanished while
-the other collapse states stayed finite (``event`` names it, e.g. "predictor collapse"). blew_up: the BlowUp event fired (max |y| reached its bound, or the step size
-collapsed while max |y| escaped). steady: the Steady event fired (max |dy/dt| fell to its tol).
+the other collapse states stayed finite (``event`` names it, e.g. "predictor collapse"). blew_up: the BlowUp event fired (max abs(y) reached its bound, or the step size
+collapsed while max abs(y) escaped). steady: the Steady event fired (max abs(dy/dt) fell to its tol).
 event: another event fired (a Condition, LeaveBox, ...; ``event`` names it). max_steps: the
 step budget ran out before t1 (after the retry, if any). failed: the solver stopped for another
 reason: the step size collapsed (stiffness or a singularity) or the state stopped being finite;
@@ -29,27 +42,45 @@ class Solution:
     """Trajectories y(t) of one or many initial states, and how each run ended.
 
     Each run goes from t0 until it *ends*: at t1 ("finished"), at a terminating event, or where
-    the solver stopped (budget, step-size collapse). Fields (batch_shape = the broadcast shape
-    of y0 and the params):
+    the solver stopped (budget, step-size collapse). batch_shape is the broadcast shape of y0
+    and the params.
 
-    t:        the saved times (t_eval, or the default grid from t0 to t1), shape (n_times,).
-              The same for every trajectory; it need not reach t1 or the end of a run.
-    y:        batch_shape + (n_times, n_states): y[..., i, :] is the state at t[i] where
-              ``valid``; at saved times after the run ended it holds the end state ``final``
-              (never NaN).
-    valid:    batch_shape + (n_times,): True where t[i] <= t_end, i.e. y holds the solution.
-    status:   batch_shape, str: one of STATUSES.
-    event:    batch_shape, str: the name of the event that ended the run ("collapse",
-              "blow_up", "steady", a Condition's or LeaveBox's name), "" where none did.
-    event_t:  batch_shape: the time of that event, NaN where none fired.
-    t_end:    batch_shape: the time where the run ended (t1, the event time, or where the
-              solver stopped).
-    y_end:    batch_shape + (n_states,): the state at t_end; also ``final``.
-    n_steps:  batch_shape: accepted solver steps.
-    messages: batch_shape, str: the reason for max_steps, failed, a blow-up found by step
-              collapse, or an event already true at t0; "" otherwise.
-    retried:  batch_shape, bool: re-run with the stiff solver and 8x max_steps.
-    state_names, backend, info: the system's state names, "jax"/"scipy", the options used.
+    Attributes
+    ----------
+    t : numpy.ndarray
+        The saved times (t_eval, or the default grid from t0 to t1), shape (n_times,). The
+        same for every trajectory; it need not reach t1 or the end of a run.
+    y : numpy.ndarray
+        batch_shape + (n_times, n_states): ``y[..., i, :]`` is the state at t[i] where
+        ``valid``; at saved times after the run ended it holds the end state ``final`` (never
+        NaN).
+    valid : numpy.ndarray of bool
+        batch_shape + (n_times,): True where t[i] <= t_end, i.e. y holds the solution.
+    status : numpy.ndarray of str
+        batch_shape: one of STATUSES.
+    event : numpy.ndarray of str
+        batch_shape: the name of the event that ended the run ("collapse", "blow_up",
+        "steady", a Condition's or LeaveBox's name), "" where none did.
+    event_t : numpy.ndarray
+        batch_shape: the time of that event, NaN where none fired.
+    t_end : numpy.ndarray
+        batch_shape: the time where the run ended (t1, the event time, or where the solver
+        stopped).
+    y_end : numpy.ndarray
+        batch_shape + (n_states,): the state at t_end; also ``final``.
+    n_steps : numpy.ndarray of int
+        batch_shape: accepted solver steps.
+    messages : numpy.ndarray of str
+        batch_shape: the reason for max_steps, failed, a blow-up found by step collapse, or
+        an event already true at t0; "" otherwise.
+    retried : numpy.ndarray of bool
+        batch_shape: re-run with the stiff solver and 8x max_steps.
+    state_names : tuple of str
+        The system's state names.
+    backend : str
+        "jax" or "scipy".
+    info : dict
+        The options used (solver, tolerances, events, ...).
     """
 
     t: np.ndarray
@@ -65,10 +96,11 @@ class Solution:
     retried: np.ndarray
     state_names: tuple[str, ...]
     backend: str
-    info: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, object] = field(default_factory=dict)
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
+        """The shape of the batch of trajectories (``status.shape``)."""
         return self.status.shape
 
     @property
@@ -79,11 +111,23 @@ class Solution:
         return self.y_end
 
     def states(self) -> dict[str, np.ndarray]:
-        """``{state name: y[..., i]}``, each batch_shape + (n_times,)."""
+        """The trajectories state by state.
+
+        Returns
+        -------
+        dict of str -> numpy.ndarray
+            ``{state name: y[..., i]}``, each batch_shape + (n_times,).
+        """
         return {n: self.y[..., i] for i, n in enumerate(self.state_names)}
 
     def counts(self) -> dict[str, int]:
-        """How many trajectories ended in each status."""
+        """How many trajectories ended in each status.
+
+        Returns
+        -------
+        dict of str -> int
+            ``{status: count}`` for the statuses that occur.
+        """
         return dict(Counter(self.status.ravel().tolist()))
 
     @property
@@ -117,10 +161,20 @@ class Solution:
         t = f"[{self.t[0]:g}, {self.t[-1]:g}]" if len(self.t) else "[]"
         return (
             f"Solution(batch_shape={self.batch_shape}, n_times={len(self.t)}, t={t}, "
-            f"states=({_summary(self.state_names)}), backend={self.backend!r}, status={{{counts}}})"
+            f"states=[{_summary(self.state_names)}], backend={self.backend!r}, status={{{counts}}})"
         )
 
     __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        counts = self.counts()
+        t = f"[{self.t[0]:g}, {self.t[-1]:g}]" if len(self.t) else "[]"
+        return html_table(
+            f"Solution: {int(np.prod(self.batch_shape))} trajectories, batch shape {self.batch_shape}",
+            ("status", "trajectories"),
+            [(k, counts[k]) for k in STATUSES if k in counts] + [(k, v) for k, v in counts.items() if k not in STATUSES],
+            [f"t in {t}, {len(self.t)} saved times; states [{_summary(self.state_names)}]; backend {self.backend!r}"],
+        )
 
 
 _INDEXED = re.compile(r"^(.*?)(\d+)$")

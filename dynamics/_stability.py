@@ -30,14 +30,14 @@ Non-hyperbolic points:
 - anything else (two or more zero eigenvalues, two imaginary pairs, points on a curve of
   equilibria, centre manifolds of non-rational systems) returns stable=None with the reason.
 
-Points that are not equilibria: ``classify`` warns (UserWarning naming the residual |f(x)| and
+Points that are not equilibria: ``classify`` warns (UserWarning naming the residual ``|f(x)|`` and
 its scale) and classifies the linearisation anyway; poles raise ValueError.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -46,9 +46,12 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from derivations import ModeSystem, ODESystem
+from numpy.typing import ArrayLike
+
+from derivations import ModeSystem, ODESystem, Params
 from derivations._codegen import lambdified
 
+from ._display import short_array
 from ._tolerance import EQUILIBRIUM_RTOL, FLOAT_FLOOR, FLOAT_RTOL, HP_DPS, HP_FLOOR, HP_RTOL, balanced_size, eig_scale, zero_eigenvalues
 
 __all__ = ["classify", "Classification", "jacobian_at"]
@@ -62,24 +65,36 @@ _MAX_HP_STATES = 8
 
 @dataclass(frozen=True)
 class Classification:
-    """See ``classify``.
+    """The linear (and, where needed, nonlinear) type of an equilibrium; see ``classify``.
 
-    jacobian:    numeric Jacobian at the point (float64, read-only).
-    eigenvalues: its eigenvalues (complex128, read-only; computed at high precision and rounded).
-    kind:        "stable node", "unstable node", "stable focus", "unstable focus", "saddle",
-                 "non-hyperbolic stable node", "non-hyperbolic stable node (boundary)",
-                 "non-hyperbolic unstable node", "semi-stable", "non-hyperbolic saddle",
-                 "non-hyperbolic stable focus", "non-hyperbolic unstable focus", "centre",
-                 "non-isolated", "non-hyperbolic (undecided)".
-    stable:      True / False / None (undecided).
-    hyperbolic:  no eigenvalue on the imaginary axis.
-    index:       number of unstable directions.
-    reason:      why, in words.
-    centre_flow: (k, a_k) of du/dt = a_k u^k + ... on a one-dimensional centre manifold, u the
-                 coordinate along the unit null vector of J (its sign is a convention), or None.
-    lyapunov:    the first Lyapunov coefficient at a pair +-i omega (Guckenheimer-Holmes
-                 normalisation, see the module docstring), or None.
-    precision:   "high" (decided at HP_DPS digits with HP_RTOL) or "float" (FLOAT_RTOL).
+    Attributes
+    ----------
+    jacobian : numpy.ndarray
+        Numeric Jacobian at the point (float64, read-only).
+    eigenvalues : numpy.ndarray
+        Its eigenvalues (complex128, read-only; computed at high precision and rounded).
+    kind : str
+        "stable node", "unstable node", "stable focus", "unstable focus", "saddle",
+        "non-hyperbolic stable node", "non-hyperbolic stable node (boundary)",
+        "non-hyperbolic unstable node", "semi-stable", "non-hyperbolic saddle",
+        "non-hyperbolic stable focus", "non-hyperbolic unstable focus", "centre",
+        "non-isolated", "non-hyperbolic (undecided)".
+    stable : bool or None
+        True / False / None (undecided).
+    hyperbolic : bool
+        No eigenvalue on the imaginary axis.
+    index : int
+        Number of unstable directions.
+    reason : str
+        Why, in words.
+    centre_flow : tuple of (int, float) or None
+        (k, a_k) of du/dt = a_k u^k + ... on a one-dimensional centre manifold, u the
+        coordinate along the unit null vector of J (its sign is a convention), or None.
+    lyapunov : float or None
+        The first Lyapunov coefficient at a pair +-i omega (Guckenheimer-Holmes
+        normalisation, see the module docstring), or None.
+    precision : str
+        "high" (decided at HP_DPS digits with HP_RTOL) or "float" (FLOAT_RTOL).
     """
 
     jacobian: np.ndarray
@@ -93,13 +108,39 @@ class Classification:
     lyapunov: float | None = None
     precision: str = "float"
 
+    def __repr__(self) -> str:
+        return (f"Classification({self.kind}, stable={self.stable}, index={self.index}, "
+                f"eigenvalues={short_array(self.eigenvalues, 4)}, precision={self.precision!r})")
+
 
 # -- public entry points -------------------------------------------------------------------------
 
 
-def jacobian_at(system, params: Mapping[str, Any], x: Any) -> np.ndarray:
+def jacobian_at(system: ODESystem | ModeSystem, params: Params, x: ArrayLike) -> np.ndarray:
     """Numeric Jacobian d f / d y at x, float64: symbolic for an ODESystem, autodiff (JAX)
-    for a ModeSystem. ``params`` are taken as validated (see ``classify``)."""
+    for a ModeSystem. ``params`` are taken as validated (see ``classify``).
+
+    Parameters
+    ----------
+    system : ODESystem or ModeSystem
+        The system.
+    params : mapping str -> float
+        Parameter values keyed by name, already validated (``system.check_params``).
+    x : array_like
+        The point, one value per state.
+
+    Returns
+    -------
+    numpy.ndarray
+        The n_states x n_states Jacobian, float64.
+
+    Raises
+    ------
+    KeyError
+        A parameter of the system is missing from ``params`` (they are not checked here).
+    TypeError
+        A value of ``x`` or ``params`` is not a real number.
+    """
     if isinstance(system, ODESystem):
         g = _float_functions(system)[1]
         vals = g(*np.asarray(x, dtype=float), *[float(params[n]) for n in system.param_names])
@@ -115,10 +156,10 @@ def jacobian_at(system, params: Mapping[str, Any], x: Any) -> np.ndarray:
 
 def classify(
     system: ODESystem | ModeSystem,
-    params: Mapping[str, Any],
-    x: Any,
+    params: Params,
+    x: ArrayLike | Sequence[sp.Expr],
     *,
-    bounds: Mapping[Any, tuple] | None = None,
+    bounds: Mapping[int | str, tuple[float, float]] | None = None,
     on_curve: bool = False,
 ) -> Classification:
     """Classify the equilibrium ``x`` of ``system`` at ``params`` (see the module docstring).
@@ -148,7 +189,7 @@ def classify(
     Warns
     -----
     UserWarning
-        x is not an equilibrium: |f(x)| > EQUILIBRIUM_RTOL * (term scale of f at x); the
+        x is not an equilibrium: ``|f(x)|`` > EQUILIBRIUM_RTOL * (term scale of f at x); the
         message names the residual. The linearisation at x is classified anyway.
     """
     if not isinstance(system, (ODESystem, ModeSystem)):

@@ -11,6 +11,7 @@ import sympy as sp
 
 from derivations import ODESystem
 
+from ._display import html_table
 from ._prepare import label, prepared
 
 __all__ = ["threshold", "Threshold"]
@@ -24,19 +25,37 @@ class Threshold:
     """Where equilibria appear, disappear, cross or start to oscillate, as conditions on
     ``param`` (each condition is ``expression = 0``; None where there is none).
 
-    fold:           a double root (one-state: discriminant of a factor of the numerator;
-                    several states: det J = 0 at a symbolic equilibrium).
-    transcritical:  the roots of two distinct factors meet (their resultant); several states:
-                    det J = 0 where two symbolic equilibria coincide.
-    *_solutions:    the conditions solved for ``param`` (closed forms of degree <= 2 in it;
-                    ``note`` says where there is no closed form). Points that are pitchforks
-                    are listed in ``pitchfork_solutions`` only.
-    pitchfork_solutions: a fold and a transcritical point at once (a symmetric triple root).
-    hopf:           trace J = 0 at a two-state equilibrium (with det J > 0): a complex pair
-                    on the imaginary axis; None for one state.
-    note:           the answer in words (what was dropped and why, what has no closed form).
-    held:           states held fixed as parameters for this analysis.
-    equilibria:     the symbolic equilibria used (several states), as {state: expression}.
+    The ``*_solutions`` fields hold the conditions solved for ``param`` (closed forms of
+    degree <= 2 in it; ``note`` says where there is no closed form). Points that are
+    pitchforks are listed in ``pitchfork_solutions`` only.
+
+    Attributes
+    ----------
+    param : sympy.Symbol
+        The parameter.
+    fold : sympy.Expr or None
+        A double root (one-state: discriminant of a factor of the numerator; several states:
+        det J = 0 at a symbolic equilibrium).
+    fold_solutions : tuple of sympy.Expr
+        Values of ``param`` at a fold.
+    transcritical : sympy.Expr or None
+        The roots of two distinct factors meet (their resultant); several states: det J = 0
+        where two symbolic equilibria coincide.
+    transcritical_solutions : tuple of sympy.Expr
+        Values of ``param`` at a transcritical point.
+    pitchfork_solutions : tuple of sympy.Expr
+        A fold and a transcritical point at once (a symmetric triple root).
+    hopf : sympy.Expr or None
+        trace J = 0 at a two-state equilibrium (with det J > 0): a complex pair on the
+        imaginary axis; None for one state.
+    hopf_solutions : tuple of sympy.Expr
+        Values of ``param`` at a Hopf point.
+    note : str
+        The answer in words (what was dropped and why, what has no closed form).
+    held : tuple of str
+        States held fixed as parameters for this analysis.
+    equilibria : tuple of mapping str -> sympy.Expr
+        The symbolic equilibria used (several states), as {state: expression}.
     """
 
     param: sp.Symbol
@@ -72,6 +91,20 @@ class Threshold:
 
     def __str__(self) -> str:
         return repr(self) + (f"\n  {self.note}" if self.note else "")
+
+    def _repr_html_(self) -> str:
+        rows = []
+        for kind, cond, sols in (("fold", self.fold, self.fold_solutions),
+                                 ("transcritical", self.transcritical, self.transcritical_solutions),
+                                 ("pitchfork", None, self.pitchfork_solutions),
+                                 ("Hopf", self.hopf, self.hopf_solutions)):
+            if (cond is None or (kind != "Hopf" and self.pitchfork_solutions)) and not sols:
+                continue  # none, or only the pitchfork (listed once, as the pitchfork)
+            rows.append((kind, "–" if cond is None else f"{sp.sstr(cond)} = 0",
+                         ", ".join(sp.sstr(s) for s in sols) or "–"))
+        held = f" ({', '.join(self.held)} held fixed)" if self.held else ""
+        return html_table(f"Threshold in {self.param}{held}", ("kind", "condition", f"{self.param} ="), rows,
+                          [self.note] if rows else ["no bifurcation condition", self.note])
 
 
 def threshold(system: ODESystem, param: str, *, hold: Sequence[str] | None = None) -> Threshold:

@@ -1,4 +1,9 @@
-"""Claim: the cosine (feature-normalized) SimSiam mode is sixth-order; the Euclidean one is cubic.
+"""The cosine mode is sixth-order, the Euclidean one cubic
+=======================================================
+
+Claim: the cosine (feature-normalized) SimSiam mode is sixth-order; the Euclidean one is cubic.
+
+Run it with::
 
     python examples/derive_and_check.py
 

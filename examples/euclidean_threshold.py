@@ -1,4 +1,9 @@
-"""Claim: with the Euclidean loss, weight decay above 1/(4c) leaves only the collapsed equilibrium.
+"""The Euclidean weight-decay threshold
+====================================
+
+Claim: with the Euclidean loss, weight decay above 1/(4c) leaves only the collapsed equilibrium.
+
+Run it with::
 
     python examples/euclidean_threshold.py
 

@@ -1,5 +1,10 @@
-"""Claim: with the cosine loss, a stable non-collapsed equilibrium emerges as weight decay shrinks
+"""A stable equilibrium emerges as weight decay shrinks the norms
+==============================================================
+
+Claim: with the cosine loss, a stable non-collapsed equilibrium emerges as weight decay shrinks
 the norms, even for weight decay above the Euclidean threshold.
+
+Run it with::
 
     python examples/weight_decay_emergence.py
 

@@ -346,7 +346,7 @@ def test_repr_is_short_and_names_every_state():
     assert "p_1..p_50, s_1..s_50" in text and len(text) < 200 and "array" not in text and "\n" not in text
     small = integrate(ODESystem.from_equations({"p_hat": "-p_hat", "s_total": "-s_total", "z": "0"}, params=()),
                       [1.0, 1.0, 1.0], (0, 1), {}, n_save=3, backend="scipy")
-    assert "states=(p_hat, s_total, z)" in repr(small)
+    assert "states=[p_hat, s_total, z]" in repr(small)
     many = ODESystem.from_equations({f"v{i}": f"-v{i}" for i in range(30)} | {"w": "0"}, params=())
     text = repr(integrate(many, np.ones(31), (0, 0.1), {}, n_save=2, backend="scipy"))
     assert "v0..v29, w" in text

@@ -1,0 +1,108 @@
+"""The documentation site builds with warnings as errors, and its API reference documents every
+public name of ``ncdyn`` exactly once.
+
+The build executes nothing (``plot_gallery=0``: the gallery pages are generated from the
+example scripts without running them; ``nb_execution_mode=off``: the tutorial is executed by
+its own test) and fetches nothing from the network.
+"""
+
+import inspect
+import types
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sphinx")
+pytest.importorskip("sphinx_gallery")
+pytest.importorskip("myst_nb")
+
+from sphinx.cmd.build import build_main  # noqa: E402
+from sphinx.util.inventory import InventoryFile  # noqa: E402
+
+import ncdyn  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+API_PAGES = ("models", "systems", "verify", "integrate", "equilibria", "bifurcation", "phase_plane", "network")
+
+
+# Sphinx's own napoleon still reads autodoc options the old way (a deprecation, not our warning).
+pytestmark = pytest.mark.filterwarnings("ignore:The mapping interface for autodoc options:PendingDeprecationWarning")
+
+
+# One build checked by one test: pytest-xdist would otherwise build the site once per worker.
+def test_site_builds_and_documents_the_public_api(tmp_path):
+    site = tmp_path / "html"
+    rc = build_main(["-W", "--keep-going", "-q", "-b", "html", "-d", str(tmp_path / "doctrees"),
+                     "-D", "plot_gallery=0", "-D", "nb_execution_mode=off", str(DOCS), str(site)])
+    assert rc == 0, "sphinx-build -W failed: see the warnings above"
+    _check_key_pages(site)
+    _check_every_public_name_documented_once(site)
+    _check_api_pages_show_docstrings(site)
+
+
+def _check_key_pages(site):
+    pages = ["index", "getting_started", "tutorial", "science/index", "howto/index", "gallery/index",
+             "api/index", *(f"api/{name}" for name in API_PAGES)]
+    missing = [page for page in pages if not (site / f"{page}.html").is_file()]
+    assert not missing, f"pages missing from the built site: {missing}"
+    examples = sorted(p.stem for p in (ROOT / "examples").glob("*.py"))
+    assert examples, "no example scripts found"
+    gallery = (site / "gallery" / "index.html").read_text(encoding="utf-8")
+    for name in examples:
+        assert (site / "gallery" / f"{name}.html").is_file(), f"no gallery page for examples/{name}.py"
+        assert f"{name}.html" in gallery, f"the gallery index does not link examples/{name}.py"
+    assert ncdyn.__version__ in (site / "index.html").read_text(encoding="utf-8")
+
+
+def _documented(site):
+    """Every Python object of the built site, full name -> how many times it is described."""
+    with open(site / "objects.inv", "rb") as f:
+        inventory = InventoryFile.load(f, "", lambda base, uri: uri)
+    names = Counter()
+    for domain_role, entries in inventory.items():
+        if domain_role.startswith("py:") and domain_role != "py:module":
+            for name, entry in entries.items():
+                names[name] += 1
+    return names
+
+
+def _public_names():
+    return [name for name in ncdyn.__all__
+            if name != "__version__" and not isinstance(getattr(ncdyn, name), types.ModuleType)]
+
+
+def _check_every_public_name_documented_once(site):
+    documented = _documented(site)
+    public = _public_names()
+    assert len(public) > 50
+    missing = [name for name in public if documented[f"ncdyn.{name}"] == 0]
+    assert not missing, f"names of ncdyn.__all__ missing from docs/api/*.rst: {missing}"
+    twice = [name for name in public if documented[f"ncdyn.{name}"] > 1]
+    assert not twice, f"documented more than once: {twice}"
+    # documented under ncdyn only, not again under the package that defines it
+    elsewhere = sorted(name for name in documented
+                       if name.startswith(("derivations.", "dynamics.")) and "." not in name.partition(".")[2]
+                       and name.partition(".")[2] in public)
+    assert not elsewhere, f"also documented under its package: {elsewhere}"
+
+
+def _check_api_pages_show_docstrings(site):
+    """Each public function's page carries its own docstring's first line (not an empty entry), and
+    a re-exported constant shows the docstring written under it, not the docstring of its type."""
+    text = "".join((site / "api" / f"{page}.html").read_text(encoding="utf-8") for page in API_PAGES)
+    first_lines = {name: inspect.getdoc(getattr(ncdyn, name)).splitlines()[0]
+                   for name in ("integrate", "equilibria", "derive", "simulate_network")}
+    for name, line in first_lines.items():
+        words = line.split()[:3]
+        assert " ".join(words) in text.replace("\n", " "), f"docstring of {name} not on its API page"
+    assert "Built-in immutable sequence" not in text
+    assert "int([x]) -&gt; integer" not in text and "int([x]) -> integer" not in text
+
+
+def test_documentation_section_of_the_readme_gives_the_build_command():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "## Documentation" in readme
+    section = readme.split("## Documentation", 1)[1].split("\n## ", 1)[0]
+    assert "sphinx-build" in section and " docs " in section
