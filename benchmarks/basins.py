@@ -1,4 +1,4 @@
-"""Throughput of ``dynamics.basins`` on a large grid of initial states (issue 13: 10^6).
+"""Throughput of ``dynamics.basins`` on a large grid of initial states (10^6 by default).
 
     python benchmarks/basins.py [--grid 1000] [--t1 200]
 

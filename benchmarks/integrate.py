@@ -3,7 +3,7 @@
     python benchmarks/integrate.py [--n 10000 100000] [--t1 20] [--repeat 3] [--diagnose]
                                    [--compile] [--memory 1000000]
 
-The problem (issue 13): the Euclidean EMA system (p, s, tau), N random initial states with
+The problem: the Euclidean EMA system (p, s, tau), N random initial states with
 per-trajectory eta and beta, rtol 1e-8, atol 1e-10, t in [0, t1], only the final state saved,
 no events. In one run and on the same trajectories:
 

@@ -1,4 +1,4 @@
-"""Throughput of ``dynamics.roots_batch`` / ``regimes`` on 10^6 parameter points (issue 13).
+"""Throughput of ``dynamics.roots_batch`` / ``regimes`` on 10^6 parameter points.
 
     python benchmarks/regimes.py [--grid 1000]
 

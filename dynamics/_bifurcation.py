@@ -33,10 +33,6 @@ BIFURCATION_KINDS = Names.define("BIFURCATION_KINDS", {
     "pitchfork": "one branch splits into three (a symmetric triple root).",
     "hopf": "a complex pair of eigenvalues crosses the imaginary axis; the number of equilibria is unchanged.",
 }, module=__name__, summary="Kinds of BifurcationPoint (BifurcationPoint.kind is one of these).")
-"""Kinds of ``BifurcationPoint``: fold (saddle-node: two equilibria meet and vanish, a real
-eigenvalue through 0), transcritical (two branches cross and exchange stability, the number
-of equilibria unchanged), pitchfork (one branch splits into three), hopf (a complex pair of
-eigenvalues crosses the imaginary axis, the number of equilibria unchanged)."""
 
 
 # -- bifurcation diagrams ----------------------------------------------------------------

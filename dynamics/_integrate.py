@@ -628,6 +628,15 @@ def _classify(raw, num, Y0, P, ts, span, evs, solver, max_steps, backend, retrie
                 f"(> {blow.escape:g} x max(1, max|y0|)); the blow-up time is located to about the step size floor"
             )
             continue
+        shrunk = _full_collapse(num, Y0[b], y_end[b])
+        if shrunk is not None:
+            status[b], event[b], event_t[b] = "collapsed", "collapse", t_end[b]
+            messages[b] = (
+                f"finite-time collapse: the step size collapsed at t = {t_end[b]:.10g} as every collapse state fell "
+                f"to {shrunk:.2g} of its initial size, where the right-hand side is singular (the run cannot continue "
+                "past it; the collapse time is located to about the step size floor)"
+            )
+            continue
         part = _partial_collapse(num, Y0[b], y_end[b])
         if part is not None:
             label, ratio = part
@@ -651,6 +660,20 @@ PARTIAL_COLLAPSE_RATIO = 1e-3
 """A declared subset of states counts as collapsed at a failure when its size fell below this
 fraction of its initial size, relative to how far the rest of the collapse states shrank (in
 the system's scaling, where it declares one)."""
+
+
+def _full_collapse(num: _NumericSystem, y0: np.ndarray, y: np.ndarray) -> float | None:
+    """The size ratio max|y_c| / max|y0_c| over the collapse states, if a failed run stopped with
+    all of them below PARTIAL_COLLAPSE_RATIO of their initial size (and the other states finite):
+    a finite-time collapse into a singularity of the right-hand side, short of any Collapse tol."""
+    idx = list(num.collapse_indices)
+    if not idx or not np.all(np.isfinite(y)):
+        return None
+    start = float(np.max(np.abs(y0[idx])))
+    if start <= 0:
+        return None
+    ratio = float(np.max(np.abs(y[idx]))) / start
+    return ratio if ratio <= PARTIAL_COLLAPSE_RATIO else None
 
 
 def _partial_collapse(num: _NumericSystem, y0: np.ndarray, y: np.ndarray) -> tuple[str, float] | None:

@@ -25,9 +25,6 @@ ITERATION_STATUSES = Names.define("ITERATION_STATUSES", {
     "blew_up": "max abs(y) exceeded blowup_bound (the state is kept at the last step inside).",
     "non-finite": "a step produced NaN or inf (the state is kept at the last finite step).",
 }, module=__name__, summary="How each run of an Iteration ended (Iteration.status holds one of these).")
-"""finished: every step stayed finite and inside the bound. blew_up: max abs(y) exceeded
-``blowup_bound`` (the state is kept at the last step inside). non-finite: a step produced
-NaN or inf (the state is kept at the last finite step)."""
 
 
 def is_discrete(system: Any) -> bool:

@@ -31,13 +31,8 @@ REGIMES = Names.define("REGIMES", {
     "non-collapsed only": "x = 0 is unstable and another equilibrium is stable.",
     "no stable equilibrium": "trajectories leave every neighbourhood (e.g. finite-time blow-up).",
 }, module=__name__, summary="Regime labels of regimes() for a one-state system whose state is a collapse state "
-                            "(Regimes.codes index these).")
-"""Regime labels of ``regimes`` for a one-state system that declares its state as a collapse
-state (``system.collapse``), by its stable equilibria: collapse only: x = 0 is the only stable
-equilibrium; bistable: x = 0 and another one are both stable; non-collapsed only: x = 0 is
-unstable and another one is stable; no stable equilibrium: trajectories leave every
-neighbourhood (e.g. finite-time blow-up). A system without collapse states is labelled by its
-number of stable equilibria instead (``count_labels``)."""
+                            "(Regimes.codes index these); a system without collapse states is labelled by its "
+                            "number of stable equilibria instead (count_labels).")
 
 def count_labels(n_max: int) -> tuple[str, ...]:
     """Regime labels for a system without collapse states: code k = k stable equilibria."""

@@ -17,7 +17,9 @@ __all__ = ["STATUSES", "Solution"]
 
 STATUSES = Names.define("STATUSES", {
     "finished": "the run reached t1.",
-    "collapsed": "the Collapse event fired: every collapse state within its tol of zero.",
+    "collapsed": "the Collapse event fired: every collapse state within its tol of zero; or the step size "
+                 "collapsed as every collapse state fell below PARTIAL_COLLAPSE_RATIO of its initial size (a "
+                 "finite-time collapse into a singularity of the right-hand side; `messages` says so).",
     "partly_collapsed": "the run stopped where a subset of the collapse states that the system declares "
                         "(system.partial_collapse) vanished while the others stayed finite; `event` names it.",
     "blew_up": "the BlowUp event fired: max abs(y) reached its bound, or the step size collapsed while max abs(y) escaped.",
@@ -26,15 +28,6 @@ STATUSES = Names.define("STATUSES", {
     "max_steps": "the step budget ran out before t1 (after the retry, if any).",
     "failed": "the solver stopped for another reason (step-size collapse, non-finite state); `messages` says which.",
 }, module=__name__, summary="How each run of a Solution ended (Solution.status holds one of these per trajectory).")
-"""finished: reached t1. collapsed: the Collapse event fired (every collapse state within its
-tol of zero). partly_collapsed: the run stopped where a subset of the states that the system
-declares (``system.partial_collapse``, e.g. the predictor of an eigenmode system) vanished while
-the other collapse states stayed finite (``event`` names it, e.g. "predictor collapse"). blew_up: the BlowUp event fired (max abs(y) reached its bound, or the step size
-collapsed while max abs(y) escaped). steady: the Steady event fired (max abs(dy/dt) fell to its tol).
-event: another event fired (a Condition, LeaveBox, ...; ``event`` names it). max_steps: the
-step budget ran out before t1 (after the retry, if any). failed: the solver stopped for another
-reason: the step size collapsed (stiffness or a singularity) or the state stopped being finite;
-``messages`` says which, and what to try."""
 
 
 @dataclass(frozen=True, repr=False)

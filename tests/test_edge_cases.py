@@ -2,8 +2,9 @@
 finite-time blow-up of the K-mode exact system, eta = 0 continua."""
 
 import numpy as np
+import pytest
 
-from derivations import ModelSpec, derive
+from derivations import ModelSpec, ODESystem, derive
 from dynamics import equilibria, integrate, simulate_network
 
 
@@ -57,3 +58,21 @@ def test_zero_weight_decay_continuum_and_its_points():
     eqs = equilibria(derive(ModelSpec("euclidean", "ema")), {"sigma2": 0.2, "eta": 0.0, "alpha_p": 1.0, "beta": 0.5})
     assert eqs.complete and len(eqs.curves) == 2
     assert all(e.kind == "non-isolated" and e.stable is None for e in eqs)
+
+
+@pytest.mark.parametrize("backend", ["jax", "scipy"])
+def test_finite_time_collapse_into_a_singularity_is_collapsed_not_failed(backend):
+    """x' = -1/(2x), y' = -y: x(t)^2 = x0^2 - t reaches 0 at t* = x0^2, where the right-hand side
+    is singular, so no solver gets x below a Collapse tol; the step size collapses first. With x
+    declared a collapse state the run is "collapsed" at t*, with events or without; without the
+    declaration nothing is known about what vanishing means and the run "failed"."""
+    x0 = 0.8
+    eqs = {"x": "-1/(2*x)", "y": "-y"}
+    declared = ODESystem.from_equations(eqs, collapse=("x",))
+    for events in ((), ("collapse", "blow_up")):
+        sol = integrate(declared, [x0, 1.0], (0, 1.0), {}, backend=backend, events=events)
+        assert sol.status == "collapsed" and sol.event == "collapse", (sol.status, sol.messages)
+        assert abs(sol.event_t - x0**2) < 1e-6 and not sol.retried
+        assert "finite-time collapse" in str(sol.messages) or events
+    plain = integrate(ODESystem.from_equations(eqs), [x0, 1.0], (0, 1.0), {}, backend=backend, events=())
+    assert plain.status == "failed"

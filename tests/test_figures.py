@@ -1,4 +1,4 @@
-"""Paper-ready figures (issue 12): legends off the data, labels and titles in mathtext with the
+"""Paper-ready figures: legends off the data, labels and titles in mathtext with the
 parameter values and the slice, 1-D flow markers on their curve's colour with none painted over,
 blow-ups in basin maps, clear errors for plotting arguments of the wrong kind, and figures that
 display in Jupyter. Every figure is rendered (Agg) so that mathtext errors surface."""

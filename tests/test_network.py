@@ -99,7 +99,7 @@ def test_network_bad_input(kwargs, exc, match):
         simulate_network(args.pop("spec"), args.pop("params"), **args)
 
 
-# --- every ModelSpec option against independent closed forms (issue 10) ---------------------
+# --- every ModelSpec option against independent closed forms ------------------------------
 from scipy.integrate import solve_ivp  # noqa: E402
 
 
@@ -164,7 +164,7 @@ def test_network_options_follow_closed_form_flows(kind, spec, extra, lam, one_vi
 
 
 def test_default_records_accept_short_runs():
-    """Issue 12: t1 = 0.1 with dt = 0.01 (10 steps) used to raise 'must be a multiple of
+    """t1 = 0.1 with dt = 0.01 (10 steps) used to raise 'must be a multiple of
     n_records - 1 = 60'; the default now records every step of such a short run."""
     net = simulate_network(ModelSpec("euclidean"), {"sigma2": SIGMA2, "eta": 0.05, "alpha_p": 1.0}, h=4, t1=0.1,
                            gradient="sampled", batch=64)
