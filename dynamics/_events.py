@@ -17,7 +17,7 @@ A run whose start already satisfies an event (margin <= 0 at t0) ends at t0 with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -320,7 +320,14 @@ class Steady(Event):
 def _bounds(value: Any, what: str) -> tuple[float, ...] | float | None:
     if value is None:
         return None
-    arr = np.asarray(value, dtype=float)
+    if isinstance(value, (Mapping, str, bytes)):
+        raise TypeError(f"LeaveBox {what} must be a number or a sequence of numbers, one per state in the "
+                        f"system's state order; got {type(value).__name__} {value!r:.60}")
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"LeaveBox {what} must be a number or a sequence of numbers (inf allowed); "
+                        f"got {value!r:.60}") from None
     if arr.ndim > 1 or np.any(np.isnan(arr)):
         raise ValueError(f"LeaveBox {what} must be a number or a 1-D sequence of numbers (inf allowed); got {value!r}")
     return float(arr) if arr.ndim == 0 else tuple(float(v) for v in arr)
@@ -357,8 +364,10 @@ class LeaveBox(Event):
 
     Raises
     ------
+    TypeError
+        Bounds that are not numbers or sequences of numbers (e.g. a dict).
     ValueError
-        Bounds that are not numbers (or are NaN), or an empty name.
+        NaN or nested bounds, or an empty name.
     """
 
     lower: float | Sequence[float] | None = None

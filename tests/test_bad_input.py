@@ -84,3 +84,11 @@ def test_check_params():
     assert set(system.check_params(PARAMS)) == {"sigma2", "eta", "alpha_p"}
     with pytest.raises(ValueError, match="missing"):
         system.check_params({})
+
+
+@pytest.mark.parametrize("bound", [{"p": (0, 1)}, "1", [object()]])
+def test_leave_box_bounds_of_the_wrong_kind(bound):
+    from dynamics import LeaveBox
+
+    with pytest.raises(TypeError, match=r"LeaveBox lower must be a number or a sequence of numbers"):
+        LeaveBox(lower=bound)
