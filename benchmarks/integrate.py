@@ -7,7 +7,8 @@ The problem: the Euclidean EMA system (p, s, tau), N random initial states with
 per-trajectory eta and beta, rtol 1e-8, atol 1e-10, t in [0, t1], only the final state saved,
 no events. In one run and on the same trajectories:
 
-  toolkit   ``dynamics.integrate`` (cache-sized chunks on all cores, end state only saved)
+  toolkit   ``dynamics.integrate`` (end state only saved: cache-sized sets of lanes on all cores,
+            each lane taking the next trajectory when its own ends, so none waits for the slowest)
   diffrax   a plain ``jax.jit(jax.vmap(diffrax.diffeqsolve))`` with Tsit5 and a PIDController
             at the same tolerances (the baseline, written here)
   scipy     a loop of ``solve_ivp`` (DOP853) over a subsample (--scipy trajectories)

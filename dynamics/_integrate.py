@@ -485,7 +485,12 @@ def integrate(
     hold at most 512 trajectories on CPU (cache sized; 65536 on accelerators) and at most
     CHUNK_BYTES = 32 MiB of saved output; they run on all cores at once and are sharded over
     all local devices (``jax.sharding``; a no-op on one device). ``t_eval=[t1]`` saves only
-    the end state (the fastest path). Results do not depend on chunking or devices.
+    the end state (the fastest path); there, with no events, an explicit solver and one
+    device, lanes are refilled: a lane whose trajectory ends takes the next one from the queue,
+    so no lane waits for the slowest of its chunk (a vmapped batch otherwise advances in
+    lockstep; step counts spread by about 1.4x over a parameter sweep). ``chunk_size`` is then
+    the number of lanes. Results do not depend on chunking or devices (bit for bit within one
+    path; the refill path agrees with the per-lane one to the tolerance).
     Peak memory is bounded whatever the batch size B: the returned arrays, about
     B x (n_times x (n_states + 1) + 2 n_states + 8) x 8 bytes, plus at most
     (cores + 1) x CHUNK_BYTES of working memory.
@@ -826,6 +831,81 @@ def _compiled(num: _NumericSystem, solver: Any, max_steps: int, events: tuple[Ev
     return fn.lower(*args).compile()
 
 
+REFILL_BLOCK = 16
+"""Trajectories per call of the refill path, in units of its lanes: a call ends when its last
+lanes drain (about (max - mean) / (REFILL_BLOCK x mean) of its work), and calls are what the
+cores share and the progress bar counts."""
+
+
+@lru_cache(maxsize=64)
+def _compiled_refill(num: _NumericSystem, solver: Any, max_steps: int, lanes: int, block: int) -> Callable:
+    """The refill loop (``_refill.refill_core``) compiled ahead of time for one block shape:
+    ``fn(Y0 (block, n), P {name: (block, *param_shape)}, count, span (2,), tol (2,)) -> dict``."""
+    import jax
+    import jax.numpy as jnp
+
+    from ._refill import refill_core
+
+    fn = jax.jit(refill_core(num.f_jax, _jax_solver(solver, None, None), max_steps, lanes))
+    f64 = jnp.float64
+    shapes = dict(getattr(num.system, "param_shapes", None) or {})
+    args = (jax.ShapeDtypeStruct((block, num.n), f64),
+            {k: jax.ShapeDtypeStruct((block, *shapes.get(k, ())), f64) for k in num.param_names},
+            jax.ShapeDtypeStruct((), jnp.int64), jax.ShapeDtypeStruct((2,), f64), jax.ShapeDtypeStruct((2,), f64))
+    return fn.lower(*args).compile()
+
+
+def _run_refill(num, Y0, P, span, solver, rtol, atol, max_steps, devices, *, chunk_size=None, progress=True) -> dict:
+    """End states only, no events, an explicit solver, one device: blocks of trajectories, each
+    run by one refill loop of ``lanes`` lanes (``_refill``), ``host_workers`` blocks at a time.
+    Blocks are balanced over the workers; a block's arrays are padded to a power of two, but only
+    its real rows run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ._progress import progress_bar
+    from ._sharding import host_workers
+
+    B, n = Y0.shape
+    workers = host_workers(devices)
+    lanes = chunk_size if chunk_size is not None else CHUNK_LANES["cpu" if devices[0].platform == "cpu" else "accelerator"]
+    lanes = min(_pow2_ceil(lanes), max(MIN_BUCKET, _pow2_ceil(-(-B // workers))))
+    n_blocks = -(-B // (REFILL_BLOCK * lanes))
+    n_blocks = min(B, -(-n_blocks // workers) * workers)
+    size = -(-B // n_blocks)
+    n_blocks = -(-B // size)
+    block = max(lanes, _pow2_ceil(size))
+    fn = _compiled_refill(num, solver, max_steps, lanes, block)
+    keys = tuple(num.param_names)
+    Pm = {k: np.asarray(P[k], dtype=float) for k in keys}
+    span_d, tol_d = np.asarray(span, dtype=float), np.asarray((rtol, atol), dtype=float)
+    raw = {"t_end": np.empty(B), "y_end": np.empty((B, n)), "code": np.empty(B, dtype=int),
+           "steps": np.empty(B, dtype=int), "tries": np.empty(B, dtype=int)}
+
+    def work(c: int) -> int:
+        lo = c * size
+        m = min(size, B - lo)
+        sel = np.minimum(np.arange(lo, lo + block), B - 1)
+        out = fn(Y0[sel], {k: Pm[k][sel] for k in keys}, np.int64(m), span_d, tol_d)
+        for k, v in out.items():
+            raw[k][lo:lo + m] = np.asarray(v)[:m]
+        return m
+
+    with progress_bar(B, "integrate", progress, unit="traj") as bar:
+        if workers == 1 or n_blocks == 1:
+            for c in range(n_blocks):
+                bar.update(work(c))
+        else:
+            with ThreadPoolExecutor(min(workers, n_blocks)) as ex:
+                for m in ex.map(work, range(n_blocks)):
+                    bar.update(m)
+    finite = np.all(np.isfinite(raw["y_end"]), axis=1)
+    raw["ys"] = raw["y_end"][:, None, :].copy()
+    raw["valid"] = (finite & (raw["t_end"] == span[1]))[:, None]
+    raw["which"] = np.full(B, -1)
+    raw["messages"] = np.full(B, "", dtype=object)
+    return raw
+
+
 def _run_jax(num, Y0, P, ts, span, solver, rtol, atol, max_steps, evs, *, chunk_size=None, progress=True) -> dict:
     """Run the batch in chunks of a bucketed size through one compiled solver.
 
@@ -842,6 +922,9 @@ def _run_jax(num, Y0, P, ts, span, solver, rtol, atol, max_steps, evs, *, chunk_
 
     B, n, n_t = len(Y0), num.n, len(ts)
     devices = local_devices()
+    if n_t == 1 and ts[0] == span[1] and not evs and len(devices) == 1 and not _is_stiff(solver):
+        return _run_refill(num, Y0, P, span, solver, rtol, atol, max_steps, devices, chunk_size=chunk_size,
+                           progress=progress)
     lanes = _plan(B, n, n_t, devices, chunk_size)
     fn = _compiled(num, solver, max_steps, evs, n_t, lanes, devices, bool(n_t == 1 and ts[0] == span[1]))
     n_chunks = -(-B // lanes)
