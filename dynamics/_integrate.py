@@ -860,9 +860,6 @@ def _run_refill(num, Y0, P, span, solver, rtol, atol, max_steps, devices, *, chu
     run by one refill loop of ``lanes`` lanes (``_refill``), ``host_workers`` blocks at a time.
     Blocks are balanced over the workers; a block's arrays are padded to a power of two, but only
     its real rows run."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from ._progress import progress_bar
     from ._sharding import host_workers
 
     B, n = Y0.shape
@@ -890,14 +887,7 @@ def _run_refill(num, Y0, P, span, solver, rtol, atol, max_steps, devices, *, chu
             raw[k][lo:lo + m] = np.asarray(v)[:m]
         return m
 
-    with progress_bar(B, "integrate", progress, unit="traj") as bar:
-        if workers == 1 or n_blocks == 1:
-            for c in range(n_blocks):
-                bar.update(work(c))
-        else:
-            with ThreadPoolExecutor(min(workers, n_blocks)) as ex:
-                for m in ex.map(work, range(n_blocks)):
-                    bar.update(m)
+    _run_parts(n_blocks, work, workers, B, progress)
     finite = np.all(np.isfinite(raw["y_end"]), axis=1)
     raw["ys"] = raw["y_end"][:, None, :].copy()
     raw["valid"] = (finite & (raw["t_end"] == span[1]))[:, None]
@@ -915,9 +905,6 @@ def _run_jax(num, Y0, P, ts, span, solver, rtol, atol, max_steps, evs, *, chunk_
     a pilot run at rtol 1e-4 cost 27% of the run's steps and predicted step counts too poorly
     (rank correlation 0.6; chunk lockstep waste 1.40 -> 1.27) to pay (benchmarks/integrate.py).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from ._progress import progress_bar
     from ._sharding import batch_shardings, host_workers, local_devices
 
     B, n, n_t = len(Y0), num.n, len(ts)
@@ -953,16 +940,24 @@ def _run_jax(num, Y0, P, ts, span, solver, rtol, atol, max_steps, evs, *, chunk_
             raw[k][lo:lo + m] = np.asarray(v)[:m]
         return m
 
-    with progress_bar(B, "integrate", progress, unit="traj") as bar:
-        if workers == 1:
-            for c in range(n_chunks):
-                bar.update(work(c))
-        else:
-            with ThreadPoolExecutor(workers) as ex:
-                for m in ex.map(work, range(n_chunks)):
-                    bar.update(m)
+    _run_parts(n_chunks, work, workers, B, progress)
     raw["messages"] = np.full(B, "", dtype=object)
     return raw
+
+
+def _run_parts(n_parts: int, work: Callable[[int], int], workers: int, B: int, progress: bool) -> None:
+    """``work(0) .. work(n_parts - 1)`` (each returns how many trajectories it finished) on up
+    to ``workers`` threads, with one progress bar over the B trajectories."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with progress_bar(B, "integrate", progress, unit="traj") as bar:
+        if min(workers, n_parts) == 1:
+            for c in range(n_parts):
+                bar.update(work(c))
+        else:
+            with ThreadPoolExecutor(min(workers, n_parts)) as ex:
+                for m in ex.map(work, range(n_parts)):
+                    bar.update(m)
 
 
 # -- SciPy backend -------------------------------------------------------------------------------
