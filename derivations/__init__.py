@@ -17,6 +17,7 @@ import jax as _jax
 _jax.config.update("jax_enable_x64", True)
 
 from . import symbols  # noqa: E402
+from ._interface import TIMES, DynamicalSystem, EigenmodeModel  # noqa: E402
 from ._cache import cache_dir, clear_cache  # noqa: E402
 from ._derive import derive  # noqa: E402
 from ._invariants import ConservationLaw, spectral_sum  # noqa: E402
@@ -41,11 +42,12 @@ from ._truth import (  # noqa: E402
     weight_flow,
 )
 
-System = ODESystem | ModeSystem | ExactModeSystem
-"""Every kind of system the analyses of ``dynamics`` take: a generic ``ODESystem`` (derived or
-built by hand), or the K coupled eigenmodes of ``ModeSystem`` / ``ExactModeSystem``."""
+System = DynamicalSystem  # TODO-SWEEP
 
 __all__ = [
+    "DynamicalSystem",
+    "EigenmodeModel",
+    "TIMES",
     "ODESystem",
     "System",
     "Params",

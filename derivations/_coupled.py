@@ -10,6 +10,7 @@ import numpy as np
 import sympy as sp
 
 from ._codegen import lambdified, state_array, xp
+from ._interface import DynamicalSystem
 from ._spec import ModelSpec
 from ._system import FrozenMap, ODESystem, RhsFunction, _parse
 from ._typing import ArrayLike, Params
@@ -101,14 +102,16 @@ def couple(
 
 
 @dataclass(frozen=True)
-class ModeSystem:
+class ModeSystem(DynamicalSystem):
     """K coupled copies of a per-mode system, for numerics (K up to 10^4 and beyond).
 
-    The state is flat, state-major: y = [x_1..x_K, y_1..y_K, ...] for per-mode states
+    It implements ``DynamicalSystem`` with one state group of shape (K,) per per-mode state:
+    the flat state is state-major, y = [x_1..x_K, y_1..y_K, ...] for per-mode states
     (x, y, ...), shape (..., n_states); ``pack``/``unpack`` convert. Parameters closed by the
-    spectrum (``closed``) are computed from y and are not passed in ``params``. It offers what
-    the numerics read of a system (names, domains, collapse indices, compiled right-hand
-    sides); ``to_ode_system()`` gives the explicit ODESystem for small K.
+    spectrum (``closed``) are computed from y and are not passed in ``params``. Time, the
+    collapse set, its partial sets and the scaling are the per-mode system's. The analyses
+    serve it numerically (``symbolic`` is None); ``to_ode_system()`` gives the explicit
+    ODESystem for small K, which the exact analyses take.
 
     Attributes
     ----------
@@ -129,14 +132,49 @@ class ModeSystem:
     per_mode_params: tuple[str, ...] = ()
 
     @property
-    def is_discrete(self) -> bool:
-        """True if the per-mode system is a discrete-time map (its rhs is the increment)."""
-        return bool(getattr(self.per_mode, "is_discrete", False))
-
-    @property
     def spec(self) -> ModelSpec | None:
         """The model of the per-mode system, where it has one (derived systems), else None."""
         return getattr(self.per_mode, "spec", None)
+
+    @property
+    def state_layout(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        """One group of shape (K,) per per-mode state."""
+        return tuple((n, (self.K,)) for n in self.per_mode.state_names)
+
+    @property
+    def time(self) -> str:
+        """The per-mode system's time (a K-mode map is stepped like its modes)."""
+        return self.per_mode.time
+
+    @property
+    def step_param(self) -> str | None:
+        """The per-mode system's step parameter."""
+        return self.per_mode.step_param
+
+    @property
+    def collapse(self) -> tuple[str, ...]:
+        """The per-mode collapse states (every mode's entries of these groups)."""
+        return self.per_mode.collapse
+
+    @property
+    def partial_collapse(self) -> Mapping[str, tuple[str, ...]]:
+        """The per-mode system's partial-collapse sets (state groups)."""
+        return self.per_mode.partial_collapse
+
+    @property
+    def manifold(self) -> Mapping[str, sp.Expr] | None:
+        """The per-mode system's invariant graph, applied mode by mode."""
+        return self.per_mode.manifold
+
+    @property
+    def scaling(self) -> Mapping[str, float] | None:
+        """The per-mode system's scaling powers, keyed by state group and parameter."""
+        return self.per_mode.scaling
+
+    @property
+    def weight_decay(self) -> str | None:
+        """The per-mode system's weight-decay parameter."""
+        return self.per_mode.weight_decay
 
     @property
     def name(self) -> str:
@@ -159,34 +197,9 @@ class ModeSystem:
         return FrozenMap({k: v for k, v in self.per_mode.param_domain.items() if k not in self.closed})
 
     @property
-    def n_states(self) -> int:
-        """The length of the flat state: per-mode states times K."""
-        return self.per_mode.n_states * self.K
-
-    @property
-    def state_names(self) -> tuple[str, ...]:
-        """Flat state names in layout order: x_1..x_K, y_1..y_K, ..."""
-        return tuple(f"{n}_{k}" for n in self.per_mode.state_names for k in range(1, self.K + 1))
-
-    @property
-    def collapse_indices(self) -> tuple[int, ...]:
-        """Flat indices of every mode's collapse states."""
-        return tuple(i * self.K + k for i in self.per_mode.collapse_indices for k in range(self.K))
-
-    @property
     def state_domain(self) -> Mapping:
         """Per flat state name, the per-mode state's domain."""
         return FrozenMap({f"{n}_{k}": v for n, v in self.per_mode.state_domain.items() for k in range(1, self.K + 1)})
-
-    def state_bounds(self) -> tuple[tuple[float, float], ...]:
-        """(lower, upper) of every flat state, in layout order.
-
-        Returns
-        -------
-        tuple of (float, float)
-            The per-mode state's bounds, repeated for each of the K modes.
-        """
-        return tuple(b for b in self.per_mode.state_bounds() for _ in range(self.K))
 
     def check_params(self, params: Params, *, batch: bool = False) -> dict[str, ArrayLike | sp.Expr]:
         """Validate ``params`` (the free parameters) as ``ODESystem.check_params`` does.
@@ -226,55 +239,6 @@ class ModeSystem:
                 if n not in self.per_mode_params and np.ndim(v) != 0 and not isinstance(v, sp.Basic):
                     raise ValueError(f"params[{n!r}] must be a scalar; got shape {np.shape(v)}")
         return checked
-
-    def pack(self, **spectra: ArrayLike) -> np.ndarray:
-        """Flat state from per-state spectra, e.g. ``pack(p=p_k, s=s_k)``; arrays (..., K).
-
-        Parameters
-        ----------
-        **spectra : array_like
-            One array of shape (..., K) per per-mode state, keyed by the state's name.
-
-        Returns
-        -------
-        numpy.ndarray
-            The flat state (..., n_states), float64, the batch shapes broadcast.
-
-        Raises
-        ------
-        ValueError
-            Not exactly the per-mode states, or an array whose last axis is not K.
-        """
-        names = self.per_mode.state_names
-        if set(spectra) != set(names):
-            raise ValueError(f"pack needs exactly the states {names}; got {sorted(spectra)}")
-        arrs = [np.asarray(spectra[n], dtype=np.float64) for n in names]
-        for n, a in zip(names, arrs):
-            if a.shape[-1:] != (self.K,):
-                raise ValueError(f"{n} must have shape (..., {self.K}); got {a.shape}")
-        return np.concatenate(np.broadcast_arrays(*arrs), axis=-1)
-
-    def unpack(self, y: ArrayLike) -> dict[str, np.ndarray]:
-        """Per-state spectra ``{name: array (..., K)}`` from a flat state.
-
-        Parameters
-        ----------
-        y : array_like
-            Flat states of shape (..., n_states).
-
-        Returns
-        -------
-        dict of str -> numpy.ndarray
-            ``{per-mode state name: array (..., K)}``, views of ``y``.
-
-        Raises
-        ------
-        ValueError
-            The last axis of ``y`` is not ``n_states`` long.
-        """
-        names = self.per_mode.state_names
-        y = state_array(y, self.n_states, [f"{n}_1..{n}_K" for n in names], "numpy")
-        return {n: y[..., i * self.K : (i + 1) * self.K] for i, n in enumerate(names)}
 
     def to_jax(self, checked: bool = True) -> RhsFunction:
         """``f(t, y, params)`` on flat states (..., n_states); jit/vmap/grad compatible.
@@ -358,17 +322,6 @@ class ModeSystem:
         return f"ModeSystem({self.per_mode.name or 'per-mode system'}, K={self.K}, closed={self.closed}, params={self.param_names})"
 
     @property
-    def partial_collapse(self) -> Mapping[str, tuple[str, ...]]:
-        """The per-mode system's named partial-collapse sets, as flat state names of every mode."""
-        sets = getattr(self.per_mode, "partial_collapse", None) or {}
-        return FrozenMap({k: tuple(f"{n}_{j}" for n in v for j in range(1, self.K + 1)) for k, v in sets.items()})
-
-    @property
-    def scaling(self) -> Mapping[str, int] | None:
-        """The per-mode system's scaling powers (``EigenmodeSystem.scaling``), keyed by per-mode names."""
-        return getattr(self.per_mode, "scaling", None)
-
-    @property
     def param_shapes(self) -> Mapping[str, tuple[int, ...]]:
         """The trailing shape of each free parameter's value: (K,) for a per-mode parameter,
         () for one shared by all modes. Batch axes come before it."""
@@ -408,6 +361,8 @@ def _mode_sympy(system: ModeSystem) -> ODESystem:
             **{str(x): system.param_domain[str(v)] for v in per if str(v) in system.param_domain for x in per[v]},
         },
         collapse=tuple(system.state_names[i] for i in system.collapse_indices),
+        time=system.time,
+        step_param=system.step_param,
         name=system.name,
     )
 

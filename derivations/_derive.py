@@ -32,7 +32,7 @@ from . import symbols as sy
 from ._cache import cache_key, load_cached, store_cached
 from ._eigenmode import EigenmodeSystem
 from ._invariants import conservation_laws, describe_laws
-from ._losses import A, B, C, per_sample_gradient
+from ._losses import A, B, C, is_scale_invariant, per_sample_gradient
 from ._moments import gaussian_expectation
 from ._spec import ModelSpec
 
@@ -375,9 +375,7 @@ def _derive(spec: ModelSpec) -> EigenmodeSystem:
         **_model_facts(spec, states, rhs, params),
     )
     laws = conservation_laws(system)
-    object.__setattr__(system, "laws", laws)
-    object.__setattr__(system, "description", describe_laws(spec, laws))
-    return system
+    return replace(system, laws=laws, description=describe_laws(spec, laws))
 
 
 _PARAM_DOMAIN = {
@@ -406,11 +404,22 @@ def _model_facts(spec: ModelSpec, states: list, rhs: list, params: tuple) -> dic
         q = sy.s - sy.p**2 / sy.alpha_p
         if sp.simplify(ds - 2 * sy.p * dp / sy.alpha_p + 2 * sy.eta * q) == 0:
             manifold = {"s": sy.p**2 / sy.alpha_p}
+    names = {str(v) for v in list(states) + list(params)}
+    scaling = None
+    if learned and not spec.isoloss and is_scale_invariant(spec.loss_expr):
+        # the true loss does not see the scale lambda: p ~ lambda, s ~ lambda^2, hence
+        # N_psi^2 = c sum p^2 s ~ lambda^4, N_phi^2 = c sum tau^2 s ~ lambda^2, T = sum tau p s ~ lambda^3
+        powers = {"p": 1, "s": 2, "N_psi": 2, "N_phi": 1, "T": 3}
+        scaling = {k: v for k, v in powers.items() if k in names}
     return {
         "state_domain": {"s": sp.Interval(0, sp.oo)},
         "param_domain": {str(v): _PARAM_DOMAIN[v] for v in params if v in _PARAM_DOMAIN},
         "collapse": ("p", "s") if learned else ("s",),
+        # the predictor collapses while s stays finite: a finite-time singularity of the closures N_psi -> 0
+        "partial_collapse": {"predictor": ("p",)} if learned else {},
         "manifold": manifold,
+        "scaling": scaling,
+        "weight_decay": str(sy.eta) if scaling is not None else None,
         "name": spec.label,
     }
 

@@ -10,8 +10,8 @@ import sympy as sp
 
 from . import symbols as sy
 from ._coupled import ModeSystem, couple
-from ._losses import is_scale_invariant
 from ._spec import ModelSpec
+from ._interface import EigenmodeModel
 from ._system import FrozenMap, ODESystem, _freeze, reduce
 
 __all__ = ["EigenmodeSystem", "display_form", "latex"]
@@ -85,7 +85,7 @@ def display_form(expr: sp.Expr, c: sp.Expr = sy.c) -> sp.Expr:
 
 
 @dataclass(frozen=True, eq=False)
-class EigenmodeSystem(ODESystem):
+class EigenmodeSystem(ODESystem, EigenmodeModel):
     """The ODEs of one eigenmode of a derived model: an ODESystem that also carries the model
     and its derivation.
 
@@ -108,8 +108,12 @@ class EigenmodeSystem(ODESystem):
         Conservation laws checked on this system.
     description : str
         What the system is and which invariants of the true model it keeps.
-    is_discrete : bool
-        True for a discrete-time map (``discrete()``): rhs is the increment.
+
+    ``time``, ``step_param``, ``scaling``, ``weight_decay`` and ``partial_collapse`` (the
+    ``ODESystem`` fields) are set by ``derive``: scaling powers p ~ lambda, s ~ lambda^2,
+    N_psi ~ lambda^2, N_phi ~ lambda, T ~ lambda^3 for a scale-invariant loss with a learned
+    predictor (the true loss does not see the scale, so weight decay eta shrinks it as
+    lambda = exp(-eta t)); the partial collapse "predictor" (p alone) for a learned predictor.
     """
 
     spec: ModelSpec = field(default=None, kw_only=True)
@@ -117,7 +121,6 @@ class EigenmodeSystem(ODESystem):
     closures: tuple = field(default=(), kw_only=True)
     laws: tuple = field(default=(), kw_only=True, repr=False)
     description: str = field(default="", kw_only=True, repr=False)
-    is_discrete: bool = field(default=False, kw_only=True)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -128,7 +131,7 @@ class EigenmodeSystem(ODESystem):
         object.__setattr__(self, "laws", tuple(self.laws))
 
     def _key(self) -> tuple:
-        return super()._key() + (self.spec, self.closures, self.is_discrete)
+        return super()._key() + (self.spec, self.closures)
 
     @property
     def reduced(self) -> bool:
@@ -164,38 +167,6 @@ class EigenmodeSystem(ODESystem):
             steps["manifold"] = {k: v for k, v in graph.items()}
         what = changes.get("name") or self.spec.label
         return replace(self, closures=(), laws=(), steps=steps, description=f"{what}.", **changes)
-
-    @property
-    def scaling(self) -> Mapping[str, int] | None:
-        """How states and norm parameters scale with the network's overall scale lambda, for
-        a scale-invariant loss (cosine), else None.
-
-        The true loss does not see the scale, so weight decay shrinks Psi and Phi uniformly:
-        p ~ lambda, s ~ lambda^2, hence N_psi^2 = c sum p^2 s ~ lambda^4, N_phi^2 = c sum
-        tau^2 s ~ lambda^2 and T = sum tau p s ~ lambda^3. Returned as {name: power}, for the
-        names this system has (``dynamics.shrinking_norms`` and the "scale" axis of
-        ``dynamics.regimes`` read it).
-        """
-        spec = self.spec
-        if spec.predictor != "learned" or spec.isoloss or not is_scale_invariant(spec.loss_expr):
-            return None
-        powers = {"p": 1, "s": 2, "N_psi": 2, "N_phi": 1, "T": 3}
-        names = set(self.state_names) | set(self.param_names)
-        return FrozenMap({k: v for k, v in powers.items() if k in names})
-
-    @property
-    def partial_collapse(self) -> Mapping[str, tuple[str, ...]]:
-        """Named subsets of the collapse states that can vanish on their own: {"predictor": ("p",)}
-        for a learned predictor (the predictor collapses while s stays finite, a finite-time
-        singularity of the closures N_psi -> 0). ``integrate`` reports a run that fails there as
-        "partly_collapsed"."""
-        return FrozenMap({"predictor": ("p",)} if "p" in self.state_names else {})
-
-    @property
-    def weight_decay(self) -> str:
-        """The name of the weight-decay parameter (eta): the rate at which it shrinks the
-        network's scale for a scale-invariant loss, lambda = exp(-eta t)."""
-        return str(sy.eta)
 
     @property
     def order(self) -> int | None:
@@ -323,8 +294,9 @@ class EigenmodeSystem(ODESystem):
         Returns
         -------
         EigenmodeSystem
-            The map, with the extra parameter ``lr`` and ``is_discrete`` True (the system
-            itself if it is a map already).
+            The map, with the extra parameter ``lr``, ``time="discrete"`` and ``step_param="lr"``
+            (the system itself if it is a map already). It declares no scaling: a step of size
+            lr is not scale invariant.
 
         Raises
         ------
@@ -363,7 +335,7 @@ def _discrete(system: EigenmodeSystem) -> EigenmodeSystem:
     steps = {"flow": system.equations, "amplitude_rate": rate}
     return replace(
         system, rhs=sp.ImmutableMatrix(rows), params=system.params + (sy.lr,), param_domain=domain,
-        manifold=None, laws=(), steps=steps, is_discrete=True,
+        manifold=None, laws=(), steps=steps, time="discrete", step_param="lr", scaling=None, weight_decay=None,
         name=f"{system.name}, gradient-descent step lr",
         description="One step of gradient descent with learning rate lr on the expected loss (rhs = increment).",
     )

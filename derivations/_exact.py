@@ -42,8 +42,10 @@ import sympy as sp
 
 from ._coupled import ModeSystem
 from ._eigenmode import EigenmodeSystem
+from ._interface import DynamicalSystem, EigenmodeModel
 from ._spec import ModelSpec
-from ._system import FrozenMap, ODESystem, RhsFunction
+from ._system import FrozenMap, RhsFunction
+from ._typing import ArrayLike, Params
 
 __all__ = ["ExactEigenmodes", "ExactModeSystem", "exact_factors", "QUADRATURE"]
 
@@ -83,54 +85,157 @@ def _grid(quad: dict[str, float]) -> np.ndarray:
     return np.linspace(quad["lower"], quad["upper"], n)
 
 
-@dataclass(frozen=True, eq=False)
-class ExactModeSystem(ModeSystem):
+@dataclass(frozen=True)
+class ExactModeSystem(DynamicalSystem):
     """K modes of the exact expected flow (``ModelSpec(loss, norms="exact")``).
 
-    It shares the states, parameters and domains of the self-consistent system ``per_mode``
-    (whose closures it replaces by the exact quadrature) and offers what the numerics read of
-    a system: names, domains, collapse indices, ``to_jax``/``to_numpy`` of the flat state.
-    ``quadrature`` overrides the default grid (``QUADRATURE``).
-
-    One evaluation costs about (321^2 x K) elementwise operations (K = 100: ~0.05 s, K = 1000:
-    ~0.7 s on 2 CPU cores), so a single trajectory integrates fastest with
-    ``integrate(..., backend="scipy")``: DOP853 needs about 8 steps for t in [0, 6] at rtol
-    1e-8 and no compilation (``benchmarks/exact.py``).
+    It implements ``DynamicalSystem`` with the layout, parameters, domains, collapse set and
+    scaling of the self-consistent K-mode system ``closure`` (whose spectral sums it replaces
+    by the exact quadrature); its right-hand side exists only as compiled code (``symbolic``
+    is None). ``quadrature`` overrides the default grid (``QUADRATURE``). One evaluation costs
+    about (321^2 x K) elementwise operations; ``benchmarks/exact.py`` measures it.
 
     Attributes
     ----------
-    per_mode : EigenmodeSystem
-        The self-consistent per-mode system (states, parameters, domains).
-    K : int
-        The number of modes (>= 2).
-    closures : tuple
-        The self-consistent system's closures (kept for the layout; the flow uses the
-        quadrature instead).
-    per_mode_params : tuple of str
-        Parameters that differ between modes.
+    closure : ModeSystem
+        The self-consistent K-mode system of the same model (layout, parameters, domains).
     quadrature : mapping str -> float or None
         Overrides of the grid ``QUADRATURE`` (keys step, lower, upper); None for the default.
     """
 
+    closure: ModeSystem
     quadrature: Mapping[str, float] | None = None
 
-    def __hash__(self) -> int:
-        return hash((self.per_mode, self.K, self.closures, self.per_mode_params, self._quad_key()))
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            type(other) is type(self)
-            and (self.per_mode, self.K, self.per_mode_params, self._quad_key())
-            == (other.per_mode, other.K, other.per_mode_params, other._quad_key())
-        )
-
-    def _quad_key(self) -> tuple:
-        return tuple(sorted(self._quad().items()))
+    def __post_init__(self) -> None:
+        if not isinstance(self.closure, ModeSystem):
+            raise TypeError(f"closure must be a ModeSystem; got {type(self.closure).__name__}")
+        if self.quadrature is not None:
+            quad = dict(self.quadrature)
+            unknown = set(quad) - set(QUADRATURE)
+            if unknown:
+                raise ValueError(f"quadrature keys must be among {sorted(QUADRATURE)}; got {sorted(unknown)}")
+            object.__setattr__(self, "quadrature", FrozenMap(quad) if quad else None)
 
     def _quad(self) -> dict[str, float]:
         quad = dict(QUADRATURE)
         quad.update(dict(self.quadrature or {}))
         return quad
+
+    # -- what it shares with the self-consistent system ----------------------------------------
+    @property
+    def per_mode(self) -> EigenmodeSystem:
+        """The self-consistent per-mode system (states, parameters, spectral sums)."""
+        return self.closure.per_mode
+
+    @property
+    def K(self) -> int:
+        """The number of modes."""
+        return self.closure.K
+
+    @property
+    def per_mode_params(self) -> tuple[str, ...]:
+        """Parameters that differ between modes."""
+        return self.closure.per_mode_params
+
+    @property
+    def closed(self) -> tuple[str, ...]:
+        """The self-consistent closures' parameters (computed by the quadrature instead)."""
+        return self.closure.closed
+
+    @property
+    def state_layout(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        """One group of shape (K,) per per-mode state, as ``closure``."""
+        return self.closure.state_layout
+
+    @property
+    def state_domain(self) -> Mapping:
+        """As ``closure``."""
+        return self.closure.state_domain
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """The free parameters, as ``closure``."""
+        return self.closure.param_names
+
+    @property
+    def param_domain(self) -> Mapping:
+        """As ``closure``."""
+        return self.closure.param_domain
+
+    @property
+    def param_shapes(self) -> Mapping[str, tuple[int, ...]]:
+        """As ``closure``."""
+        return self.closure.param_shapes
+
+    def check_params(self, params: Params, *, batch: bool = False) -> dict:
+        """Validate ``params`` as ``closure.check_params`` does.
+
+        Parameters
+        ----------
+        params : mapping str -> float or array_like
+            The values of ``param_names``.
+        batch : bool
+            Allow arrays of values.
+
+        Returns
+        -------
+        dict
+            ``{name: value}`` in ``param_names`` order.
+
+        Raises
+        ------
+        TypeError
+            ``params`` is not a mapping or a value is not real.
+        ValueError
+            Missing or unknown names, values outside their domain, wrong shapes.
+        """
+        return self.closure.check_params(params, batch=batch)
+
+    @property
+    def collapse(self) -> tuple[str, ...]:
+        """As ``closure``."""
+        return self.closure.collapse
+
+    @property
+    def partial_collapse(self) -> Mapping[str, tuple[str, ...]]:
+        """As ``closure``."""
+        return self.closure.partial_collapse
+
+    @property
+    def manifold(self) -> Mapping | None:
+        """As ``closure``: d/dt (s - p^2/alpha_p) = -2 eta (s - p^2/alpha_p) holds for the exact
+        flow too (p dJ/dp = phi dJ/dphi), so the graph is invariant mode by mode."""
+        return self.closure.manifold
+
+    @property
+    def scaling(self) -> Mapping[str, float] | None:
+        """As ``closure``: the exact flow of a scale-invariant loss is scale invariant."""
+        return self.closure.scaling
+
+    @property
+    def weight_decay(self) -> str | None:
+        """As ``closure``."""
+        return self.closure.weight_decay
+
+    def pack(self, **spectra: ArrayLike) -> np.ndarray:
+        """As ``ModeSystem.pack``.
+
+        Parameters
+        ----------
+        **spectra : array_like
+            One array (..., K) per per-mode state.
+
+        Returns
+        -------
+        numpy.ndarray
+            The flat state.
+
+        Raises
+        ------
+        ValueError
+            Not exactly the per-mode states, or wrong shapes.
+        """
+        return self.closure.pack(**spectra)
 
     @property
     def spec(self) -> ModelSpec:
@@ -154,12 +259,6 @@ class ExactModeSystem(ModeSystem):
         -------
         callable
             ``f(t, y, params)`` returning dy/dt as a JAX array of y's shape.
-
-        Raises
-        ------
-        ValueError
-            Not when building: the returned function raises it (when ``checked``) for bad
-            parameter names, shapes or non-finite values.
         """
         return _exact_function(self, checked)
 
@@ -176,45 +275,8 @@ class ExactModeSystem(ModeSystem):
         -------
         callable
             ``f(t, y, params)`` returning dy/dt as a float64 ndarray of y's shape.
-
-        Raises
-        ------
-        ValueError
-            Not when building: the returned function raises it (when ``checked``) for bad
-            parameter names, shapes or non-finite values.
         """
         return _exact_numpy(self, checked)
-
-    def to_ode_system(self) -> ODESystem:
-        """Not available: the exact flow is a quadrature, with no closed-form right-hand side.
-
-        Returns
-        -------
-        ODESystem
-            Never; use the self-consistent system (``per_mode.modes(K)``) for symbolic work.
-
-        Raises
-        ------
-        ValueError
-            Always.
-        """
-        raise ValueError("the exact system has no closed-form right-hand side (it is a quadrature); "
-                         "use to_jax/to_numpy, or the self-consistent system for symbolic work")
-
-    def to_sympy(self) -> tuple[tuple[sp.Symbol, ...], sp.ImmutableMatrix]:
-        """Not available, as ``to_ode_system``.
-
-        Returns
-        -------
-        tuple
-            Never.
-
-        Raises
-        ------
-        ValueError
-            Always.
-        """
-        return self.to_ode_system()
 
     def __repr__(self) -> str:
         return f"ExactModeSystem({self.spec.label}, K={self.K}, params={self.param_names})"
@@ -323,36 +385,47 @@ def _mode_integrals(al, be, ga, ex, h):
     return h * h * jnp.sum(integrand, axis=(-3, -2))
 
 
-class ExactEigenmodes:
+@dataclass(frozen=True)
+class ExactEigenmodes(EigenmodeModel):
     """The exact expected flow of a normalized loss (``ModelSpec(..., norms="exact")``).
 
     There is no closed-form one-mode system: every mode sees the whole spectrum through the
-    norms. ``modes(K)`` gives the K-mode system (evaluated by quadrature), ``steps`` the
-    symbolic per-mode factors. See the module docstring for the formula and its quadrature.
-    ``derive(ModelSpec(..., norms="exact"))`` builds it.
+    norms, so this is a model, not a system. ``modes(K)`` gives the K-mode system (an
+    ``ExactModeSystem``, evaluated by quadrature), ``steps`` the symbolic per-mode factors. See
+    the module docstring for the formula and its quadrature.
+    ``derive(ModelSpec(..., norms="exact"))`` builds it. Immutable.
 
-    Parameters
+    Attributes
     ----------
     spec : ModelSpec
         The model (``norms="exact"``).
     self_consistent : EigenmodeSystem
         The same model's self-consistent system, whose states and spectral sums it shares.
-
-    Attributes
-    ----------
-    spec : ModelSpec
-        The model.
-    self_consistent : EigenmodeSystem
-        The self-consistent system.
-    steps : mapping
-        The symbolic steps: the per-mode covariance and the factors of ``exact_factors``.
     """
 
-    def __init__(self, spec: ModelSpec, self_consistent: EigenmodeSystem) -> None:
-        self.spec = spec
-        self.self_consistent = self_consistent
-        self.steps = FrozenMap({
-            "per_mode_covariance": FrozenMap(self_consistent.steps["spectral_sums"]),
+    spec: ModelSpec
+    self_consistent: EigenmodeSystem
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.spec, ModelSpec) or self.spec.norms != "exact":
+            raise ValueError(f"spec must be a ModelSpec with norms='exact'; got {self.spec!r}")
+        if not isinstance(self.self_consistent, EigenmodeSystem):
+            raise TypeError(f"self_consistent must be an EigenmodeSystem; got {type(self.self_consistent).__name__}")
+
+    @property
+    def is_discrete(self) -> bool:
+        """False: the exact expected flow."""
+        return False
+
+    def discrete(self) -> EigenmodeModel:
+        """TODO-MERGE"""
+        raise ValueError("TODO-MERGE")
+
+    @property
+    def steps(self) -> FrozenMap:
+        """The symbolic steps: the per-mode covariance and the factors of ``exact_factors``."""
+        return FrozenMap({
+            "per_mode_covariance": FrozenMap(self.self_consistent.steps["spectral_sums"]),
             "factors": FrozenMap(exact_factors()),
         })
 
@@ -390,12 +463,7 @@ class ExactEigenmodes:
         base = self.self_consistent.modes(K)
         if K < 2:
             raise ValueError(f"K must be >= 2 for the exact normalized flow (one mode: the cosine is a sign); got {K}")
-        if quadrature is not None:
-            unknown = set(dict(quadrature)) - set(QUADRATURE)
-            if unknown:
-                raise ValueError(f"quadrature keys must be among {sorted(QUADRATURE)}; got {sorted(unknown)}")
-        return ExactModeSystem(base.per_mode, base.K, base.closures, base.per_mode_params,
-                               quadrature=FrozenMap(dict(quadrature)) if quadrature else None)
+        return ExactModeSystem(base, quadrature)
 
     def __repr__(self) -> str:
         return f"ExactEigenmodes({self.spec.label}, states=({', '.join(self.state_names)}))"

@@ -23,6 +23,7 @@ import numpy as np
 import sympy as sp
 
 from ._codegen import BACKENDS, check_param_names, is_traced, lambdified, state_array, xp
+from ._interface import TIMES, DynamicalSystem
 from ._typing import ArrayLike, Params
 
 __all__ = ["ODESystem", "FrozenMap", "reduce", "freeze", "as_interval", "RhsFunction"]
@@ -144,8 +145,9 @@ def _symbols(values: Any, what: str) -> tuple[sp.Symbol, ...]:
 
 
 @dataclass(frozen=True, eq=False)
-class ODESystem:
-    """An autonomous ODE system d states/dt = rhs(states; params), as SymPy data.
+class ODESystem(DynamicalSystem):
+    """An autonomous system d states/dt = rhs(states; params) (or a map, ``time="discrete"``:
+    y_{n+1} = y_n + rhs(y_n)), as SymPy data; it implements ``DynamicalSystem``.
 
     Parameters
     ----------
@@ -170,6 +172,17 @@ class ODESystem:
         A label for reprs and figure titles.
     restricted_to : mapping state name -> expression, optional
         Set by ``reduce``: the graph of eliminated states this system lives on.
+    time : {"continuous", "discrete"}
+        A flow (default) or a map whose ``rhs`` is the increment y_{n+1} - y_n (``TIMES``).
+    step_param : str, optional
+        For a map: the parameter that is the time of one step (a learning rate), if any.
+    scaling : mapping name -> number, optional
+        Scaling powers of a scale-invariant system, keyed by state or parameter name: the
+        flow commutes with x -> lambda^power x for every named x.
+    weight_decay : str, optional
+        With ``scaling``: the parameter eta that shrinks the scale, lambda = exp(-eta t).
+    partial_collapse : mapping label -> state names, optional
+        Named subsets of ``collapse`` that can vanish on their own.
 
     Raises
     ------
@@ -193,6 +206,11 @@ class ODESystem:
     manifold: Mapping[str, sp.Expr] | None = field(default=None, kw_only=True)
     name: str = field(default="", kw_only=True)
     restricted_to: Mapping[str, sp.Expr] | None = field(default=None, kw_only=True)
+    time: str = field(default="continuous", kw_only=True)
+    step_param: str | None = field(default=None, kw_only=True)
+    scaling: Mapping[str, float] | None = field(default=None, kw_only=True)
+    weight_decay: str | None = field(default=None, kw_only=True)
+    partial_collapse: Mapping[str, tuple[str, ...]] = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
@@ -238,6 +256,45 @@ class ODESystem:
             set_("restricted_to", FrozenMap({str(k): sp.sympify(v) for k, v in dict(self.restricted_to).items()}))
         if not isinstance(self.name, str):
             raise TypeError(f"name must be a str; got {type(self.name).__name__}")
+        self._declare_structure(set_)
+
+    def _declare_structure(self, set_: Callable[[str, Any], None]) -> None:
+        """Validate and freeze time, step_param, scaling, weight_decay and partial_collapse."""
+        if self.time not in TIMES:
+            raise ValueError(f"time must be one of {list(TIMES)}; got {self.time!r}")
+        if self.step_param is not None:
+            if self.time != "discrete":
+                raise ValueError("step_param is for maps (time='discrete'); a flow's time is its own")
+            if str(self.step_param) not in self.param_names:
+                raise ValueError(f"step_param must name a parameter; got {self.step_param!r}, params are {list(self.param_names)}")
+            set_("step_param", str(self.step_param))
+        names = set(self.state_names) | set(self.param_names)
+        if self.scaling is not None:
+            if not isinstance(self.scaling, Mapping):
+                raise TypeError(f"scaling must be a dict {{state or param name: power}}; got {type(self.scaling).__name__}")
+            unknown = sorted(str(k) for k in self.scaling if str(k) not in names)
+            if unknown:
+                raise ValueError(f"scaling names unknown {unknown}; states and params are {sorted(names)}")
+            powers = {}
+            for k, v in self.scaling.items():
+                if isinstance(v, bool) or not isinstance(v, (int, float, sp.Number)) or not math.isfinite(float(v)):
+                    raise TypeError(f"scaling[{str(k)!r}] must be a finite number (a power); got {v!r}")
+                powers[str(k)] = v
+            set_("scaling", FrozenMap(powers))
+        if self.weight_decay is not None:
+            if self.scaling is None:
+                raise ValueError("weight_decay is the rate that shrinks a declared scale: declare scaling too")
+            if str(self.weight_decay) not in self.param_names:
+                raise ValueError(f"weight_decay must name a parameter; got {self.weight_decay!r}, params are {list(self.param_names)}")
+            set_("weight_decay", str(self.weight_decay))
+        sets = {}
+        for label, members in dict(self.partial_collapse or {}).items():
+            members = (members,) if isinstance(members, str) else tuple(str(m) for m in members)
+            stray = [m for m in members if m not in self.collapse]
+            if stray or not members:
+                raise ValueError(f"partial_collapse[{label!r}] must name collapse states {list(self.collapse)}; got {list(members)}")
+            sets[str(label)] = members
+        set_("partial_collapse", FrozenMap(sets))
 
     @staticmethod
     def _domains(domain: Any, names: Sequence[str], what: str) -> FrozenMap:
@@ -277,7 +334,9 @@ class ODESystem:
             The parameter names.
         **options
             The keyword arguments of ``ODESystem`` (state_domain, param_domain, collapse,
-            manifold, name).
+            manifold, name, time, step_param, scaling, weight_decay, partial_collapse).
+            With ``time="discrete"`` the equations are the increments y_{n+1} - y_n; see
+            ``from_map`` for next-state equations.
 
         Returns
         -------
@@ -299,6 +358,57 @@ class ODESystem:
         table = {str(v): v for v in states + params}
         rhs = [_parse(v, table, f"equations[{str(k)!r}]") for k, v in equations.items()]
         return cls(states, params, sp.ImmutableMatrix(rhs), **options)
+
+    @classmethod
+    def from_map(
+        cls,
+        next_state: Mapping[str, str | sp.Expr],
+        params: Sequence[str] = (),
+        **options: object,
+    ) -> ODESystem:
+        """Build a map from ``{state name: its value at the next step}``, strings or expressions.
+
+        Example, the logistic map x_{n+1} = r x_n (1 - x_n):
+        ``ODESystem.from_map({"x": "r*x*(1 - x)"}, params=("r",))``. The system stores the
+        increment x_{n+1} - x_n as its right-hand side (``time="discrete"``), which
+        ``dynamics.iterate`` steps.
+
+        Parameters
+        ----------
+        next_state : mapping state name -> str or sympy expression
+            Each state's value after one step, in the states and parameters.
+        params : sequence of str
+            The parameter names.
+        **options
+            The keyword arguments of ``ODESystem`` (``time`` is "discrete" and cannot be given).
+
+        Returns
+        -------
+        ODESystem
+            The map.
+
+        Raises
+        ------
+        TypeError
+            ``next_state`` is not a mapping of names to expressions.
+        ValueError
+            ``time`` given, or the checks of ``from_equations``.
+        """
+        if "time" in options:
+            raise ValueError("from_map builds a map (time='discrete'); do not pass time")
+        system = cls.from_equations(next_state, params, time="discrete", **options)
+        return replace(system, rhs=sp.ImmutableMatrix([r - v for r, v in zip(system.rhs, system.states)]))
+
+    # -- the interface: layout and capabilities ------------------------------------------------
+    @property
+    def state_layout(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        """Every state a scalar group: ``((name, ()), ...)``."""
+        return tuple((str(v), ()) for v in self.states)
+
+    @property
+    def symbolic(self) -> ODESystem:
+        """The system itself: its equations are explicit SymPy data."""
+        return self
 
     # -- names and symbols -----------------------------------------------------------------
     @property
@@ -325,21 +435,6 @@ class ODESystem:
     def equations(self) -> dict[str, sp.Expr]:
         """``{state name: d state/dt}`` (a new dict on each call)."""
         return dict(zip(self.state_names, self.rhs))
-
-    @property
-    def collapse_indices(self) -> tuple[int, ...]:
-        """Indices of the ``collapse`` states in the state vector."""
-        return tuple(self.state_names.index(n) for n in self.collapse)
-
-    def state_bounds(self) -> tuple[tuple[float, float], ...]:
-        """(lower, upper) of every state as floats (-inf/inf where unbounded), in state order.
-
-        Returns
-        -------
-        tuple of (float, float)
-            One pair per state, from ``state_domain`` (closed or open ends alike).
-        """
-        return tuple(_float_bounds(self.state_domain.get(n, _REALS)) for n in self.state_names)
 
     # -- derived quantities (computed once) ------------------------------------------------
     @cached_property
@@ -568,7 +663,8 @@ class ODESystem:
     # -- identity --------------------------------------------------------------------------------
     def _key(self) -> tuple:
         return (type(self), self.states, self.params, self.rhs, self.state_domain, self.param_domain,
-                self.collapse, self.manifold, self.name, self.restricted_to)
+                self.collapse, self.manifold, self.name, self.restricted_to, self.time, self.step_param,
+                self.scaling, self.weight_decay, self.partial_collapse)
 
     def __eq__(self, other) -> bool:
         return type(other) is type(self) and self._key() == other._key()
@@ -742,6 +838,8 @@ def reduce(system: ODESystem, graph: Mapping[sp.Symbol | str, sp.Expr | str], *,
     """
     if not isinstance(system, ODESystem):
         raise TypeError(f"system must be an ODESystem; got {type(system).__name__}")
+    if system.time != "continuous":
+        raise ValueError("reduce restricts a flow to an invariant graph; this system is a map (time='discrete')")
     if not isinstance(graph, Mapping) or not graph:
         raise TypeError("graph must be a non-empty dict {state: expression in the other states}")
     table = system.symbols
@@ -775,9 +873,18 @@ def reduce(system: ODESystem, graph: Mapping[sp.Symbol | str, sp.Expr | str], *,
         state_domain=FrozenMap({k: v for k, v in system.state_domain.items() if k not in names}),
         collapse=tuple(c for c in system.collapse if c not in names),
         manifold=None,
+        **_kept_structure(system, names),
         restricted_to=FrozenMap({**(system.restricted_to or {}), **{str(x): h for x, h in on.items()}}),
         name=f"{system.name} on {', '.join(f'{x} = {h}' for x, h in on.items())}" if system.name else "",
     )
+
+
+def _kept_structure(system: ODESystem, eliminated: set[str] | tuple[str, ...]) -> dict[str, Any]:
+    """The declared scaling and partial-collapse sets without the eliminated states."""
+    sets = {k: tuple(m for m in v if m not in eliminated) for k, v in system.partial_collapse.items()}
+    scaling = None if system.scaling is None else {k: v for k, v in system.scaling.items() if k not in eliminated}
+    return {"partial_collapse": {k: v for k, v in sets.items() if v},
+            "scaling": scaling, "weight_decay": system.weight_decay if scaling is not None else None}
 
 
 def _vanishes(expr: sp.Expr, symbols: Sequence[sp.Symbol]) -> bool:
@@ -847,5 +954,6 @@ def freeze(system: ODESystem, *names: str) -> ODESystem:
         param_domain=FrozenMap({**system.param_domain, **{k: v for k, v in system.state_domain.items() if k in names}}),
         collapse=tuple(c for c in system.collapse if c not in names),
         manifold=None if system.manifold is None or set(system.manifold) & set(names) else system.manifold,
+        partial_collapse=_kept_structure(system, names)["partial_collapse"],
         name=f"{system.name} with {', '.join(names)} fixed" if system.name else "",
     )

@@ -11,11 +11,11 @@ import numpy as np
 
 from numpy.typing import ArrayLike
 
-from derivations import ModelSpec, ModeSystem, ODESystem, Params, System, derive, network_params
+from derivations import DynamicalSystem, EigenmodeModel, ModelSpec, Params, System, derive, network_params
 
 from ._display import html_table
 from ._integrate import integrate
-from ._iterate import is_discrete, iterate
+from ._iterate import iterate
 from ._network import NetworkRun, default_spectrum, simulate_network
 from ._progress import check_progress, progress_bar
 
@@ -304,26 +304,32 @@ def _theory_systems(model: Any, approximations: Mapping | None) -> dict[str, Any
     return {label: model}
 
 
-def _numeric(theory: Any, K: int, lr: float | None) -> Any:
-    """The numeric K-mode system (ModeSystem, or an ODESystem for K = 1) of one theory;
-    the discrete map when ``lr`` is given."""
+def _modes(system: DynamicalSystem) -> int:
+    """The number of modes a system holds: the common size of its state groups."""
+    sizes = {int(np.prod(shape)) for _, shape in system.state_layout}
+    if len(sizes) != 1:
+        raise ValueError(f"{system.name or 'the system'} has state groups of different sizes {dict(system.state_layout)}; "
+                         "a theory holds one value per mode in every group")
+    return sizes.pop()
+
+
+def _numeric(theory: Any, K: int, lr: float | None) -> DynamicalSystem:
+    """The numeric K-mode system of one theory (a derived model's ``modes(K)``, or a given
+    system whose groups have K entries); the discrete map when ``lr`` is given."""
     if isinstance(theory, ModelSpec):
         theory = derive(theory)
-    if lr is not None and not is_discrete(theory):
-        if not hasattr(theory, "discrete") or not callable(theory.discrete):
-            raise ValueError(f"lr is given but {type(theory).__name__} has no discrete() map; pass a discrete system")
-        theory = theory.discrete()
-    if callable(getattr(theory, "modes", None)):
+    if isinstance(theory, EigenmodeModel):
+        if lr is not None and not theory.is_discrete:
+            theory = theory.discrete()
         return theory.modes(K)
-    if isinstance(theory, ModeSystem):
-        if theory.K != K:
-            raise ValueError(f"the ModeSystem has K = {theory.K} modes; the recorded data has {K}")
-        return theory
-    if isinstance(theory, ODESystem):
-        if K != 1:
-            raise ValueError(f"a plain ODESystem is one mode; the recorded data has K = {K} modes (use derivations.couple)")
-        return theory
-    raise TypeError(f"cannot compare against a {type(theory).__name__}; give a ModelSpec, an EigenmodeSystem, a ModeSystem or an ODESystem")
+    if not isinstance(theory, DynamicalSystem):
+        raise TypeError(f"cannot compare against a {type(theory).__name__}; give a ModelSpec, a derived model or a DynamicalSystem")
+    if lr is not None and theory.time != "discrete":
+        raise ValueError(f"lr is given but {theory.name or 'the system'} is a flow; pass its map (a system with time 'discrete')")
+    if _modes(theory) != K:
+        raise ValueError(f"the system holds {_modes(theory)} mode(s) per state; the recorded data has K = {K} modes "
+                         "(couple a one-mode system with derivations.couple)")
+    return theory
 
 
 def _skip_reason(theory: Any, K: int, lr: float | None, max_exact_width: int | None, explicit: bool) -> str | None:
@@ -342,27 +348,27 @@ def _skip_reason(theory: Any, K: int, lr: float | None, max_exact_width: int | N
         return None
     if exact and K < 2:
         return "skipped (the exact flow needs h >= 2)"
-    if lr is not None and not is_discrete(theory):
+    if lr is not None:
         derived = derive(theory) if isinstance(theory, ModelSpec) else theory
-        if not callable(getattr(derived, "discrete", None)):
+        if isinstance(derived, DynamicalSystem) and derived.time != "discrete" and not isinstance(derived, EigenmodeModel):
             return "skipped (no discrete map for lr)"
     return None
 
 
-def _state_names(system: Any) -> tuple[str, ...]:
-    return system.per_mode.state_names if isinstance(system, ModeSystem) else tuple(system.state_names)
+def _state_names(system: DynamicalSystem) -> tuple[str, ...]:
+    return system.group_names
 
 
-def _pack(system: Any, values: Mapping[str, np.ndarray]) -> np.ndarray:
-    if isinstance(system, ModeSystem):
-        return system.pack(**values)
-    return np.array([float(np.ravel(values[n])[0]) for n in system.state_names])
+def _pack(system: DynamicalSystem, values: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The flat state from per-group arrays (..., K), each reshaped to its group's shape."""
+    layout = dict(system.state_layout)
+    return system.pack(**{n: np.reshape(values[n], np.shape(values[n])[:-1] + layout[n]) for n in layout})
 
 
-def _unpack(system: Any, y: np.ndarray) -> dict[str, np.ndarray]:
-    if isinstance(system, ModeSystem):
-        return system.unpack(y)
-    return {n: y[..., i : i + 1] for i, n in enumerate(system.state_names)}
+def _unpack(system: DynamicalSystem, y: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-group arrays (..., K) from flat states."""
+    layout = dict(system.state_layout)
+    return {n: v.reshape(v.shape[:v.ndim - len(layout[n])] + (-1,)) for n, v in system.unpack(y).items()}
 
 
 def _theory_params(system: Any, params: Mapping, lam: np.ndarray | None, norms0: Mapping, lr: float | None) -> dict:
@@ -386,7 +392,7 @@ def _theory_params(system: Any, params: Mapping, lam: np.ndarray | None, norms0:
 
 def _predict(system: Any, y0: np.ndarray, t: np.ndarray, steps: np.ndarray | None, values: dict) -> tuple[dict, np.ndarray, str]:
     """(predicted mode values at the record times, valid mask, status)."""
-    if is_discrete(system):
+    if system.time == "discrete":
         if steps is None:
             raise ValueError("a discrete theory needs step-based records (lr=... for the network, or reference times on the lr grid)")
         k = int(np.gcd.reduce(np.diff(steps))) if len(steps) > 1 else 1

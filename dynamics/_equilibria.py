@@ -12,7 +12,8 @@ Decided by capability, never by a state's name:
   denominator (``system.denominators``: poles and removable points, where the right-hand side
   is undefined) are not equilibria and are dropped (the reason says how many). Components that
   stay positive-dimensional are curves of equilibria (``EquilibriumCurve``). ``complete=True``.
-- Other systems (non-rational ODESystems, K-mode ``ModeSystem``s) use batched multi-start
+- Other systems (non-rational equations, or systems served numerically only, such as K-mode
+  ``ModeSystem``s: ``symbolic`` is None) use batched multi-start
   Newton in JAX with de-duplication and say ``complete=False``.
 
 Points are classified at high precision (``dynamics.classify``) with the tolerance policy of
@@ -37,7 +38,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from derivations import ModeSystem, ODESystem, Params
+from derivations import DynamicalSystem, ODESystem, Params
 
 from ._display import html_table
 from ._stability import Classification, _classify, _mp, residual_and_scale
@@ -65,7 +66,7 @@ class Equilibrium:
     classification : Classification
         The type of the equilibrium (``dynamics.classify``).
     jacobian_symbolic : sympy.ImmutableMatrix or None
-        The system's symbolic Jacobian (None for ModeSystems).
+        The system's symbolic Jacobian (None for a system without explicit equations).
     collapsed : bool
         Every collapse state (``system.collapse``) is zero (False for a system without
         collapse states).
@@ -238,7 +239,7 @@ def _domain(system, domain: Mapping[str, tuple] | None) -> list[sp.Interval]:
 
 
 def equilibria(
-    system: ODESystem | ModeSystem,
+    system: DynamicalSystem,
     params: Params,
     domain: Mapping[str, tuple] | None = None,
     *,
@@ -251,8 +252,8 @@ def equilibria(
 
     Parameters
     ----------
-    system : any ``derivations.ODESystem`` (exact for rational right-hand sides, multi-start
-        Newton otherwise) or a ``ModeSystem`` (multi-start Newton).
+    system : any ``derivations.DynamicalSystem`` (exact for rational explicit equations,
+        multi-start Newton otherwise).
     params : {name: value}, checked by ``system.check_params`` against the system's own
         ``param_domain``. SymPy numbers (``Rational(5, 24)``) stay exact end to end; floats are
         taken as their exact binary values and trusted to ``NEAR_RTOL`` (near-multiple roots
@@ -269,20 +270,20 @@ def equilibria(
     Raises
     ------
     TypeError
-        ``system`` is neither an ODESystem nor a ModeSystem, a domain that is not a dict, a
+        ``system`` is not a DynamicalSystem, a domain that is not a dict, a
         params value that is not a real scalar.
     ValueError
         Missing/unknown params, params outside the system's ``param_domain``, an empty or
         NaN domain, unknown state names, a bad ``n_starts``.
     """
-    if not isinstance(system, (ODESystem, ModeSystem)):
-        raise TypeError("system must be a derivations.ODESystem (EigenmodeSystem or ModeSystem included, "
+    if not isinstance(system, DynamicalSystem):
+        raise TypeError("system must be a derivations.DynamicalSystem (an ODESystem, derive(spec), a K-mode system, "
                         f"or your own); got {type(system).__name__}")
     prm = system.check_params(params)
     bounds = _domain(system, domain)
-    if isinstance(system, ODESystem) and system.is_rational:
+    if system.is_rational:
         with mpmath.workdps(HP_DPS):
-            return _exact(system, prm, bounds)
+            return _exact(system.symbolic, prm, bounds)
     return _newton(system, prm, bounds, n_starts, seed)
 
 
@@ -670,7 +671,7 @@ def _float_bounds(bounds: list[sp.Interval]) -> dict[int, tuple[float, float]]:
 def _collapse_flags(system, x, rtol: float) -> tuple[bool, bool]:
     """(every collapse state zero, some but not all), zero relative to the point's size:
     10^-(HP_DPS/2) for high-precision points, 1e-12 for float ones."""
-    idx = tuple(getattr(system, "collapse_indices", ()))
+    idx = system.collapse_indices
     if not idx:
         return False, False
     size = max([1.0] + [abs(float(v)) for v in x])
@@ -799,11 +800,11 @@ def _newton(system, prm: dict[str, Any], bounds: list[sp.Interval], n_starts: in
             residual, scale = residual_and_scale(system, prm, y)
             eqs.append(Equilibrium(
                 point=dict(zip(system.state_names, map(float, y))), x=y, classification=cls,
-                jacobian_symbolic=system.jacobian if isinstance(system, ODESystem) else None,
+                jacobian_symbolic=system.symbolic.jacobian if system.symbolic is not None else None,
                 collapsed=collapsed, partially_collapsed=partial, multiplicity=None,
                 residual=residual, residual_scale=scale,
             ))
-    what = "non-rational right-hand side" if isinstance(system, ODESystem) else "K-mode system"
+    what = "non-rational right-hand side" if system.symbolic is not None else "no explicit equations"
     return EquilibriumSet(
         tuple(eqs), (), False, f"multi-start Newton ({n_starts} starts; {what}: the enumeration is not exhaustive)",
         "" if eqs else "Newton found no equilibrium inside the domain (the search is not exhaustive)",

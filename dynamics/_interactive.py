@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from derivations import ModeSystem, ODESystem
+from derivations import DynamicalSystem
 
 from ._equilibria import EquilibriumSet, equilibria
 from ._phase_plane import PhasePlane, phase_plane
@@ -63,7 +63,7 @@ def _real(value: Any, what: str) -> float:
     return f
 
 
-def _check_sliders(system: ODESystem | ModeSystem, params: Mapping[str, Any],
+def _check_sliders(system: DynamicalSystem, params: Mapping[str, Any],
                    sliders: Any) -> dict[str, tuple[float, float, float]]:
     """``sliders`` checked: {parameter: (lo, hi, step)} with lo < hi, 0 < step <= hi - lo and
     both ends inside the parameter's domain (the system's own ``check_params``)."""
@@ -141,7 +141,7 @@ class InteractivePortrait:
         (the figure and equilibria then stay those of the last good parameters).
     """
 
-    def __init__(self, system: ODESystem | ModeSystem, params: Mapping[str, float],
+    def __init__(self, system: DynamicalSystem, params: Mapping[str, float],
                  ranges: Mapping[str, tuple[float, float, float]], kwargs: Mapping[str, object]) -> None:
         w = _widgets()
         self._system = system
@@ -334,7 +334,7 @@ class InteractivePortrait:
 
 
 def interactive_portrait(
-    system: ODESystem | ModeSystem,
+    system: DynamicalSystem,
     params: Mapping[str, float],
     sliders: Mapping[str, tuple[float, float] | tuple[float, float, float]],
     **portrait_kwargs: object,
@@ -382,8 +382,8 @@ def interactive_portrait(
         unknown params; and every error ``portrait`` (``phase_plane``) or ``plot_flow_1d``
         raises for this system and these keywords, unchanged.
     """
-    if not isinstance(system, (ODESystem, ModeSystem)):
-        raise TypeError(f"system must be a derivations.ODESystem (or a ModeSystem); got {type(system).__name__}")
+    if not isinstance(system, DynamicalSystem):
+        raise TypeError(f"system must be a derivations.DynamicalSystem; got {type(system).__name__}")
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict keyed by parameter name; got {type(params).__name__}")
     _widgets()

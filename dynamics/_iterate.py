@@ -1,9 +1,10 @@
 """iterate(): a discrete-time system y_{n+1} = y_n + rhs(y_n) stepped with ``jax.lax.scan``.
 
-A discrete system (``system.discrete()`` of a derived system, attribute ``is_discrete = True``)
-carries the one-step INCREMENT of gradient descent with a finite learning rate ``lr`` as its
-right-hand side; iterating it is what a network trained with that learning rate does on
-average, where the gradient flow would be the limit lr -> 0.
+A map (a ``DynamicalSystem`` with ``time == "discrete"``: ``system.discrete()`` of a derived
+system, ``ODESystem.from_map``, or any system declaring it) carries the one-step INCREMENT as
+its right-hand side. For ``discrete()`` that is gradient descent with a finite learning rate
+``lr`` (the declared ``step_param``); iterating it is what a network trained with that learning
+rate does on average, where the gradient flow would be the limit lr -> 0.
 """
 
 from __future__ import annotations
@@ -14,22 +15,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from derivations import Names, Params, System
+from derivations import DynamicalSystem, Names, Params, System
 
 from ._display import html_table
 
-__all__ = ["iterate", "Iteration", "ITERATION_STATUSES", "record_steps", "is_discrete"]
+__all__ = ["iterate", "Iteration", "ITERATION_STATUSES", "record_steps"]
 
 ITERATION_STATUSES = Names.define("ITERATION_STATUSES", {
     "finished": "every step stayed finite and inside the bound.",
     "blew_up": "max abs(y) exceeded blowup_bound (the state is kept at the last step inside).",
     "non-finite": "a step produced NaN or inf (the state is kept at the last finite step).",
 }, module=__name__, summary="How each run of an Iteration ended (Iteration.status holds one of these).")
-
-
-def is_discrete(system: Any) -> bool:
-    """True for a discrete-time system (attribute ``is_discrete`` or ``discrete`` set to True)."""
-    return getattr(system, "is_discrete", False) is True or getattr(system, "discrete", False) is True
 
 
 def record_steps(n_steps: int, record_every: int) -> np.ndarray:
@@ -47,8 +43,8 @@ class Iteration:
     steps : numpy.ndarray of int
         Recorded step indices (0, k, 2k, ..., n_steps), shape (n_rec,).
     t : numpy.ndarray
-        The matching times steps * lr when the system has a parameter ``lr``, else the steps
-        as floats.
+        The matching times: steps times the value of the system's ``step_param`` (a learning
+        rate) when it declares one and its value is a scalar, else the steps as floats.
     y : numpy.ndarray
         batch_shape + (n_rec, n_states); after a run ended it holds its end state.
     valid : numpy.ndarray of bool
@@ -121,9 +117,9 @@ def iterate(
 
     Parameters
     ----------
-    system : a discrete system (``discrete = True``, e.g. ``derive(spec).discrete()`` or its
-        ``.modes(K)``): anything with state_names, n_states, check_params and to_jax whose
-        rhs is the one-step increment.
+    system : a map (``time == "discrete"``, e.g. ``derive(spec).discrete()`` or its
+        ``.modes(K)``, ``ODESystem.from_map``): a DynamicalSystem whose rhs is the one-step
+        increment.
     y0 : array, shape (..., n_states); leading axes form the batch.
     n_steps : int >= 0, the number of steps.
     params : dict keyed by parameter name (``lr`` among them for a gradient-descent map),
@@ -146,13 +142,12 @@ def iterate(
     import jax
     import jax.numpy as jnp
 
-    for attr in ("state_names", "n_states", "check_params", "to_jax"):
-        if not hasattr(system, attr):
-            raise TypeError(f"system must be a discrete ODESystem or ModeSystem; {type(system).__name__} has no {attr!r}")
-    if not is_discrete(system):
+    if not isinstance(system, DynamicalSystem):
+        raise TypeError(f"system must be a derivations.DynamicalSystem with time 'discrete'; got {type(system).__name__}")
+    if system.time != "discrete":
         raise ValueError(
-            "system must be discrete (its rhs the one-step increment, attribute discrete = True); "
-            "use system.discrete() for gradient descent with a learning rate, or dynamics.integrate for a flow"
+            "system must be a map (time 'discrete', its rhs the one-step increment); use system.discrete() for "
+            "gradient descent with a learning rate, ODESystem.from_map for a map of your own, or dynamics.integrate for a flow"
         )
     for name, v, lo in (("n_steps", n_steps, 0), ("record_every", record_every, 1)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
@@ -202,7 +197,7 @@ def iterate(
     end_step = ends[-1]
     valid = steps <= end_step[..., None]
     status = np.asarray(np.asarray(ITERATION_STATUSES)[codes[-1]], dtype=str)
-    lr = checked.get("lr")
-    t = steps * float(lr) if lr is not None and np.ndim(lr) == 0 else steps.astype(float)
+    dt = checked.get(system.step_param) if system.step_param is not None else None
+    t = steps * float(dt) if dt is not None and np.ndim(dt) == 0 else steps.astype(float)
     return Iteration(steps, t, y, valid, status, end_step, tuple(system.state_names),
                      {"n_steps": int(n_steps), "record_every": int(record_every), "blowup_bound": bound})

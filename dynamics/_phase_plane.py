@@ -25,6 +25,7 @@ from derivations._system import FrozenMap
 from ._display import html_table
 from ._equilibria import Equilibrium, equilibria
 from ._integrate import integrate
+from ._prepare import symbolic_form
 
 __all__ = ["phase_plane", "PhasePlane", "Orbit", "SaddleManifold"]
 
@@ -205,14 +206,6 @@ class PhasePlane:
 # -- input checks ----------------------------------------------------------------------------
 
 
-def _as_ode_system(system: Any) -> ODESystem:
-    if isinstance(system, ODESystem):
-        return system
-    if hasattr(system, "to_ode_system") and hasattr(system, "state_names"):
-        return system.to_ode_system()  # a K-mode ModeSystem (K <= 64): the same equations, symbolic
-    raise TypeError(f"system must be a derivations.ODESystem (or a ModeSystem); got {type(system).__name__}")
-
-
 def _check_fixed(system: Any, x: str, y: str, fixed: Any) -> dict[str, Any]:
     """``fixed`` checked against the states off the (x, y) plane: {state: float or "manifold"}."""
     names = system.state_names
@@ -237,12 +230,12 @@ def _check_fixed(system: Any, x: str, y: str, fixed: Any) -> dict[str, Any]:
         if not np.isfinite(f):
             raise ValueError(f"fixed[{n!r}] must be finite; got {v!r}")
         out[n] = f
-    man = getattr(system, "manifold", None)
+    man = system.manifold
     for n, v in out.items():
         if v != MANIFOLD:
             continue
         if man is None:
-            raise ValueError(f"fixed[{n!r}] = 'manifold', but {getattr(system, 'name', '') or 'this system'} declares no invariant manifold")
+            raise ValueError(f"fixed[{n!r}] = 'manifold', but {system.name or 'this system'} declares no invariant manifold")
         if n not in man:
             raise ValueError(f"fixed[{n!r}] = 'manifold': only {', '.join(man)} can be put on the manifold "
                              f"({', '.join(f'{k} = {e}' for k, e in man.items())})")
@@ -250,7 +243,7 @@ def _check_fixed(system: Any, x: str, y: str, fixed: Any) -> dict[str, Any]:
     missing = [n for n in others if n not in out]
     if missing:
         hint = ""
-        if getattr(system, "manifold", None) is not None:
+        if system.manifold is not None:
             hint = f" (a state of the system's manifold {dict(system.manifold)} may be 'manifold')"
         raise ValueError(f"fixed must give the states off the plane: missing {missing}{hint}")
     return {n: out[n] for n in others}
@@ -361,7 +354,7 @@ def phase_plane(
         not give (or whose graph needs a state that is not on an axis), bad limits, counts or
         t_max, bad params (from ``check_params``).
     """
-    system = _as_ode_system(system)
+    system = symbolic_form(system, "phase_plane")
     names = system.state_names
     if len(names) < 2:
         raise ValueError(f"phase_plane needs at least two states; {system.name or 'this system'} has {names} "

@@ -36,6 +36,7 @@ from ._basins import Basins
 from ._bifurcation import Bifurcation, bifurcation
 from ._equilibria import equilibria
 from ._phase_plane import PhasePlane, _check_window, phase_plane
+from ._prepare import symbolic_form
 from ._network import NetworkRun
 from ._roots import Regimes
 
@@ -331,8 +332,7 @@ def _slice(plane: PhasePlane) -> str:
 def _one_state(system: Any, caller: str) -> ODESystem:
     """The system itself if it has one state, else its restriction to the declared manifold
     if that has one state; otherwise a ValueError naming what would serve."""
-    if not isinstance(system, ODESystem):
-        raise TypeError(f"system must be a derivations.ODESystem; got {type(system).__name__}")
+    system = symbolic_form(system, caller)
     if system.n_states == 1:
         return system
     label = system.name or "this system"

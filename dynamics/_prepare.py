@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from derivations import ODESystem
+from derivations import DynamicalSystem, ODESystem
 
-__all__ = ["prepared", "one_state", "label", "as_float", "read_only", "MAX_BISECTIONS"]
+__all__ = ["prepared", "symbolic_form", "one_state", "label", "as_float", "read_only", "MAX_BISECTIONS"]
 
 MAX_BISECTIONS = 200
 """Bisections a located point may take: with tolerances no smaller than MIN_TOL
@@ -18,21 +18,36 @@ MAX_BISECTIONS = 200
 
 
 
-def prepared(system: Any) -> ODESystem:
-    """``system`` restricted to its declared invariant manifold (if any)."""
-    if not isinstance(system, ODESystem):
-        raise TypeError(f"system must be a derivations.ODESystem; got {type(system).__name__}")
-    return system.reduce() if system.manifold is not None else system
+def symbolic_form(system: Any, what: str) -> ODESystem:
+    """The explicit equations (``system.symbolic``) that the analysis ``what`` needs, or an
+    error saying why there are none: a TypeError for an object that is no DynamicalSystem, a
+    ValueError for a system served numerically only."""
+    if not isinstance(system, DynamicalSystem):
+        raise TypeError(f"system must be a derivations.DynamicalSystem (an ODESystem, derive(spec), a K-mode "
+                        f"system); got {type(system).__name__}")
+    sym = system.symbolic
+    if sym is None:
+        raise ValueError(
+            f"{what} needs the explicit SymPy equations of the system, and {label(system)} is served numerically "
+            "only (system.symbolic is None); a K-mode ModeSystem gives them with system.to_ode_system() (K <= 64)"
+        )
+    return sym
 
 
-def label(system: ODESystem) -> str:
+def prepared(system: Any, what: str = "this analysis") -> ODESystem:
+    """The explicit equations of ``system`` restricted to its declared invariant manifold (if any)."""
+    sym = symbolic_form(system, what)
+    return sym.reduce() if sym.manifold is not None else sym
+
+
+def label(system: DynamicalSystem) -> str:
     return system.name or "the system"
 
 
 def one_state(system: Any, what: str) -> ODESystem:
     """The one-state rational system ``what`` needs (after manifold restriction), or a
     ValueError saying why not and what would serve."""
-    reduced = prepared(system)
+    reduced = prepared(system, what)
     if reduced.n_states != 1:
         after = " after restriction to its invariant manifold" if reduced is not system else ""
         extra = ", ".join(repr(n) for n in reduced.state_names[1:])

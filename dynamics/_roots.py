@@ -343,9 +343,7 @@ def _codes(reduced: ODESystem, r: BatchRoots) -> tuple[np.ndarray, tuple[str, ..
 
 def _scaling(reduced: ODESystem, system: ODESystem, scaling: Mapping[str, Any] | None, what: str) -> dict[str, float]:
     if scaling is None:
-        scaling = getattr(system, "scaling", None)
-        if scaling is None:
-            scaling = getattr(reduced, "scaling", None)
+        scaling = system.scaling
     if scaling is None:
         raise ValueError(
             f"{what} needs scaling weights {{name: power}} (how parameters scale with the overall scale lambda); "
@@ -517,7 +515,7 @@ def shrinking_norms(system: ODESystem, params: Params, t: Sequence[float], *,
     weights = _scaling(reduced, system, scaling, "shrinking_norms")
     prm = reduced.check_params(params)
     if rate is None:
-        rate = getattr(system, "weight_decay", None)
+        rate = system.weight_decay
         if rate is None:
             raise ValueError(f"{label(system)} declares no weight-decay parameter; pass rate= (a parameter name or a number)")
     if isinstance(rate, str):

@@ -1,14 +1,18 @@
 """Fixed points in scale-free variables: where a scale-invariant flow settles while weight decay
 shrinks its scale.
 
-For a scale-invariant loss (``system.scaling`` declares the powers, e.g. p ~ lambda, s ~ lambda^2)
-the flow with weight decay eta is the eta = 0 flow in the rescaled variables p e^(eta t),
-s e^(2 eta t) and a stretched time, so the scale-free spectrum (p / ||p||, s / sum s) settles
-where the eta = 0 flow has an equilibrium. With the invariant manifold (s = p^2/alpha_p) the
-unknowns are the K values of the manifold's free state on the unit sphere; Newton's method
+A system that declares ``scaling`` (powers w_i: the flow commutes with y_i -> lambda^w_i y_i)
+and a ``weight_decay`` eta (whose terms -w_i eta y_i are the generator of that scaling) splits
+into its scale and its direction: the flow with weight decay is the eta = 0 flow in the
+rescaled variables y_i e^(w_i eta t) and a stretched time, so the scale-free direction settles
+where the eta = 0 flow has an equilibrium. These come in rays y -> lambda^w y; each is found
+once, on the weighted sphere N(y) = sum_i |y_i|^(2/w_i) = 1 (the states with w_i > 0; N scales
+as lambda^2). States on a declared invariant ``manifold`` are eliminated first (entrywise:
+for K modes, s_k = p_k^2/alpha_p), so the unknowns are the remaining states. Newton's method
 (``scipy.optimize.least_squares``, Levenberg-Marquardt) from several starts finds the
-equilibria, which are classified by the eigenvalues of the Jacobian projected on the sphere's
-tangent space. The search is not exhaustive (``complete=False``).
+equilibria, which are classified by the eigenvalues of the Jacobian on the tangent space of
+the sphere, with the ray direction w * y (the symmetry's zero mode) projected out. The search
+is not exhaustive.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from derivations import ModeSystem, Params
+from derivations import DynamicalSystem, Params
 
 from ._display import short_array
 
@@ -33,13 +37,15 @@ class ScaleFreePoint:
     Attributes
     ----------
     direction : numpy.ndarray
-        The free state's values, unit norm (e.g. ``p / ||p||``), shape (K,).
+        The states off the manifold, flat, on the weighted unit sphere (for K modes with
+        p ~ lambda: ``p / ||p||``, shape (K,)).
     state : numpy.ndarray
-        The flat state on the manifold at that direction (unit scale).
+        The flat state at that direction (unit scale), manifold states included.
     residual : float
         max ``|rhs|`` there (eta = 0).
     eigenvalues : numpy.ndarray
-        Of the Jacobian projected on the sphere's tangent space (K - 1 values).
+        Of the direction flow: the Jacobian on the sphere's tangent space, the ray's zero
+        mode projected out (one fewer than the free states).
     stable : bool or None
         True if every projected eigenvalue has a negative real part, False if one is
         positive, None if undecided (zero eigenvalues within the differencing error and no
@@ -58,84 +64,108 @@ class ScaleFreePoint:
 
 
 def scale_free_equilibria(
-    system: ModeSystem,
+    system: DynamicalSystem,
     params: Params,
     *,
     n_starts: int = 24,
     seed: int = 0,
     tol: float = 1e-9,
 ) -> tuple[ScaleFreePoint, ...]:
-    """Equilibria of the scale-free flow of a K-mode system with a scaling and a manifold.
+    """Equilibria of the scale-free flow of a system that declares scaling and weight decay.
 
     Parameters
     ----------
-    system : a ModeSystem (``derive(spec).modes(K)``, or the exact ``ExactModeSystem``) whose
-        per-mode system declares ``scaling``, ``manifold`` (one free state) and ``weight_decay``.
-    params : the system's parameters; the weight decay is set to 0 (it only moves the scale).
-    n_starts : Newton starts: the isotropic direction, each single mode, and random directions.
-    seed : for the random starts.
-    tol : residual below which a converged point counts as an equilibrium.
+    system : DynamicalSystem
+        A flow declaring ``scaling`` and ``weight_decay`` (``derive(spec).modes(K)`` of a
+        scale-invariant loss, its exact ``ExactModeSystem``, or a system built by hand);
+        a declared ``manifold`` eliminates its states.
+    params : mapping str -> float
+        The system's parameters; the weight decay is set to 0 (it only moves the scale).
+    n_starts : int
+        Newton starts: the isotropic direction, each single entry, and random directions.
+    seed : int
+        For the random starts.
+    tol : float
+        Residual (max ``|rhs|`` of the free states) below which a converged point counts.
 
     Returns
     -------
-    tuple of ScaleFreePoint, distinct directions (sign-normalised: the free state's sum >= 0
-    is not assumed; both signs are kept where both are found), sorted stable first.
+    tuple of ScaleFreePoint
+        Distinct directions, sorted stable first.
 
     Raises
     ------
+    TypeError
+        ``system`` is not a DynamicalSystem.
     ValueError
-        The system declares no scaling, no one-state manifold or no weight decay, or
-        ``n_starts`` is not a positive int.
+        The system is a map, declares no scaling or no weight decay, has no scaled state off
+        its manifold, or ``n_starts`` is not a positive int.
     """
     from scipy.optimize import least_squares
 
-    per_mode = getattr(system, "per_mode", None)
-    scaling = getattr(system, "scaling", None) or getattr(per_mode, "scaling", None)
-    manifold = getattr(per_mode, "manifold", None)
-    decay = getattr(per_mode, "weight_decay", None)
-    if per_mode is None or not scaling or manifold is None or decay is None:
+    if not isinstance(system, DynamicalSystem):
+        raise TypeError(f"system must be a derivations.DynamicalSystem; got {type(system).__name__}")
+    scaling, decay = system.scaling, system.weight_decay
+    if system.time != "continuous" or not scaling or decay is None:
         raise ValueError(
-            "scale_free_equilibria needs a K-mode system whose per-mode system declares scaling, an "
-            "invariant manifold and a weight decay (a scale-invariant derived model, e.g. the cosine loss)"
+            "scale_free_equilibria needs a flow that declares scaling powers and a weight decay (system.scaling, "
+            f"system.weight_decay; a scale-invariant derived model such as the cosine loss); {system.name or 'this system'} "
+            f"has time={system.time!r}, scaling={scaling}, weight_decay={decay}"
         )
     if isinstance(n_starts, bool) or not isinstance(n_starts, (int, np.integer)) or n_starts < 1:
         raise ValueError(f"n_starts must be a positive int; got {n_starts!r}")
-    names = per_mode.state_names
-    free = [n for n in names if n not in manifold]
-    if len(free) != 1 or len(names) != 2:
-        raise ValueError(f"scale_free_equilibria needs two states per mode with a one-state manifold; got {names}")
-    free, graph_state = free[0], next(iter(manifold))
-    K = system.K
     values = dict(system.check_params({**params, decay: 0.0} if decay in system.param_names else params))
-    graph = _graph_function(per_mode, graph_state, values)
+    manifold = dict(system.manifold or {})
+    free = [(name, shape) for name, shape in system.state_layout if name not in manifold]
+    free_idx = np.asarray(system.group_indices([name for name, _ in free]), dtype=int)
+    w = np.concatenate([np.full(int(np.prod(shape)), float(scaling.get(name, 0))) for name, shape in free])
+    scaled = w > 0
+    if not scaled.any():
+        raise ValueError(f"scale_free_equilibria needs a scaled state off the manifold; free states {[n for n, _ in free]}, scaling {dict(scaling)}")
+    graph = _graph_functions(manifold, [name for name, _ in free], values)
     f = system.to_numpy(checked=False)
-    i_free = names.index(free)
 
     def state_of(x):
-        spectra = {free: x, graph_state: graph(x)}
-        return system.pack(**spectra)
+        groups, start = {}, 0
+        for name, shape in free:
+            size = int(np.prod(shape))
+            groups[name] = x[start:start + size].reshape(shape)
+            start += size
+        for name, g in graph.items():
+            groups[name] = g(groups)
+        return system.pack(**groups)
 
     def rate(x):
-        return f(0.0, state_of(x), values)[i_free * K : (i_free + 1) * K]
+        return f(0.0, state_of(x), values)[free_idx]
+
+    def norm(x):
+        return float(np.sum(np.abs(x[scaled]) ** (2 / w[scaled])))
+
+    def on_sphere(x):
+        c = norm(x) ** -0.5
+        return x * c ** w
 
     def residual(x):
-        return np.append(rate(x), np.dot(x, x) - 1.0)
+        return np.append(rate(x), norm(x) - 1.0)
 
+    n = len(w)
     rng = np.random.default_rng(seed)
-    starts = [np.full(K, 1 / np.sqrt(K))] + [np.eye(K)[j] * 0.9 + 0.1 / np.sqrt(K) for j in range(min(K, n_starts))]
+    base = np.where(scaled, 1.0, 1.0)
+    starts = [base] + [np.where(scaled, np.eye(n)[j] * 0.9 + 0.1, 1.0) for j in np.flatnonzero(scaled)[:n_starts]]
     while len(starts) < n_starts:
-        starts.append(np.abs(rng.normal(size=K)) * rng.choice([1, 1, 1, -1], size=K))
+        starts.append(np.where(scaled, np.abs(rng.normal(size=n)) * rng.choice([1, 1, 1, -1], size=n), 1.0))
     found: list[ScaleFreePoint] = []
     for x0 in starts[:n_starts]:
-        x0 = x0 / np.linalg.norm(x0)
-        sol = least_squares(residual, x0, method="lm", xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=200 * K)
-        x = sol.x / np.linalg.norm(sol.x)
+        sol = least_squares(residual, on_sphere(x0), method="lm", xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=200 * n)
+        if not np.all(np.isfinite(sol.x)) or norm(sol.x) == 0:
+            continue
+        x = on_sphere(sol.x)
         res = float(np.max(np.abs(rate(x))))
         if not np.isfinite(res) or res > tol:
             continue
         if any(np.max(np.abs(p.direction - x)) < 1e-6 for p in found):
             continue
-        eig, size = _projected_eigenvalues(rate, x)
+        eig, size = _direction_eigenvalues(rate, x, w, scaled)
         undecided = np.abs(eig.real) <= 1e-6 * max(1.0, size)  # zero within the differencing error
         stable = bool(np.all(eig.real < 0)) if not np.any(undecided) else (False if np.any(eig.real[~undecided] > 0) else None)
         found.append(ScaleFreePoint(x, state_of(x), res, eig, stable))
@@ -143,27 +173,33 @@ def scale_free_equilibria(
     return tuple(sorted(found, key=lambda p: order[p.stable]))
 
 
-def _graph_function(per_mode: Any, graph_state: str, values: Mapping[str, Any]):
-    """The manifold's graph as a NumPy function of the free state (parameters substituted)."""
+def _graph_functions(manifold: Mapping[str, Any], free: list[str], values: Mapping[str, Any]) -> dict:
+    """Each manifold state as a NumPy function of the free groups (parameters substituted),
+    applied entrywise."""
     import sympy as sp
 
-    expr = per_mode.manifold[graph_state]
-    subs = {v: float(values[str(v)]) for v in expr.free_symbols if str(v) in values}
-    free = [v for v in expr.free_symbols if str(v) not in values]
-    fn = sp.lambdify(free, expr.subs(subs), "numpy")
-    return lambda x: np.asarray(fn(x), dtype=float) * np.ones_like(x)
+    out = {}
+    for name, expr in manifold.items():
+        subs = {v: float(values[str(v)]) for v in expr.free_symbols if str(v) in values and np.ndim(values[str(v)]) == 0}
+        args = sorted((str(v) for v in expr.free_symbols if str(v) not in values), key=free.index)
+        fn = sp.lambdify(args, expr.subs(subs), "numpy")
+        out[name] = lambda groups, fn=fn, args=args: np.asarray(fn(*[groups[a] for a in args]), dtype=float) * np.ones_like(groups[free[0]])
+    return out
 
 
-def _projected_eigenvalues(rate, x: np.ndarray) -> tuple[np.ndarray, float]:
-    """Eigenvalues of the Jacobian of the rate projected on the tangent space of the sphere at x
-    (central differences), without the radial direction, and the Jacobian's norm."""
-    K = len(x)
-    J = np.empty((K, K))
+def _direction_eigenvalues(rate, x: np.ndarray, w: np.ndarray, scaled: np.ndarray) -> tuple[np.ndarray, float]:
+    """Eigenvalues of the direction flow at x: the Jacobian of the rate (central differences)
+    on the tangent space of the weighted sphere, with the ray direction w * x (a zero mode of
+    the Jacobian at an equilibrium) projected out along it; and the Jacobian's norm."""
+    n = len(x)
+    J = np.empty((n, n))
     h = 1e-6
-    for j in range(K):
-        e = np.zeros(K)
+    for j in range(n):
+        e = np.zeros(n)
         e[j] = h
         J[:, j] = (rate(x + e) - rate(x - e)) / (2 * h)
-    P = np.eye(K) - np.outer(x, x)
-    basis = np.linalg.svd(P)[0][:, : K - 1]
-    return np.linalg.eigvals(basis.T @ J @ basis), float(np.linalg.norm(J, 2))
+    ray = w * x
+    grad = np.where(scaled, (2 / np.where(scaled, w, 1)) * np.sign(x) * np.abs(x) ** (2 / np.where(scaled, w, 1) - 1), 0.0)
+    Q = np.eye(n) - np.outer(ray, grad) / float(grad @ ray)
+    basis = np.linalg.svd(np.eye(n) - np.outer(grad, grad) / float(grad @ grad))[0][:, : n - 1]
+    return np.linalg.eigvals(basis.T @ Q @ J @ basis), float(np.linalg.norm(J, 2))

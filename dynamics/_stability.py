@@ -1,6 +1,6 @@
 """classify(system, params, x): linear stability, and higher order where linear says nothing.
 
-Works on any ``derivations.ODESystem`` (and, linearly, on a ``ModeSystem``). The Jacobian is
+Works on any ``derivations.DynamicalSystem``: exactly where it has explicit equations (``symbolic``), linearly otherwise. The Jacobian is
 evaluated at ``HP_DPS`` digits from the symbolic one, with the parameters exact, and its
 eigenvalues are computed at that precision; "zero" is decided by the one tolerance policy of
 ``dynamics._tolerance``: |Re lambda| <= rtol * scale, scale = the norm of the *balanced*
@@ -48,7 +48,7 @@ import sympy as sp
 
 from numpy.typing import ArrayLike
 
-from derivations import ModeSystem, ODESystem, Params
+from derivations import DynamicalSystem, ODESystem, Params
 from derivations._codegen import lambdified
 
 from ._display import short_array
@@ -116,13 +116,13 @@ class Classification:
 # -- public entry points -------------------------------------------------------------------------
 
 
-def jacobian_at(system: ODESystem | ModeSystem, params: Params, x: ArrayLike) -> np.ndarray:
+def jacobian_at(system: DynamicalSystem, params: Params, x: ArrayLike) -> np.ndarray:
     """Numeric Jacobian d f / d y at x, float64: symbolic for an ODESystem, autodiff (JAX)
-    for a ModeSystem. ``params`` are taken as validated (see ``classify``).
+    for a system without explicit equations. ``params`` are taken as validated (see ``classify``).
 
     Parameters
     ----------
-    system : ODESystem or ModeSystem
+    system : DynamicalSystem
         The system.
     params : mapping str -> float
         Parameter values keyed by name, already validated (``system.check_params``).
@@ -141,10 +141,11 @@ def jacobian_at(system: ODESystem | ModeSystem, params: Params, x: ArrayLike) ->
     TypeError
         A value of ``x`` or ``params`` is not a real number.
     """
-    if isinstance(system, ODESystem):
-        g = _float_functions(system)[1]
-        vals = g(*np.asarray(x, dtype=float), *[float(params[n]) for n in system.param_names])
-        n = system.n_states
+    sym = system.symbolic
+    if sym is not None:
+        g = _float_functions(sym)[1]
+        vals = g(*np.asarray(x, dtype=float), *[float(params[n]) for n in sym.param_names])
+        n = sym.n_states
         return np.array(vals, dtype=float).reshape(n, n)
     import jax
     import jax.numpy as jnp
@@ -155,7 +156,7 @@ def jacobian_at(system: ODESystem | ModeSystem, params: Params, x: ArrayLike) ->
 
 
 def classify(
-    system: ODESystem | ModeSystem,
+    system: DynamicalSystem,
     params: Params,
     x: ArrayLike | Sequence[sp.Expr],
     *,
@@ -166,7 +167,7 @@ def classify(
 
     Parameters
     ----------
-    system : ODESystem (any: polynomial, rational or not) or ModeSystem (linear analysis only)
+    system : DynamicalSystem (with explicit equations: any, polynomial, rational or not; without: linear analysis only)
     params : dict {name: value}, checked with ``system.check_params`` (SymPy numbers stay exact)
     x : the point, one value per state: floats (decided with FLOAT_RTOL) or exact SymPy numbers
         (decided at high precision with HP_RTOL)
@@ -181,7 +182,7 @@ def classify(
     Raises
     ------
     TypeError
-        ``system`` is neither an ODESystem nor a ModeSystem.
+        ``system`` is not a DynamicalSystem.
     ValueError
         Bad params (see ``check_params``), x of the wrong length or not finite, or x at a zero
         of a denominator (the right-hand side is undefined there).
@@ -192,8 +193,8 @@ def classify(
         x is not an equilibrium: ``|f(x)|`` > EQUILIBRIUM_RTOL * (term scale of f at x); the
         message names the residual. The linearisation at x is classified anyway.
     """
-    if not isinstance(system, (ODESystem, ModeSystem)):
-        raise TypeError(f"system must be a derivations.ODESystem or ModeSystem; got {type(system).__name__}")
+    if not isinstance(system, DynamicalSystem):
+        raise TypeError(f"system must be a derivations.DynamicalSystem; got {type(system).__name__}")
     prm = system.check_params(params)
     exact = False
     if isinstance(x, (list, tuple)) and x and all(isinstance(v, sp.Basic) for v in x):
@@ -282,18 +283,19 @@ def _term_rows(system: ODESystem):
 
 def residual_and_scale(system, prm: Mapping[str, Any], x: Any) -> tuple[float, float]:
     """(max_i |f_i(x)|, max_i sum |terms of f_i at x|) in float64: rounding of x alone leaves
-    a residual of order eps * scale. For a ModeSystem the scale is |J| |x| + 1 (no terms)."""
+    a residual of order eps * scale. Without explicit equations the scale is |J| |x| + 1 (no terms)."""
     xf = np.asarray([float(v) for v in x], dtype=float)
     pv = [float(prm[n]) for n in system.param_names]
-    if not isinstance(system, ODESystem):
+    sym = system.symbolic
+    if sym is None:
         f = system.to_numpy(checked=False)
         r = float(np.max(np.abs(f(0.0, xf, dict(zip(system.param_names, pv))))))
         J = jacobian_at(system, dict(zip(system.param_names, pv)), xf)
         return r, float(np.max(np.abs(J)) * np.max(np.abs(xf), initial=0.0) + 1.0)
-    g, sizes = _term_rows(system)
+    g, sizes = _term_rows(sym)
     with np.errstate(all="ignore"):
         terms = np.array([float(np.real(t)) for t in g(*xf, *pv)], dtype=float)
-        rhs = np.array(_float_functions(system)[0](*xf, *pv), dtype=float).reshape(-1)
+        rhs = np.array(_float_functions(sym)[0](*xf, *pv), dtype=float).reshape(-1)
     scale, start = 0.0, 0
     for s in sizes:
         scale = max(scale, float(np.sum(np.abs(terms[start:start + s]))))
@@ -302,9 +304,10 @@ def residual_and_scale(system, prm: Mapping[str, Any], x: Any) -> tuple[float, f
 
 
 def _check_equilibrium(system, prm, point) -> None:
-    if isinstance(system, ODESystem) and system.is_rational and any(d.free_symbols & set(system.states) for d in system.denominators):
-        sub = {**dict(zip(system.states, point)), **{system.symbols[k]: _mp(v) for k, v in prm.items()}}
-        for d in system.denominators:
+    sym = system.symbolic
+    if sym is not None and sym.is_rational and any(d.free_symbols & set(sym.states) for d in sym.denominators):
+        sub = {**dict(zip(sym.states, point)), **{sym.symbols[k]: _mp(v) for k, v in prm.items()}}
+        for d in sym.denominators:
             val = sp.lambdify(list(sub), d, modules="mpmath")(*sub.values())
             if abs(val) <= HP_RTOL * _abs_terms(d, sub):
                 raise ValueError(f"x is at a zero of the denominator {d}: the right-hand side is undefined there")
@@ -334,15 +337,16 @@ def _classify(system, prm: Mapping[str, Any], point: tuple, *, rtol: float, boun
     root (decides "zero eigenvalue" exactly)."""
     bounds = bounds or {}
     n = system.n_states
-    symbolic = isinstance(system, ODESystem)
+    sym = system.symbolic
+    symbolic = sym is not None
     if symbolic:
-        pv = [_mp(prm[k]) for k in system.param_names]
+        pv = [_mp(prm[k]) for k in sym.param_names]
         xv = [_mp(v) for v in point]
         J_mp = mpmath.matrix(n, n)
-        for idx, v in enumerate(_mp_functions(system)[1](*xv, *pv)):
+        for idx, v in enumerate(_mp_functions(sym)[1](*xv, *pv)):
             J_mp[idx // n, idx % n] = v
         J = np.array([[float(mpmath.re(J_mp[i, j])) for j in range(n)] for i in range(n)])
-        sizes = np.array([float(abs(v)) for v in _mp_functions(system)[2](*xv, *pv)]).reshape(n, n)
+        sizes = np.array([float(abs(v)) for v in _mp_functions(sym)[2](*xv, *pv)]).reshape(n, n)
         if n == 1:
             ev = np.array([complex(J_mp[0, 0])])
         elif n <= _MAX_HP_STATES:
@@ -390,10 +394,10 @@ def _classify(system, prm: Mapping[str, Any], point: tuple, *, rtol: float, boun
     if n_zero == 2 and imaginary.all():
         if not symbolic:
             return out("non-hyperbolic (undecided)", None, False, 0,
-                       "a pair of purely imaginary eigenvalues; the first Lyapunov coefficient needs a symbolic "
-                       "right-hand side (use to_ode_system())")
+                       "a pair of purely imaginary eigenvalues; the first Lyapunov coefficient needs the explicit "
+                       "equations (system.symbolic is None)")
         omega = float(np.max(centre.imag))
-        a, a_scale = _first_lyapunov(system, J_mp, xv, pv, mpmath.mpf(omega))
+        a, a_scale = _first_lyapunov(sym, J_mp, xv, pv, mpmath.mpf(omega))
         base = f"eigenvalues +-{omega:.6g}i: non-hyperbolic, the linearisation does not decide"
         if abs(a) <= rtol * a_scale:
             return out("centre", None, False, 0,
@@ -409,12 +413,12 @@ def _classify(system, prm: Mapping[str, Any], point: tuple, *, rtol: float, boun
         return out("non-hyperbolic (undecided)", None, False, 0,
                    f"{n_zero} eigenvalues on the imaginary axis: a centre manifold of dimension {n_zero} "
                    "(e.g. Bogdanov-Takens, fold-Hopf) is not analysed")
-    if not symbolic or not system.is_rational:
-        why = "a ModeSystem (no symbolic right-hand side)" if not symbolic else "a right-hand side that is not rational"
+    if not symbolic or not sym.is_rational:
+        why = "a system served numerically only (system.symbolic is None)" if not symbolic else "a right-hand side that is not rational"
         return out("non-hyperbolic (undecided)", None, False, 0,
                    f"one zero eigenvalue; the centre-manifold series is computed for rational right-hand sides, "
                    f"not for {why}")
-    order, coeff, v0 = _centre_flow(system, J_mp, xv, pv, scale, rtol, multiplicity if n == 1 else None)
+    order, coeff, v0 = _centre_flow(sym, J_mp, xv, pv, scale, rtol, multiplicity if n == 1 else None)
     if order is None:
         return out("non-hyperbolic (undecided)", None, False, 0,
                    f"the flow on the centre manifold vanishes to order {CENTRE_ORDER}")

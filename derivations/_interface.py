@@ -1,0 +1,452 @@
+"""DynamicalSystem: the written interface every system implements and every analysis reads.
+
+It is the contract between the two layers. ``derivations`` builds systems (by hand, from
+strings, or by ``derive``); ``dynamics`` analyses them by reading what this interface
+declares, never by a system's type or a state's name. Everything here is declared data or a
+compiled function:
+
+- states, as named groups with shapes (a scalar state has shape (); the K modes of a coupled
+  system are groups of shape (K,)), laid out flat, group by group, in C order;
+- parameters with their trailing shapes and domains, checked by ``check_params``;
+- time: continuous (a flow, ``integrate``) or discrete (a map, ``iterate``: the right-hand
+  side is the increment y_{n+1} - y_n, and ``step_param`` names the parameter that is the time
+  of one step, if any);
+- ``diffusion``: None for a deterministic system (the slot stochastic systems will fill);
+- code generation (``to_jax``, ``to_numpy``: ``f(t, y, params)`` on flat states);
+- structure: the collapse set, named partial-collapse sets, an invariant manifold, scaling
+  powers with the parameter whose rate shrinks the scale (``weight_decay``);
+- capabilities: ``symbolic`` (the explicit SymPy equations that the exact analyses use, or
+  None) and the flags ``is_polynomial`` / ``is_rational`` that follow from it.
+
+A hand-built system subclasses ``DynamicalSystem`` and implements the abstract members; the
+rest have defaults that declare "none".
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ._names import Names
+
+if TYPE_CHECKING:
+    import sympy as sp
+
+    from ._system import ODESystem
+
+__all__ = ["DynamicalSystem", "EigenmodeModel", "TIMES", "flat_names"]
+
+TIMES = Names.define(
+    "TIMES",
+    {"continuous": "a flow dy/dt = f(y): integrate it (dynamics.integrate).",
+     "discrete": "a map y_{n+1} = y_n + f(y_n), the right-hand side the increment: step it (dynamics.iterate)."},
+    module=__name__, summary="The values of DynamicalSystem.time.")
+
+RhsFunction = Callable[..., ArrayLike]
+
+
+def flat_names(name: str, shape: tuple[int, ...]) -> tuple[str, ...]:
+    """The flat state names of a group: ``name`` for shape (), ``name_1..name_K`` for (K,),
+    ``name_i_j`` (1-based, C order) for a matrix.
+
+    Parameters
+    ----------
+    name : str
+        The group's name.
+    shape : tuple of int
+        The group's shape.
+
+    Returns
+    -------
+    tuple of str
+        One name per scalar entry, in C order.
+    """
+    if not shape:
+        return (name,)
+    return tuple(f"{name}_" + "_".join(str(i + 1) for i in idx) for idx in np.ndindex(*shape))
+
+
+class DynamicalSystem(abc.ABC):
+    """A dynamical system as the numerics read it (see the module docstring).
+
+    Subclasses implement ``name``, ``state_layout``, ``state_domain``, ``param_names``,
+    ``param_domain``, ``check_params``, ``to_jax`` and ``to_numpy``; every other member has a
+    default that declares the feature absent (continuous time, no diffusion, no collapse set,
+    no manifold, no scaling, numeric right-hand side only).
+    """
+
+    __slots__ = ()
+
+    # -- identity ------------------------------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def name(self) -> str:
+        """A label for reprs and figure titles."""
+
+    # -- states --------------------------------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def state_layout(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        """The state groups in layout order, ``((name, shape), ...)``; the flat state holds
+        them one after the other, each in C order."""
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """Flat state names in layout order (see ``flat_names``)."""
+        return tuple(n for name, shape in self.state_layout for n in flat_names(name, shape))
+
+    @property
+    def n_states(self) -> int:
+        """The length of the flat state."""
+        return sum(math.prod(shape) for _, shape in self.state_layout)
+
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        """The names of the state groups, in layout order."""
+        return tuple(name for name, _ in self.state_layout)
+
+    def group_slice(self, name: str) -> slice:
+        """Where the group ``name`` lies in the flat state.
+
+        Parameters
+        ----------
+        name : str
+            A state group (one of ``group_names``).
+
+        Returns
+        -------
+        slice
+            The group's entries of the flat state.
+
+        Raises
+        ------
+        ValueError
+            ``name`` is not a state group.
+        """
+        start = 0
+        for group, shape in self.state_layout:
+            size = math.prod(shape)
+            if group == name:
+                return slice(start, start + size)
+            start += size
+        raise ValueError(f"{name!r} is not a state group of {self.name or 'this system'}; groups: {list(self.group_names)}")
+
+    def group_indices(self, names: tuple[str, ...] | list[str]) -> tuple[int, ...]:
+        """The flat indices of the named groups, in the order given.
+
+        Parameters
+        ----------
+        names : sequence of str
+            State groups.
+
+        Returns
+        -------
+        tuple of int
+            Their flat indices.
+
+        Raises
+        ------
+        ValueError
+            A name that is not a state group.
+        """
+        return tuple(i for n in names for i in range(*self.group_slice(n).indices(self.n_states)))
+
+    def pack(self, **groups: ArrayLike) -> np.ndarray:
+        """The flat state from one array per group, e.g. ``pack(p=p_k, s=s_k)``: each of shape
+        batch + the group's shape; batch shapes broadcast.
+
+        Parameters
+        ----------
+        **groups : array_like
+            One array per state group, keyed by the group's name.
+
+        Returns
+        -------
+        numpy.ndarray
+            The flat state (..., n_states), float64.
+
+        Raises
+        ------
+        ValueError
+            Not exactly the state groups, or an array whose trailing shape is not its group's.
+        """
+        if set(groups) != set(self.group_names):
+            raise ValueError(f"pack needs exactly the state groups {self.group_names}; got {sorted(groups)}")
+        parts = []
+        for name, shape in self.state_layout:
+            a = np.asarray(groups[name], dtype=np.float64)
+            if a.shape[a.ndim - len(shape):] != shape or a.ndim < len(shape):
+                raise ValueError(f"{name} must have shape (..., {', '.join(map(str, shape))}) "
+                                 f"(batch + the group's shape {shape}); got {a.shape}")
+            parts.append(a.reshape(a.shape[:a.ndim - len(shape)] + (math.prod(shape),)))
+        return _concat(parts)
+
+    def unpack(self, y: ArrayLike) -> dict[str, np.ndarray]:
+        """One array per state group from flat states: ``{name: array batch + shape}``.
+
+        Parameters
+        ----------
+        y : array_like
+            Flat states of shape (..., n_states).
+
+        Returns
+        -------
+        dict of str -> numpy.ndarray
+            Per group, its entries reshaped to batch + the group's shape.
+
+        Raises
+        ------
+        ValueError
+            The last axis of ``y`` is not ``n_states`` long.
+        """
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim == 0 or y.shape[-1] != self.n_states:
+            raise ValueError(f"y must have shape (..., {self.n_states}) (the flat state of "
+                             f"{self.name or 'this system'}); got {y.shape}")
+        out, start = {}, 0
+        for name, shape in self.state_layout:
+            size = math.prod(shape)
+            out[name] = y[..., start:start + size].reshape(y.shape[:-1] + shape)
+            start += size
+        return out
+
+    def expand(self, per_group: Mapping[str, float], default: float = 0.0) -> np.ndarray:
+        """A flat vector from one value per state group (e.g. scaling powers per group).
+
+        Parameters
+        ----------
+        per_group : mapping str -> float
+            Values keyed by state group; groups not named get ``default``.
+        default : float
+            The value of the groups not in ``per_group``.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (n_states,), float64.
+        """
+        out = np.full(self.n_states, float(default))
+        for name in self.group_names:
+            if name in per_group:
+                out[self.group_slice(name)] = float(per_group[name])
+        return out
+
+    @property
+    @abc.abstractmethod
+    def state_domain(self) -> Mapping[str, sp.Interval]:
+        """Per flat state name, the interval it lies in (absent: the real line)."""
+
+    def state_bounds(self) -> tuple[tuple[float, float], ...]:
+        """(lower, upper) of every flat state, in layout order, from ``state_domain``.
+
+        Returns
+        -------
+        tuple of (float, float)
+            Infinite where unbounded.
+        """
+        dom = self.state_domain
+        return tuple((float(dom[n].start), float(dom[n].end)) if n in dom else (-np.inf, np.inf)
+                     for n in self.state_names)
+
+    # -- parameters ----------------------------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def param_names(self) -> tuple[str, ...]:
+        """The parameters ``params`` must give, by name."""
+
+    @property
+    @abc.abstractmethod
+    def param_domain(self) -> Mapping[str, sp.Interval]:
+        """Per parameter name, the interval its values must lie in (absent: the real line)."""
+
+    @property
+    def param_shapes(self) -> Mapping[str, tuple[int, ...]]:
+        """The trailing shape of each parameter's value (() for a scalar; (K,) for one value per
+        mode); batch axes come before it. Default: every parameter a scalar."""
+        return {n: () for n in self.param_names}
+
+    @abc.abstractmethod
+    def check_params(self, params: Mapping, *, batch: bool = False) -> dict:
+        """Validate ``params`` against ``param_names``, ``param_shapes`` and ``param_domain``.
+
+        Parameters
+        ----------
+        params : mapping str -> float or array_like
+            Values keyed by parameter name.
+        batch : bool
+            Allow batch axes before each parameter's own shape.
+
+        Returns
+        -------
+        dict
+            ``{name: value}`` in ``param_names`` order.
+
+        Raises
+        ------
+        TypeError
+            ``params`` is not a mapping, or a value is not real.
+        ValueError
+            Missing or unknown names (the message lists the valid ones), values outside their
+            domain, wrong shapes.
+        """
+
+    # -- time ------------------------------------------------------------------------------------
+    @property
+    def time(self) -> str:
+        """"continuous" (a flow) or "discrete" (a map whose right-hand side is the increment);
+        one of ``TIMES``."""
+        return "continuous"
+
+    @property
+    def step_param(self) -> str | None:
+        """For a map: the parameter whose value is the time one step stands for (a learning
+        rate), or None (time counts steps)."""
+        return None
+
+    @property
+    def is_discrete(self) -> bool:
+        """True for a map (``time == "discrete"``)."""
+        return self.time == "discrete"
+
+    @property
+    def diffusion(self) -> None:
+        """The noise of a stochastic system; None: the system is deterministic."""
+        return None
+
+    # -- code generation ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def to_jax(self, checked: bool = True) -> RhsFunction:
+        """``f(t, y, params)`` on flat states (..., n_states), JAX (jit, vmap, grad; float64).
+
+        Parameters
+        ----------
+        checked : bool
+            Validate concrete inputs on every call.
+
+        Returns
+        -------
+        callable
+            dy/dt (or the increment of a map) with y's shape.
+        """
+
+    @abc.abstractmethod
+    def to_numpy(self, checked: bool = True) -> RhsFunction:
+        """``f(t, y, params)`` on flat states (..., n_states), NumPy float64.
+
+        Parameters
+        ----------
+        checked : bool
+            Validate the inputs on every call.
+
+        Returns
+        -------
+        callable
+            dy/dt (or the increment of a map) with y's shape.
+        """
+
+    # -- structure -------------------------------------------------------------------------------
+    @property
+    def collapse(self) -> tuple[str, ...]:
+        """The state groups whose common zero is "collapse" (events, equilibrium flags)."""
+        return ()
+
+    @property
+    def collapse_indices(self) -> tuple[int, ...]:
+        """Flat indices of the collapse states."""
+        return self.group_indices(self.collapse)
+
+    @property
+    def partial_collapse(self) -> Mapping[str, tuple[str, ...]]:
+        """Named subsets of ``collapse`` (state groups) that can vanish on their own; a run that
+        fails as one of them vanishes is "partly_collapsed"."""
+        return {}
+
+    @property
+    def manifold(self) -> Mapping[str, sp.Expr] | None:
+        """An invariant graph {state group: SymPy expression in the other groups' names and
+        the parameters}, applied entrywise to groups with shapes (mode by mode), or None."""
+        return None
+
+    @property
+    def scaling(self) -> Mapping[str, float] | None:
+        """Scaling powers of a scale-invariant system: {state group or parameter: power} such
+        that the flow commutes with y -> lambda^power y; None if the system declares none."""
+        return None
+
+    @property
+    def weight_decay(self) -> str | None:
+        """With ``scaling``: the parameter eta whose decay shrinks the scale, lambda = exp(-eta t);
+        else None."""
+        return None
+
+    # -- capabilities ------------------------------------------------------------------------------
+    @property
+    def symbolic(self) -> ODESystem | None:
+        """The explicit SymPy equations that the exact analyses use (elimination, exact
+        classification, thresholds), or None when the system is served numerically only."""
+        return None
+
+    @property
+    def is_rational(self) -> bool:
+        """True if ``symbolic`` exists and its right-hand side is rational in the states."""
+        sym = self.symbolic
+        return sym is not None and sym.is_rational
+
+    @property
+    def is_polynomial(self) -> bool:
+        """True if ``symbolic`` exists and its right-hand side is polynomial in the states."""
+        sym = self.symbolic
+        return sym is not None and sym.is_polynomial
+
+
+class EigenmodeModel(abc.ABC):
+    """What ``derive`` returns: a model of one eigenmode whose K coupled modes are systems.
+
+    ``modes(K)`` gives the K-mode ``DynamicalSystem``; ``discrete()`` the model of one
+    gradient-descent step (its ``modes(K)`` are maps); ``spec`` the ModelSpec it was derived
+    from. The one-mode closures (``EigenmodeSystem``) are themselves systems; the exact
+    finite-width flow (``ExactEigenmodes``) exists only for K >= 2 modes.
+    """
+
+    __slots__ = ()
+    # ``spec`` (the ModelSpec it was derived from) is a field of every implementation.
+
+    @property
+    @abc.abstractmethod
+    def is_discrete(self) -> bool:
+        """True for the model of a gradient-descent step (a map)."""
+
+    @abc.abstractmethod
+    def modes(self, K: int) -> DynamicalSystem:
+        """The K coupled modes.
+
+        Parameters
+        ----------
+        K : int
+            The number of modes.
+
+        Returns
+        -------
+        DynamicalSystem
+            The K-mode system (a map if the model is discrete).
+        """
+
+    @abc.abstractmethod
+    def discrete(self) -> EigenmodeModel:
+        """The model of one gradient-descent step of size ``lr`` (a new parameter).
+
+        Returns
+        -------
+        EigenmodeModel
+            The discrete model (the model itself if it is discrete already).
+        """
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    batch = np.broadcast_shapes(*[p.shape[:-1] for p in parts])
+    return np.concatenate([np.broadcast_to(p, batch + p.shape[-1:]) for p in parts], axis=-1)
