@@ -96,3 +96,51 @@ def state_array(y: Any, n: int, names: Sequence[str], backend: str):
             f"({', '.join(names)}); got shape {tuple(arr.shape)}"
         )
     return arr
+
+
+def float_bounds(interval: sp.Interval) -> tuple[float, float]:
+    """(start, end) of an interval as floats (infinite where unbounded)."""
+    return float(interval.start), float(interval.end)
+
+
+def check_value(name: str, value: Any, domain: sp.Interval | None, batch: bool) -> Any:
+    """One parameter value checked: real, finite, inside ``domain``; an array only with
+    ``batch``; SymPy numbers kept exact, JAX tracers passed through."""
+    if is_traced(value):
+        return value
+    if isinstance(value, bool):
+        raise TypeError(f"params[{name!r}] must be a real number; got {value!r}")
+    if isinstance(value, sp.Basic):
+        if not (value.is_number and value.is_real and value.is_finite):
+            raise ValueError(f"params[{name!r}] must be a finite real number; got {value!r}")
+        if domain is not None and not domain.contains(value) == sp.true:
+            raise ValueError(f"params[{name!r}] = {value} is outside the model's domain: need {interval_words(name, domain)}")
+        return value
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"params[{name!r}] must be a real number; got {value!r:.60}") from None
+    if np.iscomplexobj(np.asarray(value)):
+        raise TypeError(f"params[{name!r}] must be real; got a complex value")
+    if arr.ndim and not batch:
+        raise TypeError(f"params[{name!r}] must be a real scalar here; got an array of shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"params[{name!r}] must be finite; got {value!r}")
+    if domain is not None:
+        lo, hi = float_bounds(domain)
+        below = arr < lo if not domain.left_open else arr <= lo
+        above = arr > hi if not domain.right_open else arr >= hi
+        if np.any(below | above):
+            bad = arr[below | above].flat[0]
+            raise ValueError(f"params[{name!r}] = {bad} is outside the model's domain: need {interval_words(name, domain)}")
+    return float(arr) if arr.ndim == 0 else arr
+
+
+def interval_words(name: str, interval: sp.Interval) -> str:
+    """``interval`` as a condition on ``name``, e.g. "alpha_p > 0" or "0 <= x <= 1"."""
+    parts = []
+    if interval.start != -sp.oo:
+        parts.append(f"{name} {'>' if interval.left_open else '>='} {interval.start}")
+    if interval.end != sp.oo:
+        parts.append(f"{name} {'<' if interval.right_open else '<='} {interval.end}")
+    return " and ".join(parts) or f"{name} real"

@@ -201,45 +201,6 @@ class ModeSystem(DynamicalSystem):
         """Per flat state name, the per-mode state's domain."""
         return FrozenMap({f"{n}_{k}": v for n, v in self.per_mode.state_domain.items() for k in range(1, self.K + 1)})
 
-    def check_params(self, params: Params, *, batch: bool = False) -> dict[str, ArrayLike | sp.Expr]:
-        """Validate ``params`` (the free parameters) as ``ODESystem.check_params`` does.
-
-        A per-mode parameter must be an array whose last axis has length K (``batch`` or not).
-
-        Parameters
-        ----------
-        params : mapping str -> float or array_like
-            The values of the free parameters (``param_names``) keyed by name.
-        batch : bool
-            Allow arrays of values for every parameter (default False).
-
-        Returns
-        -------
-        dict
-            ``{name: value}`` in ``param_names`` order, as ``ODESystem.check_params``.
-
-        Raises
-        ------
-        TypeError
-            ``params`` is not a mapping or a value is not real.
-        ValueError
-            Missing or unknown names, values outside their domain, a per-mode parameter whose
-            last axis is not K, or an array where a scalar is needed (without ``batch``).
-        """
-        checked = _free_part(self).check_params(params, batch=batch or bool(self.per_mode_params))
-        for n in self.per_mode_params:
-            shape = np.shape(checked[n])
-            if shape[-1:] != (self.K,):
-                raise ValueError(
-                    f"params[{n!r}] is a per-mode parameter: give an array of shape (..., {self.K}), "
-                    f"one value per mode; got shape {shape}"
-                )
-        if not batch:
-            for n, v in checked.items():
-                if n not in self.per_mode_params and np.ndim(v) != 0 and not isinstance(v, sp.Basic):
-                    raise ValueError(f"params[{n!r}] must be a scalar; got shape {np.shape(v)}")
-        return checked
-
     def to_jax(self, checked: bool = True) -> RhsFunction:
         """``f(t, y, params)`` on flat states (..., n_states); jit/vmap/grad compatible.
 
@@ -326,15 +287,6 @@ class ModeSystem(DynamicalSystem):
         """The trailing shape of each free parameter's value: (K,) for a per-mode parameter,
         () for one shared by all modes. Batch axes come before it."""
         return FrozenMap({n: ((self.K,) if n in self.per_mode_params else ()) for n in self.param_names})
-
-
-@lru_cache(maxsize=64)
-def _free_part(system: ModeSystem) -> ODESystem:
-    """A stand-in whose params are the free ones, for the shared parameter check."""
-    pm = system.per_mode
-    free = tuple(v for v in pm.params if str(v) not in system.closed)
-    return ODESystem(pm.states, free, sp.ImmutableMatrix([0] * pm.n_states),
-                     param_domain={k: v for k, v in pm.param_domain.items() if k not in system.closed})
 
 
 @lru_cache(maxsize=64)

@@ -18,7 +18,8 @@ from typing import Union
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
-from ._system import ODESystem, _float_bounds
+from ._codegen import float_bounds
+from ._system import ODESystem
 
 __all__ = ["to_xppaut", "XPP_MAX_NAME", "XPP_RESERVED"]
 
@@ -167,7 +168,7 @@ def _number(value: object, what: str) -> float:
 
 
 def _default_start(interval: sp.Interval) -> float:
-    lo, hi = _float_bounds(interval)
+    lo, hi = float_bounds(interval)
     if interval.contains(0) == sp.true:
         return 0.0
     if math.isfinite(lo) and math.isfinite(hi):

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._codegen import check_param_names, check_value, is_traced
 from ._names import Names
 
 if TYPE_CHECKING:
@@ -270,16 +271,17 @@ class DynamicalSystem(abc.ABC):
         mode); batch axes come before it. Default: every parameter a scalar."""
         return {n: () for n in self.param_names}
 
-    @abc.abstractmethod
     def check_params(self, params: Mapping, *, batch: bool = False) -> dict:
-        """Validate ``params`` against ``param_names``, ``param_shapes`` and ``param_domain``.
+        """Validate ``params`` against ``param_names``, ``param_shapes`` and ``param_domain``:
+        the one parameter check every analysis shares.
 
         Parameters
         ----------
         params : mapping str -> float or array_like
-            Values keyed by parameter name.
+            Values keyed by parameter name (SymPy numbers stay exact; JAX tracers pass).
         batch : bool
-            Allow batch axes before each parameter's own shape.
+            Allow batch axes before each parameter's own shape (a parameter with a shape of
+            its own, such as one value per mode, may always carry them).
 
         Returns
         -------
@@ -289,11 +291,26 @@ class DynamicalSystem(abc.ABC):
         Raises
         ------
         TypeError
-            ``params`` is not a mapping, or a value is not real.
+            ``params`` is not a mapping, or a value is not real (or an array where a scalar
+            is needed).
         ValueError
-            Missing or unknown names (the message lists the valid ones), values outside their
-            domain, wrong shapes.
+            Missing or unknown names (the message lists the valid ones), non-finite values,
+            values outside their domain, a trailing shape other than the parameter's own.
         """
+        by_name = check_param_names(params, self.param_names)
+        shapes, domain = self.param_shapes, self.param_domain
+        out = {}
+        for n in self.param_names:
+            shape = tuple(shapes.get(n, ()))
+            value = check_value(n, by_name[n], domain.get(n), batch or bool(shape))
+            got = np.shape(value)
+            if shape and not is_traced(value) and (len(got) < len(shape) or got[len(got) - len(shape):] != shape):
+                raise ValueError(
+                    f"params[{n!r}] has its own shape {shape} (for K modes: one value per mode): give an array of "
+                    f"shape (..., {', '.join(map(str, shape))}); got shape {got}"
+                )
+            out[n] = value
+        return out
 
     # -- time ------------------------------------------------------------------------------------
     @property

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 import sympy as sp
 
-from ._codegen import BACKENDS, check_param_names, is_traced, lambdified, state_array, xp
+from ._codegen import BACKENDS, is_traced, lambdified, state_array, xp
 from ._interface import TIMES, DynamicalSystem
 from ._typing import ArrayLike, Params
 
@@ -498,42 +498,6 @@ class ODESystem(DynamicalSystem):
         return sp.Poly(system.numerators[0], system.states[0]).degree()
 
     # -- parameters --------------------------------------------------------------------------
-    def check_params(self, params: Params, *, batch: bool = False) -> dict[str, ArrayLike | sp.Expr]:
-        """Validate ``params`` against this system and return the values keyed by name.
-
-        The one parameter check every analysis uses: a mapping with exactly the parameter
-        names, real finite values inside ``param_domain``. Scalars come back as floats, SymPy
-        numbers unchanged (exact analyses keep them exact); with ``batch=True`` arrays are
-        allowed (float64 ndarrays, every entry checked). JAX tracers pass unchecked.
-
-        Parameters
-        ----------
-        params : mapping str -> float or array_like
-            The parameter values keyed by name.
-        batch : bool
-            Allow arrays of values (a batch of parameter sets); default False (scalars only).
-
-        Returns
-        -------
-        dict
-            ``{name: value}`` in ``param_names`` order: floats (or float64 arrays with
-            ``batch``), SymPy numbers kept exact.
-
-        Raises
-        ------
-        TypeError
-            ``params`` is not a mapping, or a value is not a real number (an array where a
-            scalar is needed).
-        ValueError
-            Missing or unknown names (listing the valid ones), non-finite values, or values
-            outside the parameter's domain.
-        """
-        by_name = check_param_names(params, self.param_names)
-        out = {}
-        for n in self.param_names:
-            out[n] = _check_value(n, by_name[n], self.param_domain.get(n), batch)
-        return out
-
     # -- numerics ----------------------------------------------------------------------------
     def to_jax(self, checked: bool = True) -> RhsFunction:
         """``f(t, y, params) -> dy/dt`` in JAX (float64): jit-, vmap- and grad-compatible.
@@ -731,51 +695,6 @@ def _is_poly(expr: sp.Expr, gens: Sequence[sp.Symbol]) -> bool:
     except sp.PolynomialError:
         return False
     return True
-
-
-def _float_bounds(interval: sp.Interval) -> tuple[float, float]:
-    return float(interval.start), float(interval.end)
-
-
-def _check_value(name: str, value: Any, domain: sp.Interval | None, batch: bool) -> Any:
-    if is_traced(value):
-        return value
-    if isinstance(value, bool):
-        raise TypeError(f"params[{name!r}] must be a real number; got {value!r}")
-    if isinstance(value, sp.Basic):
-        if not (value.is_number and value.is_real and value.is_finite):
-            raise ValueError(f"params[{name!r}] must be a finite real number; got {value!r}")
-        if domain is not None and not domain.contains(value) == sp.true:
-            raise ValueError(f"params[{name!r}] = {value} is outside the model's domain: need {_interval_words(name, domain)}")
-        return value
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"params[{name!r}] must be a real number; got {value!r:.60}") from None
-    if np.iscomplexobj(np.asarray(value)):
-        raise TypeError(f"params[{name!r}] must be real; got a complex value")
-    if arr.ndim and not batch:
-        raise TypeError(f"params[{name!r}] must be a real scalar here; got an array of shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"params[{name!r}] must be finite; got {value!r}")
-    if domain is not None:
-        lo, hi = _float_bounds(domain)
-        below = arr < lo if not domain.left_open else arr <= lo
-        above = arr > hi if not domain.right_open else arr >= hi
-        if np.any(below | above):
-            bad = arr[below | above].flat[0]
-            raise ValueError(f"params[{name!r}] = {bad} is outside the model's domain: need {_interval_words(name, domain)}")
-    return float(arr) if arr.ndim == 0 else arr
-
-
-def _interval_words(name: str, interval: sp.Interval) -> str:
-    """``interval`` as a condition on ``name``, e.g. "alpha_p > 0" or "0 <= x <= 1"."""
-    parts = []
-    if interval.start != -sp.oo:
-        parts.append(f"{name} {'>' if interval.left_open else '>='} {interval.start}")
-    if interval.end != sp.oo:
-        parts.append(f"{name} {'<' if interval.right_open else '<='} {interval.end}")
-    return " and ".join(parts) or f"{name} real"
 
 
 def _rhs_function(system: ODESystem, backend: str, checked: bool = True) -> RhsFunction:
