@@ -25,7 +25,7 @@ _jax.config.update("jax_enable_x64", True)
 
 from ._basins import Basins, basins  # noqa: E402
 from ._bifurcation import BIFURCATION_KINDS, Bifurcation, BifurcationPoint, Branch, bifurcation  # noqa: E402
-from ._roots import REGIMES, BatchRoots, Regimes, ShrinkingNorms, regimes, roots_batch, shrinking_norms  # noqa: E402
+from ._roots import REGIMES, SCALE, BatchRoots, Regimes, ShrinkingNorms, regimes, roots_batch, shrinking_norms  # noqa: E402
 from ._threshold import Threshold, threshold  # noqa: E402
 from ._compare import EXACT_LABEL, MAX_EXACT_WIDTH, Comparison, Reference, approximations_for, compare  # noqa: E402
 from ._equilibria import Equilibrium, EquilibriumCurve, EquilibriumSet, equilibria  # noqa: E402
@@ -98,6 +98,7 @@ __all__ = [
     "regimes",
     "Regimes",
     "REGIMES",
+    "SCALE",
     "shrinking_norms",
     "ShrinkingNorms",
     "basins",

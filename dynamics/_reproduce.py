@@ -39,7 +39,7 @@ from ._plots import (
     plot_spectra,
     portrait,
 )
-from ._roots import regimes, shrinking_norms
+from ._roots import SCALE, regimes, shrinking_norms
 from ._threshold import threshold
 
 __all__ = ["reproduce", "FIGURES", "Claim", "euclidean_threshold", "cosine_emergence", "cosine_regimes", "theory_vs_network",
@@ -308,7 +308,7 @@ def cosine_regimes(out: Path, quick: bool, cosine: Claim) -> Claim:
     n = 40 if quick else 160
     lam = np.linspace(0.05, 1.0, n)
     etas = np.linspace(0.002, 0.4, n)
-    reg = regimes(system, ("scale", lam), ("eta", etas), {k: v for k, v in cparams.items() if k != "eta"})
+    reg = regimes(system, (SCALE, lam), ("eta", etas), {k: v for k, v in cparams.items() if k != "eta"})
     lam_path = np.exp(-ETA_STRONG * np.linspace(0, t1, 50))
     bistable_lam = 0.5 * np.exp(-ETA_STRONG * path.t_emerge) if path.t_emerge is not None else 0.3
     bparams = {**base, "eta": ETA_STRONG, "N_psi": norms0["N_psi"] * bistable_lam**2,

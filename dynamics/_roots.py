@@ -23,7 +23,7 @@ from ._prepare import MAX_BISECTIONS, as_float, label, one_state, read_only
 from ._progress import check_progress, progress_bar
 from ._tolerance import is_zero
 
-__all__ = ["roots_batch", "BatchRoots", "regimes", "Regimes", "REGIMES", "count_labels", "shrinking_norms", "ShrinkingNorms"]
+__all__ = ["roots_batch", "BatchRoots", "regimes", "Regimes", "REGIMES", "SCALE", "count_labels", "shrinking_norms", "ShrinkingNorms"]
 
 REGIMES = Names.define("REGIMES", {
     "collapse only": "x = 0 is the only stable equilibrium.",
@@ -367,6 +367,27 @@ def _scaling(reduced: ODESystem, system: ODESystem, scaling: Mapping[str, Any] |
     return out
 
 
+class _Scale:
+    """The overall scale lambda of a scale-invariant system as an axis of ``regimes``:
+    ``regimes(system, (SCALE, lam), ("eta", etas), params)``. Not a parameter name, so no name
+    is reserved; its label is "scale"."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SCALE"
+
+    def __str__(self) -> str:
+        return "scale"
+
+    def __reduce__(self) -> str:
+        return "SCALE"
+
+
+SCALE = _Scale()
+"""The overall-scale axis of ``regimes`` (see ``_Scale``)."""
+
+
 def regimes(system: ODESystem, x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
             params: Params, *, scaling: Mapping[str, float] | None = None,
             progress: bool = True) -> Regimes:
@@ -377,15 +398,16 @@ def regimes(system: ODESystem, x: tuple[str, Sequence[float]], y: tuple[str, Seq
     is the collapsed one), ``REGIMES`` (collapse only / bistable / non-collapsed only / no
     stable equilibrium); otherwise the number of stable equilibria (``count_labels``).
 
-    The axis name "scale" is an overall scale lambda: every parameter ``name`` in the
-    scaling weights is multiplied by lambda**power, from its value in ``params`` at lambda = 1.
+    The axis ``SCALE`` (in place of a parameter name) is an overall scale lambda: every
+    parameter ``name`` in the scaling weights is multiplied by lambda**power, from its value in
+    ``params`` at lambda = 1.
     The weights are ``scaling`` or, by default, ``system.scaling`` (the cosine eigenmode
     system: N_psi ~ lambda^2, N_phi ~ lambda, T ~ lambda^3; see ``shrinking_norms``).
 
     Parameters
     ----------
     system : ODESystem
-    x, y : (parameter name or "scale", 1-D values)
+    x, y : (parameter name or ``SCALE``, 1-D values)
     params : the other parameters
     scaling : mapping name -> power, optional
     progress : bool
@@ -399,7 +421,7 @@ def regimes(system: ODESystem, x: tuple[str, Sequence[float]], y: tuple[str, Seq
     Raises
     ------
     TypeError / ValueError
-        As ``roots_batch``; unknown or equal axis names, empty axes, "scale" without scaling
+        As ``roots_batch``; unknown or equal axis names, empty axes, ``SCALE`` without scaling
         weights or with values <= 0.
     """
     reduced = one_state(system, "regimes")
@@ -407,10 +429,10 @@ def regimes(system: ODESystem, x: tuple[str, Sequence[float]], y: tuple[str, Seq
         (xn, xv), (yn, yv) = x, y
     except (TypeError, ValueError):
         raise ValueError("x and y must be (parameter name, values) pairs") from None
-    allowed = reduced.param_names + ("scale",)
     for n in (xn, yn):
-        if n not in allowed:
-            raise ValueError(f"{n!r} is not a parameter of {label(system)}; choose from {allowed}")
+        if n is not SCALE and n not in reduced.param_names:
+            raise ValueError(f"{n!r} is not a parameter of {label(system)}; choose from {reduced.param_names} "
+                             "(or SCALE, the overall scale of a scale-invariant system)")
     if xn == yn:
         raise ValueError("x and y must name different parameters")
     xv, yv = np.asarray(xv, dtype=float), np.asarray(yv, dtype=float)
@@ -421,19 +443,19 @@ def regimes(system: ODESystem, x: tuple[str, Sequence[float]], y: tuple[str, Seq
     grid = {str(k): v for k, v in params.items() if str(k) not in (xn, yn)}
     X, Y = np.meshgrid(xv, yv)
     grid[xn], grid[yn] = X, Y
-    if "scale" in grid:
-        weights = _scaling(reduced, system, scaling, 'the "scale" axis of regimes')
-        lam = grid.pop("scale")
+    if SCALE in grid:
+        weights = _scaling(reduced, system, scaling, "the SCALE axis of regimes")
+        lam = grid.pop(SCALE)
         if np.any(lam <= 0) or not np.all(np.isfinite(lam)):
             raise ValueError("scale values must be finite and > 0")
         for name, w in weights.items():
             if name in reduced.param_names:
                 if name not in grid:
-                    raise ValueError(f"params: missing {[name]} (scaled along the 'scale' axis)")
+                    raise ValueError(f"params: missing {[name]} (scaled along the SCALE axis)")
                 grid[name] = np.asarray(as_float(grid[name]), dtype=float) * lam**w
     r = roots_batch(reduced, grid, progress=progress)
     codes, names = _codes(reduced, r)
-    return Regimes(xn, yn, read_only(xv), read_only(yv), read_only(codes, int), names)
+    return Regimes(str(xn), str(yn), read_only(xv), read_only(yv), read_only(codes, int), names)
 
 
 # -- the regime along a scaling path ---------------------------------------------------------

@@ -69,7 +69,7 @@ CASES = [
     ("bifurcation values", lambda: dynamics.bifurcation(E(), "eta", [0.3, 0.1], {"sigma2": 0.2, "alpha_p": 1.0}), ValueError, "values"),
     ("bifurcation param", lambda: dynamics.bifurcation(E(), "gamma", [0.1, 0.2], EUC), ValueError, "param"),
     ("regimes same axes", lambda: dynamics.regimes(C(), ("eta", [0.1]), ("eta", [0.2]), COS), ValueError, "different"),
-    ("regimes scale", lambda: dynamics.regimes(C(), ("scale", [-1.0, 1.0]), ("eta", [0.1]), COS), ValueError, "scale"),
+    ("regimes scale", lambda: dynamics.regimes(C(), (dynamics.SCALE, [-1.0, 1.0]), ("eta", [0.1]), COS), ValueError, "scale"),
     ("shrinking t", lambda: dynamics.shrinking_norms(C(), COS, [1.0, 0.5]), ValueError, "t must be"),
     ("basins fixed", lambda: dynamics.basins(derive(ModelSpec("euclidean", "ema")), dict(EUC, beta=0.5),
                                              {"p": [0, 1], "s": [0, 1]}), ValueError, "fixed"),

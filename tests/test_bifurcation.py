@@ -22,6 +22,7 @@ from derivations import ModelSpec, ODESystem, derive
 from dynamics import (
     BIFURCATION_KINDS,
     REGIMES,
+    SCALE,
     Branch,
     bifurcation,
     regimes,
@@ -338,13 +339,21 @@ def test_scale_axis_reads_scaling_weights():
     iff a lambda^2 > 1; with a = 0.5 that is lambda > sqrt(2)."""
     system = ODESystem.from_equations({"x": "x*(a - x**2) - k*x"}, params=("a", "k"))
     lam = np.array([1.0, 1.3, 1.5, 2.0])
-    reg = regimes(system, ("scale", lam), ("k", [1.0]), {"a": 0.5}, scaling={"a": 2})
+    reg = regimes(system, (SCALE, lam), ("k", [1.0]), {"a": 0.5}, scaling={"a": 2})
     expected = np.where(0.5 * lam**2 > 1, 2, 1)
     np.testing.assert_array_equal(reg.codes[0], expected)
     with pytest.raises(ValueError, match="scaling"):
-        regimes(system, ("scale", lam), ("k", [1.0]), {"a": 0.5})   # no system.scaling
+        regimes(system, (SCALE, lam), ("k", [1.0]), {"a": 0.5})   # no system.scaling
     with pytest.raises(ValueError, match="scaling"):
-        regimes(derive(ModelSpec("euclidean")), ("scale", lam), ("eta", [0.1]), {"sigma2": 0.2, "alpha_p": 1.0})
+        regimes(derive(ModelSpec("euclidean")), (SCALE, lam), ("eta", [0.1]), {"sigma2": 0.2, "alpha_p": 1.0})
+
+
+def test_a_parameter_named_scale_is_an_ordinary_axis():
+    """No axis name is reserved: x' = scale - x^2 has two equilibria (one stable) iff scale > 0."""
+    system = ODESystem.from_equations({"x": "scale - k*x**2"}, params=("scale", "k"))
+    reg = regimes(system, ("scale", [-1.0, 0.5, 2.0]), ("k", [1.0]), {})
+    np.testing.assert_array_equal(reg.codes[0], [0, 1, 1])
+    assert reg.x == "scale"
 
 
 def test_shrinking_norms_with_explicit_scaling():

@@ -8,7 +8,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from derivations import ModelSpec, derive  # noqa: E402
-from dynamics import basins, equilibria, regimes  # noqa: E402
+from dynamics import SCALE, basins, equilibria, regimes  # noqa: E402
 from dynamics import plot_basins, plot_bifurcation, plot_flow_1d, plot_regimes, portrait  # noqa: E402
 from dynamics._reproduce import FIGURES  # noqa: E402
 
@@ -121,7 +121,7 @@ def test_basins_and_regime_plots():
     assert weak.collapsed[0, 0] and not weak.collapsed[1, 1]
     fig, ax = plot_basins(weak)
     assert "collapse probability" in ax.get_title()
-    reg = regimes(derive(ModelSpec("cosine")), ("scale", np.linspace(0.1, 1, 8)), ("eta", np.linspace(0.01, 0.4, 6)),
+    reg = regimes(derive(ModelSpec("cosine")), (SCALE, np.linspace(0.1, 1, 8)), ("eta", np.linspace(0.01, 0.4, 6)),
                   {"sigma2": 0.2, "alpha_p": 1.0, "N_psi": 3.0, "N_phi": 4.0, "T": 10.0})
     fig, ax = plot_regimes(reg, path=([1.0, 0.5], [0.3, 0.3]))
     assert ax.get_legend() is not None
