@@ -306,7 +306,7 @@ class DynamicalSystem(abc.ABC):
             got = np.shape(value)
             if shape and not is_traced(value) and (len(got) < len(shape) or got[len(got) - len(shape):] != shape):
                 raise ValueError(
-                    f"params[{n!r}] has its own shape {shape} (for K modes: one value per mode): give an array of "
+                    f"params[{n!r}] has its own shape {shape} (a per-mode parameter: one value per mode): give an array of "
                     f"shape (..., {', '.join(map(str, shape))}); got shape {got}"
                 )
             out[n] = value

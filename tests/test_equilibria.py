@@ -287,7 +287,7 @@ def test_bad_norms_and_domains():
         equilibria(cos, base, domain={"q": (0, 1)})
     empty = equilibria(cos, base, domain={"p": (5.0, 6.0)})
     assert len(empty) == 0 and "no real equilibrium inside the domain" in empty.reason
-    with pytest.raises(TypeError, match="EigenmodeSystem or ModeSystem"):
+    with pytest.raises(TypeError, match="DynamicalSystem"):
         equilibria("cosine", base)
     with pytest.raises(ValueError, match="one-state reduced system"):
         roots_batch(derive(ModelSpec("cosine", "ema")), base)

@@ -38,7 +38,7 @@ def test_iterate_reports_blow_up_and_stops_there():
 
 def test_iterate_refuses_a_flow():
     lv = ODESystem.from_equations({"x": "a*x"}, params=("a",))
-    with pytest.raises(ValueError, match="must be discrete"):
+    with pytest.raises(ValueError, match="must be a map"):
         iterate(lv, np.array([1.0]), 3, {"a": 1.0})
     system = derive(ModelSpec("euclidean")).discrete()
     with pytest.raises(ValueError, match="n_steps must be an int >= 0"):
