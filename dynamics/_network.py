@@ -415,7 +415,6 @@ def simulate_network(
         for isotropic data, ``gradient='expected'`` for a loss not quadratic in the samples,
         or a t1 that is not a whole number of steps.
     """
-    import jax
     import jax.numpy as jnp
 
     if not isinstance(spec, ModelSpec):
@@ -425,6 +424,47 @@ def simulate_network(
     h = _positive_int("h", h)
     batch = _positive_int("batch", batch)
     t1 = _positive_float("t1", t1)
+    gradient, lr, dt, n_records, record_every = _check_run(spec, gradient, lr, dt, n_records, record_every)
+    X, lam_d, basis = _data_model(spec, h, d, lam if lam is not None else lam_param, samples, basis, lam is not None or lam_param is not None)
+    d = lam_d.shape[0]
+
+    spectra = init if init is not None else default_spectrum(h, prm.get("alpha_p", 1.0), seed)
+    start = aligned_init(h, spectra, seed, d=d, basis=basis)
+    lam_j = jnp.asarray(lam_d)
+    cov = view_covariance(spec, prm, lam_j, jnp.asarray(start["V"]))
+    weights0 = {"Phi": jnp.asarray(start["Phi"])}
+    if spec.predictor == "learned":
+        weights0["Psi"] = jnp.asarray(start["Psi"])
+    if spec.target == "ema":
+        weights0["Phi_a"] = jnp.asarray(start["Phi_a"])
+    record = _recorder(spec, prm, jnp.asarray(start["U"]), cov, d)
+    step_based = gradient == "sampled" or lr is not None
+    step = lr if lr is not None else dt
+    steps, ts = _record_times(t1, step if step_based else None, n_records, record_every)
+    flows = _flows(spec, prm, gradient, cov, batch, lam_j, jnp.asarray(start["V"]), X)
+    if step_based:
+        recs, final = _run_steps(flows, record, weights0, steps, step, seed, progress)
+    else:
+        recs, final = _run_flow(flows["expected"], record, weights0, t1, ts)
+
+    recs = {k: np.asarray(v) for k, v in recs.items()}
+    finite = all(np.all(np.isfinite(recs[k])) for k in ("p", "s", "psi_norm2", "phi_norm2"))
+    final_np = {k: np.asarray(v) for k, v in final.items()}
+    final_np.setdefault("Psi", np.asarray(predictor_matrix(spec, final, prm)))
+    final_np.setdefault("Phi_a", final_np["Phi"])
+    final_np.update({"U": start["U"], "V": start["V"]})
+    init_spectra = {"p": recs["p"][0], "s": recs["s"][0], "tau": np.asarray(spectra.get("tau", np.ones(h)), dtype=float)}
+    return NetworkRun(
+        t=np.asarray(ts, dtype=float), **recs, spec=spec, params=prm, h=h, gradient=gradient,
+        status="finished" if finite else "failed",
+        message="" if finite else "non-finite values in the network state (collapse to a zero output?)",
+        final=final_np, lam=np.asarray(lam_d[:h]), lr=lr if lr is not None else (dt if gradient == "sampled" else None),
+        steps=steps, init=init_spectra,
+    )
+
+
+def _check_run(spec: ModelSpec, gradient: str, lr, dt, n_records, record_every) -> tuple:
+    """(gradient, lr, dt, n_records, record_every) checked, "auto" resolved."""
     if lr is not None and dt is not None:
         raise ValueError("give either dt (the sampled flow's step) or lr (discrete time), not both")
     if lr is not None:
@@ -445,47 +485,46 @@ def simulate_network(
             f"gradient='expected' needs a closed-form Gaussian average: only the Euclidean loss and other losses "
             f"quadratic in the samples have one; {spec.label} does not"
         )
+    if gradient == "expected" and lr is None and record_every is not None:
+        raise ValueError("record_every is for step-based runs (gradient='sampled' or lr=...); use n_records")
+    return gradient, lr, dt, n_records, record_every
 
-    # data model: spectrum lam (d,) and basis V
+
+def _data_model(spec: ModelSpec, h: int, d: int | None, lam_d, samples, basis, spectrum_given: bool) -> tuple:
+    """(data set or None, data spectrum (d,), input basis or None) from the arguments."""
     X = None
     if samples is not None:
-        if lam is not None or lam_param is not None:
+        if spectrum_given:
             raise ValueError("give either samples (a data set) or a spectrum lam, not both")
         X = np.asarray(samples, dtype=float)
         lam_d, V_data = data_spectrum(X)
         basis = V_data if basis is None else basis
-    else:
-        lam_d = lam if lam is not None else lam_param
-        if lam_d is not None:
-            if spec.data != "spectrum":
-                raise ValueError("a data spectrum (lam or params['lambda']) needs ModelSpec(data='spectrum')")
-            lam_d = np.asarray(lam_d, dtype=float)
-            if lam_d.ndim != 1 or not np.all(np.isfinite(lam_d)) or np.any(lam_d < 0):
-                raise ValueError(f"lam must be a 1-D array of finite values >= 0; got shape {lam_d.shape}")
-        elif spec.data == "spectrum":
-            raise ValueError("ModelSpec(data='spectrum') needs the data spectrum: lam=array or params['lambda']")
+    elif lam_d is not None:
+        if spec.data != "spectrum":
+            raise ValueError("a data spectrum (lam or params['lambda']) needs ModelSpec(data='spectrum')")
+        lam_d = np.asarray(lam_d, dtype=float)
+        if lam_d.ndim != 1 or not np.all(np.isfinite(lam_d)) or np.any(lam_d < 0):
+            raise ValueError(f"lam must be a 1-D array of finite values >= 0; got shape {lam_d.shape}")
+    elif spec.data == "spectrum":
+        raise ValueError("ModelSpec(data='spectrum') needs the data spectrum: lam=array or params['lambda']")
     if lam_d is None:
-        d = h if d is None else _positive_int("d", d)
-        lam_d = np.ones(d)
+        lam_d = np.ones(h if d is None else _positive_int("d", d))
     elif d is not None and d != lam_d.shape[0]:
         raise ValueError(f"d = {d} does not match the data dimension {lam_d.shape[0]}")
-    d = lam_d.shape[0]
-    if d < h:
-        raise ValueError(f"the width h = {h} must be <= the input dimension d = {d}")
+    if lam_d.shape[0] < h:
+        raise ValueError(f"the width h = {h} must be <= the input dimension d = {lam_d.shape[0]}")
+    return X, lam_d, basis
 
-    spectra = init if init is not None else default_spectrum(h, prm.get("alpha_p", 1.0), seed)
-    start = aligned_init(h, spectra, seed, d=d, basis=basis)
-    V = start["V"]
-    U = jnp.asarray(start["U"])
-    lam_j = jnp.asarray(lam_d)
-    cov = view_covariance(spec, prm, lam_j, jnp.asarray(V))
+
+def _recorder(spec: ModelSpec, prm: Mapping, U, cov, d: int):
+    """record(weights) -> the recorded quantities: eigenmode projections p, s, tau in the
+    start's basis U, the spectra, the norms, the misalignment and the output norms."""
+    import jax.numpy as jnp
+
     ema = spec.target == "ema"
 
-    weights0 = {"Phi": jnp.asarray(start["Phi"])}
-    if spec.predictor == "learned":
-        weights0["Psi"] = jnp.asarray(start["Psi"])
-    if ema:
-        weights0["Phi_a"] = jnp.asarray(start["Phi_a"])
+    def off(M, n2):
+        return jnp.sqrt(jnp.sum((M - jnp.diag(jnp.diag(M))) ** 2) / n2)
 
     def record(w):
         Phi = w["Phi"]
@@ -496,10 +535,6 @@ def simulate_network(
         p, s = jnp.diag(Pu), jnp.diag(Fu)
         a_u = jnp.diag(U.T @ Phi_t @ Phi.T @ U)
         w2 = jnp.sum(W**2)
-
-        def off(M, n2):
-            return jnp.sqrt(jnp.sum((M - jnp.diag(jnp.diag(M))) ** 2) / n2)
-
         S11, S22 = cov[:d, :d], cov[d:, d:]
         WPhi = W @ Phi
         return {
@@ -511,39 +546,49 @@ def simulate_network(
             "a_norm2": jnp.sum((WPhi @ S11) * WPhi), "b_norm2": jnp.sum((Phi_t @ S22) * Phi_t),
         }
 
-    step_based = gradient == "sampled" or lr is not None
-    step = lr if lr is not None else dt
-    if step_based:
-        n_steps = int(round(t1 / step))
-        if n_steps < 1 or abs(n_steps * step - t1) > 1e-9 * t1:
-            raise ValueError(f"t1 = {t1:g} must be a multiple of the step {step:g} (a whole number of steps; "
-                             f"t1 / step = {t1 / step:g})")
-        if n_records is not None:
-            if n_steps % (n_records - 1):
-                raise ValueError(f"t1 / step = {n_steps} steps must be a multiple of n_records - 1 = {n_records - 1}")
-            k = n_steps // (n_records - 1)
-        else:
-            k = record_every if record_every is not None else max(1, -(-n_steps // (_DEFAULT_RECORDS - 1)))
-        steps = record_steps(n_steps, k)
-        ts = steps * step
-    else:
-        if record_every is not None:
-            raise ValueError("record_every is for step-based runs (gradient='sampled' or lr=...); use n_records")
-        steps = None
-        ts = np.linspace(0.0, t1, n_records or _DEFAULT_RECORDS)
+    return record
 
-    exp_loss = expected_loss(spec) if gradient == "expected" else None
-    per_sample = sample_loss(spec) if gradient == "sampled" else None
+
+def _record_times(t1: float, step: float | None, n_records: int | None, record_every: int | None) -> tuple:
+    """(recorded step indices or None, recorded times): for a step-based run, a whole number
+    of steps of size ``step``; for the continuous flow, n_records times from 0 to t1."""
+    if step is None:
+        return None, np.linspace(0.0, t1, n_records or _DEFAULT_RECORDS)
+    n_steps = int(round(t1 / step))
+    if n_steps < 1 or abs(n_steps * step - t1) > 1e-9 * t1:
+        raise ValueError(f"t1 = {t1:g} must be a multiple of the step {step:g} (a whole number of steps; "
+                         f"t1 / step = {t1 / step:g})")
+    if n_records is not None:
+        if n_steps % (n_records - 1):
+            raise ValueError(f"t1 / step = {n_steps} steps must be a multiple of n_records - 1 = {n_records - 1}")
+        k = n_steps // (n_records - 1)
+    else:
+        k = record_every if record_every is not None else max(1, -(-n_steps // (_DEFAULT_RECORDS - 1)))
+    steps = record_steps(n_steps, k)
+    return steps, steps * step
+
+
+def _flows(spec: ModelSpec, prm: Mapping, gradient: str, cov, batch: int, lam_j, V, X) -> dict:
+    """{"expected": w -> flow(w)} or {"sampled": (w, key) -> flow(w) on a fresh batch}: the
+    weight flow of the true loss by autodiff, expected (closed-form Gaussian average) or sampled."""
+    import jax
+    import jax.numpy as jnp
+
+    if gradient == "expected":
+        exp_loss = expected_loss(spec)
+
+        def expected_flow(w):
+            g = jax.grad(lambda w_, f_: exp_loss(w_, f_, prm, cov))(w, w)
+            return weight_flow(spec, w, g, prm)
+
+        return {"expected": expected_flow}
+    per_sample = sample_loss(spec)
     Xj = None if X is None else jnp.asarray(X)
     sigma = float(np.sqrt(prm["sigma2"]))
 
-    def expected_flow(w):
-        g = jax.grad(lambda w_, f_: exp_loss(w_, f_, prm, cov))(w, w)
-        return weight_flow(spec, w, g, prm)
-
     def draw(key):
         if Xj is None:
-            return sample_views(spec, key, batch, prm, lam_j, jnp.asarray(V))
+            return sample_views(spec, key, batch, prm, lam_j, V)
         ki, k1, k2 = jax.random.split(key, 3)
         x = Xj[jax.random.randint(ki, (batch,), 0, Xj.shape[0])]
         x2 = x + sigma * jax.random.normal(k2, x.shape)
@@ -555,50 +600,49 @@ def simulate_network(
         g = jax.grad(lambda w_, f_: jnp.mean(per_sample(w_, f_, x1, x2, prm)))(w, w)
         return weight_flow(spec, w, g, prm)
 
-    if not step_based:
-        import diffrax
+    return {"sampled": sampled_flow}
 
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(lambda t, w, args: expected_flow(w)), diffrax.Tsit5(), 0.0, t1, None, weights0,
-            saveat=diffrax.SaveAt(ts=jnp.asarray(ts)),
-            stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-12),
-            max_steps=1_000_000, throw=False,
-        )
-        recs = jax.vmap(record)(sol.ys)
-        final = {k: v[-1] for k, v in sol.ys.items()}
-    else:
-        def one_step(w, key):
-            flow = expected_flow(w) if gradient == "expected" else sampled_flow(w, key)
-            return {k: w[k] + step * flow[k] for k in w}, None
 
-        @jax.jit
-        def segment(w, keys):
-            w, _ = jax.lax.scan(one_step, w, keys)
-            return w, record(w)
+def _run_flow(expected_flow, record, weights0: dict, t1: float, ts: np.ndarray) -> tuple[dict, dict]:
+    """The continuous expected flow integrated by diffrax (Tsit5, rtol 1e-10): records and end weights."""
+    import diffrax
+    import jax
+    import jax.numpy as jnp
 
-        w, rows = weights0, [record(weights0)]
-        key = jax.random.PRNGKey(seed)
-        with progress_bar(n_steps, "simulate_network", progress, unit="step") as bar:
-            for length in np.diff(steps):
-                key, sub = jax.random.split(key)
-                w, rec = segment(w, jax.random.split(sub, int(length)))
-                rows.append(rec)
-                bar.update(int(length))
-        recs = {k: jnp.stack([r[k] for r in rows]) for k in rows[0]}
-        final = w
-
-    recs = {k: np.asarray(v) for k, v in recs.items()}
-    essential = ("p", "s", "psi_norm2", "phi_norm2")
-    finite = all(np.all(np.isfinite(recs[k])) for k in essential)
-    final_np = {k: np.asarray(v) for k, v in final.items()}
-    final_np.setdefault("Psi", np.asarray(predictor_matrix(spec, final, prm)))
-    final_np.setdefault("Phi_a", final_np["Phi"])
-    final_np.update({"U": start["U"], "V": start["V"]})
-    init_spectra = {"p": recs["p"][0], "s": recs["s"][0], "tau": np.asarray(spectra.get("tau", np.ones(h)), dtype=float)}
-    return NetworkRun(
-        t=np.asarray(ts, dtype=float), **recs, spec=spec, params=prm, h=h, gradient=gradient,
-        status="finished" if finite else "failed",
-        message="" if finite else "non-finite values in the network state (collapse to a zero output?)",
-        final=final_np, lam=np.asarray(lam_d[:h]), lr=lr if lr is not None else (dt if gradient == "sampled" else None),
-        steps=steps, init=init_spectra,
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(lambda t, w, args: expected_flow(w)), diffrax.Tsit5(), 0.0, t1, None, weights0,
+        saveat=diffrax.SaveAt(ts=jnp.asarray(ts)),
+        stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-12),
+        max_steps=1_000_000, throw=False,
     )
+    return jax.vmap(record)(sol.ys), {k: v[-1] for k, v in sol.ys.items()}
+
+
+def _run_steps(flows: dict, record, weights0: dict, steps: np.ndarray, step: float, seed: int,
+               progress: bool) -> tuple[dict, dict]:
+    """Discrete steps W <- W + step * flow(W) (a fresh batch per step when sampled), scanned
+    between the recorded steps: records and end weights."""
+    import jax
+    import jax.numpy as jnp
+
+    flow = flows.get("expected")
+    sampled = flows.get("sampled")
+
+    def one_step(w, key):
+        f = flow(w) if flow is not None else sampled(w, key)
+        return {k: w[k] + step * f[k] for k in w}, None
+
+    @jax.jit
+    def segment(w, keys):
+        w, _ = jax.lax.scan(one_step, w, keys)
+        return w, record(w)
+
+    w, rows = weights0, [record(weights0)]
+    key = jax.random.PRNGKey(seed)
+    with progress_bar(int(steps[-1]), "simulate_network", progress, unit="step") as bar:
+        for length in np.diff(steps):
+            key, sub = jax.random.split(key)
+            w, rec = segment(w, jax.random.split(sub, int(length)))
+            rows.append(rec)
+            bar.update(int(length))
+    return {k: jnp.stack([r[k] for r in rows]) for k in rows[0]}, w
