@@ -163,7 +163,7 @@ def diagnose(N, t1, repeat):
     import jax
     import jax.numpy as jnp
 
-    import dynamics._integrate as di
+    import dynamics._batch as db
     import dynamics._sharding as dsh
     from dynamics import integrate
 
@@ -179,7 +179,7 @@ def diagnose(N, t1, repeat):
         steps[name] = st
         print(f"  solver order: plain {name:6s}: {N / run:8.0f} traj/s, steps mean {st.mean():5.1f} max {st.max():3d}")
     st = steps["Tsit5"].astype(float)
-    C = di.CHUNK_LANES["cpu"]
+    C = db.CHUNK_LANES["cpu"]
     chunks = st[: N // C * C].reshape(-1, C)
     srt = np.sort(st)[: N // C * C].reshape(-1, C)
     print(f"  lockstep waste (Tsit5 step counts): whole batch max/mean = {st.max() / st.mean():.2f}; "

@@ -29,8 +29,10 @@ from ._roots import REGIMES, SCALE, BatchRoots, Regimes, ShrinkingNorms, regimes
 from ._threshold import Threshold, threshold  # noqa: E402
 from ._compare import EXACT_LABEL, MAX_EXACT_WIDTH, Comparison, Reference, approximations_for, compare  # noqa: E402
 from ._equilibria import Equilibrium, EquilibriumCurve, EquilibriumSet, equilibria  # noqa: E402
-from ._events import BlowUp, Collapse, Condition, Event, EventContext, LeaveBox, Steady  # noqa: E402
-from ._integrate import BUILTIN_EVENTS, JAX_SOLVERS, SCIPY_METHODS, flow, integrate  # noqa: E402
+from ._checks import JAX_SOLVERS, SCIPY_METHODS  # noqa: E402
+from ._events import BUILTIN_EVENTS, BlowUp, Collapse, Condition, Event, EventContext, LeaveBox, Steady  # noqa: E402
+from ._flow import flow  # noqa: E402
+from ._integrate import integrate  # noqa: E402
 from ._interactive import InteractivePortrait, interactive_portrait  # noqa: E402
 from ._iterate import ITERATION_STATUSES, Iteration, iterate  # noqa: E402
 from ._network import NetworkRun, aligned_init, data_spectrum, default_spectrum, simulate_network  # noqa: E402
@@ -39,7 +41,8 @@ from ._phase_plane import Orbit, PhasePlane, SaddleManifold, phase_plane  # noqa
 from ._plots import plot_basins, plot_bifurcation, plot_flow_1d, plot_phase_plane, plot_regimes, plot_spectra, portrait  # noqa: E402
 from ._reproduce import reproduce  # noqa: E402
 from ._scale_free import ScaleFreePoint, scale_free_equilibria  # noqa: E402
-from ._solution import STATUSES, Solution  # noqa: E402
+from ._outcomes import STATUSES  # noqa: E402
+from ._solution import Solution  # noqa: E402
 from ._stability import Classification, classify, jacobian_at  # noqa: E402
 
 __all__ = [

@@ -13,6 +13,7 @@ from derivations._system import FrozenMap
 
 from ._display import html_table
 from ._equilibria import equilibria
+from ._events import Collapse
 from ._integrate import integrate
 from ._phase_plane import MANIFOLD, _check_fixed
 
@@ -191,8 +192,8 @@ def basins(
         for n in on_manifold:
             g = sp.lambdify(args, exprs[n], "numpy")
             y0[..., names.index(n)] = g(X, Y, *(float(prm[p]) for p in system.param_names))
-    sol = integrate(system, y0, (0.0, t1), params, t_eval=[t1], collapse_tol=collapse_tol, backend=backend,
-                    progress=progress)
+    sol = integrate(system, y0, (0.0, t1), params, t_eval=[t1], events=(Collapse(tol=collapse_tol), "blow_up"),
+                    backend=backend, progress=progress)
     final = sol.y[..., -1, :]
     idx = np.asarray(system.collapse_indices, dtype=int)
     if idx.size:

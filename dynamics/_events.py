@@ -7,12 +7,16 @@ at the same condition. The integrator watches the smallest margin of all events 
 its zero by root finding; the event whose margin is smallest there is the one that fired.
 
     Collapse(tol)            every collapse state (``system.collapse``) within tol of 0
-    BlowUp(bound)            max |y| reaches bound (or the step size collapses while |y| grew)
+    BlowUp(bound, escape)    max |y| reaches bound (or the run stops early while |y| grew)
     Steady(tol)              max |dy/dt| falls to tol
     LeaveBox(lower, upper)   a state leaves [lower, upper]; LeaveBox() = the system's state domain
     Condition(fn, name, direction)   a user condition fn(t, y, params) crossing zero
 
 A run whose start already satisfies an event (margin <= 0 at t0) ends at t0 with that event.
+
+The thresholds live on the event objects only; their defaults are the named constants of
+``_tolerance`` (COLLAPSE_TOL, BLOWUP_BOUND, BLOWUP_ESCAPE, STEADY_TOL), and the names
+"collapse", "blow_up", "steady" stand for ``Collapse()``, ``BlowUp()``, ``Steady()``.
 """
 
 from __future__ import annotations
@@ -25,9 +29,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from derivations import Params
+from derivations import Names, Params
 
-__all__ = ["BlowUp", "Collapse", "Condition", "Event", "EventContext", "LeaveBox", "Steady", "as_events"]
+from ._tolerance import BLOWUP_BOUND, BLOWUP_ESCAPE, COLLAPSE_TOL, STEADY_TOL
+
+__all__ = ["BUILTIN_EVENTS", "BlowUp", "Collapse", "Condition", "Event", "EventContext", "LeaveBox", "Steady",
+           "as_events"]
 
 _TINY = float(np.finfo(float).tiny)
 """Added to a closed box's margin so that a state exactly on the boundary counts as inside."""
@@ -167,7 +174,7 @@ class Collapse(Event):
     Parameters
     ----------
     tol : float
-        The collapse radius (> 0, default 1e-8).
+        The collapse radius (> 0, default COLLAPSE_TOL = 1e-8).
     states : sequence of str, optional
         Collapse states to use instead of the system's own.
 
@@ -188,7 +195,7 @@ class Collapse(Event):
         ``tol`` not a positive finite number, or ``states`` not a non-empty sequence of names.
     """
 
-    tol: float = 1e-8
+    tol: float = COLLAPSE_TOL
     states: tuple[str, ...] | None = None
     name: str = field(default="collapse", init=False)
     status: str = field(default="collapsed", init=False)
@@ -246,9 +253,9 @@ class BlowUp(Event):
     Parameters
     ----------
     bound : float
-        The bound on max_i ``|y_i|`` (> 0, default 1e8).
+        The bound on max_i ``|y_i|`` (> 0, default BLOWUP_BOUND = 1e8).
     escape : float
-        The growth factor (> 1, default 10) that marks a stalled run as blown up.
+        The growth factor (> 1, default BLOWUP_ESCAPE = 10) that marks a stalled run as blown up.
 
     Attributes
     ----------
@@ -265,8 +272,8 @@ class BlowUp(Event):
         ``bound`` not a positive finite number, or ``escape`` not > 1.
     """
 
-    bound: float = 1e8
-    escape: float = 10.0
+    bound: float = BLOWUP_BOUND
+    escape: float = BLOWUP_ESCAPE
     name: str = field(default="blow_up", init=False)
     status: str = field(default="blew_up", init=False)
 
@@ -291,7 +298,7 @@ class Steady(Event):
     Parameters
     ----------
     tol : float
-        The speed threshold (> 0, default 1e-9).
+        The speed threshold (> 0, default STEADY_TOL = 1e-9).
 
     Attributes
     ----------
@@ -306,7 +313,7 @@ class Steady(Event):
         ``tol`` not a positive finite number.
     """
 
-    tol: float = 1e-9
+    tol: float = STEADY_TOL
     name: str = field(default="steady", init=False)
     status: str = field(default="steady", init=False)
 
@@ -508,15 +515,34 @@ class Condition(Event):
 
 _SHORTHANDS = {"collapse": Collapse, "blow_up": BlowUp, "steady": Steady}
 
+BUILTIN_EVENTS = Names.define(
+    "BUILTIN_EVENTS",
+    {"collapse": f"Collapse(): every collapse state within tol = COLLAPSE_TOL = {COLLAPSE_TOL:g} of 0 "
+                 "(only where the system declares collapse states).",
+     "blow_up": f"BlowUp(): max abs(y) reaches bound = BLOWUP_BOUND = {BLOWUP_BOUND:g}.",
+     "steady": f"Steady(): max abs(dy/dt) falls to tol = STEADY_TOL = {STEADY_TOL:g}."},
+    module=__name__,
+    summary="Event names accepted by integrate(events=...), each the event object with its default "
+            "threshold; pass the object for another, e.g. Collapse(tol=1e-6).")
+
 EventLike = Event | str | Callable[[ArrayLike, ArrayLike, Params], ArrayLike]
-"""One event as ``integrate`` takes it: an Event, a shorthand name, or a condition function."""
+"""One event as ``integrate`` takes it: an Event, a name of BUILTIN_EVENTS, or a condition function."""
 
 
-def as_events(
-    events: EventLike | Sequence[EventLike], *, collapse_tol: float = 1e-8, blowup_bound: float = 1e8, steady_tol: float = 1e-9
-) -> tuple[Event, ...]:
-    """Event objects from ``events``: Event instances, the names "collapse", "blow_up",
-    "steady" (built with the given tolerances) and bare callables (Condition(fn)).
+def as_events(events: EventLike | Sequence[EventLike]) -> tuple[Event, ...]:
+    """Event objects from ``events``: Event instances, the names of BUILTIN_EVENTS ("collapse",
+    "blow_up", "steady": ``Collapse()``, ``BlowUp()``, ``Steady()`` with their default
+    thresholds) and bare callables (Condition(fn)).
+
+    Parameters
+    ----------
+    events : Event, str, callable, a sequence of these, or None
+        The events of a run (None or () for none).
+
+    Returns
+    -------
+    tuple of Event
+        One object per event, in the order given.
 
     Raises
     ------
@@ -538,17 +564,12 @@ def as_events(
         if isinstance(e, Event):
             out.append(e)
         elif isinstance(e, str):
-            if e == "collapse":
-                out.append(Collapse(collapse_tol))
-            elif e == "blow_up":
-                out.append(BlowUp(blowup_bound))
-            elif e == "steady":
-                out.append(Steady(steady_tol))
-            else:
+            if e not in _SHORTHANDS:
                 raise ValueError(
                     f"events: {e!r} is not allowed; use Event objects (Collapse, BlowUp, Steady, LeaveBox, "
                     f"Condition), callables or names from {tuple(_SHORTHANDS)}"
                 )
+            out.append(_SHORTHANDS[e]())
         elif callable(e):
             n = getattr(e, "__name__", "")
             out.append(Condition(e, name=n if n.isidentifier() else f"condition{i}"))

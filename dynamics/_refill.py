@@ -12,13 +12,16 @@ accepted or rejected at the margin: end states agree to the tolerance); only whi
 and when differs.
 
 It serves the path that saves the end state only, with no events and an explicit solver (the
-ensemble sweeps); every other call runs ``diffeqsolve`` per lane (``_integrate._core``).
+ensemble sweeps); every other call runs ``diffeqsolve`` per lane (``_flow.trajectory_core``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+from ._flow import finite_rms
+from ._outcomes import DT_MIN, FAILED, FINISHED, MAX_STEPS, step_floor
 
 __all__ = ["refill_core", "REFILL_FRACTION"]
 
@@ -29,7 +32,7 @@ runs): re-initialising costs a few right-hand-side evaluations per lane, so it i
 
 def refill_core(f: Callable, solver: Any, max_steps: int, lanes: int) -> Callable:
     """``run(Y0 (B, n), P {name: (B, ...)}, count, span (2,), tol (2,)) -> dict`` with ``t_end``,
-    ``y_end``, ``code`` (0 finished, 2 max_steps, 3 dt_min, 4 failed), ``steps`` (accepted) and
+    ``y_end``, ``code`` (FINISHED, MAX_STEPS, DT_MIN or FAILED of ``_outcomes``), ``steps`` (accepted) and
     ``tries`` (attempted), per trajectory, computed on ``lanes`` lanes with refill. Only the
     first ``count`` rows are integrated (a traced value: a block padded to its bucket runs only
     its real rows); the other rows of the result are zeros.
@@ -42,8 +45,6 @@ def refill_core(f: Callable, solver: Any, max_steps: int, lanes: int) -> Callabl
     import jax.numpy as jnp
     import jax.tree_util as jtu
 
-    from ._integrate import _FAILED, _FINISHED, _MAX_STEPS, _DT_MIN, _dtmin, _finite_rms
-
     term = diffrax.ODETerm(lambda t, y, args: f(t, y, args[0]))
     error_order = solver.error_order(term)
     threshold = max(1, lanes // REFILL_FRACTION)
@@ -52,8 +53,8 @@ def refill_core(f: Callable, solver: Any, max_steps: int, lanes: int) -> Callabl
         n = Y0.shape[1]
         B = Y0.shape[0]
         t0, t1 = span[0], span[1]
-        controller = diffrax.PIDController(rtol=tol[0], atol=tol[1], dtmin=_dtmin(t0, t1, jnp), force_dtmin=False,
-                                           norm=_finite_rms)
+        controller = diffrax.PIDController(rtol=tol[0], atol=tol[1], dtmin=step_floor(t0, t1, jnp), force_dtmin=False,
+                                           norm=finite_rms)
         floor = t1
         for _ in range(100):  # t1 - 100 ulps: a step ending beyond it is clipped to t1 (as diffeqsolve does)
             floor = jnp.nextafter(floor, -jnp.inf)
@@ -67,7 +68,7 @@ def refill_core(f: Callable, solver: Any, max_steps: int, lanes: int) -> Callabl
             sstate = solver.init(term, t0, tnext, y, args)
             return {"i": i, "tprev": jnp.asarray(t0, y.dtype), "tnext": tnext, "y": y, "args": args, "c": cstate,
                     "s": sstate, "jump": jnp.asarray(False), "steps": jnp.asarray(0), "tries": jnp.asarray(0),
-                    "code": jnp.asarray(_FINISHED)}
+                    "code": jnp.asarray(FINISHED)}
 
         def step(lane):
             y1, y_err, _, sstate, sres = solver.step(term, lane["tprev"], lane["tnext"], lane["y"], lane["args"],
@@ -77,17 +78,17 @@ def refill_core(f: Callable, solver: Any, max_steps: int, lanes: int) -> Callabl
                 lane["tprev"], lane["tnext"], lane["y"], y1, lane["args"], y_err, error_order, lane["c"])
             tprev = jnp.minimum(tprev, t1)
             tnext = jnp.where(tnext > floor, jnp.where(keep, t1, tprev + 0.5 * (t1 - tprev)), tnext)
-            code = jnp.where(keep & ~(sres == diffrax.RESULTS.successful), _FAILED, _FINISHED)
-            code = jnp.where(cres == diffrax.RESULTS.dt_min_reached, _DT_MIN, code)
+            code = jnp.where(keep & ~(sres == diffrax.RESULTS.successful), FAILED, FINISHED)
+            code = jnp.where(cres == diffrax.RESULTS.dt_min_reached, DT_MIN, code)
             tries = lane["tries"] + 1
-            code = jnp.where((code == _FINISHED) & (tprev < t1) & (tries >= max_steps), _MAX_STEPS, code)
+            code = jnp.where((code == FINISHED) & (tprev < t1) & (tries >= max_steps), MAX_STEPS, code)
             return {**lane, "tprev": tprev, "tnext": tnext, "y": jnp.where(keep, y1, lane["y"]),
                     "s": jtu.tree_map(lambda a, b: jnp.where(keep, a, b), sstate, lane["s"]),
                     "jump": jnp.where(keep, jump, lane["jump"]), "c": cstate,
                     "steps": lane["steps"] + jnp.where(keep, 1, 0), "tries": tries, "code": code}
 
         def done(lane):
-            return (lane["tprev"] >= t1) | (lane["code"] != _FINISHED)
+            return (lane["tprev"] >= t1) | (lane["code"] != FINISHED)
 
         out = {"t_end": jnp.zeros(B + 1, Y0.dtype), "y_end": jnp.zeros((B + 1, n), Y0.dtype),
                "code": jnp.zeros(B + 1, int), "steps": jnp.zeros(B + 1, int), "tries": jnp.zeros(B + 1, int)}
@@ -108,8 +109,8 @@ def refill_core(f: Callable, solver: Any, max_steps: int, lanes: int) -> Callabl
             state = jax.vmap(step)(state)
             ended = active & jax.vmap(done)(state)
             where = jnp.where(ended, state["i"], B)  # row B collects the lanes that did not end
-            code = jnp.where(state["code"] == _FINISHED, jnp.where(jnp.all(jnp.isfinite(state["y"]), axis=1),
-                                                                   _FINISHED, _FAILED), state["code"])
+            code = jnp.where(state["code"] == FINISHED, jnp.where(jnp.all(jnp.isfinite(state["y"]), axis=1),
+                                                                   FINISHED, FAILED), state["code"])
             out = {"t_end": out["t_end"].at[where].set(state["tprev"]), "y_end": out["y_end"].at[where].set(state["y"]),
                    "code": out["code"].at[where].set(code), "steps": out["steps"].at[where].set(state["steps"]),
                    "tries": out["tries"].at[where].set(state["tries"])}

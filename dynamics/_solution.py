@@ -9,25 +9,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from derivations import Names
-
 from ._display import html_table
+from ._outcomes import STATUSES
 
-__all__ = ["STATUSES", "Solution"]
-
-STATUSES = Names.define("STATUSES", {
-    "finished": "the run reached t1.",
-    "collapsed": "the Collapse event fired: every collapse state within its tol of zero; or the step size "
-                 "collapsed as every collapse state fell below PARTIAL_COLLAPSE_RATIO of its initial size (a "
-                 "finite-time collapse into a singularity of the right-hand side; `messages` says so).",
-    "partly_collapsed": "the run stopped where a subset of the collapse states that the system declares "
-                        "(system.partial_collapse) vanished while the others stayed finite; `event` names it.",
-    "blew_up": "the BlowUp event fired: max abs(y) reached its bound, or the step size collapsed while max abs(y) escaped.",
-    "steady": "the Steady event fired: max abs(dy/dt) fell to its tol.",
-    "event": "another event fired (a Condition, LeaveBox, ...); `event` names it.",
-    "max_steps": "the step budget ran out before t1 (after the retry, if any).",
-    "failed": "the solver stopped for another reason (step-size collapse, non-finite state); `messages` says which.",
-}, module=__name__, summary="How each run of a Solution ended (Solution.status holds one of these per trajectory).")
+__all__ = ["Solution"]
 
 
 @dataclass(frozen=True, repr=False)

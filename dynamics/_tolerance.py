@@ -16,6 +16,11 @@ similarity, ``scipy.linalg.matrix_balance``, so that a badly scaled but well con
 Jacobian, e.g. eigenvalues -1013.6 and -0.1 with entries of 1e9, is judged on its spectrum and
 not on its largest entry); for a residual f(x), the largest sum of |terms| of a row of f at x
 (what rounding of x alone leaves).
+
+It also holds the default thresholds of the terminating events of ``integrate``
+(``COLLAPSE_TOL``, ``BLOWUP_BOUND``, ``BLOWUP_ESCAPE``, ``STEADY_TOL``): the event objects
+``Collapse``, ``BlowUp`` and ``Steady`` take them as defaults, and the event names "collapse",
+"blow_up", "steady" stand for those objects with these defaults.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 
 __all__ = [
     "RTOL", "ATOL", "MIN_TOL", "HP_DPS", "HP_RTOL", "FLOAT_RTOL", "NEAR_RTOL", "HP_FLOOR", "FLOAT_FLOOR",
-    "EQUILIBRIUM_RTOL",
+    "EQUILIBRIUM_RTOL", "COLLAPSE_TOL", "BLOWUP_BOUND", "BLOWUP_ESCAPE", "STEADY_TOL",
     "check_tol", "is_zero", "same_point", "eig_scale", "balanced_size", "zero_eigenvalues",
 ]
 
@@ -62,6 +67,18 @@ FLOAT_FLOOR = 1e-13
 EQUILIBRIUM_RTOL = 1e-8
 """``classify`` warns when |f(x)| exceeds EQUILIBRIUM_RTOL times the term scale of f at x:
 x is then not an equilibrium (float rounding of a true equilibrium leaves ~1e-16)."""
+
+COLLAPSE_TOL = 1e-8
+"""Default radius of the ``Collapse`` event: a run has collapsed once every collapse state is
+within COLLAPSE_TOL of zero."""
+BLOWUP_BOUND = 1e8
+"""Default bound of the ``BlowUp`` event: a run has blown up once max |y| reaches it."""
+BLOWUP_ESCAPE = 10.0
+"""Default escape factor of the ``BlowUp`` event: a run that stops early with max |y| above
+BLOWUP_ESCAPE * max(1, max |y0|) is reported as blown up."""
+STEADY_TOL = 1e-9
+"""Default speed threshold of the ``Steady`` event: a run is steady once max |dy/dt| falls to
+it (it must sit above the integration error, about integrate's default atol = 1e-10)."""
 
 
 def check_tol(value, name: str = "tol") -> float:

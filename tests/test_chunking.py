@@ -8,7 +8,7 @@ code under test; chunking must change nothing, bit for bit.
 import numpy as np
 import pytest
 
-import dynamics._integrate as di
+import dynamics._batch as db
 from derivations import ODESystem
 from dynamics import Collapse, integrate
 
@@ -55,14 +55,14 @@ def test_varied_calls_compile_once():
     """Different t1, t0, tolerances, t_eval values (same length) and batch sizes in one bucket
     reuse one compiled solver: the cache of compiled chunks gains one entry in all."""
     sys_ = ODESystem.from_equations({"x": "-c*x + d"}, params=("c", "d"))
-    before = di._compiled.cache_info().misses
+    before = db._compiled.cache_info().misses
     for n, t1, rtol, t0 in [(5, 2.0, 1e-8, 0.0), (7, 3.0, 1e-9, 0.5), (8, 1.0, 1e-6, 0.0), (6, 5.0, 1e-10, 1.0)]:
         sol = integrate(sys_, np.ones((n, 1)), (t0, t1), {"c": 2.0, "d": 3.0}, n_save=11, rtol=rtol,
                         atol=rtol * 1e-2, progress=False)
         # x' = -c x + d: x = d/c + (x0 - d/c) exp(-c (t - t0))
         exact = 1.5 + (1 - 1.5) * np.exp(-2.0 * (sol.t - t0))
         assert np.max(np.abs(sol.y[..., 0] - exact)) < 100 * rtol
-    assert di._compiled.cache_info().misses - before == 1
+    assert db._compiled.cache_info().misses - before == 1
 
 
 def test_chunk_memory_is_bounded():
@@ -70,10 +70,10 @@ def test_chunk_memory_is_bounded():
     grid length (at least one trajectory per chunk)."""
     devices = ()
     for B, n, n_t in [(10**6, 3, 201), (10**7, 20_000, 201), (10**5, 2, 10**5), (3, 3, 2)]:
-        lanes = di._plan(B, n, n_t, devices, None)
+        lanes = db._plan(B, n, n_t, devices, None)
         assert lanes >= 1
-        assert lanes == 1 or lanes * (n_t + 1) * n * 8 <= di.CHUNK_BYTES
-        assert lanes <= max(di.MIN_BUCKET, B) and lanes & (lanes - 1) == 0
+        assert lanes == 1 or lanes * (n_t + 1) * n * 8 <= db.CHUNK_BYTES
+        assert lanes <= max(db.MIN_BUCKET, B) and lanes & (lanes - 1) == 0
 
 
 @pytest.mark.parametrize("change, exc, match", [

@@ -5,7 +5,7 @@ import pytest
 from scipy.integrate import quad
 
 from derivations import ModelSpec, derive
-from dynamics import integrate
+from dynamics import Collapse, Steady, integrate
 
 SIGMA2 = 0.2
 C = 1 + SIGMA2
@@ -63,7 +63,7 @@ def tian_p_plus(eta, tau=1.0):
 
 def test_steady_state_is_tians_equilibrium():
     sol = integrate(derive(ModelSpec("euclidean")), [0.3, 0.09], (0, 400), EUC,
-                    events=("collapse", "blow_up", "steady"), steady_tol=1e-9)
+                    events=("collapse", "blow_up", Steady(tol=1e-9)))
     assert sol.status == "steady"
     # |f| < 1e-9 with contraction rates 0.68 (p) and 2 eta = 0.1 (s - p^2): distance < 1e-8
     assert abs(sol.final[0] - tian_p_plus(0.05)) < 1e-8
@@ -79,7 +79,8 @@ def test_collapse_above_the_threshold_at_the_right_time():
     tol = 1e-6
     p0 = np.array([[0.2], [0.8], [1.5]])
     for backend in ("jax", "scipy"):
-        sol = integrate(reduced, p0, (0, 200), dict(EUC, eta=eta), collapse_tol=tol, backend=backend)
+        sol = integrate(reduced, p0, (0, 200), dict(EUC, eta=eta), events=(Collapse(tol=tol), "blow_up"),
+                        backend=backend)
         assert (sol.status == "collapsed").all()
         for i, p in enumerate(p0[:, 0]):
             f = lambda q: q**2 - C * q**3 - eta * q  # noqa: E731  Tian's cubic, typed in
@@ -185,3 +186,30 @@ def test_bad_input(change, exc, match):
     args.update({k: v for k, v in change.items() if k in args})
     with pytest.raises(exc, match=match):
         integrate(args["system"], args["y0"], args["t_span"], args["params"], **kwargs)
+
+
+def test_event_names_fire_at_their_default_thresholds():
+    """"collapse", "blow_up", "steady" are Collapse(), BlowUp(), Steady() with tol 1e-8, bound
+    1e8, tol 1e-9; another threshold is passed on the object. Closed forms: x' = -x from 1 reaches
+    |x| = tol at t = ln(1/tol) (collapse) and |x'| = tol at the same time (steady); x' = x^2
+    from 1 is 1/(1 - t), reaching 1e8 at t = 1 - 1e-8 (to 1e-10: a bound of 1e7 or 1e9 would be
+    9e-8 or 9e-9 away; near the pole a relative error e of x moves the time by e * 1e-8)."""
+    from derivations import ODESystem
+
+    decay = ODESystem.from_equations({"x": "-x"}, collapse=("x",))
+    tight = dict(rtol=1e-11, atol=1e-14, progress=False)
+    for events, status, t_ref in [("collapse", "collapsed", np.log(1e8)), ("steady", "steady", np.log(1e9)),
+                                  ((Collapse(tol=1e-4),), "collapsed", np.log(1e4))]:
+        sol = integrate(decay, [1.0], (0, 40), {}, events=events, **tight)
+        assert sol.status == status and abs(sol.event_t - t_ref) < 1e-8 * t_ref
+    blow = ODESystem.from_equations({"x": "x**2"})
+    sol = integrate(blow, [1.0], (0, 2), {}, events="blow_up", **tight)
+    assert sol.status == "blew_up" and sol.event == "blow_up" and abs(sol.event_t - (1 - 1e-8)) < 1e-10
+
+
+def test_the_documented_statuses_are_every_status():
+    """integrate's docstring lists every name of STATUSES, each as a quoted item."""
+    from dynamics import STATUSES
+
+    missing = [s for s in STATUSES if f'"{s}"' not in integrate.__doc__]
+    assert not missing, missing

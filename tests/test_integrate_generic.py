@@ -60,7 +60,8 @@ def test_states_named_like_ssl_states_do_not_collapse(backend):
     assert sol.status == "finished" and sol.event == ""
     assert abs(sol.final[0] - np.exp(-30)) < 1e-10  # atol = 1e-10
     declared = ODESystem.from_equations(eqs, params=("a",), collapse=("p_hat", "s_total"))
-    sol = integrate(declared, [1.0, 1.0], (0, 30), {"a": 1.0}, backend=backend, collapse_tol=1e-6, **TIGHT)
+    sol = integrate(declared, [1.0, 1.0], (0, 30), {"a": 1.0}, backend=backend,
+                    events=(Collapse(tol=1e-6), "blow_up"), **TIGHT)
     # max(|p_hat|, |s_total|) = exp(-t) reaches 1e-6 at t = ln(1e6)
     assert sol.status == "collapsed" and sol.event == "collapse"
     assert abs(sol.event_t - np.log(1e6)) < 1e-6

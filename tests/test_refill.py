@@ -7,7 +7,7 @@ References are closed forms; which lane runs a trajectory must change nothing, b
 import numpy as np
 import pytest
 
-import dynamics._integrate as di
+import dynamics._batch as db
 from derivations import ODESystem
 from dynamics import integrate
 
@@ -26,11 +26,11 @@ def test_end_states_on_the_closed_form_for_any_lane_count(B):
     at and above the lane count, chunk sizes 4 and the default: the same bits, on the closed form."""
     rng = np.random.default_rng(B)
     x0, r = rng.uniform(0.05, 2.0, (B, 1)), rng.uniform(0.05, 5.0, B)
-    before = di._compiled_refill.cache_info().misses + di._compiled_refill.cache_info().hits
+    before = db._compiled_refill.cache_info().misses + db._compiled_refill.cache_info().hits
     a = integrate(LOGISTIC, x0, (0, 4), {"r": r, "K": 1.5}, t_eval=[4.0], events=(), progress=False, **TIGHT)
     b = integrate(LOGISTIC, x0, (0, 4), {"r": r, "K": 1.5}, t_eval=[4.0], events=(), chunk_size=4, progress=False,
                   **TIGHT)
-    calls = di._compiled_refill.cache_info().misses + di._compiled_refill.cache_info().hits - before
+    calls = db._compiled_refill.cache_info().misses + db._compiled_refill.cache_info().hits - before
     assert calls == 2  # both went through the refill path
     assert np.array_equal(a.final, b.final) and np.array_equal(a.n_steps, b.n_steps)
     assert set(a.status) == {"finished"} and a.valid.all()
