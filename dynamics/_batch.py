@@ -90,7 +90,7 @@ def _compiled(num: NumericSystem, solver: Any, max_steps: int, events: tuple[Eve
     else:
         fn = jax.jit(batched, in_shardings=(lane, lane, rep, rep, rep), out_shardings=lane)
     f64 = jnp.float64
-    shapes = dict(getattr(num.system, "param_shapes", None) or {})
+    shapes = num.param_shapes
     args = (jax.ShapeDtypeStruct((lanes, num.n), f64),
             {k: jax.ShapeDtypeStruct((lanes, *shapes.get(k, ())), f64) for k in num.param_names},
             jax.ShapeDtypeStruct((n_t,), f64), jax.ShapeDtypeStruct((2,), f64), jax.ShapeDtypeStruct((2,), f64))
@@ -112,7 +112,7 @@ def _compiled_refill(num: NumericSystem, solver: Any, max_steps: int, lanes: int
 
     fn = jax.jit(refill_core(num.f_jax, jax_solver(solver, None, None), max_steps, lanes))
     f64 = jnp.float64
-    shapes = dict(getattr(num.system, "param_shapes", None) or {})
+    shapes = num.param_shapes
     args = (jax.ShapeDtypeStruct((block, num.n), f64),
             {k: jax.ShapeDtypeStruct((block, *shapes.get(k, ())), f64) for k in num.param_names},
             jax.ShapeDtypeStruct((), jnp.int64), jax.ShapeDtypeStruct((2,), f64), jax.ShapeDtypeStruct((2,), f64))

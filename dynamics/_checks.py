@@ -214,7 +214,7 @@ def batch_arrays(num: NumericSystem, y0: np.ndarray, params: Params) -> tuple[tu
         system's ``check_params`` rejects.
     """
     values = param_values(num, params)
-    trailing = {k: tuple(s) for k, s in dict(getattr(num.system, "param_shapes", None) or {}).items()}
+    trailing = num.param_shapes
     leading = {k: v.shape[: v.ndim - len(trailing.get(k, ()))] for k, v in values.items()}
     try:
         batch_shape = np.broadcast_shapes(y0.shape[:-1], *leading.values())

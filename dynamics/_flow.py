@@ -218,5 +218,5 @@ def flow(
         ys = jnp.where(reached[:, None], out["ys"], jnp.nan)
         return ys[0] if scalar else ys
 
-    phi.__doc__ = f"y({'t' if scalar else 'ts'}) of {getattr(system, 'name', '') or 'the system'} from y0 at t0 = {t0}."
+    phi.__doc__ = f"y({'t' if scalar else 'ts'}) of {system.name or 'the system'} from y0 at t0 = {t0}."
     return phi

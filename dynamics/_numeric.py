@@ -1,12 +1,13 @@
-"""The system as the numerics see it: names, sizes, collapse states, bounds, compiled right-hand sides."""
+"""The system as the numerics see it: what its ``DynamicalSystem`` interface declares (names,
+sizes, collapse states, bounds, parameter shapes), with the compiled right-hand sides."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
-
 import numpy as np
+
+from derivations import DynamicalSystem
 
 from ._events import EventContext
 
@@ -14,18 +15,17 @@ __all__ = ["NumericSystem"]
 
 
 class NumericSystem:
-    """What integrate needs of a system: names, sizes, collapse states, compiled right-hand sides."""
+    """What integrate needs of a system, read once from its interface: names, sizes, collapse
+    states, bounds, parameter shapes and the compiled right-hand sides."""
 
-    REQUIRED = ("state_names", "param_names", "to_jax", "to_numpy", "collapse_indices", "check_params")
-
-    def __init__(self, system: Any):
+    def __init__(self, system: DynamicalSystem):
         self.system = system
         self.state_names = tuple(system.state_names)
         self.param_names = tuple(system.param_names)
         self.n = len(self.state_names)
         self.collapse_indices = tuple(int(i) for i in system.collapse_indices)
-        bounds = system.state_bounds() if hasattr(system, "state_bounds") else ((-np.inf, np.inf),) * self.n
-        self.state_bounds = tuple((float(lo), float(hi)) for lo, hi in bounds)
+        self.state_bounds = tuple((float(lo), float(hi)) for lo, hi in system.state_bounds())
+        self.param_shapes = {k: tuple(v) for k, v in system.param_shapes.items()}
         self.f_np = system.to_numpy(checked=False)
         self._f_jax = None
 
@@ -43,22 +43,40 @@ class NumericSystem:
         return EventContext(np, self.f_np, self.state_names, self.collapse_indices, self.state_bounds)
 
     @classmethod
-    def of(cls, system: Any) -> NumericSystem:
-        missing = [a for a in cls.REQUIRED if not hasattr(system, a)]
-        if missing:
+    def of(cls, system: DynamicalSystem) -> NumericSystem:
+        """The numeric view of a flow.
+
+        Parameters
+        ----------
+        system : DynamicalSystem
+            A flow (``time == "continuous"``).
+
+        Returns
+        -------
+        NumericSystem
+            Built once per system.
+
+        Raises
+        ------
+        TypeError
+            ``system`` is not a DynamicalSystem.
+        ValueError
+            ``system`` is a map.
+        """
+        if not isinstance(system, DynamicalSystem):
             raise TypeError(
-                "system must be an ODESystem (derivations.ODESystem, ODESystem.from_equations, derive(spec)) "
-                f"or a ModeSystem: anything with {', '.join(cls.REQUIRED)}; got {type(system).__name__}"
+                "system must be a derivations.DynamicalSystem (an ODESystem, derive(spec), a K-mode system or one "
+                f"of your own); got {type(system).__name__}"
             )
-        if getattr(system, "is_discrete", False):
+        if system.time != "continuous":
             raise ValueError(
-                f"{getattr(system, 'name', '') or 'this system'} is a discrete-time map (its rhs is the increment of "
+                f"{system.name or 'this system'} is a discrete-time map (its rhs is the increment of "
                 "one step), not a flow: step it with dynamics.iterate"
             )
         return _numeric(system)
 
 
 @lru_cache(maxsize=128)
-def _numeric(system: Any) -> NumericSystem:
+def _numeric(system: DynamicalSystem) -> NumericSystem:
     return NumericSystem(system)
 

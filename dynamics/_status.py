@@ -121,27 +121,25 @@ def _full_collapse(num: NumericSystem, y0: np.ndarray, y: np.ndarray) -> float |
 def _partial_collapse(num: NumericSystem, y0: np.ndarray, y: np.ndarray) -> tuple[str, float] | None:
     """(label, size ratio) if the run stopped where one of the system's declared partial-collapse
     sets (``system.partial_collapse``) vanished while the other collapse states did not."""
-    sets = getattr(num.system, "partial_collapse", None) or {}
+    system = num.system
+    sets = system.partial_collapse
     if not sets or not np.all(np.isfinite(y)):
         return None
-    names = num.state_names
-    scaling = getattr(num.system, "scaling", None) or {}
+    powers = system.expand(system.scaling or {}, default=1.0)
+    powers[powers == 0] = 1.0
 
     def ratio(idx):
         start = float(np.max(np.abs(y0[idx])))
         return float(np.max(np.abs(y[idx]))) / start if start > 0 else np.inf
 
-    def power(flat_name):
-        return float(scaling.get(flat_name.rsplit("_", 1)[0], scaling.get(flat_name, 1)) or 1)
-
     for label, members in sets.items():
-        idx = [names.index(n) for n in members if n in names]
+        idx = list(system.group_indices(members))
         rest = [i for i in num.collapse_indices if i not in idx]
         if not idx or not rest:
             continue
         r_set, r_rest = ratio(idx), ratio(rest)
         # compare sizes in the same scaling: a set of power a against the rest of power b
-        exponent = power(names[idx[0]]) / power(names[rest[0]])
+        exponent = powers[idx[0]] / powers[rest[0]]
         if r_set <= PARTIAL_COLLAPSE_RATIO * r_rest**exponent:
             return label, r_set
     return None
