@@ -233,7 +233,13 @@ def _exact_function(system: ExactModeSystem, checked: bool):
     free = [str(v) for v in free_syms]
     per_mode_names = set(system.per_mode_params)
     # the mode covariance of (a, b): alpha = E a^2, beta = E b^2, gamma = E a b
-    moments = lambdified(pm.states + free_syms, (sums["E<a,a>"], sums["E<b,b>"], sums["E<a,b>"]), "jax")
+    moment_exprs = (sums["E<a,a>"], sums["E<b,b>"], sums["E<a,b>"])
+    # closed parameters in the covariance (DirectPred's s_max = max_k s_k), computed from the spectrum
+    used = set().union(*(e.free_symbols for e in moment_exprs))
+    spectral = tuple(c for c in system.closures if c[0] in used)
+    inputs = tuple(c[0] for c in spectral)
+    moments = lambdified(pm.states + free_syms + inputs, moment_exprs, "jax")
+    summands = [lambdified(pm.states + free_syms + inputs[:i], (c[1],), "jax") for i, c in enumerate(spectral)]
     x = jnp.asarray(_grid(system._quad()))
     h = float(x[1] - x[0])
     ex = jnp.exp(x)
@@ -257,7 +263,12 @@ def _exact_function(system: ExactModeSystem, checked: bool):
             for n, v in given.items()
         }
         ones = jnp.ones_like(spectra[names[0]])
-        al, be, ga = (m * ones for m in moments(*[spectra[n] for n in names], *[values[n] for n in free]))
+        args = [spectra[n] for n in names] + [values[n] for n in free]
+        for (_, _, power), summand in zip(spectral, summands):
+            terms = summand(*args)[0] * ones
+            total = jnp.max(terms, axis=-1, keepdims=True) if power == "max" else jnp.sum(terms, axis=-1, keepdims=True) ** float(power)
+            args.append(total)
+        al, be, ga = (m * ones for m in moments(*args))
         G = _mode_integrals(al, be, ga, ex, h)
         eta = values["eta"]
         s = spectra["s"]

@@ -48,6 +48,8 @@ CASES = [
     (ModelSpec("cosine", "ema", norms="exact"), 6),
     (ModelSpec("cosine", norms="exact"), 16),
     (ModelSpec("cosine", predictor="directpred", views="one", data="spectrum", norms="exact"), 6),
+    (ModelSpec("cosine", predictor="directpred", normalize=True, norms="exact"), 3),
+    (ModelSpec("cosine", predictor="directpred", normalize=True, norms="exact"), 8),
 ]
 
 
