@@ -216,6 +216,19 @@ class ExactModeSystem(ModeSystem):
         """
         return self.to_ode_system()
 
+    def discrete(self):
+        """The matching gradient-descent map with learning rate ``lr`` (``ExactModeMap``):
+        one step of size lr on the weights, dp/dt and (dphi/dt)/phi from this flow.
+
+        Returns
+        -------
+        ExactModeMap
+            The map, with the extra parameter ``lr`` and ``is_discrete`` True.
+        """
+        from ._exact_map import ExactModeMap
+
+        return ExactModeMap.of(self)
+
     def __repr__(self) -> str:
         return f"ExactModeSystem({self.spec.label}, K={self.K}, params={self.param_names})"
 
@@ -407,6 +420,19 @@ class ExactEigenmodes:
                 raise ValueError(f"quadrature keys must be among {sorted(QUADRATURE)}; got {sorted(unknown)}")
         return ExactModeSystem(base.per_mode, base.K, base.closures, base.per_mode_params,
                                quadrature=FrozenMap(dict(quadrature)) if quadrature else None)
+
+    def discrete(self):
+        """The gradient-descent map of the exact flow (``ExactMap``; ``.modes(K)`` gives the
+        K-mode map with the extra parameter ``lr``), as ``EigenmodeSystem.discrete()``.
+
+        Returns
+        -------
+        ExactMap
+            The map of this model.
+        """
+        from ._exact_map import ExactMap
+
+        return ExactMap(self)
 
     def __repr__(self) -> str:
         return f"ExactEigenmodes({self.spec.label}, states=({', '.join(self.state_names)}))"
