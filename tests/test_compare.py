@@ -95,10 +95,10 @@ def test_cosine_approximations_include_the_exact_flow_where_the_spec_has_one():
 
 
 def test_exact_row_is_skipped_where_it_cannot_serve_and_refused_when_asked_for():
-    """Recorded cosine-like trajectories (K = 3): above max_exact_width, or with a learning rate
-    (the exact flow has no discrete map), the default exact row is left out with a status
-    saying why, the other rows are still scored; an explicitly requested exact row with lr
-    raises."""
+    """Recorded cosine-like trajectories (K = 3): above max_exact_width the default exact row is
+    left out with a status saying why, the other rows are still scored; with a learning rate
+    the exact row is the exact flow's gradient-descent map, scored like the others; an
+    explicitly requested theory without a discrete map raises."""
     from dynamics import EXACT_LABEL
 
     t = np.linspace(0, 0.5, 6)
@@ -111,10 +111,13 @@ def test_exact_row_is_skipped_where_it_cannot_serve_and_refused_when_asked_for()
     assert cmp.best()[3] != EXACT_LABEL
     assert f"| 3 | {EXACT_LABEL} |  |" in cmp.table()
     on_grid = compare(ModelSpec("cosine"), prm, reference=ref, lr=0.1, max_exact_width=None)
-    assert on_grid.errors[3][EXACT_LABEL]["status"].startswith("skipped (no discrete map")
+    assert on_grid.errors[3][EXACT_LABEL]["status"] == "finished" and np.isfinite(on_grid.errors[3][EXACT_LABEL]["p"])
     assert np.isfinite(on_grid.errors[3]["leading, self-consistent norms"]["p"])
+    explicit = compare(ModelSpec("cosine"), COS, reference=ref, lr=0.1, approximations={"x": ModelSpec("cosine", norms="exact")})
+    assert explicit.errors[3]["x"]["p"] == on_grid.errors[3][EXACT_LABEL]["p"]
+    flow_only = ODESystem.from_equations({"p": "-p"})
     with pytest.raises(ValueError, match="no discrete"):
-        compare(ModelSpec("cosine"), COS, reference=ref, lr=0.1, approximations={"x": ModelSpec("cosine", norms="exact")})
+        compare(ModelSpec("cosine"), COS, reference=ref, lr=0.1, approximations={"x": flow_only})
     with pytest.raises(ValueError, match="max_exact_width must be"):
         compare(ModelSpec("cosine"), COS, reference=ref, max_exact_width=0)
     with pytest.raises(ValueError, match="floor_widths must be"):
