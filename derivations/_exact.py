@@ -1,4 +1,11 @@
-"""The exact expected flow of a normalized loss at any width: no norm or moment approximation.
+"""The exact expected flow of a normalized loss at any width, for Gaussian views and aligned
+weights: no norm or moment approximation.
+
+Exact means exact for the model's assumptions: Gaussian inputs and views (the factorisation
+below needs jointly Gaussian (a_k, b_k), independent across modes) and weights that share
+eigenvectors. It is not exact for other data. On real images (the digits experiment,
+``dynamics.digits_experiment("cosine")``, h = 32) the leading-order approximation tracked the
+trained network better than this flow: 0.435% against 0.52% in p.
 
 For aligned weights mode k carries the zero-mean Gaussian pair (a_k, b_k) with covariance
 [[alpha_k, gamma_k], [gamma_k, beta_k]], independent across modes (``_means`` of the derivation:
