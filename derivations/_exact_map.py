@@ -44,6 +44,14 @@ class ExactModeMap(ModeSystem):
 
     Attributes
     ----------
+    per_mode : EigenmodeSystem
+        The self-consistent system's ``discrete()`` (states, parameters with ``lr``, domains).
+    K : int
+        The number of modes (>= 2).
+    closures : tuple
+        The flow's closures (kept for the layout; the map uses the quadrature).
+    per_mode_params : tuple of str
+        Parameters that differ between modes.
     flow : ExactModeSystem
         The exact flow whose rate the map steps.
     """
