@@ -15,6 +15,9 @@ A = sum a_k^2, B = sum a_k b_k, C = sum b_k^2, gives for every mode
     G_j = E[a_j dL/da_j] = -E[a_j b_j (A C)^(-1/2)] + E[B a_j^2 A^(-3/2) C^(-1/2)],
 
 and the flow follows from G_j (p_j dJ/dp_j = phi_j dJ/dphi_j = G_j for a learned predictor).
+Without stop-gradient (SimSiam, Phi_a = Phi) the target branch adds
+H_j = E[b_j dL/db_j] = -E[a_j b_j (A C)^(-1/2)] + E[B b_j^2 A^(-1/2) C^(-3/2)] to
+phi_j dJ/dphi_j, the same quadrature with the roles of (a, u) and (b, v) exchanged.
 Writing the inverse powers as Laplace integrals,
 A^(-k/2) = Gamma(k/2)^(-1) int_0^oo u^(k/2 - 1) exp(-u A) du (and C with v), the expectation
 under the tilt exp(-u A - v C) factorizes over modes:
@@ -268,6 +271,7 @@ def _exact_function(system: ExactModeSystem, checked: bool):
     flat_names = [f"{n}_1..{n}_K" for n in names]
     learned = spec.predictor == "learned"
     ema = spec.target == "ema"
+    through_target = not spec.stop_gradient
 
     def f(t, y, params):
         if checked:
@@ -290,6 +294,7 @@ def _exact_function(system: ExactModeSystem, checked: bool):
             args.append(total)
         al, be, ga = (m * ones for m in moments(*args))
         G = _mode_integrals(al, be, ga, ex, h)
+        G_phi = G + _target_integrals(al, be, ga, ex, h) if through_target else G
         eta = values["eta"]
         s = spectra["s"]
         out = {}
@@ -298,7 +303,7 @@ def _exact_function(system: ExactModeSystem, checked: bool):
             # p dJ/dp = G exactly; divide where p != 0 (G vanishes like p^2 there)
             safe = jnp.where(p == 0, 1.0, p)
             out["p"] = jnp.where(p == 0, 0.0, -values["alpha_p"] * G / safe) - eta * p
-        rate = -G / jnp.where(s == 0, 1.0, s) - eta  # dphi/dt / phi = -G / s - eta
+        rate = -G_phi / jnp.where(s == 0, 1.0, s) - eta  # dphi/dt / phi = -G / s - eta
         rate = jnp.where(s == 0, -eta * ones, rate)
         out["s"] = 2 * s * rate
         if ema:
@@ -352,6 +357,13 @@ def _mode_integrals(al, be, ga, ex, h):
         -(1 / jnp.pi) * root_u * root_v * s_ab + (2 / jnp.pi) * u * root_u * root_v * s_aa * (t_ab + 2 * s_ab)
     )
     return h * h * jnp.sum(integrand, axis=(-3, -2))
+
+
+def _target_integrals(al, be, ga, ex, h):
+    """H_k = E[b_k dL/db_k] for the cosine loss (the target branch without stop-gradient),
+    shape (..., K): L is symmetric under a <-> b up to A <-> C, so it is ``_mode_integrals``
+    with alpha and beta exchanged (u then pairs with b, v with a)."""
+    return _mode_integrals(be, al, ga, ex, h)
 
 
 class ExactEigenmodes:

@@ -150,10 +150,10 @@ class ModelSpec:
                     f"got predictor={self.predictor!r}"
                 )
         if self.norms == "exact":
-            if self.loss != "cosine" or not self.stop_gradient:
+            if self.loss != "cosine":
                 raise ValueError(
                     "ModelSpec: norms='exact' (the exact expected flow at any width, for Gaussian views) is available for "
-                    f"loss='cosine' with stop-gradient; got loss={self.loss!r}, stop_gradient={self.stop_gradient}"
+                    f"loss='cosine' (with or without stop-gradient); got loss={self.loss!r}"
                 )
             object.__setattr__(self, "moments", "exact")
         if not self.involves_norms:

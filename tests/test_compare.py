@@ -83,14 +83,15 @@ COS = {"sigma2": SIGMA2, "eta": 0.3, "alpha_p": 1.0}
 
 
 def test_cosine_approximations_include_the_exact_flow_where_the_spec_has_one():
-    """The exact finite-width flow joins the cosine rows; models without an exact flow (no
-    stop-gradient) and losses without norms do not get it."""
+    """The exact finite-width flow joins the cosine rows (with or without stop-gradient); models
+    without an exact flow (IsoLoss-cosine) and losses without norms do not get it."""
     from dynamics import EXACT_LABEL, approximations_for
 
     rows = approximations_for(ModelSpec("cosine", "ema"))
     assert rows[EXACT_LABEL] == ModelSpec("cosine", "ema", norms="exact")
     assert len(rows) == 4
-    assert EXACT_LABEL not in approximations_for(ModelSpec("cosine", stop_gradient=False))
+    assert approximations_for(ModelSpec("cosine", stop_gradient=False))[EXACT_LABEL].stop_gradient is False
+    assert EXACT_LABEL not in approximations_for(ModelSpec("isoloss", predictor="directpred"))
     assert list(approximations_for("euclidean")) == ["euclidean"]
 
 
