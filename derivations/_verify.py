@@ -675,7 +675,8 @@ def _constant(widths, per_base, sq_rate, user):
             scale = math.sqrt(max(sq_rate[h][eq], 1e-300) / n_modes)  # RMS drive at width h
             rows.append(np.concatenate(per_base[h][eq][0]) / scale)
             ses.append(np.concatenate(per_base[h][eq][1]) / scale)
-        rows, ses = np.asarray(rows), np.maximum(np.asarray(ses), 1e-300)
+        rows, ses = np.asarray(rows), np.asarray(ses)
+        ses = np.maximum(ses, 1e-12 * (np.abs(rows).mean() + 1e-300))  # a rate with no sampling noise
         for j in range(rows.shape[1]):
             w = 1 / ses[:, j]
             A = design * w[:, None]
@@ -683,6 +684,8 @@ def _constant(widths, per_base, sq_rate, user):
             a.append(coef[0])
             sa.append(math.sqrt(np.linalg.inv(A.T @ A)[0, 0]))
     a, sa = np.asarray(a), np.asarray(sa)
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(sa)) and np.all(sa > 0)):
+        return None, None, None
     chi2 = float(np.sum((a / sa) ** 2))
     p = float(gammaincc(len(a) / 2, chi2 / 2))
     size = math.sqrt(max(float(np.mean(a**2) - np.mean(sa**2)), 0.0))
