@@ -27,6 +27,7 @@ from ._spec import ModelSpec  # noqa: E402
 from ._coupled import ModeSystem, couple  # noqa: E402
 from ._eigenmode import EigenmodeSystem, display_form, latex  # noqa: E402
 from ._exact import QUADRATURE, ExactEigenmodes, ExactModeSystem, exact_factors  # noqa: E402
+from ._exact_map import ExactMap, ExactModeMap  # noqa: E402
 from ._system import FrozenMap, ODESystem, freeze, reduce  # noqa: E402
 from ._names import Names  # noqa: E402
 from ._export import to_xppaut  # noqa: E402
@@ -63,6 +64,8 @@ __all__ = [
     "ModeSystem",
     "ExactEigenmodes",
     "ExactModeSystem",
+    "ExactMap",
+    "ExactModeMap",
     "exact_factors",
     "QUADRATURE",
     "display_form",

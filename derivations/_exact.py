@@ -1,4 +1,11 @@
-"""The exact expected flow of a normalized loss at any width: no norm or moment approximation.
+"""The exact expected flow of a normalized loss at any width, for Gaussian views and aligned
+weights: no norm or moment approximation.
+
+Exact means exact for the model's assumptions: Gaussian inputs and views (the factorisation
+below needs jointly Gaussian (a_k, b_k), independent across modes) and weights that share
+eigenvectors. It is not exact for other data. On real images (the digits experiment,
+``dynamics.digits_experiment("cosine")``, h = 32) the leading-order approximation tracked the
+trained network better than this flow: 0.435% against 0.52% in p.
 
 For aligned weights mode k carries the zero-mean Gaussian pair (a_k, b_k) with covariance
 [[alpha_k, gamma_k], [gamma_k, beta_k]], independent across modes (``_means`` of the derivation:
@@ -8,6 +15,9 @@ A = sum a_k^2, B = sum a_k b_k, C = sum b_k^2, gives for every mode
     G_j = E[a_j dL/da_j] = -E[a_j b_j (A C)^(-1/2)] + E[B a_j^2 A^(-3/2) C^(-1/2)],
 
 and the flow follows from G_j (p_j dJ/dp_j = phi_j dJ/dphi_j = G_j for a learned predictor).
+Without stop-gradient (SimSiam, Phi_a = Phi) the target branch adds
+H_j = E[b_j dL/db_j] = -E[a_j b_j (A C)^(-1/2)] + E[B b_j^2 A^(-1/2) C^(-3/2)] to
+phi_j dJ/dphi_j, the same quadrature with the roles of (a, u) and (b, v) exchanged.
 Writing the inverse powers as Laplace integrals,
 A^(-k/2) = Gamma(k/2)^(-1) int_0^oo u^(k/2 - 1) exp(-u A) du (and C with v), the expectation
 under the tilt exp(-u A - v C) factorizes over modes:
@@ -141,6 +151,12 @@ class ExactModeSystem(DynamicalSystem):
     def closed(self) -> tuple[str, ...]:
         """The self-consistent closures' parameters (computed by the quadrature instead)."""
         return self.closure.closed
+
+    @property
+    def closures(self) -> tuple:
+        """The self-consistent closures (the quadrature replaces them; those that enter the mode
+        covariance, such as DirectPred's s_max, are computed from the spectrum)."""
+        return self.closure.closures
 
     @property
     def state_layout(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
@@ -278,6 +294,20 @@ class ExactModeSystem(DynamicalSystem):
         """
         return _exact_numpy(self, checked)
 
+    def discrete(self) -> DynamicalSystem:
+        """The matching gradient-descent map with learning rate ``lr`` (``ExactModeMap``):
+        one step of size lr on the weights, dp/dt and (dphi/dt)/phi from this flow.
+
+        Returns
+        -------
+        ExactModeMap
+            The map, with the extra parameter ``lr``, ``time == "discrete"`` and
+            ``step_param == "lr"``.
+        """
+        from ._exact_map import ExactModeMap
+
+        return ExactModeMap(self)
+
     def __repr__(self) -> str:
         return f"ExactModeSystem({self.spec.label}, K={self.K}, params={self.param_names})"
 
@@ -295,7 +325,13 @@ def _exact_function(system: ExactModeSystem, checked: bool):
     free = [str(v) for v in free_syms]
     per_mode_names = set(system.per_mode_params)
     # the mode covariance of (a, b): alpha = E a^2, beta = E b^2, gamma = E a b
-    moments = lambdified(pm.states + free_syms, (sums["E<a,a>"], sums["E<b,b>"], sums["E<a,b>"]), "jax")
+    moment_exprs = (sums["E<a,a>"], sums["E<b,b>"], sums["E<a,b>"])
+    # closed parameters in the covariance (DirectPred's s_max = max_k s_k), computed from the spectrum
+    used = set().union(*(e.free_symbols for e in moment_exprs))
+    spectral = tuple(c for c in system.closures if c[0] in used)
+    inputs = tuple(c[0] for c in spectral)
+    moments = lambdified(pm.states + free_syms + inputs, moment_exprs, "jax")
+    summands = [lambdified(pm.states + free_syms + inputs[:i], (c[1],), "jax") for i, c in enumerate(spectral)]
     x = jnp.asarray(_grid(system._quad()))
     h = float(x[1] - x[0])
     ex = jnp.exp(x)
@@ -304,6 +340,7 @@ def _exact_function(system: ExactModeSystem, checked: bool):
     flat_names = [f"{n}_1..{n}_K" for n in names]
     learned = spec.predictor == "learned"
     ema = spec.target == "ema"
+    through_target = not spec.stop_gradient
 
     def f(t, y, params):
         if checked:
@@ -319,8 +356,14 @@ def _exact_function(system: ExactModeSystem, checked: bool):
             for n, v in given.items()
         }
         ones = jnp.ones_like(spectra[names[0]])
-        al, be, ga = (m * ones for m in moments(*[spectra[n] for n in names], *[values[n] for n in free]))
+        args = [spectra[n] for n in names] + [values[n] for n in free]
+        for (_, _, power), summand in zip(spectral, summands):
+            terms = summand(*args)[0] * ones
+            total = jnp.max(terms, axis=-1, keepdims=True) if power == "max" else jnp.sum(terms, axis=-1, keepdims=True) ** float(power)
+            args.append(total)
+        al, be, ga = (m * ones for m in moments(*args))
         G = _mode_integrals(al, be, ga, ex, h)
+        G_phi = G + _target_integrals(al, be, ga, ex, h) if through_target else G
         eta = values["eta"]
         s = spectra["s"]
         out = {}
@@ -329,7 +372,7 @@ def _exact_function(system: ExactModeSystem, checked: bool):
             # p dJ/dp = G exactly; divide where p != 0 (G vanishes like p^2 there)
             safe = jnp.where(p == 0, 1.0, p)
             out["p"] = jnp.where(p == 0, 0.0, -values["alpha_p"] * G / safe) - eta * p
-        rate = -G / jnp.where(s == 0, 1.0, s) - eta  # dphi/dt / phi = -G / s - eta
+        rate = -G_phi / jnp.where(s == 0, 1.0, s) - eta  # dphi/dt / phi = -G / s - eta
         rate = jnp.where(s == 0, -eta * ones, rate)
         out["s"] = 2 * s * rate
         if ema:
@@ -385,6 +428,13 @@ def _mode_integrals(al, be, ga, ex, h):
     return h * h * jnp.sum(integrand, axis=(-3, -2))
 
 
+def _target_integrals(al, be, ga, ex, h):
+    """H_k = E[b_k dL/db_k] for the cosine loss (the target branch without stop-gradient),
+    shape (..., K): L is symmetric under a <-> b up to A <-> C, so it is ``_mode_integrals``
+    with alpha and beta exchanged (u then pairs with b, v with a)."""
+    return _mode_integrals(be, al, ga, ex, h)
+
+
 @dataclass(frozen=True)
 class ExactEigenmodes(EigenmodeModel):
     """The exact expected flow of a normalized loss (``ModelSpec(..., norms="exact")``).
@@ -416,10 +466,6 @@ class ExactEigenmodes(EigenmodeModel):
     def is_discrete(self) -> bool:
         """False: the exact expected flow."""
         return False
-
-    def discrete(self) -> EigenmodeModel:
-        """TODO-MERGE"""
-        raise ValueError("TODO-MERGE")
 
     @property
     def steps(self) -> FrozenMap:
@@ -464,6 +510,19 @@ class ExactEigenmodes(EigenmodeModel):
         if K < 2:
             raise ValueError(f"K must be >= 2 for the exact normalized flow (one mode: the cosine is a sign); got {K}")
         return ExactModeSystem(base, quadrature)
+
+    def discrete(self) -> EigenmodeModel:
+        """The gradient-descent map of the exact flow (``ExactMap``; ``.modes(K)`` gives the
+        K-mode map with the extra parameter ``lr``), as ``EigenmodeSystem.discrete()``.
+
+        Returns
+        -------
+        ExactMap
+            The map of this model.
+        """
+        from ._exact_map import ExactMap
+
+        return ExactMap(self)
 
     def __repr__(self) -> str:
         return f"ExactEigenmodes({self.spec.label}, states=({', '.join(self.state_names)}))"

@@ -57,8 +57,9 @@ class ModelSpec:
         For losses that involve the norms (not polynomial in A, B, C). "frozen":
         A -> N_psi^2, C -> N_phi^2 inside the per-sample gradient, held as parameters.
         "self-consistent": ``N_psi^2 = E||a||^2``, ``N_phi^2 = E||b||^2`` from the spectrum
-        (closed by ``system.modes(K)``). "exact" (cosine loss): no approximation, the
-        expected gradient of the true loss at any width by a Laplace-integral quadrature;
+        (closed by ``system.modes(K)``). "exact" (cosine loss): no norm or moment
+        approximation, the expected gradient of the true loss at any width for Gaussian
+        views and aligned weights (not for other data), by a Laplace-integral quadrature;
         ``derive`` then returns ``ExactEigenmodes`` (K-mode systems only).
     moments : str
         For losses that involve the norms. "exact": the remaining Gaussian averages exact
@@ -149,10 +150,10 @@ class ModelSpec:
                     f"got predictor={self.predictor!r}"
                 )
         if self.norms == "exact":
-            if self.loss != "cosine" or not self.stop_gradient:
+            if self.loss != "cosine":
                 raise ValueError(
-                    "ModelSpec: norms='exact' (the exact expected flow at any width) is available for "
-                    f"loss='cosine' with stop-gradient; got loss={self.loss!r}, stop_gradient={self.stop_gradient}"
+                    "ModelSpec: norms='exact' (the exact expected flow at any width, for Gaussian views) is available for "
+                    f"loss='cosine' (with or without stop-gradient); got loss={self.loss!r}"
                 )
             object.__setattr__(self, "moments", "exact")
         if not self.involves_norms:

@@ -52,6 +52,12 @@ class Basins:
         The system's name (for the figure's title).
     params : mapping str -> float
         The parameter values.
+    excluded : numpy.ndarray of bool
+        (ny, nx) True for initial states whose outcome the dynamics does not decide: every
+        collapse state already zero, or a collapse state zero on its invariant face (its
+        right-hand side vanishes there, e.g. the s = 0 row of an eigenmode system, where
+        ds/dt = s (...) keeps s = 0 forever). They are left out of ``collapse_probability``
+        and ``fractions`` (``n_excluded`` counts them); ``collapsed`` still marks them.
     """
 
     x: str
@@ -67,21 +73,36 @@ class Basins:
     collapse_states: tuple[str, ...] = ()
     system_name: str = ""
     params: Mapping[str, float] = field(default_factory=FrozenMap)
+    excluded: np.ndarray | None = None
+
+    def _counted(self) -> np.ndarray:
+        if self.excluded is None:
+            return np.ones(self.collapsed.shape, dtype=bool)
+        return ~np.asarray(self.excluded, dtype=bool)
+
+    @property
+    def n_excluded(self) -> int:
+        """The number of grid points left out of the fractions (see ``excluded``)."""
+        return int(np.sum(~self._counted()))
 
     @property
     def collapse_probability(self) -> float:
-        """Fraction of the grid that collapses (uniform weight per point)."""
-        return float(np.mean(self.collapsed))
+        """Fraction of the counted grid points (all but ``excluded``) that collapse, uniform
+        weight per point; NaN when every point is excluded."""
+        counted = self._counted()
+        return float(np.mean(self.collapsed[counted])) if np.any(counted) else float("nan")
 
     def fractions(self) -> dict[int, float]:
-        """The share of the grid approaching each attractor.
+        """The share of the counted grid points (all but ``excluded``) approaching each attractor.
 
         Returns
         -------
         dict of int -> float
-            ``{attractor index: fraction of the grid}``; -1: none.
+            ``{attractor index: fraction of the counted points}``; -1: none.
         """
-        return {int(k): float(np.mean(self.attractor == k)) for k in np.unique(self.attractor)}
+        counted = self._counted()
+        kept = self.attractor[counted]
+        return {int(k): float(np.mean(kept == k)) for k in np.unique(kept)}
 
     def _counts(self) -> str:
         names, counts = np.unique(self.status, return_counts=True)
@@ -89,6 +110,8 @@ class Basins:
 
     def __repr__(self) -> str:
         collapse = f", collapse probability {self.collapse_probability:.4g}" if self.collapse_states else ""
+        if self.n_excluded:
+            collapse += f" ({self.n_excluded} points on the collapse boundary excluded)"
         return (f"Basins({self.system_name or 'system'}: {self.y_values.size} x {self.x_values.size} grid over "
                 f"({self.x}, {self.y}), t1={self.t1:g}, {len(self.attractors)} attractors{collapse}, "
                 f"status={{{self._counts()}}})")
@@ -102,7 +125,8 @@ class Basins:
                  f"status: {self._counts()}"]
         if self.collapse_states:
             notes.append(f"collapse probability {self.collapse_probability:.4g} (collapse states "
-                         f"{', '.join(self.collapse_states)})")
+                         f"{', '.join(self.collapse_states)}; {self.n_excluded} points excluded: they start "
+                         "on an invariant face of the collapse set)")
         return html_table(f"Basins of {self.system_name or 'the system'}", ["attractor", "point", "kind", "share of grid"],
                           rows, notes)
 
@@ -122,6 +146,13 @@ def basins(
     states from ``fixed``) to ``t1`` in one batched ``integrate`` call and record where each
     trajectory ends: the nearest stable equilibrium (symbolic systems) and, where the system
     declares collapse states (``system.collapse_indices``), whether it collapsed.
+
+    Initial states that start on the collapse set's boundary are marked ``excluded`` and left
+    out of the collapse probability: every collapse state zero, or one of them zero where its
+    right-hand side vanishes (an invariant face: for a symbolic system the face y_i = 0 must be
+    invariant identically, for others the rate is checked at the point). An eigenmode's s = 0
+    stays 0 (ds/dt = s (...)), so the s = 0 row of a grid collapses whatever the dynamics:
+    counting it would measure the grid, not the basins.
 
     Parameters
     ----------
@@ -196,6 +227,7 @@ def basins(
                     backend=backend, progress=progress)
     final = sol.y[..., -1, :]
     idx = np.asarray(system.collapse_indices, dtype=int)
+    excluded = _on_boundary(system, y0, params, idx)
     if idx.size:
         collapsed = (sol.status == "collapsed") | np.all(np.abs(final[..., idx]) < collapse_tol, axis=-1)
     else:
@@ -213,8 +245,25 @@ def basins(
             if idx.size:
                 is_collapsed = np.array([bool(e.collapsed) for e in attractors])
                 collapsed |= (attractor >= 0) & is_collapsed[np.maximum(attractor, 0)]
-    for a in (xv, yv, final, attractor, collapsed):
+    for a in (xv, yv, final, attractor, collapsed, excluded):
         a.setflags(write=False)
     shown = {k: float(v) for k, v in params.items() if np.ndim(v) == 0} if isinstance(params, Mapping) else {}
     return Basins(xn, yn, xv, yv, final, attractor, attractors, collapsed, sol.status, float(t1),
-                  tuple(names[i] for i in idx), str(getattr(system, "name", "") or ""), FrozenMap(shown))
+                  tuple(names[i] for i in idx), str(getattr(system, "name", "") or ""), FrozenMap(shown), excluded)
+
+
+def _on_boundary(system: System, y0: np.ndarray, params: Params, idx: np.ndarray) -> np.ndarray:
+    """(ny, nx) True where every collapse state starts at zero, or one starts at zero on an
+    invariant face (its rate vanishes there)."""
+    shape = y0.shape[:-1]
+    if not idx.size:
+        return np.zeros(shape, dtype=bool)
+    zero = y0[..., idx] == 0
+    out = np.all(zero, axis=-1)
+    if isinstance(system, ODESystem):
+        faces = np.array([sp.simplify(system.rhs[i].subs(system.states[i], 0)) == 0 for i in idx])
+        stays = np.broadcast_to(faces, zero.shape)
+    else:
+        rate = np.asarray(system.to_numpy()(0.0, y0, params))
+        stays = rate[..., idx] == 0
+    return out | np.any(zero & stays, axis=-1)

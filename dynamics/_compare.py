@@ -37,7 +37,7 @@ def approximations_for(loss: str | ModelSpec, target: str = "simsiam") -> dict[s
     A loss without norms (polynomial in A, B, C, e.g. Euclidean, IsoLoss-Euclidean): the
     derived eigenmode system itself, labelled by the loss name. A loss with norms (cosine-like):
     the exact finite-width flow (``norms="exact"``, labelled ``EXACT_LABEL``) where the spec
-    admits it (the cosine loss with stop-gradient), exact moments and leading-order moments,
+    admits it (the cosine loss, with or without stop-gradient), exact moments and leading-order moments,
     both with self-consistent norms, and exact moments with norms frozen at their initial
     values; every other option of the spec kept.
 
@@ -510,8 +510,9 @@ def compare(
     Network mode: train ``simulate_network(spec, ...)`` at each width h from an aligned start
     (``init``, default ``default_spectrum(h, alpha_p, seed)``) and run every theory with K = h
     modes from the same initial spectrum: the flow (``integrate``) or, with a learning rate
-    ``lr``, the discrete expected-gradient map (``derive(spec).discrete()``, ``iterate``), which
-    tracks finite-step training where the flow would not.
+    ``lr``, the discrete expected-gradient map (``derive(spec).discrete()``, ``iterate``; for
+    the exact finite-width flow its map ``ExactModeMap``), which tracks finite-step training
+    where the flow would not.
 
     Reference mode (``reference={"t": t, "s": S, ...}``, arrays time x modes): run the theory
     from the reference's first row (states missing there from ``init``) and score it.
@@ -540,8 +541,9 @@ def compare(
     max_exact_width : the widest h (number of modes) at which the exact finite-width flow
         (``norms="exact"``) is integrated; wider, its row has status "skipped (...)" and no
         numbers. Its cost grows like K (~7 s at K = 64, ~14 s at K = 256 over t = 3 on two
-        CPU cores, more than the sampled network); None: no limit. The exact flow has no
-        discrete map: with ``lr`` its default row is skipped (an explicit one raises).
+        CPU cores, more than the sampled network); None: no limit. With ``lr`` the exact
+        row is the exact flow's gradient-descent map (``derive(spec).discrete()``), at the
+        same cost per step.
     floor_seed : network mode: also train a second network with this seed at each width (same
         initial spectrum; other bases and batches; sampled flows at half the step) and record
         twice its distance to the first as ``floor[h]`` (the network's own floor, a row of

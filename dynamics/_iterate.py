@@ -22,10 +22,17 @@ from ._display import html_table
 __all__ = ["iterate", "Iteration", "ITERATION_STATUSES", "record_steps"]
 
 ITERATION_STATUSES = Names.define("ITERATION_STATUSES", {
-    "finished": "every step stayed finite and inside the bound.",
-    "blew_up": "max abs(y) exceeded blowup_bound (the state is kept at the last step inside).",
+    "finished": "every step stayed finite, inside the bound and short of a runaway step.",
+    "blew_up": "max abs(y) exceeded blowup_bound, or a step ran away (moved the state by more than runaway "
+               "times max abs(y)) while the collapse states were not shrinking; the state is kept at the last "
+               "step before.",
     "non-finite": "a step produced NaN or inf (the state is kept at the last finite step).",
+    "collapsed": "every collapse state came within collapse_tol of zero (the state is kept there), or a step "
+                 "ran away while the collapse states were shrinking: the map jumped past a finite-time collapse "
+                 "of its flow (the state is kept at the last step before).",
 }, module=__name__, summary="How each run of an Iteration ended (Iteration.status holds one of these).")
+
+_CODES = ("finished", "blew_up", "non-finite", "collapsed")
 
 
 def record_steps(n_steps: int, record_every: int) -> np.ndarray:
@@ -112,8 +119,21 @@ def iterate(
     *,
     record_every: int = 1,
     blowup_bound: float = 1e8,
+    collapse_tol: float | None = 1e-8,
+    runaway: float | None = 2.0,
 ) -> Iteration:
     """Iterate a discrete system: y_{n+1} = y_n + rhs(y_n; params), n = 0 .. n_steps - 1.
+
+    A run ends, as ``integrate`` does, where the map leaves what it can follow: max abs(y) past
+    ``blowup_bound`` ("blew_up"); every collapse state within ``collapse_tol`` of zero
+    ("collapsed"); or a runaway step, max abs(increment) > ``runaway`` * max abs(y): one step
+    moved the state further than the state's own size, as a map does at a finite-time
+    singularity of its flow (it jumps over it and continues on a branch the flow never
+    reaches). A runaway step while the collapse states were shrinking is a finite-time collapse
+    ("collapsed", the flow's status there too), otherwise a blow-up ("blew_up"). The default
+    runaway = 2 is the stability edge of gradient descent on a quadratic (x -> x - lr a x runs
+    away exactly when it diverges, lr a > 2); x -> x + lr x^2 runs away at x = 2/lr, past
+    which it grows at least threefold per step.
 
     Parameters
     ----------
@@ -126,6 +146,12 @@ def iterate(
         checked by ``system.check_params(params, batch=True)``.
     record_every : int >= 1, record every k steps (the last step is always recorded).
     blowup_bound : a run ends (status "blew_up") once max abs(y) exceeds it.
+    collapse_tol : a run ends (status "collapsed") once every collapse state
+        (``system.collapse_indices``) is within it of zero; None: never (systems without
+        collapse states never collapse).
+    runaway : a step whose increment exceeds it times max abs(y) ends the run ("collapsed" or
+        "blew_up", above); > 1, default 2; None: no such check (maps whose one step may
+        legitimately exceed the state, e.g. the logistic map).
 
     Returns
     -------
@@ -156,6 +182,12 @@ def iterate(
             raise ValueError(f"{name} must be an int >= {lo}; got {v}")
     if isinstance(blowup_bound, bool) or not isinstance(blowup_bound, (int, float)) or not np.isfinite(blowup_bound) or blowup_bound <= 0:
         raise ValueError(f"blowup_bound must be a positive finite number; got {blowup_bound!r}")
+    if collapse_tol is not None and (isinstance(collapse_tol, bool) or not isinstance(collapse_tol, (int, float))
+                                     or not np.isfinite(collapse_tol) or collapse_tol <= 0):
+        raise ValueError(f"collapse_tol must be a positive finite number or None; got {collapse_tol!r}")
+    if runaway is not None and (isinstance(runaway, bool) or not isinstance(runaway, (int, float))
+                                or not np.isfinite(runaway) or runaway <= 1):
+        raise ValueError(f"runaway must be a finite number > 1 or None; got {runaway!r}")
     checked = system.check_params(params, batch=True)
     values = {k: (float(v) if np.ndim(v) == 0 else jnp.asarray(v, dtype=jnp.float64)) for k, v in checked.items()}
     y0 = np.asarray(y0, dtype=np.float64)
@@ -168,26 +200,42 @@ def iterate(
     y_start = jnp.broadcast_to(y_start, jnp.shape(f(0.0, y_start, values)))
     batch = y_start.shape[:-1]
     bound = float(blowup_bound)
+    idx = np.asarray(getattr(system, "collapse_indices", ()), dtype=int)
+    watch = idx.size > 0
+    tol = -1.0 if collapse_tol is None or not watch else float(collapse_tol)
+    ratio = np.inf if runaway is None else float(runaway)
+
+    def size_c(y):
+        return jnp.max(jnp.abs(y[..., idx]), axis=-1) if watch else jnp.zeros(y.shape[:-1])
 
     def step(carry, _):
-        y, code, n = carry
-        y_new = y + f(0.0, y, values)
+        y, code, n, prev_c = carry
+        inc = f(0.0, y, values)
+        y_new = y + inc
         nonfinite = ~jnp.all(jnp.isfinite(y_new), axis=-1)
         big = jnp.max(jnp.abs(jnp.where(jnp.isfinite(y_new), y_new, 0.0)), axis=-1) > bound
+        size = jnp.max(jnp.abs(y), axis=-1)
+        jump = jnp.max(jnp.abs(jnp.where(jnp.isfinite(inc), inc, 0.0)), axis=-1) > ratio * jnp.maximum(size, 1e-300)
+        c_now = size_c(y)
+        shrinking = watch & (c_now < prev_c)
+        reached = size_c(y_new) <= tol
         alive = code == 0
-        new_code = jnp.where(alive & nonfinite, 2, jnp.where(alive & big, 1, code))
-        ok = alive & (new_code == 0)
+        new_code = jnp.where(~alive, code, jnp.where(nonfinite, 2, jnp.where(
+            jump, jnp.where(shrinking, 3, 1), jnp.where(big, 1, jnp.where(reached, 3, 0)))))
+        ok = alive & ((new_code == 0) | (~nonfinite & ~jump & ~big & reached))
         y = jnp.where(ok[..., None], y_new, y)
         n = n + ok.astype(n.dtype)
-        return (y, new_code, n), None
+        prev_c = jnp.where(ok, c_now, prev_c)
+        return (y, new_code, n, prev_c), None
 
     @jax.jit
     def segment(carry, length_marker):
         return jax.lax.scan(step, carry, None, length=length_marker.shape[0])[0]
 
     steps = record_steps(int(n_steps), int(record_every))
-    carry = (y_start, jnp.zeros(batch, dtype=jnp.int32), jnp.zeros(batch, dtype=jnp.int64))
-    ys, codes, ends = [np.asarray(y_start)], [np.zeros(batch, dtype=np.int32)], [np.zeros(batch, dtype=np.int64)]
+    code0 = jnp.where(size_c(y_start) <= tol, 3, 0).astype(jnp.int32)  # already on the collapse set
+    carry = (y_start, code0, jnp.zeros(batch, dtype=jnp.int64), jnp.zeros(batch))
+    ys, codes, ends = [np.asarray(y_start)], [np.asarray(code0)], [np.zeros(batch, dtype=np.int64)]
     for length in np.diff(steps):
         carry = segment(carry, jnp.zeros(int(length)))
         ys.append(np.asarray(carry[0]))
@@ -196,8 +244,9 @@ def iterate(
     y = np.stack(ys, axis=-2)
     end_step = ends[-1]
     valid = steps <= end_step[..., None]
-    status = np.asarray(np.asarray(ITERATION_STATUSES)[codes[-1]], dtype=str)
+    status = np.asarray(np.asarray(_CODES)[codes[-1]], dtype=str)
     dt = checked.get(system.step_param) if system.step_param is not None else None
     t = steps * float(dt) if dt is not None and np.ndim(dt) == 0 else steps.astype(float)
     return Iteration(steps, t, y, valid, status, end_step, tuple(system.state_names),
-                     {"n_steps": int(n_steps), "record_every": int(record_every), "blowup_bound": bound})
+                     {"n_steps": int(n_steps), "record_every": int(record_every), "blowup_bound": bound,
+                      "collapse_tol": collapse_tol, "runaway": runaway})

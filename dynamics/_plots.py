@@ -742,6 +742,8 @@ def plot_basins(b: Basins, *, ax: Axes | None = None):
         present = [k for k in range(len(names)) if k < 2 or np.any(code == k)]
         handles = [Patch(color=colors[k], label=names[k]) for k in present]
         summary = f"at $t = {b.t1:g}$: collapse probability {b.collapse_probability:.2f}"
+        if getattr(b, "n_excluded", 0):
+            summary += f" ({b.n_excluded} boundary points excluded)"
         if np.any(code == 2):
             summary += f", blow-up fraction {np.mean(code == 2):.2f}"
     else:

@@ -114,8 +114,9 @@ def _trust_note(cmp) -> list[str]:
         verdict = "; ".join(parts)
         verdict = verdict[0].upper() + verdict[1:]
         lines.append(f"- {label}: {text}. {verdict}.")
-    lines += ["", ("The exact finite-width flow is the expected gradient flow of the network's true loss, so what "
-                   "remains of its error is the network's own: trust it at any width it can be run, and each "
+    lines += ["", ("The exact finite-width flow is the expected gradient flow of the network's true loss for "
+                   "Gaussian views, so what remains of its error is the network's own: trust it at any width it can "
+                   "be run (on Gaussian views; not on real data, see the digits section), and each "
                    "approximation where its error above is within the floor (or within the accuracy needed).")]
     return lines
 

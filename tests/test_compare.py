@@ -83,22 +83,23 @@ COS = {"sigma2": SIGMA2, "eta": 0.3, "alpha_p": 1.0}
 
 
 def test_cosine_approximations_include_the_exact_flow_where_the_spec_has_one():
-    """The exact finite-width flow joins the cosine rows; models without an exact flow (no
-    stop-gradient) and losses without norms do not get it."""
+    """The exact finite-width flow joins the cosine rows (with or without stop-gradient); models
+    without an exact flow (IsoLoss-cosine) and losses without norms do not get it."""
     from dynamics import EXACT_LABEL, approximations_for
 
     rows = approximations_for(ModelSpec("cosine", "ema"))
     assert rows[EXACT_LABEL] == ModelSpec("cosine", "ema", norms="exact")
     assert len(rows) == 4
-    assert EXACT_LABEL not in approximations_for(ModelSpec("cosine", stop_gradient=False))
+    assert approximations_for(ModelSpec("cosine", stop_gradient=False))[EXACT_LABEL].stop_gradient is False
+    assert EXACT_LABEL not in approximations_for(ModelSpec("isoloss", predictor="directpred"))
     assert list(approximations_for("euclidean")) == ["euclidean"]
 
 
 def test_exact_row_is_skipped_where_it_cannot_serve_and_refused_when_asked_for():
-    """Recorded cosine-like trajectories (K = 3): above max_exact_width, or with a learning rate
-    (the exact flow has no discrete map), the default exact row is left out with a status
-    saying why, the other rows are still scored; an explicitly requested exact row with lr
-    raises."""
+    """Recorded cosine-like trajectories (K = 3): above max_exact_width the default exact row is
+    left out with a status saying why, the other rows are still scored; with a learning rate
+    the exact row is the exact flow's gradient-descent map, scored like the others; an
+    explicitly requested theory without a discrete map raises."""
     from dynamics import EXACT_LABEL
 
     t = np.linspace(0, 0.5, 6)
@@ -111,10 +112,13 @@ def test_exact_row_is_skipped_where_it_cannot_serve_and_refused_when_asked_for()
     assert cmp.best()[3] != EXACT_LABEL
     assert f"| 3 | {EXACT_LABEL} |  |" in cmp.table()
     on_grid = compare(ModelSpec("cosine"), prm, reference=ref, lr=0.1, max_exact_width=None)
-    assert on_grid.errors[3][EXACT_LABEL]["status"].startswith("skipped (no discrete map")
+    assert on_grid.errors[3][EXACT_LABEL]["status"] == "finished" and np.isfinite(on_grid.errors[3][EXACT_LABEL]["p"])
     assert np.isfinite(on_grid.errors[3]["leading, self-consistent norms"]["p"])
+    explicit = compare(ModelSpec("cosine"), COS, reference=ref, lr=0.1, approximations={"x": ModelSpec("cosine", norms="exact")})
+    assert explicit.errors[3]["x"]["p"] == on_grid.errors[3][EXACT_LABEL]["p"]
+    flow_only = ODESystem.from_equations({"p": "-p"})
     with pytest.raises(ValueError, match="no discrete"):
-        compare(ModelSpec("cosine"), COS, reference=ref, lr=0.1, approximations={"x": ModelSpec("cosine", norms="exact")})
+        compare(ModelSpec("cosine"), COS, reference=ref, lr=0.1, approximations={"x": flow_only})
     with pytest.raises(ValueError, match="max_exact_width must be"):
         compare(ModelSpec("cosine"), COS, reference=ref, max_exact_width=0)
     with pytest.raises(ValueError, match="floor_widths must be"):

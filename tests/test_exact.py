@@ -48,6 +48,11 @@ CASES = [
     (ModelSpec("cosine", "ema", norms="exact"), 6),
     (ModelSpec("cosine", norms="exact"), 16),
     (ModelSpec("cosine", predictor="directpred", views="one", data="spectrum", norms="exact"), 6),
+    (ModelSpec("cosine", predictor="directpred", normalize=True, norms="exact"), 3),
+    (ModelSpec("cosine", predictor="directpred", normalize=True, norms="exact"), 8),
+    (ModelSpec("cosine", stop_gradient=False, norms="exact"), 3),
+    (ModelSpec("cosine", stop_gradient=False, norms="exact"), 8),
+    (ModelSpec("cosine", predictor="directpred", stop_gradient=False, norms="exact"), 5),
 ]
 
 
@@ -103,6 +108,8 @@ def test_quadrature_error_below_1e_10_by_refinement():
 def test_exact_norms_need_the_cosine_loss_and_two_modes():
     with pytest.raises(ValueError, match="cosine"):
         ModelSpec("euclidean", norms="exact")
+    with pytest.raises(ValueError, match="cosine"):
+        ModelSpec("isoloss", predictor="directpred", norms="exact")
     with pytest.raises(ValueError, match="K must be >= 2"):
         derive(ModelSpec("cosine", norms="exact")).modes(1)
     with pytest.raises(ValueError, match="quadrature keys"):

@@ -229,3 +229,35 @@ def test_portrait_checks_fixed_as_phase_plane_does_and_the_plane_keeps_the_manif
     assert "s on its manifold s = p**2/alpha_p" in plane.title
     with pytest.raises(TypeError, match="manifolds must be True or False"):
         phase_plane(SADDLE, SADDLE_P, manifolds=1)
+
+
+def test_basins_leave_initial_states_on_the_collapse_boundary_out_of_the_fractions():
+    """x' = x (x - 1), y' = -y, collapse (x, y): from 0 < x0 < 1 the state collapses, from x0 > 1
+    x blows up at t = ln(x0 / (x0 - 1)). The faces x = 0 and y = 0 are invariant: points there
+    are excluded (the column x0 = 0 and the row y0 = 0: 5 of 8), and the collapse probability
+    is that of the three counted points, 2/3 (counting every point gave 6/8)."""
+    from dynamics import basins
+
+    system = ODESystem.from_equations({"x": "x*(x - 1)", "y": "-y"}, collapse=("x", "y"))
+    b = basins(system, {}, {"x": [0.0, 0.25, 0.5, 2.0], "y": [0.0, 1.0]}, t1=10.0, backend="scipy", progress=False)
+    expected = np.array([[True, True, True, True], [True, False, False, False]])
+    np.testing.assert_array_equal(b.excluded, expected)
+    assert b.n_excluded == 5 and b.collapse_probability == pytest.approx(2 / 3)
+    assert b.collapsed[0, 0] and b.collapsed[1, 1] and not b.collapsed[1, 3]
+    assert "5 points on the collapse boundary excluded" in repr(b)
+
+
+def test_basins_of_an_eigenmode_system_exclude_the_s_zero_row():
+    """Euclidean SimSiam mode, eta = 0.05: the s = 0 row (ds/dt = s (...) keeps s = 0, p decays)
+    collapses whatever p0 is; it is excluded, the p = 0 column (dp/dt = s - ... is not zero
+    there) is not."""
+    from dynamics import basins
+
+    euclid = derive(ModelSpec("euclidean"))
+    grid = {"p": np.linspace(-0.3, 1.2, 7), "s": np.linspace(0, 0.12, 5)}
+    b = basins(euclid, {"sigma2": 0.2, "eta": 0.05, "alpha_p": 1.0}, grid, t1=200.0, backend="scipy", progress=False)
+    assert np.all(b.excluded[0]) and not np.any(b.excluded[1:]) and b.n_excluded == 7
+    assert np.all(b.collapsed[0])
+    assert b.collapse_probability == pytest.approx(np.mean(b.collapsed[1:]))
+    assert b.collapse_probability < np.mean(b.collapsed)
+    assert sum(b.fractions().values()) == pytest.approx(1.0)
