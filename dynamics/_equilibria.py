@@ -240,8 +240,8 @@ def _domain(system, domain: Mapping[str, tuple] | None) -> list[sp.Interval]:
 def equilibria(
     system: ODESystem | ModeSystem,
     params: Params,
-    domain: Mapping[str, tuple] | None = None,
     *,
+    domain: Mapping[str, tuple] | None = None,
     n_starts: int = 2000,
     seed: int = 0,
 ) -> EquilibriumSet:

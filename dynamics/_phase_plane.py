@@ -307,8 +307,8 @@ def phase_plane(
     n_grid: int = 41,
     trajectories: int = 6,
     manifolds: bool = True,
-    t_max: float = 60.0,
-    backend: str = "scipy",
+    t1: float = 60.0,
+    backend: str = "jax",
     seed: int = 0,
 ) -> PhasePlane:
     """The phase plane of ``system`` in the (x, y) plane, as data.
@@ -322,7 +322,7 @@ def phase_plane(
     where the plane is invariant and ``manifolds``, both branches of the stable (backwards in
     time) and unstable manifolds of every saddle of the plane's 2x2 Jacobian that lies within
     the window enlarged by half its size on each side. Orbits stop on
-    leaving the window enlarged by half its size on each side, on blow-up, or at ``t_max``.
+    leaving the window enlarged by half its size on each side, on blow-up, or at ``t1``.
 
     Parameters
     ----------
@@ -338,10 +338,11 @@ def phase_plane(
         Number of orbits (>= 0).
     manifolds : bool
         Compute saddle manifolds.
-    t_max : float
-        Time limit of each orbit (> 0); manifolds get up to 20 t_max, scaled by
+    t1 : float
+        Horizon of each orbit, run from t = 0 (> 0); manifolds get up to 20 t1, scaled by
         1/``|eigenvalue|``.
-    backend : ``integrate``'s backend ("scipy": no compilation for a handful of orbits, or "jax").
+    backend : ``integrate``'s backend, "jax" (default) or "scipy" (LSODA: no compilation for
+        a handful of orbits).
     seed : seed of the random orbit starts.
 
     Returns
@@ -359,7 +360,7 @@ def phase_plane(
         Fewer than two states, unknown or equal axis states, a ``fixed`` key naming an axis
         state or no state, missing ``fixed`` values, "manifold" for a state the manifold does
         not give (or whose graph needs a state that is not on an axis), bad limits, counts or
-        t_max, bad params (from ``check_params``).
+        t1, bad params (from ``check_params``).
     """
     system = _as_ode_system(system)
     names = system.state_names
@@ -380,9 +381,9 @@ def phase_plane(
     xlim, ylim = _check_window(xlim, "xlim"), _check_window(ylim, "ylim")
     n_grid = _check_count(n_grid, "n_grid", 2)
     trajectories = _check_count(trajectories, "trajectories", 0)
-    if isinstance(t_max, bool) or not isinstance(t_max, numbers.Real) or not np.isfinite(t_max) or t_max <= 0:
-        raise ValueError(f"t_max must be a positive finite number; got {t_max!r}")
-    t_max = float(t_max)
+    if isinstance(t1, bool) or not isinstance(t1, numbers.Real) or not np.isfinite(t1) or t1 <= 0:
+        raise ValueError(f"t1 must be a positive finite number; got {t1!r}")
+    t1 = float(t1)
     if not isinstance(manifolds, (bool, np.bool_)):
         raise TypeError(f"manifolds must be True or False; got {type(manifolds).__name__} {manifolds!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
@@ -448,8 +449,8 @@ def phase_plane(
         return (1.0 - (((z[0] - centre[0]) / half[0]).clip(-2.0, 2.0)) ** 8
                 - (((z[1] - centre[1]) / half[1]).clip(-2.0, 2.0)) ** 8)
 
-    def run(sys_, starts, t1, n_t):
-        sol = integrate(sys_, np.asarray(starts, float), (0.0, t1), prm, t_eval=_orbit_times(t1, n_t),
+    def run(sys_, starts, horizon, n_t):
+        sol = integrate(sys_, np.asarray(starts, float), (0.0, horizon), prm, t_eval=_orbit_times(horizon, n_t),
                         events=("blow_up", leave), backend=backend, solver="LSODA" if backend == "scipy" else None,
                         rtol=1e-8, atol=1e-10 * max(1.0, span))
         out = []
@@ -466,7 +467,7 @@ def phase_plane(
         rng = np.random.default_rng(seed)
         starts = np.column_stack([rng.uniform(*xlim, trajectories), rng.uniform(*ylim, trajectories)])
         with np.errstate(all="ignore"):
-            for p, t, st in run(plane_sys, starts, t_max, 600):
+            for p, t, st in run(plane_sys, starts, t1, 600):
                 orbits.append(Orbit(_frozen(p), _frozen(t), st))
 
     branches: list[SaddleManifold] = []
@@ -486,8 +487,8 @@ def phase_plane(
                 unstable = lam > 0
                 vec = vec / np.linalg.norm(vec)
                 # leaving an eps-neighbourhood along a direction of rate lam takes ~ ln(1/eps)/|lam|;
-                # then the branch needs the time of the slower flow, ~ t_max
-                t_man = min(max((np.log(1e5) + 8.0) / max(abs(lam), 1e-3), t_max), 20 * t_max)
+                # then the branch needs the time of the slower flow, ~ t1
+                t_man = min(max((np.log(1e5) + 8.0) / max(abs(lam), 1e-3), t1), 20 * t1)
                 starts = [pts[k] + EPS_MANIFOLD * span * vec, pts[k] - EPS_MANIFOLD * span * vec]
                 if not unstable and backward is None:
                     backward = ODESystem((sx, sy), system.params, [-r for r in rhs], param_domain=system.param_domain,
