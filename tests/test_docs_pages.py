@@ -11,6 +11,7 @@ import pytest
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGES = (
     "getting_started.md",
+    "conventions.md",
     "science/index.md",
     "science/models.md",
     "science/approximations.md",
