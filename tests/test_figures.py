@@ -22,6 +22,7 @@ from dynamics import (  # noqa: E402
     Basins,
     Regimes,
     basins,
+    bifurcation,
     plot_basins,
     plot_bifurcation,
     plot_flow_1d,
@@ -232,7 +233,7 @@ def test_flow_markers_take_their_curves_colour_and_none_is_painted_over():
 def test_flow_1d_ylim_and_bad_arguments():
     fig, ax = plot_flow_1d(TRANSCRITICAL, {"r": 0.5}, xlim=(-0.5, 1.5), ylim=(-0.2, 0.3))
     assert ax.get_ylim() == (-0.2, 0.3)
-    with pytest.raises(ValueError, match="vary values must be real numbers"):
+    with pytest.raises(ValueError, match="vary values must be a 1-D list of real numbers"):
         plot_flow_1d(TRANSCRITICAL, {}, vary=("r", "abc"))
     with pytest.raises(ValueError, match="1-D"):
         plot_flow_1d(TRANSCRITICAL, {}, vary=("r", [[0.1, 0.2]]))
