@@ -115,7 +115,7 @@ class Bifurcation:
     mask : numpy.ndarray of bool
         Where an equilibrium exists.
     system_name : str
-        The system's name.
+        The name of the system analysed (before restriction to its manifold).
     params : mapping str -> float
         The other parameters, held fixed along the sweep.
     """
@@ -525,7 +525,7 @@ def bifurcation(system: ODESystem, sweep: tuple[str, Sequence[float]], params: P
             X[i, j], S[i, j], M[i, j] = e.x, e.stable, True
     branches = _branches(solver, values, n_dense)
     return Bifurcation(param, read_only(values), read_only(X), read_only(S, bool), read_only(M, bool),
-                       tuple(points), reduced.state_names, branches, reduced.name,
+                       tuple(points), reduced.state_names, branches, system.name or reduced.name,
                        FrozenMap({k: float(as_float(v)) for k, v in base.items()}))
 
 

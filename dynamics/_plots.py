@@ -2,8 +2,9 @@ r"""Figures: phase portraits, 1-D flows, bifurcation diagrams, regime maps, basi
 
 Analyses return data (``phase_plane`` -> PhasePlane, ``bifurcation`` -> Bifurcation, ``regimes``
 -> Regimes, ``basins`` -> Basins); the ``plot_*`` functions only draw those objects.
-``portrait`` computes its data first (``phase_plane``). Every function draws on ``ax`` (or a new figure when ax is None) and returns
-(fig, ax); none calls pyplot.show and none closes a figure.
+``portrait`` computes its data first (``phase_plane``). Every function draws on ``ax`` (or a
+new figure when ax is None) and returns (fig, ax); none calls pyplot.show and none closes a
+figure.
 
 Paper-ready conventions: labels in mathtext with the model's symbol names (``derivations.latex``:
 sigma2 as $\sigma^2$, alpha_p as $\alpha_p$), titles that say the system, the parameter values
