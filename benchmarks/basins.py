@@ -35,19 +35,19 @@ def main() -> None:
     print(f"basins, Euclidean SimSiam, {n} x {n} = {n * n} initial states, t1 = {args.t1:g}; "
           f"load average {os.getloadavg()[0]:.1f}")
     t = time.perf_counter()
-    b = basins(system, params, grid, t1=args.t1)
+    b = basins(system, grid, params, t1=args.t1)
     first = time.perf_counter() - t
     t = time.perf_counter()
-    b = basins(system, params, grid, t1=args.t1)
+    b = basins(system, grid, params, t1=args.t1)
     again = time.perf_counter() - t
     print(f"  jax:   first call {first:7.1f} s, repeat {again:7.1f} s -> {n * n / again:9.0f} traj/s; "
           f"collapse probability {b.collapse_probability:.4f}; statuses {dict(zip(*np.unique(b.status, return_counts=True)))}")
     m = args.scipy
     sub = {"p": np.linspace(-1.5, 1.5, m), "s": np.linspace(0.0, 2.0, m)}
     t = time.perf_counter()
-    bs = basins(system, params, sub, t1=args.t1, backend="scipy")
+    bs = basins(system, sub, params, t1=args.t1, backend="scipy")
     ts = time.perf_counter() - t
-    bj = basins(system, params, sub, t1=args.t1)
+    bj = basins(system, sub, params, t1=args.t1)
     agree = np.mean(bs.collapsed == bj.collapsed)
     print(f"  scipy: {m * m} trajectories in {ts:.1f} s -> {m * m / ts:9.0f} traj/s (jax / scipy: "
           f"{(n * n / again) / (m * m / ts):.0f}x); collapsed labels agree on {agree:.1%} of the subsample")

@@ -55,7 +55,7 @@ def main() -> None:
 
     @jax.jit
     def network_step(W, key):
-        x1, x2 = sample_views(truth, key, 4096, params, jnp.ones(K))
+        x1, x2 = sample_views(truth, key, 4096, jnp.ones(K), params)
         g = jax.grad(lambda w: f(w, W, x1, x2, params).mean())(W)
         d = weight_flow(truth, W, g, params)
         return {k: W[k] + 0.01 * d[k] for k in W}

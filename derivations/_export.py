@@ -1,4 +1,4 @@
-"""to_xppaut(system, params, y0): an ODESystem as an XPPAUT ``.ode`` file, for AUTO continuation.
+"""to_xppaut(system, params, y0=...): an ODESystem as an XPPAUT ``.ode`` file, for AUTO continuation.
 
 The file holds a comment header, ``par`` and ``init`` lines, one ``name' = rhs`` line per
 state in XPP syntax, ``@`` numerics options and ``done``. XPP names are case-insensitive, at
@@ -256,8 +256,8 @@ def _lines(prefix: str, items: Sequence[str], width: int = 200) -> list[str]:
 def to_xppaut(
     system: ODESystem,
     params: Mapping[str, float] | None = None,
-    y0: Mapping[str, float] | Sequence[float] | None = None,
     *,
+    y0: Mapping[str, float] | Sequence[float] | None = None,
     path: PathLike | None = None,
     options: Mapping[str, float | int | str] | None = None,
 ) -> str:

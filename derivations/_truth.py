@@ -82,7 +82,7 @@ def _matrix_power(F: Array, power: float, spec: ModelSpec, params: Params) -> Ar
     return (U * w**power) @ U.T
 
 
-def predictor_matrix(spec: ModelSpec, weights: Weights, params: Params, power: float = 1.0) -> Array:
+def predictor_matrix(spec: ModelSpec, weights: Weights, params: Params, *, power: float = 1.0) -> Array:
     """W_P (or W_P^power for DirectPred): Psi, F^alpha with F = Phi Phi^T, or the identity.
 
     DirectPred: w_j = (s_j / s_max)^alpha [+ eps] with s_j the eigenvalues of F (``normalize``
@@ -184,7 +184,7 @@ def sample_loss(spec: ModelSpec) -> Callable[[Weights, Weights, Array, Array, Pa
     return f
 
 
-def view_covariance(spec: ModelSpec, params: Params, lam: ArrayLike, basis: ArrayLike | None = None) -> Array:
+def view_covariance(spec: ModelSpec, lam: ArrayLike, params: Params, *, basis: ArrayLike | None = None) -> Array:
     """The joint covariance of (x1, x2), shape (2d, 2d), for data covariance
     V diag(lam) V^T (V = ``basis``, default the identity) and view noise sigma2.
 
@@ -192,10 +192,10 @@ def view_covariance(spec: ModelSpec, params: Params, lam: ArrayLike, basis: Arra
     ----------
     spec : ModelSpec
         The model (``views`` decides whether x1 is noisy).
-    params : mapping str -> float
-        The parameters; reads "sigma2".
     lam : array_like
         The data variances, shape (d,).
+    params : mapping str -> float
+        The parameters; reads "sigma2".
     basis : array_like, optional
         The data eigenbasis V, shape (d, d); default the identity.
 
@@ -299,7 +299,7 @@ def weight_flow(spec: ModelSpec, weights: Weights, grads: Weights, params: Param
 
 
 def sample_views(
-    spec: ModelSpec, key: Array, n: int, params: Params, lam: ArrayLike, basis: ArrayLike | None = None
+    spec: ModelSpec, key: Array, n: int, lam: ArrayLike, params: Params, *, basis: ArrayLike | None = None
 ) -> tuple[Array, Array]:
     """n pairs of views (x1, x2), shape (n, d) each: x = V (sqrt(lam) * xi), xi ~ N(0, I);
     x2 = x + e2 and x1 = x + e1 ("both") or x1 = x ("one"), e ~ N(0, sigma2 I).
@@ -312,10 +312,10 @@ def sample_views(
         A JAX PRNG key.
     n : int
         The number of samples.
-    params : mapping str -> float
-        The parameters; reads "sigma2".
     lam : array_like
         The data variances, shape (d,).
+    params : mapping str -> float
+        The parameters; reads "sigma2".
     basis : array_like, optional
         The data eigenbasis V, shape (d, d); default the identity.
 

@@ -429,12 +429,12 @@ def _point_values(point: AlignedPoint, fixed: Mapping[str, float]) -> dict[str, 
 def verify(
     system: ODESystem,
     spec: ModelSpec,
+    params: Mapping[str, float] | None = None,
     *,
     widths: Sequence[int] | None = None,
     n_samples: int | None = None,
     seed: int = 0,
     mapping: Mapping[str, str | sp.Expr] | None = None,
-    params: Mapping[str, float] | None = None,
 ) -> VerifyReport:
     """Check that ``system`` is the expected gradient flow of the model ``spec``.
 
@@ -450,6 +450,9 @@ def verify(
     ----------
     system : ODESystem, your one-mode system.
     spec : ModelSpec, the model it claims to describe.
+    params : {documented name: value}, parameters held fixed (both in the symbolic
+        comparison and in the Monte Carlo) instead of drawn at random, e.g. {"eta": 0};
+        None: every parameter drawn.
     widths : positive ints (>= 3 for losses with norms), the widths h = d of the Monte-Carlo
         networks. ceil(32 / min(widths)) random aligned points are drawn at the smallest
         width and tiled to the others (same spectrum repeated, fresh eigenbases), so the
@@ -462,8 +465,6 @@ def verify(
     seed : int, seeds the points and the samples.
     mapping : {your name: documented name}; a parameter may also map to an expression in
         documented parameters, e.g. {"c": "1 + sigma2"}.
-    params : {documented name: value}, parameters held fixed (both in the symbolic
-        comparison and in the Monte Carlo) instead of drawn at random, e.g. {"eta": 0}.
 
     Returns
     -------

@@ -8,15 +8,17 @@
     iterate(system, y0, n_steps, params)    a discrete-time map (finite learning rate), lax.scan
     digits_experiment(loss)                 a linear SimSiam network on real data (sklearn digits) vs theory
     equilibria(system, params)              every equilibrium, classified (exact where polynomial)
-    threshold / bifurcation / regimes       equilibria across parameters
-    basins(system, params, grid)            where trajectories from a grid of states go
+    threshold / bifurcation / regimes       equilibria across parameters (a sweep is (name, values))
+    basins(system, grid, params)            where trajectories from a grid of states go
     phase_plane(system, params)             the phase plane as data (field, nullclines, orbits)
     scale_free_equilibria(modes, params)    where a scale-invariant flow settles as weight decay shrinks it
     portrait, plot_phase_plane, plot_flow_1d, plot_bifurcation, plot_regimes, plot_basins, plot_spectra   figures
-    interactive_portrait(system, params, sliders)   a portrait with parameter sliders (ipywidgets, Jupyter)
+    interactive_portrait(system, sliders, params)   a portrait with parameter sliders (ipywidgets, Jupyter)
     reproduce(out)                          the paper's claims as figures and a report
 
-Importing it enables float64 in JAX (``jax_enable_x64``).
+Every analysis reads ``analysis(system, <its own inputs>, params, *, options)``; see the
+"API conventions" page of the documentation. Importing it enables float64 in JAX
+(``jax_enable_x64``).
 """
 
 import jax as _jax

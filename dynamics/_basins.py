@@ -1,4 +1,4 @@
-"""basins(system, params, grid): where trajectories from a grid of initial states end up."""
+"""basins(system, grid, params): where trajectories from a grid of initial states end up."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ class Basins:
         The stable equilibria (symbolic systems; empty for K-mode ModeSystems).
     collapsed : numpy.ndarray of bool
         (ny, nx) True where the trajectory collapses: its attractor is a collapsed
-        equilibrium, or every collapse state fell below ``collapse_tol``. All False when the
+        equilibrium, or every collapse state fell below ``collapse.tol``. All False when the
         system has no collapse states.
     status : numpy.ndarray of str
         (ny, nx) Solution status per trajectory.
@@ -133,12 +133,12 @@ class Basins:
 
 def basins(
     system: System,
-    params: Params,
     grid: Mapping[str, Sequence[float]],
+    params: Params,
     *,
     fixed: Mapping[str, float | str] | None = None,
     t1: float = 200.0,
-    collapse_tol: float = 1e-6,
+    collapse: Collapse = Collapse(1e-6),
     backend: str = "jax",
     progress: bool = True,
 ) -> Basins:
@@ -158,17 +158,19 @@ def basins(
     ----------
     system : derivations.ODESystem or ModeSystem
         The system.
+    grid : mapping str -> sequence of float
+        Exactly two state names -> 1-D arrays of at least two values (the first on the
+        horizontal axis).
     params : mapping str -> float
         Parameter values.
-    grid : mapping str -> sequence of float
-        Exactly two state names -> 1-D arrays of at least two values.
     fixed : mapping str -> float or "manifold", optional
         {other state: real number or "manifold"}; "manifold" puts the state on the system's
         declared invariant manifold at each grid point (``system.manifold``).
     t1 : float
         Integration time.
-    collapse_tol : float
-        Collapse threshold.
+    collapse : Collapse
+        The collapse event that ends a run (its ``tol``, default 1e-6, is also the threshold
+        below which every collapse state counts as collapsed at ``t1``).
     backend : str
         ``integrate``'s backend, "jax" or "scipy".
     progress : bool
@@ -183,11 +185,13 @@ def basins(
     Raises
     ------
     TypeError
-        A ``fixed`` value that is neither a real number nor "manifold".
+        A ``fixed`` value that is neither a real number nor "manifold"; ``collapse`` no Collapse.
     ValueError
         ``grid`` not naming exactly two states, a ``fixed`` key on a grid axis or missing,
         "manifold" for a state the manifold does not give, bad grid values.
     """
+    if not isinstance(collapse, Collapse):
+        raise TypeError(f"collapse must be a dynamics.Collapse event (e.g. Collapse(1e-6)); got {type(collapse).__name__}")
     names = tuple(system.state_names)
     if not isinstance(grid, Mapping) or len(grid) != 2:
         raise ValueError(f"grid must be a dict of exactly two state names -> values; states are {names}")
@@ -223,13 +227,13 @@ def basins(
         for n in on_manifold:
             g = sp.lambdify(args, exprs[n], "numpy")
             y0[..., names.index(n)] = g(X, Y, *(float(prm[p]) for p in system.param_names))
-    sol = integrate(system, y0, (0.0, t1), params, t_eval=[t1], events=(Collapse(tol=collapse_tol), "blow_up"),
+    sol = integrate(system, y0, (0.0, t1), params, t_eval=[t1], events=(collapse, "blow_up"),
                     backend=backend, progress=progress)
     final = sol.y[..., -1, :]
     idx = np.asarray(system.collapse_indices, dtype=int)
     excluded = _on_boundary(system, y0, params, idx)
     if idx.size:
-        collapsed = (sol.status == "collapsed") | np.all(np.abs(final[..., idx]) < collapse_tol, axis=-1)
+        collapsed = (sol.status == "collapsed") | np.all(np.abs(final[..., idx]) < collapse.tol, axis=-1)
     else:
         collapsed = np.zeros(X.shape, dtype=bool)
     attractors: tuple = ()

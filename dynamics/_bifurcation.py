@@ -1,4 +1,4 @@
-"""bifurcation(system, param, values, params): branches of equilibria of any ODESystem across a
+"""bifurcation(system, (param, values), params): branches of equilibria of any ODESystem across a
 parameter, with the fold, transcritical, pitchfork and Hopf points located and labelled.
 
 A system that declares an invariant ``manifold`` is first restricted to it (``system.reduce()``);
@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -18,10 +18,11 @@ import numpy as np
 import sympy as sp
 
 from derivations import Names, ODESystem, Params
+from derivations._system import FrozenMap
 
 from ._display import html_table, short_array
 from ._equilibria import equilibria
-from ._prepare import MAX_BISECTIONS, as_float, label, prepared, read_only
+from ._prepare import MAX_BISECTIONS, as_float, check_sweep, label, prepared, read_only
 from ._roots import roots_batch
 from ._tolerance import check_tol, is_zero
 
@@ -52,20 +53,15 @@ class BifurcationPoint:
         value with a zero eigenvalue of a rational system, or 0).
     x : numpy.ndarray
         The state there (n_states,).
-    p : float
-        Its first coordinate (kept for compatibility).
     """
 
     kind: str
     value: float
     x: np.ndarray
-    p: float = None
 
     def __post_init__(self) -> None:
-        x = read_only(np.atleast_1d(np.asarray(self.x, dtype=float)))
-        object.__setattr__(self, "x", x)
+        object.__setattr__(self, "x", read_only(np.atleast_1d(np.asarray(self.x, dtype=float))))
         object.__setattr__(self, "value", float(self.value))
-        object.__setattr__(self, "p", float(x[0]))
 
     def __repr__(self) -> str:
         return f"BifurcationPoint({self.kind} at {self.value:.10g}, x = {short_array(self.x, 6)})"
@@ -111,26 +107,29 @@ class Bifurcation:
         Continuous branches of equilibria, tracked on a dense grid.
     points : tuple of BifurcationPoint
         The located bifurcation points, sorted by value.
-    p : numpy.ndarray
-        (n_values, n_max) first state of the equilibria at each sampled value, NaN-padded
-        where fewer exist (use ``mask``; kept for compatibility).
+    x : numpy.ndarray
+        (n_values, n_max, n_states) the equilibria at each sampled value, NaN-padded where
+        fewer exist (see ``mask``).
     stable : numpy.ndarray of bool
         (n_values, n_max) their stability.
     mask : numpy.ndarray of bool
         Where an equilibrium exists.
     system_name : str
-        The system's name.
+        The name of the system analysed (before restriction to its manifold).
+    params : mapping str -> float
+        The other parameters, held fixed along the sweep.
     """
 
     param: str
     values: np.ndarray
-    p: np.ndarray
+    x: np.ndarray
     stable: np.ndarray
     mask: np.ndarray
     points: tuple[BifurcationPoint, ...]
     state_names: tuple[str, ...] = ()
     branches: tuple[Branch, ...] = ()
     system_name: str = ""
+    params: Mapping[str, float] = field(default_factory=lambda: FrozenMap({}))
 
     def __repr__(self) -> str:
         name = f"{self.system_name}, " if self.system_name else ""
@@ -430,10 +429,11 @@ def _collision_values(system: ODESystem, param: str, base: dict, lo: float, hi: 
     return sorted({r for c in conds for r in _real_roots_in(c, v, lo, hi)})
 
 
-def bifurcation(system: ODESystem, param: str, values: Sequence[float], params: Params, *,
+def bifurcation(system: ODESystem, sweep: tuple[str, Sequence[float]], params: Params, *,
                 tol: float = 1e-10, n_dense: int | None = None) -> Bifurcation:
-    """Equilibria of ``system`` as ``param`` runs over ``values``, their branches, and the
-    bifurcation points between the samples, located and labelled.
+    """Equilibria of ``system`` as the parameter ``param`` runs over ``values`` (``sweep`` =
+    (param, values)), their branches, and the bifurcation points between the samples, located
+    and labelled.
 
     Any ODESystem (n states) whose equilibria ``equilibria`` enumerates; a system that
     declares an invariant ``manifold`` is first restricted to it (``system.reduce()``), as the
@@ -469,9 +469,9 @@ def bifurcation(system: ODESystem, param: str, values: Sequence[float], params: 
     Parameters
     ----------
     system : ODESystem
-    param : str
-        The parameter to vary.
-    values : 1-D array, strictly increasing, finite, at least 2 entries
+    sweep : (str, 1-D array)
+        (param, values): the parameter to vary and its values, strictly increasing, finite,
+        at least 2 of them.
     params : mapping
         The other parameters (an entry for ``param`` is ignored); checked by
         ``system.check_params`` together with the end points of ``values``.
@@ -490,19 +490,16 @@ def bifurcation(system: ODESystem, param: str, values: Sequence[float], params: 
     TypeError
         ``system`` is not an ODESystem, ``params`` not a mapping.
     ValueError
-        Unknown ``param``; bad ``values``, ``tol`` or ``n_dense``; parameters outside their
-        domains.
+        ``sweep`` not a (name, values) pair, an unknown parameter name; bad values, ``tol``
+        or ``n_dense``; parameters outside their domains.
     """
     tol = check_tol(tol)
     reduced = prepared(system)
-    if not isinstance(param, str) or param not in reduced.param_names:
-        raise ValueError(f"param={param!r} is not a parameter of {label(system)}; choose one of {reduced.param_names}")
-    try:
-        values = np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"values must be a 1-D array of numbers; got {values!r:.60}") from None
-    if values.ndim != 1 or values.size < 2 or not np.all(np.isfinite(values)) or np.any(np.diff(values) <= 0):
-        raise ValueError("values must be a 1-D strictly increasing finite array with at least 2 entries")
+    param, values = check_sweep(sweep, "sweep")
+    if param not in reduced.param_names:
+        raise ValueError(f"sweep names {param!r}, not a parameter of {label(system)}; choose one of {reduced.param_names}")
+    if values.size < 2 or np.any(np.diff(values) <= 0):
+        raise ValueError("sweep values must be strictly increasing, with at least 2 entries")
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict keyed by parameter name; got {type(params).__name__}")
     if n_dense is not None and (isinstance(n_dense, bool) or not isinstance(n_dense, (int, np.integer)) or n_dense < 2):
@@ -520,14 +517,16 @@ def bifurcation(system: ODESystem, param: str, values: Sequence[float], params: 
     points = _unique(points, tol)
 
     n_max = max((len(r) for r in rows), default=0)
-    P = np.full((len(values), n_max), np.nan)
+    X = np.full((len(values), n_max, reduced.n_states), np.nan)
     S = np.zeros((len(values), n_max), dtype=bool)
+    M = np.zeros((len(values), n_max), dtype=bool)
     for i, r in enumerate(rows):
         for j, e in enumerate(r):
-            P[i, j], S[i, j] = e.x[0], e.stable
+            X[i, j], S[i, j], M[i, j] = e.x, e.stable, True
     branches = _branches(solver, values, n_dense)
-    return Bifurcation(param, read_only(values), read_only(P), read_only(S, bool), read_only(~np.isnan(P), bool),
-                       tuple(points), reduced.state_names, branches, reduced.name)
+    return Bifurcation(param, read_only(values), read_only(X), read_only(S, bool), read_only(M, bool),
+                       tuple(points), reduced.state_names, branches, system.name or reduced.name,
+                       FrozenMap({k: float(as_float(v)) for k, v in base.items()}))
 
 
 def _events(solver: _Solver, lo: float, hi: float) -> list[BifurcationPoint]:

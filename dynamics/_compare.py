@@ -277,21 +277,6 @@ class Comparison:
                           ["h", "approximation"] + [names.get(c, f"max rel err {c}") for c in cols] + ["status"], rows)
 
 
-def _resolve_model(model: Any, params: Any, legacy: tuple) -> tuple[Any, Mapping]:
-    """(model, params) from compare's arguments; the legacy form compare(loss, target, params)."""
-    if isinstance(model, str):
-        if isinstance(params, str):
-            if len(legacy) != 1:
-                raise TypeError("compare(loss, target, params): give the params dict after the target")
-            return ModelSpec(model, params), legacy[0]
-        if legacy:
-            raise TypeError("compare(loss, params) takes no further positional arguments")
-        return ModelSpec(model), params
-    if legacy:
-        raise TypeError("compare(model, params) takes no further positional arguments")
-    return model, params
-
-
 def _theory_systems(model: Any, approximations: Mapping | None) -> dict[str, Any]:
     """label -> ModelSpec or system, the theories to score."""
     if approximations is not None:
@@ -484,9 +469,9 @@ def _reference(reference: Any, lr: float | None) -> tuple[Reference, np.ndarray 
 
 
 def compare(
-    model: ModelSpec | str | System,
-    params: Params | str | None = None,
-    *legacy: str | Params,
+    model: ModelSpec | System,
+    params: Params,
+    *,
     widths: Sequence[int] = (16, 64, 256),
     t1: float = 3.0,
     dt: float | None = None,
@@ -508,7 +493,7 @@ def compare(
     mode trajectories recorded elsewhere.
 
     Network mode: train ``simulate_network(spec, ...)`` at each width h from an aligned start
-    (``init``, default ``default_spectrum(h, alpha_p, seed)``) and run every theory with K = h
+    (``init``, default ``default_spectrum(h, alpha_p=alpha_p, seed=seed)``) and run every theory with K = h
     modes from the same initial spectrum: the flow (``integrate``) or, with a learning rate
     ``lr``, the discrete expected-gradient map (``derive(spec).discrete()``, ``iterate``; for
     the exact finite-width flow its map ``ExactModeMap``), which tracks finite-step training
@@ -522,12 +507,10 @@ def compare(
     model : a ModelSpec (theories: ``approximations_for(spec)``: the derived system for losses
         without norms, the norm/moment approximations for cosine-like losses), an
         EigenmodeSystem (``derive``'s result, or its ``discrete()``), a ModeSystem or an
-        ODESystem (reference mode), or the legacy ``compare(loss, target, params)``.
+        ODESystem (reference mode).
     params : mapping str -> float
         The network's parameters (sigma2, eta, alpha_p, beta, alpha, eps as the spec
         needs; ``lambda`` for data='spectrum') plus any further theory parameters.
-    *legacy : str or mapping
-        The legacy form only: ``compare(loss, target, params)`` puts target and params here.
     widths : network widths (network mode).
     t1, dt, lr, batch, n_records, seed, gradient : as in ``simulate_network``.
     approximations : {label: ModelSpec or system} to score instead of the default set.
@@ -561,7 +544,9 @@ def compare(
     TypeError / ValueError for a bad model, reference, widths or parameters (the message names
     the argument).
     """
-    model, params = _resolve_model(model, params, legacy)
+    if isinstance(model, str):
+        raise TypeError(f"model must be a ModelSpec or a system; got the str {model!r} "
+                        f"(write ModelSpec({model!r}, ...))")
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict keyed by parameter name; got {type(params).__name__}")
     params = dict(params)
@@ -628,7 +613,7 @@ def compare(
     check_progress(progress)
     bar = progress_bar(len(widths), f"compare {spec.label}", progress, unit="width")
     for h in widths:
-        start = dict(init) if init is not None else default_spectrum(h, params.get("alpha_p", 1.0), seed)
+        start = dict(init) if init is not None else default_spectrum(h, alpha_p=params.get("alpha_p", 1.0), seed=seed)
         net = simulate_network(spec, net_params, h=h, t1=t1, dt=dt, lr=lr, batch=batch, init=start,
                                n_records=n_records, seed=seed, lam=lam, gradient=gradient, progress=False)
         networks[h] = net

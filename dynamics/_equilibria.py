@@ -241,8 +241,8 @@ def _domain(system, domain: Mapping[str, tuple] | None) -> list[sp.Interval]:
 def equilibria(
     system: DynamicalSystem,
     params: Params,
-    domain: Mapping[str, tuple] | None = None,
     *,
+    domain: Mapping[str, tuple] | None = None,
     n_starts: int = 2000,
     seed: int = 0,
 ) -> EquilibriumSet:

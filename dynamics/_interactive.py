@@ -1,4 +1,4 @@
-"""interactive_portrait(system, params, sliders): a phase portrait with parameter sliders (Jupyter).
+"""interactive_portrait(system, sliders, params): a phase portrait with parameter sliders (Jupyter).
 
 One slider per chosen parameter; each move recomputes, with the toolkit's own analyses, the
 picture (``phase_plane`` + ``plot_phase_plane`` for two or more states, ``plot_flow_1d`` for one
@@ -30,10 +30,10 @@ if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn, not with the
 
 __all__ = ["interactive_portrait", "InteractivePortrait"]
 
-PLANE_KEYWORDS = ("x", "y", "fixed", "xlim", "ylim", "n_grid", "trajectories", "manifolds", "t_max")
+PLANE_KEYWORDS = ("x", "y", "fixed", "xlim", "ylim", "n_grid", "trajectories", "manifolds", "t1", "backend", "seed")
 """The keywords of ``portrait`` (two or more states) that ``interactive_portrait`` passes on."""
 
-FLOW_KEYWORDS = ("x_range", "ylim")
+FLOW_KEYWORDS = ("xlim", "ylim")
 """The keywords of ``plot_flow_1d`` (one state) that ``interactive_portrait`` passes on."""
 
 SLIDER_STEPS = 100
@@ -335,8 +335,8 @@ class InteractivePortrait:
 
 def interactive_portrait(
     system: DynamicalSystem,
-    params: Mapping[str, float],
     sliders: Mapping[str, tuple[float, float] | tuple[float, float, float]],
+    params: Mapping[str, float],
     **portrait_kwargs: object,
 ) -> InteractivePortrait:
     """A phase portrait with a slider per parameter that recomputes equilibria as it moves.
@@ -352,14 +352,14 @@ def interactive_portrait(
     Parameters
     ----------
     system : derivations.ODESystem (or ModeSystem), e.g. ``derive(spec)`` or ``derive(spec).reduce()``.
-    params : {parameter: value}; every parameter without a slider must be given. A slider's
-        parameter starts at its value here, or at the middle of its range when omitted.
     sliders : {parameter: (lo, hi)} or {parameter: (lo, hi, step)}; one FloatSlider each, with
         lo < hi inside the parameter's domain (``system.param_domain``) and step (default
-        (hi - lo)/100) in (0, hi - lo].
+        (hi - lo)/100) in (0, hi - lo]. A range, not a sweep: the slider moves within it.
+    params : {parameter: value}; every parameter without a slider must be given. A slider's
+        parameter starts at its value here, or at the middle of its range when omitted.
     **portrait_kwargs : for two or more states, those of ``portrait`` (x, y, fixed, xlim, ylim,
-        n_grid, trajectories, manifolds, t_max); for one state, those of ``plot_flow_1d``
-        (x_range, ylim). Small ``n_grid`` and few ``trajectories`` keep the sliders responsive.
+        n_grid, trajectories, manifolds, t1, backend, seed); for one state, those of
+        ``plot_flow_1d`` (xlim, ylim). Small ``n_grid`` and few ``trajectories`` keep the sliders responsive.
 
     Returns
     -------

@@ -174,7 +174,7 @@ def _random_orthogonal(rng: np.random.Generator, h: int) -> np.ndarray:
     return q * np.sign(np.diag(r))
 
 
-def aligned_init(h: int, spectra: Mapping[str, ArrayLike], seed: int = 0, *, d: int | None = None,
+def aligned_init(h: int, spectra: Mapping[str, ArrayLike], *, seed: int = 0, d: int | None = None,
                  basis: ArrayLike | None = None) -> dict[str, np.ndarray]:
     """Psi = U diag(p) U^T, Phi = U diag(sqrt(s)) V_h^T, Phi_a = U diag(tau sqrt(s)) V_h^T.
 
@@ -239,7 +239,7 @@ def aligned_init(h: int, spectra: Mapping[str, ArrayLike], seed: int = 0, *, d: 
     }
 
 
-def default_spectrum(h: int, alpha_p: float = 1.0, seed: int = 0) -> dict[str, np.ndarray]:
+def default_spectrum(h: int, *, alpha_p: float = 1.0, seed: int = 0) -> dict[str, np.ndarray]:
     """A spread initial spectrum on the invariant manifold: p in [0.2, 1.0], s = p^2/alpha_p.
 
     Parameters
@@ -385,7 +385,7 @@ def simulate_network(
     gradient : "sampled", "expected" (losses quadratic in the samples) or "auto" (expected
         when the loss is quadratic in the samples, sampled otherwise).
     init : initial spectra {"s": (h,)[, "p": (h,), "tau": (h,)]} (p for a learned predictor,
-        tau for EMA); default ``default_spectrum(h, alpha_p)``.
+        tau for EMA); default ``default_spectrum(h, alpha_p=alpha_p)``.
     n_records : number of record times from 0 to t1; step-based runs need the number of steps
         to be a multiple of n_records - 1. Default: 61 for the continuous expected flow, and
         every ceil(n_steps / 60) steps (plus the last) for step-based runs, so short runs
@@ -588,7 +588,7 @@ def _flows(spec: ModelSpec, prm: Mapping, gradient: str, cov, batch: int, lam_j,
 
     def draw(key):
         if Xj is None:
-            return sample_views(spec, key, batch, prm, lam_j, V)
+            return sample_views(spec, key, batch, lam_j, prm, basis=V)
         ki, k1, k2 = jax.random.split(key, 3)
         x = Xj[jax.random.randint(ki, (batch,), 0, Xj.shape[0])]
         x2 = x + sigma * jax.random.normal(k2, x.shape)

@@ -24,6 +24,7 @@ from derivations._system import FrozenMap
 
 from ._display import html_table
 from ._equilibria import Equilibrium, equilibria
+from ._events import Condition
 from ._integrate import integrate
 from ._prepare import symbolic_form
 
@@ -206,6 +207,33 @@ class PhasePlane:
 # -- input checks ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _LeaveWindow:
+    """fn(t, z, params) of the event that ends an orbit: positive inside a rounded box
+    (superellipse of power 8) of centre (cx, cy) and half-widths (hx, hy), read from the
+    parameters ``names``; clipped so that far-out states give -511, not an overflow (``clip``:
+    NumPy and JAX). The window travels as parameters, so one compiled solver serves every
+    window and every call on the same plane."""
+
+    names: tuple[str, str, str, str]
+
+    def __call__(self, t, z, params):
+        cx, cy, hx, hy = (params[n] for n in self.names)
+        return 1.0 - (((z[0] - cx) / hx).clip(-2.0, 2.0)) ** 8 - (((z[1] - cy) / hy).clip(-2.0, 2.0)) ** 8
+
+
+def _fresh_names(taken: set[str], *stems: str) -> tuple[str, ...]:
+    """Parameter names for the plane's own parameters that no state or parameter of the
+    system uses."""
+    out = []
+    for stem in stems:
+        name = f"plane_{stem}_"
+        while name in taken:
+            name += "_"
+        out.append(name)
+    return tuple(out)
+
+
 def _check_fixed(system: Any, x: str, y: str, fixed: Any) -> dict[str, Any]:
     """``fixed`` checked against the states off the (x, y) plane: {state: float or "manifold"}."""
     names = system.state_names
@@ -300,8 +328,8 @@ def phase_plane(
     n_grid: int = 41,
     trajectories: int = 6,
     manifolds: bool = True,
-    t_max: float = 60.0,
-    backend: str = "scipy",
+    t1: float = 60.0,
+    backend: str = "jax",
     seed: int = 0,
 ) -> PhasePlane:
     """The phase plane of ``system`` in the (x, y) plane, as data.
@@ -315,7 +343,7 @@ def phase_plane(
     where the plane is invariant and ``manifolds``, both branches of the stable (backwards in
     time) and unstable manifolds of every saddle of the plane's 2x2 Jacobian that lies within
     the window enlarged by half its size on each side. Orbits stop on
-    leaving the window enlarged by half its size on each side, on blow-up, or at ``t_max``.
+    leaving the window enlarged by half its size on each side, on blow-up, or at ``t1``.
 
     Parameters
     ----------
@@ -331,10 +359,11 @@ def phase_plane(
         Number of orbits (>= 0).
     manifolds : bool
         Compute saddle manifolds.
-    t_max : float
-        Time limit of each orbit (> 0); manifolds get up to 20 t_max, scaled by
+    t1 : float
+        Horizon of each orbit, run from t = 0 (> 0); manifolds get up to 20 t1, scaled by
         1/``|eigenvalue|``.
-    backend : ``integrate``'s backend ("scipy": no compilation for a handful of orbits, or "jax").
+    backend : ``integrate``'s backend, "jax" (default) or "scipy" (LSODA: no compilation for
+        a handful of orbits).
     seed : seed of the random orbit starts.
 
     Returns
@@ -352,7 +381,7 @@ def phase_plane(
         Fewer than two states, unknown or equal axis states, a ``fixed`` key naming an axis
         state or no state, missing ``fixed`` values, "manifold" for a state the manifold does
         not give (or whose graph needs a state that is not on an axis), bad limits, counts or
-        t_max, bad params (from ``check_params``).
+        t1, bad params (from ``check_params``).
     """
     system = symbolic_form(system, "phase_plane")
     names = system.state_names
@@ -373,9 +402,9 @@ def phase_plane(
     xlim, ylim = _check_window(xlim, "xlim"), _check_window(ylim, "ylim")
     n_grid = _check_count(n_grid, "n_grid", 2)
     trajectories = _check_count(trajectories, "trajectories", 0)
-    if isinstance(t_max, bool) or not isinstance(t_max, numbers.Real) or not np.isfinite(t_max) or t_max <= 0:
-        raise ValueError(f"t_max must be a positive finite number; got {t_max!r}")
-    t_max = float(t_max)
+    if isinstance(t1, bool) or not isinstance(t1, numbers.Real) or not np.isfinite(t1) or t1 <= 0:
+        raise ValueError(f"t1 must be a positive finite number; got {t1!r}")
+    t1 = float(t1)
     if not isinstance(manifolds, (bool, np.bool_)):
         raise TypeError(f"manifolds must be True or False; got {type(manifolds).__name__} {manifolds!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
@@ -391,6 +420,14 @@ def phase_plane(
     dom = system.state_domain or {}
     plane_sys = ODESystem((sx, sy), system.params, rhs, param_domain=system.param_domain,
                           state_domain={n: dom[n] for n in (x, y) if n in dom}, name=f"{system.name} ({x}, {y})")
+    # the flow the orbits follow: the plane's, times a direction (+1 forwards, -1 backwards in
+    # time for stable manifolds), with the window as parameters (see _LeaveWindow)
+    extra = _fresh_names(set(names) | set(system.param_names), "direction", "cx", "cy", "hx", "hy")
+    direction = sp.Symbol(extra[0])
+    flow_sys = ODESystem((sx, sy), tuple(system.params) + tuple(sp.Symbol(n) for n in extra),
+                         [direction * r for r in rhs], param_domain=system.param_domain,
+                         name=f"{system.name} ({x}, {y})")
+    leave = _LeaveWindow(extra[1:])
     pnames = system.param_names
     psyms = tuple(system.params)
     args = (sx, sy) + psyms
@@ -432,19 +469,15 @@ def phase_plane(
                  for g in numer]
 
     span = max(xlim[1] - xlim[0], ylim[1] - ylim[0])
-    centre = np.array([0.5 * (xlim[0] + xlim[1]), 0.5 * (ylim[0] + ylim[1])])
-    half = np.array([xlim[1] - xlim[0], ylim[1] - ylim[0]])  # the window enlarged by half its size per side
+    # the window enlarged by half its size on each side: centre and half-widths
+    window = dict(zip(extra[1:], (0.5 * (xlim[0] + xlim[1]), 0.5 * (ylim[0] + ylim[1]),
+                                  xlim[1] - xlim[0], ylim[1] - ylim[0])))
+    events = ("blow_up", Condition(leave, name="leave_window"))
 
-    def leave(t, z, params):
-        # positive inside a rounded box (superellipse of power 8) around the enlarged window;
-        # clipped so that far-out states give -511, not an overflow (``clip``: NumPy and JAX)
-        return (1.0 - (((z[0] - centre[0]) / half[0]).clip(-2.0, 2.0)) ** 8
-                - (((z[1] - centre[1]) / half[1]).clip(-2.0, 2.0)) ** 8)
-
-    def run(sys_, starts, t1, n_t):
-        sol = integrate(sys_, np.asarray(starts, float), (0.0, t1), prm, t_eval=_orbit_times(t1, n_t),
-                        events=("blow_up", leave), backend=backend, solver="LSODA" if backend == "scipy" else None,
-                        rtol=1e-8, atol=1e-10 * max(1.0, span))
+    def run(sign, starts, horizon, n_t):
+        sol = integrate(flow_sys, np.asarray(starts, float), (0.0, horizon), {**prm, **window, extra[0]: sign},
+                        t_eval=_orbit_times(horizon, n_t), events=events, backend=backend,
+                        solver="LSODA" if backend == "scipy" else None, rtol=1e-8, atol=1e-10 * max(1.0, span))
         out = []
         for b in range(len(starts)):
             keep = sol.valid[b]
@@ -459,15 +492,14 @@ def phase_plane(
         rng = np.random.default_rng(seed)
         starts = np.column_stack([rng.uniform(*xlim, trajectories), rng.uniform(*ylim, trajectories)])
         with np.errstate(all="ignore"):
-            for p, t, st in run(plane_sys, starts, t_max, 600):
+            for p, t, st in run(1.0, starts, t1, 600):
                 orbits.append(Orbit(_frozen(p), _frozen(t), st))
 
     branches: list[SaddleManifold] = []
     if manifolds and invariant and on_slice:
         jac = sp.lambdify(args, plane_sys.jacobian, "numpy")
-        backward = None
         for k, e in enumerate(on_slice):
-            if leave(0.0, pts[k], prm) <= 0:
+            if leave(0.0, pts[k], window) <= 0:
                 continue  # a saddle outside the enlarged window: its branches would start outside
             J = np.asarray(jac(e.x[ix], e.x[iy], *pvals), dtype=float)
             if not np.all(np.isfinite(J)):
@@ -479,14 +511,11 @@ def phase_plane(
                 unstable = lam > 0
                 vec = vec / np.linalg.norm(vec)
                 # leaving an eps-neighbourhood along a direction of rate lam takes ~ ln(1/eps)/|lam|;
-                # then the branch needs the time of the slower flow, ~ t_max
-                t_man = min(max((np.log(1e5) + 8.0) / max(abs(lam), 1e-3), t_max), 20 * t_max)
+                # then the branch needs the time of the slower flow, ~ t1
+                t_man = min(max((np.log(1e5) + 8.0) / max(abs(lam), 1e-3), t1), 20 * t1)
                 starts = [pts[k] + EPS_MANIFOLD * span * vec, pts[k] - EPS_MANIFOLD * span * vec]
-                if not unstable and backward is None:
-                    backward = ODESystem((sx, sy), system.params, [-r for r in rhs], param_domain=system.param_domain,
-                                         name=f"{plane_sys.name}, backwards in time")
                 with np.errstate(all="ignore"):
-                    res = run(plane_sys if unstable else backward, starts, t_man, 800)
+                    res = run(1.0 if unstable else -1.0, starts, t_man, 800)
                 for sign, (p, t, st) in zip((1.0, -1.0), res):
                     orbit = Orbit(_frozen(np.vstack([pts[k], p])), _frozen((1 if unstable else -1) * np.append(-np.inf, t)), st)
                     branches.append(SaddleManifold(k, "unstable" if unstable else "stable", float(lam),

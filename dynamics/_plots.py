@@ -2,9 +2,9 @@ r"""Figures: phase portraits, 1-D flows, bifurcation diagrams, regime maps, basi
 
 Analyses return data (``phase_plane`` -> PhasePlane, ``bifurcation`` -> Bifurcation, ``regimes``
 -> Regimes, ``basins`` -> Basins); the ``plot_*`` functions only draw those objects.
-``portrait`` and the old call ``plot_bifurcation(system, param, values, params)`` compute the
-data first. Every function draws on ``ax`` (or a new figure when ax is None) and returns
-(fig, ax); none calls pyplot.show and none closes a figure.
+``portrait`` computes its data first (``phase_plane``). Every function draws on ``ax`` (or a
+new figure when ax is None) and returns (fig, ax); none calls pyplot.show and none closes a
+figure.
 
 Paper-ready conventions: labels in mathtext with the model's symbol names (``derivations.latex``:
 sigma2 as $\sigma^2$, alpha_p as $\alpha_p$), titles that say the system, the parameter values
@@ -33,10 +33,10 @@ from derivations import ODESystem, Params, System
 from derivations import latex as _latex
 
 from ._basins import Basins
-from ._bifurcation import Bifurcation, bifurcation
+from ._bifurcation import Bifurcation
 from ._equilibria import equilibria
 from ._phase_plane import PhasePlane, _check_window, phase_plane
-from ._prepare import symbolic_form
+from ._prepare import check_sweep, symbolic_form
 from ._network import NetworkRun
 from ._roots import Regimes
 
@@ -220,7 +220,9 @@ def portrait(
     n_grid: int = 41,
     trajectories: int = 6,
     manifolds: bool = True,
-    t_max: float = 60.0,
+    t1: float = 60.0,
+    backend: str = "jax",
+    seed: int = 0,
 ):
     """Phase portrait of any system in the (x, y) plane: ``plot_phase_plane(phase_plane(...))``.
 
@@ -232,7 +234,7 @@ def portrait(
 
     Parameters
     ----------
-    system, params, x, y, fixed, xlim, ylim, n_grid, trajectories, manifolds, t_max :
+    system, params, x, y, fixed, xlim, ylim, n_grid, trajectories, manifolds, t1, backend, seed :
         as for ``dynamics.phase_plane``.
     ax : a matplotlib Axes, or None for a new figure (shown in Jupyter, see the module notes).
 
@@ -252,7 +254,7 @@ def portrait(
     if ax is not None:
         _axes(ax)  # checked before any work
     plane = phase_plane(system, params, x=x, y=y, fixed=fixed, xlim=xlim, ylim=ylim, n_grid=n_grid,
-                        trajectories=trajectories, manifolds=manifolds, t_max=t_max)
+                        trajectories=trajectories, manifolds=manifolds, t1=t1, backend=backend, seed=seed)
     return plot_phase_plane(plane, ax=ax)
 
 
@@ -358,10 +360,9 @@ def plot_flow_1d(
     params: Params,
     *,
     vary: tuple[str, Sequence[float]] | None = None,
-    x_range: tuple[float, float] | None = None,
-    ax: Axes | None = None,
-    p_range: tuple[float, float] | None = None,
+    xlim: tuple[float, float] | None = None,
     ylim: tuple[float, float] | None = None,
+    ax: Axes | None = None,
 ):
     """dx/dt against x for a one-state system, one curve per value of one parameter (``vary`` =
     (name, values)), with every equilibrium in the window marked on its curve's colour: filled
@@ -378,14 +379,12 @@ def plot_flow_1d(
     system : derivations.ODESystem with one state, or one whose ``reduce()`` has one state.
     params : parameter values (the varied one may be omitted).
     vary : (parameter name, 1-D real values); default a single curve at ``params``.
-    x_range : (low, high) window in the state; default the equilibria of all curves padded by
+    xlim : (low, high) window in the state; default the equilibria of all curves padded by
         40%, clipped to the state's domain.
-    ax : a matplotlib Axes, or None for a new figure.
-    p_range : (low, high), optional
-        The old name of ``x_range``.
     ylim : (low, high) of dx/dt; default +-1.4 times the largest ``|dx/dt|`` between the outermost
         equilibria (padded by 15%) over the curves with two or more equilibria there, so that
         the structure near the equilibria is visible (a steep curve with one root runs off).
+    ax : a matplotlib Axes, or None for a new figure.
 
     Returns
     -------
@@ -403,33 +402,15 @@ def plot_flow_1d(
     one = _one_state(system, "plot_flow_1d")
     _require_params(params)
     state = one.state_names[0]
-    what = "x_range"
-    if p_range is not None:
-        if x_range is not None:
-            raise ValueError("give x_range or its old name p_range, not both")
-        x_range, what = p_range, "p_range"
     if vary is None:
         values = [None]
         name = None
     else:
-        try:
-            name, values = vary
-        except (TypeError, ValueError):
-            raise ValueError(f"vary must be (parameter name, values); got {vary!r}") from None
-        if not isinstance(name, str) or name not in one.param_names:
-            raise ValueError(f"vary names {name!r}, not a parameter; choose from {one.param_names}")
-        try:
-            arr = np.asarray(values, dtype=float)
-        except (TypeError, ValueError):
-            raise ValueError(f"vary values must be real numbers (a 1-D list); got {values!r}") from None
-        if arr.ndim > 1:
-            raise ValueError(f"vary values must be a 1-D list of numbers; got shape {arr.shape}")
-        values = list(np.atleast_1d(arr))
-        if not values:
-            raise ValueError("vary needs at least one value")
+        name, arr = check_sweep(vary, "vary", one.param_names)
+        values = list(arr)
     settings = [dict(params) if name is None else {**params, name: float(v)} for v in values]
-    if x_range is not None:
-        lo, hi = _check_window(x_range, what)
+    if xlim is not None:
+        lo, hi = _check_window(xlim, "xlim")
         found = [equilibria(one, prm, domain={state: (lo, hi)}) for prm in settings]
     else:
         found = [equilibria(one, prm) for prm in settings]
@@ -540,28 +521,17 @@ def _flow_marker(e: Any, f_at: Any, span: float) -> dict:
 # -- bifurcation diagram -----------------------------------------------------------------
 
 
-def plot_bifurcation(bif: Bifurcation | System, *args: str | Sequence[float] | Params, state: str | None = None,
-                     ax: Axes | None = None, n_dense: int | None = None, **kwargs: float):
+def plot_bifurcation(bif: Bifurcation, *, state: str | None = None, ax: Axes | None = None):
     """Draw a ``Bifurcation``: each branch of equilibria against the parameter (stable solid
     green, unstable dashed red) and the located points with one marker per kind
     (``BIFURCATION_MARKERS``: fold x, transcritical o, pitchfork triangle, Hopf star; the legend,
     outside the axes, lists their parameter values).
 
-    The old call ``plot_bifurcation(system, param, values, params, n_dense=...)`` still works:
-    it computes ``bifurcation(system, param, values, params, n_dense=n_dense, **kwargs)`` first
-    (and the title then gives the fixed parameter values).
-
     Parameters
     ----------
-    bif : Bifurcation (from ``dynamics.bifurcation``), or the old call's system.
-    *args : str, sequence of float, mapping
-        The old call only: param, values, params.
+    bif : Bifurcation (from ``dynamics.bifurcation``).
     state : the state on the vertical axis (default the first of ``bif.state_names``).
     ax : a matplotlib Axes, or None for a new figure.
-    n_dense : int, optional
-        The old call only: passed to ``bifurcation``.
-    **kwargs : float
-        The old call only: further keywords of ``bifurcation`` (e.g. ``tol``).
 
     Returns
     -------
@@ -570,24 +540,13 @@ def plot_bifurcation(bif: Bifurcation | System, *args: str | Sequence[float] | P
     Raises
     ------
     TypeError
-        ``bif`` is no Bifurcation (nor the old call's system); ``ax`` no Axes.
+        ``bif`` is no Bifurcation; ``ax`` no Axes.
     ValueError
         An unknown ``state``.
     """
-    title = None
-    fixed_values = ""
     if not isinstance(bif, Bifurcation):
-        if isinstance(bif, ODESystem) and len(args) == 3:
-            system, (param, values, params) = bif, args
-            bif = bifurcation(system, param, values, params, n_dense=n_dense, **kwargs)
-            title = system.name
-            if isinstance(params, Mapping):
-                fixed_values = _values(params, skip=(param,))
-        else:
-            raise TypeError(f"bif must be a Bifurcation (from dynamics.bifurcation), or call "
-                            f"plot_bifurcation(system, param, values, params); got {type(bif).__name__}")
-    elif args or kwargs:
-        raise TypeError("plot_bifurcation(bif) takes the Bifurcation alone (and state=, ax=)")
+        raise TypeError(f"bif must be a Bifurcation (from dynamics.bifurcation(system, (param, values), params)); "
+                        f"got {type(bif).__name__}")
     names = tuple(getattr(bif, "state_names", ()) or ())
     if state is None:
         state = names[0] if names else None
@@ -621,19 +580,15 @@ def plot_bifurcation(bif: Bifurcation | System, *args: str | Sequence[float] | P
         ax.set_ylabel(f"${{{body}}}^*$" if ("_" in body or "^" in body) else f"${body}^*$")
     else:
         ax.set_ylabel("equilibrium")
-    title = title or getattr(bif, "system_name", None)
-    if title or fixed_values:
-        _title(ax, title or "bifurcation diagram", fixed_values)
+    fixed_values = _values(bif.params, skip=(bif.param,))
+    if bif.system_name or fixed_values:
+        _title(ax, bif.system_name or "bifurcation diagram", fixed_values)
     _legend_outside(ax)
     return fig, ax
 
 
 def _point_state(pt: Any, j: int) -> float:
-    x = getattr(pt, "x", None)
-    if x is not None:
-        x = np.atleast_1d(np.asarray(x, dtype=float))
-        return float(x[j])
-    return float(pt.p)
+    return float(np.atleast_1d(np.asarray(pt.x, dtype=float))[j])
 
 
 # -- regimes, basins, spectra --------------------------------------------------------------

@@ -1,8 +1,9 @@
 """What the analyses across parameters share: restriction to the declared invariant manifold,
-the one-state check, and read-only result arrays."""
+the one-state check, the one reading of a sweep, and read-only result arrays."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import sympy as sp
 
 from derivations import DynamicalSystem, ODESystem
 
-__all__ = ["prepared", "symbolic_form", "one_state", "label", "as_float", "read_only", "MAX_BISECTIONS"]
+__all__ = ["prepared", "symbolic_form", "one_state", "label", "as_float", "read_only", "check_sweep", "MAX_BISECTIONS"]
 
 MAX_BISECTIONS = 200
 """Bisections a located point may take: with tolerances no smaller than MIN_TOL
@@ -75,3 +76,25 @@ def read_only(a: Any, dtype: Any = float) -> np.ndarray:
     return out
 
 
+
+
+def check_sweep(sweep: Any, what: str, allowed: Sequence[str] | None = None) -> tuple[str, np.ndarray]:
+    """(name, values) of a sweep: a pair (parameter name, 1-D finite real values, at least one),
+    the name one of ``allowed`` when given; ValueError naming the argument ``what`` otherwise."""
+    try:
+        name, values = sweep
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a pair (parameter name, values); got {sweep!r:.80}") from None
+    if not isinstance(name, str):
+        raise ValueError(f"{what} must be a pair (parameter name, values) with a str name; got {name!r:.60}")
+    if allowed is not None and name not in allowed:
+        raise ValueError(f"{what} names {name!r}, not a parameter; choose from {tuple(allowed)}")
+    try:
+        arr = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} values must be a 1-D list of real numbers; got {values!r:.60}") from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{what} values must be a non-empty 1-D list of numbers; got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{what} values must be finite; got {arr}")
+    return name, arr

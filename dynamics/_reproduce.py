@@ -153,15 +153,16 @@ def euclidean_threshold(out: Path, quick: bool) -> Claim:
     # just below eta* the fold's two equilibria are both real (at eta* in floating point the
     # double root may round either way)
     plot_flow_1d(euclid, {**base, "eta": ETA_WEAK}, vary=("eta", [0.0, ETA_WEAK, 0.15, eta_star * (1 - 1e-9), ETA_STRONG]),
-                 x_range=(-0.2, 1.2), ax=ax)
+                 xlim=(-0.2, 1.2), ax=ax)
     _save(fig, out, FIGURES[0])
     fig, (ax,) = _figure()
-    plot_bifurcation(euclid, "eta", np.linspace(0, 0.4, 9 if quick else 21), base, n_dense=200 if quick else 600, ax=ax)
+    plot_bifurcation(bifurcation(euclid, ("eta", np.linspace(0, 0.4, 9 if quick else 21)), base,
+                                 n_dense=200 if quick else 600), ax=ax)
     _save(fig, out, FIGURES[1])
     n = 20 if quick else 60
-    bas = basins(euclid, {**base, "eta": ETA_WEAK}, {"p": np.linspace(-0.3, 1.2, n), "s": np.linspace(0, 0.12, n)},
+    bas = basins(euclid, {"p": np.linspace(-0.3, 1.2, n), "s": np.linspace(0, 0.12, n)}, {**base, "eta": ETA_WEAK},
                  t1=100 if quick else 300)
-    bas_strong = basins(euclid, {**base, "eta": ETA_STRONG}, {"p": np.linspace(-0.3, 1.2, n), "s": np.linspace(0, 1.2, n)},
+    bas_strong = basins(euclid, {"p": np.linspace(-0.3, 1.2, n), "s": np.linspace(0, 1.2, n)}, {**base, "eta": ETA_STRONG},
                         t1=100 if quick else 300)
     fig, axes = _figure(2)
     portrait(euclid, {**base, "eta": ETA_WEAK}, ax=axes[0], xlim=(-0.2, 1.2), ylim=(0, 1.0))
@@ -203,19 +204,19 @@ def cosine_emergence(out: Path, quick: bool) -> Claim:
     base = {"sigma2": SIGMA2, "alpha_p": 1.0}
     cosine = derive(ModelSpec("cosine", "simsiam"))
     h = 16 if quick else 32
-    init = default_spectrum(h, 1.0, seed=0)
+    init = default_spectrum(h, alpha_p=1.0, seed=0)
     norms0 = spectral_norms(init, SIGMA2)
     cparams = {**base, "eta": ETA_STRONG, **norms0}
     reduced = cosine.reduce()
-    fold = [pt.value for pt in bifurcation(reduced, "eta", np.linspace(0, 0.1, 21), {**base, **norms0}).points
+    fold = [pt.value for pt in bifurcation(reduced, ("eta", np.linspace(0, 0.1, 21)), {**base, **norms0}).points
             if pt.kind == "fold"]
     etas = [0.0, 0.5 * fold[0], fold[0] * (1 - 1e-6), ETA_STRONG] if fold else [0.0, 0.01, ETA_STRONG]
     fig, (ax,) = _figure()
-    plot_flow_1d(cosine, cparams, vary=("eta", etas), x_range=(-0.1, 0.8), ax=ax)
+    plot_flow_1d(cosine, cparams, vary=("eta", etas), xlim=(-0.1, 0.8), ax=ax)
     _save(fig, out, FIGURES[3])
     t1 = 2.0 if quick else 10.0
-    path = shrinking_norms(cosine, cparams, np.linspace(0, t1, 41 if quick else 201))
-    eq0 = equilibria(reduced, cparams, domain=None)
+    path = shrinking_norms(cosine, np.linspace(0, t1, 41 if quick else 201), cparams)
+    eq0 = equilibria(reduced, cparams)
     fig, axes = _figure(2)
     ax = axes[0]
     ax.step(path.t, path.codes, where="post", color="k")
@@ -325,8 +326,8 @@ def cosine_regimes(out: Path, quick: bool, cosine: Claim) -> Claim:
     axes[1].set_title(f"cosine mode at λ = {bistable_lam:.3f} (bistable)", fontsize=9)
     _save(fig, out, FIGURES[6])
     nb = 20 if quick else 50
-    bas_c = basins(system, bparams, {"p": np.linspace(-0.1 * pmax, 1.3 * pmax, nb), "s": np.linspace(0, 1.3 * pmax**2, nb)},
-                   t1=200 if quick else 2000)
+    bas_c = basins(system, {"p": np.linspace(-0.1 * pmax, 1.3 * pmax, nb), "s": np.linspace(0, 1.3 * pmax**2, nb)},
+                   bparams, t1=200 if quick else 2000)
     fig, (ax,) = _figure()
     plot_basins(bas_c, ax=ax)
     _save(fig, out, FIGURES[7])
@@ -362,11 +363,11 @@ def theory_vs_network(out: Path, quick: bool) -> Claim:
     # it runs, and the network's floor is measured, up to the same width
     exact_max = 8 if quick else MAX_EXACT_WIDTH
     cmp_t1 = 0.5 if quick else 3.0
-    cos_cmp = compare("cosine", "simsiam", {**base, "eta": ETA_STRONG}, widths=widths, t1=cmp_t1,
+    cos_cmp = compare(ModelSpec("cosine"), {**base, "eta": ETA_STRONG}, widths=widths, t1=cmp_t1,
                       batch=1024 if quick else 4096, n_records=11 if quick else 31, max_exact_width=exact_max,
                       floor_seed=None if quick else 1, floor_widths=None if quick else tuple(w for w in widths if w <= exact_max),
                       progress=False)
-    euc_cmp = compare("euclidean", "simsiam", {**base, "eta": ETA_WEAK}, widths=widths[:1] if quick else widths[1:2], t1=cmp_t1,
+    euc_cmp = compare(ModelSpec("euclidean"), {**base, "eta": ETA_WEAK}, widths=widths[:1] if quick else widths[1:2], t1=cmp_t1,
                       n_records=11 if quick else 31, progress=False)
     hx = max((w for w in widths if EXACT_LABEL in cos_cmp.predictions[w]), default=widths[-1])
     fig, axes = _figure(2)

@@ -19,7 +19,7 @@ import sympy as sp
 from derivations import Names, ODESystem, Params
 
 from ._display import html_table
-from ._prepare import MAX_BISECTIONS, as_float, label, one_state, read_only
+from ._prepare import MAX_BISECTIONS, as_float, check_sweep, label, one_state, read_only
 from ._progress import check_progress, progress_bar
 from ._tolerance import is_zero
 
@@ -388,7 +388,14 @@ SCALE = _Scale()
 """The overall-scale axis of ``regimes`` (see ``_Scale``)."""
 
 
-def regimes(system: ODESystem, x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]],
+def _axis(sweep: Any, what: str, names: tuple[str, ...]) -> tuple[Any, np.ndarray]:
+    """(name or SCALE, values) of a regimes axis, checked as every sweep is."""
+    if isinstance(sweep, tuple) and len(sweep) == 2 and sweep[0] is SCALE:
+        return SCALE, check_sweep(("scale", sweep[1]), what)[1]
+    return check_sweep(sweep, what, names)
+
+
+def regimes(system: ODESystem, x_sweep: tuple[str, Sequence[float]], y_sweep: tuple[str, Sequence[float]],
             params: Params, *, scaling: Mapping[str, float] | None = None,
             progress: bool = True) -> Regimes:
     """Label every (x, y) parameter point by the equilibrium structure of a one-state system
@@ -407,7 +414,8 @@ def regimes(system: ODESystem, x: tuple[str, Sequence[float]], y: tuple[str, Seq
     Parameters
     ----------
     system : ODESystem
-    x, y : (parameter name or ``SCALE``, 1-D values)
+    x_sweep, y_sweep : (parameter name or ``SCALE``, 1-D values)
+        The sweeps along the horizontal and the vertical axis.
     params : the other parameters
     scaling : mapping name -> power, optional
     progress : bool
@@ -425,19 +433,10 @@ def regimes(system: ODESystem, x: tuple[str, Sequence[float]], y: tuple[str, Seq
         weights or with values <= 0.
     """
     reduced = one_state(system, "regimes")
-    try:
-        (xn, xv), (yn, yv) = x, y
-    except (TypeError, ValueError):
-        raise ValueError("x and y must be (parameter name, values) pairs") from None
-    for n in (xn, yn):
-        if n is not SCALE and n not in reduced.param_names:
-            raise ValueError(f"{n!r} is not a parameter of {label(system)}; choose from {reduced.param_names} "
-                             "(or SCALE, the overall scale of a scale-invariant system)")
+    xn, xv = _axis(x_sweep, "x_sweep", reduced.param_names)
+    yn, yv = _axis(y_sweep, "y_sweep", reduced.param_names)
     if xn == yn:
-        raise ValueError("x and y must name different parameters")
-    xv, yv = np.asarray(xv, dtype=float), np.asarray(yv, dtype=float)
-    if xv.ndim != 1 or yv.ndim != 1 or xv.size == 0 or yv.size == 0:
-        raise ValueError("x and y values must be non-empty 1-D arrays")
+        raise ValueError("x_sweep and y_sweep must name different parameters")
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict keyed by parameter name; got {type(params).__name__}")
     grid = {str(k): v for k, v in params.items() if str(k) not in (xn, yn)}
@@ -500,7 +499,7 @@ class ShrinkingNorms:
                 f"stable non-collapsed equilibrium emerges at t = {emerge})")
 
 
-def shrinking_norms(system: ODESystem, params: Params, t: Sequence[float], *,
+def shrinking_norms(system: ODESystem, t_eval: Sequence[float], params: Params, *,
                     scaling: Mapping[str, float] | None = None, rate: str | float | None = None) -> ShrinkingNorms:
     """How the regime of a one-state system moves as its overall scale shrinks.
 
@@ -515,8 +514,8 @@ def shrinking_norms(system: ODESystem, params: Params, t: Sequence[float], *,
     Parameters
     ----------
     system : ODESystem (one state after restriction to its manifold)
+    t_eval : 1-D strictly increasing finite times at which the regime is evaluated
     params : the parameters at t = 0
-    t : 1-D strictly increasing finite times
     scaling : mapping name -> power, optional (default ``system.scaling``)
     rate : parameter name or number, optional
         The decay rate of lambda; default the system's weight-decay parameter
@@ -531,7 +530,7 @@ def shrinking_norms(system: ODESystem, params: Params, t: Sequence[float], *,
     ------
     ValueError
         No scaling weights (``system.scaling`` is None, e.g. the Euclidean loss, and none
-        passed); bad ``t`` or ``rate``; the checks of ``roots_batch``.
+        passed); bad ``t_eval`` or ``rate``; the checks of ``roots_batch``.
     """
     reduced = one_state(system, "shrinking_norms")
     weights = _scaling(reduced, system, scaling, "shrinking_norms")
@@ -548,9 +547,12 @@ def shrinking_norms(system: ODESystem, params: Params, t: Sequence[float], *,
         k = float(rate)
     else:
         raise ValueError(f"rate must be a parameter name or a finite number; got {rate!r}")
-    t = np.asarray(t, dtype=float)
+    try:
+        t = np.asarray(t_eval, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"t_eval must be a 1-D array of times; got {t_eval!r:.60}") from None
     if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
-        raise ValueError("t must be a non-empty, finite, strictly increasing 1-D array")
+        raise ValueError("t_eval must be a non-empty, finite, strictly increasing 1-D array")
     w_state = weights.get(reduced.state_names[0], 0.0)
 
     def at(times):

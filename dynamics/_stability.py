@@ -1,4 +1,4 @@
-"""classify(system, params, x): linear stability, and higher order where linear says nothing.
+"""classify(system, x, params): linear stability, and higher order where linear says nothing.
 
 Works on any ``derivations.DynamicalSystem``: exactly where it has explicit equations (``symbolic``), linearly otherwise. The Jacobian is
 evaluated at ``HP_DPS`` digits from the symbolic one, with the parameters exact, and its
@@ -116,7 +116,7 @@ class Classification:
 # -- public entry points -------------------------------------------------------------------------
 
 
-def jacobian_at(system: DynamicalSystem, params: Params, x: ArrayLike) -> np.ndarray:
+def jacobian_at(system: DynamicalSystem, x: ArrayLike, params: Params) -> np.ndarray:
     """Numeric Jacobian d f / d y at x, float64: symbolic for an ODESystem, autodiff (JAX)
     for a system without explicit equations. ``params`` are taken as validated (see ``classify``).
 
@@ -124,10 +124,10 @@ def jacobian_at(system: DynamicalSystem, params: Params, x: ArrayLike) -> np.nda
     ----------
     system : DynamicalSystem
         The system.
-    params : mapping str -> float
-        Parameter values keyed by name, already validated (``system.check_params``).
     x : array_like
         The point, one value per state.
+    params : mapping str -> float
+        Parameter values keyed by name, already validated (``system.check_params``).
 
     Returns
     -------
@@ -157,10 +157,10 @@ def jacobian_at(system: DynamicalSystem, params: Params, x: ArrayLike) -> np.nda
 
 def classify(
     system: DynamicalSystem,
-    params: Params,
     x: ArrayLike | Sequence[sp.Expr],
+    params: Params,
     *,
-    bounds: Mapping[int | str, tuple[float, float]] | None = None,
+    domain: Mapping[str, tuple[float, float]] | None = None,
     on_curve: bool = False,
 ) -> Classification:
     """Classify the equilibrium ``x`` of ``system`` at ``params`` (see the module docstring).
@@ -168,11 +168,11 @@ def classify(
     Parameters
     ----------
     system : DynamicalSystem (with explicit equations: any, polynomial, rational or not; without: linear analysis only)
-    params : dict {name: value}, checked with ``system.check_params`` (SymPy numbers stay exact)
     x : the point, one value per state: floats (decided with FLOAT_RTOL) or exact SymPy numbers
         (decided at high precision with HP_RTOL)
-    bounds : {state index or name: (lower, upper)}: a semi-stable point on the boundary of this
-        box whose attracting side is the only one inside counts as stable
+    params : dict {name: value}, checked with ``system.check_params`` (SymPy numbers stay exact)
+    domain : {state name: (lower, upper)} (None for no bound): a semi-stable point on the
+        boundary of this box whose attracting side is the only one inside counts as stable
     on_curve : the point lies on a curve of equilibria (as ``equilibria`` reports)
 
     Returns
@@ -212,13 +212,17 @@ def classify(
         xs = tuple(float(v) for v in arr)
     if len(xs) != system.n_states:
         raise ValueError(f"x must have one value per state {list(system.state_names)} ({system.n_states}); got {len(xs)}")
+    if domain is not None and not isinstance(domain, Mapping):
+        raise TypeError(f"domain must be a dict {{state name: (lower, upper)}}; got {type(domain).__name__}")
     box = {}
-    for k, lohi in (bounds or {}).items():
-        i = system.state_names.index(k) if isinstance(k, str) and k in system.state_names else k
-        if not isinstance(i, (int, np.integer)) or not 0 <= i < system.n_states:
-            raise ValueError(f"bounds names unknown state {k!r}; states are {list(system.state_names)}")
-        lo, hi = lohi
-        box[int(i)] = (-np.inf if lo is None else float(lo), np.inf if hi is None else float(hi))
+    for k, lohi in (domain or {}).items():
+        if not isinstance(k, str) or k not in system.state_names:
+            raise ValueError(f"domain names unknown state {k!r}; states are {list(system.state_names)}")
+        try:
+            lo, hi = lohi
+        except (TypeError, ValueError):
+            raise ValueError(f"domain[{k!r}] must be a pair (lower, upper); got {lohi!r}") from None
+        box[system.state_names.index(k)] = (-np.inf if lo is None else float(lo), np.inf if hi is None else float(hi))
     with mpmath.workdps(HP_DPS):
         point = tuple(_mp(v) for v in xs)
         _check_equilibrium(system, prm, point)
@@ -290,7 +294,7 @@ def residual_and_scale(system, prm: Mapping[str, Any], x: Any) -> tuple[float, f
     if sym is None:
         f = system.to_numpy(checked=False)
         r = float(np.max(np.abs(f(0.0, xf, dict(zip(system.param_names, pv))))))
-        J = jacobian_at(system, dict(zip(system.param_names, pv)), xf)
+        J = jacobian_at(system, xf, dict(zip(system.param_names, pv)))
         return r, float(np.max(np.abs(J)) * np.max(np.abs(xf), initial=0.0) + 1.0)
     g, sizes = _term_rows(sym)
     with np.errstate(all="ignore"):
@@ -355,7 +359,7 @@ def _classify(system, prm: Mapping[str, Any], point: tuple, *, rtol: float, boun
             ev, rtol = np.linalg.eigvals(J), max(rtol, FLOAT_RTOL)
     else:
         J_mp, xv, pv = None, None, None
-        J = jacobian_at(system, prm, np.array([float(v) for v in point]))
+        J = jacobian_at(system, np.array([float(v) for v in point]), prm)
         ev, rtol = np.linalg.eigvals(J), max(rtol, FLOAT_RTOL)
         sizes = np.abs(J)
     J.setflags(write=False)

@@ -312,19 +312,19 @@ def _threshold_several(system: ODESystem, v: sp.Symbol, original: ODESystem) -> 
            "of at most three states whose equilibria SymPy solves in closed form")
     if not system.is_polynomial:
         raise ValueError(f"{how}; {name} has {system.n_states} states and a right-hand side that is not polynomial. "
-                         "Locate the points numerically with bifurcation(system, param, values, params), or hold "
+                         "Locate the points numerically with bifurcation(system, (param, values), params), or hold "
                          "states fixed with threshold(..., hold=(names...)) / derivations.freeze")
     numerators = [sp.expand(n) for n in system.numerators]
     degrees = [sp.Poly(n, *system.states).total_degree() for n in numerators]
     if system.n_states > 3 or math.prod(max(d, 1) for d in degrees) > 9:
         raise ValueError(f"{how}; {name} has {system.n_states} states of degrees {degrees} (Bezout bound "
-                         f"{math.prod(max(d, 1) for d in degrees)} > 9). Use bifurcation(system, param, values, params) "
+                         f"{math.prod(max(d, 1) for d in degrees)} > 9). Use bifurcation(system, (param, values), params) "
                          "for a numerical answer, or hold states fixed with threshold(..., hold=(names...))")
     sols = sp.solve(numerators, system.states, dict=True)
     sols = [s for s in sols if set(s) == set(system.states) and not any(e.has(*system.states) for e in s.values())]
     if not sols:
         raise ValueError(f"{how}; SymPy finds no isolated closed-form equilibria of {name}. Use "
-                         "bifurcation(system, param, values, params) for a numerical answer")
+                         "bifurcation(system, (param, values), params) for a numerical answer")
     assumed = _assumed(system)
     J = system.jacobian
     dropped: list[str] = []

@@ -13,9 +13,8 @@ threshold: non-collapsed Euclidean equilibria exist iff eta <= 1/(4c).
 
 import sympy as sp
 
-from derivations import ModelSpec, derive
-from derivations import symbols as sy
-from derivations import display_form
+from ncdyn import ModelSpec, derive, display_form
+from ncdyn import symbols as sy
 
 for loss in ("euclidean", "cosine"):
     reduced = derive(ModelSpec(loss=loss, target="simsiam")).reduce()

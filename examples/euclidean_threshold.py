@@ -13,8 +13,7 @@ and saves the bifurcation diagram to euclidean_threshold.png.
 
 import numpy as np
 
-from derivations import ModelSpec, derive
-from dynamics import bifurcation, equilibria, plot_bifurcation, threshold
+from ncdyn import ModelSpec, bifurcation, derive, equilibria, plot_bifurcation, threshold
 
 system = derive(ModelSpec("euclidean", "simsiam"))
 eta_star = threshold(system, "eta").fold_solutions[0]
@@ -22,8 +21,8 @@ print(f"threshold eta* = {eta_star} = {float(eta_star.subs('sigma2', 0.2)):.4f} 
 for eta in (0.05, 0.3):
     print(f"\neta = {eta}:")
     print(equilibria(system, {"sigma2": 0.2, "eta": eta, "alpha_p": 1.0}))
-b = bifurcation(system, "eta", np.linspace(0, 0.4, 21), {"sigma2": 0.2, "alpha_p": 1.0})
+b = bifurcation(system, ("eta", np.linspace(0, 0.4, 21)), {"sigma2": 0.2, "alpha_p": 1.0})
 print("\nbifurcation points:", [(pt.kind, round(pt.value, 6)) for pt in b.points])
-fig, ax = plot_bifurcation(system, "eta", np.linspace(0, 0.4, 21), {"sigma2": 0.2, "alpha_p": 1.0})
+fig, ax = plot_bifurcation(b)
 fig.savefig("euclidean_threshold.png", dpi=120)
 print("saved euclidean_threshold.png")

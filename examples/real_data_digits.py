@@ -20,7 +20,7 @@ import argparse
 
 import numpy as np
 
-from dynamics import digits_data, digits_experiment, plot_real_data
+from ncdyn import digits_data, digits_experiment, plot_real_data
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ integration tolerance.
 import argparse
 import time
 
-from dynamics import MAX_EXACT_WIDTH, compare
+from ncdyn import MAX_EXACT_WIDTH, ModelSpec, compare
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--widths", type=int, nargs="+", default=[4, 16, 64, 256])
@@ -35,7 +35,7 @@ args = ap.parse_args()
 for loss, eta in (("euclidean", 0.05), ("cosine", 0.3)):
     t0 = time.perf_counter()
     floor = {"floor_seed": 1, "floor_widths": [w for w in args.widths if w <= args.max_exact_width]} if loss == "cosine" else {}
-    result = compare(loss, "simsiam", {"sigma2": 0.2, "eta": eta, "alpha_p": 1.0}, widths=args.widths, t1=args.t1,
+    result = compare(ModelSpec(loss), {"sigma2": 0.2, "eta": eta, "alpha_p": 1.0}, widths=args.widths, t1=args.t1,
                      max_exact_width=args.max_exact_width, progress=True, **floor)
     print(f"\n{loss} loss, eta = {eta} ({time.perf_counter() - t0:.0f} s)")
     print(result.table())

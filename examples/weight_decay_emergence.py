@@ -15,15 +15,14 @@ eta lambda^2, and once it falls below the fold a stable equilibrium exists.
 
 import numpy as np
 
-from derivations import ModelSpec, derive
-from dynamics import default_spectrum, shrinking_norms
+from ncdyn import ModelSpec, default_spectrum, derive, shrinking_norms
 
 h, eta, c = 32, 0.3, 1.2
 spectrum = default_spectrum(h)
 p, s = spectrum["p"], spectrum["s"]
 params = {"sigma2": c - 1, "eta": eta, "alpha_p": 1.0,
           "N_psi": float(np.sqrt(c * np.sum(p**2 * s))), "N_phi": float(np.sqrt(c * np.sum(s))), "T": float(np.sum(p * s))}
-path = shrinking_norms(derive(ModelSpec("cosine", "simsiam")), params, np.linspace(0, 10, 101))
+path = shrinking_norms(derive(ModelSpec("cosine", "simsiam")), np.linspace(0, 10, 101), params)
 for t, code, ps in zip(path.t[::10], path.codes[::10], path.p_stable[::10]):
     stable = f"stable p*/lambda = {ps:.3f}" if np.isfinite(ps) else "no stable non-collapsed equilibrium"
     print(f"t = {t:5.1f}  lambda = {np.exp(-eta * t):.3f}  {path.names[code]:<14}  {stable}")

@@ -64,17 +64,17 @@ def kinds(bif):
 @pytest.mark.parametrize("system, kind", [(SADDLE_NODE, "fold"), (TRANSCRITICAL, "transcritical"),
                                           (PITCHFORK, "pitchfork")])
 def test_one_state_normal_forms_at_zero(system, kind, n):
-    bif = bifurcation(system, "r", np.linspace(-1.0, 1.0, n), {}, tol=1e-12)
+    bif = bifurcation(system, ("r", np.linspace(-1.0, 1.0, n)), {}, tol=1e-12)
     assert kinds(bif) == [kind]
     (pt,) = bif.points
     assert pt.value == 0.0            # exact: snapped to the exact root of the discriminant in r
-    assert pt.x.shape == (1,) and abs(pt.x[0]) <= 1e-9 and pt.p == pt.x[0]
+    assert pt.x.shape == (1,) and abs(pt.x[0]) <= 1e-9
     assert kind in BIFURCATION_KINDS
 
 
 def test_transcritical_branches_cross_and_exchange_stability():
     """Branches x = 0 (stable for r < 0) and x = r (stable for r > 0), tracked through r = 0."""
-    bif = bifurcation(TRANSCRITICAL, "r", np.linspace(-1.0, 1.0, 8), {}, n_dense=101)
+    bif = bifurcation(TRANSCRITICAL, ("r", np.linspace(-1.0, 1.0, 8)), {}, n_dense=101)
     assert len(bif.branches) == 2 and all(isinstance(b, Branch) for b in bif.branches)
     zero = next(b for b in bif.branches if np.all(np.abs(b.x[:, 0]) <= 1e-12))
     other = next(b for b in bif.branches if b is not zero)
@@ -89,7 +89,7 @@ def test_transcritical_branches_cross_and_exchange_stability():
 
 
 def test_pitchfork_branches():
-    bif = bifurcation(PITCHFORK, "r", np.linspace(-1.0, 1.0, 9), {}, n_dense=201)
+    bif = bifurcation(PITCHFORK, ("r", np.linspace(-1.0, 1.0, 9)), {}, n_dense=201)
     assert len(bif.branches) == 3
     for b in bif.branches:
         x = b.x[:, 0]
@@ -103,7 +103,7 @@ def test_pitchfork_branches():
 
 
 def test_hopf_normal_form():
-    bif = bifurcation(HOPF, "mu", np.linspace(-1.0, 1.0, 8), {}, tol=1e-10)
+    bif = bifurcation(HOPF, ("mu", np.linspace(-1.0, 1.0, 8)), {}, tol=1e-10)
     assert kinds(bif) == ["hopf"]
     assert abs(bif.points[0].value) <= 1e-9 and np.max(np.abs(bif.points[0].x)) <= 1e-12
     assert bif.state_names == ("x", "y")
@@ -112,7 +112,7 @@ def test_hopf_normal_form():
 @pytest.mark.parametrize("a, values", [(1.0, np.linspace(1.0, 3.0, 11)), (1.5, np.linspace(2.0, 5.0, 7)),
                                        (0.7, np.linspace(0.5, 3.0, 6))])
 def test_brusselator_hopf_at_one_plus_a_squared(a, values):
-    bif = bifurcation(BRUSSELATOR, "b", values, {"a": a}, tol=1e-10)
+    bif = bifurcation(BRUSSELATOR, ("b", values), {"a": a}, tol=1e-10)
     assert kinds(bif) == ["hopf"]
     (pt,) = bif.points
     b_c = 1 + a**2
@@ -129,12 +129,12 @@ def test_brusselator_hopf_at_one_plus_a_squared(a, values):
 
 
 def test_euclidean_mode_transcritical_exactly_zero_and_fold_at_tians_threshold():
-    bif = bifurcation(derive(ModelSpec("euclidean")), "eta", np.linspace(0.0, 0.4, 17), EUCLID)
+    bif = bifurcation(derive(ModelSpec("euclidean")), ("eta", np.linspace(0.0, 0.4, 17)), EUCLID)
     assert kinds(bif) == ["transcritical", "fold"]
     trans, fold = bif.points
-    assert trans.value == 0.0 and trans.p == 0.0          # was 4.7e-11
+    assert trans.value == 0.0 and trans.x[0] == 0.0          # was 4.7e-11
     assert abs(fold.value - 1 / (4 * C)) <= 1e-12 and abs(fold.value - 0.208333) < 1e-6
-    assert abs(fold.p - 1 / (2 * C)) <= 1e-5
+    assert abs(fold.x[0] - 1 / (2 * C)) <= 1e-5
     assert bif.state_names == ("p",)
     # the stable upper branch is Tian's p+
     upper = max(bif.branches, key=lambda b: float(np.max(b.x)))
@@ -147,7 +147,7 @@ def test_ema_mode_two_states_after_reduction():
     the fold sits at eta = 1/(4c) with (p, tau) = (1/(2c), 1); the collapsed branch (0, tau0)
     meets p- at eta = 0 (transcritical)."""
     system = derive(ModelSpec("euclidean", "ema"))
-    bif = bifurcation(system, "eta", np.linspace(0.0, 0.4, 9), {**EUCLID, "beta": 0.5})
+    bif = bifurcation(system, ("eta", np.linspace(0.0, 0.4, 9)), {**EUCLID, "beta": 0.5})
     assert bif.state_names == ("p", "tau")
     assert kinds(bif) == ["transcritical", "fold"]
     trans, fold = bif.points
@@ -180,7 +180,7 @@ def test_multi_state_fold_snaps_to_the_exact_zero_eigenvalue_value():
     """A fold of a two-state polynomial system between samples comes back as the float nearest
     the exact value 1/(4c) (from {N = 0, det dN/dx = 0} eliminated to eta), not a bisection
     bracket 1e-10 wide (the old value on this grid was off by 3e-11)."""
-    bif = bifurcation(derive(ModelSpec("euclidean", "ema")), "eta", np.linspace(0.0, 0.4, 7), {**EUCLID, "beta": 0.5})
+    bif = bifurcation(derive(ModelSpec("euclidean", "ema")), ("eta", np.linspace(0.0, 0.4, 7)), {**EUCLID, "beta": 0.5})
     assert kinds(bif) == ["transcritical", "fold"]
     assert bif.points[0].value == 0.0
     assert abs(bif.points[1].value - 1 / (4 * C)) <= 2 * np.finfo(float).eps * (1 / (4 * C))
@@ -192,7 +192,7 @@ def test_located_count_change_is_never_dropped(monkeypatch):
     import dynamics._bifurcation as bifmod
 
     monkeypatch.setattr(bifmod._Solver, "zero_kind", lambda self, v, x: None)
-    bif = bifurcation(SADDLE_NODE, "r", np.linspace(-1.0, 0.7, 5), {})
+    bif = bifurcation(SADDLE_NODE, ("r", np.linspace(-1.0, 0.7, 5)), {})
     assert kinds(bif) == ["fold"]
     assert abs(bif.points[0].value) <= 1e-9
     assert abs(bif.points[0].x[0]) <= 1e-4
@@ -205,28 +205,28 @@ def test_located_count_change_is_never_dropped(monkeypatch):
 def test_bad_tol_is_refused_not_a_hang(tol):
     t0 = time.perf_counter()
     with pytest.raises(ValueError, match="tol"):
-        bifurcation(derive(ModelSpec("euclidean")), "eta", [0.1, 0.3], EUCLID, tol=tol)
+        bifurcation(derive(ModelSpec("euclidean")), ("eta", [0.1, 0.3]), EUCLID, tol=tol)
     assert time.perf_counter() - t0 < 5
 
 
 def test_smallest_tol_returns():
     t0 = time.perf_counter()
-    bif = bifurcation(SADDLE_NODE, "r", [-0.3, 0.7], {}, tol=MIN_TOL)
+    bif = bifurcation(SADDLE_NODE, ("r", [-0.3, 0.7]), {}, tol=MIN_TOL)
     assert kinds(bif) == ["fold"] and bif.points[0].value == 0.0
     assert time.perf_counter() - t0 < 30
 
 
 def test_bifurcation_arguments():
     with pytest.raises(TypeError, match="system must be"):
-        bifurcation("x' = r + x^2", "r", [0, 1], {})
+        bifurcation("x' = r + x^2", ("r", [0, 1]), {})
     with pytest.raises(ValueError, match="param"):
-        bifurcation(SADDLE_NODE, "s", [0, 1], {})
+        bifurcation(SADDLE_NODE, ("s", [0, 1]), {})
     with pytest.raises(ValueError, match="values"):
-        bifurcation(SADDLE_NODE, "r", [1.0, 0.0], {})
+        bifurcation(SADDLE_NODE, ("r", [1.0, 0.0]), {})
     with pytest.raises(ValueError, match="n_dense"):
-        bifurcation(SADDLE_NODE, "r", [0.0, 1.0], {}, n_dense=1)
+        bifurcation(SADDLE_NODE, ("r", [0.0, 1.0]), {}, n_dense=1)
     with pytest.raises(ValueError, match="eta"):   # outside the parameter domain eta >= 0
-        bifurcation(derive(ModelSpec("euclidean")), "eta", [-0.1, 0.1], EUCLID)
+        bifurcation(derive(ModelSpec("euclidean")), ("eta", [-0.1, 0.1]), EUCLID)
 
 
 # -- threshold ------------------------------------------------------------------------------------
@@ -362,7 +362,7 @@ def test_shrinking_norms_with_explicit_scaling():
     system = ODESystem.from_equations({"x": "x*(a - x**2) - k*x"}, params=("a", "k"), collapse=("x",))
     a, rate = 0.25, 0.5
     t = np.linspace(0.0, 3.0, 31)
-    path = shrinking_norms(system, {"a": a, "k": 1.0}, t, scaling={"a": -2, "x": 1}, rate=rate)
+    path = shrinking_norms(system, t, {"a": a, "k": 1.0}, scaling={"a": -2, "x": 1}, rate=rate)
     t_star = math.log(1 / a) / (2 * rate)
     assert abs(path.t_emerge - t_star) <= 1e-8
     after = t > t_star
@@ -370,4 +370,4 @@ def test_shrinking_norms_with_explicit_scaling():
                                rtol=1e-9)
     assert np.all(np.isnan(path.p_stable[~after]))
     with pytest.raises(ValueError, match="rate"):
-        shrinking_norms(system, {"a": a, "k": 1.0}, t, scaling={"a": -2}, rate="eta")
+        shrinking_norms(system, t, {"a": a, "k": 1.0}, scaling={"a": -2}, rate="eta")

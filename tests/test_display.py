@@ -128,7 +128,7 @@ def test_equilibrium_set_html_pitchfork():
 
 
 def test_bifurcation_html_and_repr_pitchfork():
-    b = bifurcation(pitchfork(), "r", np.linspace(-1, 1, 21), {"r": 0.0})
+    b = bifurcation(pitchfork(), ("r", np.linspace(-1, 1, 21)), {"r": 0.0})
     t = tables(b)
     assert t.header == ["kind", "r", "x"]
     assert len(t.rows) == 1 and t.rows[0][0] == "pitchfork"
@@ -247,7 +247,7 @@ def test_phase_plane_and_basins_reprs_and_html_lotka_volterra():
     # x' = x - x^3 on a grid: x0 > 0 goes to 1, x0 < 0 to -1 (both stable nodes), x0 = 0 stays
     bistable = ODESystem.from_equations({"x": "x - x^3", "y": "-y"}, params=())
     grid = {"x": np.linspace(-1.05, 1.05, 8), "y": np.linspace(-1, 1, 5)}  # no grid point at x = 0
-    b = dynamics.basins(bistable, {}, grid, t1=30.0, progress=False)
+    b = dynamics.basins(bistable, grid, {}, t1=30.0, progress=False)
     assert len(repr(b)) < 300 and "\n" not in repr(b) and "array" not in repr(b)
     shares = {r[1]: float(r[3]) for r in tables(b).rows}
     assert shares == {"x=-1, y=0": 0.5, "x=1, y=0": 0.5, "none (or it left)": 0.0}

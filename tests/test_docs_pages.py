@@ -12,6 +12,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGES = (
     "getting_started.md",
     "interface.md",
+    "conventions.md",
     "science/index.md",
     "science/models.md",
     "science/approximations.md",

@@ -226,9 +226,9 @@ def test_threshold_is_tians_and_bifurcation_locates_it():
     assert sp.simplify(ema.fold_solutions[0] - tau**2 / (4 * (1 + sigma2))) == 0
     cos = threshold(derive(ModelSpec("cosine")), "eta")
     assert cos.fold.has(sp.Symbol("N_psi")) and cos.fold.has(sp.Symbol("T"))
-    b = bifurcation(derive(ModelSpec("euclidean")), "eta", np.linspace(0.0, 0.4, 17), {"sigma2": SIGMA2, "alpha_p": 1.0})
+    b = bifurcation(derive(ModelSpec("euclidean")), ("eta", np.linspace(0.0, 0.4, 17)), {"sigma2": SIGMA2, "alpha_p": 1.0})
     folds = [pt for pt in b.points if pt.kind == "fold"]
-    assert len(folds) == 1 and abs(folds[0].value - THRESHOLD) < 1e-8 and abs(folds[0].p - 1 / (2 * C)) < 1e-4
+    assert len(folds) == 1 and abs(folds[0].value - THRESHOLD) < 1e-8 and abs(folds[0].x[0] - 1 / (2 * C)) < 1e-4
     assert any(pt.kind == "transcritical" and abs(pt.value) < 1e-8 for pt in b.points)
 
 
@@ -236,7 +236,7 @@ def test_cosine_fold_matches_its_discriminant_condition():
     """The sampled bifurcation fold of the sextic sits on the symbolic fold condition."""
     system = derive(ModelSpec("cosine"))
     params = {"sigma2": SIGMA2, "alpha_p": 1.0, "N_psi": 2.0, "N_phi": 1.5, "T": 1.0}
-    b = bifurcation(system, "eta", np.linspace(0.01, 0.4, 14), params)
+    b = bifurcation(system, ("eta", np.linspace(0.01, 0.4, 14)), params)
     fold = next(pt for pt in b.points if pt.kind == "fold")
     cond = threshold(system, "eta").fold
     syms = {sp.Symbol(k): v for k, v in params.items()}
@@ -308,11 +308,11 @@ def test_stable_equilibrium_emerges_as_weight_decay_shrinks_the_norms():
     s = p**2
     params = {"sigma2": SIGMA2, "eta": 0.3, "alpha_p": 1.0, "N_psi": float(np.sqrt(C * np.sum(p**2 * s))),
               "N_phi": float(np.sqrt(C * np.sum(s))), "T": float(np.sum(p * s))}
-    path = shrinking_norms(system, params, np.linspace(0, 10, 51))
+    path = shrinking_norms(system, np.linspace(0, 10, 51), params)
     assert path.names[path.codes[0]] == "collapse only" and path.names[path.codes[-1]] == "bistable"
     fixed = {k: v for k, v in params.items() if k != "eta"}
-    fold = next(pt.value for pt in bifurcation(system, "eta", np.linspace(0.001, 0.3, 30), fixed).points if pt.kind == "fold")
+    fold = next(pt.value for pt in bifurcation(system, ("eta", np.linspace(0.001, 0.3, 30)), fixed).points if pt.kind == "fold")
     t_star = np.log(0.3 / fold) / (2 * 0.3)
     assert abs(path.t_emerge - t_star) < 1e-6
     with pytest.raises(ValueError, match="cosine"):
-        shrinking_norms(derive(ModelSpec("euclidean")), {"sigma2": 0.2, "eta": 0.3, "alpha_p": 1.0}, [0, 1])
+        shrinking_norms(derive(ModelSpec("euclidean")), [0, 1], {"sigma2": 0.2, "eta": 0.3, "alpha_p": 1.0})

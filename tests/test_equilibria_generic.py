@@ -69,7 +69,7 @@ def test_rational_non_hyperbolic_point_by_centre_manifold():
     order, coeff = e.centre_flow
     assert order == 2 and abs(abs(coeff) - 1.0) < 1e-12
     one = ODESystem.from_equations({"x": "x**2/(1 + x**2)"})  # f = x^2 - x^4 + ...: a_2 = 1
-    c = classify(one, {}, [0.0])
+    c = classify(one, [0.0], {})
     assert c.kind == "semi-stable" and c.centre_flow == (2, 1.0)
 
 
@@ -176,7 +176,7 @@ def test_mpmath_precision_is_left_alone():
     for dps in (15, 33):
         with mpmath.workdps(dps):
             equilibria(reduced, params)
-            classify(reduced, params, [0.0])
+            classify(reduced, [0.0], params)
             assert mpmath.mp.dps == dps
 
 
@@ -208,7 +208,7 @@ def test_badly_scaled_stable_node(change):
     np.testing.assert_allclose(sorted(e.eigenvalues.real), [r.real for r in reference], rtol=1e-10)
     assert e.kind == "stable node" and e.stable is True and e.hyperbolic
     # the float path (classify at the rounded point) agrees
-    c = classify(system, params, e.x)
+    c = classify(system, e.x, params)
     assert c.kind == "stable node" and c.stable is True
 
 
@@ -218,22 +218,22 @@ def test_badly_scaled_stable_node(change):
 def test_classify_warns_off_equilibrium_and_refuses_poles():
     system = ODESystem.from_equations({"x": "r + x**2"}, params=("r",))
     with pytest.warns(UserWarning, match=r"not an equilibrium: residual max\|f\(x\)\| = 1"):
-        classify(system, {"r": -1.0}, [0.0])
+        classify(system, [0.0], {"r": -1.0})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        c = classify(system, {"r": -1.0}, [1.0])  # slope 2: unstable
+        c = classify(system, [1.0], {"r": -1.0})  # slope 2: unstable
     assert c.kind == "unstable node" and abs(c.eigenvalues[0] - 2) < 1e-14
     pole = ODESystem.from_equations({"x": "1/x - 1"})
     with pytest.raises(ValueError, match="denominator"):
-        classify(pole, {}, [0.0])
+        classify(pole, [0.0], {})
     with pytest.raises(ValueError, match="one value per state"):
-        classify(system, {"r": -1.0}, [1.0, 2.0])
+        classify(system, [1.0, 2.0], {"r": -1.0})
 
 
 def test_classify_exact_point_decides_at_high_precision():
     """x' = (x - 1/3)^2 at the exact point 1/3: a double root (semi-stable, a_2 = 1)."""
     system = ODESystem.from_equations({"x": "(x - 1/3)**2"})
-    c = classify(system, {}, [sp.Rational(1, 3)])
+    c = classify(system, [sp.Rational(1, 3)], {})
     assert c.precision == "high" and c.kind == "semi-stable" and c.centre_flow == (2, 1.0)
 
 
@@ -282,7 +282,7 @@ def test_lyapunov_coefficient_with_quadratic_terms():
     g = x * y - y**2 + sp.Rational(3, 10) * x * y**2
     a_ref = float(guckenheimer_holmes(f, g, x, y, 2))
     system = ODESystem((x, y), (), [-2 * y + f, 2 * x + g])
-    c = classify(system, {}, [0.0, 0.0])
+    c = classify(system, [0.0, 0.0], {})
     assert abs(c.lyapunov - a_ref) < 1e-12 * max(1, abs(a_ref))
     assert c.stable is (a_ref < 0)
 

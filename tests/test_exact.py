@@ -23,7 +23,7 @@ def _mc_rates(spec, spectra, params, lam, n_batches=24, batch=2**14, seed=0):
 
     @jax.jit
     def batch_rates(key):
-        x1, x2 = sample_views(spec, key, batch, params, lam)
+        x1, x2 = sample_views(spec, key, batch, lam, params)
         g = jax.grad(lambda w: f(w, W, x1, x2, params).mean())(W)
         dphi = -jnp.diag(g["Phi"]) - params["eta"] * phi
         out = {"s": 2 * phi * dphi}

@@ -100,7 +100,7 @@ def test_textbook_system_round_trip_with_renamed_names():
     system = textbook()
     params = {"T": 1.5, "Ln": 0.3, "ab": 0.25, "AB": 2.0}
     y0 = (1.1, 0.7, 0.2)
-    text = to_xppaut(system, params, y0)
+    text = to_xppaut(system, params, y0=y0)
     par, init, _, opts = read_ode(text)
     names = [n.lower() for n in list(par) + list(init)]
     assert len(set(names)) == len(names)
@@ -114,11 +114,11 @@ def test_textbook_system_round_trip_with_renamed_names():
 def test_derived_systems_cosine_frozen_and_euclidean_ema():
     cosine = derive(ModelSpec(loss="cosine", target="simsiam", norms="frozen"))
     params = {"sigma2": 0.1, "eta": 0.01, "alpha_p": 1.0, "N_psi": 1.2, "N_phi": 0.9, "T": 0.3}
-    check_against_system(cosine, params, (0.5, 0.6), to_xppaut(cosine, params, (0.5, 0.6)))
+    check_against_system(cosine, params, (0.5, 0.6), to_xppaut(cosine, params, y0=(0.5, 0.6)))
     ema = derive(ModelSpec(loss="euclidean", target="ema"))
     params = {"sigma2": 0.2, "eta": 0.05, "alpha_p": 0.5, "beta": 0.3}
     y0 = {"p": 0.4, "s": 0.3, "tau": 0.9}
-    check_against_system(ema, params, list(y0.values()), to_xppaut(ema, params, y0))
+    check_against_system(ema, params, list(y0.values()), to_xppaut(ema, params, y0=y0))
 
 
 def test_coupled_three_mode_system(tmp_path):
@@ -126,7 +126,7 @@ def test_coupled_three_mode_system(tmp_path):
     params = {"sigma2": 0.1, "eta": 0.01, "alpha_p": 1.0, "N_psi": 1.2, "N_phi": 0.9, "T": 0.3}
     y0 = (0.5, 0.4, 0.3, 0.6, 0.5, 0.4)
     path = tmp_path / "modes.ode"
-    text = to_xppaut(modes, params, y0, path=path)  # a ModeSystem goes through to_ode_system()
+    text = to_xppaut(modes, params, y0=y0, path=path)  # a ModeSystem goes through to_ode_system()
     assert path.read_text() == text
     check_against_system(modes.to_ode_system(), params, y0, text, n_points=5)
 
@@ -135,7 +135,7 @@ def test_long_right_hand_side_is_split_into_temporaries():
     terms = " + ".join(f"c{k}*(x + y/{k})^2*exp(-(x - {k}/10)^2)" for k in range(1, 40))
     system = ODESystem.from_equations({"x": terms, "y": "-y + x"}, params=tuple(f"c{k}" for k in range(1, 40)))
     params = {f"c{k}": 1.0 / k for k in range(1, 40)}
-    text = to_xppaut(system, params, (0.2, 0.1))
+    text = to_xppaut(system, params, y0=(0.2, 0.1))
     assert any(re.fullmatch(r"w\d+=.+", line) for line in text.splitlines())
     check_against_system(system, params, (0.2, 0.1), text, n_points=5)
 
@@ -185,7 +185,7 @@ def test_xppaut_integrates_the_file_like_integrate(tmp_path):
     system = derive(ModelSpec(loss="euclidean", target="ema"))
     params = {"sigma2": 0.2, "eta": 0.05, "alpha_p": 0.5, "beta": 0.3}
     y0 = (0.4, 0.3, 0.9)
-    to_xppaut(system, params, y0, path=tmp_path / "ema.ode",
+    to_xppaut(system, params, y0=y0, path=tmp_path / "ema.ode",
               options={"total": 4, "dt": 0.5, "meth": "5dp", "toler": 1e-12, "atoler": 1e-12})
     subprocess.run(["xppaut", "ema.ode", "-silent"], cwd=tmp_path, check=True, capture_output=True, timeout=60)
     out = np.loadtxt(tmp_path / "output.dat")

@@ -22,6 +22,7 @@ from dynamics import (  # noqa: E402
     Basins,
     Regimes,
     basins,
+    bifurcation,
     plot_basins,
     plot_bifurcation,
     plot_flow_1d,
@@ -97,7 +98,7 @@ def _pitchfork():
     r = np.linspace(-1, 1, 21)
     pos = r[r >= 0]
     branches = (Branch(r, np.zeros((r.size, 1)), r < 0), Branch(pos, np.sqrt(pos)[:, None], np.ones(pos.size, bool)))
-    return Bifurcation("alpha_p", r, np.zeros((21, 1)), np.zeros((21, 1), bool), np.ones((21, 1), bool),
+    return Bifurcation("alpha_p", r, np.zeros((21, 1, 1)), np.zeros((21, 1), bool), np.ones((21, 1), bool),
                        (BifurcationPoint("pitchfork", 0.0, np.array([0.0])),), state_names=("x",), branches=branches,
                        system_name="pitchfork normal form")
 
@@ -118,13 +119,13 @@ def test_portrait_legends_leave_the_saddles_free():
 
 
 def test_flow_bifurcation_regime_and_basin_legends_sit_off_the_data():
-    fig, ax = plot_flow_1d(TRANSCRITICAL, {}, vary=("r", [0.0, 0.5, 1.0]), x_range=(-0.5, 1.5))
+    fig, ax = plot_flow_1d(TRANSCRITICAL, {}, vary=("r", [0.0, 0.5, 1.0]), xlim=(-0.5, 1.5))
     assert_legends_off_the_data(fig, ax)
     fig, ax = plot_bifurcation(_pitchfork())
     assert_legends_off_the_data(fig, ax)
     fig, ax = plot_regimes(_regimes(), path=([1.0, 0.4], [0.3, 0.3]))
     assert_legends_off_the_data(fig, ax)
-    b = basins(TRANSCRITICAL_2D, {"r": 1.0}, {"x": [-0.5, 0.5, 2.0], "y": [0.0, 1.0]}, t1=10.0, backend="scipy")
+    b = basins(TRANSCRITICAL_2D, {"x": [-0.5, 0.5, 2.0], "y": [0.0, 1.0]}, {"r": 1.0}, t1=10.0, backend="scipy")
     fig, ax = plot_basins(b)
     assert_legends_off_the_data(fig, ax)
 
@@ -153,13 +154,13 @@ def test_portrait_title_says_system_parameters_and_slice_in_mathtext():
 
 def test_every_panel_has_mathtext_labels_and_a_title_with_values():
     euclid = derive(ModelSpec("euclidean"))
-    fig, ax = plot_flow_1d(euclid, EUC, vary=("eta", [0.0, 0.1]), x_range=(-0.2, 1.2))
+    fig, ax = plot_flow_1d(euclid, EUC, vary=("eta", [0.0, 0.1]), xlim=(-0.2, 1.2))
     render(fig)
     assert ax.get_ylabel() == r"$dp/dt$ on $s = p^{2}/\alpha_p$" and ax.get_xlabel() == "$p$"
     assert r"$\sigma^2 = 0.2$" in ax.get_title() and r"$\eta" not in ax.get_title()  # eta is the varied one
     assert legends(ax)[0].get_title().get_text() == r"$\eta$"
     assert_readable(ax, euclid.param_names)
-    fig, ax = plot_bifurcation(euclid, "eta", np.linspace(0, 0.4, 5), {"sigma2": 0.2, "alpha_p": 1.0}, n_dense=60)
+    fig, ax = plot_bifurcation(bifurcation(euclid, ("eta", np.linspace(0, 0.4, 5)), {"sigma2": 0.2, "alpha_p": 1.0}, n_dense=60))
     render(fig)
     assert ax.get_xlabel() == r"$\eta$" and ax.get_ylabel() == "$p^*$"
     assert r"$\sigma^2 = 0.2$" in ax.get_title()
@@ -168,7 +169,7 @@ def test_every_panel_has_mathtext_labels_and_a_title_with_values():
     fig, ax = plot_regimes(_regimes())
     render(fig)
     assert (ax.get_xlabel(), ax.get_ylabel()) == (r"$\mathrm{scale}$", r"$\eta$")
-    b = basins(euclid, EUC, {"p": [0.01, 0.8], "s": [0.0, 0.64]}, t1=50.0, backend="scipy")
+    b = basins(euclid, {"p": [0.01, 0.8], "s": [0.0, 0.64]}, EUC, t1=50.0, backend="scipy")
     fig, ax = plot_basins(b)
     render(fig)
     assert r"$\sigma^2 = 0.2$" in ax.get_title() and euclid.name in ax.get_title()
@@ -197,7 +198,7 @@ def test_spectra_labels_are_mathtext():
 def test_flow_markers_take_their_curves_colour_and_none_is_painted_over():
     from matplotlib.colors import same_color
 
-    fig, ax = plot_flow_1d(TRANSCRITICAL, {}, vary=("r", [0.0, 0.5, 1.0]), x_range=(-0.5, 1.5))
+    fig, ax = plot_flow_1d(TRANSCRITICAL, {}, vary=("r", [0.0, 0.5, 1.0]), xlim=(-0.5, 1.5))
     render(fig)
     curves = {ln.get_label(): ln.get_color() for ln in ax.lines if ln.get_gid() == "curve"}
     assert list(curves) == ["0", "0.5", "1"]
@@ -230,9 +231,9 @@ def test_flow_markers_take_their_curves_colour_and_none_is_painted_over():
 
 
 def test_flow_1d_ylim_and_bad_arguments():
-    fig, ax = plot_flow_1d(TRANSCRITICAL, {"r": 0.5}, x_range=(-0.5, 1.5), ylim=(-0.2, 0.3))
+    fig, ax = plot_flow_1d(TRANSCRITICAL, {"r": 0.5}, xlim=(-0.5, 1.5), ylim=(-0.2, 0.3))
     assert ax.get_ylim() == (-0.2, 0.3)
-    with pytest.raises(ValueError, match="vary values must be real numbers"):
+    with pytest.raises(ValueError, match="vary values must be a 1-D list of real numbers"):
         plot_flow_1d(TRANSCRITICAL, {}, vary=("r", "abc"))
     with pytest.raises(ValueError, match="1-D"):
         plot_flow_1d(TRANSCRITICAL, {}, vary=("r", [[0.1, 0.2]]))
@@ -259,7 +260,7 @@ def test_basins_paint_blow_ups_apart_from_does_not_collapse():
     from matplotlib.colors import to_rgba
 
     x0 = np.array([-0.5, 0.5, 2.0, 3.0])  # blow-up times ln 2 ~ 0.69 and ln 1.5 ~ 0.41 for 2 and 3
-    b = basins(TRANSCRITICAL_2D, {"r": 1.0}, {"x": x0, "y": [0.0, 1.0]}, t1=10.0, backend="scipy")
+    b = basins(TRANSCRITICAL_2D, {"x": x0, "y": [0.0, 1.0]}, {"r": 1.0}, t1=10.0, backend="scipy")
     assert np.all(b.status[:, 2:] == "blew_up") and np.all(b.collapsed[:, :2]) and not b.collapsed[:, 2:].any()
     fig, ax = plot_basins(b)
     render(fig)
@@ -276,7 +277,7 @@ def test_basins_without_collapse_states_mark_blow_ups():
     from matplotlib.colors import to_rgba
 
     free = ODESystem.from_equations({"x": "x*(x - 1)", "y": "-y"})
-    b = basins(free, {}, {"x": [-0.5, 0.5, 2.0], "y": [0.0, 1.0]}, t1=10.0, backend="scipy")
+    b = basins(free, {"x": [-0.5, 0.5, 2.0], "y": [0.0, 1.0]}, {}, t1=10.0, backend="scipy")
     fig, ax = plot_basins(b)
     render(fig)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
@@ -302,7 +303,7 @@ def test_basins_without_collapse_states_mark_blow_ups():
     (lambda: plot_regimes(_regimes(), path_label=3), TypeError, "path_label"),
     (lambda: plot_spectra(None), TypeError, "net must be a network run"),
     (lambda: plot_spectra(None, modes="6"), ValueError, "modes must be an int"),
-    (lambda: basins(SADDLE, {"a": 1.0, "b": 2.0}, {"x": "ab", "y": [0, 1]}), ValueError, "grid values must be"),
+    (lambda: basins(SADDLE, {"x": "ab", "y": [0, 1]}, {"a": 1.0, "b": 2.0}), ValueError, "grid values must be"),
     (lambda: plot_basins(Basins("x", "y", np.zeros(2), np.zeros(2), np.zeros((2, 2, 2)), np.zeros((2, 2), int), (),
                                 np.zeros((2, 2), bool), np.full((2, 2), "finished"), 1.0), ax=[]),
      TypeError, "ax must be a matplotlib Axes"),

@@ -24,7 +24,7 @@ def test_saddle_node_2d_recomputes_on_slider_move():
     # dx/dt = mu - x^2, dy/dt = -y: equilibria (+-sqrt(mu), 0) for mu > 0, none for mu < 0.
     # Jacobian diag(-2x, -1): at +sqrt(mu) a stable node, at -sqrt(mu) a saddle.
     sn = ODESystem.from_equations({"x": "mu - x**2", "y": "-y"}, params=("mu",))
-    ui = interactive_portrait(sn, {"mu": 0.25}, {"mu": (-1.0, 1.0, 0.01)}, n_grid=9, trajectories=0,
+    ui = interactive_portrait(sn, {"mu": (-1.0, 1.0, 0.01)}, {"mu": 0.25}, n_grid=9, trajectories=0,
                               xlim=(-2, 2), ylim=(-1, 1))
     assert isinstance(ui, InteractivePortrait)
     assert ui.params == {"mu": 0.25}
@@ -48,7 +48,7 @@ def test_saddle_node_2d_recomputes_on_slider_move():
 def test_pitchfork_1d_flow_and_png():
     # dx/dt = r x - x^3: r > 0: 0 unstable, +-sqrt(r) stable (f' = r - 3x^2 = -2r); r < 0: 0 stable.
     pf = ODESystem.from_equations({"x": "r*x - x**3"}, params=("r",))
-    ui = interactive_portrait(pf, {}, {"r": (-1.0, 1.0)})
+    ui = interactive_portrait(pf, {"r": (-1.0, 1.0)}, {})
     assert ui.params == {"r": 0.0}  # omitted: the middle of the range
     assert ui.sliders["r"].step == pytest.approx(0.02)
     ui.update(r=0.49)
@@ -73,7 +73,7 @@ def test_euclidean_kinds_change_across_the_threshold():
     c = 1 + sigma2
     eta_fold = 1 / (4 * c)
     reduced = derive(ModelSpec("euclidean")).reduce()
-    ui = interactive_portrait(reduced, {"sigma2": sigma2, "alpha_p": 1.0, "eta": 0.1}, {"eta": (0.0, 0.4)})
+    ui = interactive_portrait(reduced, {"eta": (0.0, 0.4)}, {"sigma2": sigma2, "alpha_p": 1.0, "eta": 0.1})
     below = 0.8 * eta_fold
     ui.update(eta=below)
     disc = math.sqrt(1 - 4 * c * below)
@@ -91,7 +91,7 @@ def test_euclidean_plane_saddle_below_threshold():
     sigma2, alpha_p = 0.2, 2.0
     c = 1 + sigma2
     system = derive(ModelSpec("euclidean"))
-    ui = interactive_portrait(system, {"sigma2": sigma2, "alpha_p": alpha_p, "eta": 0.1}, {"eta": (0.0, 0.4)},
+    ui = interactive_portrait(system, {"eta": (0.0, 0.4)}, {"sigma2": sigma2, "alpha_p": alpha_p, "eta": 0.1},
                               n_grid=9, trajectories=0, manifolds=False)
     ui.update(eta=0.1)
     disc = math.sqrt(1 - 4 * c * 0.1)
@@ -109,7 +109,7 @@ def test_error_during_slider_move_is_shown_and_state_kept(monkeypatch):
     import dynamics._interactive as mod
 
     pf = ODESystem.from_equations({"x": "r*x - x**3"}, params=("r",))
-    ui = interactive_portrait(pf, {"r": 0.25}, {"r": (-1.0, 1.0)})
+    ui = interactive_portrait(pf, {"r": (-1.0, 1.0)}, {"r": 0.25})
     before = ui.equilibria
 
     def broken(*args, **kwargs):
@@ -144,31 +144,31 @@ def pitchfork():
 ])
 def test_bad_sliders(pitchfork, sliders, match):
     with pytest.raises(ValueError, match=match):
-        interactive_portrait(pitchfork, {"r": 0.5}, sliders)
+        interactive_portrait(pitchfork, sliders, {"r": 0.5})
 
 
 def test_bad_input_messages(pitchfork):
     reduced = derive(ModelSpec("euclidean")).reduce()
     base = {"sigma2": 0.2, "alpha_p": 1.0, "eta": 0.1}
     with pytest.raises(ValueError, match=r"sliders\['eta'\] = \(-0.1, 0.3\) leaves the parameter's domain.*eta >= 0"):
-        interactive_portrait(reduced, base, {"eta": (-0.1, 0.3)})
+        interactive_portrait(reduced, {"eta": (-0.1, 0.3)}, base)
     with pytest.raises(ValueError, match=r"sliders\['alpha_p'\].*alpha_p > 0"):
-        interactive_portrait(reduced, base, {"alpha_p": (0.0, 2.0)})  # open at 0
+        interactive_portrait(reduced, {"alpha_p": (0.0, 2.0)}, base)  # open at 0
     with pytest.raises(ValueError, match=r"params\['eta'\] = 0.5 is outside its slider's range"):
-        interactive_portrait(reduced, {**base, "eta": 0.5}, {"eta": (0.0, 0.4)})
+        interactive_portrait(reduced, {"eta": (0.0, 0.4)}, {**base, "eta": 0.5})
     with pytest.raises(ValueError, match="sigma2"):
-        interactive_portrait(reduced, {"alpha_p": 1.0}, {"eta": (0.0, 0.4)})  # sigma2 missing
+        interactive_portrait(reduced, {"eta": (0.0, 0.4)}, {"alpha_p": 1.0})  # sigma2 missing
     with pytest.raises(TypeError, match="sliders must be a dict"):
-        interactive_portrait(pitchfork, {}, [("r", 0, 1)])
+        interactive_portrait(pitchfork, [("r", 0, 1)], {})
     with pytest.raises(TypeError, match="lo must be a real number"):
-        interactive_portrait(pitchfork, {}, {"r": ("0", 1)})
+        interactive_portrait(pitchfork, {"r": ("0", 1)}, {})
     with pytest.raises(TypeError, match="system must be"):
-        interactive_portrait("x' = -x", {}, {"r": (0, 1)})
-    with pytest.raises(TypeError, match=r"'xlim'.*plot_flow_1d.*x_range"):
-        interactive_portrait(pitchfork, {}, {"r": (0, 1)}, xlim=(0, 1))
+        interactive_portrait("x' = -x", {"r": (0, 1)}, {})
+    with pytest.raises(TypeError, match=r"'n_grid'.*plot_flow_1d.*xlim"):
+        interactive_portrait(pitchfork, {"r": (0, 1)}, {}, n_grid=9)
     with pytest.raises(TypeError, match=r"'ax'.*own figure"):
-        interactive_portrait(pitchfork, {}, {"r": (0, 1)}, ax=None)
-    ui = interactive_portrait(pitchfork, {"r": 0.5}, {"r": (0.0, 1.0)})
+        interactive_portrait(pitchfork, {"r": (0, 1)}, {}, ax=None)
+    ui = interactive_portrait(pitchfork, {"r": (0.0, 1.0)}, {"r": 0.5})
     with pytest.raises(ValueError, match=r"update names 's', which has no slider; sliders are \('r',\)"):
         ui.update(s=0.1)
     with pytest.raises(ValueError, match=r"outside its slider's range \[0, 1\]"):
@@ -183,13 +183,13 @@ def test_refused_by_portrait_same_error():
     with pytest.raises(ValueError) as expected:
         portrait(lorenz, params)
     with pytest.raises(ValueError) as got:
-        interactive_portrait(lorenz, params, {"b": (0.0, 2.0)})
+        interactive_portrait(lorenz, {"b": (0.0, 2.0)}, params)
     assert str(got.value) == str(expected.value) and "fixed" in str(got.value)
     with pytest.raises(ValueError, match="not a state"):
-        interactive_portrait(lorenz, params, {"b": (0.0, 2.0)}, x="w", fixed={"z": 0.0})
+        interactive_portrait(lorenz, {"b": (0.0, 2.0)}, params, x="w", fixed={"z": 0.0})
 
 
 def test_missing_ipywidgets_says_how_to_install(monkeypatch, pitchfork):
     monkeypatch.setitem(sys.modules, "ipywidgets", None)
     with pytest.raises(ImportError, match=r'pip install "ncdyn\[interactive\]"'):
-        interactive_portrait(pitchfork, {}, {"r": (0, 1)})
+        interactive_portrait(pitchfork, {"r": (0, 1)}, {})

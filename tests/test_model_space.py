@@ -136,7 +136,7 @@ def exact_rates(spec, point):
 
     params = {k: jnp.float64(v) for k, v in point.params.items()}
     w = point.weights()
-    cov = view_covariance(spec, params, point.lam, point.V)
+    cov = view_covariance(spec, point.lam, params, basis=point.V)
     grads = _expected_gradient(spec)(w, params, cov)
     flow = {k: np.asarray(v) for k, v in weight_flow(spec, w, grads, params).items()}
     U, V, phi = point.U, point.V, np.sqrt(point.s)

@@ -65,10 +65,10 @@ def test_cosine_network_conserves_the_scaled_norm():
 
 
 def test_compare_euclidean_is_exact_and_cosine_reports_every_approximation():
-    euc = compare("euclidean", "simsiam", {"sigma2": SIGMA2, "eta": 0.05, "alpha_p": 1.0}, widths=(4, 8), t1=2.0, n_records=11)
+    euc = compare(ModelSpec("euclidean"), {"sigma2": SIGMA2, "eta": 0.05, "alpha_p": 1.0}, widths=(4, 8), t1=2.0, n_records=11)
     for h in (4, 8):
         assert euc.errors[h]["euclidean"]["p"] < 1e-6 and euc.errors[h]["euclidean"]["s"] < 1e-6
-    cos = compare("cosine", "simsiam", {"sigma2": SIGMA2, "eta": 0.3, "alpha_p": 1.0}, widths=(8,), t1=1.0,
+    cos = compare(ModelSpec("cosine"), {"sigma2": SIGMA2, "eta": 0.3, "alpha_p": 1.0}, widths=(8,), t1=1.0,
                   batch=1024, n_records=11)
     assert set(cos.errors[8]) == {"exact (finite width)", "exact, self-consistent norms", "leading, self-consistent norms",
                                   "exact, norms frozen at t=0"}

@@ -65,7 +65,7 @@ def test_linear_saddle_field_nullclines_manifolds_and_orbits_match_closed_forms(
 
 
 def test_lotka_volterra_saddle_manifolds_lie_on_the_axes():
-    plane = phase_plane(LV, LV_P, trajectories=3, t_max=20.0)
+    plane = phase_plane(LV, LV_P, trajectories=3, t1=20.0)
     a, b, c, d = LV_P.values()
     # equilibria: the saddle at 0 and the centre at (c/d, a/b)
     pts = sorted(map(tuple, plane.points))
@@ -130,8 +130,8 @@ def test_fixed_values_are_checked():
         phase_plane(ODESystem.from_equations({"x": "-x"}), {})
     with pytest.raises(TypeError, match="system must be"):
         phase_plane("lv", LV_P)
-    with pytest.raises(ValueError, match="t_max"):
-        phase_plane(SADDLE, SADDLE_P, t_max=0.0)
+    with pytest.raises(ValueError, match="t1"):
+        phase_plane(SADDLE, SADDLE_P, t1=0.0)
     with pytest.raises(ValueError, match="xlim"):
         phase_plane(SADDLE, SADDLE_P, xlim=(1.0, 1.0))
 
@@ -175,7 +175,7 @@ def test_plots_take_only_their_data_types():
 
 def test_flow_1d_on_a_user_system_and_the_refusal_for_two_states():
     sn = ODESystem.from_equations({"x": "r + x**2"}, params=("r",))
-    fig, ax = plot_flow_1d(sn, {"r": -1.0}, vary=("r", [-1.0, -0.25]), x_range=(-1.5, 1.5))
+    fig, ax = plot_flow_1d(sn, {"r": -1.0}, vary=("r", [-1.0, -0.25]), xlim=(-1.5, 1.5))
     marks = sorted(ln.get_xdata()[0] for ln in ax.lines if ln.get_gid() == "equilibrium")
     np.testing.assert_allclose(marks, [-1.0, -0.5, 0.5, 1.0], atol=1e-12)  # x* = +-sqrt(-r)
     assert ax.get_xlabel() == "$x$" and ax.get_ylabel() == "$dx/dt$"
@@ -185,14 +185,14 @@ def test_flow_1d_on_a_user_system_and_the_refusal_for_two_states():
     with pytest.raises(ValueError, match=r"derivations\.freeze\(system\.reduce\(\), 'tau'\)"):
         plot_flow_1d(ema, dict(EUC, beta=0.5))
     frozen = freeze(ema.reduce(), "tau")  # with tau a parameter the EMA mode is one state
-    fig, ax = plot_flow_1d(frozen, dict(EUC, beta=0.5, tau=1.0), x_range=(-0.2, 1.0))
+    fig, ax = plot_flow_1d(frozen, dict(EUC, beta=0.5, tau=1.0), xlim=(-0.2, 1.0))
     assert ax.get_xlabel() == "$p$" and ax.get_ylabel() == r"$dp/dt$ on $s = p^{2}/\alpha_p$"
 
 
 def test_basins_of_a_system_without_collapse_are_labelled_by_attractor():
     # x' = x - x^3, y' = -y: stable nodes at (+-1, 0); the basin boundary is x = 0
     bistable = ODESystem.from_equations({"x": "x - x**3", "y": "-y"})
-    b = basins(bistable, {}, {"x": np.array([-0.9, -0.2, 0.3, 1.4]), "y": np.array([-1.0, 0.5])}, t1=40.0,
+    b = basins(bistable, {"x": np.array([-0.9, -0.2, 0.3, 1.4]), "y": np.array([-1.0, 0.5])}, {}, t1=40.0,
                backend="scipy")
     assert b.collapse_states == () and not b.collapsed.any() and b.collapse_probability == 0.0
     target = np.array([e.x[0] for e in b.attractors])[b.attractor]
@@ -200,7 +200,7 @@ def test_basins_of_a_system_without_collapse_are_labelled_by_attractor():
     fig, ax = plot_basins(b)
     assert "basins of attraction" in ax.get_title()
     with pytest.raises(TypeError, match=r"fixed\['y'\]"):
-        basins(ODESystem.from_equations({"x": "-x", "y": "-y", "z": "-z"}), {}, {"x": [0, 1], "z": [0, 1]},
+        basins(ODESystem.from_equations({"x": "-x", "y": "-y", "z": "-z"}), {"x": [0, 1], "z": [0, 1]}, {},
                fixed={"y": "0.5"})
 
 
@@ -208,7 +208,7 @@ def test_basins_accept_the_manifold_in_fixed():
     ema = derive(ModelSpec("euclidean", "ema"))
     params = dict(EUC, beta=0.5)
     p0 = np.array([0.3, 0.9])
-    b = basins(ema, params, {"p": p0, "tau": np.array([0.8, 1.2])}, fixed={"s": "manifold"}, t1=5.0, backend="scipy")
+    b = basins(ema, {"p": p0, "tau": np.array([0.8, 1.2])}, params, fixed={"s": "manifold"}, t1=5.0, backend="scipy")
     # the manifold s = p^2/alpha_p is invariant: trajectories that start on it stay on it
     final = b.final
     np.testing.assert_allclose(final[..., 1], final[..., 0] ** 2 / EUC["alpha_p"], rtol=1e-6, atol=1e-9)

@@ -8,7 +8,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from derivations import ModelSpec, derive  # noqa: E402
-from dynamics import SCALE, basins, equilibria, regimes  # noqa: E402
+from dynamics import SCALE, basins, bifurcation, equilibria, regimes  # noqa: E402
 from dynamics import plot_basins, plot_bifurcation, plot_flow_1d, plot_regimes, portrait  # noqa: E402
 from dynamics._reproduce import FIGURES  # noqa: E402
 
@@ -51,15 +51,16 @@ def test_flow_1d_marks_the_equilibria_of_every_curve():
     system = derive(ModelSpec("cosine"))
     params = {"sigma2": 0.2, "eta": 0.05, "alpha_p": 1.0, "N_psi": 2.0, "N_phi": 1.5, "T": 1.0}
     etas = [0.01, 0.05, 0.2]
-    fig, ax = plot_flow_1d(system, params, vary=("eta", etas), p_range=(-1.5, 1.3))
+    fig, ax = plot_flow_1d(system, params, vary=("eta", etas), xlim=(-1.5, 1.3))
     expected = sum(len(equilibria(system.reduce(), dict(params, eta=e), domain={"p": (-1.5, 1.3)})) for e in etas)
     assert len(markers(ax)) == expected
     assert "order 6" in ax.get_title()
 
 
 def test_bifurcation_plot_marks_the_fold_at_tians_threshold():
-    fig, ax = plot_bifurcation(derive(ModelSpec("euclidean")), "eta", np.linspace(0, 0.4, 9), {"sigma2": 0.2, "alpha_p": 1.0},
-                               n_dense=200)
+    bif = bifurcation(derive(ModelSpec("euclidean")), ("eta", np.linspace(0, 0.4, 9)), {"sigma2": 0.2, "alpha_p": 1.0},
+                      n_dense=200)
+    fig, ax = plot_bifurcation(bif)
     (fold,) = markers(ax, "fold")
     assert abs(fold.get_xdata()[0] - 1 / 4.8) < 1e-8
     assert any(line.get_linestyle() == "--" for line in ax.lines)
@@ -78,7 +79,7 @@ def _pitchfork_diagram():
                 Branch(pos, np.sqrt(pos)[:, None], np.ones(pos.size, bool)),
                 Branch(pos, -np.sqrt(pos)[:, None], np.ones(pos.size, bool)))
     points = (BifurcationPoint("pitchfork", 0.0, np.array([0.0])), BifurcationPoint("hopf", 0.5, np.array([0.0])))
-    return Bifurcation("r", r, np.zeros((41, 1)), np.zeros((41, 1), bool), np.ones((41, 1), bool), points,
+    return Bifurcation("r", r, np.zeros((41, 1, 1)), np.zeros((41, 1), bool), np.ones((41, 1), bool), points,
                        state_names=("x",), branches=branches, system_name="pitchfork normal form")
 
 
@@ -108,16 +109,16 @@ def test_bifurcation_plot_of_a_computed_pitchfork():
     from derivations import ODESystem
 
     system = ODESystem.from_equations({"x": "r*x - x**3"}, params=("r",))
-    fig, ax = plot_bifurcation(system, "r", np.linspace(-1, 1, 9), {})
+    fig, ax = plot_bifurcation(bifurcation(system, ("r", np.linspace(-1, 1, 9)), {}))
     (pf,) = markers(ax, "pitchfork")
     assert abs(pf.get_xdata()[0]) < 1e-8 and abs(pf.get_ydata()[0]) < 1e-8
 
 
 def test_basins_and_regime_plots():
     system = derive(ModelSpec("euclidean"))
-    strong = basins(system, dict(EUC, eta=0.3), {"p": np.linspace(0, 1, 5), "s": np.linspace(0, 1, 4)}, t1=100)
+    strong = basins(system, {"p": np.linspace(0, 1, 5), "s": np.linspace(0, 1, 4)}, dict(EUC, eta=0.3), t1=100)
     assert strong.collapse_probability == 1.0
-    weak = basins(system, EUC, {"p": np.array([0.01, 0.8]), "s": np.array([0.0, 0.64])}, t1=300)
+    weak = basins(system, {"p": np.array([0.01, 0.8]), "s": np.array([0.0, 0.64])}, EUC, t1=300)
     assert weak.collapsed[0, 0] and not weak.collapsed[1, 1]
     fig, ax = plot_basins(weak)
     assert "collapse probability" in ax.get_title()
@@ -144,7 +145,7 @@ def test_plot_bad_arguments():
     with pytest.raises(TypeError, match="Regimes"):
         plot_regimes("map")
     with pytest.raises(ValueError, match="exactly two state names"):
-        basins(system, EUC, {"p": [0, 1]})
+        basins(system, {"p": [0, 1]}, EUC)
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ def test_sympy_jacobian_equals_jax_jacfwd(problem):
     system, params, y = problem
     f = system.to_jax()
     auto = jax.jacfwd(lambda z: f(0.0, z, params))(jnp.asarray(y))
-    np.testing.assert_allclose(jacobian_at(system, params, y), np.asarray(auto), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(jacobian_at(system, y, params), np.asarray(auto), rtol=1e-10, atol=1e-12)
 
 
 @SETTINGS

@@ -161,7 +161,7 @@ def test_derived_flow_and_discrete_map_equal_the_networks_expected_gradient(spec
     the network at lr = 0.3 (to 1e-10)."""
     h, rng = 3, np.random.default_rng(zlib.crc32(spec.label.encode()))
     U, V, spectra, params, lam, weights = _aligned_point(spec, h, rng)
-    cov = view_covariance(spec, params, lam, V)
+    cov = view_covariance(spec, lam, params, basis=V)
     loss = expected_loss(spec)
     grads = jax.grad(lambda w: loss(w, weights, params, cov))(weights)
     flow = weight_flow(spec, weights, grads, params)

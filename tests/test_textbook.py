@@ -121,7 +121,7 @@ def test_saddle_node_at_the_fold_is_a_semi_stable_double_root():
 
 
 def test_saddle_node_bifurcation_and_threshold():
-    bif = bifurcation(SADDLE_NODE, "r", np.linspace(-1.0, 1.0, 8), {}, tol=1e-10)
+    bif = bifurcation(SADDLE_NODE, ("r", np.linspace(-1.0, 1.0, 8)), {}, tol=1e-10)
     assert len(bif.points) == 1, bif.points
     (pt,) = bif.points
     assert pt.kind == "fold"
@@ -148,7 +148,7 @@ def test_transcritical_exchange_of_stability(r):
 
 
 def test_transcritical_bifurcation_at_zero():
-    bif = bifurcation(TRANSCRITICAL, "r", np.linspace(-1.0, 1.0, 8), {}, tol=1e-12)
+    bif = bifurcation(TRANSCRITICAL, ("r", np.linspace(-1.0, 1.0, 8)), {}, tol=1e-12)
     assert [pt.kind for pt in bif.points] == ["transcritical"], bif.points   # one point, no duplicate
     (pt,) = bif.points
     assert abs(pt.value) <= 1e-10
@@ -177,12 +177,12 @@ def test_pitchfork_origin_at_criticality_is_a_cubic_non_hyperbolic_node():
     assert e.multiplicity == 3
     (u,) = _match(equilibria(SUBCRITICAL_PITCHFORK, {"r": 0.0}), [0.0])
     assert u.stable is False and "unstable" in u.kind   # x' = +x^3
-    c = classify(PITCHFORK, {"r": 0.0}, np.array([0.0]))
+    c = classify(PITCHFORK, np.array([0.0]), {"r": 0.0})
     assert c.kind == "non-hyperbolic stable node" and c.stable is True
 
 
 def test_pitchfork_bifurcation_and_threshold():
-    bif = bifurcation(PITCHFORK, "r", np.linspace(-1.0, 1.0, 8), {}, tol=1e-12)
+    bif = bifurcation(PITCHFORK, ("r", np.linspace(-1.0, 1.0, 8)), {}, tol=1e-12)
     assert [pt.kind for pt in bif.points] == ["pitchfork"], bif.points
     assert abs(bif.points[0].value) <= 1e-10
     assert np.max(np.abs(_x(bif.points[0]))) <= 1e-4
@@ -207,12 +207,12 @@ def test_hopf_at_criticality_is_a_weak_focus():
     assert e.kind == "non-hyperbolic stable focus" and e.stable is True
     (u,) = _match(equilibria(SUBCRITICAL_HOPF, {"mu": 0.0}), [[0.0, 0.0]])
     assert u.kind == "non-hyperbolic unstable focus" and u.stable is False
-    c = classify(HOPF, {"mu": 0.0}, np.zeros(2))
+    c = classify(HOPF, np.zeros(2), {"mu": 0.0})
     assert c.kind == "non-hyperbolic stable focus" and c.stable is True
 
 
 def test_hopf_bifurcation_and_threshold():
-    bif = bifurcation(HOPF, "mu", np.linspace(-1.0, 1.0, 8), {}, tol=1e-10)
+    bif = bifurcation(HOPF, ("mu", np.linspace(-1.0, 1.0, 8)), {}, tol=1e-10)
     assert [pt.kind for pt in bif.points] == ["hopf"], bif.points
     assert abs(bif.points[0].value) <= 1e-8
     assert np.max(np.abs(_x(bif.points[0]))) <= 1e-8
@@ -246,7 +246,7 @@ def test_lotka_volterra_saddle_and_centre():
     _eig_close(centre.eigenvalues, [1j * math.sqrt(a * c), -1j * math.sqrt(a * c)])
     assert centre.kind == "centre" and centre.stable is None
     assert "focus" not in centre.kind
-    cl = classify(LOTKA_VOLTERRA, LV_PARAMS, np.array([c / d, a / b]))
+    cl = classify(LOTKA_VOLTERRA, np.array([c / d, a / b]), LV_PARAMS)
     assert cl.kind == "centre" and cl.stable is None
 
 
@@ -301,7 +301,7 @@ def test_brusselator_equilibrium(b, kind):
 
 def test_brusselator_hopf_at_one_plus_a_squared():
     a = 1.5
-    bif = bifurcation(BRUSSELATOR, "b", np.linspace(2.0, 5.0, 7), {"a": a}, tol=1e-10)
+    bif = bifurcation(BRUSSELATOR, ("b", np.linspace(2.0, 5.0, 7)), {"a": a}, tol=1e-10)
     assert [pt.kind for pt in bif.points] == ["hopf"], bif.points
     assert abs(bif.points[0].value - (1 + a**2)) <= 1e-8
     assert np.max(np.abs(_x(bif.points[0]) - [a, (1 + a**2) / a])) <= 1e-6
@@ -319,7 +319,7 @@ def test_brusselator_hopf_at_one_plus_a_squared():
 def test_normal_form_bifurcation_points_are_exact_at_the_default_tol(system, param, kind):
     """Each normal form bifurcates at exactly 0 (not 4.7e-11), reported once, on a grid that
     does not straddle 0 symmetrically."""
-    bif = bifurcation(system, param, np.linspace(-0.7, 1.3, 9), {})
+    bif = bifurcation(system, (param, np.linspace(-0.7, 1.3, 9)), {})
     assert [pt.kind for pt in bif.points] == [kind], bif.points
     assert abs(bif.points[0].value) <= 1e-12
 
@@ -412,7 +412,7 @@ def test_classify_off_an_equilibrium_warns_or_refuses():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            classify(SADDLE_NODE, {"r": -1.0}, np.array([0.0]))   # f(0) = -1
+            classify(SADDLE_NODE, np.array([0.0]), {"r": -1.0})   # f(0) = -1
         except ValueError:
             refused = True
     assert refused or any("equilibrium" in str(w.message) for w in caught)
