@@ -15,13 +15,18 @@ from ._display import html_table
 from ._equilibria import equilibria
 from ._integrate import integrate
 from ._phase_plane import MANIFOLD, _check_fixed
+from ._tolerance import COLLAPSE_TOL
+from ._value import Value
 
 __all__ = ["basins", "Basins"]
 
 
-@dataclass(frozen=True)
-class Basins:
+@dataclass(frozen=True, eq=False)
+class Basins(Value):
     """Outcome of integrating from every point of a 2-D grid of initial states.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -113,7 +118,7 @@ def basins(
     *,
     fixed: Mapping[str, float | str] | None = None,
     t1: float = 200.0,
-    collapse_tol: float = 1e-6,
+    collapse_tol: float = COLLAPSE_TOL,
     backend: str = "jax",
     progress: bool = True,
 ) -> Basins:
@@ -136,7 +141,7 @@ def basins(
     t1 : float
         Integration time.
     collapse_tol : float
-        Collapse threshold.
+        Collapse threshold (default ``COLLAPSE_TOL``, the Collapse event's: one default for both).
     backend : str
         ``integrate``'s backend, "jax" or "scipy".
     progress : bool

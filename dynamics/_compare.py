@@ -18,6 +18,7 @@ from ._integrate import integrate
 from ._iterate import is_discrete, iterate
 from ._network import NetworkRun, default_spectrum, simulate_network
 from ._progress import check_progress, progress_bar
+from ._value import Value
 
 __all__ = ["compare", "Comparison", "Reference", "approximations_for", "EXACT_LABEL", "MAX_EXACT_WIDTH"]
 
@@ -70,9 +71,12 @@ def approximations_for(loss: str | ModelSpec, target: str = "simsiam") -> dict[s
     return out
 
 
-@dataclass(frozen=True, repr=False)
-class Reference:
+@dataclass(frozen=True, repr=False, eq=False)
+class Reference(Value):
     """Mode trajectories recorded elsewhere: ``t`` (n,) and per state an array (n, K).
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -103,8 +107,8 @@ class Reference:
         return f"Reference({self.label}: states {sorted(self.data)}, {len(self.t)} times in [{self.t[0]:g}, {self.t[-1]:g}], K={K})"
 
 
-@dataclass(frozen=True, repr=False)
-class Comparison:
+@dataclass(frozen=True, repr=False, eq=False)
+class Comparison(Value):
     """Recorded runs (networks or a reference) and eigenmode predictions, with their errors.
 
     h is the width (number of modes K for a reference). ``errors[h][label]`` holds, maximised
@@ -125,6 +129,9 @@ class Comparison:
     Euler error and sampling noise, smaller in the second run: twice their distance is the
     Richardson estimate of the network's distance from its own flow limit (noise counted
     generously). An exact theory is scored at that floor, not below it.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------

@@ -44,19 +44,23 @@ from ._display import html_table
 from ._stability import Classification, _classify, _mp, residual_and_scale
 from ._tolerance import (FLOAT_RANGE, FLOAT_RTOL, FLOAT_ZERO, HP_DPS, HP_RTOL, NEAR_RTOL, NEAR_SEPARATION, NEWTON_ATOL,
                          NEWTON_RTOL, RTOL, is_pseudo_root)
+from ._value import Value
 
 __all__ = ["equilibria", "Equilibrium", "EquilibriumCurve", "EquilibriumSet"]
 
 _REALS = sp.Interval(-sp.oo, sp.oo)
 
 
-@dataclass(frozen=True)
-class Equilibrium:
+@dataclass(frozen=True, eq=False)
+class Equilibrium(Value):
     """One equilibrium and its classification.
 
     The fields of ``classification`` are forwarded as properties: jacobian (numeric, at the
     point), eigenvalues, kind, stable (True/False/None), hyperbolic, index (number of unstable
     directions), reason, centre_flow, lyapunov.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -121,9 +125,12 @@ class Equilibrium:
         return f"Equilibrium({pt}; {self.kind}, stable={self.stable}{near})"
 
 
-@dataclass(frozen=True)
-class EquilibriumCurve:
+@dataclass(frozen=True, eq=False)
+class EquilibriumCurve(Value):
     """A positive-dimensional set of equilibria, e.g. s = 0 when eta = 0.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -144,10 +151,13 @@ class EquilibriumCurve:
         return f"EquilibriumCurve({eqs}; dimension {self.dimension})"
 
 
-@dataclass(frozen=True)
-class EquilibriumSet(Sequence):
+@dataclass(frozen=True, eq=False)
+class EquilibriumSet(Value, Sequence):
     """The isolated equilibria (a sequence of Equilibrium), curves of equilibria, and whether
     the enumeration is complete (exact elimination) or not (multi-start Newton).
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------

@@ -17,6 +17,8 @@ from numpy.typing import ArrayLike
 from derivations import Names, Params, System
 
 from ._display import html_table
+from ._tolerance import BLOWUP_BOUND
+from ._value import Value
 
 __all__ = ["iterate", "Iteration", "ITERATION_STATUSES", "record_steps", "is_discrete"]
 
@@ -38,9 +40,12 @@ def record_steps(n_steps: int, record_every: int) -> np.ndarray:
     return np.asarray(sorted(set(steps)), dtype=np.int64)
 
 
-@dataclass(frozen=True, repr=False)
-class Iteration:
+@dataclass(frozen=True, repr=False, eq=False)
+class Iteration(Value):
     """The orbit of a discrete system at the recorded steps.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -115,7 +120,7 @@ def iterate(
     params: Params,
     *,
     record_every: int = 1,
-    blowup_bound: float = 1e8,
+    blowup_bound: float = BLOWUP_BOUND,
 ) -> Iteration:
     """Iterate a discrete system: y_{n+1} = y_n + rhs(y_n; params), n = 0 .. n_steps - 1.
 
@@ -129,7 +134,7 @@ def iterate(
     params : dict keyed by parameter name (``lr`` among them for a gradient-descent map),
         checked by ``system.check_params(params, batch=True)``.
     record_every : int >= 1, record every k steps (the last step is always recorded).
-    blowup_bound : a run ends (status "blew_up") once max abs(y) exceeds it.
+    blowup_bound : a run ends (status "blew_up") once max abs(y) exceeds it (default ``BLOWUP_BOUND``).
 
     Returns
     -------

@@ -22,6 +22,7 @@ from ._display import html_table
 from ._prepare import MAX_BISECTIONS, as_float, label, one_state, read_only
 from ._progress import check_progress, progress_bar
 from ._tolerance import LEAD_RTOL, LOCATE_RTOL, NEAR_SEPARATION, is_pseudo_root, is_zero, multiple_root_stable
+from ._value import Value
 
 __all__ = ["roots_batch", "BatchRoots", "regimes", "Regimes", "REGIMES", "count_labels", "shrinking_norms", "ShrinkingNorms"]
 
@@ -43,8 +44,11 @@ def count_labels(n_max: int) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, eq=False)
-class BatchRoots:
+class BatchRoots(Value):
     """Equilibria of a one-state system dx/dt = f(x) = N(x)/D(x) at many parameter points.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -319,8 +323,11 @@ def roots_batch(system: ODESystem, params: Params, *, progress: bool = True) -> 
 
 
 @dataclass(frozen=True, eq=False)
-class Regimes:
+class Regimes(Value):
     """A 2-D map of regimes: codes[j, i] indexes ``names`` at (x_values[i], y_values[j]).
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -499,8 +506,11 @@ def regimes(system: ODESystem, x: tuple[str, Sequence[float]], y: tuple[str, Seq
 
 
 @dataclass(frozen=True, eq=False)
-class ShrinkingNorms:
+class ShrinkingNorms(Value):
     """Regimes of a one-state system along the path lambda(t) = exp(-rate t) of its scale.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------

@@ -22,13 +22,18 @@ import numpy as np
 from derivations import ModeSystem, Params
 
 from ._display import short_array
+from ._tolerance import COARSE_RTOL, RTOL
+from ._value import Value
 
 __all__ = ["ScaleFreePoint", "scale_free_equilibria"]
 
 
-@dataclass(frozen=True)
-class ScaleFreePoint:
+@dataclass(frozen=True, eq=False)
+class ScaleFreePoint(Value):
     """One equilibrium of the scale-free flow.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -63,7 +68,7 @@ def scale_free_equilibria(
     *,
     n_starts: int = 24,
     seed: int = 0,
-    tol: float = 1e-9,
+    tol: float = RTOL,
 ) -> tuple[ScaleFreePoint, ...]:
     """Equilibria of the scale-free flow of a K-mode system with a scaling and a manifold.
 
@@ -74,7 +79,7 @@ def scale_free_equilibria(
     params : the system's parameters; the weight decay is set to 0 (it only moves the scale).
     n_starts : Newton starts: the isotropic direction, each single mode, and random directions.
     seed : for the random starts.
-    tol : residual below which a converged point counts as an equilibrium.
+    tol : residual below which a converged point counts as an equilibrium (default ``RTOL``).
 
     Returns
     -------
@@ -133,10 +138,10 @@ def scale_free_equilibria(
         res = float(np.max(np.abs(rate(x))))
         if not np.isfinite(res) or res > tol:
             continue
-        if any(np.max(np.abs(p.direction - x)) < 1e-6 for p in found):
+        if any(np.max(np.abs(p.direction - x)) < COARSE_RTOL for p in found):
             continue
         eig, size = _projected_eigenvalues(rate, x)
-        undecided = np.abs(eig.real) <= 1e-6 * max(1.0, size)  # zero within the differencing error
+        undecided = np.abs(eig.real) <= COARSE_RTOL * max(1.0, size)  # zero within the differencing error
         stable = bool(np.all(eig.real < 0)) if not np.any(undecided) else (False if np.any(eig.real[~undecided] > 0) else None)
         found.append(ScaleFreePoint(x, state_of(x), res, eig, stable))
     order = {True: 0, None: 1, False: 2}

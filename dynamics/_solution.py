@@ -12,6 +12,7 @@ import numpy as np
 from derivations import Names
 
 from ._display import html_table
+from ._value import Value
 
 __all__ = ["STATUSES", "Solution"]
 
@@ -30,13 +31,16 @@ STATUSES = Names.define("STATUSES", {
 }, module=__name__, summary="How each run of a Solution ended (Solution.status holds one of these per trajectory).")
 
 
-@dataclass(frozen=True, repr=False)
-class Solution:
+@dataclass(frozen=True, repr=False, eq=False)
+class Solution(Value):
     """Trajectories y(t) of one or many initial states, and how each run ended.
 
     Each run goes from t0 until it *ends*: at t1 ("finished"), at a terminating event, or where
     the solver stopped (budget, step-size collapse). batch_shape is the broadcast shape of y0
     and the params.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
