@@ -92,10 +92,9 @@ class ExactModeSystem(ModeSystem):
     a system: names, domains, collapse indices, ``to_jax``/``to_numpy`` of the flat state.
     ``quadrature`` overrides the default grid (``QUADRATURE``).
 
-    One evaluation costs about (321^2 x K) elementwise operations (K = 100: ~0.05 s, K = 1000:
-    ~0.7 s on 2 CPU cores), so a single trajectory integrates fastest with
-    ``integrate(..., backend="scipy")``: DOP853 needs about 8 steps for t in [0, 6] at rtol
-    1e-8 and no compilation (``benchmarks/exact.py``).
+    One evaluation costs about (321^2 x K) elementwise operations, so a single trajectory
+    integrates fastest with ``integrate(..., backend="scipy")``: DOP853 needs about 8 steps for
+    t in [0, 6] at rtol 1e-8 and no compilation (timings: ``benchmarks/README.md``).
 
     Attributes
     ----------

@@ -28,8 +28,8 @@ EXACT_LABEL = "exact (finite width)"
 
 MAX_EXACT_WIDTH = 64
 """compare's default ``max_exact_width``: the exact flow is a quadrature over a 321 x 321 grid
-per mode, so one right-hand side costs ~0.07 s at K = 64 and ~0.2 s at K = 256 (2 CPU cores);
-integrating t = 3 takes ~7 s at K = 64 and ~14 s at K = 256, more than the sampled network."""
+per mode, so its cost grows like the width K and exceeds the sampled network's at large K
+(timings: ``benchmarks/README.md``)."""
 
 
 def approximations_for(loss: str | ModelSpec, target: str = "simsiam") -> dict[str, ModelSpec]:
@@ -540,8 +540,8 @@ def compare(
         False: never.
     max_exact_width : the widest h (number of modes) at which the exact finite-width flow
         (``norms="exact"``) is integrated; wider, its row has status "skipped (...)" and no
-        numbers. Its cost grows like K (~7 s at K = 64, ~14 s at K = 256 over t = 3 on two
-        CPU cores, more than the sampled network); None: no limit. The exact flow has no
+        numbers. Its cost grows like K, more than the sampled network's (timings:
+        ``benchmarks/README.md``); None: no limit. The exact flow has no
         discrete map: with ``lr`` its default row is skipped (an explicit one raises).
     floor_seed : network mode: also train a second network with this seed at each width (same
         initial spectrum; other bases and batches; sampled flows at half the step) and record
