@@ -18,6 +18,7 @@ from ._integrate import integrate
 from ._iterate import is_discrete, iterate
 from ._network import NetworkRun, default_spectrum, simulate_network
 from ._progress import check_progress, progress_bar
+from ._tolerance import COARSE_RTOL
 from ._value import Value
 
 __all__ = ["compare", "Comparison", "Reference", "approximations_for", "EXACT_LABEL", "MAX_EXACT_WIDTH"]
@@ -479,7 +480,7 @@ def _reference(reference: Any, lr: float | None) -> tuple[Reference, np.ndarray 
     if lr is not None:
         n = (t - t[0]) / lr
         steps = np.rint(n).astype(np.int64)
-        if np.any(np.abs(n - steps) > 1e-6):
+        if np.any(np.abs(n - steps) > COARSE_RTOL * np.maximum(1.0, np.abs(n))):
             raise ValueError(f"reference['t'] must lie on the step grid t0 + n * lr (lr = {lr:g}) for the discrete map")
     return Reference(t, data), steps
 

@@ -96,3 +96,42 @@ def test_pseudo_root_and_multiple_root_rules():
     np.testing.assert_array_equal(tol.is_pseudo_root(np.array([0.0, 1e-3]), np.array([1.0, 1.0])), [True, False])
     np.testing.assert_array_equal(tol.multiple_root_stable([1, 2, 3, 3], [-1.0, -1.0, -1.0, 1e-20], [1.0] * 4),
                                   [True, False, True, False])
+
+
+def test_one_collapse_default():
+    """basins judges collapse with the same default threshold as the Collapse event."""
+    import inspect
+
+    from dynamics import Collapse, basins
+
+    assert inspect.signature(basins).parameters["collapse_tol"].default == tol.COLLAPSE_TOL == Collapse().tol
+
+
+# Numerical-method parameters that are not decisions of the policy (continuation heuristics,
+# plotting); every other comparison against a literal threshold in dynamics is a defect.
+_METHOD_LITERALS = {
+    "_bifurcation.py": ("<= 1e-2 * max(1.0", "< 0.05 * max(1.0, size)"),
+    "_plots.py": ("<= 5e-3 * span", "abs(pt.value) > 1e-9"),
+}
+_OTHER_OWNERS = ("_integrate.py", "_events.py", "_refill.py", "_tolerance.py")
+
+
+def test_no_decision_threshold_outside_the_policy():
+    import re
+    from pathlib import Path
+
+    import dynamics as pkg
+
+    pattern = re.compile(r"(<=?|>=?|==)[^#\n]*\d[eE]-?\d+|\d[eE]-?\d+[^#\n]*(<=?|>=?)")
+    found = []
+    for path in sorted(Path(pkg.__file__).parent.glob("_*.py")):
+        if path.name in _OTHER_OWNERS:
+            continue
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#")[0]
+            if '"' in code or "'" in code or not pattern.search(code):
+                continue
+            if any(ok in code for ok in _METHOD_LITERALS.get(path.name, ())):
+                continue
+            found.append(f"{path.name}:{i}: {line.strip()}")
+    assert found == []
