@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from derivations import ODESystem, Params, System
-from derivations._system import FrozenMap
+from derivations import FrozenMap, ODESystem, Params, System
 
 from ._display import html_table
 from ._equilibria import equilibria

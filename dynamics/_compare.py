@@ -11,7 +11,7 @@ import numpy as np
 
 from numpy.typing import ArrayLike
 
-from derivations import ModelSpec, ModeSystem, ODESystem, Params, System, derive, network_params
+from derivations import FrozenMap, ModelSpec, ModeSystem, ODESystem, Params, System, derive, network_params
 
 from ._display import html_table
 from ._integrate import integrate
@@ -146,7 +146,7 @@ class Comparison(Value):
         ``errors[h][label][key]``, as above.
     params : dict
         The network's parameters.
-    info : dict
+    info : FrozenMap
         The options used (model, t1, dt, ...).
     floor : dict
         ``floor[h][key]``: the network's own floor, with a "label" saying how it was measured.
@@ -157,7 +157,7 @@ class Comparison(Value):
     predictions: dict[int, dict[str, np.ndarray]]
     errors: dict[int, dict[str, dict[str, float]]]
     params: dict
-    info: dict = field(default_factory=dict)
+    info: Mapping[str, object] = field(default_factory=FrozenMap)
     floor: dict[int, dict[str, float | str]] = field(default_factory=dict)
 
     def _columns(self) -> list[str]:

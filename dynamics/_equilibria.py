@@ -64,7 +64,7 @@ class Equilibrium(Value):
 
     Attributes
     ----------
-    point : dict of str -> float
+    point : FrozenMap of str -> float (``derivations.FrozenMap``: hashable, read-only)
         {state name: value}.
     x : numpy.ndarray
         The same as a read-only float64 array.
@@ -96,7 +96,7 @@ class Equilibrium(Value):
         Remarks in words ("" if none).
     """
 
-    point: dict[str, float]
+    point: Mapping[str, float]
     x: np.ndarray
     classification: Classification = field(repr=False)
     jacobian_symbolic: sp.ImmutableMatrix | None = field(repr=False)

@@ -8,13 +8,14 @@ average, where the gradient flow would be the limit lr -> 0.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from derivations import Names, Params, System
+from derivations import FrozenMap, Names, Params, System
 
 from ._display import html_table
 from ._tolerance import BLOWUP_BOUND
@@ -64,7 +65,7 @@ class Iteration(Value):
         batch_shape: the last step the run reached (n_steps when finished).
     state_names : tuple of str
         The system's flat state names.
-    info : dict
+    info : FrozenMap
         The options used.
     """
 
@@ -75,7 +76,7 @@ class Iteration(Value):
     status: np.ndarray
     end_step: np.ndarray
     state_names: tuple[str, ...]
-    info: dict = field(default_factory=dict)
+    info: Mapping[str, object] = field(default_factory=FrozenMap)
 
     @property
     def final(self) -> np.ndarray:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from derivations import ModelSpec
+from derivations import FrozenMap, ModelSpec
 
 from ._compare import Comparison, compare
 from ._network import NetworkRun, data_spectrum, is_quadratic, simulate_network
@@ -155,7 +155,7 @@ class RealDataRun(Value):
         alpha_p = 1, both views): lambda_j >= lambda* (and a start above the unstable root).
     threshold : float or None
         lambda* (Euclidean) or None.
-    info : dict
+    info : FrozenMap
         The options used.
     """
 
@@ -169,7 +169,7 @@ class RealDataRun(Value):
     vs_expected: Comparison | None
     survivors: dict
     threshold: float | None
-    info: dict = field(default_factory=dict)
+    info: Mapping[str, object] = field(default_factory=FrozenMap)
 
     def errors(self) -> dict[str, dict[str, dict]]:
         """The errors of each theory against each network run.

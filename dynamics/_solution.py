@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from derivations import Names
+from derivations import FrozenMap, Names
 
 from ._display import html_table
 from ._value import Value
@@ -76,7 +76,7 @@ class Solution(Value):
         The system's state names.
     backend : str
         "jax" or "scipy".
-    info : dict
+    info : FrozenMap
         The options used (solver, tolerances, events, ...).
     """
 
@@ -93,7 +93,7 @@ class Solution(Value):
     retried: np.ndarray
     state_names: tuple[str, ...]
     backend: str
-    info: dict[str, object] = field(default_factory=dict)
+    info: Mapping[str, object] = field(default_factory=FrozenMap)
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
