@@ -714,11 +714,12 @@ def reduce(system: ODESystem, graph: Mapping[sp.Symbol | str, sp.Expr | str], *,
     rhs_i - sum_j dh_i/dx_j rhs_j = 0 after substituting the graph. That is checked
     symbolically (``sympy.simplify``), and where simplification cannot decide, at 20 random
     points: the residual must be at most INVARIANCE_RTOL (1e-10) times the size of the terms
-    it is made of (the sum of |terms| of rhs_i and of each dh_i/dx_j rhs_j there), so float
-    coefficients that cancel up to rounding pass and a small but genuine residual does not,
-    however small the coefficients. The restricted system keeps the other states, their domains,
-    the remaining collapse states and the parameters; ``restricted_to`` of the result records
-    the graph (together with any earlier restriction) and its ``manifold`` is None.
+    it is made of (the sum of the absolute values of the terms of rhs_i and of each
+    dh_i/dx_j rhs_j there), so float coefficients that cancel up to rounding pass and a small
+    but genuine residual does not, however small the coefficients. The restricted system keeps
+    the other states, their domains, the remaining collapse states and the parameters;
+    ``restricted_to`` of the result records the graph (together with any earlier restriction)
+    and its ``manifold`` is None.
 
     Parameters
     ----------
@@ -786,7 +787,7 @@ def reduce(system: ODESystem, graph: Mapping[sp.Symbol | str, sp.Expr | str], *,
 
 INVARIANCE_RTOL = 1e-10
 """``reduce`` accepts a residual that simplification cannot decide when, at every sample point,
-it is at most INVARIANCE_RTOL times the sum of |terms| it is made of (float coefficients that
+it is at most INVARIANCE_RTOL times the sum of the absolute values of the terms it is made of (float coefficients that
 cancel exactly in the model cancel here up to ~1e-16 of that size)."""
 
 
