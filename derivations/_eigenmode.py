@@ -158,6 +158,9 @@ class EigenmodeSystem(ODESystem, EigenmodeModel):
         """
         if self.reduced:
             return self
+        if self.manifold is None:
+            raise ValueError(f"{self.name or self.spec.label} declares no invariant manifold (a discrete map has "
+                             "none: s = p**2/alpha_p is not invariant under a finite step); reduce() the flow instead")
         return _reduced(self)
 
     def _restricted(self, **changes) -> EigenmodeSystem:

@@ -103,7 +103,7 @@ class ExactModeSystem(DynamicalSystem):
     scaling of the self-consistent K-mode system ``closure`` (whose spectral sums it replaces
     by the exact quadrature); its right-hand side exists only as compiled code (``symbolic``
     is None). ``quadrature`` overrides the default grid (``QUADRATURE``). One evaluation costs
-    about (321^2 x K) elementwise operations; ``benchmarks/exact.py`` measures it.
+    about (321^2 x K) elementwise operations; ``benchmarks/exact.py`` measures it (timings: ``benchmarks/README.md``).
 
     Attributes
     ----------

@@ -728,9 +728,13 @@ def reduce(system: ODESystem, graph: Mapping[sp.Symbol | str, sp.Expr | str], *,
     The graph x_i = h_i(others) is invariant when d/dt (x_i - h_i) vanishes on it:
     rhs_i - sum_j dh_i/dx_j rhs_j = 0 after substituting the graph. That is checked
     symbolically (``sympy.simplify``), and where simplification cannot decide, at 20 random
-    points to 1e-10 relative. The restricted system keeps the other states, their domains,
-    the remaining collapse states and the parameters; ``restricted_to`` of the result records
-    the graph (together with any earlier restriction) and its ``manifold`` is None.
+    points: the residual must be at most INVARIANCE_RTOL (1e-10) times the size of the terms
+    it is made of (the sum of the absolute values of the terms of rhs_i and of each
+    dh_i/dx_j rhs_j there), so float coefficients that cancel up to rounding pass and a small
+    but genuine residual does not, however small the coefficients. The restricted system keeps
+    the other states, their domains, the remaining collapse states and the parameters;
+    ``restricted_to`` of the result records the graph (together with any earlier restriction)
+    and its ``manifold`` is None.
 
     Parameters
     ----------
@@ -777,9 +781,10 @@ def reduce(system: ODESystem, graph: Mapping[sp.Symbol | str, sp.Expr | str], *,
     if check:
         for x, h in on.items():
             i = system.states.index(x)
-            drift = system.rhs[i] - sum(sp.diff(h, system.states[j]) * system.rhs[j] for j in keep)
-            residual = drift.subs(on)
-            if not _vanishes(residual, system.states + system.params):
+            pieces = [system.rhs[i]] + [-sp.diff(h, system.states[j]) * system.rhs[j] for j in keep]
+            pieces = [piece.subs(on) for piece in pieces]
+            residual = sp.Add(*pieces)
+            if not _vanishes(residual, system.states + system.params, pieces):
                 raise ValueError(
                     f"the graph {x} = {h} is not invariant: d/dt({x} - ({h})) on it is {sp.simplify(residual)}, "
                     "not 0. Pass check=False to restrict anyway (an approximation)."
@@ -806,7 +811,15 @@ def _kept_structure(system: ODESystem, eliminated: set[str] | tuple[str, ...]) -
             "scaling": scaling, "weight_decay": system.weight_decay if scaling is not None else None}
 
 
-def _vanishes(expr: sp.Expr, symbols: Sequence[sp.Symbol]) -> bool:
+INVARIANCE_RTOL = 1e-10
+"""``reduce`` accepts a residual that simplification cannot decide when, at every sample point,
+it is at most INVARIANCE_RTOL times the sum of the absolute values of the terms it is made of (float coefficients that
+cancel exactly in the model cancel here up to ~1e-16 of that size)."""
+
+
+def _vanishes(expr: sp.Expr, symbols: Sequence[sp.Symbol], pieces: Sequence[sp.Expr] = ()) -> bool:
+    """expr = sum(pieces) is identically zero: symbolically, or numerically at 20 random points
+    within INVARIANCE_RTOL of the size of its terms (the expanded terms of each piece)."""
     if expr == 0:
         return True
     simplified = sp.simplify(sp.cancel(sp.together(expr)))
@@ -814,7 +827,9 @@ def _vanishes(expr: sp.Expr, symbols: Sequence[sp.Symbol]) -> bool:
         return True
     if not simplified.free_symbols:
         return False
+    terms = [t for piece in (pieces or (expr,)) for t in sp.Add.make_args(sp.expand(piece))]
     f = sp.lambdify(list(symbols), simplified, modules="numpy")
+    size = sp.lambdify(list(symbols), sp.Add(*[sp.Abs(t) for t in terms]), modules="numpy")
     rng = np.random.default_rng(0)
     hits = 0
     with np.errstate(all="ignore"):
@@ -822,12 +837,13 @@ def _vanishes(expr: sp.Expr, symbols: Sequence[sp.Symbol]) -> bool:
             vals = rng.uniform(0.1, 2.0, len(symbols))
             try:
                 v = complex(f(*vals))
+                scale = float(size(*vals))
             except (ZeroDivisionError, OverflowError, ValueError, TypeError):
                 continue
-            if not np.isfinite(v):
+            if not (np.isfinite(v) and np.isfinite(scale)):
                 continue
             hits += 1
-            if abs(v) > 1e-10:
+            if abs(v) > INVARIANCE_RTOL * scale:
                 return False
     return hits > 0
 

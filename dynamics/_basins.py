@@ -8,21 +8,24 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from derivations import ODESystem, Params, System
-from derivations._system import FrozenMap
+from derivations import FrozenMap, ODESystem, Params, System
 
 from ._display import html_table
 from ._equilibria import equilibria
 from ._events import Collapse
 from ._integrate import integrate
 from ._phase_plane import MANIFOLD, _check_fixed
+from ._value import Value
 
 __all__ = ["basins", "Basins"]
 
 
-@dataclass(frozen=True)
-class Basins:
+@dataclass(frozen=True, eq=False)
+class Basins(Value):
     """Outcome of integrating from every point of a 2-D grid of initial states.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -138,7 +141,7 @@ def basins(
     *,
     fixed: Mapping[str, float | str] | None = None,
     t1: float = 200.0,
-    collapse: Collapse = Collapse(1e-6),
+    collapse: Collapse = Collapse(),
     backend: str = "jax",
     progress: bool = True,
 ) -> Basins:
@@ -169,8 +172,9 @@ def basins(
     t1 : float
         Integration time.
     collapse : Collapse
-        The collapse event that ends a run (its ``tol``, default 1e-6, is also the threshold
-        below which every collapse state counts as collapsed at ``t1``).
+        The collapse event that ends a run (its ``tol``, default ``COLLAPSE_TOL`` as for
+        ``integrate``, is also the threshold below which every collapse state counts as
+        collapsed at ``t1``).
     backend : str
         ``integrate``'s backend, "jax" or "scipy".
     progress : bool

@@ -24,7 +24,8 @@ from ._display import html_table, short_array
 from ._equilibria import equilibria
 from ._prepare import MAX_BISECTIONS, as_float, check_sweep, label, prepared, read_only
 from ._roots import roots_batch
-from ._tolerance import check_tol, is_zero
+from ._tolerance import COARSE_RTOL, COLLISION_RTOL, LOCATE_RTOL, RTOL, SINGULAR_COND, check_tol, is_zero
+from ._value import Value
 
 __all__ = ["bifurcation", "Bifurcation", "BifurcationPoint", "Branch", "BIFURCATION_KINDS"]
 
@@ -40,8 +41,11 @@ BIFURCATION_KINDS = Names.define("BIFURCATION_KINDS", {
 
 
 @dataclass(frozen=True, eq=False)
-class BifurcationPoint:
+class BifurcationPoint(Value):
     """One located bifurcation point.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -68,8 +72,11 @@ class BifurcationPoint:
 
 
 @dataclass(frozen=True, eq=False)
-class Branch:
+class Branch(Value):
     """One continuous branch of equilibria tracked across the parameter.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -92,8 +99,11 @@ class Branch:
 
 
 @dataclass(frozen=True, eq=False)
-class Bifurcation:
+class Bifurcation(Value):
     """Equilibria of a system along ``values`` of ``param``.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -216,7 +226,7 @@ class _Solver:
                 out = -np.linalg.solve(J, rhs)
             except np.linalg.LinAlgError:
                 return np.zeros(n)
-        return out if np.all(np.isfinite(out)) and np.linalg.cond(J) < 1e12 else np.zeros(n)
+        return out if np.all(np.isfinite(out)) and np.linalg.cond(J) < SINGULAR_COND else np.zeros(n)
 
     def inside(self, v: float) -> bool:
         if self.domain is None:
@@ -340,11 +350,11 @@ def _normal_form_kind(system: ODESystem, param: str, prm: dict, x: np.ndarray) -
     left, q = U[:, -1], Vt[-1]
     a = float(left @ np.array(fv(*args), dtype=float))
     scale = 1.0 + float(np.max(np.abs(J)))
-    if abs(a) > 1e-6 * scale:
+    if abs(a) > COARSE_RTOL * scale:
         return "fold"
     H = np.array(hess(*args), dtype=float).reshape(system.n_states, system.n_states, system.n_states)
     b = float(left @ np.einsum("ijk,j,k->i", H, q, q))
-    return "transcritical" if abs(b) > 1e-6 * (1.0 + float(np.max(np.abs(H)))) else "pitchfork"
+    return "transcritical" if abs(b) > COARSE_RTOL * (1.0 + float(np.max(np.abs(H)))) else "pitchfork"
 
 
 @lru_cache(maxsize=64)
@@ -379,7 +389,7 @@ def _real_roots_in(c: sp.Expr, v: sp.Symbol, lo: float, hi: float) -> list[float
     out = []
     for r in roots:
         f = float(r.evalf(30))
-        if lo - 1e-9 * max(1.0, abs(lo)) <= f <= hi + 1e-9 * max(1.0, abs(hi)):
+        if lo - RTOL * max(1.0, abs(lo)) <= f <= hi + RTOL * max(1.0, abs(hi)):
             out.append(f)
     return out
 
@@ -430,7 +440,7 @@ def _collision_values(system: ODESystem, param: str, base: dict, lo: float, hi: 
 
 
 def bifurcation(system: ODESystem, sweep: tuple[str, Sequence[float]], params: Params, *,
-                tol: float = 1e-10, n_dense: int | None = None) -> Bifurcation:
+                tol: float = LOCATE_RTOL, n_dense: int | None = None) -> Bifurcation:
     """Equilibria of ``system`` as the parameter ``param`` runs over ``values`` (``sweep`` =
     (param, values)), their branches, and the bifurcation points between the samples, located
     and labelled.
@@ -559,7 +569,7 @@ def _events(solver: _Solver, lo: float, hi: float) -> list[BifurcationPoint]:
         exact = [c for c in solver.exact_candidates() if lo < c < hi and solver.closest_pair(c)[0] == 0.0]
         v = exact[0] if exact else solver.golden(lo, hi)
         dist, x = solver.closest_pair(v)
-        if x is not None and dist <= 1e-4 * max(1.0, float(np.max(np.abs(x)))):
+        if x is not None and dist <= COLLISION_RTOL * max(1.0, float(np.max(np.abs(x)))):
             v = solver.snap(v, True)
             x = solver.collision(v, x)
             kind = solver.zero_kind(v, x)
@@ -587,7 +597,7 @@ def _events(solver: _Solver, lo: float, hi: float) -> list[BifurcationPoint]:
         e = track["lo"][1] if abs(track["lo"][0] - 0.5 * (a + b)) <= abs(track["hi"][0] - 0.5 * (a + b)) else track["hi"][1]
         scale = max(1.0, float(np.max(np.abs(e.ev))))
         crossing = float(np.min(np.abs(e.ev.real[~is_zero(e.ev.imag, scale=scale)]), initial=np.inf))
-        if crossing <= 1e-6 * scale:
+        if crossing <= COARSE_RTOL * scale:
             v = solver.snap(0.5 * (a + b), False)
             if v != 0.5 * (a + b):
                 e = min(solver.at(v), key=lambda q: float(np.linalg.norm(q.x - e.x)))
@@ -599,7 +609,7 @@ def _unique(points: list[BifurcationPoint], tol: float) -> list[BifurcationPoint
     out: list[BifurcationPoint] = []
     for pt in sorted(points, key=lambda p: p.value):
         dup = any(q.kind == pt.kind and abs(q.value - pt.value) <= 10 * tol * max(1.0, abs(pt.value))
-                  and float(np.max(np.abs(q.x - pt.x))) <= 1e-3 * max(1.0, float(np.max(np.abs(pt.x))))
+                  and float(np.max(np.abs(q.x - pt.x))) <= 10 * COLLISION_RTOL * max(1.0, float(np.max(np.abs(pt.x))))
                   for q in out)
         if not dup:
             out.append(pt)

@@ -11,13 +11,15 @@ import numpy as np
 
 from numpy.typing import ArrayLike
 
-from derivations import DynamicalSystem, EigenmodeModel, ModelSpec, Params, System, derive, network_params
+from derivations import DynamicalSystem, EigenmodeModel, FrozenMap, ModelSpec, Params, System, derive, network_params
 
 from ._display import html_table
 from ._integrate import integrate
 from ._iterate import iterate
 from ._network import NetworkRun, default_spectrum, simulate_network
 from ._progress import check_progress, progress_bar
+from ._tolerance import COARSE_RTOL
+from ._value import Value
 
 __all__ = ["compare", "Comparison", "Reference", "approximations_for", "EXACT_LABEL", "MAX_EXACT_WIDTH"]
 
@@ -27,8 +29,8 @@ EXACT_LABEL = "exact (finite width)"
 
 MAX_EXACT_WIDTH = 64
 """compare's default ``max_exact_width``: the exact flow is a quadrature over a 321 x 321 grid
-per mode, so one right-hand side costs ~0.07 s at K = 64 and ~0.2 s at K = 256 (2 CPU cores);
-integrating t = 3 takes ~7 s at K = 64 and ~14 s at K = 256, more than the sampled network."""
+per mode, so its cost grows like the width K and exceeds the sampled network's at large K
+(timings: ``benchmarks/README.md``)."""
 
 
 def approximations_for(loss: str | ModelSpec, target: str = "simsiam") -> dict[str, ModelSpec]:
@@ -70,9 +72,12 @@ def approximations_for(loss: str | ModelSpec, target: str = "simsiam") -> dict[s
     return out
 
 
-@dataclass(frozen=True, repr=False)
-class Reference:
+@dataclass(frozen=True, repr=False, eq=False)
+class Reference(Value):
     """Mode trajectories recorded elsewhere: ``t`` (n,) and per state an array (n, K).
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -103,8 +108,8 @@ class Reference:
         return f"Reference({self.label}: states {sorted(self.data)}, {len(self.t)} times in [{self.t[0]:g}, {self.t[-1]:g}], K={K})"
 
 
-@dataclass(frozen=True, repr=False)
-class Comparison:
+@dataclass(frozen=True, repr=False, eq=False)
+class Comparison(Value):
     """Recorded runs (networks or a reference) and eigenmode predictions, with their errors.
 
     h is the width (number of modes K for a reference). ``errors[h][label]`` holds, maximised
@@ -126,6 +131,9 @@ class Comparison:
     Richardson estimate of the network's distance from its own flow limit (noise counted
     generously). An exact theory is scored at that floor, not below it.
 
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
+
     Attributes
     ----------
     widths : tuple of int
@@ -138,7 +146,7 @@ class Comparison:
         ``errors[h][label][key]``, as above.
     params : dict
         The network's parameters.
-    info : dict
+    info : FrozenMap
         The options used (model, t1, dt, ...).
     floor : dict
         ``floor[h][key]``: the network's own floor, with a "label" saying how it was measured.
@@ -149,7 +157,7 @@ class Comparison:
     predictions: dict[int, dict[str, np.ndarray]]
     errors: dict[int, dict[str, dict[str, float]]]
     params: dict
-    info: dict = field(default_factory=dict)
+    info: Mapping[str, object] = field(default_factory=FrozenMap)
     floor: dict[int, dict[str, float | str]] = field(default_factory=dict)
 
     def _columns(self) -> list[str]:
@@ -463,7 +471,7 @@ def _reference(reference: Any, lr: float | None) -> tuple[Reference, np.ndarray 
     if lr is not None:
         n = (t - t[0]) / lr
         steps = np.rint(n).astype(np.int64)
-        if np.any(np.abs(n - steps) > 1e-6):
+        if np.any(np.abs(n - steps) > COARSE_RTOL * np.maximum(1.0, np.abs(n))):
             raise ValueError(f"reference['t'] must lie on the step grid t0 + n * lr (lr = {lr:g}) for the discrete map")
     return Reference(t, data), steps
 
@@ -523,10 +531,9 @@ def compare(
         False: never.
     max_exact_width : the widest h (number of modes) at which the exact finite-width flow
         (``norms="exact"``) is integrated; wider, its row has status "skipped (...)" and no
-        numbers. Its cost grows like K (~7 s at K = 64, ~14 s at K = 256 over t = 3 on two
-        CPU cores, more than the sampled network); None: no limit. With ``lr`` the exact
-        row is the exact flow's gradient-descent map (``derive(spec).discrete()``), at the
-        same cost per step.
+        numbers. Its cost grows like K, more than the sampled network's (timings:
+        ``benchmarks/README.md``); None: no limit. With ``lr`` the exact row is the exact
+        flow's gradient-descent map (``derive(spec).discrete()``), at the same cost per step.
     floor_seed : network mode: also train a second network with this seed at each width (same
         initial spectrum; other bases and batches; sampled flows at half the step) and record
         twice its distance to the first as ``floor[h]`` (the network's own floor, a row of

@@ -17,11 +17,12 @@ Decided by capability, never by a state's name:
   Newton in JAX with de-duplication and say ``complete=False``.
 
 Points are classified at high precision (``dynamics.classify``) with the tolerance policy of
-``dynamics._tolerance``. Float parameters are trusted to ``NEAR_RTOL``: two roots that merge
-under a relative perturbation of that size (adjacent real roots, or a complex pair whose real
-part is a pseudo-root) are reported as a near-multiple root (``near_multiple=True`` and a
-``note``): real simple roots stay two simple roots (never semi-stable), a complex pair is
-reported once, at its real part, as a double root. Exact parameters get no such flags.
+``dynamics._tolerance``. Float parameters are trusted to ``NEAR_RTOL``: roots that merge
+under a relative perturbation of that size (two real roots, or a complex pair, whose midpoint
+is a pseudo-root) follow the one near-multiple rule of ``dynamics._tolerance``: they are
+reported once, at their mean, as a root of the summed multiplicity (``near_multiple=True``
+and a ``note``), and classified as that multiple root (a double root is semi-stable), as
+``roots_batch`` and ``regimes`` label it. Exact parameters are never merged.
 
 The domain is ``system.state_domain`` intersected with the ``domain=`` argument; the collapsed
 flags come from ``system.collapse_indices`` (no collapse states: never collapsed).
@@ -42,24 +43,29 @@ from derivations import DynamicalSystem, ODESystem, Params
 
 from ._display import html_table
 from ._stability import Classification, _classify, _mp, residual_and_scale
-from ._tolerance import FLOAT_RTOL, HP_DPS, HP_RTOL, NEAR_RTOL
+from ._tolerance import (FLOAT_RANGE, FLOAT_RTOL, FLOAT_ZERO, HP_DPS, HP_RTOL, NEAR_RTOL, NEAR_SEPARATION, NEWTON_ATOL,
+                         NEWTON_RTOL, RTOL, is_pseudo_root)
+from ._value import Value
 
 __all__ = ["equilibria", "Equilibrium", "EquilibriumCurve", "EquilibriumSet"]
 
 _REALS = sp.Interval(-sp.oo, sp.oo)
 
 
-@dataclass(frozen=True)
-class Equilibrium:
+@dataclass(frozen=True, eq=False)
+class Equilibrium(Value):
     """One equilibrium and its classification.
 
     The fields of ``classification`` are forwarded as properties: jacobian (numeric, at the
     point), eigenvalues, kind, stable (True/False/None), hyperbolic, index (number of unstable
     directions), reason, centre_flow, lyapunov.
 
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
+
     Attributes
     ----------
-    point : dict of str -> float
+    point : FrozenMap of str -> float (``derivations.FrozenMap``: hashable, read-only)
         {state name: value}.
     x : numpy.ndarray
         The same as a read-only float64 array.
@@ -74,7 +80,8 @@ class Equilibrium:
         Some but not all collapse states are zero.
     multiplicity : int or None
         Multiplicity of the root of the eliminated univariate polynomial (exact path; 1 for a
-        simple root, 2 for a near-double root reported from a complex pair), None from Newton.
+        simple root; for a merged near-multiple root the sum of the merged multiplicities),
+        None from Newton.
     residual : float
         max ``|f(x*)|`` in float64 at the rounded point.
     residual_scale : float
@@ -84,13 +91,13 @@ class Equilibrium:
         The coordinates at high precision (SymPy Rationals where exact, else Floats with
         HP_DPS digits); None from Newton.
     near_multiple : bool
-        A root that merges with another under a relative perturbation of the (float)
-        parameters by NEAR_RTOL; ``note`` says with which.
+        Roots merged by the near-multiple rule (they merge under a relative perturbation of
+        the float parameters by NEAR_RTOL); ``note`` says which.
     note : str
         Remarks in words ("" if none).
     """
 
-    point: dict[str, float]
+    point: Mapping[str, float]
     x: np.ndarray
     classification: Classification = field(repr=False)
     jacobian_symbolic: sp.ImmutableMatrix | None = field(repr=False)
@@ -119,9 +126,12 @@ class Equilibrium:
         return f"Equilibrium({pt}; {self.kind}, stable={self.stable}{near})"
 
 
-@dataclass(frozen=True)
-class EquilibriumCurve:
+@dataclass(frozen=True, eq=False)
+class EquilibriumCurve(Value):
     """A positive-dimensional set of equilibria, e.g. s = 0 when eta = 0.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -142,10 +152,13 @@ class EquilibriumCurve:
         return f"EquilibriumCurve({eqs}; dimension {self.dimension})"
 
 
-@dataclass(frozen=True)
-class EquilibriumSet(Sequence):
+@dataclass(frozen=True, eq=False)
+class EquilibriumSet(Value, Sequence):
     """The isolated equilibria (a sequence of Equilibrium), curves of equilibria, and whether
     the enumeration is complete (exact elimination) or not (multi-start Newton).
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -372,14 +385,14 @@ def _univariate_roots(poly: sp.Poly, near: bool) -> list[_Root]:
                     candidates = []  # no near-real complex pair can be certified; the real roots stand
             for r in candidates:
                 r = mpmath.mpc(r)
-                if r.imag > 0 and r.imag <= 1e-5 * max(1, abs(r)):
+                if r.imag > 0 and r.imag <= NEAR_SEPARATION * max(1, abs(r)):
                     out.append(_Root(r, mult, None, True))
     return out
 
 
 def _maybe_near_real_pair(coeffs: list) -> bool:
     """Cheap float64 filter (companion eigenvalues of the scaled polynomial): could a complex
-    root lie within 1e-3 relative of the real axis? True when float64 cannot tell."""
+    root lie within 10 NEAR_SEPARATION relative of the real axis? True when float64 cannot tell."""
     top = max(abs(c) for c in coeffs)
     with np.errstate(all="ignore"):
         c = np.array([float(v / top) for v in coeffs])
@@ -392,7 +405,7 @@ def _maybe_near_real_pair(coeffs: list) -> bool:
     if not np.all(np.isfinite(roots)):
         return True
     cplx = roots[np.abs(roots.imag) > 0]
-    return bool(np.any(np.abs(cplx.imag) <= 1e-3 * np.maximum(1.0, np.abs(cplx))))
+    return bool(np.any(np.abs(cplx.imag) <= 10 * NEAR_SEPARATION * np.maximum(1.0, np.abs(cplx))))
 
 
 def _bisect_root(fac: sp.Poly, a, b) -> mpmath.mpf:
@@ -562,7 +575,7 @@ def _exact(system: ODESystem, prm: dict[str, Any], bounds: list[sp.Interval]) ->
     n_poles = n_huge = 0
     for vals, root in raw:
         if root.from_pair:
-            if any(abs(mpmath.im(v)) > 1e-5 * max(1, abs(v)) for v in vals):
+            if any(abs(mpmath.im(v)) > NEAR_SEPARATION * max(1, abs(v)) for v in vals):
                 continue
             vals = tuple(mpmath.re(v) for v in vals)
             if not _pseudo_root(num_eval(vals)):
@@ -572,28 +585,15 @@ def _exact(system: ODESystem, prm: dict[str, Any], bounds: list[sp.Interval]) ->
             continue
         if not _inside(vals, bounds, root):
             continue
-        if any(abs(v) > 1e300 for v in vals):
+        if any(abs(v) > FLOAT_RANGE for v in vals):
             n_huge += 1
             continue
         if any(_same(vals, f["vals"]) for f in found):
             continue
-        found.append({"vals": vals, "root": root, "near": root.from_pair, "with": []})
-
-    # near-multiple simple roots: neighbours whose midpoint is a pseudo-root
+        found.append({"vals": vals, "root": root, "mult": root.mult * (2 if root.from_pair else 1),
+                      "near": root.from_pair, "pair": root.from_pair, "with": []})
     if inexact:
-        for i, a in enumerate(found):
-            for b in found[i + 1:]:
-                if a["root"].from_pair or b["root"].from_pair:
-                    continue
-                dist = max(abs(u - v) for u, v in zip(a["vals"], b["vals"]))
-                size = max([1] + [abs(u) for u in a["vals"] + b["vals"]])
-                if dist > 1e-4 * size:
-                    continue
-                mid = tuple((u + v) / 2 for u, v in zip(a["vals"], b["vals"]))
-                if _pseudo_root(num_eval(mid)):
-                    a["near"] = b["near"] = True
-                    a["with"].append(b["vals"])
-                    b["with"].append(a["vals"])
+        found = _merge_near_multiple(found, num_eval)
 
     found.sort(key=lambda f: tuple(float(v) for v in f["vals"]))
     eqs = tuple(_make(system, prm, f, bounds, curves) for f in found)
@@ -604,14 +604,47 @@ def _exact(system: ODESystem, prm: dict[str, Any], bounds: list[sp.Interval]) ->
         reasons.append(f"{n_poles} zero(s) of the numerators dropped: a denominator vanishes there (a pole or a "
                        "removable point, where the right-hand side is undefined)")
     if n_huge:
-        reasons.append(f"{n_huge} equilibri(um/a) beyond the float64 range (|x| > 1e300) not reported as points")
+        reasons.append(f"{n_huge} equilibri(um/a) beyond the float64 range (|x| > {FLOAT_RANGE:g}) not reported as points")
     return EquilibriumSet(eqs, tuple(curves), True, method, "; ".join(reasons))
 
 
 def _pseudo_root(values: list[tuple[Any, Any]]) -> bool:
-    """Every polynomial is within NEAR_RTOL of its term scale: a relative perturbation of the
-    coefficients by NEAR_RTOL makes the point a root."""
-    return all(abs(v) <= NEAR_RTOL * s for v, s in values)
+    """Every polynomial is within NEAR_RTOL of its term scale (``is_pseudo_root``): a relative
+    perturbation of the coefficients by NEAR_RTOL makes the point a root."""
+    return all(is_pseudo_root(v, s) for v, s in values)
+
+
+def _merge_near_multiple(found: list[dict], num_eval) -> list[dict]:
+    """The near-multiple rule of ``dynamics._tolerance``: points within NEAR_SEPARATION of each
+    other whose midpoint is a pseudo-root are linked; each connected group becomes one point at
+    its mean with the summed multiplicity (``near`` set, ``with`` the merged points)."""
+    n = len(found)
+    group = list(range(n))
+
+    def top(i):
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    for i in range(n):
+        for j in range(i + 1, n):
+            a, b = found[i]["vals"], found[j]["vals"]
+            dist = max(abs(u - v) for u, v in zip(a, b))
+            size = max([1] + [abs(u) for u in a + b])
+            if dist <= NEAR_SEPARATION * size and _pseudo_root(num_eval(tuple((u + v) / 2 for u, v in zip(a, b)))):
+                group[top(j)] = top(i)
+    out = []
+    for g in sorted({top(i) for i in range(n)}):
+        members = [found[i] for i in range(n) if top(i) == g]
+        if len(members) == 1:
+            out.append(members[0])
+            continue
+        k = len(members)
+        vals = tuple(sum(m["vals"][c] for m in members) / k for c in range(len(members[0]["vals"])))
+        root = _Root(vals[0], sum(m["mult"] for m in members))
+        out.append({"vals": vals, "root": root, "mult": root.mult, "near": True, "pair": False,
+                    "with": [m["vals"] for m in members]})
+    return out
 
 
 def _same(a: tuple, b: tuple) -> bool:
@@ -670,12 +703,12 @@ def _float_bounds(bounds: list[sp.Interval]) -> dict[int, tuple[float, float]]:
 
 def _collapse_flags(system, x, rtol: float) -> tuple[bool, bool]:
     """(every collapse state zero, some but not all), zero relative to the point's size:
-    10^-(HP_DPS/2) for high-precision points, 1e-12 for float ones."""
+    10^-(HP_DPS/2) for high-precision points, FLOAT_ZERO for float ones."""
     idx = system.collapse_indices
     if not idx:
         return False, False
     size = max([1.0] + [abs(float(v)) for v in x])
-    tol = 10.0 ** (-HP_DPS // 2) if rtol < FLOAT_RTOL else 1e-12
+    tol = 10.0 ** (-HP_DPS // 2) if rtol < FLOAT_RTOL else FLOAT_ZERO
     zero = np.array([abs(float(x[i])) <= tol * size for i in idx])
     return bool(zero.all()), bool(zero.any() and not zero.all())
 
@@ -691,16 +724,17 @@ def _make(system: ODESystem, prm, f: dict, bounds: list[sp.Interval], curves) ->
     x = np.array([float(v) for v in vals])
     x.setflags(write=False)
     notes = []
-    if root.from_pair:
+    if f["pair"]:
         notes.append("near-double root: a complex pair within NEAR_RTOL of the real axis (the float parameters are "
                      "within rounding of a fold); reported once, at its real part, as a double root")
-    for other in f["with"]:
-        where = ", ".join(f"{n}={float(v):.12g}" for n, v in zip(system.state_names, other))
-        notes.append(f"near-multiple root: merges with the simple root at {where} under a relative perturbation of the "
-                     "parameters by NEAR_RTOL (close to a fold)")
+    if f["with"]:
+        where = "; ".join(", ".join(f"{n}={float(v):.12g}" for n, v in zip(system.state_names, other))
+                          for other in f["with"])
+        notes.append(f"near-multiple root: the roots at {where} merge under a relative perturbation of the parameters "
+                     f"by NEAR_RTOL (close to a fold); reported once, at their mean, with multiplicity {f['mult']}")
     note = "; ".join(notes)
-    mult = root.mult * (2 if root.from_pair else 1)
-    rtol = float(np.sqrt(NEAR_RTOL)) if root.from_pair else HP_RTOL  # a pseudo-root: f' ~ sqrt(NEAR_RTOL)
+    mult = f["mult"]
+    rtol = float(np.sqrt(NEAR_RTOL)) if f["near"] else HP_RTOL  # a pseudo-root: f' ~ sqrt(NEAR_RTOL)
     cls = _classify(system, prm, vals, rtol=rtol, bounds=_float_bounds(bounds),
                     on_curve=_on_curve(vals, system, curves), multiplicity=mult, note=note)
     collapsed, partial = _collapse_flags(system, vals, rtol)
@@ -781,12 +815,12 @@ def _newton(system, prm: dict[str, Any], bounds: list[sp.Interval], n_starts: in
     fn = system.to_numpy(checked=False)
     found: list[np.ndarray] = []
     for y in ends:
-        if not np.all(np.isfinite(y)) or not _inside_float(y, box, 1e-9):
+        if not np.all(np.isfinite(y)) or not _inside_float(y, box, RTOL):
             continue
         with np.errstate(all="ignore"):
-            if not np.max(np.abs(fn(0.0, y, fprm))) <= 1e-10:
+            if not np.max(np.abs(fn(0.0, y, fprm))) <= NEWTON_ATOL:
                 continue
-        if any(np.allclose(y, z, rtol=1e-7, atol=1e-9) for z in found):
+        if any(np.allclose(y, z, rtol=NEWTON_RTOL, atol=RTOL) for z in found):
             continue
         found.append(y)
     found.sort(key=tuple)

@@ -9,15 +9,18 @@ rate does on average, where the gradient flow would be the limit lr -> 0.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from derivations import DynamicalSystem, Names, Params, System
+from derivations import DynamicalSystem, FrozenMap, Names, Params, System
 
 from ._display import html_table
+from ._tolerance import BLOWUP_BOUND, COLLAPSE_TOL
+from ._value import Value
 
 __all__ = ["iterate", "Iteration", "ITERATION_STATUSES", "record_steps"]
 
@@ -41,9 +44,12 @@ def record_steps(n_steps: int, record_every: int) -> np.ndarray:
     return np.asarray(sorted(set(steps)), dtype=np.int64)
 
 
-@dataclass(frozen=True, repr=False)
-class Iteration:
+@dataclass(frozen=True, repr=False, eq=False)
+class Iteration(Value):
     """The orbit of a discrete system at the recorded steps.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -62,7 +68,7 @@ class Iteration:
         batch_shape: the last step the run reached (n_steps when finished).
     state_names : tuple of str
         The system's flat state names.
-    info : dict
+    info : FrozenMap
         The options used.
     """
 
@@ -73,7 +79,7 @@ class Iteration:
     status: np.ndarray
     end_step: np.ndarray
     state_names: tuple[str, ...]
-    info: dict = field(default_factory=dict)
+    info: Mapping[str, object] = field(default_factory=FrozenMap)
 
     @property
     def final(self) -> np.ndarray:
@@ -118,8 +124,8 @@ def iterate(
     params: Params,
     *,
     record_every: int = 1,
-    blowup_bound: float = 1e8,
-    collapse_tol: float | None = 1e-8,
+    blowup_bound: float = BLOWUP_BOUND,
+    collapse_tol: float | None = COLLAPSE_TOL,
     runaway: float | None = 2.0,
 ) -> Iteration:
     """Iterate a discrete system: y_{n+1} = y_n + rhs(y_n; params), n = 0 .. n_steps - 1.
@@ -145,7 +151,7 @@ def iterate(
     params : dict keyed by parameter name (``lr`` among them for a gradient-descent map),
         checked by ``system.check_params(params, batch=True)``.
     record_every : int >= 1, record every k steps (the last step is always recorded).
-    blowup_bound : a run ends (status "blew_up") once max abs(y) exceeds it.
+    blowup_bound : a run ends (status "blew_up") once max abs(y) exceeds it (default ``BLOWUP_BOUND``).
     collapse_tol : a run ends (status "collapsed") once every collapse state
         (``system.collapse_indices``) is within it of zero; None: never (systems without
         collapse states never collapse).

@@ -44,6 +44,8 @@ from derivations.symbols import A, B, C
 from ._display import html_table
 from ._iterate import record_steps
 from ._progress import check_progress, progress_bar
+from ._tolerance import FLOAT_RTOL, RTOL
+from ._value import Value
 
 __all__ = [
     "simulate_network", "NetworkRun", "aligned_init", "default_spectrum", "spectral_norms",
@@ -53,9 +55,12 @@ __all__ = [
 _DEFAULT_RECORDS = 61
 
 
-@dataclass(frozen=True, repr=False)
-class NetworkRun:
+@dataclass(frozen=True, repr=False, eq=False)
+class NetworkRun(Value):
     """Recorded spectra of a trained linear network.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -216,7 +221,7 @@ def aligned_init(h: int, spectra: Mapping[str, ArrayLike], *, seed: int = 0, d: 
     V = _random_orthogonal(rng, d)
     if basis is not None:
         V = np.asarray(basis, dtype=float)
-        if V.shape != (d, d) or not np.allclose(V.T @ V, np.eye(d), atol=1e-8):
+        if V.shape != (d, d) or not np.allclose(V.T @ V, np.eye(d), atol=FLOAT_RTOL):
             raise ValueError(f"basis must be an orthogonal ({d}, {d}) matrix (columns = data eigenvectors)")
     p = np.asarray(spectra.get("p", np.ones(h)), dtype=float)
     s = np.asarray(spectra["s"], dtype=float)
@@ -555,7 +560,7 @@ def _record_times(t1: float, step: float | None, n_records: int | None, record_e
     if step is None:
         return None, np.linspace(0.0, t1, n_records or _DEFAULT_RECORDS)
     n_steps = int(round(t1 / step))
-    if n_steps < 1 or abs(n_steps * step - t1) > 1e-9 * t1:
+    if n_steps < 1 or abs(n_steps * step - t1) > RTOL * t1:
         raise ValueError(f"t1 = {t1:g} must be a multiple of the step {step:g} (a whole number of steps; "
                          f"t1 / step = {t1 / step:g})")
     if n_records is not None:

@@ -19,14 +19,15 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from derivations import ODESystem, Params, System
-from derivations._system import FrozenMap
+from derivations import FrozenMap, ODESystem, Params, System
 
 from ._display import html_table
 from ._equilibria import Equilibrium, equilibria
 from ._events import Condition
 from ._integrate import integrate
 from ._prepare import symbolic_form
+from ._tolerance import RTOL
+from ._value import Value
 
 __all__ = ["phase_plane", "PhasePlane", "Orbit", "SaddleManifold"]
 
@@ -46,9 +47,12 @@ def _frozen(a: Any) -> np.ndarray:
     return a
 
 
-@dataclass(frozen=True)
-class Orbit:
+@dataclass(frozen=True, eq=False)
+class Orbit(Value):
     """One integrated curve in the plane.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -76,9 +80,12 @@ class Orbit:
                 f"t in [{np.min(self.t):.4g}, {np.max(self.t):.4g}], status={self.status!r})")
 
 
-@dataclass(frozen=True)
-class SaddleManifold:
+@dataclass(frozen=True, eq=False)
+class SaddleManifold(Value):
     """One branch of the stable or unstable manifold of a saddle of the plane.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -112,9 +119,12 @@ class SaddleManifold:
                 f"direction ({d[0]:.4g}, {d[1]:.4g}), {len(self.orbit.points)} points, status={self.orbit.status!r})")
 
 
-@dataclass(frozen=True)
-class PhasePlane:
+@dataclass(frozen=True, eq=False)
+class PhasePlane(Value):
     """A phase plane as data (what ``plot_phase_plane`` draws).
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -451,7 +461,7 @@ def phase_plane(
     on_slice = []
     for e in eqs:
         ref = full_state(e.x[ix], e.x[iy])
-        if np.allclose(ref, e.x, rtol=1e-9, atol=1e-9):
+        if np.allclose(ref, e.x, rtol=RTOL, atol=RTOL):
             on_slice.append(e)
     pts = np.array([[e.x[ix], e.x[iy]] for e in on_slice]).reshape(-1, 2)
 
@@ -548,7 +558,7 @@ def _default_window(values: np.ndarray, bound: tuple[float, float]) -> tuple[flo
     else:  # nothing to frame: the unit interval, moved inside the domain
         lo, hi = 0.0, 1.0
     span = hi - lo
-    if span <= 1e-9 * max(1.0, abs(lo), abs(hi)):
+    if span <= RTOL * max(1.0, abs(lo), abs(hi)):
         span = max(1.0, abs(lo))
         lo, hi = lo - 0.5 * span, hi + 0.5 * span
     lo, hi = lo - 0.4 * span, hi + 0.4 * span

@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from derivations import ModelSpec
+from derivations import FrozenMap, ModelSpec
 
 from ._compare import Comparison, compare
 from ._network import NetworkRun, data_spectrum, is_quadratic, simulate_network
+from ._value import Value
 
 if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn, not with the package
     from matplotlib.axes import Axes
@@ -42,9 +43,12 @@ SURVIVAL_RATIO = 1e-2
 it also serves the cosine loss, whose spectrum shrinks as a whole under weight decay)."""
 
 
-@dataclass(frozen=True, repr=False)
-class DigitsData:
+@dataclass(frozen=True, repr=False, eq=False)
+class DigitsData(Value):
     """The digits as the network sees them.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -121,9 +125,12 @@ def collapse_threshold(sigma2: float, eta: float) -> float:
     return float(2 * eta + 2 * np.sqrt(eta**2 + eta * sigma2))
 
 
-@dataclass(frozen=True, repr=False)
-class RealDataRun:
+@dataclass(frozen=True, repr=False, eq=False)
+class RealDataRun(Value):
     """A network trained on the digits against the eigenmode theory.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -148,7 +155,7 @@ class RealDataRun:
         alpha_p = 1, both views): lambda_j >= lambda* (and a start above the unstable root).
     threshold : float or None
         lambda* (Euclidean) or None.
-    info : dict
+    info : FrozenMap
         The options used.
     """
 
@@ -162,7 +169,7 @@ class RealDataRun:
     vs_expected: Comparison | None
     survivors: dict
     threshold: float | None
-    info: dict = field(default_factory=dict)
+    info: Mapping[str, object] = field(default_factory=FrozenMap)
 
     def errors(self) -> dict[str, dict[str, dict]]:
         """The errors of each theory against each network run.

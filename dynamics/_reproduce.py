@@ -41,6 +41,7 @@ from ._plots import (
 )
 from ._roots import SCALE, regimes, shrinking_norms
 from ._threshold import threshold
+from ._value import Value
 
 __all__ = ["reproduce", "FIGURES", "Claim", "euclidean_threshold", "cosine_emergence", "cosine_regimes", "theory_vs_network",
            "real_data"]
@@ -121,8 +122,8 @@ def _trust_note(cmp) -> list[str]:
     return lines
 
 
-@dataclass(frozen=True)
-class Claim:
+@dataclass(frozen=True, eq=False)
+class Claim(Value):
     """One claim of ``reproduce``: the figures it wrote, its numbers and its report section.
 
     key:     the key of its numbers in ``reproduce``'s return value.
@@ -130,6 +131,9 @@ class Claim:
     numbers: the numbers the claim rests on (what ``reproduce`` returns under ``key``).
     section: the lines of its report.md section.
     context: values a later claim builds on (e.g. the cosine network's norms); not reported.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
     """
 
     key: str

@@ -21,7 +21,8 @@ from derivations import Names, ODESystem, Params
 from ._display import html_table
 from ._prepare import MAX_BISECTIONS, as_float, check_sweep, label, one_state, read_only
 from ._progress import check_progress, progress_bar
-from ._tolerance import is_zero
+from ._tolerance import LEAD_RTOL, LOCATE_RTOL, NEAR_SEPARATION, is_pseudo_root, is_zero, multiple_root_stable
+from ._value import Value
 
 __all__ = ["roots_batch", "BatchRoots", "regimes", "Regimes", "REGIMES", "SCALE", "count_labels", "shrinking_norms", "ShrinkingNorms"]
 
@@ -43,29 +44,39 @@ def count_labels(n_max: int) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, eq=False)
-class BatchRoots:
+class BatchRoots(Value):
     """Equilibria of a one-state system dx/dt = f(x) = N(x)/D(x) at many parameter points.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
     roots : numpy.ndarray
-        batch_shape + (degree,) complex roots of the numerator N (companion-matrix
-        eigenvalues), NaN where the degree drops.
+        batch_shape + (degree,) complex roots of the numerator N (from its factors, repeated
+        by their multiplicity), sorted by real part, NaN where the degree drops. Roots that
+        the near-multiple rule of ``dynamics._tolerance`` merges (a cluster within NEAR_RTOL
+        of a multiple root, e.g. the two roots of a float fold) all hold the cluster's mean.
     real : numpy.ndarray of bool
         Mask of the roots that are equilibria: real (imaginary part within the tolerance
-        policy of ``dynamics._tolerance``), inside the state's domain, and not a zero of D (a
-        pole or removable point is no equilibrium).
+        policy, or merged), inside the state's domain, and not a zero of D (a pole or
+        removable point is no equilibrium).
     slope : numpy.ndarray
-        f'(root) = N'(root)/D(root) (real part).
+        f'(root) = N'(root)/D(root) (real part); zero within tolerance at a multiple root.
     stable : numpy.ndarray of bool
-        real & slope < 0 (a slope that is zero within the tolerance policy is not stable).
+        Stable equilibria: a root of multiplicity m with f = a_m (x - x*)^m + ..., m odd and
+        a_m < 0 (``multiple_root_stable``; for a simple root, slope < 0). A slope or a_m that
+        is zero within the tolerance policy, and every even m (semi-stable), is not stable.
     n_real, n_stable : numpy.ndarray of int
-        Counts per point.
+        Counts per point: real roots with multiplicity, stable equilibria (a multiple root
+        once).
     collapsed : numpy.ndarray of bool
         Mask of the equilibria at x = 0 when the system declares its state a collapse state
         (``system.collapse``); all False otherwise.
     collapsed_stable, noncollapsed_stable : numpy.ndarray of bool
         A collapsed / another equilibrium is stable, per point.
+    multiplicity : numpy.ndarray of int
+        batch_shape + (degree,): the multiplicity of the (merged) root each entry belongs to.
     """
 
     roots: np.ndarray
@@ -77,6 +88,7 @@ class BatchRoots:
     collapsed_stable: np.ndarray
     noncollapsed_stable: np.ndarray
     collapsed: np.ndarray = None
+    multiplicity: np.ndarray = None
 
     def _counts(self) -> list[tuple[int, int, int]]:
         pairs = np.stack([np.ravel(self.n_real), np.ravel(self.n_stable)], axis=-1)
@@ -126,7 +138,7 @@ def _poly_roots(C: np.ndarray) -> np.ndarray:
     B, k = C.shape[0], C.shape[1] - 1
     roots = np.full((B, k), np.nan + 0j)
     top = np.max(np.abs(C), axis=1)
-    lead_ok = np.abs(C[:, 0]) > 1e-14 * top
+    lead_ok = np.abs(C[:, 0]) > LEAD_RTOL * top
     if k == 1:
         with np.errstate(all="ignore"):
             roots[lead_ok, 0] = -C[lead_ok, 1] / C[lead_ok, 0]
@@ -162,8 +174,47 @@ ROOTS_CHUNK = 2**16
 for a cubic) whatever the number of points."""
 
 
+def _term_scale(C: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Sum of |terms| of the polynomials with coefficient rows C (B, k+1) at x (B, j)."""
+    powers = np.abs(x)[..., None] ** np.arange(C.shape[1] - 1, -1, -1)
+    return np.einsum("bk,bjk->bj", np.abs(C), powers)
+
+
+def _merge_near_multiple(roots: np.ndarray, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The near-multiple rule of ``dynamics._tolerance`` on rows of roots of N (coefficients C):
+    roots sorted by real part; neighbours within NEAR_SEPARATION whose midpoint is a pseudo-root
+    of N are linked, and each chain becomes its mean (real) with the chain's length as
+    multiplicity. Returns (roots, multiplicity, first), ``first`` marking one entry per root."""
+    B, k = roots.shape
+    order = np.argsort(np.where(np.isfinite(roots), roots.real, np.inf), axis=1, kind="stable")
+    r = np.take_along_axis(roots, order, axis=1)
+    if k < 2:
+        return r, np.ones((B, k), dtype=int), np.ones((B, k), dtype=bool)
+    a, b = r[:, :-1], r[:, 1:]
+    both = np.isfinite(a) & np.isfinite(b)
+    with np.errstate(all="ignore"):
+        size = np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
+        mid = np.where(both, 0.5 * (a.real + b.real), 0.0)
+        link = both & (np.abs(a - b) <= NEAR_SEPARATION * size)
+        link &= is_pseudo_root(_polyval(C, mid), _term_scale(C, mid))
+    ids = np.concatenate([np.zeros((B, 1), dtype=int), np.cumsum(~link, axis=1)], axis=1)
+    onehot = ids[:, :, None] == np.arange(k)[None, None, :]
+    counts = onehot.sum(axis=1)
+    sums = np.einsum("bjc,bj->bc", onehot, np.where(np.isfinite(r), r.real, 0.0))
+    with np.errstate(all="ignore"):
+        means = sums / np.maximum(counts, 1)
+    mult = np.take_along_axis(counts, ids, axis=1)
+    merged = mult > 1
+    r = np.where(merged, np.take_along_axis(means, ids, axis=1) + 0j, r)
+    first = np.concatenate([np.ones((B, 1), dtype=bool), ~link], axis=1)
+    return r, mult, first
+
+
 def _roots_chunk(vals, fN, fD, deg, factors, bounds, collapse):
-    """Roots, real/stable/collapsed masks and slopes at one chunk of parameter points."""
+    """Roots, real/stable/collapsed masks, slopes and multiplicities at one chunk of parameter
+    points."""
+    from math import comb
+
     B = len(vals[0]) if vals else 1
     C = _coefficients(fN, vals, B)  # (B, deg+1)
     Dc = _coefficients(fD, vals, B)
@@ -172,23 +223,30 @@ def _roots_chunk(vals, fN, fD, deg, factors, bounds, collapse):
     # A factor whose degree drops leaves NaN; N vanishing identically (a line of equilibria) has
     # no isolated root.
     roots[np.max(np.abs(C), axis=1) == 0] = np.nan
+    roots, mult, first = _merge_near_multiple(roots, C)
     finite = np.isfinite(roots)
-    real = finite & is_zero(roots.imag, scale=np.maximum(1.0, np.abs(np.where(finite, roots, 0))))
+    real = finite & ((mult > 1) | is_zero(roots.imag, scale=np.maximum(1.0, np.abs(np.where(finite, roots, 0)))))
     x = np.where(real, roots.real, 0.0)
     lo, hi = bounds
     real &= (x >= lo) & (x <= hi)
-    powers = np.abs(x)[..., None] ** np.arange(Dc.shape[1] - 1, -1, -1)
     d_at = _polyval(Dc, x)
-    d_scale = np.einsum("bk,bjk->bj", np.abs(Dc), powers)
-    real &= ~is_zero(d_at, scale=d_scale)
-    dC = C[:, :-1] * np.arange(deg, 0, -1) if deg > 0 else np.zeros((B, 1))
+    real &= ~is_zero(d_at, scale=_term_scale(Dc, x))
+    den = np.where(real, d_at, 1.0)
+    lead, lead_scale = np.zeros_like(x), np.ones_like(x)
+    slope = np.zeros_like(x)
     with np.errstate(all="ignore"):
-        slope = np.where(real, _polyval(dC, x) / np.where(real, d_at, 1.0), 0.0)
-        n_pow = np.abs(x)[..., None] ** np.arange(dC.shape[1] - 1, -1, -1)
-        s_scale = np.einsum("bk,bjk->bj", np.abs(dC), n_pow) / np.where(real, np.abs(d_at), 1.0)
-    stable = real & (slope < 0) & ~is_zero(slope, scale=s_scale)
+        for m in range(1, deg + 1):
+            # a_m = N^(m)(x)/(m! D(x)): the first non-zero Taylor coefficient at a root of multiplicity m
+            Cm = C[:, : deg + 1 - m] * np.array([comb(deg - i, m) for i in range(deg + 1 - m)], dtype=float)
+            value = _polyval(Cm, x) / den
+            if m == 1:
+                slope = np.where(real, value, 0.0)
+            sel = real & (mult == m)
+            lead = np.where(sel, value, lead)
+            lead_scale = np.where(sel, _term_scale(Cm, x) / np.abs(den), lead_scale)
+    stable = real & multiple_root_stable(mult, lead, lead_scale)
     zero = real & is_zero(x, scale=1.0) if collapse else np.zeros_like(real)
-    return roots, real, slope, stable, zero
+    return roots, real, slope, stable, zero, mult, first
 
 
 def roots_batch(system: ODESystem, params: Params, *, progress: bool = True) -> BatchRoots:
@@ -196,8 +254,9 @@ def roots_batch(system: ODESystem, params: Params, *, progress: bool = True) -> 
 
     For any system with one state after restriction to its invariant manifold, whose
     right-hand side is polynomial (or rational, N(x)/D(x)) in the state. ``params`` may hold
-    arrays that broadcast; the roots come from batched companion matrices (10^5 points take a
-    fraction of a second). Exact enumeration at one point is ``equilibria``; this is for maps
+    arrays that broadcast; the roots come from the factors of the numerator, in closed form or
+    from batched companion matrices. Near-multiple roots follow the one rule of
+    ``dynamics._tolerance`` (merged into one multiple root, as ``equilibria`` reports them). Exact enumeration at one point is ``equilibria``; this is for maps
     and sweeps. A system with several states: hold some fixed (``derivations.freeze``) or
     restrict it (``derivations.reduce``) first.
 
@@ -234,11 +293,12 @@ def roots_batch(system: ODESystem, params: Params, *, progress: bool = True) -> 
     collapse = reduced.collapse_indices == (0,)
     roots = np.full((B, deg), np.nan + 0j)
     real, slope, stable, zero = (np.zeros((B, deg), dtype=t) for t in (bool, float, bool, bool))
+    mult, first = np.ones((B, deg), dtype=int), np.ones((B, deg), dtype=bool)
     with progress_bar(B, "roots_batch", progress, unit="pt") as bar:
         for lo in range(0, B, ROOTS_CHUNK):
             hi = min(B, lo + ROOTS_CHUNK)
             out = _roots_chunk([v[lo:hi] for v in vals], fN, fD, deg, factors, lo_hi, collapse)
-            for dst, src in zip((roots, real, slope, stable, zero), out):
+            for dst, src in zip((roots, real, slope, stable, zero, mult, first), out):
                 dst[lo:hi] = src
             bar.update(hi - lo)
 
@@ -251,10 +311,11 @@ def roots_batch(system: ODESystem, params: Params, *, progress: bool = True) -> 
         slope=shaped(slope),
         stable=shaped(stable),
         n_real=shaped(real.sum(1), False),
-        n_stable=shaped(stable.sum(1), False),
+        n_stable=shaped((stable & first).sum(1), False),
         collapsed_stable=shaped((stable & zero).any(1), False),
         noncollapsed_stable=shaped((stable & ~zero).any(1), False),
         collapsed=shaped(zero),
+        multiplicity=shaped(mult),
     )
 
 
@@ -262,8 +323,11 @@ def roots_batch(system: ODESystem, params: Params, *, progress: bool = True) -> 
 
 
 @dataclass(frozen=True, eq=False)
-class Regimes:
+class Regimes(Value):
     """A 2-D map of regimes: codes[j, i] indexes ``names`` at (x_values[i], y_values[j]).
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -461,8 +525,11 @@ def regimes(system: ODESystem, x_sweep: tuple[str, Sequence[float]], y_sweep: tu
 
 
 @dataclass(frozen=True, eq=False)
-class ShrinkingNorms:
+class ShrinkingNorms(Value):
     """Regimes of a one-state system along the path lambda(t) = exp(-rate t) of its scale.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -478,7 +545,7 @@ class ShrinkingNorms:
     has_stable : numpy.ndarray of bool
         Where a stable non-collapsed equilibrium exists.
     t_emerge : float or None
-        First time such an equilibrium exists (bisection to 1e-10 relative), None if never
+        First time such an equilibrium exists (bisection to LOCATE_RTOL relative), None if never
         within ``t``; t[0] if it exists from the start.
     names : tuple of str
         The regime names ``codes`` index.
@@ -575,7 +642,7 @@ def shrinking_norms(system: ODESystem, t_eval: Sequence[float], params: Params, 
         else:
             lo, hi = float(t[i - 1]), float(t[i])
             for _ in range(MAX_BISECTIONS):
-                if hi - lo <= 1e-10 * max(1.0, abs(hi)):
+                if hi - lo <= LOCATE_RTOL * max(1.0, abs(hi)):
                     break
                 mid = 0.5 * (lo + hi)
                 rr = at(np.array([mid]))[1]

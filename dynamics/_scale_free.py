@@ -26,13 +26,18 @@ import numpy as np
 from derivations import DynamicalSystem, Params
 
 from ._display import short_array
+from ._tolerance import COARSE_RTOL, RTOL
+from ._value import Value
 
 __all__ = ["ScaleFreePoint", "scale_free_equilibria"]
 
 
-@dataclass(frozen=True)
-class ScaleFreePoint:
+@dataclass(frozen=True, eq=False)
+class ScaleFreePoint(Value):
     """One equilibrium of the scale-free flow.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -69,7 +74,7 @@ def scale_free_equilibria(
     *,
     n_starts: int = 24,
     seed: int = 0,
-    tol: float = 1e-9,
+    tol: float = RTOL,
 ) -> tuple[ScaleFreePoint, ...]:
     """Equilibria of the scale-free flow of a system that declares scaling and weight decay.
 
@@ -86,7 +91,8 @@ def scale_free_equilibria(
     seed : int
         For the random starts.
     tol : float
-        Residual (max ``|rhs|`` of the free states) below which a converged point counts.
+        Residual (max ``|rhs|`` of the free states) below which a converged point counts
+        (default ``RTOL``).
 
     Returns
     -------
@@ -163,10 +169,10 @@ def scale_free_equilibria(
         res = float(np.max(np.abs(rate(x))))
         if not np.isfinite(res) or res > tol:
             continue
-        if any(np.max(np.abs(p.direction - x)) < 1e-6 for p in found):
+        if any(np.max(np.abs(p.direction - x)) < COARSE_RTOL for p in found):
             continue
         eig, size = _direction_eigenvalues(rate, x, w, scaled)
-        undecided = np.abs(eig.real) <= 1e-6 * max(1.0, size)  # zero within the differencing error
+        undecided = np.abs(eig.real) <= COARSE_RTOL * max(1.0, size)  # zero within the differencing error
         stable = bool(np.all(eig.real < 0)) if not np.any(undecided) else (False if np.any(eig.real[~undecided] > 0) else None)
         found.append(ScaleFreePoint(x, state_of(x), res, eig, stable))
     order = {True: 0, None: 1, False: 2}

@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from derivations import FrozenMap, Names
+
 from ._display import html_table
 from ._outcomes import STATUSES
+from ._value import Value
 
 __all__ = ["Solution"]
 
 
-@dataclass(frozen=True, repr=False)
-class Solution:
+@dataclass(frozen=True, repr=False, eq=False)
+class Solution(Value):
     """Trajectories y(t) of one or many initial states, and how each run ended.
 
     Each run goes from t0 until it *ends*: at t1 ("finished"), at a terminating event, or where
     the solver stopped (budget, step-size collapse). batch_shape is the broadcast shape of y0
     and the params.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -57,7 +63,7 @@ class Solution:
         The system's state names.
     backend : str
         "jax" or "scipy".
-    info : dict
+    info : FrozenMap
         The options used (solver, tolerances, events, ...).
     """
 
@@ -74,7 +80,7 @@ class Solution:
     retried: np.ndarray
     state_names: tuple[str, ...]
     backend: str
-    info: dict[str, object] = field(default_factory=dict)
+    info: Mapping[str, object] = field(default_factory=FrozenMap)
 
     @property
     def batch_shape(self) -> tuple[int, ...]:

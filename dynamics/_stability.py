@@ -52,7 +52,9 @@ from derivations import DynamicalSystem, ODESystem, Params
 from derivations._codegen import lambdified
 
 from ._display import short_array
-from ._tolerance import EQUILIBRIUM_RTOL, FLOAT_FLOOR, FLOAT_RTOL, HP_DPS, HP_FLOOR, HP_RTOL, balanced_size, eig_scale, zero_eigenvalues
+from ._tolerance import (EQUILIBRIUM_RTOL, FLOAT_FLOOR, FLOAT_RTOL, FLOAT_ZERO, HP_DPS, HP_FLOOR, HP_RTOL, RTOL, balanced_size,
+                         eig_scale, zero_eigenvalues)
+from ._value import Value
 
 __all__ = ["classify", "Classification", "jacobian_at"]
 
@@ -63,9 +65,12 @@ _MAX_HP_STATES = 8
 """Above this many states eigenvalues are computed in float64 (balanced) with FLOAT_RTOL."""
 
 
-@dataclass(frozen=True)
-class Classification:
+@dataclass(frozen=True, eq=False)
+class Classification(Value):
     """The linear (and, where needed, nonlinear) type of an equilibrium; see ``classify``.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------
@@ -443,11 +448,11 @@ def _classify(system, prm: Mapping[str, Any], point: tuple, *, rtol: float, boun
 def _allowed_side(x: np.ndarray, v0: np.ndarray, bounds: dict) -> float:
     """+1/-1 if the domain leaves only that side of u along v0 at x; 0 if both sides."""
     for i, (lo, hi) in bounds.items():
-        if abs(v0[i]) < 1e-10:
+        if abs(v0[i]) < RTOL:
             continue
-        if np.isfinite(lo) and abs(x[i] - lo) <= 1e-12 * max(1.0, abs(lo)):
+        if np.isfinite(lo) and abs(x[i] - lo) <= FLOAT_ZERO * max(1.0, abs(lo)):
             return float(np.sign(v0[i]))
-        if np.isfinite(hi) and abs(x[i] - hi) <= 1e-12 * max(1.0, abs(hi)):
+        if np.isfinite(hi) and abs(x[i] - hi) <= FLOAT_ZERO * max(1.0, abs(hi)):
             return float(-np.sign(v0[i]))
     return 0.0
 

@@ -13,6 +13,7 @@ from derivations import ODESystem
 
 from ._display import html_table
 from ._prepare import label, prepared
+from ._value import Value
 
 __all__ = ["threshold", "Threshold"]
 
@@ -20,14 +21,17 @@ __all__ = ["threshold", "Threshold"]
 # -- thresholds --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Threshold:
+@dataclass(frozen=True, eq=False)
+class Threshold(Value):
     """Where equilibria appear, disappear, cross or start to oscillate, as conditions on
     ``param`` (each condition is ``expression = 0``; None where there is none).
 
     The ``*_solutions`` fields hold the conditions solved for ``param`` (closed forms of
     degree <= 2 in it; ``note`` says where there is no closed form). Points that are
     pitchforks are listed in ``pitchfork_solutions`` only.
+
+    A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
+    when every field is (arrays by value, NaN equal to NaN), and hashable.
 
     Attributes
     ----------

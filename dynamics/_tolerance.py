@@ -9,7 +9,23 @@ relative tolerance is set by how precisely the point is known: ``HP_RTOL`` for p
 exact elimination held at ``HP_DPS`` digits with exact parameters, ``FLOAT_RTOL`` for points
 known only in float64 (Newton, a point typed in by a user). Float parameters are exact binary
 numbers but trusted only to ``NEAR_RTOL`` relative: roots that merge under a perturbation of
-that size are reported as a near-multiple root (flagged, never dropped, never merged).
+that size are one multiple root (the near-multiple rule below).
+
+The near-multiple rule (``equilibria``, ``roots_batch`` and ``regimes`` all follow it, so a
+point at a float fold gets one label): at float parameters, two roots x1, x2 of the right-hand
+side (adjacent real roots, a real root and a complex one, or a complex pair, each within
+``NEAR_SEPARATION`` relative of the other) are *linked* when their midpoint is a pseudo-root
+(``is_pseudo_root``: every equation there is within ``NEAR_RTOL`` of its term scale, i.e. a
+relative change of the coefficients by NEAR_RTOL makes the midpoint an exact multiple root).
+Chains of linked roots merge into one equilibrium at their mean whose multiplicity is the sum
+of theirs, and it is classified as the multiple root it is within the trust in the parameters:
+by the first non-zero Taylor coefficient a_m of the flow there (on the centre manifold in
+several states; in one state m is the multiplicity). Odd m: stable iff a_m < 0; even m:
+semi-stable, never stable (``multiple_root_stable``). Example, the Euclidean SimSiam cubic
+dp/dt = -p (c p^2 - p + eta) at eta = 1/(4c): exactly, -c p (p - 1/(2c))^2, a double root at
+p = 1/(2c), semi-stable; in floats the discriminant 1 - 4 c eta is a few ulp, the two roots
+split by ~1e-8 (or into a complex pair), and the rule gives back the double root, semi-stable.
+Exact (SymPy) parameters are trusted fully: their roots are never merged.
 
 Natural scales: for eigenvalues, the norm of the *balanced* Jacobian (``eig_scale``; a diagonal
 similarity, ``scipy.linalg.matrix_balance``, so that a badly scaled but well conditioned
@@ -28,6 +44,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "NEAR_SEPARATION", "COARSE_RTOL", "LOCATE_RTOL", "FLOAT_ZERO", "LEAD_RTOL", "SINGULAR_COND", "COLLISION_RTOL",
+    "FLOAT_RANGE", "NEWTON_ATOL", "NEWTON_RTOL", "is_pseudo_root", "multiple_root_stable",
     "RTOL", "ATOL", "MIN_TOL", "HP_DPS", "HP_RTOL", "FLOAT_RTOL", "NEAR_RTOL", "HP_FLOOR", "FLOAT_FLOOR",
     "EQUILIBRIUM_RTOL", "COLLAPSE_TOL", "BLOWUP_BOUND", "BLOWUP_ESCAPE", "STEADY_TOL",
     "check_tol", "is_zero", "same_point", "eig_scale", "balanced_size", "zero_eigenvalues",
@@ -64,13 +82,53 @@ is computed from (e.g. sum |terms| of the Jacobian's entries) is noise of the 50
 even when every eigenvalue is that small (J = 0 up to rounding)."""
 FLOAT_FLOOR = 1e-13
 """The same floor for float64 points (~500 eps)."""
+NEAR_SEPARATION = 1e-4
+"""Candidates for the near-multiple rule: two roots whose distance (for a complex root: its
+distance to the real root or to its conjugate) is at most NEAR_SEPARATION times
+max(1, |root|). A perturbation of the coefficients by NEAR_RTOL splits a root of multiplicity
+m by ~NEAR_RTOL^(1/m) (1e-6 for m = 2, 1e-4 for m = 3), so no cluster the rule merges is
+missed; the pseudo-root test (``is_pseudo_root``) decides."""
+COARSE_RTOL = 1e-6
+"""Zero (or equal) for quantities computed by finite differences or at points located by a
+one-dimensional search in float64 (the scale-free flow's eigenvalues, normal-form
+coefficients and eigenvalue crossings of ``bifurcation``): their error is ~sqrt(eps) relative,
+so 1e-6 of the natural scale is the smallest threshold they meet reliably."""
+LOCATE_RTOL = 1e-10
+"""Relative precision to which a parameter value or a time is located by bisection (a
+bifurcation point, the time a stable equilibrium emerges)."""
+FLOAT_ZERO = 1e-12
+"""A float64 coordinate counts as zero (a collapse state of a point from Newton) or as lying on
+a domain bound when it is within FLOAT_ZERO of the point's size (at least 1): ~4500 eps, what
+rounding or a converged Newton iteration leaves of an exact zero."""
+LEAD_RTOL = 1e-14
+"""A polynomial's degree drops when its leading coefficient is at most LEAD_RTOL times its
+largest coefficient (~45 eps: rounding of a coefficient that cancels exactly)."""
+SINGULAR_COND = 1e12
+"""A float64 Jacobian with condition number above SINGULAR_COND counts as singular (a
+continuation step through it is not trusted): a linear solve then loses more than 12 of the
+16 digits."""
+COLLISION_RTOL = 1e-4
+"""Two equilibria that a golden-section search (parameter located to ~sqrt(eps)) brings within
+COLLISION_RTOL relative of each other have collided: at a fold they separate like
+sqrt(|v - v*|) ~ eps^(1/4) ~ 1e-4."""
+FLOAT_RANGE = 1e300
+"""Coordinates beyond FLOAT_RANGE in size are outside what float64 arithmetic on them can
+represent (squares overflow): such equilibria are counted, not reported as points."""
+NEWTON_ATOL = 1e-10
+"""Multi-start Newton (non-rational systems) accepts an end point as an equilibrium when
+max |f| <= NEWTON_ATOL: an absolute test, because those right-hand sides give no term scale;
+a relative check follows in ``classify`` (EQUILIBRIUM_RTOL)."""
+NEWTON_RTOL = 1e-7
+"""Two end points of multi-start Newton are one equilibrium when they agree within NEWTON_RTOL
+relative (and RTOL absolute): Newton converges to ~sqrt(eps) at a multiple root."""
+
 EQUILIBRIUM_RTOL = 1e-8
 """``classify`` warns when |f(x)| exceeds EQUILIBRIUM_RTOL times the term scale of f at x:
 x is then not an equilibrium (float rounding of a true equilibrium leaves ~1e-16)."""
 
 COLLAPSE_TOL = 1e-8
 """Default radius of the ``Collapse`` event: a run has collapsed once every collapse state is
-within COLLAPSE_TOL of zero."""
+within COLLAPSE_TOL of zero (an absolute size: collapse states start at order one)."""
 BLOWUP_BOUND = 1e8
 """Default bound of the ``BlowUp`` event: a run has blown up once max |y| reaches it."""
 BLOWUP_ESCAPE = 10.0
@@ -78,7 +136,7 @@ BLOWUP_ESCAPE = 10.0
 BLOWUP_ESCAPE * max(1, max |y0|) is reported as blown up."""
 STEADY_TOL = 1e-9
 """Default speed threshold of the ``Steady`` event: a run is steady once max |dy/dt| falls to
-it (it must sit above the integration error, about integrate's default atol = 1e-10)."""
+it (it must sit above the integration error, about atol = 1e-10)."""
 
 
 def check_tol(value, name: str = "tol") -> float:
@@ -119,8 +177,10 @@ def eig_scale(J) -> float:
 
 def balanced_size(J, sizes) -> float:
     """Frobenius norm of the entry sizes ``sizes`` (sum of |terms| of each Jacobian entry, the
-    scale of its rounding noise) under the balancing similarity of J: the noise floor of J's
-    eigenvalues, times HP_FLOOR or FLOAT_FLOOR."""
+    scale of its rounding noise) under the balancing similarity of J, or without it when that
+    is smaller (every diagonal similarity bounds the eigenvalues' noise alike; balancing
+    against an entry that is itself rounding noise, e.g. 1e-46 next to 0.5, would inflate it):
+    the noise floor of J's eigenvalues, times HP_FLOOR or FLOAT_FLOOR."""
     from scipy.linalg import matrix_balance
 
     J = np.asarray(J, dtype=float)
@@ -128,7 +188,7 @@ def balanced_size(J, sizes) -> float:
     if J.size == 0 or not np.all(np.isfinite(J)) or not np.all(np.isfinite(S)):
         return float(np.linalg.norm(np.nan_to_num(S)))
     _, (t, _perm) = matrix_balance(J, permute=False, separate=True)
-    return float(np.linalg.norm(S * t[None, :] / t[:, None]))
+    return min(float(np.linalg.norm(S)), float(np.linalg.norm(S * t[None, :] / t[:, None])))
 
 
 def zero_eigenvalues(eigenvalues, scale: float, rtol: float, floor: float = 0.0):
@@ -137,3 +197,21 @@ def zero_eigenvalues(eigenvalues, scale: float, rtol: float, floor: float = 0.0)
     with scale == 0 (J = 0) every eigenvalue is zero."""
     ev = np.asarray(eigenvalues)
     return np.abs(ev.real) <= max(rtol * scale, floor)
+
+
+def is_pseudo_root(value, scale):
+    """The near-multiple test: |value| <= NEAR_RTOL * |scale| (``value`` an equation at a point,
+    ``scale`` its sum of |terms| there), elementwise for arrays. True means a relative change of
+    the coefficients by NEAR_RTOL makes the point a root (see the near-multiple rule above)."""
+    if isinstance(value, np.ndarray) or isinstance(scale, np.ndarray):
+        return np.abs(value) <= NEAR_RTOL * np.abs(scale)
+    return abs(value) <= NEAR_RTOL * abs(scale)
+
+
+def multiple_root_stable(multiplicity, leading, scale, rtol: float = RTOL):
+    """Stability of a root of multiplicity m of a one-state flow dx/dt = a_m (x - x*)^m + ...:
+    True where m is odd and a_m < 0 (a_m not zero within rtol * scale); an even m is
+    semi-stable, never stable. Elementwise for arrays."""
+    m = np.asarray(multiplicity)
+    a = np.asarray(leading)
+    return (m % 2 == 1) & (a < 0) & ~is_zero(a, scale=scale, rtol=rtol)

@@ -175,3 +175,27 @@ def test_ssl_modes_are_the_generic_coupling():
     f = sp.lambdify(explicit.states + explicit.params, list(explicit.rhs))
     np.testing.assert_allclose(modes.to_numpy()(0.0, y, prm), f(*y, *prm.values()), rtol=1e-12)
     assert modes.collapse_indices == tuple(range(8))
+
+
+def test_reduce_refuses_a_non_invariant_graph_with_small_coefficients():
+    """x' = 1e-12 y - x, y' = -y: on x = 0, d/dt x = 1e-12 y, not 0 (the graph is not
+    invariant, whatever the size of the coefficient). Simplification leaves 1e-12*y, and the
+    numerical check is relative to the size of the terms, so it refuses it."""
+    small = ODESystem.from_equations({"x": "1e-12*y - x", "y": "-y"})
+    with pytest.raises(ValueError, match="not invariant"):
+        reduce(small, {"x": "0"})
+
+
+def test_reduce_accepts_float_coefficients_that_cancel_up_to_rounding():
+    """x' = 0.1 x, y' = 0.3 y, graph y = x^3: d/dt (y - x^3) = (0.3 - 3 * 0.1) x^3, zero in exact
+    arithmetic and ~5.6e-17 x^3 in floats (0.3 - 0.30000000000000004): invariant within rounding."""
+    system = ODESystem.from_equations({"x": "0.1*x", "y": "0.3*y"})
+    reduced = reduce(system, {"y": "x**3"})
+    assert reduced.state_names == ("x",)
+
+
+def test_reduce_of_a_discrete_map_raises_value_error():
+    """A discrete map declares no manifold (s = p^2/alpha_p is not invariant under a finite
+    step): reduce() raises the documented ValueError."""
+    with pytest.raises(ValueError, match="no invariant manifold"):
+        derive(ModelSpec("euclidean", "simsiam")).discrete().reduce()
