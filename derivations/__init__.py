@@ -26,6 +26,7 @@ from ._spec import ModelSpec  # noqa: E402
 from ._coupled import ModeSystem, couple  # noqa: E402
 from ._eigenmode import EigenmodeSystem, display_form, latex  # noqa: E402
 from ._exact import QUADRATURE, ExactEigenmodes, ExactModeSystem, exact_factors  # noqa: E402
+from ._expansion import expansion_terms  # noqa: E402
 from ._system import FrozenMap, ODESystem, freeze, reduce  # noqa: E402
 from ._names import Names  # noqa: E402
 from ._export import to_xppaut  # noqa: E402
@@ -62,6 +63,7 @@ __all__ = [
     "ExactEigenmodes",
     "ExactModeSystem",
     "exact_factors",
+    "expansion_terms",
     "QUADRATURE",
     "display_form",
     "latex",
