@@ -253,8 +253,8 @@ def _divided(expr: sp.Expr, by: sp.Symbol) -> sp.Expr:
     """expr / by for an expr every term of which has the factor ``by`` (G vanishes with the mode)."""
     out = sp.expand(expr / by)
     for term in sp.Add.make_args(out):
-        power = sp.Poly(term.as_numer_denom()[0], by).degree() - sp.Poly(term.as_numer_denom()[1], by).degree()
-        if power < 0:
+        power = sp.sympify(term.as_powers_dict().get(by, 0))
+        if power.is_number and power < 0:
             raise RuntimeError(f"a term of G lacks the factor {by}: {term}")
     return out
 
