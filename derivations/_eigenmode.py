@@ -172,8 +172,9 @@ class EigenmodeSystem(ODESystem):
 
         The true loss does not see the scale, so weight decay shrinks Psi and Phi uniformly:
         p ~ lambda, s ~ lambda^2, hence N_psi^2 = c sum p^2 s ~ lambda^4, N_phi^2 = c sum
-        tau^2 s ~ lambda^2 and T = sum tau p s ~ lambda^3. Returned as {name: power}, for the
-        names this system has (``dynamics.shrinking_norms`` and the "scale" axis of
+        tau^2 s ~ lambda^2 and T = sum tau p s ~ lambda^3, and a cumulant ``kappa_...`` of the 1/K
+        expansion of A ~ lambda^4, B ~ lambda^3, C ~ lambda^2 scales with the sum of its letters'
+        powers (kappa_AB ~ lambda^7). Returned as {name: power}, for the names this system has (``dynamics.shrinking_norms`` and the "scale" axis of
         ``dynamics.regimes`` read it).
         """
         spec = self.spec
@@ -181,6 +182,9 @@ class EigenmodeSystem(ODESystem):
             return None
         powers = {"p": 1, "s": 2, "N_psi": 2, "N_phi": 1, "T": 3}
         names = set(self.state_names) | set(self.param_names)
+        for name in names:  # cumulants of the 1/K expansion: A ~ lambda^4, B ~ lambda^3, C ~ lambda^2
+            if name.startswith("kappa_"):
+                powers[name] = sum({"A": 4, "B": 3, "C": 2}[v] for v in name[len("kappa_"):])
         return FrozenMap({k: v for k, v in powers.items() if k in names})
 
     @property

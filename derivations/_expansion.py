@@ -127,7 +127,7 @@ def expansion_terms(order: int) -> tuple[tuple[sp.Expr, ...], dict[str, sp.Expr]
     terms : tuple of sympy.Expr
         G^(n), n = 0..order, in the mode's ``MODE_MOMENTS`` (alpha_j, beta_j, gamma_j), the
         norms N_psi, N_phi (N_psi^2 = sum_k alpha_k, N_phi^2 = sum_k beta_k), T = sum_k gamma_k
-        and the cumulant sums kappa_... (computed once, cached).
+        and the cumulant sums ``kappa_...`` (computed once, cached).
     cumulants : dict of str -> sympy.Expr
         The per-mode summand of every cumulant sum used, by name (kappa_AB = sum_k of it).
 
@@ -197,7 +197,7 @@ def expansion_system(spec: ModelSpec, base: EigenmodeSystem) -> EigenmodeSystem:
     -------
     EigenmodeSystem
         States as ``base``; parameters the model's, then N_psi, N_phi, T and the cumulant sums
-        kappa_... (closed: N_psi^2 = sum alpha_k, N_phi^2 = sum beta_k, T = sum gamma_k,
+        ``kappa_...`` (closed: N_psi^2 = sum alpha_k, N_phi^2 = sum beta_k, T = sum gamma_k,
         kappa = sum of the per-mode cumulant); ``steps`` keeps the expansion term by term.
     """
     terms, cumulants = expansion_terms(spec.order)
