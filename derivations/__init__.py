@@ -28,6 +28,7 @@ from ._coupled import ModeSystem, couple  # noqa: E402
 from ._eigenmode import EigenmodeSystem, display_form, latex  # noqa: E402
 from ._exact import QUADRATURE, ExactEigenmodes, ExactModeSystem, exact_factors  # noqa: E402
 from ._exact_map import ExactMap, ExactModeMap  # noqa: E402
+from ._expansion import expansion_terms  # noqa: E402
 from ._system import FrozenMap, ODESystem, freeze, reduce  # noqa: E402
 from ._names import Names  # noqa: E402
 from ._export import to_xppaut  # noqa: E402
@@ -67,6 +68,7 @@ __all__ = [
     "ExactMap",
     "ExactModeMap",
     "exact_factors",
+    "expansion_terms",
     "QUADRATURE",
     "display_form",
     "latex",

@@ -74,7 +74,9 @@ def derive(spec: ModelSpec | None = None, /, *, cache: bool = True, **fields: ob
     EigenmodeSystem
         States (p, s[, tau]) with a learned predictor, (s[, tau]) otherwise; its ``steps`` hold
         every stage of the derivation. For ``norms="exact"`` an ``ExactEigenmodes`` (the exact
-        flow has no one-mode form; its ``modes(K)`` is evaluated by quadrature).
+        flow has no one-mode form; its ``modes(K)`` is evaluated by quadrature). For
+        ``norms="expansion"`` the one-mode system of the 1/K expansion of the exact flow, its
+        cumulant sums closed by ``modes(K)`` (``derivations._expansion``).
 
     Raises
     ------
@@ -101,7 +103,12 @@ def derive(spec: ModelSpec | None = None, /, *, cache: bool = True, **fields: ob
     key = cache_key(spec, _version())
     system = load_cached(key) if cache else None
     if system is None:
-        system = _derive(spec)
+        if spec.norms == "expansion":
+            from ._expansion import expansion_spec, expansion_system
+
+            system = expansion_system(spec, derive(expansion_spec(spec), cache=cache))
+        else:
+            system = _derive(spec)
         store_cached(key, system)
     _memory[spec] = system
     return system

@@ -129,12 +129,18 @@ def conservation_laws(system) -> tuple[ConservationLaw, ...]:
 
     sums = system.steps["spectral_sums"]
     known = {sums["E<a,b>"]: sy.T, sums["E<a,a>"]: sy.N_psi**2, sums["E<b,b>"]: sy.N_phi**2}
+    # further spectral sums the system closes (the cumulants of the 1/K expansion), written out
+    further = {
+        param: spectral_sum(summand, known)
+        for param, summand, power in getattr(system, "closures", ())
+        if power == 1 and param not in known.values()
+    }
     candidates = [("projector norm", s, ds)]
     if "p" in eq:
         candidates.insert(0, ("predictor norm", p**2, 2 * p * eq["p"]))
     for name, per_mode_q, per_mode_dq in candidates:
         try:
-            residual = sp.factor(sp.simplify(spectral_sum(per_mode_dq - rate * per_mode_q, known)))
+            residual = sp.factor(sp.simplify(spectral_sum(per_mode_dq - rate * per_mode_q, known).xreplace(further)))
         except sp.PolynomialError:
             continue
         holds = residual == 0

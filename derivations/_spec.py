@@ -13,13 +13,14 @@ __all__ = ["ModelSpec"]
 
 _ALLOWED = {
     "target": ("simsiam", "ema"),
-    "norms": ("frozen", "self-consistent", "exact"),
+    "norms": ("frozen", "self-consistent", "exact", "expansion"),
     "moments": ("exact", "leading"),
     "predictor": ("learned", "directpred", "none"),
     "views": ("both", "one"),
     "data": ("isotropic", "spectrum"),
 }
 _FLAGS = ("stop_gradient", "normalize", "eps")
+_ORDERS = (1, 2)
 _LOSS_NAMES = tuple(BUILTIN_LOSSES) + ("isoloss",)
 
 
@@ -60,7 +61,10 @@ class ModelSpec:
         (closed by ``system.modes(K)``). "exact" (cosine loss): no norm or moment
         approximation, the expected gradient of the true loss at any width for Gaussian
         views and aligned weights (not for other data), by a Laplace-integral quadrature;
-        ``derive`` then returns ``ExactEigenmodes`` (K-mode systems only).
+        ``derive`` then returns ``ExactEigenmodes`` (K-mode systems only). "expansion"
+        (cosine loss with stop-gradient): the exact flow expanded in 1/K about the
+        self-consistent norms to ``order``, the fluctuations of A, B, C entering through their
+        spectral cumulants (closed by ``system.modes(K)``, see ``derivations.expansion_terms``).
     moments : str
         For losses that involve the norms. "exact": the remaining Gaussian averages exact
         (Isserlis). "leading": B replaced by its mean T (self-averaging at large width), which
@@ -83,6 +87,9 @@ class ModelSpec:
         DirectPred only: divide F by its largest eigenvalue.
     eps : bool
         DirectPred only: add the parameter eps to every predictor eigenvalue.
+    order : int or None
+        ``norms="expansion"`` only: the number of 1/K corrections kept beyond the leading
+        order (1 or 2; None means 1). None for every other norm treatment.
 
     For a loss polynomial in A, B, C (Euclidean) ``norms`` and ``moments`` are irrelevant and
     normalised to their defaults, so equal models compare (and cache) equal; an expression
@@ -96,7 +103,7 @@ class ModelSpec:
         An unknown value, a loss that is not an expression in A, B, C or does not depend on
         the online output, or a combination that makes no sense (IsoLoss with a learned
         predictor; no stop-gradient with an EMA target or with IsoLoss; ``normalize`` or
-        ``eps`` without the DirectPred predictor).
+        ``eps`` without the DirectPred predictor; ``order`` without ``norms="expansion"``).
     """
 
     loss: str | sp.Expr = "euclidean"
@@ -109,6 +116,7 @@ class ModelSpec:
     data: str = "isotropic"
     normalize: bool = False
     eps: bool = False
+    order: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "loss", _canonical_loss(self.loss))
@@ -149,16 +157,35 @@ class ModelSpec:
                     f"ModelSpec: {flag}=True is an option of predictor='directpred'; "
                     f"got predictor={self.predictor!r}"
                 )
-        if self.norms == "exact":
-            if self.loss != "cosine":
+        self._check_order()
+        if self.norms in ("exact", "expansion"):
+            what = {"exact": "the exact expected flow at any width, for Gaussian views",
+                    "expansion": "the exact flow expanded in 1/K"}[self.norms]
+            needs = "(with or without stop-gradient)" if self.norms == "exact" else "with stop-gradient"
+            if self.loss != "cosine" or (self.norms == "expansion" and not self.stop_gradient):
                 raise ValueError(
-                    "ModelSpec: norms='exact' (the exact expected flow at any width, for Gaussian views) is available for "
-                    f"loss='cosine' (with or without stop-gradient); got loss={self.loss!r}"
+                    f"ModelSpec: norms={self.norms!r} ({what}) is available for "
+                    f"loss='cosine' {needs}; got loss={self.loss!r}, stop_gradient={self.stop_gradient}"
                 )
             object.__setattr__(self, "moments", "exact")
         if not self.involves_norms:
             object.__setattr__(self, "norms", "frozen")
             object.__setattr__(self, "moments", "exact")
+
+    def _check_order(self) -> None:
+        order = self.order
+        if order is not None and (isinstance(order, bool) or not isinstance(order, int)):
+            raise TypeError(f"ModelSpec.order must be an int (1 or 2) or None; got {type(order).__name__} {order!r}")
+        if self.norms != "expansion":
+            if order is not None:
+                raise ValueError(
+                    f"ModelSpec.order={order!r} is an option of norms='expansion'; got norms={self.norms!r}"
+                )
+            return
+        if order is None:
+            object.__setattr__(self, "order", 1)
+        elif order not in _ORDERS:
+            raise ValueError(f"ModelSpec.order={order!r} is not allowed; choose one of {', '.join(map(str, _ORDERS))}")
 
     # -- what the loss is ------------------------------------------------------------------
     @property
@@ -197,6 +224,8 @@ class ModelSpec:
             extras.append("data spectrum")
         if self.norms == "exact":
             extras.append("exact at finite width")
+        elif self.norms == "expansion":
+            extras.append(f"1/K expansion, order {self.order}")
         elif self.involves_norms:
             extras.append(f"{self.norms} norms, {self.moments} moments")
         return base + (f" ({'; '.join(extras)})" if extras else "")
@@ -213,6 +242,7 @@ class ModelSpec:
         out: dict[str, tuple] = {"loss": _LOSS_NAMES}
         out.update(_ALLOWED)
         out.update({flag: (False, True) for flag in _FLAGS})
+        out["order"] = (None,) + _ORDERS
         return out
 
 
