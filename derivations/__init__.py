@@ -44,14 +44,12 @@ from ._truth import (  # noqa: E402
     weight_flow,
 )
 
-System = DynamicalSystem  # TODO-SWEEP
 
 __all__ = [
     "DynamicalSystem",
     "EigenmodeModel",
     "TIMES",
     "ODESystem",
-    "System",
     "Params",
     "reduce",
     "freeze",

@@ -9,10 +9,10 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
-from ._codegen import lambdified, state_array, xp
+from .codegen import lambdified, state_array, xp
 from ._interface import DynamicalSystem
 from ._spec import ModelSpec
-from ._system import FrozenMap, ODESystem, RhsFunction, _parse
+from ._system import FrozenMap, ODESystem, RhsFunction, parse_expression
 from ._typing import ArrayLike, Params
 
 __all__ = ["ModeSystem", "couple"]
@@ -85,7 +85,7 @@ def couple(
             summand, power = pair
         except (TypeError, ValueError):
             raise TypeError(f"closures[{name!r}] must be a pair (summand, power); got {pair!r}") from None
-        summand = _parse(summand, table, f"closures[{name!r}]")
+        summand = parse_expression(summand, table, f"closures[{name!r}]")
         earlier = {str(c[0]) for c in out}
         used = ({str(v) for v in summand.free_symbols} & set(closures)) - earlier
         if used:

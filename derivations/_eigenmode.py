@@ -12,7 +12,7 @@ from . import symbols as sy
 from ._coupled import ModeSystem, couple
 from ._spec import ModelSpec
 from ._interface import EigenmodeModel
-from ._system import FrozenMap, ODESystem, _freeze, reduce
+from ._system import FrozenMap, ODESystem, frozen_value, reduce
 
 __all__ = ["EigenmodeSystem", "display_form", "latex"]
 
@@ -126,8 +126,8 @@ class EigenmodeSystem(ODESystem, EigenmodeModel):
         super().__post_init__()
         if not isinstance(self.spec, ModelSpec):
             raise TypeError(f"spec must be a derivations.ModelSpec; got {type(self.spec).__name__}")
-        object.__setattr__(self, "steps", _freeze(self.steps))
-        object.__setattr__(self, "closures", _freeze(self.closures))
+        object.__setattr__(self, "steps", frozen_value(self.steps))
+        object.__setattr__(self, "closures", frozen_value(self.closures))
         object.__setattr__(self, "laws", tuple(self.laws))
 
     def _key(self) -> tuple:

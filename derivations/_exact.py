@@ -316,7 +316,7 @@ class ExactModeSystem(DynamicalSystem):
 def _exact_function(system: ExactModeSystem, checked: bool):
     import jax.numpy as jnp
 
-    from ._codegen import lambdified, state_array
+    from .codegen import lambdified, state_array
 
     pm, K = system.per_mode, system.K
     spec = pm.spec
@@ -388,7 +388,7 @@ def _exact_function(system: ExactModeSystem, checked: bool):
 def _exact_numpy(system: ExactModeSystem, checked: bool):
     import jax
 
-    from ._codegen import state_array
+    from .codegen import state_array
 
     core = jax.jit(_exact_function(system, False))
     free = system.param_names

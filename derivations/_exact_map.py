@@ -203,7 +203,7 @@ def _closure_map(flow: ExactModeSystem) -> ModeSystem:
 def _map_function(system: ExactModeMap, checked: bool):
     import jax.numpy as jnp
 
-    from ._codegen import state_array
+    from .codegen import state_array
 
     flow = system.flow
     rate = flow.to_jax(checked=False)
@@ -250,7 +250,7 @@ def _map_function(system: ExactModeMap, checked: bool):
 def _map_numpy(system: ExactModeMap, checked: bool):
     import jax
 
-    from ._codegen import state_array
+    from .codegen import state_array
 
     core = jax.jit(_map_function(system, False))
     free = system.param_names

@@ -18,7 +18,7 @@ from typing import Union
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
-from ._codegen import float_bounds
+from .codegen import float_bounds
 from ._system import ODESystem
 
 __all__ = ["to_xppaut", "XPP_MAX_NAME", "XPP_RESERVED"]

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._codegen import check_param_names, check_value, is_traced
+from .codegen import check_param_names, check_value, is_traced
 from ._names import Names
 
 if TYPE_CHECKING:

@@ -22,11 +22,11 @@ from typing import Any, Callable
 import numpy as np
 import sympy as sp
 
-from ._codegen import BACKENDS, is_traced, lambdified, state_array, xp
+from .codegen import BACKENDS, is_traced, lambdified, state_array, xp
 from ._interface import TIMES, DynamicalSystem
 from ._typing import ArrayLike, Params
 
-__all__ = ["ODESystem", "FrozenMap", "reduce", "freeze", "as_interval", "RhsFunction"]
+__all__ = ["ODESystem", "FrozenMap", "reduce", "freeze", "as_interval", "frozen_value", "parse_expression", "RhsFunction"]
 
 RhsFunction = Callable[[ArrayLike, ArrayLike, Params], ArrayLike]
 """``f(t, y, params) -> dy/dt`` with y of shape (..., n_states) and params keyed by name."""
@@ -77,12 +77,12 @@ class FrozenMap(Mapping):
         return "{" + ", ".join(f"{k!r}: {v!r}" for k, v in self._items) + "}"
 
 
-def _freeze(value: Any) -> Any:
+def frozen_value(value: Any) -> Any:
     """Dicts become FrozenMaps and lists tuples, recursively; SymPy objects are immutable."""
     if isinstance(value, Mapping):
-        return FrozenMap({k: _freeze(v) for k, v in value.items()})
+        return FrozenMap({k: frozen_value(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
+        return tuple(frozen_value(v) for v in value)
     if isinstance(value, sp.MatrixBase) and not isinstance(value, sp.ImmutableMatrix):
         return sp.ImmutableMatrix(value)
     return value
@@ -250,7 +250,7 @@ class ODESystem(DynamicalSystem):
                 name = str(k)
                 if name not in self.state_names:
                     raise ValueError(f"manifold names unknown state {name!r}; states are {list(self.state_names)}")
-                graph[name] = _parse(v, by_name, f"manifold[{name!r}]")
+                graph[name] = parse_expression(v, by_name, f"manifold[{name!r}]")
             set_("manifold", FrozenMap(graph))
         if self.restricted_to is not None:
             set_("restricted_to", FrozenMap({str(k): sp.sympify(v) for k, v in dict(self.restricted_to).items()}))
@@ -356,7 +356,7 @@ class ODESystem(DynamicalSystem):
         states = _symbols([str(k) for k in equations], "states")
         params = _symbols(params, "params")
         table = {str(v): v for v in states + params}
-        rhs = [_parse(v, table, f"equations[{str(k)!r}]") for k, v in equations.items()]
+        rhs = [parse_expression(v, table, f"equations[{str(k)!r}]") for k, v in equations.items()]
         return cls(states, params, sp.ImmutableMatrix(rhs), **options)
 
     @classmethod
@@ -655,7 +655,10 @@ _ALLOWED_FUNCTIONS["abs"] = sp.Abs
 _CONSTANTS = {"pi": sp.pi}
 
 
-def _parse(text: Any, table: dict[str, sp.Symbol], what: str) -> sp.Expr:
+def parse_expression(text: Any, table: dict[str, sp.Symbol], what: str) -> sp.Expr:
+    """``text`` (a string, number or SymPy expression) as an expression in the symbols of
+    ``table``: unknown names, unknown functions and unparsable strings raise a ValueError
+    naming ``what``."""
     if isinstance(text, sp.Basic):
         expr = text
     elif isinstance(text, (int, float)) and not isinstance(text, bool):
@@ -771,7 +774,7 @@ def reduce(system: ODESystem, graph: Mapping[sp.Symbol | str, sp.Expr | str], *,
         name = str(k)
         if name not in system.state_names:
             raise ValueError(f"graph names unknown state {name!r}; states are {list(system.state_names)}")
-        on[table[name]] = _parse(v, table, f"graph[{name!r}]") if isinstance(v, str) else sp.sympify(v)
+        on[table[name]] = parse_expression(v, table, f"graph[{name!r}]") if isinstance(v, str) else sp.sympify(v)
     for x, h in on.items():
         if h.free_symbols & set(on):
             raise ValueError(f"graph for {x} uses eliminated states {sorted(map(str, h.free_symbols & set(on)))}")

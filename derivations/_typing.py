@@ -1,8 +1,8 @@
 """Type aliases of the public signatures, shared by ``derivations`` and ``dynamics``.
 
 ``Params`` is what every analysis takes as parameter values: a mapping from parameter name to
-a real number or, where an analysis sweeps or batches, an array of them. The system alias
-(``derivations.System``) is defined in the package ``__init__`` once the system classes exist.
+a real number or, where an analysis sweeps or batches, an array of them. Systems are typed by
+their interface, ``derivations.DynamicalSystem``.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ autodoc_typehints = "signature"
 autodoc_typehints_format = "short"
 autodoc_preserve_defaults = True
 # Keep the aliases' names in signatures instead of spelling out their unions.
-autodoc_type_aliases = {"Params": "ncdyn.Params", "System": "ncdyn.System", "ArrayLike": "numpy.typing.ArrayLike"}
+autodoc_type_aliases = {"Params": "ncdyn.Params", "ArrayLike": "numpy.typing.ArrayLike"}
 autodoc_class_signature = "mixed"
 python_use_unqualified_type_names = True
 napoleon_google_docstring = False

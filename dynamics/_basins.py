@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from derivations import FrozenMap, ODESystem, Params, System
+from derivations import DynamicalSystem, FrozenMap, ODESystem, Params
 
 from ._display import html_table
 from ._equilibria import equilibria
@@ -135,7 +135,7 @@ class Basins(Value):
 
 
 def basins(
-    system: System,
+    system: DynamicalSystem,
     grid: Mapping[str, Sequence[float]],
     params: Params,
     *,
@@ -260,7 +260,7 @@ def basins(
                   tuple(names[i] for i in idx), str(getattr(system, "name", "") or ""), FrozenMap(shown), excluded)
 
 
-def _on_boundary(system: System, y0: np.ndarray, params: Params, idx: np.ndarray) -> np.ndarray:
+def _on_boundary(system: DynamicalSystem, y0: np.ndarray, params: Params, idx: np.ndarray) -> np.ndarray:
     """(ny, nx) True where every collapse state starts at zero, or one starts at zero on an
     invariant face (its rate vanishes there)."""
     shape = y0.shape[:-1]

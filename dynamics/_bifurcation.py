@@ -17,8 +17,7 @@ from typing import NamedTuple
 import numpy as np
 import sympy as sp
 
-from derivations import Names, ODESystem, Params
-from derivations._system import FrozenMap
+from derivations import FrozenMap, Names, ODESystem, Params
 
 from ._display import html_table, short_array
 from ._equilibria import equilibria

@@ -11,7 +11,7 @@ import numpy as np
 
 from numpy.typing import ArrayLike
 
-from derivations import DynamicalSystem, EigenmodeModel, FrozenMap, ModelSpec, Params, System, derive, network_params
+from derivations import DynamicalSystem, EigenmodeModel, FrozenMap, ModelSpec, Params, derive, network_params
 
 from ._display import html_table
 from ._integrate import integrate
@@ -477,7 +477,7 @@ def _reference(reference: Any, lr: float | None) -> tuple[Reference, np.ndarray 
 
 
 def compare(
-    model: ModelSpec | System,
+    model: ModelSpec | DynamicalSystem,
     params: Params,
     *,
     widths: Sequence[int] = (16, 64, 256),
@@ -487,7 +487,7 @@ def compare(
     batch: int = 4096,
     n_records: int | None = None,
     seed: int = 0,
-    approximations: Mapping[str, ModelSpec | System] | None = None,
+    approximations: Mapping[str, ModelSpec | DynamicalSystem] | None = None,
     reference: Mapping[str, ArrayLike] | NetworkRun | Reference | None = None,
     init: Mapping[str, ArrayLike] | None = None,
     lam: ArrayLike | None = None,

@@ -17,7 +17,7 @@ import sympy as sp
 from jax import Array
 from numpy.typing import ArrayLike
 
-from derivations import Params, System
+from derivations import DynamicalSystem, Params
 
 from ._checks import STIFF_JAX, active_events, check_flow_times, check_max_steps, check_solver, check_tols, short
 from ._events import Event, EventLike, as_events
@@ -153,7 +153,7 @@ def trajectory_core(num: NumericSystem, solver: Any, max_steps: int, events: tup
 
 
 def flow(
-    system: System,
+    system: DynamicalSystem,
     t: ArrayLike,
     *,
     t0: float = 0.0,

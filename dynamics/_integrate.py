@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from derivations import Params, System
+from derivations import DynamicalSystem, Params
 
 from ._batch import run_jax
 from ._checks import (
@@ -43,7 +43,7 @@ a stiff SciPy retry costs more than it can save and is not attempted (use the JA
 
 
 def integrate(
-    system: System,
+    system: DynamicalSystem,
     y0: ArrayLike,
     t_span: Sequence[float],
     params: Params,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from derivations import DynamicalSystem, FrozenMap, Names, Params, System
+from derivations import DynamicalSystem, FrozenMap, Names, Params
 
 from ._display import html_table
 from ._tolerance import BLOWUP_BOUND, COLLAPSE_TOL
@@ -118,7 +118,7 @@ class Iteration(Value):
 
 
 def iterate(
-    system: System,
+    system: DynamicalSystem,
     y0: ArrayLike,
     n_steps: int,
     params: Params,

@@ -38,7 +38,7 @@ from derivations import (
     view_covariance,
     weight_flow,
 )
-from derivations._codegen import check_param_names
+from derivations.codegen import check_param_names
 from derivations.symbols import A, B, C
 
 from ._display import html_table

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from derivations import FrozenMap, ODESystem, Params, System
+from derivations import DynamicalSystem, FrozenMap, ODESystem, Params
 
 from ._display import html_table
 from ._equilibria import Equilibrium, equilibria
@@ -327,7 +327,7 @@ def _check_count(value: Any, what: str, minimum: int) -> int:
 
 
 def phase_plane(
-    system: System,
+    system: DynamicalSystem,
     params: Params,
     *,
     x: str | None = None,

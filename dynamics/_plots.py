@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import sympy as sp
 
-from derivations import ODESystem, Params, System
+from derivations import DynamicalSystem, ODESystem, Params
 from derivations import latex as _latex
 
 from ._basins import Basins
@@ -208,7 +208,7 @@ def _require_params(params: Any) -> None:
 
 
 def portrait(
-    system: System,
+    system: DynamicalSystem,
     params: Params,
     *,
     x: str | None = None,

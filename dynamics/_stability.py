@@ -49,7 +49,7 @@ import sympy as sp
 from numpy.typing import ArrayLike
 
 from derivations import DynamicalSystem, ODESystem, Params
-from derivations._codegen import lambdified
+from derivations.codegen import lambdified
 
 from ._display import short_array
 from ._tolerance import (EQUILIBRIUM_RTOL, FLOAT_FLOOR, FLOAT_RTOL, FLOAT_ZERO, HP_DPS, HP_FLOOR, HP_RTOL, RTOL, balanced_size,

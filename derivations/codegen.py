@@ -1,4 +1,7 @@
-"""Code generation (SymPy -> JAX / NumPy) and validation of numerical inputs."""
+"""Code generation (SymPy -> JAX / NumPy) and the checks of numerical inputs, shared by both
+layers: ``lambdified`` (cached, with common-subexpression elimination), the parameter-name
+check every analysis uses (``check_param_names``) and the value checks behind
+``DynamicalSystem.check_params``."""
 
 from __future__ import annotations
 
