@@ -29,7 +29,6 @@ from ._basins import Basins, basins  # noqa: E402
 from ._bifurcation import BIFURCATION_KINDS, Bifurcation, BifurcationPoint, Branch, bifurcation  # noqa: E402
 from ._roots import REGIMES, SCALE, BatchRoots, Regimes, ShrinkingNorms, regimes, roots_batch, shrinking_norms  # noqa: E402
 from ._threshold import Threshold, threshold  # noqa: E402
-from ._compare import EXACT_LABEL, MAX_EXACT_WIDTH, Comparison, Reference, approximations_for, compare  # noqa: E402
 from ._equilibria import Equilibrium, EquilibriumCurve, EquilibriumSet, equilibria  # noqa: E402
 from ._checks import JAX_SOLVERS, SCIPY_METHODS  # noqa: E402
 from ._events import BUILTIN_EVENTS, BlowUp, Collapse, Condition, Event, EventContext, LeaveBox, Steady  # noqa: E402
@@ -37,15 +36,33 @@ from ._flow import flow  # noqa: E402
 from ._integrate import integrate  # noqa: E402
 from ._interactive import InteractivePortrait, interactive_portrait  # noqa: E402
 from ._iterate import ITERATION_STATUSES, Iteration, iterate  # noqa: E402
-from ._network import NetworkRun, aligned_init, data_spectrum, default_spectrum, simulate_network  # noqa: E402
-from ._realdata import DigitsData, RealDataRun, collapse_threshold, digits_data, digits_experiment, plot_real_data  # noqa: E402
 from ._phase_plane import Orbit, PhasePlane, SaddleManifold, phase_plane  # noqa: E402
-from ._plots import plot_basins, plot_bifurcation, plot_flow_1d, plot_phase_plane, plot_regimes, plot_spectra, portrait  # noqa: E402
-from ._reproduce import reproduce  # noqa: E402
+from ._plots import plot_basins, plot_bifurcation, plot_flow_1d, plot_phase_plane, plot_regimes, portrait  # noqa: E402
 from ._scale_free import ScaleFreePoint, scale_free_equilibria  # noqa: E402
 from ._outcomes import STATUSES  # noqa: E402
 from ._solution import Solution  # noqa: E402
 from ._stability import Classification, classify, jacobian_at  # noqa: E402
+from .ssl import (  # noqa: E402
+    EXACT_LABEL,
+    MAX_EXACT_WIDTH,
+    Comparison,
+    DigitsData,
+    NetworkRun,
+    RealDataRun,
+    Reference,
+    aligned_init,
+    approximations_for,
+    collapse_threshold,
+    compare,
+    data_spectrum,
+    default_spectrum,
+    digits_data,
+    digits_experiment,
+    plot_real_data,
+    plot_spectra,
+    reproduce,
+    simulate_network,
+)
 
 __all__ = [
     "integrate",

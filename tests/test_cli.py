@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from dynamics._cli import main
+from dynamics.ssl._cli import main
 
 
 def test_derive_prints_the_system(capsys):
@@ -37,14 +37,14 @@ def test_bad_choice_is_rejected_with_the_allowed_values(capsys):
 
 def test_console_script_runs():
     out = subprocess.run(
-        [sys.executable, "-m", "dynamics._cli", "derive", "--loss", "euclidean"],
+        [sys.executable, "-m", "dynamics.ssl._cli", "derive", "--loss", "euclidean"],
         capture_output=True, text=True, check=True,
     ).stdout
     assert "euclidean/simsiam" in out
 
 
 def test_every_option_has_help_text():
-    from dynamics._cli import build_parser
+    from dynamics.ssl._cli import build_parser
 
     parser = build_parser()
     subs = next(a for a in parser._actions if a.dest == "command").choices

@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 from derivations import ModelSpec, derive  # noqa: E402
 from dynamics import SCALE, basins, bifurcation, equilibria, regimes  # noqa: E402
 from dynamics import plot_basins, plot_bifurcation, plot_flow_1d, plot_regimes, portrait  # noqa: E402
-from dynamics._reproduce import FIGURES  # noqa: E402
+from dynamics.ssl._reproduce import FIGURES  # noqa: E402
 
 EUC = {"sigma2": 0.2, "eta": 0.05, "alpha_p": 1.0}
 
@@ -150,7 +150,7 @@ def test_plot_bad_arguments():
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    from dynamics._cli import main
+    from dynamics.ssl._cli import main
 
     out = tmp_path_factory.mktemp("reproduce")
     assert main(["reproduce", "--out", str(out), "--quick", "--no-progress"]) == 0

@@ -13,13 +13,13 @@ from numpy.typing import ArrayLike
 
 from derivations import DynamicalSystem, EigenmodeModel, FrozenMap, ModelSpec, Params, derive, network_params
 
-from ._display import html_table
-from ._integrate import integrate
-from ._iterate import iterate
+from .._display import html_table
+from .._integrate import integrate
+from .._iterate import iterate
+from .._progress import check_progress, progress_bar
+from .._tolerance import COARSE_RTOL
+from .._value import Value
 from ._network import NetworkRun, default_spectrum, simulate_network
-from ._progress import check_progress, progress_bar
-from ._tolerance import COARSE_RTOL
-from ._value import Value
 
 __all__ = ["compare", "Comparison", "Reference", "approximations_for", "EXACT_LABEL", "MAX_EXACT_WIDTH"]
 

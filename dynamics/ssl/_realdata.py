@@ -28,9 +28,9 @@ import numpy as np
 
 from derivations import FrozenMap, ModelSpec
 
+from .._value import Value
 from ._compare import Comparison, compare
 from ._network import NetworkRun, data_spectrum, is_quadratic, simulate_network
-from ._value import Value
 
 if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn, not with the package
     from matplotlib.axes import Axes

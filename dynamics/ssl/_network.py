@@ -41,11 +41,11 @@ from derivations import (
 from derivations.codegen import check_param_names
 from derivations.symbols import A, B, C
 
-from ._display import html_table
-from ._iterate import record_steps
-from ._progress import check_progress, progress_bar
-from ._tolerance import FLOAT_RTOL, RTOL
-from ._value import Value
+from .._display import html_table
+from .._iterate import record_steps
+from .._progress import check_progress, progress_bar
+from .._tolerance import FLOAT_RTOL, RTOL
+from .._value import Value
 
 __all__ = [
     "simulate_network", "NetworkRun", "aligned_init", "default_spectrum", "spectral_norms",

@@ -24,24 +24,24 @@ import numpy as np
 
 from derivations import ModelSpec, derive
 
-from ._basins import basins
-from ._bifurcation import bifurcation
-from ._compare import EXACT_LABEL, MAX_EXACT_WIDTH, compare
-from ._equilibria import equilibria
-from ._integrate import integrate
-from ._network import default_spectrum, simulate_network, spectral_norms
-from ._realdata import digits_data, digits_experiment, plot_real_data
-from ._plots import (
+from .._basins import basins
+from .._bifurcation import bifurcation
+from .._equilibria import equilibria
+from .._integrate import integrate
+from .._plots import (
     plot_basins,
     plot_bifurcation,
     plot_flow_1d,
     plot_regimes,
-    plot_spectra,
     portrait,
 )
-from ._roots import SCALE, regimes, shrinking_norms
-from ._threshold import threshold
-from ._value import Value
+from .._roots import SCALE, regimes, shrinking_norms
+from .._threshold import threshold
+from .._value import Value
+from ._compare import EXACT_LABEL, MAX_EXACT_WIDTH, compare
+from ._network import default_spectrum, simulate_network, spectral_norms
+from ._plots import plot_spectra
+from ._realdata import digits_data, digits_experiment, plot_real_data
 
 __all__ = ["reproduce", "FIGURES", "Claim", "euclidean_threshold", "cosine_emergence", "cosine_regimes", "theory_vs_network",
            "real_data"]

@@ -1,0 +1,34 @@
+"""dynamics.ssl: the numerics specific to non-contrastive self-supervised learning, on top of
+the generic ones: the matrix-level linear network trained on the true loss (the ground truth),
+theories against the network (``compare``), the real-data experiment, the paper's claims
+(``reproduce``) and the ``ncdyn`` command. Nothing in the generic modules of ``dynamics``
+imports this package; ``dynamics`` re-exports its public names.
+"""
+
+from ._compare import EXACT_LABEL, MAX_EXACT_WIDTH, Comparison, Reference, approximations_for, compare
+from ._network import NetworkRun, aligned_init, data_spectrum, default_spectrum, simulate_network
+from ._plots import plot_spectra
+from ._realdata import DigitsData, RealDataRun, collapse_threshold, digits_data, digits_experiment, plot_real_data
+from ._reproduce import reproduce
+
+__all__ = [
+    "simulate_network",
+    "NetworkRun",
+    "aligned_init",
+    "default_spectrum",
+    "data_spectrum",
+    "compare",
+    "Comparison",
+    "Reference",
+    "approximations_for",
+    "EXACT_LABEL",
+    "MAX_EXACT_WIDTH",
+    "digits_data",
+    "DigitsData",
+    "digits_experiment",
+    "RealDataRun",
+    "collapse_threshold",
+    "plot_real_data",
+    "plot_spectra",
+    "reproduce",
+]
