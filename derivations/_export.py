@@ -19,6 +19,8 @@ import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from .codegen import float_bounds
+from ._coupled import ModeSystem
+from ._interface import DynamicalSystem
 from ._system import ODESystem
 
 __all__ = ["to_xppaut", "XPP_MAX_NAME", "XPP_RESERVED"]
@@ -254,7 +256,7 @@ def _lines(prefix: str, items: Sequence[str], width: int = 200) -> list[str]:
 
 
 def to_xppaut(
-    system: ODESystem,
+    system: DynamicalSystem,
     params: Mapping[str, float] | None = None,
     *,
     y0: Mapping[str, float] | Sequence[float] | None = None,
@@ -324,10 +326,12 @@ def to_xppaut(
         a function XPP lacks (e.g. ``gamma``, ``Piecewise``) or a non-real constant; an option
         value that is not a number or a single word.
     """
-    if hasattr(system, "to_ode_system") and not isinstance(system, ODESystem):
-        system = system.to_ode_system()
-    if not isinstance(system, ODESystem):
-        raise TypeError(f"system must be an ODESystem; got {type(system).__name__}")
+    if isinstance(system, ModeSystem):
+        system = system.to_ode_system()  # the explicit equations of K <= 64 coupled modes
+    if not isinstance(system, DynamicalSystem) or system.symbolic is None:
+        raise TypeError(f"system must be a DynamicalSystem with explicit equations (an ODESystem, or a ModeSystem of "
+                        f"K <= 64 modes); got {type(system).__name__}")
+    system = system.symbolic
     if params is None:
         params = {}
     if not isinstance(params, Mapping):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from derivations import DynamicalSystem, FrozenMap, ODESystem, Params
+from derivations import DynamicalSystem, FrozenMap, Params
 
 from ._display import html_table
 from ._equilibria import equilibria
@@ -159,7 +159,7 @@ def basins(
 
     Parameters
     ----------
-    system : derivations.ODESystem or ModeSystem
+    system : derivations.DynamicalSystem
         The system.
     grid : mapping str -> sequence of float
         Exactly two state names -> 1-D arrays of at least two values (the first on the
@@ -242,7 +242,7 @@ def basins(
         collapsed = np.zeros(X.shape, dtype=bool)
     attractors: tuple = ()
     attractor = np.full(X.shape, -1)
-    if isinstance(system, ODESystem):  # symbolic: its equilibria are enumerable
+    if system.symbolic is not None:  # explicit equations: its equilibria are enumerable
         attractors = tuple(e for e in equilibria(system, params) if e.stable)
         if attractors:
             # slow attractors (rates ~ eta) are approached, not reached, by t1: take the nearest
@@ -257,7 +257,7 @@ def basins(
         a.setflags(write=False)
     shown = {k: float(v) for k, v in params.items() if np.ndim(v) == 0} if isinstance(params, Mapping) else {}
     return Basins(xn, yn, xv, yv, final, attractor, attractors, collapsed, sol.status, float(t1),
-                  tuple(names[i] for i in idx), str(getattr(system, "name", "") or ""), FrozenMap(shown), excluded)
+                  tuple(names[i] for i in idx), system.name, FrozenMap(shown), excluded)
 
 
 def _on_boundary(system: DynamicalSystem, y0: np.ndarray, params: Params, idx: np.ndarray) -> np.ndarray:
@@ -268,8 +268,9 @@ def _on_boundary(system: DynamicalSystem, y0: np.ndarray, params: Params, idx: n
         return np.zeros(shape, dtype=bool)
     zero = y0[..., idx] == 0
     out = np.all(zero, axis=-1)
-    if isinstance(system, ODESystem):
-        faces = np.array([sp.simplify(system.rhs[i].subs(system.states[i], 0)) == 0 for i in idx])
+    sym = system.symbolic
+    if sym is not None:
+        faces = np.array([sp.simplify(sym.rhs[i].subs(sym.states[i], 0)) == 0 for i in idx])
         stays = np.broadcast_to(faces, zero.shape)
     else:
         rate = np.asarray(system.to_numpy()(0.0, y0, params))

@@ -206,7 +206,7 @@ def iterate(
     y_start = jnp.broadcast_to(y_start, jnp.shape(f(0.0, y_start, values)))
     batch = y_start.shape[:-1]
     bound = float(blowup_bound)
-    idx = np.asarray(getattr(system, "collapse_indices", ()), dtype=int)
+    idx = np.asarray(system.collapse_indices, dtype=int)
     watch = idx.size > 0
     tol = -1.0 if collapse_tol is None or not watch else float(collapse_tol)
     ratio = np.inf if runaway is None else float(runaway)
