@@ -318,7 +318,7 @@ def to_xppaut(
     Raises
     ------
     TypeError
-        ``system`` is not an ODESystem (or ModeSystem); a value that is not a real number; a
+        ``system`` has no explicit equations (``symbolic`` is None); a value that is not a real number; a
         ``y0`` or ``options`` of the wrong kind.
     ValueError
         Missing or unknown parameter names (listed), values outside the domains, non-finite

@@ -176,7 +176,7 @@ def flow(
 
     Parameters
     ----------
-    system : ODESystem or ModeSystem
+    system : DynamicalSystem (a flow)
         Any system with state_names, param_names, to_jax, to_numpy, collapse_indices, check_params.
     t : float or 1-D array
         Output time(s): strictly increasing, >= t0, the last > t0 (it is the end of the run).

@@ -64,8 +64,9 @@ def integrate(
 
     Parameters
     ----------
-    system : ODESystem (built by hand, from equations, or by ``derive``) or ModeSystem
-        Anything with state_names, param_names, to_jax/to_numpy, collapse_indices, check_params.
+    system : DynamicalSystem
+        A flow (``time == "continuous"``): an ODESystem built by hand, from equations or by
+        ``derive``, a K-mode system, or any implementation of the interface.
     y0 : array, shape (..., n_states)
         Initial states; leading axes form the batch.
     t_span : (t0, t1)

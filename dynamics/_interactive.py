@@ -351,7 +351,7 @@ def interactive_portrait(
 
     Parameters
     ----------
-    system : derivations.ODESystem (or ModeSystem), e.g. ``derive(spec)`` or ``derive(spec).reduce()``.
+    system : derivations.DynamicalSystem, e.g. ``derive(spec)`` or ``derive(spec).reduce()``.
     sliders : {parameter: (lo, hi)} or {parameter: (lo, hi, step)}; one FloatSlider each, with
         lo < hi inside the parameter's domain (``system.param_domain``) and step (default
         (hi - lo)/100) in (0, hi - lo]. A range, not a sweep: the slider moves within it.
@@ -373,7 +373,7 @@ def interactive_portrait(
     ImportError
         ipywidgets is not installed (the message gives the pip command).
     TypeError
-        ``system`` is no ODESystem/ModeSystem, ``params`` or ``sliders`` no mapping, a range
+        ``system`` is no DynamicalSystem, ``params`` or ``sliders`` no mapping, a range
         end that is not a real number, a keyword the drawing function does not take; and
         ``portrait``'s or ``plot_flow_1d``'s own TypeErrors.
     ValueError

@@ -357,7 +357,8 @@ def phase_plane(
 
     Parameters
     ----------
-    system : derivations.ODESystem (or a ModeSystem, through ``to_ode_system``)
+    system : derivations.DynamicalSystem with explicit equations (``symbolic``; a K-mode
+        ModeSystem through ``to_ode_system()``)
         Any system with at least two states.
     params : mapping parameter name -> real number (checked by ``system.check_params``).
     x, y : state names on the axes; default the first two states.
