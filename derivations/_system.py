@@ -43,17 +43,18 @@ class FrozenMap(Mapping):
         The entries, in order; read once, as ``dict(items)`` would.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "_lookup")
 
     def __init__(self, items: Mapping | Iterable = ()):
         data = dict(items)
         object.__setattr__(self, "_items", tuple(data.items()))
+        object.__setattr__(self, "_lookup", data)
 
     def __getitem__(self, key):
-        for k, v in self._items:
-            if k == key:
-                return v
-        raise KeyError(key)
+        return self._lookup[key]
+
+    def __contains__(self, key) -> bool:
+        return key in self._lookup
 
     def __iter__(self) -> Iterator:
         return (k for k, _ in self._items)
@@ -62,7 +63,7 @@ class FrozenMap(Mapping):
         return len(self._items)
 
     def __hash__(self) -> int:
-        return hash(self._items)
+        return hash(frozenset(self._items))  # order-free, as equality is
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Mapping) and dict(self._items) == dict(other.items())

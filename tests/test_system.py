@@ -199,3 +199,12 @@ def test_reduce_of_a_discrete_map_raises_value_error():
     step): reduce() raises the documented ValueError."""
     with pytest.raises(ValueError, match="no invariant manifold"):
         derive(ModelSpec("euclidean", "simsiam")).discrete().reduce()
+
+
+def test_frozen_maps_equal_in_any_order_hash_alike():
+    """Equality of FrozenMap ignores order, so its hash must too (two equal maps in one set)."""
+    from derivations import FrozenMap
+
+    a, b = FrozenMap({"x": 1, "y": 2}), FrozenMap({"y": 2, "x": 1})
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert a["y"] == 2 and "x" in a and "z" not in a
