@@ -78,17 +78,27 @@ def test_batched_equals_unbatched_and_backends_agree(problem, n):
     assert np.max((np.abs(ref.y - batch.y) / scale)[both], initial=0.0) < 1e-6
 
 
-@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(problems(reduced=st.just(False)))
-def test_balance_law_holds_along_trajectories(problem):
-    """(s - p^2/alpha_p) e^{2 eta t} is conserved by every variant (to integration tolerance)."""
-    system, params, y = problem
-    sol = integrate(system, y, (0, 2.0), params, rtol=1e-10, atol=1e-12, n_save=5, events=())
-    if sol.status != "finished":
-        return  # (finite-time blow-up of the sextic; checked elsewhere)
-    states = sol.states()
-    q = (states["s"] - states["p"] ** 2 / params["alpha_p"]) * np.exp(2 * params["eta"] * sol.t)
-    assert np.max(np.abs(q - q[0])) <= 1e-7 * max(1.0, np.max(np.abs(states["p"])) ** 2 + np.max(np.abs(states["s"])))
+def test_balance_law_holds_along_trajectories():
+    """(s - p^2/alpha_p) e^{2 eta t} is conserved by every variant (to integration tolerance).
+    A run of the sextic may blow up in finite time (checked elsewhere); most must finish, so
+    the law is checked on at least 6 of the 8 examples."""
+    checked = []
+
+    @settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+    @given(problems(reduced=st.just(False)))
+    def check(problem):
+        system, params, y = problem
+        sol = integrate(system, y, (0, 2.0), params, rtol=1e-10, atol=1e-12, n_save=5, events=())
+        if sol.status != "finished":
+            assert sol.status == "blew_up", (sol.status, sol.messages)
+            return
+        states = sol.states()
+        q = (states["s"] - states["p"] ** 2 / params["alpha_p"]) * np.exp(2 * params["eta"] * sol.t)
+        assert np.max(np.abs(q - q[0])) <= 1e-7 * max(1.0, np.max(np.abs(states["p"])) ** 2 + np.max(np.abs(states["s"])))
+        checked.append(system.name)
+
+    check()
+    assert len(checked) >= 6, f"the law was checked on {len(checked)} of 8 examples"
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.label.replace(" ", "_"))
