@@ -80,17 +80,18 @@ def test_batched_equals_unbatched_and_backends_agree(problem, n):
 
 def test_balance_law_holds_along_trajectories():
     """(s - p^2/alpha_p) e^{2 eta t} is conserved by every variant (to integration tolerance).
-    A run of the sextic may blow up in finite time (checked elsewhere); most must finish, so
-    the law is checked on at least 6 of the 8 examples."""
+    A run of the sextic may blow up in finite time (checked elsewhere) and a start at p = s = 0
+    is collapsed; most runs must finish, so the law is checked on at least 6 of the 8 examples.
+    (Seven output times and the default events: the solvers compiled for the test above.)"""
     checked = []
 
     @settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
     @given(problems(reduced=st.just(False)))
     def check(problem):
         system, params, y = problem
-        sol = integrate(system, y, (0, 2.0), params, rtol=1e-10, atol=1e-12, n_save=5, events=())
+        sol = integrate(system, y, (0, 2.0), params, rtol=1e-10, atol=1e-12, n_save=7)
         if sol.status != "finished":
-            assert sol.status == "blew_up", (sol.status, sol.messages)
+            assert sol.status in ("blew_up", "collapsed"), (sol.status, sol.messages)
             return
         states = sol.states()
         q = (states["s"] - states["p"] ** 2 / params["alpha_p"]) * np.exp(2 * params["eta"] * sol.t)
