@@ -81,9 +81,9 @@ def test_batched_equals_unbatched_and_backends_agree(problem, n):
 def test_balance_law_holds_along_trajectories():
     """(s - p^2/alpha_p) e^{2 eta t} is conserved by every variant (to integration tolerance),
     at every saved time up to where the run stops (the sextic may blow up in finite time, a
-    start at p = s = 0 is collapsed). The law must be seen on at least 3 saved times in at least
-    5 of the 8 examples (6 are, as drawn now). (Seven output times and the default events: the solvers compiled for
-    the test above.)"""
+    start at p = s = 0 is collapsed). The law must be seen on at least 3 saved times in at
+    least 5 of the 8 examples (6 are, as drawn now). Seven output times and the default
+    events: the solvers compiled for the test above."""
     checked = []
 
     @settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
