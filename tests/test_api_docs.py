@@ -2,12 +2,14 @@
 
 Every function, class, method and property reachable from ``ncdyn.__all__`` has a docstring; a
 callable with arguments has a Parameters section naming exactly its signature's parameters
-(``*args`` / ``**kwargs`` spelled as such) and a Raises section; a callable that returns
-something has a Returns (or Yields) section; a class documents its Attributes (or the
+(``*args`` / ``**kwargs`` spelled as such); a callable whose body raises has a Raises section
+(one that raises nothing needs none); a callable that returns something has a Returns (or
+Yields) section; a class documents its Attributes (or the
 Parameters of its constructor), every public dataclass field included. No annotation of a
 public signature or public dataclass field contains ``typing.Any``. The section parsing is a
 few lines of numpydoc's grammar (a title underlined with dashes), written here so the check
-needs nothing beyond the standard library.
+needs nothing beyond the standard library. Each check runs over every public item and reports
+every offender in one failure message.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ import functools
 import inspect
 import re
 import sys
+import textwrap
 import typing
 
 import numpy.typing
-import pytest
 
 import ncdyn
 
@@ -181,44 +183,182 @@ def test_the_parser_reads_numpydoc():
     assert not _has_any(numpy.typing.NDArray[numpy.float64] | None)
 
 
-@pytest.mark.parametrize("name", sorted(CALLABLES))
-def test_function_docstring_sections(name):
-    obj = CALLABLES[name]
+def raises_directly(func: typing.Callable) -> bool:
+    """Whether the body of ``func`` has a ``raise`` statement (nested functions and classes,
+    which raise when they are called, not counted). A body without source counts as raising."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    except (OSError, TypeError, SyntaxError):
+        return True
+    (top,) = tree.body
+    stack = list(ast.iter_child_nodes(top))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Raise):
+            return True
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            stack.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def function_problems(name: str, obj: object) -> list[str]:
+    """What is missing or wrong in the docstring of the function or method ``obj``."""
     func = inspect.unwrap(obj)
-    doc = sections(inspect.getdoc(obj))
-    assert inspect.getdoc(obj), f"{name} has no docstring"
+    text = inspect.getdoc(obj)
+    if not text:
+        return [f"{name} has no docstring"]
+    doc = sections(text)
+    problems = []
     expected = signature_names(func)
     if expected:
-        assert "Parameters" in doc, f"{name}: no Parameters section"
-        documented = entry_names(doc["Parameters"])
-        assert documented == expected or sorted(documented) == sorted(expected), (
-            f"{name}: Parameters documents {documented}, the signature has {expected}"
-        )
-        assert "Raises" in doc, f"{name}: no Raises section"
+        if "Parameters" not in doc:
+            problems.append(f"{name}: no Parameters section")
+        else:
+            documented = entry_names(doc["Parameters"])
+            if sorted(documented) != sorted(expected):
+                problems.append(f"{name}: Parameters documents {documented}, the signature has {expected}")
+    if "Raises" not in doc and raises_directly(func):
+        problems.append(f"{name}: raises, but has no Raises section")
     returns = _hints(obj).get("return", inspect.Signature.empty)
-    if returns is not type(None):
-        assert "Returns" in doc or "Yields" in doc, f"{name}: no Returns section"
+    if returns is not type(None) and "Returns" not in doc and "Yields" not in doc:
+        problems.append(f"{name}: no Returns section")
+    return problems
 
 
-@pytest.mark.parametrize("name", sorted(PROPERTIES))
-def test_property_docstring(name):
-    assert inspect.getdoc(PROPERTIES[name]), f"{name} has no docstring"
-
-
-@pytest.mark.parametrize("name", sorted(CLASSES))
-def test_class_docstring(name):
-    cls = CLASSES[name]
+def class_problems(name: str, cls: type) -> list[str]:
+    """What is missing in the docstring of the class ``cls``."""
     doc = sections(cls.__doc__)
-    assert "Attributes" in doc or "Parameters" in doc, f"{name}: no Attributes or Parameters section"
+    if "Attributes" not in doc and "Parameters" not in doc:
+        return [f"{name}: no Attributes or Parameters section"]
     if dataclasses.is_dataclass(cls):
         documented = set(entry_names(doc.get("Attributes", ""))) | set(entry_names(doc.get("Parameters", "")))
         fields = {f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")}
-        assert fields <= documented, f"{name}: fields {sorted(fields - documented)} are not documented"
+        if not fields <= documented:
+            return [f"{name}: fields {sorted(fields - documented)} are not documented"]
+    return []
 
 
-@pytest.mark.parametrize("name", sorted(PUBLIC))
-def test_no_any_in_public_annotations(name):
-    obj = PUBLIC[name]
-    hints = _hints(obj)
-    bad = sorted(k for k, v in hints.items() if _has_any(v))
-    assert not bad, f"{name}: annotations of {bad} contain Any"
+def any_problems(name: str, obj: object) -> list[str]:
+    bad = sorted(k for k, v in _hints(obj).items() if _has_any(v))
+    return [f"{name}: annotations of {bad} contain Any"] if bad else []
+
+
+def _report(problems: list[str], what: str) -> str:
+    return f"{len(problems)} {what}:\n" + "\n".join(problems)
+
+
+def test_the_checks_find_offenders():
+    """Each check reports what it should (and nothing on a well-documented function)."""
+
+    def good(x: int, *args: int) -> int:
+        """Summary.
+
+        Parameters
+        ----------
+        x, *args : int
+            Numbers.
+
+        Returns
+        -------
+        int
+        """
+        return x
+
+    def undocumented(x: int) -> int:
+        return x
+
+    def wrong_parameters(x: int, y: int) -> None:
+        """Summary.
+
+        Parameters
+        ----------
+        x : int
+            A number.
+        """
+
+    def raising(x: int) -> None:
+        """Summary.
+
+        Parameters
+        ----------
+        x : int
+            A number.
+        """
+        if x < 0:
+            raise ValueError("x must be >= 0")
+
+    def raising_later(x: int) -> typing.Callable[[], None]:
+        """Summary.
+
+        Parameters
+        ----------
+        x : int
+            A number.
+
+        Returns
+        -------
+        callable
+        """
+        def inner() -> None:
+            raise ValueError(x)
+        return inner
+
+    def no_returns(x: int) -> int:
+        """Summary.
+
+        Parameters
+        ----------
+        x : int
+            A number.
+        """
+        return x
+
+    def uses_any(x: typing.Any) -> None:
+        """Summary.
+
+        Parameters
+        ----------
+        x : anything
+        """
+
+    @dataclasses.dataclass
+    class Undocumented:
+        """Summary.
+
+        Attributes
+        ----------
+        a : int
+        """
+
+        a: int
+        b: int
+
+    assert function_problems("good", good) == [] and any_problems("good", good) == []
+    assert function_problems("raising_later", raising_later) == []
+    assert function_problems("undocumented", undocumented) == ["undocumented has no docstring"]
+    assert function_problems("wrong_parameters", wrong_parameters) == [
+        "wrong_parameters: Parameters documents ['x'], the signature has ['x', 'y']"]
+    assert function_problems("raising", raising) == ["raising: raises, but has no Raises section"]
+    assert function_problems("no_returns", no_returns) == ["no_returns: no Returns section"]
+    assert any_problems("uses_any", uses_any) == ["uses_any: annotations of ['x'] contain Any"]
+    assert class_problems("Undocumented", Undocumented) == ["Undocumented: fields ['b'] are not documented"]
+
+
+def test_function_docstring_sections():
+    problems = [p for name in sorted(CALLABLES) for p in function_problems(name, CALLABLES[name])]
+    assert not problems, _report(problems, f"of {len(CALLABLES)} public functions and methods fail")
+
+
+def test_property_docstrings():
+    problems = [f"{name} has no docstring" for name in sorted(PROPERTIES) if not inspect.getdoc(PROPERTIES[name])]
+    assert not problems, _report(problems, f"of {len(PROPERTIES)} public properties fail")
+
+
+def test_class_docstrings():
+    problems = [p for name in sorted(CLASSES) for p in class_problems(name, CLASSES[name])]
+    assert not problems, _report(problems, f"of {len(CLASSES)} public classes fail")
+
+
+def test_no_any_in_public_annotations():
+    problems = [p for name in sorted(PUBLIC) for p in any_problems(name, PUBLIC[name])]
+    assert not problems, _report(problems, f"of {len(PUBLIC)} public items fail")

@@ -106,10 +106,10 @@ def test_sextic_real_root_count_against_sturm_and_mpmath():
         hi = [q.LC() for q in seq]
         n_sturm = changes(lo) - changes(hi)
         # independent count 2: mpmath roots at 60 digits
-        mpmath.mp.dps = 60
-        roots = mpmath.polyroots([mpmath.mpf(sp.Rational(cf).p) / sp.Rational(cf).q for cf in poly.all_coeffs()],
-                                 maxsteps=500, extraprec=500)
-        n_mp = len({round(float(mpmath.re(r)), 9) for r in roots if abs(mpmath.im(r)) < mpmath.mpf(10) ** -30})
+        with mpmath.workdps(60):
+            roots = mpmath.polyroots([mpmath.mpf(sp.Rational(cf).p) / sp.Rational(cf).q for cf in poly.all_coeffs()],
+                                     maxsteps=500, extraprec=500)
+            n_mp = len({round(float(mpmath.re(r)), 9) for r in roots if abs(mpmath.im(r)) < mpmath.mpf(10) ** -30})
         assert len(found) == n_sturm == n_mp, (params, [e.point for e in found], n_sturm, n_mp)
         counts.append(n_sturm)
     assert len(set(counts)) >= 2  # the draws cover different root structures

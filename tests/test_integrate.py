@@ -38,11 +38,11 @@ def test_jax_and_scipy_agree(name, system, y0, params):
 def test_batched_equals_unbatched():
     system = derive(ModelSpec("euclidean", "ema"))
     rng = np.random.default_rng(1)
-    y0 = np.column_stack([rng.uniform(0.1, 1, 6), rng.uniform(0.1, 1, 6), rng.uniform(0.5, 1, 6)])
-    eta = np.linspace(0.0, 0.4, 6)
+    y0 = np.column_stack([rng.uniform(0.1, 1, 4), rng.uniform(0.1, 1, 4), rng.uniform(0.5, 1, 4)])
+    eta = np.linspace(0.0, 0.4, 4)
     params = dict(EUC, beta=0.5, eta=eta)
     batched = integrate(system, y0, (0, 20), params)
-    for i in range(6):
+    for i in range(4):
         single = integrate(system, y0[i], (0, 20), dict(params, eta=eta[i]))
         assert single.y.shape == (len(single.t), 3) and single.status.shape == ()
         np.testing.assert_allclose(batched.y[i], single.y, rtol=1e-11, atol=1e-13)
@@ -51,10 +51,14 @@ def test_batched_equals_unbatched():
 
 def test_parameter_sweep_broadcasts_without_loops():
     system = derive(ModelSpec("euclidean"))
-    etas = np.linspace(0.0, 0.4, 9)[:, None]  # (9, 1) against 3 initial states -> batch (9, 3)
-    y0 = np.array([[0.3, 0.09], [0.6, 0.36], [1.0, 1.0]])
+    etas = np.array([[0.0], [0.4]])  # (2, 1) against 2 initial states -> batch (2, 2)
+    y0 = np.array([[0.3, 0.09], [1.0, 1.0]])
     sol = integrate(system, y0, (0, 10), dict(EUC, eta=etas))
-    assert sol.y.shape == (9, 3, 201, 2) and sol.status.shape == (9, 3)
+    assert sol.y.shape == (2, 2, 201, 2) and sol.status.shape == (2, 2)
+    for i, j in np.ndindex(2, 2):  # entry (i, j) is initial state j at eta_i
+        single = integrate(system, y0[j], (0, 10), dict(EUC, eta=etas[i, 0]))
+        np.testing.assert_allclose(sol.y[i, j], single.y, rtol=1e-11, atol=1e-13)
+    assert not np.allclose(sol.y[0, 0, -1], sol.y[1, 0, -1])
 
 
 def tian_p_plus(eta, tau=1.0):
@@ -123,7 +127,7 @@ def test_exactly_collapsed_start():
 
 def test_max_steps_status_and_retry():
     system = derive(ModelSpec("euclidean"))
-    sol = integrate(system, [0.3, 0.09], (0, 200), EUC, max_steps=8, retry=False)
+    sol = integrate(system, [0.3, 0.09], (0, 200), EUC, max_steps=20, retry=False)
     assert sol.status == "max_steps" and "max_steps" in str(sol.messages) and not sol.retried
     assert np.all(np.isfinite(sol.y))
     retried = integrate(system, [0.3, 0.09], (0, 200), EUC, max_steps=20, retry=True)
@@ -131,9 +135,12 @@ def test_max_steps_status_and_retry():
 
 
 def test_stiff_solver_option():
-    system = derive(ModelSpec("euclidean", "ema"))
-    a = integrate(system, [0.5, 0.25, 0.9], (0, 10), dict(EUC, beta=0.5), solver="kvaerno5")
-    b = integrate(system, [0.5, 0.25, 0.9], (0, 10), dict(EUC, beta=0.5), backend="scipy", solver="Radau")
+    # (max_steps 160 is what the retry of test_max_steps_status_and_retry gives kvaerno5 here:
+    # the two share one compiled solver)
+    system = derive(ModelSpec("euclidean"))
+    a = integrate(system, [0.5, 0.25], (0, 10), EUC, solver="kvaerno5", max_steps=160)
+    b = integrate(system, [0.5, 0.25], (0, 10), EUC, backend="scipy", solver="Radau")
+    assert a.status == "finished" and b.status == "finished"
     assert np.max(np.abs(a.y - b.y)) < 1e-6
 
 
@@ -152,11 +159,11 @@ def test_ten_thousand_modes_keep_the_norm_law():
 
 
 def test_solution_helpers():
-    sol = integrate(derive(ModelSpec("euclidean")), np.full((2, 3, 2), 0.4), (0, 1), EUC, n_save=11)
-    assert sol[1].batch_shape == (3,) and sol[:, 0].batch_shape == (2,)
-    assert sol.counts() == {"finished": 6}
-    assert sol.states()["p"].shape == (2, 3, 11)
-    assert "finished: 6" in repr(sol)
+    sol = integrate(derive(ModelSpec("euclidean")), np.full((1, 3, 2), 0.4), (0, 1), EUC)
+    assert sol[0].batch_shape == (3,) and sol[:, 0].batch_shape == (1,)
+    assert sol.counts() == {"finished": 3}
+    assert sol.states()["p"].shape == (1, 3, 201)
+    assert "finished: 3" in repr(sol)
 
 
 BAD = [

@@ -15,8 +15,9 @@ def test_scale_invariance_is_detected():
 def test_law_status_per_variant(spec):
     laws = {law.name: law for law in derive(spec).laws}
     assert laws["balance"].holds and laws["balance"].residual == 0
+    assert "keeps the balance law" in derive(spec).description
     if spec.loss == "euclidean":
-        assert set(laws) == {"balance"}
+        assert set(laws) == {"balance"} and "breaks " not in derive(spec).description
         return
     for name in ("predictor norm", "projector norm"):
         assert laws[name].holds == (spec.moments == "leading"), name
@@ -30,7 +31,12 @@ def test_law_status_per_variant(spec):
         a, sig, Npsi, Nphi = sp.symbols("alpha_p sigma2 N_psi N_phi")
         expected = -4 * a * (1 + sig) * sp.Sum(t * P[k] ** 3 * S[k] ** 2, (k, 1, K)) / (Npsi**3 * Nphi)
         assert sp.simplify(residual - expected) == 0
-    assert "breaks" in derive(spec).description or spec.moments == "leading"
+    # the description states every law's status: exact moments break both norm laws, leading keep them
+    description = derive(spec).description
+    verb = "keeps" if spec.moments == "leading" else "breaks"
+    for name in ("predictor norm", "projector norm"):
+        assert f"{verb} the {name} law" in description, (name, description)
+    assert ("breaks " in description) == (spec.moments == "exact")
 
 
 def _integrate_modes(spec, K, params, t1, seed=0):

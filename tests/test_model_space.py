@@ -2,9 +2,13 @@
 spectra, EMA, any loss in A, B, C) against Monte Carlo of the true network.
 
 Independent references:
-- Monte Carlo: jax.grad of the true per-sample loss (derivations._truth) at random aligned
-  points, projected on the eigenbasis, standard errors from batch means; its estimator is
-  itself checked against the exact Gaussian expectation (quadratic losses) below;
+- Monte Carlo: jax.grad of the true per-sample loss at random aligned points, projected on the
+  eigenbasis, standard errors from batch means; the per-sample losses it differentiates (the
+  true one, and the one with the spec's norm and moment treatment) are checked, sample by
+  sample, against the losses written out below in plain jax.numpy (stop-gradient by
+  jax.lax.stop_gradient), so no reference goes through the loss expression derive()
+  differentiates; its estimator is itself checked against the exact Gaussian expectation of
+  the written losses' gradients (quadratic losses, sigma points) below;
 - published closed forms typed from the papers: Euclidean DirectPred
   ds = 2 s^(1+alpha) (1 - c s^alpha) and Euclidean IsoLoss ds = 2 s (1 - c s^alpha)
   (Halvagal, Laborieux, Zenke 2023; eta = 0, noise on both views), and the no-stop-gradient
@@ -63,13 +67,6 @@ def seed_of(*parts):
     return zlib.crc32("|".join(map(str, parts)).encode())
 
 
-def derived_or_skip(spec):
-    try:
-        return derive(spec)
-    except NotImplementedError as err:  # the derivation engine does not cover this combination yet
-        pytest.skip(f"derive() does not support {spec.label} yet: {type(err).__name__}: {err}")
-
-
 def derived_rates(system, point):
     """Rates of derive(spec)'s K-mode system (closures computed by system.modes) at the point;
     frozen norms take the self-consistent values E||a||^2, E||b||^2 of the point."""
@@ -103,7 +100,7 @@ def test_model_space_against_monte_carlo(combo):
         assert rates.off_z < Z_MAX, f"{rates.model}: off-diagonal expected gradient |z| = {rates.off_z:.1f}"
     ref = mc[models[-1]]  # the gradient derive() averages exactly (the true one without norms)
     resolution_ok(ref)
-    system = derived_or_skip(spec)
+    system = derive(spec)
     assert set(system.state_names) == set(ref.names)
     rates = derived_rates(system, point)
     for n in ref.names:
@@ -111,34 +108,161 @@ def test_model_space_against_monte_carlo(combo):
         assert z.max() < Z_MAX, f"d{n}/dt: derived {rates[n]} vs MC {ref.mean[n]} +- {ref.se[n]} (max z {z.max():.1f})"
 
 
-# -- the Monte-Carlo estimator itself ---------------------------------------------------------------
-_GRADIENTS = {}
+# -- the per-sample losses, written out -------------------------------------------------------------
+def _written_kind(spec):
+    """Which written loss is the spec's: its name, or the one expression loss of COMBOS."""
+    if isinstance(spec.loss, str):
+        return spec.loss
+    from derivations._losses import A, B, C
+
+    assert sp.simplify(spec.loss_expr - (-B / sp.sqrt(A * C) + A / 10)) == 0, spec.loss_expr
+    return "cosine + A/10"
 
 
-def _expected_gradient(spec):
-    """jax.grad of the exact E[L] with respect to the weights, at frozen = weights (jitted)."""
+def written_loss(spec, closures=None):
+    """Per-sample losses ``f(weights, x1, x2, params) -> (n,)`` of the network of ``spec``, typed
+    from the papers: a = W_P Phi x1, b = Phi_t x2 (Phi_t = Phi_a for EMA), sg = stop-gradient on
+    b (and on DirectPred's W_P, set from sg(F), F = Phi Phi^T);
+    Euclidean 1/2 ||a - sg(b)||^2; cosine -<a, sg(b)> / (||a|| ||b||) (plus ||a||^2/10 for the
+    expression loss); IsoLoss (z = Phi x1, p = W_P z): Euclidean 1/2 ||z - sg(b + z - p)||^2,
+    cosine -[<z, sg(b)> / sg(||p|| ||b||) - 1/2 sg(<p, b> / (||p||^3 ||b||)) ||W_P^(1/2) z||^2].
+
+    ``closures`` (N_psi, N_phi, T): the norm and moment treatment of the spec instead of the
+    true loss: inside the per-sample gradient ||a|| -> N_psi, ||b|| -> N_phi and (leading
+    moments) the coefficient <a, b> -> T; for the cosine loss -B/sqrt(AC) that is the surrogate
+    -<a, b>/(N_psi N_phi) + sg(B') (||a||^2/(2 N_psi^3 N_phi) + ||b||^2/(2 N_psi N_phi^3)),
+    B' = <a, b> (exact moments) or T (leading)."""
     import jax
+    import jax.numpy as jnp
 
-    from derivations._truth import expected_loss
+    sg = jax.lax.stop_gradient
+    kind = _written_kind(spec)
+    treat = closures is not None and spec.involves_norms and spec.norms != "exact"
 
-    if spec not in _GRADIENTS:
-        loss = expected_loss(spec)
-        _GRADIENTS[spec] = jax.jit(lambda w, params, cov: jax.grad(loss)(w, w, params, cov))
-    return _GRADIENTS[spec]
+    def predictor(weights, params, h, power=1.0):
+        if spec.predictor == "learned":
+            return weights["Psi"]
+        if spec.predictor == "none":
+            return jnp.eye(h)
+        F = sg(weights["Phi"] @ weights["Phi"].T)
+        ev, U = jnp.linalg.eigh(0.5 * (F + F.T))
+        ev = jnp.clip(ev, 0.0, None)
+        if spec.normalize:
+            ev = ev / jnp.max(ev)
+        w = ev ** params["alpha"] + (params["eps"] if spec.eps else 0.0)
+        return (U * w**power) @ U.T
+
+    def f(weights, x1, x2, params):
+        Phi = weights["Phi"]
+        h = Phi.shape[0]
+        b = x2 @ (weights["Phi_a"] if spec.target == "ema" else Phi).T
+        if spec.stop_gradient:
+            b = sg(b)
+        z = x1 @ Phi.T
+        W = predictor(weights, params, h)
+        p = z @ W.T
+        dot = jnp.sum(p * b, axis=1)
+        if kind == "euclidean":
+            return 0.5 * jnp.sum((p - b) ** 2, axis=1)
+        if kind == "isoloss-euclidean":
+            return 0.5 * jnp.sum((z - sg(b + z - p)) ** 2, axis=1)
+        norm_p, norm_b = jnp.linalg.norm(p, axis=1), jnp.linalg.norm(b, axis=1)
+        if treat:
+            n_a, n_b = closures["N_psi"], closures["N_phi"]
+            coef = closures["T"] if spec.moments == "leading" else sg(dot)
+        else:
+            n_a, n_b, coef = norm_p, norm_b, dot
+        if kind == "isoloss-cosine":
+            half = z @ predictor(weights, params, h, power=0.5).T
+            return -(jnp.sum(z * b, axis=1) / sg(n_a * n_b)
+                     - 0.5 * sg(coef / (n_a**3 * n_b)) * jnp.sum(half**2, axis=1))
+        if treat:
+            out = (-dot / (n_a * n_b) + sg(coef) * jnp.sum(p * p, axis=1) / (2 * n_a**3 * n_b)
+                   + sg(coef) * jnp.sum(b * b, axis=1) / (2 * n_a * n_b**3))
+        else:
+            out = -dot / (norm_p * norm_b)
+        if kind == "cosine + A/10":
+            out = out + jnp.sum(p * p, axis=1) / 10
+        else:
+            assert kind == "cosine", kind
+        return out
+
+    return f
+
+
+def _views(point, n, seed):
+    """n pairs of views at the point's data covariance, drawn here: x = V (sqrt(lam) xi)."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n, point.h)) * np.sqrt(point.lam)) @ point.V.T
+    sigma = math.sqrt(point.params["sigma2"])
+    x2 = x + sigma * rng.standard_normal((n, point.h))
+    x1 = x + sigma * rng.standard_normal((n, point.h)) if point.spec.views == "both" else x
+    return x1, x2
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=combo_id)
+def test_monte_carlo_differentiates_the_written_losses(combo):
+    """Sample by sample, the losses the Monte Carlo differentiates ("true", and "treated" where
+    the spec treats norms) have the gradients of the losses written out above."""
+    import jax
+    import jax.numpy as jnp
+
+    from derivations._montecarlo import _model_loss
+
+    spec, fixed = combo
+    point = random_point(spec, 5, seed_of("written", spec.label, fixed), fixed=fixed)
+    params = {k: jnp.float64(v) for k, v in point.params.items()}
+    closures = {k: jnp.float64(v) for k, v in point.closures.items()}
+    w = point.weights()
+    x1, x2 = (jnp.asarray(v) for v in _views(point, 64, seed_of("written views", spec.label)))
+    models = ("true", "treated") if spec.involves_norms else ("true",)
+    for model in models:
+        mine = written_loss(spec, closures if model == "treated" else None)
+        ref = jax.grad(lambda v: mine(v, x1, x2, params).mean())(w)
+        theirs = _model_loss(spec, model)
+        got = jax.grad(lambda v: theirs(v, w, x1, x2, params, closures).mean())(w)
+        assert set(got) == set(ref)
+        scale = max(float(jnp.max(jnp.abs(g))) for g in ref.values())
+        assert float(jnp.max(jnp.abs(ref["Phi"]))) > 0, model
+        for k in ref:  # (under stop-gradient the EMA target's gradient is zero in both)
+            np.testing.assert_allclose(np.asarray(got[k]), np.asarray(ref[k]), rtol=1e-9, atol=1e-12 * scale,
+                                       err_msg=f"{model}: d/d{k}")
+
+
+# -- the Monte-Carlo estimator itself ---------------------------------------------------------------
+def _joint_covariance(point):
+    """Covariance of v = (x1, x2): [[Sx + n1, Sx], [Sx, Sx + sigma2 I]], Sx = V diag(lam) V^T,
+    n1 = sigma2 I with noise on both views, 0 with one clean view."""
+    Sx = (point.V * point.lam) @ point.V.T
+    noise = point.params["sigma2"] * np.eye(point.h)
+    S11 = Sx + (noise if point.spec.views == "both" else 0.0)
+    return np.block([[S11, Sx], [Sx, Sx + noise]])
 
 
 def exact_rates(spec, point):
-    """Exact expected rates of a loss quadratic in the samples: jax.grad of the exact E[L]
-    (_truth.expected_loss), projected on the eigenbasis as in the module docstring."""
+    """Exact expected rates of a loss quadratic in the samples: its per-sample gradient is a
+    quadratic form in v = (x1, x2) ~ N(0, S), so its mean over the 2n sigma points
+    +-sqrt(n) L e_i (L L^T = S, n = 2d) is its expectation exactly; then gradient flow with
+    weight decay (dPhi = -dJ/dPhi - eta Phi, dPsi = -alpha_p dJ/dPsi - eta Psi,
+    dPhi_a = beta (Phi - Phi_a)), projected on the eigenbasis as in the module docstring."""
+    import jax
     import jax.numpy as jnp
 
-    from derivations._truth import view_covariance, weight_flow
-
-    params = {k: jnp.float64(v) for k, v in point.params.items()}
+    d = point.h
+    ev, Q = np.linalg.eigh(_joint_covariance(point))
+    L = Q * np.sqrt(np.clip(ev, 0.0, None))
+    sigma = math.sqrt(2 * d) * L.T
+    v = np.concatenate([sigma, -sigma])
+    params = {k: jnp.float64(val) for k, val in point.params.items()}
     w = point.weights()
-    cov = view_covariance(spec, point.lam, params, basis=point.V)
-    grads = _expected_gradient(spec)(w, params, cov)
-    flow = {k: np.asarray(v) for k, v in weight_flow(spec, w, grads, params).items()}
+    loss = written_loss(spec)
+    g = jax.grad(lambda u: loss(u, jnp.asarray(v[:, :d]), jnp.asarray(v[:, d:]), params).mean())(w)
+    prm = point.params
+    flow = {"Phi": np.asarray(-g["Phi"] - prm["eta"] * w["Phi"])}
+    if "Psi" in w:
+        flow["Psi"] = np.asarray(-prm["alpha_p"] * g["Psi"] - prm["eta"] * w["Psi"])
+    if "Phi_a" in w:
+        flow["Phi_a"] = np.asarray(prm["beta"] * (w["Phi"] - w["Phi_a"]))
     U, V, phi = point.U, point.V, np.sqrt(point.s)
     dphi = np.diag(U.T @ flow["Phi"] @ V)
     out = {"s": 2 * phi * dphi}
@@ -212,7 +336,7 @@ def test_published_flows(loss, form, other, alpha):
     z_other = (other(point.s, c, alpha) - mc.mean["s"]) / mc.se["s"]
     assert np.abs(z_other).max() > 4 * Z_MAX
     # derive reproduces the closed form symbolically (eta = 0)
-    system = derived_or_skip(spec)
+    system = derive(spec)
     s, a = sy.s, sy.alpha
     expected = form(s, 1 + sy.sigma2, a)
     got = system.equations["s"].subs(sy.eta, 0)
@@ -247,7 +371,7 @@ def test_no_stop_gradient_collapses(spec):
     # the derived mode collapses from any start: s(t) -> 0 (eta = 0)
     from scipy.integrate import solve_ivp
 
-    system = derived_or_skip(spec)
+    system = derive(spec)
     f = system.to_numpy()
     params = {n: {"sigma2": 0.2, "eta": 0.0, "alpha_p": 1.0, "lambda": 1.5}[n] for n in system.param_names}
     y0 = [1.0 / 1.2, 1.0][-system.n_states:]  # p at Tian's non-collapsed point of the stop-gradient model

@@ -78,17 +78,28 @@ def test_batched_equals_unbatched_and_backends_agree(problem, n):
     assert np.max((np.abs(ref.y - batch.y) / scale)[both], initial=0.0) < 1e-6
 
 
-@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(problems(reduced=st.just(False)))
-def test_balance_law_holds_along_trajectories(problem):
-    """(s - p^2/alpha_p) e^{2 eta t} is conserved by every variant (to integration tolerance)."""
-    system, params, y = problem
-    sol = integrate(system, y, (0, 2.0), params, rtol=1e-10, atol=1e-12, n_save=5, events=())
-    if sol.status != "finished":
-        return  # (finite-time blow-up of the sextic; checked elsewhere)
-    states = sol.states()
-    q = (states["s"] - states["p"] ** 2 / params["alpha_p"]) * np.exp(2 * params["eta"] * sol.t)
-    assert np.max(np.abs(q - q[0])) <= 1e-7 * max(1.0, np.max(np.abs(states["p"])) ** 2 + np.max(np.abs(states["s"])))
+def test_balance_law_holds_along_trajectories():
+    """(s - p^2/alpha_p) e^{2 eta t} is conserved by every variant (to integration tolerance),
+    at every saved time up to where the run stops (the sextic may blow up in finite time, a
+    start at p = s = 0 is collapsed). The law must be seen on at least 3 saved times in at
+    least 5 of the 8 examples (6 are, as drawn now). Seven output times and the default
+    events: the solvers compiled for the test above."""
+    checked = []
+
+    @settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+    @given(problems(reduced=st.just(False)))
+    def check(problem):
+        system, params, y = problem
+        sol = integrate(system, y, (0, 2.0), params, rtol=1e-10, atol=1e-12, n_save=7)
+        assert sol.status in ("finished", "blew_up", "collapsed"), (sol.status, sol.messages)
+        states = {k: v[sol.valid] for k, v in sol.states().items()}
+        q = (states["s"] - states["p"] ** 2 / params["alpha_p"]) * np.exp(2 * params["eta"] * sol.t[sol.valid])
+        assert np.max(np.abs(q - q[0])) <= 1e-7 * max(1.0, np.max(np.abs(states["p"])) ** 2 + np.max(np.abs(states["s"])))
+        if len(q) >= 3:
+            checked.append((system.name, str(sol.status), len(q)))
+
+    check()
+    assert len(checked) >= 5, f"the law was seen on 3 or more saved times in {len(checked)} of 8 examples: {checked}"
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.label.replace(" ", "_"))

@@ -228,7 +228,19 @@ def test_bad_names():
 
 
 def test_public_names():
-    assert derivations.verify is verify and "verify" in derivations.__all__ and "VerifyReport" in derivations.__all__
+    """verify and VerifyReport are the implementations of derivations._verify, exported by name
+    from derivations and from ncdyn (a star import brings them)."""
+    import ncdyn
+    from derivations import _verify
+
+    for package in (derivations, ncdyn):
+        for name in ("verify", "VerifyReport"):
+            assert name in package.__all__, (package.__name__, name)
+            assert getattr(package, name) is getattr(_verify, name), (package.__name__, name)
+        namespace = {}
+        exec(f"from {package.__name__} import *", namespace)
+        assert namespace["verify"] is _verify.verify and namespace["VerifyReport"] is _verify.VerifyReport
+    assert verify.__module__ == "derivations._verify" and VerifyReport.__module__ == "derivations._verify"
 
 
 def test_against_the_exact_finite_width_flow_a_frozen_norm_system_is_leading_order_only():
