@@ -486,22 +486,14 @@ def verify(
     fixed_subs = {sy.by_name[k]: sp.nsimplify(v) for k, v in fixed.items()}
     user = {eq: r.subs(fixed_subs) for eq, r in user.items()}
 
-    derived_system, derive_error = _derive_one_mode(spec, tau_is_param)
-    if derived_system is not None:
-        derived = {eq: r.subs(fixed_subs) for eq, r in derived_system.equations.items()}
-        difference, terms = _symbolic(user, derived, spec)
-    else:
-        derived, difference, terms = None, FrozenMap(), ()
+    derived_system, derive_error, derived, difference, terms = _symbolic_comparison(spec, tau_is_param, user, fixed_subs)
 
     tally = _monte_carlo_tally(spec, user, derived, fixed, widths, n_samples, seed, tau_is_param)
     z, z_treated, derived_z, error, off = tally.summary(user)
     order, order_se = _order(widths, error, tally.sq_diff, tally.sq_rate, tally.err_var, user)
     constant, constant_se, constant_p = _constant(widths, tally.per_base, tally.sq_rate, user)
 
-    drawn = tuple(sorted(
-        n for n in set(network_params(spec)) | ({"lambda"} if spec.data == "spectrum" else set())
-        if n not in free and n not in fixed
-    ))
+    drawn = _drawn_params(spec, free, fixed)
     fit = {"order": order, "order_se": order_se, "constant": constant, "constant_se": constant_se, "constant_p": constant_p}
     agrees, exact, verdict = _verdict(spec, terms, z, z_treated, derived_z, error, fit, widths, derived is not None, drawn)
     return VerifyReport(
@@ -570,6 +562,26 @@ def _user_rates(system: ODESystem, spec: ModelSpec, mapping: Mapping | None):
     if bad:
         raise ValueError(f"parameters {bad} are not parameters of {spec.label}; its parameters are {sorted(allowed)}")
     return user, free, tau_is_param, allowed, subs
+
+
+def _symbolic_comparison(spec: ModelSpec, tau_is_param: bool, user: dict, fixed_subs: dict):
+    """(derived system, why there is none, its rates with the fixed values, their difference to
+    ``user``, the differing terms); without a derived system the last three are empty."""
+    derived_system, derive_error = _derive_one_mode(spec, tau_is_param)
+    if derived_system is None:
+        return None, derive_error, None, FrozenMap(), ()
+    derived = {eq: r.subs(fixed_subs) for eq, r in derived_system.equations.items()}
+    difference, terms = _symbolic(user, derived, spec)
+    return derived_system, derive_error, derived, difference, terms
+
+
+def _drawn_params(spec: ModelSpec, free: set[str], fixed: Mapping[str, float]) -> tuple[str, ...]:
+    """The network's parameters drawn at random: those the system does not use and that are
+    not fixed."""
+    return tuple(sorted(
+        n for n in set(network_params(spec)) | ({"lambda"} if spec.data == "spectrum" else set())
+        if n not in free and n not in fixed
+    ))
 
 
 def _derive_one_mode(spec: ModelSpec, tau_is_param: bool) -> tuple[ODESystem | None, str]:

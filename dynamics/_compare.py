@@ -567,12 +567,21 @@ def compare(
     if spec is None:
         raise ValueError("comparing against the network needs a model with a spec (a ModelSpec or a derived system); "
                          "for other systems pass reference=")
+    train = dict(t1=t1, lr=lr, n_records=n_records, lam=lam, gradient=gradient, progress=False)
+    return _compare_network(scoring, spec, params, widths, init, seed, dt, batch, train, progress, floor_seed,
+                            floor_widths)
+
+
+def _compare_network(scoring: _Scoring, spec: ModelSpec, params: dict, widths: Sequence[int], init: Mapping | None,
+                     seed: int, dt: float | None, batch: int, train: Mapping[str, Any], progress: bool,
+                     floor_seed: int | None, floor_widths: tuple[int, ...] | None) -> Comparison:
+    """compare's network mode: at each width, train the network from an aligned start (and the
+    floor's second network where asked) and score every theory on it."""
     widths = tuple(widths)
     if not widths or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in widths):
         raise ValueError(f"widths must be positive ints; got {widths!r}")
     net_names = network_params(spec)
     net_params = {k: params[k] for k in net_names if k in params}
-    train = dict(t1=t1, lr=lr, n_records=n_records, lam=lam, gradient=gradient, progress=False)
     networks, predictions, errors, floor = {}, {}, {}, {}
     check_progress(progress)
     bar = progress_bar(len(widths), f"compare {spec.label}", progress, unit="width")
@@ -586,7 +595,8 @@ def compare(
         bar.update(1)
     bar.close()
     return Comparison(widths, networks, predictions, errors, params,
-                      {"model": spec.label, "mode": "network", "t1": t1, "dt": dt, "lr": lr, "batch": batch}, floor)
+                      {"model": spec.label, "mode": "network", "t1": train["t1"], "dt": dt, "lr": train["lr"],
+                       "batch": batch}, floor)
 
 
 def _check_compare_args(model: Any, params: Any, widths: Sequence[int], lr: Any, seed: int, max_exact_width: Any,

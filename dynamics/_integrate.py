@@ -62,6 +62,9 @@ def integrate(
 ) -> Solution:
     """Integrate dy/dt = f(t, y; params) for one initial state or a batch, on any system.
 
+    The function itself only checks its arguments and hands them to the chosen backend; its
+    length is the documentation of its options.
+
     Parameters
     ----------
     system : ODESystem (built by hand, from equations, or by ``derive``) or ModeSystem
