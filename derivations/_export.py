@@ -326,6 +326,19 @@ def to_xppaut(
         a function XPP lacks (e.g. ``gamma``, ``Piecewise``) or a non-real constant; an option
         value that is not a number or a single word.
     """
+    system, values = _xpp_system_and_values(system, params)
+    start = _initial(system, y0)
+    names = _xpp_names(list(system.state_names) + list(system.param_names))
+    rhs, temps = _xpp_equations(system, names)
+    opts = _options(system, options, names)
+    text = _xpp_text(system, names, values, start, rhs, temps, opts)
+    if path is not None:
+        _write_ascii(path, text)
+    return text
+
+
+def _xpp_system_and_values(system: object, params: object) -> tuple[ODESystem, dict[str, float]]:
+    """The system as an ODESystem and a checked float for every parameter."""
     if isinstance(system, ModeSystem):
         system = system.to_ode_system()  # the explicit equations of K <= 64 coupled modes
     if not isinstance(system, DynamicalSystem) or system.symbolic is None:
@@ -343,9 +356,12 @@ def to_xppaut(
             f"(parameters: {list(system.param_names)})"
         )
     checked = system.check_params(params)
-    values = {n: _number(v, f"params[{n!r}]") for n, v in checked.items()}
-    start = _initial(system, y0)
-    names = _xpp_names(list(system.state_names) + list(system.param_names))
+    return system, {n: _number(v, f"params[{n!r}]") for n, v in checked.items()}
+
+
+def _xpp_equations(system: ODESystem, names: dict[str, str]) -> tuple[list[str], list[str]]:
+    """The right-hand sides in XPP syntax and, where one is longer than XPP's line limit, the
+    temporary quantities they are split into."""
     for i, r in enumerate(system.rhs):
         _check_expr(r, f"d{system.state_names[i]}/dt")
     printer = _XppPrinter(names)
@@ -353,8 +369,13 @@ def to_xppaut(
     temps: list[str] = []
     if any(len(r) > _MAX_LINE for r in rhs):
         rhs, temps = _split(system, names)
-    opts = _options(system, options, names)
+    return rhs, temps
 
+
+def _xpp_text(system: ODESystem, names: Mapping[str, str], values: Mapping[str, float], start: Mapping[str, float],
+              rhs: Sequence[str], temps: Sequence[str], opts: Mapping[str, str]) -> str:
+    """The ``.ode`` file: header (with the renamed names), par, init, temporaries, equations,
+    options, done."""
     label = system.name or "ODE system"
     head = [f"# {label}", "# exported by ncdyn (derivations.to_xppaut): d state/dt = rhs, one line per state"]
     renamed = [(orig, new) for orig, new in names.items() if orig != new]
@@ -363,17 +384,19 @@ def to_xppaut(
         head += [f"#   {new} = {orig}" for orig, new in renamed]
     body = _lines("par", [f"{names[n]}={values[n]!r}" for n in system.param_names]) if system.params else []
     body += _lines("init", [f"{names[n]}={start[n]!r}" for n in system.state_names])
-    body += temps
+    body += list(temps)
     body += [f"{names[n]}' = {r}" for n, r in zip(system.state_names, rhs)]
     body += _lines("@", [f"{k}={v}" for k, v in opts.items()])
-    text = "\n".join(head + body + ["done"]) + "\n"
-    if path is not None:
-        try:
-            with open(os.fspath(path), "w", encoding="ascii") as fh:
-                fh.write(text)
-        except TypeError:
-            raise TypeError(f"path must be a str or path-like; got {type(path).__name__}") from None
-    return text
+    return "\n".join(head + body + ["done"]) + "\n"
+
+
+def _write_ascii(path: object, text: str) -> None:
+    """Writes ``text`` to ``path`` (overwritten)."""
+    try:
+        with open(os.fspath(path), "w", encoding="ascii") as fh:
+            fh.write(text)
+    except TypeError:
+        raise TypeError(f"path must be a str or path-like; got {type(path).__name__}") from None
 
 
 def _split(system: ODESystem, names: dict[str, str]) -> tuple[list[str], list[str]]:

@@ -480,132 +480,20 @@ def verify(
         does not have (p without a learned predictor, tau without EMA, ...), a missing s,
         widths that are not positive distinct ints, too few samples, non-finite values.
     """
-    if not isinstance(system, ODESystem):
-        raise TypeError(f"system must be a derivations.ODESystem (one eigenmode); got {type(system).__name__}")
-    if not isinstance(spec, ModelSpec):
-        raise TypeError(f"spec must be a derivations.ModelSpec; got {type(spec).__name__}")
-    if n_samples is None:
-        n_samples = 2**15 if widths is None and spec.involves_norms else 2**16
-    widths = _check_widths((NORM_WIDTHS if spec.involves_norms else (4, 16)) if widths is None else widths, spec)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 256:
-        raise ValueError(f"n_samples must be an int >= 256; got {n_samples!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int; got {seed!r}")
-
-    states, subs = _rename(system, spec, mapping)
-    ema = spec.target == "ema"
-    learned = spec.predictor == "learned"
-    if "s" not in states:
-        raise ValueError(f"the system needs the state s (eigenvalue of Phi Phi^T); its states map to {list(states)}")
-    if "p" in states and not learned:
-        raise ValueError(f"state p is the learned predictor's eigenvalue; {spec.label} has predictor={spec.predictor!r}")
-    if learned and "p" not in states:
-        raise ValueError(f"{spec.label} has a learned predictor: the system needs the state p")
-    if "tau" in states and not ema:
-        raise ValueError(f"state tau is the EMA target's ratio; {spec.label} has target={spec.target!r}")
-    user = {eq: sp.sympify(r).xreplace(subs) for eq, r in zip(states, system.rhs)}
-    free = {str(x) for r in user.values() for x in r.free_symbols} - set(states)
-    tau_is_param = ema and "tau" not in states
-    allowed = _allowed_params(spec, tau_is_param)
-    bad = sorted(free - allowed)
-    if bad:
-        raise ValueError(f"parameters {bad} are not parameters of {spec.label}; its parameters are {sorted(allowed)}")
-
+    widths, n_samples = _check_verify_args(system, spec, widths, n_samples, seed)
+    user, free, tau_is_param, allowed, subs = _user_rates(system, spec, mapping)
     fixed = _check_fixed(params, subs, allowed)
     fixed_subs = {sy.by_name[k]: sp.nsimplify(v) for k, v in fixed.items()}
     user = {eq: r.subs(fixed_subs) for eq, r in user.items()}
 
-    # symbolic comparison
-    derived_system, derive_error = None, ""
-    if spec.norms == "exact" and spec.involves_norms:
-        derive_error = "norms='exact' has no one-mode system (derive returns the K-mode ExactEigenmodes)"
-    else:
-        try:
-            from ._derive import derive
+    derived_system, derive_error, derived, difference, terms = _symbolic_comparison(spec, tau_is_param, user, fixed_subs)
 
-            derived_system = derive(spec)
-            if tau_is_param:
-                derived_system = derived_system.freeze("tau")
-        except Exception as err:  # noqa: BLE001  (any failure of derive: reported, the MC still answers)
-            derive_error = f"{type(err).__name__}: {err}"
-            derived_system = None
-        if derived_system is not None and not isinstance(derived_system, ODESystem):
-            derive_error = f"derive(spec) returned a {type(derived_system).__name__}, not a one-mode ODESystem"
-            derived_system = None
-    if derived_system is not None:
-        derived = {eq: r.subs(fixed_subs) for eq, r in derived_system.equations.items()}
-        difference, terms = _symbolic(user, derived, spec)
-    else:
-        derived, difference, terms = None, FrozenMap(), ()
+    tally = _monte_carlo_tally(spec, user, derived, fixed, widths, n_samples, seed, tau_is_param)
+    z, z_treated, derived_z, error, off = tally.summary(user)
+    order, order_se = _order(widths, error, tally.sq_diff, tally.sq_rate, tally.err_var, user)
+    constant, constant_se, constant_p = _constant(widths, tally.per_base, tally.sq_rate, user)
 
-    # Monte Carlo
-    models = ("true", "treated") if _treated(spec) else ("true",)
-    net_fixed = {k: v for k, v in fixed.items() if k in network_params(spec) or k == "lambda"}
-    if tau_is_param and "tau" in fixed:
-        net_fixed["tau"] = fixed["tau"]
-    evaluate = _evaluator(user)
-    evaluate_derived = _evaluator(derived) if derived is not None else None
-    z = {eq: {} for eq in user}
-    z_treated = {eq: {} for eq in user}
-    derived_z = {eq: {} for eq in (derived or {})}
-    error, off = {}, {}
-    rng = np.random.default_rng(seed)
-    zs = {h: {eq: [] for eq in user} for h in widths}
-    zt = {h: {eq: [] for eq in user} for h in widths}
-    dz = {h: {eq: [] for eq in derived_z} for h in widths}
-    sq_diff = {h: {eq: 0.0 for eq in user} for h in widths}
-    sq_rate = {h: {eq: 0.0 for eq in user} for h in widths}
-    # per width and equation: the discrepancy to the true loss per base mode (mean over its
-    # copies) and its standard error
-    per_base = {h: {eq: ([], []) for eq in user} for h in widths}
-    err_var = {h: {eq: 0.0 for eq in user} for h in widths}
-    offs = {h: [] for h in widths}
-    for _ in range(math.ceil(_BASE_MODES / widths[0])):
-        base = random_point(spec, widths[0], rng, fixed=net_fixed, shared_tau=tau_is_param)
-        for h in widths:
-            point = base if h == widths[0] else tiled_point(base, h, rng)
-            mc = monte_carlo(spec, point, n_samples=n_samples, seed=int(rng.integers(2**31)), models=models)
-            values = _point_values(point, {k: v for k, v in fixed.items() if k not in net_fixed})
-            if tau_is_param:
-                values["tau"] = float(point.tau[0])
-            mine = evaluate(values, h)
-            ref = mc[models[-1]]
-            for eq in user:
-                if eq not in mc["true"].mean:
-                    raise ValueError(f"the model has no rate for {eq} (states of {spec.label}: {mc['true'].names})")
-                tm, ts = mc["true"].mean[eq], mc["true"].se[eq]
-                floor = 1e-12 * (np.abs(tm).mean() + 1e-300)
-                zs[h][eq].append((mine[eq] - tm) / np.maximum(ts, floor))
-                zt[h][eq].append((mine[eq] - ref.mean[eq]) / np.maximum(ref.se[eq], floor))
-                sq_diff[h][eq] += float(np.sum((mine[eq] - tm) ** 2))
-                sq_rate[h][eq] += float(np.sum(mc["true"].drive[eq] ** 2))
-                err_var[h][eq] += float(np.sum(((mine[eq] - tm) * ts) ** 2))
-                base_of = np.arange(h) % widths[0]
-                copies = np.bincount(base_of, minlength=widths[0])
-                per_base[h][eq][0].append(np.bincount(base_of, mine[eq] - tm, widths[0]) / copies)
-                per_base[h][eq][1].append(np.sqrt(np.bincount(base_of, ts**2, widths[0])) / copies)
-            if evaluate_derived is not None:
-                theirs = evaluate_derived(values, h)
-                for eq, found in dz[h].items():
-                    if eq in ref.mean:
-                        found.append(np.abs(theirs[eq] - ref.mean[eq]) / np.maximum(ref.se[eq], 1e-300))
-            offs[h].append(mc["true"].off_z)
-    for h in widths:
-        for eq in user:
-            z[eq][h] = tuple(float(v) for v in np.concatenate(zs[h][eq]))
-            z_treated[eq][h] = tuple(float(v) for v in np.concatenate(zt[h][eq]))
-        for eq, found in dz[h].items():
-            derived_z[eq][h] = float(np.max(np.concatenate(found))) if found else float("nan")
-        error[h] = float(np.sqrt(np.mean([sq_diff[h][eq] / max(sq_rate[h][eq], 1e-300) for eq in user])))
-        off[h] = float(np.nanmax(offs[h])) if not all(np.isnan(offs[h])) else float("nan")
-
-    order, order_se = _order(widths, error, sq_diff, sq_rate, err_var, user)
-    constant, constant_se, constant_p = _constant(widths, per_base, sq_rate, user)
-
-    drawn = tuple(sorted(
-        n for n in set(network_params(spec)) | ({"lambda"} if spec.data == "spectrum" else set())
-        if n not in free and n not in fixed
-    ))
+    drawn = _drawn_params(spec, free, fixed)
     fit = {"order": order, "order_se": order_se, "constant": constant, "constant_se": constant_se, "constant_p": constant_p}
     agrees, exact, verdict = _verdict(spec, terms, z, z_treated, derived_z, error, fit, widths, derived is not None, drawn)
     return VerifyReport(
@@ -633,6 +521,185 @@ def verify(
         constant_se=constant_se,
         constant_p=constant_p,
     )
+
+
+def _check_verify_args(system: Any, spec: Any, widths: Any, n_samples: Any, seed: Any) -> tuple[tuple[int, ...], int]:
+    """The checked widths and sample count (defaults depend on whether the loss has norms)."""
+    if not isinstance(system, ODESystem):
+        raise TypeError(f"system must be a derivations.ODESystem (one eigenmode); got {type(system).__name__}")
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"spec must be a derivations.ModelSpec; got {type(spec).__name__}")
+    if n_samples is None:
+        n_samples = 2**15 if widths is None and spec.involves_norms else 2**16
+    widths = _check_widths((NORM_WIDTHS if spec.involves_norms else (4, 16)) if widths is None else widths, spec)
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 256:
+        raise ValueError(f"n_samples must be an int >= 256; got {n_samples!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int; got {seed!r}")
+    return widths, n_samples
+
+
+def _user_rates(system: ODESystem, spec: ModelSpec, mapping: Mapping | None):
+    """The system's rates in documented names, checked against the spec's states and
+    parameters: (rates by state, their free parameter names, whether tau is a parameter, the
+    spec's allowed parameter names, the renaming substitution)."""
+    states, subs = _rename(system, spec, mapping)
+    ema = spec.target == "ema"
+    learned = spec.predictor == "learned"
+    if "s" not in states:
+        raise ValueError(f"the system needs the state s (eigenvalue of Phi Phi^T); its states map to {list(states)}")
+    if "p" in states and not learned:
+        raise ValueError(f"state p is the learned predictor's eigenvalue; {spec.label} has predictor={spec.predictor!r}")
+    if learned and "p" not in states:
+        raise ValueError(f"{spec.label} has a learned predictor: the system needs the state p")
+    if "tau" in states and not ema:
+        raise ValueError(f"state tau is the EMA target's ratio; {spec.label} has target={spec.target!r}")
+    user = {eq: sp.sympify(r).xreplace(subs) for eq, r in zip(states, system.rhs)}
+    free = {str(x) for r in user.values() for x in r.free_symbols} - set(states)
+    tau_is_param = ema and "tau" not in states
+    allowed = _allowed_params(spec, tau_is_param)
+    bad = sorted(free - allowed)
+    if bad:
+        raise ValueError(f"parameters {bad} are not parameters of {spec.label}; its parameters are {sorted(allowed)}")
+    return user, free, tau_is_param, allowed, subs
+
+
+def _symbolic_comparison(spec: ModelSpec, tau_is_param: bool, user: dict, fixed_subs: dict):
+    """(derived system, why there is none, its rates with the fixed values, their difference to
+    ``user``, the differing terms); without a derived system the last three are empty."""
+    derived_system, derive_error = _derive_one_mode(spec, tau_is_param)
+    if derived_system is None:
+        return None, derive_error, None, FrozenMap(), ()
+    derived = {eq: r.subs(fixed_subs) for eq, r in derived_system.equations.items()}
+    difference, terms = _symbolic(user, derived, spec)
+    return derived_system, derive_error, derived, difference, terms
+
+
+def _drawn_params(spec: ModelSpec, free: set[str], fixed: Mapping[str, float]) -> tuple[str, ...]:
+    """The network's parameters drawn at random: those the system does not use and that are
+    not fixed."""
+    return tuple(sorted(
+        n for n in set(network_params(spec)) | ({"lambda"} if spec.data == "spectrum" else set())
+        if n not in free and n not in fixed
+    ))
+
+
+def _derive_one_mode(spec: ModelSpec, tau_is_param: bool) -> tuple[ODESystem | None, str]:
+    """(derive(spec) as a one-mode ODESystem, "") or (None, why not): a failure of derive is
+    reported, not raised, since the Monte Carlo still answers."""
+    if spec.norms == "exact" and spec.involves_norms:
+        return None, "norms='exact' has no one-mode system (derive returns the K-mode ExactEigenmodes)"
+    try:
+        from ._derive import derive
+
+        derived_system = derive(spec)
+        if tau_is_param:
+            derived_system = derived_system.freeze("tau")
+    except Exception as err:  # noqa: BLE001  (any failure of derive: reported, the MC still answers)
+        return None, f"{type(err).__name__}: {err}"
+    if not isinstance(derived_system, ODESystem):
+        return None, f"derive(spec) returned a {type(derived_system).__name__}, not a one-mode ODESystem"
+    return derived_system, ""
+
+
+@dataclass
+class _Tally:
+    """Running sums of the Monte-Carlo comparison, per width and equation: z-scores against
+    the true and the treated loss, the derived system's z-scores, squared discrepancies and
+    drives, the discrepancy to the true loss per base mode (mean over its copies) and its
+    standard error, and the off-diagonal z-scores."""
+
+    widths: tuple[int, ...]
+    zs: dict
+    zt: dict
+    dz: dict
+    sq_diff: dict
+    sq_rate: dict
+    per_base: dict
+    err_var: dict
+    offs: dict
+
+    @classmethod
+    def empty(cls, widths: tuple[int, ...], user: Mapping, derived_eqs: Sequence[str]) -> _Tally:
+        return cls(
+            widths=widths,
+            zs={h: {eq: [] for eq in user} for h in widths},
+            zt={h: {eq: [] for eq in user} for h in widths},
+            dz={h: {eq: [] for eq in derived_eqs} for h in widths},
+            sq_diff={h: {eq: 0.0 for eq in user} for h in widths},
+            sq_rate={h: {eq: 0.0 for eq in user} for h in widths},
+            per_base={h: {eq: ([], []) for eq in user} for h in widths},
+            err_var={h: {eq: 0.0 for eq in user} for h in widths},
+            offs={h: [] for h in widths},
+        )
+
+    def add(self, h: int, mine: Mapping[str, np.ndarray], mc: Mapping, ref: Any, spec: ModelSpec) -> None:
+        """Adds one point of width ``h``: the system's rates ``mine`` against the Monte Carlo ``mc``."""
+        n_base = self.widths[0]
+        for eq in mine:
+            if eq not in mc["true"].mean:
+                raise ValueError(f"the model has no rate for {eq} (states of {spec.label}: {mc['true'].names})")
+            tm, ts = mc["true"].mean[eq], mc["true"].se[eq]
+            floor = 1e-12 * (np.abs(tm).mean() + 1e-300)
+            self.zs[h][eq].append((mine[eq] - tm) / np.maximum(ts, floor))
+            self.zt[h][eq].append((mine[eq] - ref.mean[eq]) / np.maximum(ref.se[eq], floor))
+            self.sq_diff[h][eq] += float(np.sum((mine[eq] - tm) ** 2))
+            self.sq_rate[h][eq] += float(np.sum(mc["true"].drive[eq] ** 2))
+            self.err_var[h][eq] += float(np.sum(((mine[eq] - tm) * ts) ** 2))
+            base_of = np.arange(h) % n_base
+            copies = np.bincount(base_of, minlength=n_base)
+            self.per_base[h][eq][0].append(np.bincount(base_of, mine[eq] - tm, n_base) / copies)
+            self.per_base[h][eq][1].append(np.sqrt(np.bincount(base_of, ts**2, n_base)) / copies)
+
+    def add_derived(self, h: int, theirs: Mapping[str, np.ndarray], ref: Any) -> None:
+        """Adds the derived system's rates at the same point."""
+        for eq, found in self.dz[h].items():
+            if eq in ref.mean:
+                found.append(np.abs(theirs[eq] - ref.mean[eq]) / np.maximum(ref.se[eq], 1e-300))
+
+    def summary(self, user: Mapping):
+        """(z, z_treated, derived_z, relative error, largest off-diagonal z), each per width."""
+        z = {eq: {} for eq in user}
+        z_treated = {eq: {} for eq in user}
+        derived_z = {eq: {} for eq in self.dz[self.widths[0]]}
+        error, off = {}, {}
+        for h in self.widths:
+            for eq in user:
+                z[eq][h] = tuple(float(v) for v in np.concatenate(self.zs[h][eq]))
+                z_treated[eq][h] = tuple(float(v) for v in np.concatenate(self.zt[h][eq]))
+            for eq, found in self.dz[h].items():
+                derived_z[eq][h] = float(np.max(np.concatenate(found))) if found else float("nan")
+            error[h] = float(np.sqrt(np.mean([self.sq_diff[h][eq] / max(self.sq_rate[h][eq], 1e-300) for eq in user])))
+            off[h] = float(np.nanmax(self.offs[h])) if not all(np.isnan(self.offs[h])) else float("nan")
+        return z, z_treated, derived_z, error, off
+
+
+def _monte_carlo_tally(spec: ModelSpec, user: dict, derived: dict | None, fixed: Mapping[str, float],
+                       widths: tuple[int, ...], n_samples: int, seed: int, tau_is_param: bool) -> _Tally:
+    """Compares the rates with Monte Carlo of the network at ceil(_BASE_MODES / min width)
+    random aligned points, tiled to every width."""
+    models = ("true", "treated") if _treated(spec) else ("true",)
+    net_fixed = {k: v for k, v in fixed.items() if k in network_params(spec) or k == "lambda"}
+    if tau_is_param and "tau" in fixed:
+        net_fixed["tau"] = fixed["tau"]
+    evaluate = _evaluator(user)
+    evaluate_derived = _evaluator(derived) if derived is not None else None
+    tally = _Tally.empty(widths, user, tuple(derived or {}))
+    rng = np.random.default_rng(seed)
+    for _ in range(math.ceil(_BASE_MODES / widths[0])):
+        base = random_point(spec, widths[0], rng, fixed=net_fixed, shared_tau=tau_is_param)
+        for h in widths:
+            point = base if h == widths[0] else tiled_point(base, h, rng)
+            mc = monte_carlo(spec, point, n_samples=n_samples, seed=int(rng.integers(2**31)), models=models)
+            values = _point_values(point, {k: v for k, v in fixed.items() if k not in net_fixed})
+            if tau_is_param:
+                values["tau"] = float(point.tau[0])
+            ref = mc[models[-1]]
+            tally.add(h, evaluate(values, h), mc, ref, spec)
+            if evaluate_derived is not None:
+                tally.add_derived(h, evaluate_derived(values, h), ref)
+            tally.offs[h].append(mc["true"].off_z)
+    return tally
 
 
 def _order(widths, error, sq_diff, sq_rate, err_var, user):

@@ -197,6 +197,30 @@ def basins(
     if not isinstance(collapse, Collapse):
         raise TypeError(f"collapse must be a dynamics.Collapse event (e.g. Collapse(1e-6)); got {type(collapse).__name__}")
     names = tuple(system.state_names)
+    xn, xv, yn, yv, fixed = _check_grid(system, grid, fixed)
+    X, Y = np.meshgrid(xv, yv)
+    y0 = _grid_starts(system, xn, yn, X, Y, fixed, params)
+    sol = integrate(system, y0, (0.0, t1), params, t_eval=[t1], events=(collapse, "blow_up"),
+                    backend=backend, progress=progress)
+    final = sol.y[..., -1, :]
+    idx = np.asarray(system.collapse_indices, dtype=int)
+    excluded = _on_boundary(system, y0, params, idx)
+    if idx.size:
+        collapsed = (sol.status == "collapsed") | np.all(np.abs(final[..., idx]) < collapse.tol, axis=-1)
+    else:
+        collapsed = np.zeros(X.shape, dtype=bool)
+    attractors, attractor = _nearest_attractors(system, params, final, sol.status, idx, collapsed)
+    for a in (xv, yv, final, attractor, collapsed, excluded):
+        a.setflags(write=False)
+    shown = {k: float(v) for k, v in params.items() if np.ndim(v) == 0} if isinstance(params, Mapping) else {}
+    return Basins(xn, yn, xv, yv, final, attractor, attractors, collapsed, sol.status, float(t1),
+                  tuple(names[i] for i in idx), system.name, FrozenMap(shown), excluded)
+
+
+def _check_grid(system: System, grid: object, fixed: object):
+    """(x name, x values, y name, y values, checked ``fixed``) of a grid naming two different
+    states with finite 1-D values of at least two entries each."""
+    names = tuple(system.state_names)
     if not isinstance(grid, Mapping) or len(grid) != 2:
         raise ValueError(f"grid must be a dict of exactly two state names -> values; states are {names}")
     (xn, xv), (yn, yv) = grid.items()
@@ -214,7 +238,14 @@ def basins(
         raise ValueError("grid values must be 1-D arrays with at least two entries")
     if not (np.all(np.isfinite(xv)) and np.all(np.isfinite(yv))):
         raise ValueError("grid values must be finite")
-    X, Y = np.meshgrid(xv, yv)
+    return xn, xv, yn, yv, fixed
+
+
+def _grid_starts(system: System, xn: str, yn: str, X: np.ndarray, Y: np.ndarray, fixed: Mapping,
+                 params: Params) -> np.ndarray:
+    """(ny, nx, n_states) initial states: the grid on the two axes, the other states fixed or
+    on the declared manifold at each grid point."""
+    names = tuple(system.state_names)
     y0 = np.zeros(X.shape + (len(names),))
     y0[..., names.index(xn)], y0[..., names.index(yn)] = X, Y
     for n, v in fixed.items():
@@ -231,17 +262,16 @@ def basins(
         for n in on_manifold:
             g = sp.lambdify(args, exprs[n], "numpy")
             y0[..., names.index(n)] = g(X, Y, *(float(prm[p]) for p in system.param_names))
-    sol = integrate(system, y0, (0.0, t1), params, t_eval=[t1], events=(collapse, "blow_up"),
-                    backend=backend, progress=progress)
-    final = sol.y[..., -1, :]
-    idx = np.asarray(system.collapse_indices, dtype=int)
-    excluded = _on_boundary(system, y0, params, idx)
-    if idx.size:
-        collapsed = (sol.status == "collapsed") | np.all(np.abs(final[..., idx]) < collapse.tol, axis=-1)
-    else:
-        collapsed = np.zeros(X.shape, dtype=bool)
+    return y0
+
+
+def _nearest_attractors(system: System, params: Params, final: np.ndarray, status: np.ndarray, idx: np.ndarray,
+                        collapsed: np.ndarray) -> tuple[tuple, np.ndarray]:
+    """The stable equilibria of a symbolic system and, per grid point, the index of the one its
+    trajectory ended near (-1: none, or blew up). Marks in ``collapsed`` (in place) the points
+    that ended near a collapsed attractor."""
     attractors: tuple = ()
-    attractor = np.full(X.shape, -1)
+    attractor = np.full(final.shape[:-1], -1)
     if system.symbolic is not None:  # explicit equations: its equilibria are enumerable
         attractors = tuple(e for e in equilibria(system, params) if e.stable)
         if attractors:
@@ -249,15 +279,11 @@ def basins(
             dist = np.stack([np.linalg.norm(final - e.x, axis=-1) for e in attractors], axis=-1)
             attractor = np.argmin(dist, axis=-1)
             far = np.min(dist, axis=-1) > 0.1 * (1 + np.linalg.norm(final, axis=-1))
-            attractor[far | (sol.status == "blew_up")] = -1
+            attractor[far | (status == "blew_up")] = -1
             if idx.size:
                 is_collapsed = np.array([bool(e.collapsed) for e in attractors])
                 collapsed |= (attractor >= 0) & is_collapsed[np.maximum(attractor, 0)]
-    for a in (xv, yv, final, attractor, collapsed, excluded):
-        a.setflags(write=False)
-    shown = {k: float(v) for k, v in params.items() if np.ndim(v) == 0} if isinstance(params, Mapping) else {}
-    return Basins(xn, yn, xv, yv, final, attractor, attractors, collapsed, sol.status, float(t1),
-                  tuple(names[i] for i in idx), system.name, FrozenMap(shown), excluded)
+    return attractors, attractor
 
 
 def _on_boundary(system: DynamicalSystem, y0: np.ndarray, params: Params, idx: np.ndarray) -> np.ndarray:

@@ -62,6 +62,9 @@ def integrate(
 ) -> Solution:
     """Integrate dy/dt = f(t, y; params) for one initial state or a batch, on any system.
 
+    The function itself only checks its arguments and hands them to the chosen backend; its
+    length is the documentation of its options.
+
     Parameters
     ----------
     system : DynamicalSystem

@@ -171,9 +171,39 @@ def iterate(
         ``system`` is not discrete (use ``system.discrete()``), bad y0 shape, negative
         n_steps, record_every < 1, a non-positive or non-finite bound, or bad params.
     """
-    import jax
     import jax.numpy as jnp
 
+    _check_iterate_args(system, n_steps, record_every, blowup_bound, collapse_tol, runaway)
+    checked = system.check_params(params, batch=True)
+    values = {k: (float(v) if np.ndim(v) == 0 else jnp.asarray(v, dtype=jnp.float64)) for k, v in checked.items()}
+    y0 = np.asarray(y0, dtype=np.float64)
+    if y0.ndim == 0 or y0.shape[-1] != system.n_states:
+        raise ValueError(f"y0 must have shape (..., {system.n_states}) (states {tuple(system.state_names)[:6]}...); got {y0.shape}")
+    if not np.all(np.isfinite(y0)):
+        raise ValueError("y0 must be finite")
+    f = system.to_jax(checked=False)
+    y_start = jnp.asarray(y0)
+    y_start = jnp.broadcast_to(y_start, jnp.shape(f(0.0, y_start, values)))
+    bound = float(blowup_bound)
+    idx = np.asarray(system.collapse_indices, dtype=int)
+    tol = -1.0 if collapse_tol is None or not idx.size > 0 else float(collapse_tol)
+    ratio = np.inf if runaway is None else float(runaway)
+    step, size_c = _map_step(f, values, idx, bound, tol, ratio)
+
+    steps = record_steps(int(n_steps), int(record_every))
+    y, end_step, code = _scan_records(step, size_c, y_start, tol, steps)
+    valid = steps <= end_step[..., None]
+    status = np.asarray(np.asarray(_CODES)[code], dtype=str)
+    dt = checked.get(system.step_param) if system.step_param is not None else None
+    t = steps * float(dt) if dt is not None and np.ndim(dt) == 0 else steps.astype(float)
+    return Iteration(steps, t, y, valid, status, end_step, tuple(system.state_names),
+                     {"n_steps": int(n_steps), "record_every": int(record_every), "blowup_bound": bound,
+                      "collapse_tol": collapse_tol, "runaway": runaway})
+
+
+def _check_iterate_args(system: Any, n_steps: Any, record_every: Any, blowup_bound: Any, collapse_tol: Any,
+                        runaway: Any) -> None:
+    """Raises for a system that is no map, or bad counts, bound, tolerance or runaway ratio."""
     if not isinstance(system, DynamicalSystem):
         raise TypeError(f"system must be a derivations.DynamicalSystem with time 'discrete'; got {type(system).__name__}")
     if system.time != "discrete":
@@ -194,22 +224,16 @@ def iterate(
     if runaway is not None and (isinstance(runaway, bool) or not isinstance(runaway, (int, float))
                                 or not np.isfinite(runaway) or runaway <= 1):
         raise ValueError(f"runaway must be a finite number > 1 or None; got {runaway!r}")
-    checked = system.check_params(params, batch=True)
-    values = {k: (float(v) if np.ndim(v) == 0 else jnp.asarray(v, dtype=jnp.float64)) for k, v in checked.items()}
-    y0 = np.asarray(y0, dtype=np.float64)
-    if y0.ndim == 0 or y0.shape[-1] != system.n_states:
-        raise ValueError(f"y0 must have shape (..., {system.n_states}) (states {tuple(system.state_names)[:6]}...); got {y0.shape}")
-    if not np.all(np.isfinite(y0)):
-        raise ValueError("y0 must be finite")
-    f = system.to_jax(checked=False)
-    y_start = jnp.asarray(y0)
-    y_start = jnp.broadcast_to(y_start, jnp.shape(f(0.0, y_start, values)))
-    batch = y_start.shape[:-1]
-    bound = float(blowup_bound)
-    idx = np.asarray(system.collapse_indices, dtype=int)
+
+
+def _map_step(f, values: dict, idx: np.ndarray, bound: float, tol: float, ratio: float):
+    """(step, size_c): one ``lax.scan`` step of the map on the carry (y, status code, steps
+    taken, previous size of the collapse states), which stops a run on a non-finite state (2),
+    a runaway step (3 while the collapse states shrink, else 1), a blow-up (1) or collapse
+    (3); and the size of the collapse states, max abs(y[..., idx])."""
+    import jax.numpy as jnp
+
     watch = idx.size > 0
-    tol = -1.0 if collapse_tol is None or not watch else float(collapse_tol)
-    ratio = np.inf if runaway is None else float(runaway)
 
     def size_c(y):
         return jnp.max(jnp.abs(y[..., idx]), axis=-1) if watch else jnp.zeros(y.shape[:-1])
@@ -234,11 +258,21 @@ def iterate(
         prev_c = jnp.where(ok, c_now, prev_c)
         return (y, new_code, n, prev_c), None
 
+    return step, size_c
+
+
+def _scan_records(step, size_c, y_start, tol: float, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Runs ``step`` between the recorded steps (one compiled scan per segment length).
+    Returns the recorded states (batch + (n_rec, n_states)), the steps each run took, and the
+    final status codes."""
+    import jax
+    import jax.numpy as jnp
+
     @jax.jit
     def segment(carry, length_marker):
         return jax.lax.scan(step, carry, None, length=length_marker.shape[0])[0]
 
-    steps = record_steps(int(n_steps), int(record_every))
+    batch = y_start.shape[:-1]
     code0 = jnp.where(size_c(y_start) <= tol, 3, 0).astype(jnp.int32)  # already on the collapse set
     carry = (y_start, code0, jnp.zeros(batch, dtype=jnp.int64), jnp.zeros(batch))
     ys, codes, ends = [np.asarray(y_start)], [np.asarray(code0)], [np.zeros(batch, dtype=np.int64)]
@@ -247,12 +281,4 @@ def iterate(
         ys.append(np.asarray(carry[0]))
         codes.append(np.asarray(carry[1]))
         ends.append(np.asarray(carry[2]))
-    y = np.stack(ys, axis=-2)
-    end_step = ends[-1]
-    valid = steps <= end_step[..., None]
-    status = np.asarray(np.asarray(_CODES)[codes[-1]], dtype=str)
-    dt = checked.get(system.step_param) if system.step_param is not None else None
-    t = steps * float(dt) if dt is not None and np.ndim(dt) == 0 else steps.astype(float)
-    return Iteration(steps, t, y, valid, status, end_step, tuple(system.state_names),
-                     {"n_steps": int(n_steps), "record_every": int(record_every), "blowup_bound": bound,
-                      "collapse_tol": collapse_tol, "runaway": runaway})
+    return np.stack(ys, axis=-2), ends[-1], codes[-1]

@@ -395,6 +395,42 @@ def phase_plane(
         t1, bad params (from ``check_params``).
     """
     system = symbolic_form(system, "phase_plane")
+    x, y = _check_axes(system, x, y)
+    fixed = _check_fixed(system, x, y, fixed)
+    prm = system.check_params(params)
+    prm = {k: float(v) for k, v in prm.items()}
+    xlim, ylim = _check_window(xlim, "xlim"), _check_window(ylim, "ylim")
+    n_grid = _check_count(n_grid, "n_grid", 2)
+    trajectories = _check_count(trajectories, "trajectories", 0)
+    t1 = _check_orbit_options(t1, manifolds, seed)
+
+    plane = _Plane.build(system, x, y, fixed, prm)
+    bounds = system.state_bounds()
+    on_slice, pts = _equilibria_on_slice(system, prm, plane)
+    xlim = xlim or _default_window(pts[:, 0], bounds[plane.ix])
+    ylim = ylim or _default_window(pts[:, 1], bounds[plane.iy])
+    gx, gy, F, nulls = _field_and_nullclines(plane, prm, xlim, ylim, n_grid)
+    run = _OrbitRunner.build(plane, prm, xlim, ylim, backend)
+
+    orbits = _random_orbits(run, xlim, ylim, trajectories, t1, seed)
+    invariant = all(v == MANIFOLD for v in fixed.values())
+    branches: list[SaddleManifold] = []
+    if manifolds and invariant and on_slice:
+        branches = _saddle_manifolds(plane, run, on_slice, pts, t1)
+
+    return PhasePlane(
+        system_name=system.name, x=x, y=y, params=FrozenMap(prm), fixed=FrozenMap(fixed), invariant=invariant,
+        xlim=tuple(map(float, xlim)), ylim=tuple(map(float, ylim)), grid_x=_frozen(gx), grid_y=_frozen(gy),
+        u=_frozen(F[..., 0]), v=_frozen(F[..., 1]),
+        x_nullcline=tuple(_frozen(c) for c in nulls[0]), y_nullcline=tuple(_frozen(c) for c in nulls[1]),
+        equilibria=tuple(on_slice), points=_frozen(pts), manifolds=tuple(branches), trajectories=tuple(orbits),
+        bounds=(tuple(bounds[plane.ix]), tuple(bounds[plane.iy])),
+        on_manifold=FrozenMap({n: sp.sympify(system.manifold[n]) for n, v in fixed.items() if v == MANIFOLD}),
+    )
+
+
+def _check_axes(system: ODESystem, x: Any, y: Any) -> tuple[str, str]:
+    """The axis states (default: the first two states), checked to be two different states."""
     names = system.state_names
     if len(names) < 2:
         raise ValueError(f"phase_plane needs at least two states; {system.name or 'this system'} has {names} "
@@ -407,12 +443,11 @@ def phase_plane(
             raise ValueError(f"{what}={n!r}: {n!r} is not a state of this system; states are {names}")
     if x == y:
         raise ValueError(f"x and y must be different states; both are {x!r}")
-    fixed = _check_fixed(system, x, y, fixed)
-    prm = system.check_params(params)
-    prm = {k: float(v) for k, v in prm.items()}
-    xlim, ylim = _check_window(xlim, "xlim"), _check_window(ylim, "ylim")
-    n_grid = _check_count(n_grid, "n_grid", 2)
-    trajectories = _check_count(trajectories, "trajectories", 0)
+    return x, y
+
+
+def _check_orbit_options(t1: Any, manifolds: Any, seed: Any) -> float:
+    """The orbit horizon ``t1`` as a float, after checking it, ``manifolds`` and ``seed``."""
     if isinstance(t1, bool) or not isinstance(t1, numbers.Real) or not np.isfinite(t1) or t1 <= 0:
         raise ValueError(f"t1 must be a positive finite number; got {t1!r}")
     t1 = float(t1)
@@ -420,55 +455,75 @@ def phase_plane(
         raise TypeError(f"manifolds must be True or False; got {type(manifolds).__name__} {manifolds!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int; got {type(seed).__name__} {seed!r}")
+    return t1
 
-    sym = system.symbols
-    sx, sy = sym[x], sym[y]
-    ix, iy = names.index(x), names.index(y)
-    off = _slice_expressions(system, x, y, fixed)
-    to_plane = {sym[n]: e for n, e in off.items()}
-    rhs = [sp.sympify(system.rhs[i]).subs(to_plane) for i in (ix, iy)]
-    bounds = system.state_bounds()
-    dom = system.state_domain or {}
-    plane_sys = ODESystem((sx, sy), system.params, rhs, param_domain=system.param_domain,
-                          state_domain={n: dom[n] for n in (x, y) if n in dom}, name=f"{system.name} ({x}, {y})")
-    # the flow the orbits follow: the plane's, times a direction (+1 forwards, -1 backwards in
-    # time for stable manifolds), with the window as parameters (see _LeaveWindow)
-    extra = _fresh_names(set(names) | set(system.param_names), "direction", "cx", "cy", "hx", "hy")
-    direction = sp.Symbol(extra[0])
-    flow_sys = ODESystem((sx, sy), tuple(system.params) + tuple(sp.Symbol(n) for n in extra),
-                         [direction * r for r in rhs], param_domain=system.param_domain,
-                         name=f"{system.name} ({x}, {y})")
-    leave = _LeaveWindow(extra[1:])
-    pnames = system.param_names
-    psyms = tuple(system.params)
-    args = (sx, sy) + psyms
-    others = [(names.index(n), sp.lambdify(args, e, "numpy")) for n, e in off.items()]
-    field_fn = plane_sys.to_numpy(checked=False)
-    numer = [sp.lambdify(args, sp.fraction(sp.together(r))[0], "numpy") for r in rhs]
-    pvals = [prm[n] for n in pnames]
 
-    def full_state(px, py) -> np.ndarray:
+@dataclass(frozen=True)
+class _Plane:
+    """The (x, y) slice of a system as numerics: the plane's own ODESystem, the flow the orbits
+    follow (the plane's times a direction parameter, +1 forwards and -1 backwards in time for
+    stable manifolds, with the window as parameters, see _LeaveWindow), and NumPy functions of
+    (x, y, *params) for the other states and the numerators of the plane's right-hand sides."""
+
+    names: tuple[str, ...]
+    ix: int
+    iy: int
+    plane_sys: ODESystem
+    flow_sys: ODESystem
+    extra: tuple[str, ...]
+    args: tuple[sp.Symbol, ...]
+    others: tuple[tuple[int, Any], ...]
+    numer: tuple[Any, ...]
+    pvals: tuple[float, ...]
+
+    @classmethod
+    def build(cls, system: ODESystem, x: str, y: str, fixed: Mapping[str, Any], prm: Mapping[str, float]) -> _Plane:
+        names = system.state_names
+        sym = system.symbols
+        sx, sy = sym[x], sym[y]
+        ix, iy = names.index(x), names.index(y)
+        off = _slice_expressions(system, x, y, fixed)
+        to_plane = {sym[n]: e for n, e in off.items()}
+        rhs = [sp.sympify(system.rhs[i]).subs(to_plane) for i in (ix, iy)]
+        dom = system.state_domain or {}
+        plane_sys = ODESystem((sx, sy), system.params, rhs, param_domain=system.param_domain,
+                              state_domain={n: dom[n] for n in (x, y) if n in dom}, name=f"{system.name} ({x}, {y})")
+        extra = _fresh_names(set(names) | set(system.param_names), "direction", "cx", "cy", "hx", "hy")
+        direction = sp.Symbol(extra[0])
+        flow_sys = ODESystem((sx, sy), tuple(system.params) + tuple(sp.Symbol(n) for n in extra),
+                             [direction * r for r in rhs], param_domain=system.param_domain,
+                             name=f"{system.name} ({x}, {y})")
+        args = (sx, sy) + tuple(system.params)
+        others = tuple((names.index(n), sp.lambdify(args, e, "numpy")) for n, e in off.items())
+        numer = tuple(sp.lambdify(args, sp.fraction(sp.together(r))[0], "numpy") for r in rhs)
+        return cls(tuple(names), ix, iy, plane_sys, flow_sys, extra, args, others, numer,
+                   tuple(prm[n] for n in system.param_names))
+
+    def full_state(self, px, py) -> np.ndarray:
+        """The full state at plane points (px, py): the other states from ``fixed``."""
         px, py = np.broadcast_arrays(np.asarray(px, float), np.asarray(py, float))
-        out = np.zeros(px.shape + (len(names),))
-        out[..., ix], out[..., iy] = px, py
-        for i, g in others:
-            out[..., i] = g(px, py, *pvals)
+        out = np.zeros(px.shape + (len(self.names),))
+        out[..., self.ix], out[..., self.iy] = px, py
+        for i, g in self.others:
+            out[..., i] = g(px, py, *self.pvals)
         return out
 
-    invariant = all(v == MANIFOLD for v in fixed.values())
 
-    # equilibria of the whole system that lie on the slice
-    eqs = equilibria(system, prm)
+def _equilibria_on_slice(system: ODESystem, prm: Mapping[str, float], plane: _Plane) -> tuple[list, np.ndarray]:
+    """The equilibria of the whole system that lie on the slice, and their (x, y) points."""
     on_slice = []
-    for e in eqs:
-        ref = full_state(e.x[ix], e.x[iy])
+    for e in equilibria(system, prm):
+        ref = plane.full_state(e.x[plane.ix], e.x[plane.iy])
         if np.allclose(ref, e.x, rtol=RTOL, atol=RTOL):
             on_slice.append(e)
-    pts = np.array([[e.x[ix], e.x[iy]] for e in on_slice]).reshape(-1, 2)
+    pts = np.array([[e.x[plane.ix], e.x[plane.iy]] for e in on_slice]).reshape(-1, 2)
+    return on_slice, pts
 
-    xlim = xlim or _default_window(pts[:, 0], bounds[ix])
-    ylim = ylim or _default_window(pts[:, 1], bounds[iy])
 
+def _field_and_nullclines(plane: _Plane, prm: Mapping[str, float], xlim, ylim, n_grid: int):
+    """The grid axes, the field (u, v) on the grid, and the zero lines of both numerators on a
+    finer grid (``N_NULLCLINE`` points per axis)."""
+    field_fn = plane.plane_sys.to_numpy(checked=False)
     gx, gy = np.linspace(*xlim, n_grid), np.linspace(*ylim, n_grid)
     X, Y = np.meshgrid(gx, gy)
     with np.errstate(all="ignore"):
@@ -476,19 +531,39 @@ def phase_plane(
         F = np.where(np.isfinite(F), F, np.nan)
         fx, fy = np.linspace(*xlim, N_NULLCLINE), np.linspace(*ylim, N_NULLCLINE)
         FX, FY = np.meshgrid(fx, fy)
-        nulls = [_zero_lines(fx, fy, np.broadcast_to(np.asarray(g(FX, FY, *pvals), dtype=float), FX.shape))
-                 for g in numer]
+        nulls = [_zero_lines(fx, fy, np.broadcast_to(np.asarray(g(FX, FY, *plane.pvals), dtype=float), FX.shape))
+                 for g in plane.numer]
+    return gx, gy, F, nulls
 
-    span = max(xlim[1] - xlim[0], ylim[1] - ylim[0])
-    # the window enlarged by half its size on each side: centre and half-widths
-    window = dict(zip(extra[1:], (0.5 * (xlim[0] + xlim[1]), 0.5 * (ylim[0] + ylim[1]),
-                                  xlim[1] - xlim[0], ylim[1] - ylim[0])))
-    events = ("blow_up", Condition(leave, name="leave_window"))
 
-    def run(sign, starts, horizon, n_t):
-        sol = integrate(flow_sys, np.asarray(starts, float), (0.0, horizon), {**prm, **window, extra[0]: sign},
-                        t_eval=_orbit_times(horizon, n_t), events=events, backend=backend,
-                        solver="LSODA" if backend == "scipy" else None, rtol=1e-8, atol=1e-10 * max(1.0, span))
+@dataclass(frozen=True)
+class _OrbitRunner:
+    """Integrates orbits of the plane's flow that stop on leaving the window enlarged by half
+    its size on each side, on blow-up, or at the horizon."""
+
+    plane: _Plane
+    prm: Mapping[str, float]
+    window: Mapping[str, float]
+    leave: _LeaveWindow
+    span: float
+    backend: str
+
+    @classmethod
+    def build(cls, plane: _Plane, prm: Mapping[str, float], xlim, ylim, backend: str) -> _OrbitRunner:
+        span = max(xlim[1] - xlim[0], ylim[1] - ylim[0])
+        # the window enlarged by half its size on each side: centre and half-widths
+        window = dict(zip(plane.extra[1:], (0.5 * (xlim[0] + xlim[1]), 0.5 * (ylim[0] + ylim[1]),
+                                            xlim[1] - xlim[0], ylim[1] - ylim[0])))
+        return cls(plane, prm, window, _LeaveWindow(plane.extra[1:]), span, backend)
+
+    def __call__(self, sign: float, starts, horizon: float, n_t: int) -> list[tuple[np.ndarray, np.ndarray, str]]:
+        """(points, times, status) of each orbit from ``starts``, run in direction ``sign``."""
+        events = ("blow_up", Condition(self.leave, name="leave_window"))
+        sol = integrate(self.plane.flow_sys, np.asarray(starts, float), (0.0, horizon),
+                        {**self.prm, **self.window, self.plane.extra[0]: sign},
+                        t_eval=_orbit_times(horizon, n_t), events=events, backend=self.backend,
+                        solver="LSODA" if self.backend == "scipy" else None, rtol=1e-8,
+                        atol=1e-10 * max(1.0, self.span))
         out = []
         for b in range(len(starts)):
             keep = sol.valid[b]
@@ -498,6 +573,9 @@ def phase_plane(
             out.append((p, t, str(sol.status[b])))
         return out
 
+
+def _random_orbits(run: _OrbitRunner, xlim, ylim, trajectories: int, t1: float, seed: int) -> list[Orbit]:
+    """``trajectories`` forward orbits from seeded uniform starts in the window."""
     orbits: list[Orbit] = []
     if trajectories:
         rng = np.random.default_rng(seed)
@@ -505,42 +583,38 @@ def phase_plane(
         with np.errstate(all="ignore"):
             for p, t, st in run(1.0, starts, t1, 600):
                 orbits.append(Orbit(_frozen(p), _frozen(t), st))
+    return orbits
 
+
+def _saddle_manifolds(plane: _Plane, run: _OrbitRunner, on_slice: list, pts: np.ndarray,
+                      t1: float) -> list[SaddleManifold]:
+    """Both branches of the stable and unstable manifolds of every saddle of the plane's 2x2
+    Jacobian that lies inside the enlarged window."""
     branches: list[SaddleManifold] = []
-    if manifolds and invariant and on_slice:
-        jac = sp.lambdify(args, plane_sys.jacobian, "numpy")
-        for k, e in enumerate(on_slice):
-            if leave(0.0, pts[k], window) <= 0:
-                continue  # a saddle outside the enlarged window: its branches would start outside
-            J = np.asarray(jac(e.x[ix], e.x[iy], *pvals), dtype=float)
-            if not np.all(np.isfinite(J)):
-                continue
-            vals, vecs = np.linalg.eig(J)
-            if np.any(np.abs(vals.imag) > 0) or not (vals.real.min() < 0 < vals.real.max()):
-                continue  # not a saddle of the plane
-            for lam, vec in zip(vals.real, vecs.T.real):
-                unstable = lam > 0
-                vec = vec / np.linalg.norm(vec)
-                # leaving an eps-neighbourhood along a direction of rate lam takes ~ ln(1/eps)/|lam|;
-                # then the branch needs the time of the slower flow, ~ t1
-                t_man = min(max((np.log(1e5) + 8.0) / max(abs(lam), 1e-3), t1), 20 * t1)
-                starts = [pts[k] + EPS_MANIFOLD * span * vec, pts[k] - EPS_MANIFOLD * span * vec]
-                with np.errstate(all="ignore"):
-                    res = run(1.0 if unstable else -1.0, starts, t_man, 800)
-                for sign, (p, t, st) in zip((1.0, -1.0), res):
-                    orbit = Orbit(_frozen(np.vstack([pts[k], p])), _frozen((1 if unstable else -1) * np.append(-np.inf, t)), st)
-                    branches.append(SaddleManifold(k, "unstable" if unstable else "stable", float(lam),
-                                                   _frozen(sign * vec), orbit))
-
-    return PhasePlane(
-        system_name=system.name, x=x, y=y, params=FrozenMap(prm), fixed=FrozenMap(fixed), invariant=invariant,
-        xlim=tuple(map(float, xlim)), ylim=tuple(map(float, ylim)), grid_x=_frozen(gx), grid_y=_frozen(gy),
-        u=_frozen(F[..., 0]), v=_frozen(F[..., 1]),
-        x_nullcline=tuple(_frozen(c) for c in nulls[0]), y_nullcline=tuple(_frozen(c) for c in nulls[1]),
-        equilibria=tuple(on_slice), points=_frozen(pts), manifolds=tuple(branches), trajectories=tuple(orbits),
-        bounds=(tuple(bounds[ix]), tuple(bounds[iy])),
-        on_manifold=FrozenMap({n: sp.sympify(system.manifold[n]) for n, v in fixed.items() if v == MANIFOLD}),
-    )
+    jac = sp.lambdify(plane.args, plane.plane_sys.jacobian, "numpy")
+    for k, e in enumerate(on_slice):
+        if run.leave(0.0, pts[k], run.window) <= 0:
+            continue  # a saddle outside the enlarged window: its branches would start outside
+        J = np.asarray(jac(e.x[plane.ix], e.x[plane.iy], *plane.pvals), dtype=float)
+        if not np.all(np.isfinite(J)):
+            continue
+        vals, vecs = np.linalg.eig(J)
+        if np.any(np.abs(vals.imag) > 0) or not (vals.real.min() < 0 < vals.real.max()):
+            continue  # not a saddle of the plane
+        for lam, vec in zip(vals.real, vecs.T.real):
+            unstable = lam > 0
+            vec = vec / np.linalg.norm(vec)
+            # leaving an eps-neighbourhood along a direction of rate lam takes ~ ln(1/eps)/|lam|;
+            # then the branch needs the time of the slower flow, ~ t1
+            t_man = min(max((np.log(1e5) + 8.0) / max(abs(lam), 1e-3), t1), 20 * t1)
+            starts = [pts[k] + EPS_MANIFOLD * run.span * vec, pts[k] - EPS_MANIFOLD * run.span * vec]
+            with np.errstate(all="ignore"):
+                res = run(1.0 if unstable else -1.0, starts, t_man, 800)
+            for sign, (p, t, st) in zip((1.0, -1.0), res):
+                orbit = Orbit(_frozen(np.vstack([pts[k], p])), _frozen((1 if unstable else -1) * np.append(-np.inf, t)), st)
+                branches.append(SaddleManifold(k, "unstable" if unstable else "stable", float(lam),
+                                               _frozen(sign * vec), orbit))
+    return branches
 
 
 def _orbit_times(t1: float, n: int) -> np.ndarray:

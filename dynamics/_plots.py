@@ -401,13 +401,58 @@ def plot_flow_1d(
     one = _one_state(system, "plot_flow_1d")
     _require_params(params)
     state = one.state_names[0]
+    name, settings = _flow_settings(one, params, vary)
+    lo, hi, found = _flow_window(one, settings, xlim)
+    if ylim is not None:
+        ylim = _check_window(ylim, "ylim")
+    fig, ax = _axes(ax)
+
+    f = one.to_numpy()
+    grid = np.linspace(lo, hi, 600)
+    cmap = __import__("matplotlib").colormaps["viridis"]
+    colors = ["tab:blue"] if name is None else [cmap(0.9 * k / max(1, len(settings) - 1)) for k in range(len(settings))]
+    curves, curve_handles = [], []
+    for k, prm in enumerate(settings):
+        with np.errstate(all="ignore"):
+            curves.append(np.asarray(f(0.0, grid[:, None], prm), dtype=float)[:, 0])
+        (line,) = ax.plot(grid, curves[-1], color=colors[k], lw=1.6, zorder=2, gid="curve",
+                          label=_num(prm[name]) if name is not None else None)
+        curve_handles.append(line)
+    roots, kinds_present = _draw_flow_equilibria(ax, f, found, settings, colors, hi - lo)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    elif len(roots) > 1:
+        _scale_flow_y(ax, grid, curves, found, roots)
+    ax.axhline(0, color="0.5", lw=0.8, zorder=1)
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel(_math(state))
+    on = ""
+    if one.restricted_to:
+        on = " on " + ", ".join(f"${_tex(k)} = {_expr_tex(v)}$" for k, v in one.restricted_to.items())
+    ax.set_ylabel(f"$d{_tex(state)}/dt$" + on)
+    head = system.name or "one-state flow"
+    if one.is_polynomial:
+        head += f": order {one.order} in {state}"
+    _title(ax, head, _values(settings[0], skip=(name,) if name is not None else ()))
+    _flow_legends(ax, curve_handles, kinds_present, name)
+    return fig, ax
+
+
+def _flow_settings(one: ODESystem, params: Params, vary: Any) -> tuple[str | None, list[dict]]:
+    """The varied parameter's name (None without ``vary``) and the parameters of each curve."""
     if vary is None:
         values = [None]
         name = None
     else:
         name, arr = check_sweep(vary, "vary", one.param_names)
         values = list(arr)
-    settings = [dict(params) if name is None else {**params, name: float(v)} for v in values]
+    return name, [dict(params) if name is None else {**params, name: float(v)} for v in values]
+
+
+def _flow_window(one: ODESystem, settings: list[dict], xlim: Any) -> tuple[float, float, list]:
+    """The window (lo, hi) in the state (``xlim``, or the equilibria of every curve padded by 40%
+    within the state's domain) and each curve's equilibria inside it."""
+    state = one.state_names[0]
     if xlim is not None:
         lo, hi = _check_window(xlim, "xlim")
         found = [equilibria(one, prm, domain={state: (lo, hi)}) for prm in settings]
@@ -418,25 +463,14 @@ def plot_flow_1d(
 
         lo, hi = _default_window(xs, one.state_bounds()[0])
         found = [[e for e in eqs if lo <= e.x[0] <= hi] for eqs in found]
-    if ylim is not None:
-        ylim = _check_window(ylim, "ylim")
-    fig, ax = _axes(ax)
-    from matplotlib.lines import Line2D
+    return lo, hi, found
 
-    f = one.to_numpy()
-    grid = np.linspace(lo, hi, 600)
-    cmap = __import__("matplotlib").colormaps["viridis"]
-    colors = ["tab:blue"] if name is None else [cmap(0.9 * k / max(1, len(settings) - 1)) for k in range(len(settings))]
-    curves, roots, curve_handles = [], [], []
-    for k, prm in enumerate(settings):
-        with np.errstate(all="ignore"):
-            curves.append(np.asarray(f(0.0, grid[:, None], prm), dtype=float)[:, 0])
-        (line,) = ax.plot(grid, curves[-1], color=colors[k], lw=1.6, zorder=2, gid="curve",
-                          label=_num(prm[name]) if name is not None else None)
-        curve_handles.append(line)
-    # markers on their curve's colour; coincident ones (e.g. x = 0 of every curve) as concentric
-    # markers, stable ones largest (bottom) and semi-stable ones smallest (top): none is hidden
-    span = hi - lo
+
+def _draw_flow_equilibria(ax: Any, f: Any, found: list, settings: list[dict], colors: list,
+                          span: float) -> tuple[list[float], set]:
+    """Marks every equilibrium on its curve's colour; coincident ones (e.g. x = 0 of every curve)
+    as concentric markers, stable ones largest (bottom) and semi-stable ones smallest (top), so
+    none is hidden. Returns the marked positions and the kinds drawn."""
     marks = []
     for k, eqs in enumerate(found):
         for e in eqs:
@@ -449,6 +483,7 @@ def plot_flow_1d(
             groups[-1].append(m)
         else:
             groups.append([m])
+    roots: list[float] = []
     kinds_present: set = set()
     for group in groups:
         group.sort(key=lambda m: (_DRAW_ORDER[m[2]["what"]], m[1]))
@@ -459,29 +494,27 @@ def plot_flow_1d(
             ax.plot([x0], [0.0], linestyle="none", ms=size, mew=1.6, mec=colors[k], zorder=5 + rank, clip_on=False,
                     gid="equilibrium", **{kw: (colors[k] if v == "curve" else v) for kw, v in style.items()})
             roots.append(x0)
-    if ylim is not None:
-        ax.set_ylim(*ylim)
-    elif len(roots) > 1:  # scale y to where the equilibria are, not to the steep tails
-        rspan = max(roots) - min(roots)
-        window = (grid >= min(roots) - 0.15 * rspan) & (grid <= max(roots) + 0.15 * rspan)
-        # ... and to the curves with structure there (two or more equilibria), so that one
-        # steep curve with a single root does not flatten the others
-        rich = [c for c, eqs in zip(curves, found) if len(eqs) > 1] or curves
-        tops = [np.nanmax(np.abs(c[window])) for c in rich if np.any(np.isfinite(c[window]))]
-        top = float(max(tops)) if tops else 0.0
-        if np.isfinite(top) and top > 0:
-            ax.set_ylim(-1.4 * top, 1.4 * top)
-    ax.axhline(0, color="0.5", lw=0.8, zorder=1)
-    ax.set_xlim(lo, hi)
-    ax.set_xlabel(_math(state))
-    on = ""
-    if one.restricted_to:
-        on = " on " + ", ".join(f"${_tex(k)} = {_expr_tex(v)}$" for k, v in one.restricted_to.items())
-    ax.set_ylabel(f"$d{_tex(state)}/dt$" + on)
-    head = system.name or "one-state flow"
-    if one.is_polynomial:
-        head += f": order {one.order} in {state}"
-    _title(ax, head, _values(settings[0], skip=(name,) if name is not None else ()))
+    return roots, kinds_present
+
+
+def _scale_flow_y(ax: Any, grid: np.ndarray, curves: list[np.ndarray], found: list, roots: list[float]) -> None:
+    """Scales y to where the equilibria are, not to the steep tails, and to the curves with
+    structure there (two or more equilibria), so that one steep curve with a single root does
+    not flatten the others."""
+    rspan = max(roots) - min(roots)
+    window = (grid >= min(roots) - 0.15 * rspan) & (grid <= max(roots) + 0.15 * rspan)
+    rich = [c for c, eqs in zip(curves, found) if len(eqs) > 1] or curves
+    tops = [np.nanmax(np.abs(c[window])) for c in rich if np.any(np.isfinite(c[window]))]
+    top = float(max(tops)) if tops else 0.0
+    if np.isfinite(top) and top > 0:
+        ax.set_ylim(-1.4 * top, 1.4 * top)
+
+
+def _flow_legends(ax: Any, curve_handles: list, kinds_present: set, name: str | None) -> None:
+    """The two legends outside the axes: the curves (titled by the varied parameter) and the
+    marker kinds drawn."""
+    from matplotlib.lines import Line2D
+
     kind_handles = [Line2D([], [], linestyle="none", ms=7, mew=1.6, mec="0.2", label=what,
                            **{kw: ("0.2" if v == "curve" else v) for kw, v in _KIND_PROXY[what].items()})
                     for what in _KIND_PROXY if what in kinds_present]
@@ -489,7 +522,6 @@ def plot_flow_1d(
         ax.add_artist(_legend_outside(ax, curve_handles, title=_math(name)))
     if kind_handles:
         _legend_outside(ax, kind_handles, title="equilibria", loc="lower left", anchor=(1.02, 0.0))
-    return fig, ax
 
 
 _KIND_PROXY = {

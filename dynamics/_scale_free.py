@@ -121,62 +121,91 @@ def scale_free_equilibria(
     if isinstance(n_starts, bool) or not isinstance(n_starts, (int, np.integer)) or n_starts < 1:
         raise ValueError(f"n_starts must be a positive int; got {n_starts!r}")
     values = dict(system.check_params({**params, decay: 0.0} if decay in system.param_names else params))
-    manifold = dict(system.manifold or {})
-    free = [(name, shape) for name, shape in system.state_layout if name not in manifold]
-    free_idx = np.asarray(system.group_indices([name for name, _ in free]), dtype=int)
-    w = np.concatenate([np.full(int(np.prod(shape)), float(scaling.get(name, 0))) for name, shape in free])
-    scaled = w > 0
-    if not scaled.any():
-        raise ValueError(f"scale_free_equilibria needs a scaled state off the manifold; free states {[n for n, _ in free]}, scaling {dict(scaling)}")
-    graph = _graph_functions(manifold, [name for name, _ in free], values)
-    f = system.to_numpy(checked=False)
+    flow = _ScaleFreeFlow.build(system, values)
+    n = len(flow.w)
+    found: list[ScaleFreePoint] = []
+    for x0 in _newton_starts(flow.w, flow.scaled, n_starts, seed):
+        sol = least_squares(flow.residual, flow.on_sphere(x0), method="lm", xtol=1e-15, ftol=1e-15, gtol=1e-15,
+                            max_nfev=200 * n)
+        if not np.all(np.isfinite(sol.x)) or flow.norm(sol.x) == 0:
+            continue
+        x = flow.on_sphere(sol.x)
+        res = float(np.max(np.abs(flow.rate(x))))
+        if not np.isfinite(res) or res > tol:
+            continue
+        if any(np.max(np.abs(p.direction - x)) < COARSE_RTOL for p in found):
+            continue
+        eig, size = _direction_eigenvalues(flow.rate, x, flow.w, flow.scaled)
+        undecided = np.abs(eig.real) <= COARSE_RTOL * max(1.0, size)  # zero within the differencing error
+        stable = bool(np.all(eig.real < 0)) if not np.any(undecided) else (False if np.any(eig.real[~undecided] > 0) else None)
+        found.append(ScaleFreePoint(x, flow.state_of(x), res, eig, stable))
+    order = {True: 0, None: 1, False: 2}
+    return tuple(sorted(found, key=lambda p: order[p.stable]))
 
-    def state_of(x):
+
+@dataclass(frozen=True)
+class _ScaleFreeFlow:
+    """The flow on the free (off-manifold) states as a function of their flat vector x, with
+    the scaling powers ``w`` of its entries: the full state, the free states' rate, the norm
+    sum |x_i|^(2/w_i) over the scaled entries, the projection onto its unit sphere (x_i times
+    c^w_i), and the residual (rate, norm - 1) that Newton drives to zero."""
+
+    system: DynamicalSystem
+    values: Mapping[str, Any]
+    free: tuple[tuple[str, Any], ...]
+    free_idx: np.ndarray
+    w: np.ndarray
+    scaled: np.ndarray
+    graph: Mapping[str, Any]
+    f: Any
+
+    @classmethod
+    def build(cls, system: DynamicalSystem, values: dict) -> _ScaleFreeFlow:
+        scaling = system.scaling
+        manifold = dict(system.manifold or {})
+        free = [(name, shape) for name, shape in system.state_layout if name not in manifold]
+        free_idx = np.asarray(system.group_indices([name for name, _ in free]), dtype=int)
+        w = np.concatenate([np.full(int(np.prod(shape)), float(scaling.get(name, 0))) for name, shape in free])
+        scaled = w > 0
+        if not scaled.any():
+            raise ValueError(f"scale_free_equilibria needs a scaled state off the manifold; free states {[n for n, _ in free]}, scaling {dict(scaling)}")
+        graph = _graph_functions(manifold, [name for name, _ in free], values)
+        return cls(system, values, tuple(free), free_idx, w, scaled, graph, system.to_numpy(checked=False))
+
+    def state_of(self, x):
         groups, start = {}, 0
-        for name, shape in free:
+        for name, shape in self.free:
             size = int(np.prod(shape))
             groups[name] = x[start:start + size].reshape(shape)
             start += size
-        for name, g in graph.items():
+        for name, g in self.graph.items():
             groups[name] = g(groups)
-        return system.pack(**groups)
+        return self.system.pack(**groups)
 
-    def rate(x):
-        return f(0.0, state_of(x), values)[free_idx]
+    def rate(self, x):
+        return self.f(0.0, self.state_of(x), self.values)[self.free_idx]
 
-    def norm(x):
-        return float(np.sum(np.abs(x[scaled]) ** (2 / w[scaled])))
+    def norm(self, x):
+        return float(np.sum(np.abs(x[self.scaled]) ** (2 / self.w[self.scaled])))
 
-    def on_sphere(x):
-        c = norm(x) ** -0.5
-        return x * c ** w
+    def on_sphere(self, x):
+        c = self.norm(x) ** -0.5
+        return x * c ** self.w
 
-    def residual(x):
-        return np.append(rate(x), norm(x) - 1.0)
+    def residual(self, x):
+        return np.append(self.rate(x), self.norm(x) - 1.0)
 
+
+def _newton_starts(w: np.ndarray, scaled: np.ndarray, n_starts: int, seed: int) -> list[np.ndarray]:
+    """The isotropic direction, each single scaled entry, then seeded random directions (the
+    unscaled entries at 1): ``n_starts`` in all."""
     n = len(w)
     rng = np.random.default_rng(seed)
     base = np.where(scaled, 1.0, 1.0)
     starts = [base] + [np.where(scaled, np.eye(n)[j] * 0.9 + 0.1, 1.0) for j in np.flatnonzero(scaled)[:n_starts]]
     while len(starts) < n_starts:
         starts.append(np.where(scaled, np.abs(rng.normal(size=n)) * rng.choice([1, 1, 1, -1], size=n), 1.0))
-    found: list[ScaleFreePoint] = []
-    for x0 in starts[:n_starts]:
-        sol = least_squares(residual, on_sphere(x0), method="lm", xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=200 * n)
-        if not np.all(np.isfinite(sol.x)) or norm(sol.x) == 0:
-            continue
-        x = on_sphere(sol.x)
-        res = float(np.max(np.abs(rate(x))))
-        if not np.isfinite(res) or res > tol:
-            continue
-        if any(np.max(np.abs(p.direction - x)) < COARSE_RTOL for p in found):
-            continue
-        eig, size = _direction_eigenvalues(rate, x, w, scaled)
-        undecided = np.abs(eig.real) <= COARSE_RTOL * max(1.0, size)  # zero within the differencing error
-        stable = bool(np.all(eig.real < 0)) if not np.any(undecided) else (False if np.any(eig.real[~undecided] > 0) else None)
-        found.append(ScaleFreePoint(x, state_of(x), res, eig, stable))
-    order = {True: 0, None: 1, False: 2}
-    return tuple(sorted(found, key=lambda p: order[p.stable]))
+    return starts[:n_starts]
 
 
 def _graph_functions(manifold: Mapping[str, Any], free: list[str], values: Mapping[str, Any]) -> dict:

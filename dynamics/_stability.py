@@ -346,33 +346,11 @@ def _classify(system, prm: Mapping[str, Any], point: tuple, *, rtol: float, boun
     root (decides "zero eigenvalue" exactly)."""
     bounds = bounds or {}
     n = system.n_states
-    sym = system.symbolic
-    symbolic = sym is not None
-    if symbolic:
-        pv = [_mp(prm[k]) for k in sym.param_names]
-        xv = [_mp(v) for v in point]
-        J_mp = mpmath.matrix(n, n)
-        for idx, v in enumerate(_mp_functions(sym)[1](*xv, *pv)):
-            J_mp[idx // n, idx % n] = v
-        J = np.array([[float(mpmath.re(J_mp[i, j])) for j in range(n)] for i in range(n)])
-        sizes = np.array([float(abs(v)) for v in _mp_functions(sym)[2](*xv, *pv)]).reshape(n, n)
-        if n == 1:
-            ev = np.array([complex(J_mp[0, 0])])
-        elif n <= _MAX_HP_STATES:
-            ev = np.array([complex(e) for e in mpmath.eig(J_mp, left=False, right=False)])
-        else:
-            ev, rtol = np.linalg.eigvals(J), max(rtol, FLOAT_RTOL)
-    else:
-        J_mp, xv, pv = None, None, None
-        J = jacobian_at(system, np.array([float(v) for v in point]), prm)
-        ev, rtol = np.linalg.eigvals(J), max(rtol, FLOAT_RTOL)
-        sizes = np.abs(J)
-    J.setflags(write=False)
-    ev = ev[np.lexsort((ev.imag, ev.real))]
-    ev.setflags(write=False)
+    lin = _linearise(system, prm, point, rtol)
+    J, ev, rtol = lin.J, lin.ev, lin.rtol
     precision = "high" if rtol < FLOAT_RTOL else "float"
     scale = eig_scale(J)
-    floor = (HP_FLOOR if precision == "high" else FLOAT_FLOOR) * balanced_size(J, sizes)
+    floor = (HP_FLOOR if precision == "high" else FLOAT_FLOOR) * balanced_size(J, lin.sizes)
     zero = zero_eigenvalues(ev, scale, rtol, floor)
     if n == 1 and multiplicity is not None:
         zero = np.array([multiplicity >= 2])  # exact: f'(x*) = 0 iff x* is a multiple root
@@ -401,37 +379,98 @@ def _classify(system, prm: Mapping[str, Any], point: tuple, *, rtol: float, boun
     centre = ev[zero]
     imaginary = np.abs(centre.imag) > max(rtol * scale, floor)
     if n_zero == 2 and imaginary.all():
-        if not symbolic:
-            return out("non-hyperbolic (undecided)", None, False, 0,
-                       "a pair of purely imaginary eigenvalues; the first Lyapunov coefficient needs the explicit "
-                       "equations (system.symbolic is None)")
-        omega = float(np.max(centre.imag))
-        a, a_scale = _first_lyapunov(sym, J_mp, xv, pv, mpmath.mpf(omega))
-        base = f"eigenvalues +-{omega:.6g}i: non-hyperbolic, the linearisation does not decide"
-        if abs(a) <= rtol * a_scale:
-            return out("centre", None, False, 0,
-                       f"{base}; the first Lyapunov coefficient vanishes (a linear centre; with a conserved "
-                       "quantity a true centre, otherwise decided by higher-order coefficients, not computed)",
-                       lyapunov=0.0)
-        if a < 0:
-            return out("non-hyperbolic stable focus", True, False, 0,
-                       f"{base}; first Lyapunov coefficient {a:.6g} < 0: a weak (stable) focus", lyapunov=a)
-        return out("non-hyperbolic unstable focus", False, False, 2,
-                   f"{base}; first Lyapunov coefficient {a:.6g} > 0: a weak unstable focus", lyapunov=a)
+        return _imaginary_pair(out, lin, centre)
     if n_zero > 1 or imaginary.any():
         return out("non-hyperbolic (undecided)", None, False, 0,
                    f"{n_zero} eigenvalues on the imaginary axis: a centre manifold of dimension {n_zero} "
                    "(e.g. Bogdanov-Takens, fold-Hopf) is not analysed")
-    if not symbolic or not sym.is_rational:
-        why = "a system served numerically only (system.symbolic is None)" if not symbolic else "a right-hand side that is not rational"
+    return _one_zero_eigenvalue(out, lin, point, scale, bounds, multiplicity if n == 1 else None)
+
+
+@dataclass(frozen=True)
+class _Linearisation:
+    """The Jacobian at a point: as floats (``J``, read-only), in high precision (``J_mp``, with
+    the mpmath state ``xv`` and parameters ``pv``; None for a system served numerically), its
+    eigenvalues sorted by real then imaginary part, the sizes of its terms, and the zero
+    tolerance (raised to ``FLOAT_RTOL`` where the eigenvalues are computed in floats)."""
+
+    J: np.ndarray
+    ev: np.ndarray
+    sizes: np.ndarray
+    rtol: float
+    sym: Any
+    J_mp: Any
+    xv: Any
+    pv: Any
+
+
+def _linearise(system, prm: Mapping[str, Any], point: tuple, rtol: float) -> _Linearisation:
+    """The Jacobian and its eigenvalues at ``point``: in high precision for symbolic systems of
+    at most ``_MAX_HP_STATES`` states, in floats otherwise."""
+    n = system.n_states
+    sym = system.symbolic
+    if sym is not None:
+        pv = [_mp(prm[k]) for k in sym.param_names]
+        xv = [_mp(v) for v in point]
+        J_mp = mpmath.matrix(n, n)
+        for idx, v in enumerate(_mp_functions(sym)[1](*xv, *pv)):
+            J_mp[idx // n, idx % n] = v
+        J = np.array([[float(mpmath.re(J_mp[i, j])) for j in range(n)] for i in range(n)])
+        sizes = np.array([float(abs(v)) for v in _mp_functions(sym)[2](*xv, *pv)]).reshape(n, n)
+        if n == 1:
+            ev = np.array([complex(J_mp[0, 0])])
+        elif n <= _MAX_HP_STATES:
+            ev = np.array([complex(e) for e in mpmath.eig(J_mp, left=False, right=False)])
+        else:
+            ev, rtol = np.linalg.eigvals(J), max(rtol, FLOAT_RTOL)
+    else:
+        J_mp, xv, pv = None, None, None
+        J = jacobian_at(system, np.array([float(v) for v in point]), prm)
+        ev, rtol = np.linalg.eigvals(J), max(rtol, FLOAT_RTOL)
+        sizes = np.abs(J)
+    J.setflags(write=False)
+    ev = ev[np.lexsort((ev.imag, ev.real))]
+    ev.setflags(write=False)
+    return _Linearisation(J, ev, sizes, rtol, sym, J_mp, xv, pv)
+
+
+def _imaginary_pair(out, lin: _Linearisation, centre: np.ndarray) -> Classification:
+    """A pair of purely imaginary eigenvalues, decided by the first Lyapunov coefficient."""
+    if lin.sym is None:
+        return out("non-hyperbolic (undecided)", None, False, 0,
+                   "a pair of purely imaginary eigenvalues; the first Lyapunov coefficient needs the explicit "
+                   "equations (system.symbolic is None)")
+    omega = float(np.max(centre.imag))
+    a, a_scale = _first_lyapunov(lin.sym, lin.J_mp, lin.xv, lin.pv, mpmath.mpf(omega))
+    base = f"eigenvalues +-{omega:.6g}i: non-hyperbolic, the linearisation does not decide"
+    if abs(a) <= lin.rtol * a_scale:
+        return out("centre", None, False, 0,
+                   f"{base}; the first Lyapunov coefficient vanishes (a linear centre; with a conserved "
+                   "quantity a true centre, otherwise decided by higher-order coefficients, not computed)",
+                   lyapunov=0.0)
+    if a < 0:
+        return out("non-hyperbolic stable focus", True, False, 0,
+                   f"{base}; first Lyapunov coefficient {a:.6g} < 0: a weak (stable) focus", lyapunov=a)
+    return out("non-hyperbolic unstable focus", False, False, 2,
+               f"{base}; first Lyapunov coefficient {a:.6g} > 0: a weak unstable focus", lyapunov=a)
+
+
+def _one_zero_eigenvalue(out, lin: _Linearisation, point: tuple, scale: float, bounds: dict,
+                         multiplicity: int | None) -> Classification:
+    """One zero eigenvalue (the others stable), decided by the leading term of the flow on the
+    centre manifold (of the Taylor expansion for one state) and, when semi-stable, by the
+    domain boundary."""
+    sym = lin.sym
+    if sym is None or not sym.is_rational:
+        why = "a system served numerically only (system.symbolic is None)" if sym is None else "a right-hand side that is not rational"
         return out("non-hyperbolic (undecided)", None, False, 0,
                    f"one zero eigenvalue; the centre-manifold series is computed for rational right-hand sides, "
                    f"not for {why}")
-    order, coeff, v0 = _centre_flow(sym, J_mp, xv, pv, scale, rtol, multiplicity if n == 1 else None)
+    order, coeff, v0 = _centre_flow(sym, lin.J_mp, lin.xv, lin.pv, scale, lin.rtol, multiplicity)
     if order is None:
         return out("non-hyperbolic (undecided)", None, False, 0,
                    f"the flow on the centre manifold vanishes to order {CENTRE_ORDER}")
-    where = "Taylor expansion" if n == 1 else "centre-manifold flow"
+    where = "Taylor expansion" if lin.J.shape[0] == 1 else "centre-manifold flow"
     flow = f"{where}: du/dt = {coeff:.6g} u^{order} + ..."
     if order % 2 == 1:
         stable = coeff < 0

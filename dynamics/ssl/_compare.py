@@ -551,6 +551,58 @@ def compare(
     TypeError / ValueError for a bad model, reference, widths or parameters (the message names
     the argument).
     """
+    params, lr, floor_widths = _check_compare_args(model, params, widths, lr, seed, max_exact_width,
+                                                   floor_seed, floor_widths)
+    explicit = approximations is not None or not isinstance(model, ModelSpec)
+    theories = _theory_systems(model, approximations)
+    spec = model if isinstance(model, ModelSpec) else getattr(model, "spec", None)
+    if lam is None and "lambda" in params:
+        lam = params["lambda"]
+    theory_params = {k: v for k, v in params.items() if k != "lambda"}
+    scoring = _Scoring(theories, theory_params, lr, max_exact_width, explicit)
+
+    if reference is not None:
+        return _compare_reference(scoring, reference, init, lam, params, spec)
+
+    if spec is None:
+        raise ValueError("comparing against the network needs a model with a spec (a ModelSpec or a derived system); "
+                         "for other systems pass reference=")
+    train = dict(t1=t1, lr=lr, n_records=n_records, lam=lam, gradient=gradient, progress=False)
+    return _compare_network(scoring, spec, params, widths, init, seed, dt, batch, train, progress, floor_seed,
+                            floor_widths)
+
+
+def _compare_network(scoring: _Scoring, spec: ModelSpec, params: dict, widths: Sequence[int], init: Mapping | None,
+                     seed: int, dt: float | None, batch: int, train: Mapping[str, Any], progress: bool,
+                     floor_seed: int | None, floor_widths: tuple[int, ...] | None) -> Comparison:
+    """compare's network mode: at each width, train the network from an aligned start (and the
+    floor's second network where asked) and score every theory on it."""
+    widths = tuple(widths)
+    if not widths or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in widths):
+        raise ValueError(f"widths must be positive ints; got {widths!r}")
+    net_names = network_params(spec)
+    net_params = {k: params[k] for k in net_names if k in params}
+    networks, predictions, errors, floor = {}, {}, {}, {}
+    check_progress(progress)
+    bar = progress_bar(len(widths), f"compare {spec.label}", progress, unit="width")
+    for h in widths:
+        start = dict(init) if init is not None else default_spectrum(h, alpha_p=params.get("alpha_p", 1.0), seed=seed)
+        net = simulate_network(spec, net_params, h=h, dt=dt, batch=batch, init=start, seed=seed, **train)
+        networks[h] = net
+        if floor_seed is not None and (floor_widths is None or h in floor_widths):
+            floor[h] = _network_floor(spec, net_params, net, h, start, dt, batch, seed, int(floor_seed), train)
+        predictions[h], errors[h] = scoring.on_network(net, start, h)
+        bar.update(1)
+    bar.close()
+    return Comparison(widths, networks, predictions, errors, params,
+                      {"model": spec.label, "mode": "network", "t1": train["t1"], "dt": dt, "lr": train["lr"],
+                       "batch": batch}, floor)
+
+
+def _check_compare_args(model: Any, params: Any, widths: Sequence[int], lr: Any, seed: int, max_exact_width: Any,
+                        floor_seed: Any, floor_widths: Any) -> tuple[dict, float | None, tuple[int, ...] | None]:
+    """The params as a dict, ``lr`` as a float (or None) and ``floor_widths`` as a tuple, after
+    checking them and the other options."""
     if isinstance(model, str):
         raise TypeError(f"model must be a ModelSpec or a system; got the str {model!r} "
                         f"(write ModelSpec({model!r}, ...))")
@@ -570,83 +622,84 @@ def compare(
         floor_widths = tuple(floor_widths)
         if floor_seed is None or not set(floor_widths) <= set(widths):
             raise ValueError(f"floor_widths must be a subset of widths {tuple(widths)!r} and needs floor_seed; got {floor_widths!r}")
-    explicit = approximations is not None or not isinstance(model, ModelSpec)
-    theories = _theory_systems(model, approximations)
-    spec = model if isinstance(model, ModelSpec) else getattr(model, "spec", None)
-    if lam is None and "lambda" in params:
-        lam = params["lambda"]
-    theory_params = {k: v for k, v in params.items() if k != "lambda"}
+    return params, lr, floor_widths
 
-    if reference is not None:
-        ref, steps = _reference(reference, lr)
-        K = next(iter(ref.data.values())).shape[1]
-        norms0 = {}
-        if isinstance(reference, NetworkRun):
-            norms0 = {"N_psi": float(np.sqrt(reference.a_norm2[0])), "N_phi": float(np.sqrt(reference.b_norm2[0]))}
-            if lam is None and reference.spec.data == "spectrum":
-                lam = reference.lam
-        lam_K = None if lam is None else np.asarray(lam, dtype=float)[:K]
+
+@dataclass(frozen=True)
+class _Scoring:
+    """Runs every theory with K modes from a start and scores it against recorded modes."""
+
+    theories: Mapping[str, Any]
+    theory_params: Mapping[str, float]
+    lr: float | None
+    max_exact_width: int | None
+    explicit: bool
+
+    def run(self, K: int, start_of, ref_data: Mapping[str, np.ndarray], t: np.ndarray, steps: np.ndarray | None,
+            lam: np.ndarray | None, norms0: Mapping, psi2: np.ndarray | None) -> tuple[dict, dict]:
+        """(predictions, errors) by theory label; ``start_of(system)`` gives a theory's initial
+        states; a theory that cannot run at K gets only a status."""
         preds, errs = {}, {}
-        for label, theory in theories.items():
-            skip = _skip_reason(theory, K, lr, max_exact_width, explicit)
+        for label, theory in self.theories.items():
+            skip = _skip_reason(theory, K, self.lr, self.max_exact_width, self.explicit)
             if skip:
                 errs[label] = {"status": skip}
                 continue
-            system = _numeric(theory, K, lr)
-            start = {}
-            for n in _state_names(system):
-                if n in ref.data:
-                    start[n] = ref.data[n][0]
-                elif init is not None and n in init:
-                    start[n] = np.asarray(init[n], dtype=float)
-                else:
-                    raise ValueError(f"the theory's state {n!r} is not in the reference; give its initial values in init={{{n!r}: ...}}")
-            values = _theory_params(system, theory_params, lam_K, norms0, lr)
-            pred, ok, status = _predict(system, _pack(system, start), ref.t, steps, values)
-            psi2 = reference.psi_norm2 if isinstance(reference, NetworkRun) else None
-            preds[label], errs[label] = pred, _errors(ref.data, pred, ok, status, psi2)
-        return Comparison((K,), {K: ref}, {K: preds}, {K: errs}, params,
-                          {"model": getattr(spec, "label", "") or "reference", "mode": "reference", "lr": lr})
+            system = _numeric(theory, K, self.lr)
+            start = start_of(system)
+            values = _theory_params(system, self.theory_params, lam, norms0, self.lr)
+            pred, ok, status = _predict(system, _pack(system, start), t, steps, values)
+            preds[label], errs[label] = pred, _errors(ref_data, pred, ok, status, psi2)
+        return preds, errs
 
-    if spec is None:
-        raise ValueError("comparing against the network needs a model with a spec (a ModelSpec or a derived system); "
-                         "for other systems pass reference=")
-    widths = tuple(widths)
-    if not widths or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in widths):
-        raise ValueError(f"widths must be positive ints; got {widths!r}")
-    net_names = network_params(spec)
-    net_params = {k: params[k] for k in net_names if k in params}
-    networks, predictions, errors, floor = {}, {}, {}, {}
-    check_progress(progress)
-    bar = progress_bar(len(widths), f"compare {spec.label}", progress, unit="width")
-    for h in widths:
-        start = dict(init) if init is not None else default_spectrum(h, alpha_p=params.get("alpha_p", 1.0), seed=seed)
-        net = simulate_network(spec, net_params, h=h, t1=t1, dt=dt, lr=lr, batch=batch, init=start,
-                               n_records=n_records, seed=seed, lam=lam, gradient=gradient, progress=False)
-        networks[h] = net
-        if floor_seed is not None and (floor_widths is None or h in floor_widths):
-            # half the step: the Euler error halves (the sampling noise falls by sqrt(2); twice the
-            # batch as well would cost twice as much and change the estimate little)
-            halved = lr is None and net.gradient == "sampled"
-            fine = {"dt": 0.5 * (dt or 0.01) if halved else dt, "batch": batch}
-            other = simulate_network(spec, net_params, h=h, t1=t1, lr=lr, init=start, n_records=n_records,
-                                     seed=int(floor_seed), lam=lam, gradient=gradient, progress=False, **fine)
-            fine["halved"] = halved
-            floor[h] = _floor(net, other, seed, int(floor_seed), fine)
+    def on_network(self, net: NetworkRun, start: Mapping[str, Any], h: int) -> tuple[dict, dict]:
+        """(predictions, errors) against the network ``net`` of width ``h`` trained from ``start``."""
         norms0 = {"N_psi": float(np.sqrt(net.a_norm2[0])), "N_phi": float(np.sqrt(net.b_norm2[0]))}
-        predictions[h], errors[h] = {}, {}
-        for label, theory in theories.items():
-            skip = _skip_reason(theory, h, lr, max_exact_width, explicit)
-            if skip:
-                errors[h][label] = {"status": skip}
-                continue
-            system = _numeric(theory, h, lr)
-            state = {n: (net.init[n] if n in net.init else start[n]) for n in _state_names(system)}
-            values = _theory_params(system, theory_params, net.lam, norms0, lr)
-            pred, ok, status = _predict(system, _pack(system, state), net.t, net.steps if lr is not None else None, values)
-            predictions[h][label] = pred
-            errors[h][label] = _errors(net.values(), pred, ok, status, net.psi_norm2)
-        bar.update(1)
-    bar.close()
-    return Comparison(widths, networks, predictions, errors, params,
-                      {"model": spec.label, "mode": "network", "t1": t1, "dt": dt, "lr": lr, "batch": batch}, floor)
+
+        def start_of(system):
+            return {n: (net.init[n] if n in net.init else start[n]) for n in _state_names(system)}
+
+        return self.run(h, start_of, net.values(), net.t, net.steps if self.lr is not None else None,
+                        net.lam, norms0, net.psi_norm2)
+
+
+def _compare_reference(scoring: _Scoring, reference: Any, init: Mapping | None, lam: Any, params: dict,
+                       spec: Any) -> Comparison:
+    """compare's reference mode: every theory from the reference's first row, scored on it."""
+    ref, steps = _reference(reference, scoring.lr)
+    K = next(iter(ref.data.values())).shape[1]
+    norms0 = {}
+    if isinstance(reference, NetworkRun):
+        norms0 = {"N_psi": float(np.sqrt(reference.a_norm2[0])), "N_phi": float(np.sqrt(reference.b_norm2[0]))}
+        if lam is None and reference.spec.data == "spectrum":
+            lam = reference.lam
+    lam_K = None if lam is None else np.asarray(lam, dtype=float)[:K]
+
+    def start_of(system):
+        start = {}
+        for n in _state_names(system):
+            if n in ref.data:
+                start[n] = ref.data[n][0]
+            elif init is not None and n in init:
+                start[n] = np.asarray(init[n], dtype=float)
+            else:
+                raise ValueError(f"the theory's state {n!r} is not in the reference; give its initial values in init={{{n!r}: ...}}")
+        return start
+
+    psi2 = reference.psi_norm2 if isinstance(reference, NetworkRun) else None
+    preds, errs = scoring.run(K, start_of, ref.data, ref.t, steps, lam_K, norms0, psi2)
+    return Comparison((K,), {K: ref}, {K: preds}, {K: errs}, params,
+                      {"model": getattr(spec, "label", "") or "reference", "mode": "reference", "lr": scoring.lr})
+
+
+def _network_floor(spec: ModelSpec, net_params: dict, net: NetworkRun, h: int, start: Mapping, dt: float | None,
+                   batch: int, seed: int, floor_seed: int, train: Mapping[str, Any]) -> dict[str, Any]:
+    """The network's own floor at width ``h``: a second network with ``floor_seed`` from the
+    same start, at half the step for sampled flows, and its distance to ``net``."""
+    # half the step: the Euler error halves (the sampling noise falls by sqrt(2); twice the
+    # batch as well would cost twice as much and change the estimate little)
+    halved = train["lr"] is None and net.gradient == "sampled"
+    fine = {"dt": 0.5 * (dt or 0.01) if halved else dt, "batch": batch}
+    other = simulate_network(spec, net_params, h=h, init=start, seed=floor_seed, **train, **fine)
+    fine["halved"] = halved
+    return _floor(net, other, seed, floor_seed, fine)

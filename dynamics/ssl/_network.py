@@ -433,15 +433,11 @@ def simulate_network(
     X, lam_d, basis = _data_model(spec, h, d, lam if lam is not None else lam_param, samples, basis, lam is not None or lam_param is not None)
     d = lam_d.shape[0]
 
-    spectra = init if init is not None else default_spectrum(h, prm.get("alpha_p", 1.0), seed)
-    start = aligned_init(h, spectra, seed, d=d, basis=basis)
+    spectra = init if init is not None else default_spectrum(h, alpha_p=prm.get("alpha_p", 1.0), seed=seed)
+    start = aligned_init(h, spectra, seed=seed, d=d, basis=basis)
     lam_j = jnp.asarray(lam_d)
-    cov = view_covariance(spec, prm, lam_j, jnp.asarray(start["V"]))
-    weights0 = {"Phi": jnp.asarray(start["Phi"])}
-    if spec.predictor == "learned":
-        weights0["Psi"] = jnp.asarray(start["Psi"])
-    if spec.target == "ema":
-        weights0["Phi_a"] = jnp.asarray(start["Phi_a"])
+    cov = view_covariance(spec, lam_j, prm, basis=jnp.asarray(start["V"]))
+    weights0 = _initial_weights(spec, start)
     record = _recorder(spec, prm, jnp.asarray(start["U"]), cov, d)
     step_based = gradient == "sampled" or lr is not None
     step = lr if lr is not None else dt
@@ -451,13 +447,38 @@ def simulate_network(
         recs, final = _run_steps(flows, record, weights0, steps, step, seed, progress)
     else:
         recs, final = _run_flow(flows["expected"], record, weights0, t1, ts)
+    return _network_run(spec, prm, h, gradient, lr, dt, ts, steps, recs, _final_weights(spec, prm, final, start),
+                        lam_d, spectra)
 
-    recs = {k: np.asarray(v) for k, v in recs.items()}
-    finite = all(np.all(np.isfinite(recs[k])) for k in ("p", "s", "psi_norm2", "phi_norm2"))
+
+def _initial_weights(spec: ModelSpec, start: Mapping[str, np.ndarray]) -> dict:
+    """The trained weights at the aligned start: Phi, and Psi (learned predictor) and Phi_a
+    (EMA target) as the spec has them."""
+    import jax.numpy as jnp
+
+    weights0 = {"Phi": jnp.asarray(start["Phi"])}
+    if spec.predictor == "learned":
+        weights0["Psi"] = jnp.asarray(start["Psi"])
+    if spec.target == "ema":
+        weights0["Phi_a"] = jnp.asarray(start["Phi_a"])
+    return weights0
+
+
+def _final_weights(spec: ModelSpec, prm: Mapping[str, float], final: Mapping, start: Mapping[str, np.ndarray]) -> dict:
+    """Every final weight matrix as NumPy (the predictor and target as the spec builds them
+    where they are not trained) with the bases U and V."""
     final_np = {k: np.asarray(v) for k, v in final.items()}
     final_np.setdefault("Psi", np.asarray(predictor_matrix(spec, final, prm)))
     final_np.setdefault("Phi_a", final_np["Phi"])
     final_np.update({"U": start["U"], "V": start["V"]})
+    return final_np
+
+
+def _network_run(spec: ModelSpec, prm: dict, h: int, gradient: str, lr: float | None, dt: float | None, ts, steps,
+                 recs: Mapping, final_np: dict, lam_d: np.ndarray, spectra: Mapping) -> NetworkRun:
+    """The NetworkRun of the records, "failed" where a recorded spectrum or norm is not finite."""
+    recs = {k: np.asarray(v) for k, v in recs.items()}
+    finite = all(np.all(np.isfinite(recs[k])) for k in ("p", "s", "psi_norm2", "phi_norm2"))
     init_spectra = {"p": recs["p"][0], "s": recs["s"][0], "tau": np.asarray(spectra.get("tau", np.ones(h)), dtype=float)}
     return NetworkRun(
         t=np.asarray(ts, dtype=float), **recs, spec=spec, params=prm, h=h, gradient=gradient,

@@ -212,53 +212,13 @@ def cosine_emergence(out: Path, quick: bool) -> Claim:
     norms0 = spectral_norms(init, SIGMA2)
     cparams = {**base, "eta": ETA_STRONG, **norms0}
     reduced = cosine.reduce()
-    fold = [pt.value for pt in bifurcation(reduced, ("eta", np.linspace(0, 0.1, 21)), {**base, **norms0}).points
-            if pt.kind == "fold"]
-    etas = [0.0, 0.5 * fold[0], fold[0] * (1 - 1e-6), ETA_STRONG] if fold else [0.0, 0.01, ETA_STRONG]
-    fig, (ax,) = _figure()
-    plot_flow_1d(cosine, cparams, vary=("eta", etas), xlim=(-0.1, 0.8), ax=ax)
-    _save(fig, out, FIGURES[3])
+    fold, etas = _sextic_figure(out, cosine, reduced, {**base, **norms0}, cparams)
     t1 = 2.0 if quick else 10.0
     path = shrinking_norms(cosine, np.linspace(0, t1, 41 if quick else 201), cparams)
     eq0 = equilibria(reduced, cparams)
-    fig, axes = _figure(2)
-    ax = axes[0]
-    ax.step(path.t, path.codes, where="post", color="k")
-    ax.set_yticks(range(len(path.names)), path.names, fontsize=7)
-    ax.set_xlabel(r"$t$")
-    ax.set_ylabel("regime")
-    ax.set_title(rf"regime of the cosine mode, $\eta = {ETA_STRONG}$", fontsize=9)
-    if path.t_emerge is not None:
-        ax.axvline(path.t_emerge, color="tab:green", ls="--", label=f"emergence t* = {path.t_emerge:.3f}")
-        ax.legend(fontsize=7)
-    ax = axes[1]
-    ax.plot(path.t, path.p_stable, color="tab:green", lw=2, label=r"stable non-collapsed $p^*/\lambda$")
-    ax.plot(path.t, path.scale, color="0.4", ls=":", label=r"scale $\lambda = e^{-\eta t}$")
-    ax.set_xlabel(r"$t$")
-    ax.set_ylabel(r"$p^*/\lambda$ and $\lambda$")
-    ax.legend(fontsize=7)
-    _save(fig, out, FIGURES[4])
+    _emergence_figure(out, path)
     net_t1 = 1.0 if quick else 6.0
-    net = simulate_network(ModelSpec("cosine", "simsiam"), {**base, "eta": ETA_STRONG}, h=h, t1=net_t1,
-                           dt=0.01, batch=1024 if quick else 4096, init=init, n_records=11 if quick else 61,
-                           progress=False)
-    modes = derive(ModelSpec("cosine", "simsiam", "self-consistent", "leading")).modes(h)
-    ode = integrate(modes, modes.pack(p=init["p"], s=init["s"]), (0, net_t1), {**base, "eta": ETA_STRONG}, t_eval=net.t)
-    pred = {"leading, self-consistent norms (ODE)": modes.unpack(ode.y)}
-    scaled = net.psi_norm2 * np.exp(2 * ETA_STRONG * net.t)
-    spread = net.p_eig[:, -1] / net.p_eig[:, 0]
-    fig, axes = _figure(3, width=4.6)
-    axes[0].plot(net.t, scaled, color="k", lw=2, label=r"$\|\Psi\|_F^2 e^{2\eta t}$ (network)")
-    axes[0].plot(net.t, net.psi_norm2, color="tab:red", lw=1.5, label=r"$\|\Psi\|_F^2$ (network)")
-    axes[0].set_xlabel(r"$t$")
-    axes[0].set_ylabel(r"$\|\Psi\|_F^2$")
-    axes[0].legend(fontsize=7)
-    axes[0].set_title("scale invariance of the true loss", fontsize=9)
-    plot_spectra(net, pred, ax=axes[1], legend=False)
-    axes[1].set_title(r"eigenvalues $p_j$: absolute", fontsize=9)
-    plot_spectra(net, pred, scale_free=True, ax=axes[2])
-    axes[2].set_title(r"$p_j/\|\Psi\|_F$: the direction does not collapse", fontsize=9)
-    _save(fig, out, FIGURES[5])
+    net, scaled, spread = _cosine_network(out, base, h, init, net_t1, quick)
     numbers = {
         "order": reduced.order,
         "norms_t0": norms0,
@@ -302,6 +262,67 @@ def cosine_emergence(out: Path, quick: bool) -> Claim:
     ]
     context = {"system": cosine, "params": cparams, "norms0": norms0, "path": path, "t1": t1}
     return Claim("cosine", FIGURES[3:6], numbers, tuple(section), context)
+
+
+def _sextic_figure(out: Path, cosine, reduced, fold_params: dict, cparams: dict) -> tuple[list, list]:
+    """Figure 2a: the reduced cosine mode for weight decays below, at and above its fold.
+    Returns the folds in eta and the weight decays drawn."""
+    fold = [pt.value for pt in bifurcation(reduced, ("eta", np.linspace(0, 0.1, 21)), fold_params).points
+            if pt.kind == "fold"]
+    etas = [0.0, 0.5 * fold[0], fold[0] * (1 - 1e-6), ETA_STRONG] if fold else [0.0, 0.01, ETA_STRONG]
+    fig, (ax,) = _figure()
+    plot_flow_1d(cosine, cparams, vary=("eta", etas), xlim=(-0.1, 0.8), ax=ax)
+    _save(fig, out, FIGURES[3])
+    return fold, etas
+
+
+def _emergence_figure(out: Path, path) -> None:
+    """Figure 2b: the regime along the shrinking norms, and the stable non-collapsed p*/lambda
+    against the scale lambda."""
+    fig, axes = _figure(2)
+    ax = axes[0]
+    ax.step(path.t, path.codes, where="post", color="k")
+    ax.set_yticks(range(len(path.names)), path.names, fontsize=7)
+    ax.set_xlabel(r"$t$")
+    ax.set_ylabel("regime")
+    ax.set_title(rf"regime of the cosine mode, $\eta = {ETA_STRONG}$", fontsize=9)
+    if path.t_emerge is not None:
+        ax.axvline(path.t_emerge, color="tab:green", ls="--", label=f"emergence t* = {path.t_emerge:.3f}")
+        ax.legend(fontsize=7)
+    ax = axes[1]
+    ax.plot(path.t, path.p_stable, color="tab:green", lw=2, label=r"stable non-collapsed $p^*/\lambda$")
+    ax.plot(path.t, path.scale, color="0.4", ls=":", label=r"scale $\lambda = e^{-\eta t}$")
+    ax.set_xlabel(r"$t$")
+    ax.set_ylabel(r"$p^*/\lambda$ and $\lambda$")
+    ax.legend(fontsize=7)
+    _save(fig, out, FIGURES[4])
+
+
+def _cosine_network(out: Path, base: dict, h: int, init: dict, net_t1: float, quick: bool):
+    """The real network with the true cosine loss under strong weight decay, against the
+    leading-order self-consistent modes (figure 2c). Returns the run, ||Psi||^2 e^(2 eta t)
+    and the predictor spectrum's max/min ratio over time."""
+    net = simulate_network(ModelSpec("cosine", "simsiam"), {**base, "eta": ETA_STRONG}, h=h, t1=net_t1,
+                           dt=0.01, batch=1024 if quick else 4096, init=init, n_records=11 if quick else 61,
+                           progress=False)
+    modes = derive(ModelSpec("cosine", "simsiam", "self-consistent", "leading")).modes(h)
+    ode = integrate(modes, modes.pack(p=init["p"], s=init["s"]), (0, net_t1), {**base, "eta": ETA_STRONG}, t_eval=net.t)
+    pred = {"leading, self-consistent norms (ODE)": modes.unpack(ode.y)}
+    scaled = net.psi_norm2 * np.exp(2 * ETA_STRONG * net.t)
+    spread = net.p_eig[:, -1] / net.p_eig[:, 0]
+    fig, axes = _figure(3, width=4.6)
+    axes[0].plot(net.t, scaled, color="k", lw=2, label=r"$\|\Psi\|_F^2 e^{2\eta t}$ (network)")
+    axes[0].plot(net.t, net.psi_norm2, color="tab:red", lw=1.5, label=r"$\|\Psi\|_F^2$ (network)")
+    axes[0].set_xlabel(r"$t$")
+    axes[0].set_ylabel(r"$\|\Psi\|_F^2$")
+    axes[0].legend(fontsize=7)
+    axes[0].set_title("scale invariance of the true loss", fontsize=9)
+    plot_spectra(net, pred, ax=axes[1], legend=False)
+    axes[1].set_title(r"eigenvalues $p_j$: absolute", fontsize=9)
+    plot_spectra(net, pred, scale_free=True, ax=axes[2])
+    axes[2].set_title(r"$p_j/\|\Psi\|_F$: the direction does not collapse", fontsize=9)
+    _save(fig, out, FIGURES[5])
+    return net, scaled, spread
 
 
 def cosine_regimes(out: Path, quick: bool, cosine: Claim) -> Claim:
