@@ -97,6 +97,8 @@ class EigenmodeSystem(ODESystem, EigenmodeModel):
     ----------
     states, params, rhs, state_domain, param_domain, collapse, manifold, name, restricted_to
         As in ``ODESystem``.
+    time, step_param, scaling, weight_decay, partial_collapse
+        As in ``ODESystem``, set by ``derive`` (see below).
     spec : ModelSpec
         The model this system was derived from.
     steps : mapping

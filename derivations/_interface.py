@@ -76,9 +76,30 @@ class DynamicalSystem(abc.ABC):
     """A dynamical system as the numerics read it (see the module docstring).
 
     Subclasses implement ``name``, ``state_layout``, ``state_domain``, ``param_names``,
-    ``param_domain``, ``check_params``, ``to_jax`` and ``to_numpy``; every other member has a
-    default that declares the feature absent (continuous time, no diffusion, no collapse set,
-    no manifold, no scaling, numeric right-hand side only).
+    ``param_domain``, ``to_jax`` and ``to_numpy``; every other member has a default that
+    declares the feature absent (scalar parameters checked against their domains, continuous
+    time, no diffusion, no collapse set, no manifold, no scaling, numeric right-hand side only).
+
+    Attributes
+    ----------
+    name : str
+        A label for reprs and titles.
+    state_layout : tuple of (str, tuple of int)
+        The state groups and their shapes, in layout order.
+    state_domain, param_domain : mapping str -> sympy.Interval
+        Where each flat state and each parameter may lie.
+    param_names : tuple of str
+        The parameters ``params`` must give.
+    param_shapes : mapping str -> tuple of int
+        Each parameter's own trailing shape.
+    time : {"continuous", "discrete"}
+        A flow or a map (``TIMES``); ``step_param`` the parameter one step's time is.
+    diffusion : None
+        The noise of a stochastic system (None: deterministic).
+    collapse, partial_collapse, manifold, scaling, weight_decay
+        The declared structure (see each property).
+    symbolic : ODESystem or None
+        The explicit equations the exact analyses use.
     """
 
     __slots__ = ()
@@ -428,6 +449,13 @@ class EigenmodeModel(abc.ABC):
     gradient-descent step (its ``modes(K)`` are maps); ``spec`` the ModelSpec it was derived
     from. The one-mode closures (``EigenmodeSystem``) are themselves systems; the exact
     finite-width flow (``ExactEigenmodes``) exists only for K >= 2 modes.
+
+    Attributes
+    ----------
+    spec : ModelSpec
+        The model it was derived from (a field of every implementation).
+    is_discrete : bool
+        True for the model of a gradient-descent step.
     """
 
     __slots__ = ()

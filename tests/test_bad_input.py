@@ -71,7 +71,7 @@ def test_modes_arguments():
     modes = system.modes(3)
     with pytest.raises(ValueError, match=r"unknown \['N_psi'\]"):
         modes.to_numpy()(0.0, np.ones(6), dict(PARAMS, N_psi=1.0))
-    with pytest.raises(ValueError, match="pack needs exactly the states"):
+    with pytest.raises(ValueError, match="pack needs exactly the state groups"):
         modes.pack(p=np.ones(3))
     with pytest.raises(ValueError, match=r"p must have shape \(\.\.\., 3\)"):
         modes.pack(p=np.ones(4), s=np.ones(4))

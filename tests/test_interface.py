@@ -102,7 +102,7 @@ def test_a_numeric_system_written_against_the_interface():
     k, w, t1 = 0.5, 2.0, 1.5
     sol = integrate(rotor, [1.0, 0.0], (0, t1), {"k": k, "w": w})
     np.testing.assert_allclose(sol.final, np.exp(-k * t1) * np.array([np.cos(w * t1), -np.sin(w * t1)]), atol=1e-8)
-    eqs = equilibria(rotor, {"k": k, "w": w}, {"z_1": (-1, 1), "z_2": (-1, 1)})
+    eqs = equilibria(rotor, {"k": k, "w": w}, domain={"z_1": (-1, 1), "z_2": (-1, 1)})
     assert not eqs.complete and len(eqs.points) == 1
     point = eqs.points[0]
     np.testing.assert_allclose(point.x, [0.0, 0.0], atol=1e-10)

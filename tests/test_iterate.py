@@ -1,6 +1,5 @@
 """iterate(): discrete-time maps (gradient descent with a finite learning rate)."""
 
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -50,16 +49,10 @@ def test_iterate_refuses_a_flow():
         iterate(system, np.array([0.5, 0.5]), -1, {"sigma2": 0.2, "eta": 0.05, "alpha_p": 1.0, "lr": 0.1})
 
 
-@dataclass(frozen=True)
-class _Map(ODESystem):
-    """A hand-written map: rhs is the one-step increment."""
-
-    is_discrete: bool = field(default=True, kw_only=True)
-
-
 def _map(rhs, collapse=(), params=("lr",)):
-    base = ODESystem.from_equations({"x": rhs}, params=params, collapse=collapse)
-    return _Map(base.states, base.params, base.rhs, param_domain=base.param_domain, collapse=base.collapse)
+    """A map written by hand: rhs is the one-step increment."""
+    return ODESystem.from_equations({"x": rhs}, params=params, collapse=collapse, time="discrete",
+                                    step_param="lr" if "lr" in params else None)
 
 
 def test_a_map_that_blows_up_ends_blew_up_near_the_flow_blow_up_time():
@@ -119,7 +112,7 @@ def test_the_exact_moment_self_consistent_cosine_map_collapses_like_its_flow():
     params = {"sigma2": 0.2, "eta": 0.1, "alpha_p": 1.0}
     exact = derive(ModelSpec("cosine", norms="self-consistent"))
     flow, step = exact.modes(4), exact.discrete().modes(4)
-    start = default_spectrum(4, 1.0, 0)
+    start = default_spectrum(4, alpha_p=1.0, seed=0)
     y0 = flow.pack(p=start["p"], s=start["s"])
     sol = integrate(flow, y0, (0.0, 3.0), params, backend="scipy")
     assert sol.status == "collapsed"
