@@ -117,7 +117,7 @@ def test_exact_row_is_skipped_where_it_cannot_serve_and_refused_when_asked_for()
     explicit = compare(ModelSpec("cosine"), COS, reference=ref, lr=0.1, approximations={"x": ModelSpec("cosine", norms="exact")})
     assert explicit.errors[3]["x"]["p"] == on_grid.errors[3][EXACT_LABEL]["p"]
     flow_only = ODESystem.from_equations({"p": "-p"})
-    with pytest.raises(ValueError, match="no discrete"):
+    with pytest.raises(ValueError, match="is a flow; pass its map"):
         compare(ModelSpec("cosine"), COS, reference=ref, lr=0.1, approximations={"x": flow_only})
     with pytest.raises(ValueError, match="max_exact_width must be"):
         compare(ModelSpec("cosine"), COS, reference=ref, max_exact_width=0)

@@ -239,7 +239,7 @@ def test_basins_leave_initial_states_on_the_collapse_boundary_out_of_the_fractio
     from dynamics import basins
 
     system = ODESystem.from_equations({"x": "x*(x - 1)", "y": "-y"}, collapse=("x", "y"))
-    b = basins(system, {}, {"x": [0.0, 0.25, 0.5, 2.0], "y": [0.0, 1.0]}, t1=10.0, backend="scipy", progress=False)
+    b = basins(system, {"x": [0.0, 0.25, 0.5, 2.0], "y": [0.0, 1.0]}, {}, t1=10.0, backend="scipy", progress=False)
     expected = np.array([[True, True, True, True], [True, False, False, False]])
     np.testing.assert_array_equal(b.excluded, expected)
     assert b.n_excluded == 5 and b.collapse_probability == pytest.approx(2 / 3)
@@ -255,7 +255,7 @@ def test_basins_of_an_eigenmode_system_exclude_the_s_zero_row():
 
     euclid = derive(ModelSpec("euclidean"))
     grid = {"p": np.linspace(-0.3, 1.2, 7), "s": np.linspace(0, 0.12, 5)}
-    b = basins(euclid, {"sigma2": 0.2, "eta": 0.05, "alpha_p": 1.0}, grid, t1=200.0, backend="scipy", progress=False)
+    b = basins(euclid, grid, {"sigma2": 0.2, "eta": 0.05, "alpha_p": 1.0}, t1=200.0, backend="scipy", progress=False)
     assert np.all(b.excluded[0]) and not np.any(b.excluded[1:]) and b.n_excluded == 7
     assert np.all(b.collapsed[0])
     assert b.collapse_probability == pytest.approx(np.mean(b.collapsed[1:]))
