@@ -128,7 +128,7 @@ def _mc_rates(spectra, params, n_batches=24, batch=2**14, seed=0):
 
     @jax.jit
     def batch_rates(key):
-        x1, x2 = sample_views(truth, key, batch, params, jnp.ones(h))
+        x1, x2 = sample_views(truth, key, batch, jnp.ones(h), params)
         g = jax.grad(lambda w: f(w, W, x1, x2, params).mean())(W)
         dphi = -jnp.diag(g["Phi"]) - params["eta"] * phi
         return {"s": 2 * phi * dphi, "p": -params["alpha_p"] * jnp.diag(g["Psi"]) - params["eta"] * jnp.diag(W["Psi"])}
