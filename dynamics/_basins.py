@@ -14,7 +14,7 @@ from ._display import html_table
 from ._equilibria import equilibria
 from ._events import Collapse
 from ._integrate import integrate
-from ._phase_plane import MANIFOLD, _check_fixed
+from ._phase_plane import MANIFOLD, check_fixed
 from ._value import Value
 
 __all__ = ["basins", "Basins"]
@@ -229,7 +229,7 @@ def _check_grid(system: System, grid: object, fixed: object):
             raise ValueError(f"grid names unknown state {n!r}; states are {names}")
     if xn == yn:
         raise ValueError("grid must name two different states")
-    fixed = _check_fixed(system, xn, yn, fixed)
+    fixed = check_fixed(system, xn, yn, fixed)
     try:
         xv, yv = np.asarray(xv, dtype=float), np.asarray(yv, dtype=float)
     except (TypeError, ValueError):
@@ -253,9 +253,9 @@ def _grid_starts(system: System, xn: str, yn: str, X: np.ndarray, Y: np.ndarray,
             y0[..., names.index(n)] = v
     on_manifold = [n for n, v in fixed.items() if v == MANIFOLD]
     if on_manifold:
-        from ._phase_plane import _slice_expressions
+        from ._phase_plane import slice_expressions
 
-        exprs = _slice_expressions(system, xn, yn, fixed)
+        exprs = slice_expressions(system, xn, yn, fixed)
         sym = system.symbols
         prm = system.check_params(params)
         args = (sym[xn], sym[yn]) + tuple(system.params)

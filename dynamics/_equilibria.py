@@ -42,7 +42,7 @@ import sympy as sp
 from derivations import DynamicalSystem, ODESystem, Params
 
 from ._display import html_table
-from ._stability import Classification, _classify, _mp, residual_and_scale
+from ._stability import Classification, classify_at, to_mp, residual_and_scale
 from ._tolerance import (FLOAT_RANGE, FLOAT_RTOL, FLOAT_ZERO, HP_DPS, HP_RTOL, NEAR_RTOL, NEAR_SEPARATION, NEWTON_ATOL,
                          NEWTON_RTOL, RTOL, is_pseudo_root)
 from ._value import Value
@@ -687,7 +687,7 @@ def _inside(vals: tuple, bounds: list[sp.Interval], root: _Root) -> bool:
         for end, is_open, side in ((interval.start, interval.left_open, 1), (interval.end, interval.right_open, -1)):
             if end in (sp.oo, -sp.oo):
                 continue
-            e = _mp(end)
+            e = to_mp(end)
             gap = (v - e) * side  # > 0 inside
             if abs(v - e) <= tol * max(1, abs(e)):
                 if is_open:
@@ -735,7 +735,7 @@ def _make(system: ODESystem, prm, f: dict, bounds: list[sp.Interval], curves) ->
     note = "; ".join(notes)
     mult = f["mult"]
     rtol = float(np.sqrt(NEAR_RTOL)) if f["near"] else HP_RTOL  # a pseudo-root: f' ~ sqrt(NEAR_RTOL)
-    cls = _classify(system, prm, vals, rtol=rtol, bounds=_float_bounds(bounds),
+    cls = classify_at(system, prm, vals, rtol=rtol, bounds=_float_bounds(bounds),
                     on_curve=_on_curve(vals, system, curves), multiplicity=mult, note=note)
     collapsed, partial = _collapse_flags(system, vals, rtol)
     residual, scale = residual_and_scale(system, prm, x)
@@ -829,7 +829,7 @@ def _newton(system, prm: dict[str, Any], bounds: list[sp.Interval], n_starts: in
         for y in found:
             y = np.array(y, dtype=float)
             y.setflags(write=False)
-            cls = _classify(system, prm, tuple(float(v) for v in y), rtol=FLOAT_RTOL, bounds=box)
+            cls = classify_at(system, prm, tuple(float(v) for v in y), rtol=FLOAT_RTOL, bounds=box)
             collapsed, partial = _collapse_flags(system, y, FLOAT_RTOL)
             residual, scale = residual_and_scale(system, prm, y)
             eqs.append(Equilibrium(

@@ -23,7 +23,7 @@ from derivations import DynamicalSystem
 
 from ._equilibria import EquilibriumSet, equilibria
 from ._phase_plane import PhasePlane, phase_plane
-from ._plots import _in_kernel, plot_flow_1d, plot_phase_plane
+from ._plots import in_kernel, plot_flow_1d, plot_phase_plane
 
 if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn, not with the package
     from matplotlib.figure import Figure
@@ -149,7 +149,7 @@ class InteractivePortrait:
         self._kwargs = dict(kwargs)
         self._fixed = {k: v for k, v in params.items() if k not in ranges}
         self._holding = False
-        self._live = _in_kernel()
+        self._live = in_kernel()
         self.error: str | None = None
         self.sliders = {}
         for name, (lo, hi, step) in ranges.items():

@@ -244,7 +244,7 @@ def _fresh_names(taken: set[str], *stems: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _check_fixed(system: Any, x: str, y: str, fixed: Any) -> dict[str, Any]:
+def check_fixed(system: Any, x: str, y: str, fixed: Any) -> dict[str, Any]:
     """``fixed`` checked against the states off the (x, y) plane: {state: float or "manifold"}."""
     names = system.state_names
     if fixed is None:
@@ -287,7 +287,7 @@ def _check_fixed(system: Any, x: str, y: str, fixed: Any) -> dict[str, Any]:
     return {n: out[n] for n in others}
 
 
-def _slice_expressions(system: ODESystem, x: str, y: str, fixed: Mapping[str, Any]) -> dict[str, sp.Expr]:
+def slice_expressions(system: ODESystem, x: str, y: str, fixed: Mapping[str, Any]) -> dict[str, sp.Expr]:
     """Each off-plane state as an expression in x, y and the parameters."""
     sym = system.symbols
     numeric = {sym[n]: sp.Float(v) for n, v in fixed.items() if v != MANIFOLD}
@@ -305,7 +305,7 @@ def _slice_expressions(system: ODESystem, x: str, y: str, fixed: Mapping[str, An
     return exprs
 
 
-def _check_window(lim: Any, what: str) -> tuple[float, float] | None:
+def check_window(lim: Any, what: str) -> tuple[float, float] | None:
     if lim is None:
         return None
     try:
@@ -396,10 +396,10 @@ def phase_plane(
     """
     system = symbolic_form(system, "phase_plane")
     x, y = _check_axes(system, x, y)
-    fixed = _check_fixed(system, x, y, fixed)
+    fixed = check_fixed(system, x, y, fixed)
     prm = system.check_params(params)
     prm = {k: float(v) for k, v in prm.items()}
-    xlim, ylim = _check_window(xlim, "xlim"), _check_window(ylim, "ylim")
+    xlim, ylim = check_window(xlim, "xlim"), check_window(ylim, "ylim")
     n_grid = _check_count(n_grid, "n_grid", 2)
     trajectories = _check_count(trajectories, "trajectories", 0)
     t1 = _check_orbit_options(t1, manifolds, seed)
@@ -407,8 +407,8 @@ def phase_plane(
     plane = _Plane.build(system, x, y, fixed, prm)
     bounds = system.state_bounds()
     on_slice, pts = _equilibria_on_slice(system, prm, plane)
-    xlim = xlim or _default_window(pts[:, 0], bounds[plane.ix])
-    ylim = ylim or _default_window(pts[:, 1], bounds[plane.iy])
+    xlim = xlim or default_window(pts[:, 0], bounds[plane.ix])
+    ylim = ylim or default_window(pts[:, 1], bounds[plane.iy])
     gx, gy, F, nulls = _field_and_nullclines(plane, prm, xlim, ylim, n_grid)
     run = _OrbitRunner.build(plane, prm, xlim, ylim, backend)
 
@@ -482,7 +482,7 @@ class _Plane:
         sym = system.symbols
         sx, sy = sym[x], sym[y]
         ix, iy = names.index(x), names.index(y)
-        off = _slice_expressions(system, x, y, fixed)
+        off = slice_expressions(system, x, y, fixed)
         to_plane = {sym[n]: e for n, e in off.items()}
         rhs = [sp.sympify(system.rhs[i]).subs(to_plane) for i in (ix, iy)]
         dom = system.state_domain or {}
@@ -623,7 +623,7 @@ def _orbit_times(t1: float, n: int) -> np.ndarray:
     return np.unique(np.concatenate([[0.0], np.geomspace(1e-5 * t1, t1, n // 2), np.linspace(0.0, t1, n // 2)]))
 
 
-def _default_window(values: np.ndarray, bound: tuple[float, float]) -> tuple[float, float]:
+def default_window(values: np.ndarray, bound: tuple[float, float]) -> tuple[float, float]:
     """The range of ``values`` padded by 40% on each side (room for the orbits around the
     outermost equilibria), clipped to the state's domain."""
     values = values[np.isfinite(values)]

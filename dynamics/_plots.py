@@ -35,7 +35,7 @@ from derivations import latex as _latex
 from ._basins import Basins
 from ._bifurcation import Bifurcation
 from ._equilibria import equilibria
-from ._phase_plane import PhasePlane, _check_window, phase_plane
+from ._phase_plane import PhasePlane, check_window, phase_plane
 from ._prepare import check_sweep, symbolic_form
 from ._roots import Regimes
 
@@ -76,7 +76,7 @@ BASIN_COLORS = {"collapses": "#bdbdbd", "does not collapse": "#6baed6", "blows u
 # -- figures, axes, labels, legends --------------------------------------------------------
 
 
-def _in_kernel() -> bool:
+def in_kernel() -> bool:
     """True inside a Jupyter/IPython kernel (IPython imported, a shell with a kernel)."""
     ipython = sys.modules.get("IPython")
     if ipython is None:
@@ -92,7 +92,7 @@ def _new_figure(figsize: tuple[float, float]):
     """A new figure with constrained layout: through pyplot when figures are shown (see the
     module docstring), else a bare Figure. Never calls pyplot.show, closes nothing."""
     plt = sys.modules.get("matplotlib.pyplot")
-    if plt is None and _in_kernel():
+    if plt is None and in_kernel():
         import matplotlib.pyplot as plt  # in a kernel this selects the inline backend
     if plt is not None:
         import matplotlib
@@ -105,7 +105,7 @@ def _new_figure(figsize: tuple[float, float]):
     return Figure(figsize=figsize, layout="constrained")
 
 
-def _axes(ax: Any, figsize=(5.5, 4.5)):
+def figure_axes(ax: Any, figsize=(5.5, 4.5)):
     if ax is None:
         fig = _new_figure(figsize)
         return fig, fig.add_subplot()
@@ -174,7 +174,7 @@ def _title(ax: Any, head: str, *lines: str, fontsize: float = 8.5) -> None:
     ax.set_title("\n".join(([_escape(head)] if head else []) + [ln for ln in lines if ln]), fontsize=fontsize)
 
 
-def _legend_outside(ax: Any, handles: Sequence[Any] | None = None, *, title: str | None = None,
+def legend_outside(ax: Any, handles: Sequence[Any] | None = None, *, title: str | None = None,
                     loc: str = "upper left", anchor: tuple[float, float] = (1.02, 1.0)):
     """A legend outside the axes, right of them, so that it covers no data. Constrained layout
     (every figure made here) makes room for it."""
@@ -251,7 +251,7 @@ def portrait(
         states, bad limits, counts, params.
     """
     if ax is not None:
-        _axes(ax)  # checked before any work
+        figure_axes(ax)  # checked before any work
     plane = phase_plane(system, params, x=x, y=y, fixed=fixed, xlim=xlim, ylim=ylim, n_grid=n_grid,
                         trajectories=trajectories, manifolds=manifolds, t1=t1, backend=backend, seed=seed)
     return plot_phase_plane(plane, ax=ax)
@@ -281,7 +281,7 @@ def plot_phase_plane(plane: PhasePlane, *, ax: Axes | None = None):
         ``plane`` is no PhasePlane; ``ax`` is neither None nor an Axes.
     """
     _require(plane, PhasePlane, "plane", "dynamics.phase_plane")
-    fig, ax = _axes(ax)
+    fig, ax = figure_axes(ax)
     u, v = np.ma.masked_invalid(plane.u), np.ma.masked_invalid(plane.v)
     if np.ma.count(u) and np.any(np.abs(u) + np.abs(v) > 0):
         ax.streamplot(plane.grid_x, plane.grid_y, u, v, color="0.7", density=1.1, linewidth=0.7, arrowsize=0.8,
@@ -313,7 +313,7 @@ def plot_phase_plane(plane: PhasePlane, *, ax: Axes | None = None):
     ax.set_ylabel(_math(plane.y))
     _title(ax, plane.system_name or f"phase plane ({plane.x}, {plane.y})", _values(plane.params), _slice(plane))
     if ax.get_legend_handles_labels()[0]:
-        _legend_outside(ax)
+        legend_outside(ax)
     return fig, ax
 
 
@@ -404,8 +404,8 @@ def plot_flow_1d(
     name, settings = _flow_settings(one, params, vary)
     lo, hi, found = _flow_window(one, settings, xlim)
     if ylim is not None:
-        ylim = _check_window(ylim, "ylim")
-    fig, ax = _axes(ax)
+        ylim = check_window(ylim, "ylim")
+    fig, ax = figure_axes(ax)
 
     f = one.to_numpy()
     grid = np.linspace(lo, hi, 600)
@@ -454,14 +454,14 @@ def _flow_window(one: ODESystem, settings: list[dict], xlim: Any) -> tuple[float
     within the state's domain) and each curve's equilibria inside it."""
     state = one.state_names[0]
     if xlim is not None:
-        lo, hi = _check_window(xlim, "xlim")
+        lo, hi = check_window(xlim, "xlim")
         found = [equilibria(one, prm, domain={state: (lo, hi)}) for prm in settings]
     else:
         found = [equilibria(one, prm) for prm in settings]
         xs = np.array([e.x[0] for eqs in found for e in eqs], dtype=float)
-        from ._phase_plane import _default_window
+        from ._phase_plane import default_window
 
-        lo, hi = _default_window(xs, one.state_bounds()[0])
+        lo, hi = default_window(xs, one.state_bounds()[0])
         found = [[e for e in eqs if lo <= e.x[0] <= hi] for eqs in found]
     return lo, hi, found
 
@@ -519,9 +519,9 @@ def _flow_legends(ax: Any, curve_handles: list, kinds_present: set, name: str | 
                            **{kw: ("0.2" if v == "curve" else v) for kw, v in _KIND_PROXY[what].items()})
                     for what in _KIND_PROXY if what in kinds_present]
     if name is not None:
-        ax.add_artist(_legend_outside(ax, curve_handles, title=_math(name)))
+        ax.add_artist(legend_outside(ax, curve_handles, title=_math(name)))
     if kind_handles:
-        _legend_outside(ax, kind_handles, title="equilibria", loc="lower left", anchor=(1.02, 0.0))
+        legend_outside(ax, kind_handles, title="equilibria", loc="lower left", anchor=(1.02, 0.0))
 
 
 _KIND_PROXY = {
@@ -584,7 +584,7 @@ def plot_bifurcation(bif: Bifurcation, *, state: str | None = None, ax: Axes | N
     elif state not in names:
         raise ValueError(f"state={state!r} is not a state of this diagram; states are {names}")
     j = names.index(state) if state is not None else 0
-    fig, ax = _axes(ax)
+    fig, ax = figure_axes(ax)
     for br in bif.branches:
         vals = np.asarray(br.values, dtype=float)
         xs = np.asarray(br.x, dtype=float)
@@ -614,7 +614,7 @@ def plot_bifurcation(bif: Bifurcation, *, state: str | None = None, ax: Axes | N
     fixed_values = _values(bif.params, skip=(bif.param,))
     if bif.system_name or fixed_values:
         _title(ax, bif.system_name or "bifurcation diagram", fixed_values)
-    _legend_outside(ax)
+    legend_outside(ax)
     return fig, ax
 
 
@@ -663,7 +663,7 @@ def plot_regimes(reg: Regimes, *, ax: Axes | None = None, path: tuple[Sequence[f
                              f"shapes {px.shape} and {py.shape}")
     if not isinstance(path_label, str):
         raise TypeError(f"path_label must be a string; got {type(path_label).__name__}")
-    fig, ax = _axes(ax)
+    fig, ax = figure_axes(ax)
     names = tuple(reg.names)
     colors = [REGIME_COLORS[k % len(REGIME_COLORS)] for k in range(len(names))]
     cmap = ListedColormap(colors)
@@ -678,7 +678,7 @@ def plot_regimes(reg: Regimes, *, ax: Axes | None = None, path: tuple[Sequence[f
         handles.append(line)
     ax.set_xlabel(_math(reg.x))
     ax.set_ylabel(_math(reg.y))
-    _legend_outside(ax, handles)
+    legend_outside(ax, handles)
     return fig, ax
 
 
@@ -712,7 +712,7 @@ def plot_basins(b: Basins, *, ax: Axes | None = None):
     from matplotlib.patches import Patch
 
     _require(b, Basins, "b", "dynamics.basins")
-    fig, ax = _axes(ax)
+    fig, ax = figure_axes(ax)
     status = np.asarray(b.status).astype(str)
     blew = status == "blew_up"
     head = getattr(b, "system_name", "") or ""
@@ -745,7 +745,7 @@ def plot_basins(b: Basins, *, ax: Axes | None = None):
             handles.append(Patch(color=colors[k + 2], label=f"→ ${where}$"))
         summary = f"basins of attraction at $t = {b.t1:g}$"
     _title(ax, head, params, summary)
-    _legend_outside(ax, handles)
+    legend_outside(ax, handles)
     ax.set_xlabel(_math(b.x))
     ax.set_ylabel(_math(b.y))
     return fig, ax

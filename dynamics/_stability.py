@@ -229,15 +229,15 @@ def classify(
             raise ValueError(f"domain[{k!r}] must be a pair (lower, upper); got {lohi!r}") from None
         box[system.state_names.index(k)] = (-np.inf if lo is None else float(lo), np.inf if hi is None else float(hi))
     with mpmath.workdps(HP_DPS):
-        point = tuple(_mp(v) for v in xs)
+        point = tuple(to_mp(v) for v in xs)
         _check_equilibrium(system, prm, point)
-        return _classify(system, prm, point, rtol=HP_RTOL if exact else FLOAT_RTOL, bounds=box, on_curve=on_curve)
+        return classify_at(system, prm, point, rtol=HP_RTOL if exact else FLOAT_RTOL, bounds=box, on_curve=on_curve)
 
 
 # -- high-precision evaluation ------------------------------------------------------------------
 
 
-def _mp(v: Any):
+def to_mp(v: Any):
     """An exact number (float, int, SymPy number, mpf) as an mpmath number at the working
     precision: floats and rationals exactly, other SymPy numbers evaluated to it."""
     if isinstance(v, (mpmath.mpf, mpmath.mpc)):
@@ -315,7 +315,7 @@ def residual_and_scale(system, prm: Mapping[str, Any], x: Any) -> tuple[float, f
 def _check_equilibrium(system, prm, point) -> None:
     sym = system.symbolic
     if sym is not None and sym.is_rational and any(d.free_symbols & set(sym.states) for d in sym.denominators):
-        sub = {**dict(zip(sym.states, point)), **{sym.symbols[k]: _mp(v) for k, v in prm.items()}}
+        sub = {**dict(zip(sym.states, point)), **{sym.symbols[k]: to_mp(v) for k, v in prm.items()}}
         for d in sym.denominators:
             val = sp.lambdify(list(sub), d, modules="mpmath")(*sub.values())
             if abs(val) <= HP_RTOL * _abs_terms(d, sub):
@@ -339,7 +339,7 @@ def _abs_terms(expr: sp.Expr, sub: dict):
 # -- the decision ----------------------------------------------------------------------------------
 
 
-def _classify(system, prm: Mapping[str, Any], point: tuple, *, rtol: float, bounds: dict | None = None,
+def classify_at(system, prm: Mapping[str, Any], point: tuple, *, rtol: float, bounds: dict | None = None,
               on_curve: bool = False, multiplicity: int | None = None, note: str = "") -> Classification:
     """Classify at ``point`` (mpmath numbers or floats) with zero tolerance ``rtol``; call
     inside ``mpmath.workdps(HP_DPS)``. ``multiplicity``: exact multiplicity of a one-state
@@ -410,8 +410,8 @@ def _linearise(system, prm: Mapping[str, Any], point: tuple, rtol: float) -> _Li
     n = system.n_states
     sym = system.symbolic
     if sym is not None:
-        pv = [_mp(prm[k]) for k in sym.param_names]
-        xv = [_mp(v) for v in point]
+        pv = [to_mp(prm[k]) for k in sym.param_names]
+        xv = [to_mp(v) for v in point]
         J_mp = mpmath.matrix(n, n)
         for idx, v in enumerate(_mp_functions(sym)[1](*xv, *pv)):
             J_mp[idx // n, idx % n] = v

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._plots import _axes, _legend_outside
+from .._plots import figure_axes, legend_outside
 from ._network import NetworkRun
 
 if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn, not with the package
@@ -59,7 +59,7 @@ def plot_spectra(net: NetworkRun, predictions: Mapping[str, Mapping[str, np.ndar
                         f"phi_norm2; got {type(net).__name__} without {', '.join(missing)}")
     if predictions is not None and not isinstance(predictions, Mapping):
         raise TypeError(f"predictions must be a dict {{label: {{'p': array, 's': array}}}}; got {type(predictions).__name__}")
-    fig, ax = _axes(ax)
+    fig, ax = figure_axes(ax)
     h = net.p.shape[1]
     pick = np.unique(np.linspace(0, h - 1, min(modes, h)).round().astype(int))
 
@@ -84,5 +84,5 @@ def plot_spectra(net: NetworkRun, predictions: Mapping[str, Mapping[str, np.ndar
     scale = (r" / \|\Psi\|_F" if state == "p" else r" / \|\Phi\|_F^2") if scale_free else ""
     ax.set_ylabel(f"${state}_j{scale}$ ({len(pick)} of {h} modes)")
     if legend:
-        _legend_outside(ax)
+        legend_outside(ax)
     return fig, ax
