@@ -132,7 +132,7 @@ def conservation_laws(system) -> tuple[ConservationLaw, ...]:
     # further spectral sums the system closes (the cumulants of the 1/K expansion), written out
     further = {
         param: spectral_sum(summand, known)
-        for param, summand, power in getattr(system, "closures", ())
+        for param, summand, power in system.closures
         if power == 1 and param not in known.values()
     }
     candidates = [("projector norm", s, ds)]

@@ -293,7 +293,7 @@ def _theory_systems(model: Any, approximations: Mapping | None) -> dict[str, Any
         return dict(approximations)
     if isinstance(model, ModelSpec):
         return approximations_for(model)
-    label = getattr(model, "name", "") or "system"
+    label = model.name or "system"
     return {label: model}
 
 
