@@ -31,6 +31,7 @@ import sympy as sp
 from . import symbols as sy
 from ._cache import cache_key, load_cached, store_cached
 from ._eigenmode import EigenmodeSystem
+from ._interface import EigenmodeModel
 from ._invariants import conservation_laws, describe_laws
 from ._losses import A, B, C, is_scale_invariant, per_sample_gradient
 from ._moments import gaussian_expectation
@@ -52,7 +53,7 @@ _PUBLIC = {_Npsi: sy.N_psi, _Nphi: sy.N_phi}
 _memory: dict[ModelSpec, EigenmodeSystem] = {}
 
 
-def derive(spec: ModelSpec | None = None, /, *, cache: bool = True, **fields: object) -> EigenmodeSystem:
+def derive(spec: ModelSpec | None = None, /, *, cache: bool = True, **fields: object) -> EigenmodeModel:
     """Derive the one-mode eigenmode system of ``spec``.
 
     ``derive(ModelSpec(loss="cosine"))`` and ``derive(loss="cosine")`` are equivalent.
@@ -71,9 +72,9 @@ def derive(spec: ModelSpec | None = None, /, *, cache: bool = True, **fields: ob
 
     Returns
     -------
-    EigenmodeSystem
-        States (p, s[, tau]) with a learned predictor, (s[, tau]) otherwise; its ``steps`` hold
-        every stage of the derivation. For ``norms="exact"`` an ``ExactEigenmodes`` (the exact
+    EigenmodeModel
+        An ``EigenmodeSystem``: states (p, s[, tau]) with a learned predictor, (s[, tau])
+        otherwise; its ``steps`` hold every stage of the derivation. For ``norms="exact"`` an ``ExactEigenmodes`` (the exact
         flow has no one-mode form; its ``modes(K)`` is evaluated by quadrature). For
         ``norms="expansion"`` the one-mode system of the 1/K expansion of the exact flow, its
         cumulant sums closed by ``modes(K)`` (``derivations._expansion``).
