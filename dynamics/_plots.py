@@ -688,8 +688,10 @@ def plot_basins(b: Basins, *, ax: Axes | None = None):
     A system with collapse states: each start coloured by its outcome (``BASIN_COLORS``):
     collapses (grey), does not collapse (blue: it stays finite and away from collapse), blows
     up (red: the integration ended with status "blew_up"; never counted as "does not
-    collapse"), undecided (orange: the integration failed or ran out of steps); the title
-    gives the collapse probability and, where any, the blow-up fraction. Without collapse
+    collapse"), undecided (orange: the integration failed or ran out of steps); starts on the
+    collapse boundary (``Basins.excluded``) hatched over its outcome, as it is left out of the
+    collapse probability; the title gives the collapse probability and, where any, the blow-up
+    fraction. Without collapse
     states: one colour per attractor (legend: its state), grey where a trajectory reached
     none, red where it blew up. The title names the system and its parameters where the
     Basins carries them.
@@ -727,6 +729,11 @@ def plot_basins(b: Basins, *, ax: Axes | None = None):
                       shading="nearest", rasterized=True, gid="basins")
         present = [k for k in range(len(names)) if k < 2 or np.any(code == k)]
         handles = [Patch(color=colors[k], label=names[k]) for k in present]
+        if np.any(b.excluded):  # outcome still shown; hatched: left out of the collapse probability
+            ax.pcolor(b.x_values, b.y_values, np.ma.masked_where(~b.excluded, np.ones(b.excluded.shape)),
+                      shading="nearest", hatch="////", facecolor="none", edgecolor="0.25", linewidth=0, gid="excluded")
+            handles.append(Patch(facecolor="none", edgecolor="0.25", hatch="////",
+                                 label="starts on the collapse boundary (excluded)"))
         summary = f"at $t = {b.t1:g}$: collapse probability {b.collapse_probability:.2f}"
         if getattr(b, "n_excluded", 0):
             summary += f" ({b.n_excluded} boundary points excluded)"
