@@ -386,13 +386,20 @@ def _exact_function(system: ExactModeSystem, checked: bool):
 
 @lru_cache(maxsize=64)
 def _exact_numpy(system: ExactModeSystem, checked: bool):
+    return numpy_of_jax(system, _exact_function(system, False), _exact_function(system, checked).__doc__, checked)
+
+
+def numpy_of_jax(system: DynamicalSystem, jax_rhs, doc: str, checked: bool):
+    """``f(t, y, params)`` in NumPy from the unchecked JAX right-hand side ``jax_rhs`` of a
+    K-mode system, compiled once (SciPy's integrators call it step by step); ``checked``
+    validates y and params on every call."""
     import jax
 
     from .codegen import state_array
 
-    core = jax.jit(_exact_function(system, False))
+    core = jax.jit(jax_rhs)
     free = system.param_names
-    flat_names = [f"{n}_1..{n}_K" for n in system.per_mode.state_names]
+    flat_names = [f"{n}_1..{n}_K" for n in system.group_names]
 
     def f(t, y, params):
         if checked:
@@ -401,7 +408,7 @@ def _exact_numpy(system: ExactModeSystem, checked: bool):
         given = {k: np.asarray(float(params[k]) if isinstance(params[k], sp.Basic) else params[k], dtype=float) for k in free}
         return np.asarray(core(t, np.asarray(y, dtype=float), given))
 
-    f.__doc__ = _exact_function(system, checked).__doc__
+    f.__doc__ = doc
     return f
 
 

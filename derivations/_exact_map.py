@@ -248,23 +248,9 @@ def _map_function(system: ExactModeMap, checked: bool):
 
 @lru_cache(maxsize=64)
 def _map_numpy(system: ExactModeMap, checked: bool):
-    import jax
+    from ._exact import numpy_of_jax
 
-    from .codegen import state_array
-
-    core = jax.jit(_map_function(system, False))
-    free = system.param_names
-    flat_names = [f"{n}_1..{n}_K" for n in system.per_mode.state_names]
-
-    def f(t, y, params):
-        if checked:
-            y = state_array(y, system.n_states, flat_names, "numpy")
-            params = system.check_params(params, batch=True)
-        given = {k: np.asarray(float(params[k]) if isinstance(params[k], sp.Basic) else params[k], dtype=float) for k in free}
-        return np.asarray(core(t, np.asarray(y, dtype=float), given))
-
-    f.__doc__ = _map_function(system, checked).__doc__
-    return f
+    return numpy_of_jax(system, _map_function(system, False), _map_function(system, checked).__doc__, checked)
 
 
 @dataclass(frozen=True)
