@@ -55,7 +55,7 @@ from ._eigenmode import EigenmodeSystem
 from ._interface import DynamicalSystem, EigenmodeModel
 from ._spec import ModelSpec
 from ._system import FrozenMap, RhsFunction
-from ._typing import ArrayLike, Params
+from ._typing import Params
 
 __all__ = ["ExactEigenmodes", "ExactModeSystem", "exact_factors", "QUADRATURE"]
 
@@ -232,26 +232,6 @@ class ExactModeSystem(DynamicalSystem):
     def weight_decay(self) -> str | None:
         """As ``closure``."""
         return self.closure.weight_decay
-
-    def pack(self, **spectra: ArrayLike) -> np.ndarray:
-        """As ``ModeSystem.pack``.
-
-        Parameters
-        ----------
-        **spectra : array_like
-            One array (..., K) per per-mode state.
-
-        Returns
-        -------
-        numpy.ndarray
-            The flat state.
-
-        Raises
-        ------
-        ValueError
-            Not exactly the per-mode states, or wrong shapes.
-        """
-        return self.closure.pack(**spectra)
 
     @property
     def spec(self) -> ModelSpec:

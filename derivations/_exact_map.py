@@ -27,7 +27,6 @@ from ._coupled import ModeSystem
 from ._interface import DynamicalSystem, EigenmodeModel
 from ._spec import ModelSpec
 from ._system import RhsFunction
-from ._typing import ArrayLike
 
 if TYPE_CHECKING:
     from ._exact import ExactEigenmodes, ExactModeSystem
@@ -128,26 +127,6 @@ class ExactModeMap(DynamicalSystem):
     def partial_collapse(self) -> Mapping[str, tuple[str, ...]]:
         """As the flow's."""
         return self.flow.partial_collapse
-
-    def pack(self, **spectra: ArrayLike) -> np.ndarray:
-        """As ``ModeSystem.pack``.
-
-        Parameters
-        ----------
-        **spectra : array_like
-            One array (..., K) per per-mode state.
-
-        Returns
-        -------
-        numpy.ndarray
-            The flat state.
-
-        Raises
-        ------
-        ValueError
-            Not exactly the per-mode states, or wrong shapes.
-        """
-        return self.flow.pack(**spectra)
 
     def discrete(self) -> ExactModeMap:
         """The map itself (it is discrete already).
