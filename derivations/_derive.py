@@ -205,6 +205,28 @@ def _means(spec: ModelSpec) -> dict[str, sp.Expr]:
     }
 
 
+def feature_covariances(spec: ModelSpec) -> dict[str, sp.Expr]:
+    """E<z,a> and E<z,b> of one mode in s, z = phi x1 the online features before the predictor
+    (a = w z): the covariances of the leg that carries the IsoLoss gradient g x1^T to Phi.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model.
+
+    Returns
+    -------
+    dict of str -> sympy.Expr
+        ``{"E<z,a>": ..., "E<z,b>": ...}`` in the states and parameters of ``derive(spec)``.
+    """
+    z, a, b = _outputs(spec, _phi)
+    gauss = _gauss(spec)
+    return {
+        f"E<z,{name}>": _finish(_to_s(gaussian_expectation(z * out, list(gauss), gauss)), spec)
+        for name, out in (("a", a), ("b", b))
+    }
+
+
 def _expectation(expr: sp.Expr, spec: ModelSpec) -> sp.Expr:
     """E over the mode's Gaussians and the independent rest of the spectrum."""
     poly = sp.Poly(expr, A_rest, B_rest, C_rest)

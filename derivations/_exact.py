@@ -15,6 +15,11 @@ A = sum a_k^2, B = sum a_k b_k, C = sum b_k^2, gives for every mode
     G_j = E[a_j dL/da_j] = -E[a_j b_j (A C)^(-1/2)] + E[B a_j^2 A^(-3/2) C^(-1/2)],
 
 and the flow follows from G_j (p_j dJ/dp_j = phi_j dJ/dphi_j = G_j for a learned predictor).
+IsoLoss-cosine (Halvagal et al.) has the per-sample gradient g = dL/da of the cosine loss with
+respect to the features z = Phi x1, a = W_P z, the norms under stop-gradient, and it reaches Phi
+as g x1^T (no factor W_P^T), so phi_j dJ/dphi_j = E[z_j dL/da_j]: the same expectation with the
+leg a_j replaced by z_j (E[z a] = w s (lambda + n), E[z b] = tau s lambda per mode, w the
+predictor eigenvalue); that equals G_j / w_j, but the leg stays finite where w_j = 0.
 Without stop-gradient (SimSiam, Phi_a = Phi) the target branch adds
 H_j = E[b_j dL/db_j] = -E[a_j b_j (A C)^(-1/2)] + E[B b_j^2 A^(-1/2) C^(-3/2)] to
 phi_j dJ/dphi_j, the same quadrature with the roles of (a, u) and (b, v) exchanged.
@@ -32,6 +37,11 @@ under the tilt exp(-u A - v C) factorizes over modes:
 
     G_j = int int prod_k q_k^(-1/2) [ -(1/pi) (u v)^(-1/2) S~ab_j
                                      + (2/pi) u^(1/2) v^(-1/2) S~aa_j (sum_k S~ab_k + 2 S~ab_j) ] du dv.
+
+For a leg c_j (E[c a] = rho_a, E[c b] = rho_b) E[c_j dL/da_j] is the same integral with
+S~ab_j -> S~cb_j in the first term and S~aa_j (sum_k S~ab_k + 2 S~ab_j) ->
+S~ca_j (sum_k S~ab_k + S~ab_j) + S~cb_j S~aa_j in the second, where
+(S~ca, S~cb) = (rho_a, rho_b) (I + 2 D Sigma_k)^-1; c = a gives back G_j.
 
 Quadrature: u = e^x / E[A], v = e^y / E[C] and the trapezoidal rule on a uniform grid in
 (x, y). The integrand is analytic in the strip |Im x|, |Im y| < pi (q_k vanishes only at
@@ -51,6 +61,7 @@ import numpy as np
 import sympy as sp
 
 from ._coupled import ModeSystem
+from ._derive import feature_covariances
 from ._eigenmode import EigenmodeSystem
 from ._interface import DynamicalSystem, EigenmodeModel
 from ._spec import ModelSpec
@@ -65,28 +76,44 @@ and y (u = e^x / E[A], v = e^y / E[C])."""
 
 _u, _v = sp.symbols("u v", positive=True)
 _al, _be, _ga = sp.symbols("alpha_k beta_k gamma_k", real=True)
+_ka, _ra, _rb = sp.symbols("kappa_k rho_ak rho_bk", real=True)
 
 
 @lru_cache(maxsize=1)
 def exact_factors() -> dict[str, sp.Expr]:
-    """The per-mode factor q_k and the tilted covariance Sigma~_k, derived by SymPy from the
-    mode covariance Sigma = [[alpha, gamma], [gamma, beta]] and D = diag(u, v).
+    """The per-mode factor q_k and the tilted covariances, derived by SymPy from the mode
+    covariance Sigma = [[alpha, gamma], [gamma, beta]] and D = diag(u, v).
+
+    The leg c_k that carries the gradient (a_k for the cosine loss, the features z_k with
+    a_k = w_k z_k for IsoLoss-cosine) is a third Gaussian with E[c a] = rho_a, E[c b] = rho_b;
+    its tilted covariances come from the 3 x 3 covariance of (c, a, b) under the tilt
+    exp(-u a^2 - v b^2), Sigma3 (I + 2 diag(0, u, v) Sigma3)^-1, which needs no inverse (c may
+    be a multiple of a).
 
     Returns
     -------
     dict of str -> sympy.Expr
-        ``q`` = det(I + 2 D Sigma) and the entries ``S~aa``, ``S~ab``, ``S~bb`` of
-        (Sigma^-1 + 2 D)^-1, in alpha_k, beta_k, gamma_k, u, v (computed once, cached).
+        ``q`` = det(I + 2 D Sigma), the entries ``S~aa``, ``S~ab``, ``S~bb`` of
+        (Sigma^-1 + 2 D)^-1, and the leg's ``S~ca``, ``S~cb``, in alpha_k, beta_k, gamma_k,
+        rho_ak, rho_bk, u, v (computed once, cached).
     """
     S = sp.Matrix([[_al, _ga], [_ga, _be]])
     D = sp.diag(_u, _v)
     q = sp.expand((sp.eye(2) + 2 * D * S).det())
     tilted = sp.simplify((S.inv() + 2 * D).inv())
+    S3 = sp.Matrix([[_ka, _ra, _rb], [_ra, _al, _ga], [_rb, _ga, _be]])
+    leg = S3 * (sp.eye(3) + 2 * sp.diag(0, _u, _v) * S3).inv()
+
+    def over_q(entry):
+        return sp.factor(sp.simplify(entry * q)) / q
+
     return {
         "q": q,
-        "S~aa": sp.factor(sp.simplify(tilted[0, 0] * q)) / q,
-        "S~ab": sp.factor(sp.simplify(tilted[0, 1] * q)) / q,
-        "S~bb": sp.factor(sp.simplify(tilted[1, 1] * q)) / q,
+        "S~aa": over_q(tilted[0, 0]),
+        "S~ab": over_q(tilted[0, 1]),
+        "S~bb": over_q(tilted[1, 1]),
+        "S~ca": over_q(leg[0, 1]),
+        "S~cb": over_q(leg[0, 2]),
     }
 
 
@@ -306,6 +333,10 @@ def _exact_function(system: ExactModeSystem, checked: bool):
     per_mode_names = set(system.per_mode_params)
     # the mode covariance of (a, b): alpha = E a^2, beta = E b^2, gamma = E a b
     moment_exprs = (sums["E<a,a>"], sums["E<b,b>"], sums["E<a,b>"])
+    iso = spec.isoloss
+    if iso:  # IsoLoss: g x1^T reaches Phi, so the leg is z = Phi x1 (a = w z), not a
+        legs = feature_covariances(spec)
+        moment_exprs += (legs["E<z,a>"], legs["E<z,b>"])
     # closed parameters in the covariance (DirectPred's s_max = max_k s_k), computed from the spectrum
     used = set().union(*(e.free_symbols for e in moment_exprs))
     spectral = tuple(c for c in system.closures if c[0] in used)
@@ -341,8 +372,8 @@ def _exact_function(system: ExactModeSystem, checked: bool):
             terms = summand(*args)[0] * ones
             total = jnp.max(terms, axis=-1, keepdims=True) if power == "max" else jnp.sum(terms, axis=-1, keepdims=True) ** float(power)
             args.append(total)
-        al, be, ga = (m * ones for m in moments(*args))
-        G = _mode_integrals(al, be, ga, ex, h)
+        al, be, ga, *leg = (m * ones for m in moments(*args))
+        G = _mode_integrals(al, be, ga, ex, h, tuple(leg) if iso else None)
         G_phi = G + _target_integrals(al, be, ga, ex, h) if through_target else G
         eta = values["eta"]
         s = spectra["s"]
@@ -392,8 +423,12 @@ def numpy_of_jax(system: DynamicalSystem, jax_rhs, doc: str, checked: bool):
     return f
 
 
-def _mode_integrals(al, be, ga, ex, h):
-    """G_k = E[a_k dL/da_k] for the cosine loss, shape (..., K), by the double quadrature."""
+def _mode_integrals(al, be, ga, ex, h, leg=None):
+    """G_k = E[c_k dL/da_k] for the cosine loss, shape (..., K), by the double quadrature.
+
+    The leg c_k is a_k itself (``leg`` None) or a zero-mean Gaussian jointly with (a_k, b_k)
+    with covariances ``leg = (E[c a], E[c b])``; under the tilt they become
+    r^T (I + 2 D Sigma)^-1, which for c = a is the row (S~aa, S~ab)."""
     import jax.numpy as jnp
 
     EA = jnp.sum(al, axis=-1, keepdims=True)[..., None, None]  # (..., 1, 1, 1)
@@ -407,10 +442,18 @@ def _mode_integrals(al, be, ga, ex, h):
     s_aa = (a + 2 * v * delta) / q
     s_ab = g / q
     t_ab = jnp.sum(s_ab, axis=-1, keepdims=True)
+    if leg is None:
+        c_a, c_b = s_aa, s_ab
+    else:
+        r_a, r_b = (z[..., None, None, :] for z in leg)
+        c_a = (r_a * (1 + 2 * v * b) - 2 * v * g * r_b) / q
+        c_b = (r_b * (1 + 2 * u * a) - 2 * u * g * r_a) / q
     # du dv = u v dx dy: (u v)^(-1/2) du dv = (u v)^(1/2) dx dy, u^(1/2) v^(-1/2) du dv = u^(3/2) v^(1/2) dx dy
+    # Isserlis under the tilt: E~[c_j a_j B] = E~[c_j a_j] (sum_k S~ab_k + S~ab_j) + E~[c_j b_j] S~aa_j
     root_u, root_v = jnp.sqrt(u), jnp.sqrt(v)
     integrand = jnp.exp(log_z) * (
-        -(1 / jnp.pi) * root_u * root_v * s_ab + (2 / jnp.pi) * u * root_u * root_v * s_aa * (t_ab + 2 * s_ab)
+        -(1 / jnp.pi) * root_u * root_v * c_b
+        + (2 / jnp.pi) * u * root_u * root_v * (c_a * (t_ab + s_ab) + c_b * s_aa)
     )
     return h * h * jnp.sum(integrand, axis=(-3, -2))
 
@@ -456,11 +499,13 @@ class ExactEigenmodes(EigenmodeModel):
 
     @property
     def steps(self) -> FrozenMap:
-        """The symbolic steps: the per-mode covariance and the factors of ``exact_factors``."""
-        return FrozenMap({
-            "per_mode_covariance": FrozenMap(self.self_consistent.steps["spectral_sums"]),
-            "factors": FrozenMap(exact_factors()),
-        })
+        """The symbolic steps: the per-mode covariance, for IsoLoss the covariances of the leg
+        z (``feature_covariance``), and the factors of ``exact_factors``."""
+        out = {"per_mode_covariance": FrozenMap(self.self_consistent.steps["spectral_sums"])}
+        if self.spec.isoloss:
+            out["feature_covariance"] = FrozenMap(feature_covariances(self.spec))
+        out["factors"] = FrozenMap(exact_factors())
+        return FrozenMap(out)
 
     @property
     def state_names(self) -> tuple[str, ...]:
@@ -516,12 +561,23 @@ class ExactEigenmodes(EigenmodeModel):
 
     def __str__(self) -> str:
         f = exact_factors()
-        return "\n".join([
+        lines = [
             f"ExactEigenmodes {self.spec.label}",
             f"  states per mode: {', '.join(self.state_names)}",
             "  G_j = E[a_j dL/da_j] = int int prod_k q_k^(-1/2) [-(1/pi)(uv)^(-1/2) S~ab_j"
             " + (2/pi) u^(1/2) v^(-1/2) S~aa_j (sum_k S~ab_k + 2 S~ab_j)] du dv",
             f"  q_k = {sp.sstr(f['q'])}",
             f"  S~aa = {sp.sstr(f['S~aa'])},  S~ab = {sp.sstr(f['S~ab'])}",
-            "  flow: p dJ/dp = phi dJ/dphi = G (learned predictor); ds = -2 G - 2 eta s",
-        ])
+        ]
+        if self.spec.isoloss:
+            legs = feature_covariances(self.spec)
+            lines += [
+                "  IsoLoss: g x1^T reaches Phi, so phi dJ/dphi = Z_j = E[z_j dL/da_j] (a = w z): G_j with"
+                " S~ab_j -> S~cb_j, S~aa_j (sum_k S~ab_k + 2 S~ab_j) -> S~ca_j (sum_k S~ab_k + S~ab_j) + S~cb_j S~aa_j",
+                f"  S~ca = {sp.sstr(f['S~ca'])},  S~cb = {sp.sstr(f['S~cb'])}",
+                f"  rho_a = E<z,a> = {sp.sstr(legs['E<z,a>'])},  rho_b = E<z,b> = {sp.sstr(legs['E<z,b>'])}",
+                "  flow: ds = -2 Z - 2 eta s",
+            ]
+        else:
+            lines.append("  flow: p dJ/dp = phi dJ/dphi = G (learned predictor); ds = -2 G - 2 eta s")
+        return "\n".join(lines)

@@ -58,10 +58,10 @@ class ModelSpec:
         For losses that involve the norms (not polynomial in A, B, C). "frozen":
         A -> N_psi^2, C -> N_phi^2 inside the per-sample gradient, held as parameters.
         "self-consistent": ``N_psi^2 = E||a||^2``, ``N_phi^2 = E||b||^2`` from the spectrum
-        (closed by ``system.modes(K)``). "exact" (cosine loss): no norm or moment
-        approximation, the expected gradient of the true loss at any width for Gaussian
-        views and aligned weights (not for other data), by a Laplace-integral quadrature;
-        ``derive`` then returns ``ExactEigenmodes`` (K-mode systems only). "expansion"
+        (closed by ``system.modes(K)``). "exact" (cosine and IsoLoss-cosine losses): no norm
+        or moment approximation, the expected gradient of the true loss at any width for
+        Gaussian views and aligned weights (not for other data), by a Laplace-integral
+        quadrature; ``derive`` then returns ``ExactEigenmodes`` (K-mode systems only). "expansion"
         (cosine loss with stop-gradient): the exact flow expanded in 1/K about the
         self-consistent norms to ``order``, the fluctuations of A, B, C entering through their
         spectral cumulants (closed by ``system.modes(K)``, see ``derivations.expansion_terms``).
@@ -161,11 +161,13 @@ class ModelSpec:
         if self.norms in ("exact", "expansion"):
             what = {"exact": "the exact expected flow at any width, for Gaussian views",
                     "expansion": "the exact flow expanded in 1/K"}[self.norms]
-            needs = "(with or without stop-gradient)" if self.norms == "exact" else "with stop-gradient"
-            if self.loss != "cosine" or (self.norms == "expansion" and not self.stop_gradient):
+            needs = ("loss='cosine' (with or without stop-gradient) and loss='isoloss-cosine'"
+                     if self.norms == "exact" else "loss='cosine' with stop-gradient")
+            losses = ("cosine", "isoloss-cosine") if self.norms == "exact" else ("cosine",)
+            if self.loss not in losses or (self.norms == "expansion" and not self.stop_gradient):
                 raise ValueError(
                     f"ModelSpec: norms={self.norms!r} ({what}) is available for "
-                    f"loss='cosine' {needs}; got loss={self.loss!r}, stop_gradient={self.stop_gradient}"
+                    f"{needs}; got loss={self.loss!r}, stop_gradient={self.stop_gradient}"
                 )
             object.__setattr__(self, "moments", "exact")
         if not self.involves_norms:
