@@ -39,7 +39,7 @@ def approximations_for(loss: str | ModelSpec, target: str = "simsiam") -> dict[s
     A loss without norms (polynomial in A, B, C, e.g. Euclidean, IsoLoss-Euclidean): the
     derived eigenmode system itself, labelled by the loss name. A loss with norms (cosine-like):
     the exact finite-width flow (``norms="exact"``, labelled ``EXACT_LABEL``) where the spec
-    admits it (the cosine loss, with or without stop-gradient), exact moments and leading-order moments,
+    admits it (the cosine loss, with or without stop-gradient, and IsoLoss-cosine), exact moments and leading-order moments,
     both with self-consistent norms, and exact moments with norms frozen at their initial
     values; every other option of the spec kept.
 
