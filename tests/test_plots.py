@@ -227,7 +227,8 @@ def test_reproduce_verdicts_follow_from_the_numbers(rerun):
     assert emergence["verdict"] == emergence_verdict(emergence["t_emerge"], emergence["exact"], emergence["networks"])
     assert norm["verdict"] == collapse_verdict(norm["euclidean_collapsed_only"], norm["euclidean_networks"],
                                                norm["euclidean_modes_t60"], norm["cosine_exact"], norm["cosine_networks"])
-    assert cmp["verdict"] == ranking_verdict(cmp["best_against_network"], cmp["best_against_exact"])
+    assert cmp["verdict"] == ranking_verdict(cmp["best_against_network"], cmp["best_against_exact"],
+                                             cmp["unresolved_by_network"])
     # what the numbers imply, read off them here with the stated thresholds
     assert order["frozen_order"] == 6 and order["exact_homogeneity"] < VERDICT_TOL["homogeneity"]
     assert order["verdict"] == "holds only for the frozen-norm approximation"
@@ -238,7 +239,13 @@ def test_reproduce_verdicts_follow_from_the_numbers(rerun):
     assert norm["euclidean_collapsed_only"] and norm["euclidean_modes_t60"]["scale_end"] < 1e-3
     assert norm["euclidean_modes_t60"]["spread_end"] < norm["euclidean_modes_t60"]["spread_start"]
     assert norm["verdict"].startswith("holds for the direction p/||p||, not the scale")
-    agree = all(cmp["best_against_network"][h] == b for h, b in cmp["best_against_exact"].items())
+    for h, best in cmp["best_against_exact"].items():
+        errs = {lab: e for lab, e in cmp["against_exact"][h].items() if np.isfinite(e)}
+        assert best == min(errs, key=errs.get)
+        net_errs = sorted(e["p"] for lab, e in cmp["cosine"][h].items() if "p" in e and lab != "exact (finite width)")
+        assert (h in cmp["unresolved_by_network"]) == (net_errs[1] - net_errs[0] <= cmp["network_to_exact"][h])
+    agree = all(cmp["best_against_network"][h] == b and h not in cmp["unresolved_by_network"]
+                for h, b in cmp["best_against_exact"].items())
     assert (cmp["verdict"] == "holds") == agree
     assert rerun["verdicts"] == {"sixth_order": order["verdict"], "emergence": emergence["verdict"],
                                  "normalisation": norm["verdict"], "best_approximation": cmp["verdict"]}

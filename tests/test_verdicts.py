@@ -83,6 +83,9 @@ def test_each_verdict_follows_its_thresholds():
     assert ranking_verdict({4: "a", 16: "b", 256: "b"}, {4: "a", 16: "b"}) == "holds"
     assert ranking_verdict({4: "a", 16: "a"}, {4: "a", 16: "b"}) == "holds at h = 4; contradicted by the exact flow at h = 16"
     assert ranking_verdict({4: "a"}, {}).startswith("not judged")
+    assert ranking_verdict({4: "a", 16: "a", 64: "b"}, {4: "a", 16: "a", 64: "a"}, unresolved=[16]) == (
+        "holds at h = 4; not resolved by the network at h = 16; contradicted by the exact flow at h = 64")
+    assert ranking_verdict({4: "a"}, {4: "b"}) == "contradicted by the exact flow at every width"
 
 
 def test_errors_against_a_reference():

@@ -190,22 +190,28 @@ def collapse_verdict(euclid_collapsed_only: bool, euclid: Mapping[str, Mapping[s
     return "holds"
 
 
-def ranking_verdict(best_network: Mapping[int, str], best_exact: Mapping[int, str]) -> str:
-    """Claim (d): the best approximation per width, as ranked against the network. Holds at
-    the widths where the approximation closest to the network is also the one closest to the
-    exact flow; contradicted by the exact flow where they differ (widths without an exact flow
-    are not judged)."""
+def ranking_verdict(best_network: Mapping[int, str], best_exact: Mapping[int, str],
+                    unresolved: Sequence[int] = ()) -> str:
+    """Claim (d): the best approximation per width, as ranked against the network.
+
+    Judged at the widths with an exact flow (``best_exact``): contradicted by the exact flow
+    where the approximation closest to the network is not the one closest to the exact flow;
+    not resolved by the network where they agree but the network's margin between its best and
+    second-best approximation is within its own distance to the exact flow (``unresolved``);
+    holds elsewhere.
+    """
     judged = [h for h in best_network if h in best_exact]
     if not judged:
         return "not judged: the exact flow ran at no width"
     wrong = [h for h in judged if best_network[h] != best_exact[h]]
-    right = [h for h in judged if h not in wrong]
-    if not wrong:
+    loose = [h for h in judged if h not in wrong and h in unresolved]
+    right = [h for h in judged if h not in wrong and h not in loose]
+    if len(right) == len(judged):
         return "holds"
-    if not right:
+    if len(wrong) == len(judged):
         return "contradicted by the exact flow at every width"
-    return (f"holds at h = {', '.join(map(str, right))}; contradicted by the exact flow at "
-            f"h = {', '.join(map(str, wrong))}")
+    parts = [(right, "holds"), (loose, "not resolved by the network"), (wrong, "contradicted by the exact flow")]
+    return "; ".join(f"{what} at h = {', '.join(map(str, ws))}" for ws, what in parts if ws)
 
 
 def errors_against(reference: np.ndarray, predictions: Mapping[str, Mapping[str, np.ndarray]],
