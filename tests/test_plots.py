@@ -167,11 +167,110 @@ def test_reproduce_quick_writes_every_file(quick_run):
     assert "degree 6" in report and "0.2083" in report
 
 
-def test_reproduce_reruns_into_the_same_directory(quick_run):
+@pytest.fixture(scope="module")
+def rerun(quick_run):
+    """A second quick run into the same directory, after an interrupted run left broken files;
+    its numbers."""
     from dynamics import reproduce
 
     (quick_run / FIGURES[0]).write_bytes(b"truncated")  # as an interrupted run might leave it
     (quick_run / f".{FIGURES[1]}.tmp.png").write_bytes(b"partial")
-    reproduce(quick_run, quick=True, progress=False)
+    return reproduce(quick_run, quick=True, progress=False)
+
+
+def test_reproduce_reruns_into_the_same_directory(quick_run, rerun):
     assert (quick_run / FIGURES[0]).stat().st_size > 10_000
     assert not [p for p in quick_run.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp.png")]
+
+
+CLAIM_HEADINGS = {  # report heading of each judged claim -> its verdict in the numbers
+    "### 2a. Claim: the cosine mode is sixth-order": ("cosine", "sixth_order"),
+    "### 2b. Claim: a stable non-collapsed equilibrium emerges": ("cosine", "emergence"),
+    "### 2c. Claim: normalisation prevents the collapse": ("normalisation", None),
+    "### Claim: the best approximation per width": ("compare", None),
+}
+
+
+def _sections(report):
+    """{heading line: its lines up to the next heading}."""
+    out, head = {}, None
+    for line in report.splitlines():
+        if line.startswith("#"):
+            head = line
+            out[head] = []
+        elif head is not None:
+            out[head].append(line)
+    return out
+
+
+def test_reproduce_states_one_verdict_per_claim(quick_run, rerun):
+    from dynamics.ssl._verdicts import verdict_line
+
+    report = (quick_run / "report.md").read_text()
+    verdicts = [line for line in report.splitlines() if line.startswith("**Verdict:** ")]
+    assert len(verdicts) == len(CLAIM_HEADINGS) == len(rerun["verdicts"])
+    sections = _sections(report)
+    for heading, (key, sub) in CLAIM_HEADINGS.items():
+        (found,) = [h for h in sections if h.startswith(heading)]
+        lines = [line for line in sections[found] if line.startswith("**Verdict:")]
+        numbers = rerun[key][sub] if sub else rerun[key]
+        assert lines == [verdict_line(numbers["verdict"])], heading
+
+
+def test_reproduce_verdicts_follow_from_the_numbers(rerun):
+    from dynamics.ssl._verdicts import (VERDICT_TOL, collapse_verdict, emergence_verdict, order_verdict,
+                                        ranking_verdict)
+
+    order, emergence = rerun["cosine"]["sixth_order"], rerun["cosine"]["emergence"]
+    norm, cmp = rerun["normalisation"], rerun["compare"]
+    assert order["verdict"] == order_verdict(order["frozen_order"], order["exact_homogeneity"])
+    assert emergence["verdict"] == emergence_verdict(emergence["t_emerge"], emergence["exact"], emergence["networks"])
+    assert norm["verdict"] == collapse_verdict(norm["euclidean_collapsed_only"], norm["euclidean_networks"],
+                                               norm["euclidean_modes_t60"], norm["cosine_exact"], norm["cosine_networks"])
+    assert cmp["verdict"] == ranking_verdict(cmp["best_against_network"], cmp["best_against_exact"],
+                                             cmp["unresolved_by_network"])
+    # what the numbers imply, read off them here with the stated thresholds
+    assert order["frozen_order"] == 6 and order["exact_homogeneity"] < VERDICT_TOL["homogeneity"]
+    assert order["verdict"] == "holds only for the frozen-norm approximation"
+    ex = emergence["exact"]
+    assert emergence["t_emerge"] is not None and 0 < emergence["t_emerge"] < emergence["t1"]
+    assert ex["spread_drop"] < VERDICT_TOL["exact"] and ex["smallest_drop"] < VERDICT_TOL["exact"]
+    assert emergence["verdict"] == "holds only for the frozen-norm approximation"
+    assert norm["euclidean_collapsed_only"] and norm["euclidean_modes_t60"]["scale_end"] < 1e-3
+    assert norm["euclidean_modes_t60"]["spread_end"] < norm["euclidean_modes_t60"]["spread_start"]
+    assert norm["verdict"].startswith("holds for the direction p/||p||, not the scale")
+    for h, best in cmp["best_against_exact"].items():
+        errs = {lab: e for lab, e in cmp["against_exact"][h].items() if np.isfinite(e)}
+        assert best == min(errs, key=errs.get)
+        net_errs = sorted(e["p"] for lab, e in cmp["cosine"][h].items() if "p" in e and lab != "exact (finite width)")
+        assert (h in cmp["unresolved_by_network"]) == (net_errs[1] - net_errs[0] <= cmp["network_to_exact"][h])
+    agree = all(cmp["best_against_network"][h] == b and h not in cmp["unresolved_by_network"]
+                for h, b in cmp["best_against_exact"].items())
+    assert (cmp["verdict"] == "holds") == agree
+    assert rerun["verdicts"] == {"sixth_order": order["verdict"], "emergence": emergence["verdict"],
+                                 "normalisation": norm["verdict"], "best_approximation": cmp["verdict"]}
+
+
+def test_reproduce_exact_flow_numbers_independently(rerun):
+    """The exact flow's numbers behind the emergence verdict, recomputed from a separate
+    integration of the exact system (default tolerances, three record times) and from closed
+    forms: ||p||^2 e^(2 eta t) = ||p(0)||^2 (scale invariance) and the isotropic limit
+    p_j e^(eta t) -> ||p(0)|| / sqrt(K)."""
+    from dynamics import default_spectrum, integrate
+
+    eta, K, t1 = 0.3, 16, rerun["cosine"]["emergence"]["t1"]
+    start = default_spectrum(K, alpha_p=1.0, seed=0)
+    exact = derive(ModelSpec("cosine", "simsiam", norms="exact")).modes(K)
+    sol = integrate(exact, exact.pack(p=start["p"], s=start["s"]), (0, t1), {"sigma2": 0.2, "eta": eta, "alpha_p": 1.0},
+                    t_eval=[0.0, 0.5 * t1, t1], backend="scipy", progress=False)
+    p = exact.unpack(sol.y)["p"]
+    iso = np.linalg.norm(start["p"]) / np.sqrt(K)
+    scaled = np.linalg.norm(p, axis=1) ** 2 * np.exp(2 * eta * np.asarray(sol.t))
+    assert np.allclose(scaled, np.sum(start["p"] ** 2), rtol=1e-7, atol=0)
+    num = rerun["cosine"]["emergence"]
+    assert num["exact_isotropic"] == pytest.approx(iso, rel=1e-12)
+    lo, hi = num["exact_p_over_lambda_end"]
+    assert lo == pytest.approx(iso, rel=1e-6) and hi == pytest.approx(iso, rel=1e-6)
+    assert p[-1].min() / p[-1].max() == pytest.approx(num["exact"]["spread_end"], abs=1e-6)
+    assert num["exact"]["spread_start"] == pytest.approx(start["p"].min() / start["p"].max(), rel=1e-12)
+    assert num["exact"]["conservation"] < 1e-7

@@ -72,7 +72,7 @@ def plot_spectra(net: NetworkRun, predictions: Mapping[str, Mapping[str, np.ndar
     for j in pick:
         ax.plot(net.t, data[:, j], color="k", lw=1.6, alpha=0.8)
     ax.plot([], [], color="k", lw=1.6, label=f"network ($h = {h}$, true loss)")
-    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive"]
     for (label, pred), color in zip((predictions or {}).items(), colors):
         vals = pred[state]
         n2 = np.sum(pred["p"] ** 2, axis=-1) if state == "p" else np.sum(pred["s"], axis=-1)
