@@ -17,7 +17,8 @@ import jax as _jax
 _jax.config.update("jax_enable_x64", True)
 
 from . import symbols  # noqa: E402
-from ._interface import TIMES, DynamicalSystem, EigenmodeModel  # noqa: E402
+from ._interface import TIMES, Constraint, DynamicalSystem, EigenmodeModel  # noqa: E402
+from ._direction import DirectionSystem, direction_flow  # noqa: E402
 from ._cache import cache_dir, clear_cache  # noqa: E402
 from ._derive import derive  # noqa: E402
 from ._invariants import ConservationLaw, spectral_sum  # noqa: E402
@@ -48,6 +49,9 @@ from ._truth import (  # noqa: E402
 __all__ = [
     "DynamicalSystem",
     "EigenmodeModel",
+    "Constraint",
+    "DirectionSystem",
+    "direction_flow",
     "TIMES",
     "ODESystem",
     "Params",

@@ -13,7 +13,8 @@ compiled function:
   of one step, if any);
 - ``diffusion``: None for a deterministic system (the slot stochastic systems will fill);
 - code generation (``to_jax``, ``to_numpy``: ``f(t, y, params)`` on flat states);
-- structure: the collapse set, named partial-collapse sets, an invariant manifold, scaling
+- structure: the collapse set, named partial-collapse sets, an invariant manifold, an
+  invariant attracting ``constraint`` set (a direction flow's unit sphere), scaling
   powers with the parameter whose rate shrinks the scale (``weight_decay``);
 - capabilities: ``symbolic`` (the explicit SymPy equations that the exact analyses use, or
   None) and the flags ``is_polynomial`` / ``is_rational`` that follow from it.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import abc
 import math
+from dataclasses import dataclass
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
 
     from ._system import ODESystem
 
-__all__ = ["DynamicalSystem", "EigenmodeModel", "TIMES", "flat_names"]
+__all__ = ["Constraint", "DynamicalSystem", "EigenmodeModel", "TIMES", "flat_names"]
 
 TIMES = Names.define(
     "TIMES",
@@ -72,6 +74,24 @@ def flat_names(name: str, shape: tuple[int, ...]) -> tuple[str, ...]:
     return tuple(f"{name}_" + "_".join(str(i + 1) for i in idx) for idx in np.ndindex(*shape))
 
 
+@dataclass(frozen=True)
+class Constraint:
+    """An invariant, attracting set {y : c(y, params) = 0} that a system lives on (the unit
+    sphere of a direction flow). Its normal directions are not part of the dynamics:
+    classification reports the Jacobian on its tangent space.
+
+    Attributes
+    ----------
+    function : callable
+        ``c(y, params)`` -> array (..., m), JAX-traceable: m equations.
+    description : str
+        What the set is, in words (classification quotes it).
+    """
+
+    function: Callable[..., ArrayLike]
+    description: str
+
+
 class DynamicalSystem(abc.ABC):
     """A dynamical system as the numerics read it (see the module docstring).
 
@@ -96,7 +116,7 @@ class DynamicalSystem(abc.ABC):
         A flow or a map (``TIMES``); ``step_param`` the parameter one step's time is.
     diffusion : None
         The noise of a stochastic system (None: deterministic).
-    collapse, partial_collapse, manifold, scaling, weight_decay
+    collapse, partial_collapse, manifold, constraint, scaling, weight_decay
         The declared structure (see each property).
     symbolic : ODESystem or None
         The explicit equations the exact analyses use.
@@ -408,6 +428,11 @@ class DynamicalSystem(abc.ABC):
     def manifold(self) -> Mapping[str, sp.Expr] | None:
         """An invariant graph {state group: SymPy expression in the other groups' names and
         the parameters}, applied entrywise to groups with shapes (mode by mode), or None."""
+        return None
+
+    @property
+    def constraint(self) -> Constraint | None:
+        """An invariant, attracting set the system lives on (``Constraint``), or None."""
         return None
 
     @property

@@ -38,7 +38,7 @@ from ._interactive import InteractivePortrait, interactive_portrait  # noqa: E40
 from ._iterate import ITERATION_STATUSES, Iteration, iterate  # noqa: E402
 from ._phase_plane import Orbit, PhasePlane, SaddleManifold, phase_plane  # noqa: E402
 from ._plots import plot_basins, plot_bifurcation, plot_flow_1d, plot_phase_plane, plot_regimes, portrait  # noqa: E402
-from ._scale_free import ScaleFreePoint, scale_free_equilibria  # noqa: E402
+from ._scale_free import scale_free_equilibria  # noqa: E402
 from ._outcomes import STATUSES  # noqa: E402
 from ._solution import Solution  # noqa: E402
 from ._stability import Classification, classify, jacobian_at  # noqa: E402
@@ -88,7 +88,6 @@ __all__ = [
     "approximations_for",
     "EXACT_LABEL",
     "scale_free_equilibria",
-    "ScaleFreePoint",
     "MAX_EXACT_WIDTH",
     "Reference",
     "iterate",

@@ -17,11 +17,12 @@ from typing import NamedTuple
 import numpy as np
 import sympy as sp
 
-from derivations import FrozenMap, Names, ODESystem, Params
+from derivations import DynamicalSystem, FrozenMap, Names, ODESystem, Params
 
 from ._display import html_table, short_array
 from ._equilibria import equilibria
-from ._prepare import MAX_BISECTIONS, as_float, check_sweep, label, prepared, read_only
+from ._continuation import continued_bifurcation
+from ._prepare import MAX_BISECTIONS, as_float, check_sweep, label, numeric, prepared, read_only
 from ._roots import roots_batch
 from ._tolerance import COARSE_RTOL, COLLISION_RTOL, LOCATE_RTOL, RTOL, SINGULAR_COND, check_tol, is_zero
 from ._value import Value
@@ -216,7 +217,7 @@ class _Solver:
 
     def velocity(self, x: np.ndarray, v: float) -> np.ndarray:
         fv, _, jac = _derivative_functions(self.system, self.param)
-        args = [*x, *[float(as_float(self.base[n])) if n != self.param else v for n in self.system.param_names]]
+        args = [*x, *[numeric(self.base[n]) if n != self.param else v for n in self.system.param_names]]
         n = self.system.n_states
         with np.errstate(all="ignore"):
             J = np.array(jac(*args), dtype=float).reshape(n, n)
@@ -343,7 +344,7 @@ def _normal_form_kind(system: ODESystem, param: str, prm: dict, x: np.ndarray) -
     else transcritical if l . D^2 f(q, q) != 0, else pitchfork (Kuznetsov, Elements of
     Applied Bifurcation Theory, 3.3 and exercise 3.4)."""
     fv, hess, jac = _derivative_functions(system, param)
-    args = [*np.asarray(x, dtype=float), *[float(as_float(prm[n])) for n in system.param_names]]
+    args = [*np.asarray(x, dtype=float), *[numeric(prm[n]) for n in system.param_names]]
     J = np.array(jac(*args), dtype=float).reshape(system.n_states, system.n_states)
     U, _, Vt = np.linalg.svd(J)
     left, q = U[:, -1], Vt[-1]
@@ -356,8 +357,42 @@ def _normal_form_kind(system: ODESystem, param: str, prm: dict, x: np.ndarray) -
     return "transcritical" if abs(b) > COARSE_RTOL * (1.0 + float(np.max(np.abs(H)))) else "pitchfork"
 
 
+def _derivative_functions(system: DynamicalSystem, param: str):
+    """(df/dparam, the Hessian d^2 f/dx^2, the Jacobian df/dx) as functions of (*x, *params):
+    from the explicit equations, or by autodiff for a system served numerically."""
+    if system.symbolic is None:
+        return _numeric_derivative_functions(system, param)
+    return _symbolic_derivative_functions(system, param)
+
+
 @lru_cache(maxsize=64)
-def _derivative_functions(system: ODESystem, param: str):
+def _numeric_derivative_functions(system: DynamicalSystem, param: str):
+    import jax
+    import jax.numpy as jnp
+
+    f = system.to_jax(checked=False)
+    n, names = system.n_states, system.param_names
+
+    def split(args):
+        return jnp.asarray(np.asarray(args[:n], dtype=float)), {k: jnp.asarray(numeric(v)) for k, v in zip(names, args[n:])}
+
+    def fv(*args):
+        x, P = split(args)
+        return np.asarray(jax.jacfwd(lambda v: f(0.0, x, {**P, param: v}))(P[param])).ravel()
+
+    def hess(*args):
+        x, P = split(args)
+        return np.asarray(jax.jacfwd(jax.jacfwd(lambda y: f(0.0, y, P)))(x)).ravel()
+
+    def jac(*args):
+        x, P = split(args)
+        return np.asarray(jax.jacfwd(lambda y: f(0.0, y, P))(x)).ravel()
+
+    return fv, hess, jac
+
+
+@lru_cache(maxsize=64)
+def _symbolic_derivative_functions(system: ODESystem, param: str):
     v = system.symbols[param]
     args = list(system.states) + list(system.params)
     fv = [sp.diff(r, v) for r in system.rhs]
@@ -438,7 +473,7 @@ def _collision_values(system: ODESystem, param: str, base: dict, lo: float, hi: 
     return sorted({r for c in conds for r in _real_roots_in(c, v, lo, hi)})
 
 
-def bifurcation(system: ODESystem, sweep: tuple[str, Sequence[float]], params: Params, *,
+def bifurcation(system: DynamicalSystem, sweep: tuple[str, Sequence[float]], params: Params, *,
                 tol: float = LOCATE_RTOL, n_dense: int | None = None) -> Bifurcation:
     """Equilibria of ``system`` as the parameter ``param`` runs over ``values`` (``sweep`` =
     (param, values)), their branches, and the bifurcation points between the samples, located
@@ -459,6 +494,13 @@ def bifurcation(system: ODESystem, sweep: tuple[str, Sequence[float]], params: P
     - an equilibrium gains or loses a complex pair with positive real part: a **hopf** point,
       located by bisection on the sign of the pair's real part (the Brusselator at
       b = 1 + a^2).
+
+    A system served numerically only (``symbolic`` None: K-mode closures, the exact flow, a
+    direction flow) is continued instead: each equilibrium that multi-start Newton finds at the
+    two ends of the sweep is followed along the values (secant predictor, Newton corrector); a
+    change of its linear type is located by bisection and named by the eigenvalues that cross,
+    and a branch that cannot be continued ends at a fold. A branch born and dying inside the
+    sweep is not seen.
 
     A point that sits on a sampled value, whose side of the parameter range lies outside the
     parameter's domain, or where the local counts of equilibria cannot decide, is labelled
@@ -503,7 +545,7 @@ def bifurcation(system: ODESystem, sweep: tuple[str, Sequence[float]], params: P
         or ``n_dense``; parameters outside their domains.
     """
     tol = check_tol(tol)
-    reduced = prepared(system)
+    reduced = prepared(system) if not isinstance(system, DynamicalSystem) or system.symbolic is not None else system
     param, values = check_sweep(sweep, "sweep")
     if param not in reduced.param_names:
         raise ValueError(f"sweep names {param!r}, not a parameter of {label(system)}; choose one of {reduced.param_names}")
@@ -517,6 +559,8 @@ def bifurcation(system: ODESystem, sweep: tuple[str, Sequence[float]], params: P
     for end in (values[0], values[-1]):
         checked = reduced.check_params({**base, param: float(end)})
     base = {k: v for k, v in checked.items() if k != param}
+    if reduced.symbolic is None:
+        return continued_bifurcation(reduced, param, values, base, tol)
     solver = _Solver(reduced, param, base, tol, values)
 
     rows = [solver.at(v) for v in values]
@@ -535,7 +579,7 @@ def bifurcation(system: ODESystem, sweep: tuple[str, Sequence[float]], params: P
     branches = _branches(solver, values, n_dense)
     return Bifurcation(param, read_only(values), read_only(X), read_only(S, bool), read_only(M, bool),
                        tuple(points), reduced.state_names, branches, system.name or reduced.name,
-                       FrozenMap({k: float(as_float(v)) for k, v in base.items()}))
+                       FrozenMap({k: numeric(v) for k, v in base.items()}))
 
 
 def _events(solver: _Solver, lo: float, hi: float) -> list[BifurcationPoint]:

@@ -31,9 +31,12 @@ flags come from ``system.collapse_indices`` (no collapse states: never collapsed
 from __future__ import annotations
 
 import warnings
+from functools import lru_cache
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from numpy.typing import ArrayLike
 
 import mpmath
 import numpy as np
@@ -45,6 +48,7 @@ from ._display import html_table
 from ._stability import Classification, classify_at, to_mp, residual_and_scale
 from ._tolerance import (FLOAT_RANGE, FLOAT_RTOL, FLOAT_ZERO, HP_DPS, HP_RTOL, NEAR_RTOL, NEAR_SEPARATION, NEWTON_ATOL,
                          NEWTON_RTOL, RTOL, is_pseudo_root)
+from ._prepare import numeric
 from ._value import Value
 
 __all__ = ["equilibria", "Equilibrium", "EquilibriumCurve", "EquilibriumSet"]
@@ -256,8 +260,9 @@ def equilibria(
     params: Params,
     *,
     domain: Mapping[str, tuple] | None = None,
-    n_starts: int = 2000,
+    n_starts: int | None = None,
     seed: int = 0,
+    starts: ArrayLike | None = None,
 ) -> EquilibriumSet:
     """All real equilibria of ``system`` at ``params`` within ``domain``, classified.
 
@@ -273,7 +278,12 @@ def equilibria(
         are flagged).
     domain : {state name: (lower, upper)} (None for no bound), intersected with
         ``system.state_domain``. A point stable within the domain counts as stable.
-    n_starts, seed : multi-start Newton (non-rational systems).
+    n_starts, seed : multi-start Newton (non-rational systems): the number of starts (default
+        ``NEWTON_STARTS``: 2000 for explicit equations, 48 for systems served numerically
+        only) and the seed of their random draw. ``method`` says where they were drawn.
+    starts : array_like, optional
+        Further Newton starts, shape (m, n_states) (e.g. the equilibria at a nearby parameter
+        value); multi-start Newton only.
 
     Returns
     -------
@@ -297,7 +307,12 @@ def equilibria(
     if system.is_rational:
         with mpmath.workdps(HP_DPS):
             return _exact(system.symbolic, prm, bounds)
-    return _newton(system, prm, bounds, n_starts, seed)
+    extra = None
+    if starts is not None:
+        extra = np.asarray(starts, dtype=float).reshape(-1, system.n_states) if np.size(starts) else None
+        if extra is not None and not np.all(np.isfinite(extra)):
+            raise ValueError("starts must be finite")
+    return _newton(system, prm, bounds, n_starts, seed, extra)
 
 
 # -- exact elimination -------------------------------------------------------------------
@@ -783,43 +798,90 @@ def _mp_poly_value(expr: sp.Expr, sub: dict):
 # -- multi-start Newton (non-rational systems, K-mode systems) ---------------------------------
 
 
-def _newton(system, prm: dict[str, Any], bounds: list[sp.Interval], n_starts: int, seed: int) -> EquilibriumSet:
+NEWTON_STARTS = {"symbolic": 2000, "numeric": 48}
+"""Default number of Newton starts: for explicit (non-rational) equations, and for systems served
+numerically only (``symbolic`` None: K-mode closures, the exact flow, direction flows), whose
+right-hand side costs far more per evaluation."""
+
+_NEWTON_STEPS = 60
+_NEWTON_CHUNK = 256
+
+
+@lru_cache(maxsize=32)
+def _newton_solver(system):
+    """Batched Newton (least-squares steps) from many starts, stopping once every start has
+    converged or left the float range. The Jacobian is JAX's for explicit equations, and
+    forward differences (n + 1 evaluations in one batch) for systems served numerically, whose
+    autodiff through a quadrature costs several times that."""
     import jax
     import jax.numpy as jnp
 
+    f = system.to_jax(checked=False)
+    if system.symbolic is not None:
+        def value_and_jac(y, P):
+            g = lambda y: f(0.0, y, P)  # noqa: E731
+            return g(y), jax.jacfwd(g)(y)
+    else:
+        def value_and_jac(y, P):
+            h = 1e-7 * jnp.maximum(1.0, jnp.abs(y))
+            vals = f(0.0, jnp.concatenate([y[None], y[None] + jnp.diag(h)]), P)
+            return vals[0], ((vals[1:] - vals[0]) / h[:, None]).T
+
+    def newton(y, P):
+        def body(state):
+            i, y, _ = state
+            value, J = value_and_jac(y, P)
+            solved = jnp.max(jnp.abs(value)) <= 1e-3 * NEWTON_ATOL
+            step = jnp.where(solved, 0.0, jnp.linalg.lstsq(J, -value)[0])
+            y_new = y + step
+            done = (solved | ~jnp.all(jnp.isfinite(y_new))
+                    | (jnp.max(jnp.abs(step)) <= 1e-14 * jnp.maximum(1.0, jnp.max(jnp.abs(y_new)))))
+            return i + 1, y_new, done
+
+        return jax.lax.while_loop(lambda s: (s[0] < _NEWTON_STEPS) & ~s[2], body, (0, y, False))[1]
+
+    return jax.jit(jax.vmap(newton, in_axes=(0, None)))
+
+
+def _newton(system, prm: dict[str, Any], bounds: list[sp.Interval], n_starts: int | None, seed: int,
+            extra: np.ndarray | None = None) -> EquilibriumSet:
+    import jax.numpy as jnp
+
+    if n_starts is None:
+        n_starts = NEWTON_STARTS["symbolic" if system.symbolic is not None else "numeric"]
     if isinstance(n_starts, bool) or not isinstance(n_starts, int) or n_starts < 1:
         raise ValueError(f"n_starts must be a positive int; got {n_starts!r}")
-    fprm = {k: float(v) for k, v in prm.items()}
-    f = system.to_jax(checked=False)
+    fprm = {k: numeric(v) for k, v in prm.items()}
     n = system.n_states
+    solve = _newton_solver(system)
     P = {k: jnp.asarray(v) for k, v in fprm.items()}
-    g = lambda y: f(0.0, y, P)  # noqa: E731
-    jac = jax.jacfwd(g)
-
-    def newton(y):
-        def body(i, y):
-            step = jnp.linalg.lstsq(jac(y), -g(y))[0]
-            return y + step
-
-        return jax.lax.fori_loop(0, 60, body, y)
-
     box = _float_bounds(bounds)
     rng = np.random.default_rng(seed)
-    starts = rng.uniform(-0.5, 1.5, (n_starts, n))
+    starts = rng.uniform(-2.0, 2.0, (n_starts, n))
     for i, (lo, _hi) in box.items():
         if np.isfinite(lo):
             starts[:, i] = np.abs(starts[:, i]) + lo
+    searched = ", ".join(f"{name} in [{lo:.3g}, {hi:.3g}]" for name, lo, hi in
+                         zip(system.state_names, starts.min(axis=0), starts.max(axis=0)))
+    if extra is not None:
+        starts = np.concatenate([extra, starts])
+        searched += f", and from {len(extra)} given start(s)"
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ends = np.asarray(jax.jit(jax.vmap(newton))(jnp.asarray(starts)))
+        ends = np.concatenate([np.asarray(solve(jnp.asarray(starts[i:i + _NEWTON_CHUNK]), P))
+                               for i in range(0, len(starts), _NEWTON_CHUNK)])
     fn = system.to_numpy(checked=False)
     found: list[np.ndarray] = []
+    def residual(y):
+        with np.errstate(all="ignore"):
+            return float(np.max(np.abs(fn(0.0, y, fprm))))
+
     for y in ends:
         if not np.all(np.isfinite(y)) or not _inside_float(y, box, RTOL):
             continue
-        with np.errstate(all="ignore"):
-            if not np.max(np.abs(fn(0.0, y, fprm))) <= NEWTON_ATOL:
-                continue
+        y = _snap_zeros(y, residual)
+        if not residual(y) <= NEWTON_ATOL:
+            continue
         if any(np.allclose(y, z, rtol=NEWTON_RTOL, atol=RTOL) for z in found):
             continue
         found.append(y)
@@ -840,9 +902,23 @@ def _newton(system, prm: dict[str, Any], bounds: list[sp.Interval], n_starts: in
             ))
     what = "non-rational right-hand side" if system.symbolic is not None else "no explicit equations"
     return EquilibriumSet(
-        tuple(eqs), (), False, f"multi-start Newton ({n_starts} starts; {what}: the enumeration is not exhaustive)",
+        tuple(eqs), (), False, f"multi-start Newton ({n_starts} starts drawn uniformly in {searched}; {what}: "
+                               "the enumeration is not exhaustive)",
         "" if eqs else "Newton found no equilibrium inside the domain (the search is not exhaustive)",
     )
+
+
+def _snap_zeros(y: np.ndarray, residual) -> np.ndarray:
+    """Coordinates within sqrt(NEWTON_RTOL) of zero (relative to the point) set to exactly zero
+    when the residual there is within NEWTON_ATOL: Newton converges only linearly to a root on an
+    invariant coordinate subspace with a zero eigenvalue across it (a collapsed mode, x' ~ x^2),
+    and would leave it at ~1e-9, where the linearisation is that of a nearby non-equilibrium."""
+    small = np.abs(y) <= np.sqrt(NEWTON_RTOL) * max(1.0, float(np.max(np.abs(y))))
+    if small.any():
+        z = np.where(small, 0.0, y)
+        if residual(z) <= NEWTON_ATOL:
+            return z
+    return y
 
 
 def _inside_float(x: np.ndarray, bounds: dict, tol: float) -> bool:

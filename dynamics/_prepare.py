@@ -70,6 +70,13 @@ def as_float(v: Any) -> Any:
     return float(v) if isinstance(v, sp.Basic) else v
 
 
+def numeric(v: Any) -> float | np.ndarray:
+    """A parameter value as a float, or a float64 array for a parameter with a shape of its own
+    (one value per mode)."""
+    v = as_float(v)
+    return float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=float)
+
+
 def read_only(a: Any, dtype: Any = float) -> np.ndarray:
     out = np.array(a, dtype=dtype)
     out.flags.writeable = False

@@ -54,6 +54,7 @@ from derivations.codegen import lambdified
 from ._display import short_array
 from ._tolerance import (EQUILIBRIUM_RTOL, FLOAT_FLOOR, FLOAT_RTOL, FLOAT_ZERO, HP_DPS, HP_FLOOR, HP_RTOL, RTOL, balanced_size,
                          eig_scale, zero_eigenvalues)
+from ._prepare import numeric
 from ._value import Value
 
 __all__ = ["classify", "Classification", "jacobian_at"]
@@ -75,7 +76,8 @@ class Classification(Value):
     Attributes
     ----------
     jacobian : numpy.ndarray
-        Numeric Jacobian at the point (float64, read-only).
+        Numeric Jacobian at the point (float64, read-only); for a system that declares a
+        ``constraint``, on the constraint's tangent space (its normal directions left out).
     eigenvalues : numpy.ndarray
         Its eigenvalues (complex128, read-only; computed at high precision and rounded).
     kind : str
@@ -152,12 +154,19 @@ def jacobian_at(system: DynamicalSystem, x: ArrayLike, params: Params) -> np.nda
         vals = g(*np.asarray(x, dtype=float), *[float(params[n]) for n in sym.param_names])
         n = sym.n_states
         return np.array(vals, dtype=float).reshape(n, n)
-    import jax
     import jax.numpy as jnp
 
+    P = {k: jnp.asarray(numeric(params[k])) for k in system.param_names}
+    return np.asarray(_compiled_jacobian(system)(jnp.asarray(np.asarray(x, dtype=float)), P))
+
+
+@lru_cache(maxsize=64)
+def _compiled_jacobian(system: DynamicalSystem):
+    """jit(jacfwd) of a system served numerically, compiled once per system."""
+    import jax
+
     f = system.to_jax(checked=False)
-    P = {k: jnp.asarray(float(v)) for k, v in params.items()}
-    return np.asarray(jax.jacfwd(lambda y: f(0.0, y, P))(jnp.asarray(np.asarray(x, dtype=float))))
+    return jax.jit(jax.jacfwd(lambda y, P: f(0.0, y, P)))
 
 
 def classify(
@@ -294,7 +303,7 @@ def residual_and_scale(system, prm: Mapping[str, Any], x: Any) -> tuple[float, f
     """(max_i |f_i(x)|, max_i sum |terms of f_i at x|) in float64: rounding of x alone leaves
     a residual of order eps * scale. Without explicit equations the scale is |J| |x| + 1 (no terms)."""
     xf = np.asarray([float(v) for v in x], dtype=float)
-    pv = [float(prm[n]) for n in system.param_names]
+    pv = [numeric(prm[n]) for n in system.param_names]
     sym = system.symbolic
     if sym is None:
         f = system.to_numpy(checked=False)
@@ -345,11 +354,11 @@ def classify_at(system, prm: Mapping[str, Any], point: tuple, *, rtol: float, bo
     inside ``mpmath.workdps(HP_DPS)``. ``multiplicity``: exact multiplicity of a one-state
     root (decides "zero eigenvalue" exactly)."""
     bounds = bounds or {}
-    n = system.n_states
     lin = _linearise(system, prm, point, rtol)
+    n = len(lin.ev)
     J, ev, rtol = lin.J, lin.ev, lin.rtol
     precision = "high" if rtol < FLOAT_RTOL else "float"
-    scale = eig_scale(J)
+    scale = max(eig_scale(J), lin.reference)  # numerically served: zero relative to the whole Jacobian
     floor = (HP_FLOOR if precision == "high" else FLOAT_FLOOR) * balanced_size(J, lin.sizes)
     zero = zero_eigenvalues(ev, scale, rtol, floor)
     if n == 1 and multiplicity is not None:
@@ -358,6 +367,8 @@ def classify_at(system, prm: Mapping[str, Any], point: tuple, *, rtol: float, bo
     n_pos = int(np.sum(~zero & (ev.real > 0)))
     n_neg = n - n_zero - n_pos
     oscillating = bool(np.any(np.abs(ev.imag) > max(rtol * scale, floor)))
+    if system.constraint is not None:
+        note = "; ".join(x for x in (f"on the tangent space of {system.constraint.description}", note) if x)
     tail = f"; {note}" if note else ""
 
     def out(kind, stable, hyperbolic, index, reason, **kw):
@@ -384,6 +395,8 @@ def classify_at(system, prm: Mapping[str, Any], point: tuple, *, rtol: float, bo
         return out("non-hyperbolic (undecided)", None, False, 0,
                    f"{n_zero} eigenvalues on the imaginary axis: a centre manifold of dimension {n_zero} "
                    "(e.g. Bogdanov-Takens, fold-Hopf) is not analysed")
+    if lin.sym is None:
+        return _one_zero_numeric(out, system, prm, lin, point, scale, bounds)
     return _one_zero_eigenvalue(out, lin, point, scale, bounds, multiplicity if n == 1 else None)
 
 
@@ -402,6 +415,7 @@ class _Linearisation:
     J_mp: Any
     xv: Any
     pv: Any
+    reference: float = 0.0
 
 
 def _linearise(system, prm: Mapping[str, Any], point: tuple, rtol: float) -> _Linearisation:
@@ -425,13 +439,39 @@ def _linearise(system, prm: Mapping[str, Any], point: tuple, rtol: float) -> _Li
             ev, rtol = np.linalg.eigvals(J), max(rtol, FLOAT_RTOL)
     else:
         J_mp, xv, pv = None, None, None
-        J = jacobian_at(system, np.array([float(v) for v in point]), prm)
-        ev, rtol = np.linalg.eigvals(J), max(rtol, FLOAT_RTOL)
-        sizes = np.abs(J)
+        x = np.array([float(v) for v in point])
+        J = jacobian_at(system, x, prm)
+        rtol = max(rtol, FLOAT_RTOL)
+        sizes, reference = np.abs(J), float(np.linalg.norm(J))
+        if not np.all(np.isfinite(J)):
+            raise ValueError(f"the Jacobian of {system.name or 'the system'} is not finite at x = {x}: the right-hand "
+                             "side is singular or undefined there")
+        if system.constraint is not None:
+            J, sizes = _on_tangent_space(system, x, prm, J)
+        ev = np.linalg.eigvals(J)
     J.setflags(write=False)
     ev = ev[np.lexsort((ev.imag, ev.real))]
     ev.setflags(write=False)
-    return _Linearisation(J, ev, sizes, rtol, sym, J_mp, xv, pv)
+    return _Linearisation(J, ev, sizes, rtol, sym, J_mp, xv, pv, reference if sym is None else 0.0)
+
+
+def _on_tangent_space(system, x: np.ndarray, prm: Mapping[str, Any], J: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Jacobian restricted to the tangent space of the system's constraint {c = 0} at x,
+    T^T J T with T an orthonormal basis of the null space of dc/dx: the constraint set is
+    invariant, so J maps its tangent space into itself at an equilibrium on it, and its normal
+    directions (declared not part of the dynamics) are left out. With it, the sizes that set its
+    eigenvalues' noise floor: those of the whole Jacobian, spread evenly (the tangent block of a
+    point where every tangent rate vanishes is rounding noise against the normal rates)."""
+    import jax
+    import jax.numpy as jnp
+    from scipy.linalg import null_space
+
+    c = system.constraint.function
+    P = {k: jnp.asarray(numeric(v)) for k, v in prm.items()}
+    C = np.atleast_2d(np.asarray(jax.jacfwd(lambda y: c(y, P))(jnp.asarray(x))))
+    T = null_space(C)
+    Jt = T.T @ J @ T
+    return Jt, np.full(Jt.shape, np.linalg.norm(J) / max(1, Jt.shape[0]))
 
 
 def _imaginary_pair(out, lin: _Linearisation, centre: np.ndarray) -> Classification:
@@ -482,6 +522,55 @@ def _one_zero_eigenvalue(out, lin: _Linearisation, point: tuple, scale: float, b
                    f"{flow}: semi-stable, and the domain boundary leaves only the attracting side",
                    centre_flow=(order, coeff))
     return out("semi-stable", False, False, 0, f"{flow}: attracting from one side only", centre_flow=(order, coeff))
+
+
+def _one_zero_numeric(out, system, prm: Mapping[str, Any], lin: _Linearisation, point: tuple, scale: float,
+                      bounds: dict) -> Classification:
+    """One zero eigenvalue of a system served numerically, decided by the flow along the null
+    direction on either side: c(+-h) = w . f(x +- h v) / (w . v), with v, w the right and left
+    null vectors of the Jacobian (in the full coordinates: the centre manifold of a system with
+    a constraint lies in the constraint set), at h = 1e-3 and 1e-4 (relative to the point). No
+    Taylor expansion is assumed: the exact flow at a collapsed mode is not smooth (its rate goes
+    like p^1.7 at K = 2). Pointing away on both sides: unstable; towards x on both sides:
+    stable; the same way on both: semi-stable (stable where the domain leaves only the attracting
+    side). Values within the rounding of f at x, or signs that differ between the two steps:
+    undecided."""
+    x = np.array([float(v) for v in point])
+    J = jacobian_at(system, x, prm)
+    vals, right = np.linalg.eig(J)
+    valsl, left = np.linalg.eig(J.T)
+    v = np.real(right[:, np.argmin(np.abs(vals))])
+    w = np.real(left[:, np.argmin(np.abs(valsl))])
+    v = v / np.linalg.norm(v)
+    f = system.to_numpy(checked=False)
+    P = {k: numeric(val) for k, val in prm.items()}
+    size = max(1.0, float(np.max(np.abs(x))))
+    signs = []
+    rates = []
+    for h in (1e-3 * size, 1e-4 * size):
+        with np.errstate(all="ignore"):
+            c = [float(w @ f(0.0, x + side * h * v, P) / (w @ v)) for side in (1.0, -1.0)]
+        noise = 1e3 * np.finfo(float).eps * max(scale, 1e-300) * size
+        if not all(np.isfinite(c)) or min(abs(c[0]), abs(c[1])) <= noise:
+            signs.append(None)
+        else:
+            signs.append((int(np.sign(c[0])), int(np.sign(c[1]))))
+        rates.append(c)
+    along = (f"flow along the null vector v: w.f(x + h v) = {rates[1][0]:.3g}, w.f(x - h v) = {rates[1][1]:.3g} at "
+             f"h = {1e-4 * size:.0e}")
+    if signs[0] is None or signs[0] != signs[1]:
+        return out("non-hyperbolic (undecided)", None, False, 0,
+                   f"one zero eigenvalue; {along}: within rounding, or its sign changes with h")
+    plus, minus = signs[0]
+    if plus > 0 and minus < 0:
+        return out("non-hyperbolic unstable node", False, False, 1, f"one zero eigenvalue; {along}: repelling on both sides")
+    if plus < 0 and minus > 0:
+        return out("non-hyperbolic stable node", True, False, 0, f"one zero eigenvalue; {along}: attracting on both sides")
+    attracting = -plus  # both point the same way: the side they point from is attracted
+    if _allowed_side(x, v, bounds) == attracting:
+        return out("non-hyperbolic stable node (boundary)", True, False, 0,
+                   f"one zero eigenvalue; {along}: semi-stable, and the domain boundary leaves only the attracting side")
+    return out("semi-stable", False, False, 0, f"one zero eigenvalue; {along}: attracting from one side only")
 
 
 def _allowed_side(x: np.ndarray, v0: np.ndarray, bounds: dict) -> float:

@@ -19,7 +19,6 @@ from dynamics import (
     Classification,
     Comparison,
     Iteration,
-    ScaleFreePoint,
     Solution,
     bifurcation,
     equilibria,
@@ -228,9 +227,6 @@ def test_reprs_of_large_results_stay_short():
     cls = Classification(jacobian=np.eye(n), eigenvalues=np.ones(n, complex), kind="unstable node", stable=False,
                          hyperbolic=True, index=n, reason="all eigenvalues positive")
     assert len(repr(cls)) < 250 and "\n" not in repr(cls)
-    point = ScaleFreePoint(direction=np.ones(1000) / np.sqrt(1000), state=np.ones(2000), residual=1e-12,
-                           eigenvalues=-np.ones(999), stable=True)
-    assert len(repr(point)) < 150 and "\n" not in repr(point)
 
 
 def test_phase_plane_and_basins_reprs_and_html_lotka_volterra():
