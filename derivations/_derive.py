@@ -441,6 +441,10 @@ def _model_facts(spec: ModelSpec, states: list, rhs: list, params: tuple) -> dic
         # N_psi^2 = c sum p^2 s ~ lambda^4, N_phi^2 = c sum tau^2 s ~ lambda^2, T = sum tau p s ~ lambda^3
         powers = {"p": 1, "s": 2, "N_psi": 2, "N_phi": 1, "T": 3}
         scaling = {k: v for k, v in powers.items() if k in names}
+    elif spec.predictor == "directpred" and not spec.eps and not spec.isoloss and is_scale_invariant(spec.loss_expr):
+        # W_P = F^alpha (or (F/s_max)^alpha) only rescales with Phi, which the loss does not see,
+        # and is not differentiated: s ~ lambda^2 (eps would add a scale of its own)
+        scaling = {"s": 2}
     return {
         "state_domain": {"s": sp.Interval(0, sp.oo)},
         "param_domain": {str(v): _PARAM_DOMAIN[v] for v in params if v in _PARAM_DOMAIN},

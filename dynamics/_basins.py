@@ -39,7 +39,8 @@ class Basins(Value):
         (ny, nx) index into ``attractors`` of the stable equilibrium each trajectory
         approaches (the nearest one at t1), -1 where there is none (or it left).
     attractors : tuple of Equilibrium
-        The stable equilibria (symbolic systems; empty for K-mode ModeSystems).
+        The stable equilibria (all of them for symbolic systems; those multi-start Newton finds
+        for systems served numerically with at most 8 states; none for larger ones).
     collapsed : numpy.ndarray of bool
         (ny, nx) True where the trajectory collapses: its attractor is a collapsed
         equilibrium, or every collapse state fell below ``collapse.tol``. All False when the
@@ -147,7 +148,7 @@ def basins(
 ) -> Basins:
     """Integrate from every point of ``grid`` = {x state: values, y state: values} (the other
     states from ``fixed``) to ``t1`` in one batched ``integrate`` call and record where each
-    trajectory ends: the nearest stable equilibrium (symbolic systems) and, where the system
+    trajectory ends: the nearest stable equilibrium (see ``Basins.attractors``) and, where the system
     declares collapse states (``system.collapse_indices``), whether it collapsed.
 
     Initial states that start on the collapse set's boundary are marked ``excluded`` and left
@@ -265,14 +266,20 @@ def _grid_starts(system: System, xn: str, yn: str, X: np.ndarray, Y: np.ndarray,
     return y0
 
 
+_NEWTON_ATTRACTOR_STATES = 8
+"""Largest system served numerically whose attractors ``basins`` looks for by multi-start Newton
+(a K-mode exact flow costs about 10 ms per evaluation; larger ones report no attractors)."""
+
+
 def _nearest_attractors(system: System, params: Params, final: np.ndarray, status: np.ndarray, idx: np.ndarray,
                         collapsed: np.ndarray) -> tuple[tuple, np.ndarray]:
-    """The stable equilibria of a symbolic system and, per grid point, the index of the one its
-    trajectory ended near (-1: none, or blew up). Marks in ``collapsed`` (in place) the points
-    that ended near a collapsed attractor."""
+    """The stable equilibria of a symbolic system, or those multi-start Newton finds for a system
+    served numerically with at most ``_NEWTON_ATTRACTOR_STATES`` states, and, per grid point,
+    the index of the one its trajectory ended near (-1: none, or blew up). Marks in
+    ``collapsed`` (in place) the points that ended near a collapsed attractor."""
     attractors: tuple = ()
     attractor = np.full(final.shape[:-1], -1)
-    if system.symbolic is not None:  # explicit equations: its equilibria are enumerable
+    if system.symbolic is not None or system.n_states <= _NEWTON_ATTRACTOR_STATES:
         attractors = tuple(e for e in equilibria(system, params) if e.stable)
         if attractors:
             # slow attractors (rates ~ eta) are approached, not reached, by t1: take the nearest

@@ -52,12 +52,17 @@ class _Tracker:
         the previous point ``near`` that continuation allows."""
         import jax.numpy as jnp
 
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            y = np.asarray(self.solve(jnp.asarray(guess[None]), {k: jnp.asarray(val) for k, val in self.params(v).items()}))[0]
+        P = {k: jnp.asarray(val) for k, val in self.params(v).items()}
+
+        def newton(start):
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return np.asarray(self.solve(jnp.asarray(start[None]), P))[0]
+
+        y = newton(guess)
         if not np.all(np.isfinite(y)):
             return None
-        y = _snap_zeros(y, lambda z: self.residual(z, v))
+        y = _snap_zeros(y, lambda z: self.residual(z, v), newton)
         if self.residual(y, v) > NEWTON_ATOL:
             return None
         if np.max(np.abs(y - near)) > 0.25 * max(1.0, float(np.max(np.abs(near)))):

@@ -879,7 +879,7 @@ def _newton(system, prm: dict[str, Any], bounds: list[sp.Interval], n_starts: in
     for y in ends:
         if not np.all(np.isfinite(y)) or not _inside_float(y, box, RTOL):
             continue
-        y = _snap_zeros(y, residual)
+        y = _snap_zeros(y, residual, lambda z: np.asarray(solve(jnp.asarray(z[None]), P))[0])
         if not residual(y) <= NEWTON_ATOL:
             continue
         if any(np.allclose(y, z, rtol=NEWTON_RTOL, atol=RTOL) for z in found):
@@ -908,16 +908,23 @@ def _newton(system, prm: dict[str, Any], bounds: list[sp.Interval], n_starts: in
     )
 
 
-def _snap_zeros(y: np.ndarray, residual) -> np.ndarray:
+def _snap_zeros(y: np.ndarray, residual, polish=None) -> np.ndarray:
     """Coordinates within sqrt(NEWTON_RTOL) of zero (relative to the point) set to exactly zero
-    when the residual there is within NEWTON_ATOL: Newton converges only linearly to a root on an
-    invariant coordinate subspace with a zero eigenvalue across it (a collapsed mode, x' ~ x^2),
-    and would leave it at ~1e-9, where the linearisation is that of a nearby non-equilibrium."""
+    when the residual there is within NEWTON_ATOL, after a Newton polish from the zeroed point if
+    one is given (zeroing may move the point off a constraint): Newton converges only linearly to
+    a root on an invariant coordinate subspace with a zero eigenvalue across it (a collapsed
+    mode, x' ~ x^2), and would leave it at ~1e-9, where the linearisation is that of a nearby
+    non-equilibrium."""
     small = np.abs(y) <= np.sqrt(NEWTON_RTOL) * max(1.0, float(np.max(np.abs(y))))
     if small.any():
         z = np.where(small, 0.0, y)
         if residual(z) <= NEWTON_ATOL:
             return z
+        if polish is not None:
+            with np.errstate(all="ignore"):
+                z = np.where(small, 0.0, polish(z))
+            if np.all(np.isfinite(z)) and residual(z) <= NEWTON_ATOL:
+                return z
     return y
 
 

@@ -354,7 +354,16 @@ def classify_at(system, prm: Mapping[str, Any], point: tuple, *, rtol: float, bo
     inside ``mpmath.workdps(HP_DPS)``. ``multiplicity``: exact multiplicity of a one-state
     root (decides "zero eigenvalue" exactly)."""
     bounds = bounds or {}
-    lin = _linearise(system, prm, point, rtol)
+    try:
+        lin = _linearise(system, prm, point, rtol)
+    except _NotDifferentiable:
+        J = jacobian_at(system, np.array([float(v) for v in point]), prm)
+        J.setflags(write=False)
+        ev = np.full(J.shape[0], np.nan + 0j)
+        ev.setflags(write=False)
+        return Classification(J, ev, "non-hyperbolic (undecided)", None, False, 0,
+                              "the Jacobian is not finite here: the right-hand side is not differentiable at the point "
+                              "(e.g. s^alpha with alpha < 1 at s = 0)" + (f"; {note}" if note else ""))
     n = len(lin.ev)
     J, ev, rtol = lin.J, lin.ev, lin.rtol
     precision = "high" if rtol < FLOAT_RTOL else "float"
@@ -398,6 +407,10 @@ def classify_at(system, prm: Mapping[str, Any], point: tuple, *, rtol: float, bo
     if lin.sym is None:
         return _one_zero_numeric(out, system, prm, lin, point, scale, bounds)
     return _one_zero_eigenvalue(out, lin, point, scale, bounds, multiplicity if n == 1 else None)
+
+
+class _NotDifferentiable(Exception):
+    """The Jacobian of a system served numerically is not finite at the point."""
 
 
 @dataclass(frozen=True)
@@ -444,8 +457,7 @@ def _linearise(system, prm: Mapping[str, Any], point: tuple, rtol: float) -> _Li
         rtol = max(rtol, FLOAT_RTOL)
         sizes, reference = np.abs(J), float(np.linalg.norm(J))
         if not np.all(np.isfinite(J)):
-            raise ValueError(f"the Jacobian of {system.name or 'the system'} is not finite at x = {x}: the right-hand "
-                             "side is singular or undefined there")
+            raise _NotDifferentiable(x)
         if system.constraint is not None:
             J, sizes = _on_tangent_space(system, x, prm, J)
         ev = np.linalg.eigvals(J)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from derivations import DirectionSystem, DynamicalSystem, ModelSpec, ODESystem, derive, direction_flow
-from dynamics import bifurcation, classify, equilibria, integrate, scale_free_equilibria
+from dynamics import basins, bifurcation, classify, equilibria, integrate, scale_free_equilibria
 
 CHEAP_QUADRATURE = {"step": 0.8, "lower": -40.0, "upper": 40.0}
 """Ten times fewer quadrature nodes than the default: the exact flow's rates change by 1.4e-8
@@ -198,3 +198,50 @@ def test_direction_flow_refuses_what_it_cannot_serve():
         d.check_params({**SIMSIAM, "eta": 0.1})
     with pytest.raises(ValueError, match="shape"):
         d.split(np.ones(3))
+
+
+@pytest.mark.parametrize("spec, point", [
+    (dict(), {"p": np.array([0.7, 0.3]), "s": np.array([0.49, 0.09])}),
+    (dict(predictor="directpred"), {"s": np.array([0.7, 0.3])}),
+])
+def test_declared_scaling_holds_for_the_exact_flow(spec, point):
+    """f0(lambda^w y) = lambda^(w - 2) f0(y) at eta = 0, and sum_i dN/dy_i f0_i = 0 (the norm is
+    conserved): checked numerically on the flow, not read from the declaration."""
+    modes = _exact(2, **spec)
+    f = modes.to_numpy()
+    params = {"sigma2": 0.2, "eta": 0.0, **({"alpha": 0.5} if "predictor" in spec else {"alpha_p": 1.0})}
+    w = modes.expand(modes.scaling)
+    y = modes.pack(**point)
+    base = f(0.0, y, params)
+    for lam in (0.3, 2.5):
+        np.testing.assert_allclose(f(0.0, lam**w * y, params), lam ** (w - 2) * base, rtol=1e-9, atol=1e-15)
+    grad_n = np.where(w == 1, 2 * y, 0.0) if "p" in point else np.ones_like(y)
+    assert abs(grad_n @ base) < 1e-8 * np.abs(grad_n * base).sum()
+
+
+def test_directpred_direction_has_one_stable_branch_over_alpha():
+    """DirectPred (W_P = F^alpha) with data spectrum (1, 0.3): s/sum(s) has one stable interior
+    direction for alpha in [0.1, 2], which moves towards the isotropic one as alpha grows; the
+    collapsed corners stay exactly on the axes."""
+    d = direction_flow(_exact(2, predictor="directpred", data="spectrum"))
+    b = bifurcation(d, ("alpha", np.linspace(0.1, 2.0, 5)), {"sigma2": 0.2, "lambda": np.array([1.0, 0.3])})
+    assert b.points == ()
+    stable = [br for br in b.branches if br.stable.all()]
+    assert len(stable) == 1 and np.all(np.diff(stable[0].x[:, 0]) < 0) and stable[0].x[-1, 0] > 0.5
+    corners = [br for br in b.branches if not br.stable.any()]
+    assert corners and all(np.all(np.sort(np.abs(br.x), axis=1) == [0.0, 1.0]) for br in corners)
+
+
+def test_basins_of_the_direction_flow():
+    """Starts with every p_j > 0 end on the stable interior direction; a start with some p_j < 0
+    ends on a collapsed corner (those modes go to 0 from below: the corners attract from the
+    negative side, which makes them semi-stable), not on a stable equilibrium."""
+    d = direction_flow(_exact(2, data="spectrum"))
+    params = {"alpha_p": 1.0, "sigma2": 0.2, "lambda": np.array([1.0, 0.3])}
+    grid = {"p_1": np.array([-0.9, -0.4, 0.4, 0.9]), "p_2": np.array([-0.8, 0.3, 0.7])}
+    b = basins(d, grid, params, t1=30.0, progress=False)
+    assert [e.kind for e in b.attractors] == ["stable node"] and np.all(b.attractors[0].x > 0)
+    positive = (grid["p_2"][:, None] > 0) & (grid["p_1"][None, :] > 0)
+    assert np.all(b.attractor[positive] == 0) and np.all(b.attractor[~positive] == -1)
+    np.testing.assert_allclose(b.final[positive], np.broadcast_to(b.attractors[0].x, b.final[positive].shape), atol=1e-4)
+    assert np.all(np.min(np.abs(b.final[~positive]), axis=-1) < 1e-2)  # algebraic approach, |p_j|^1.7-like
