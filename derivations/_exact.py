@@ -436,7 +436,7 @@ def _mode_integrals(al, be, ga, ex, h, leg=None):
     u = ex[:, None, None] / EA  # (..., n, 1, 1)
     v = ex[None, :, None] / EC  # (..., 1, n, 1)
     a, b, g = (z[..., None, None, :] for z in (al, be, ga))  # (..., 1, 1, K)
-    delta = a * b - g * g
+    delta = jnp.maximum(a * b - g * g, 0.0)  # >= 0 (Cauchy-Schwarz); 0 for identical views, where rounding could flip it
     q = 1 + 2 * u * a + 2 * v * b + 4 * u * v * delta  # (..., n, n, K)
     log_z = -0.5 * jnp.sum(jnp.log(q), axis=-1, keepdims=True)  # prod_k q_k^(-1/2)
     s_aa = (a + 2 * v * delta) / q

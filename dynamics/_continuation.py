@@ -26,7 +26,7 @@ from derivations import DynamicalSystem, FrozenMap
 from ._equilibria import _newton_solver, _snap_zeros, equilibria
 from ._prepare import MAX_BISECTIONS, numeric, read_only
 from ._stability import classify
-from ._tolerance import NEWTON_ATOL, NEWTON_RTOL
+from ._tolerance import CONTINUATION_JUMP, CONTINUATION_RTOL, NEWTON_ATOL, NEWTON_RTOL
 
 __all__ = ["continued_bifurcation"]
 
@@ -65,7 +65,7 @@ class _Tracker:
         y = _snap_zeros(y, lambda z: self.residual(z, v), newton)
         if self.residual(y, v) > NEWTON_ATOL:
             return None
-        if np.max(np.abs(y - near)) > 0.25 * max(1.0, float(np.max(np.abs(near)))):
+        if np.max(np.abs(y - near)) > CONTINUATION_JUMP * max(1.0, float(np.max(np.abs(near)))):
             return None
         return y
 
@@ -81,6 +81,10 @@ class _Tracker:
         if y is None and prev is not None:
             y = self.correct(x, v1, x)
         return y
+
+
+def _same(x: np.ndarray, y: np.ndarray) -> bool:
+    return bool(np.max(np.abs(x - y)) <= CONTINUATION_RTOL * max(1.0, float(np.max(np.abs(x)))))
 
 
 def _follow(tr: _Tracker, x0: np.ndarray, values: np.ndarray) -> tuple[list, list, list]:
@@ -165,7 +169,7 @@ def continued_bifurcation(system: DynamicalSystem, param: str, values: np.ndarra
     reached = [xs[-1] for vs, xs in paths if vs[-1] == float(values[-1])]
     for e in last:
         x = np.asarray(e.x, dtype=float)
-        if any(np.max(np.abs(x - y)) <= 1e3 * NEWTON_RTOL * max(1.0, float(np.max(np.abs(x)))) for y in reached):
+        if any(_same(x, y) for y in reached):
             continue
         vs, xs, ev = _follow(tr, x, values[::-1])
         paths.append((vs[::-1], xs[::-1]))
@@ -179,7 +183,7 @@ def continued_bifurcation(system: DynamicalSystem, param: str, values: np.ndarra
             i = int(np.argmin(np.abs(values - v)))
             s = bool(tr.kind(x, v)[1])
             stable.append(s)
-            if not any(np.max(np.abs(x - y)) <= 1e3 * NEWTON_RTOL * max(1.0, float(np.max(np.abs(x)))) for y, _ in rows[i]):
+            if not any(_same(x, y) for y, _ in rows[i]):
                 rows[i].append((x, s))
         branches.append(Branch(read_only(vs), read_only(np.array(xs).reshape(len(xs), n)), read_only(stable, bool)))
     n_max = max((len(r) for r in rows), default=0)

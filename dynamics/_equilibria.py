@@ -47,7 +47,7 @@ from derivations import DynamicalSystem, ODESystem, Params
 from ._display import html_table
 from ._stability import Classification, classify_at, to_mp, residual_and_scale
 from ._tolerance import (FLOAT_RANGE, FLOAT_RTOL, FLOAT_ZERO, HP_DPS, HP_RTOL, NEAR_RTOL, NEAR_SEPARATION, NEWTON_ATOL,
-                         NEWTON_RTOL, RTOL, is_pseudo_root)
+                         NEWTON_RTOL, NEWTON_STOP, RTOL, is_pseudo_root)
 from ._prepare import numeric
 from ._value import Value
 
@@ -831,11 +831,11 @@ def _newton_solver(system):
         def body(state):
             i, y, _ = state
             value, J = value_and_jac(y, P)
-            solved = jnp.max(jnp.abs(value)) <= 1e-3 * NEWTON_ATOL
+            solved = jnp.max(jnp.abs(value)) <= NEWTON_STOP["residual"]
             step = jnp.where(solved, 0.0, jnp.linalg.lstsq(J, -value)[0])
             y_new = y + step
             done = (solved | ~jnp.all(jnp.isfinite(y_new))
-                    | (jnp.max(jnp.abs(step)) <= 1e-14 * jnp.maximum(1.0, jnp.max(jnp.abs(y_new)))))
+                    | (jnp.max(jnp.abs(step)) <= NEWTON_STOP["step"] * jnp.maximum(1.0, jnp.max(jnp.abs(y_new)))))
             return i + 1, y_new, done
 
         return jax.lax.while_loop(lambda s: (s[0] < _NEWTON_STEPS) & ~s[2], body, (0, y, False))[1]

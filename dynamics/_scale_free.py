@@ -22,9 +22,9 @@ def scale_free_equilibria(
     ``equilibria(direction_flow(system), params)``, with the weight decay dropped from
     ``params`` (it only moves the scale).
 
-    Each equilibrium is a direction on the unit sphere N(u) = sum_i |u_i|^(2/w_i) = 1 of the
-    states off the manifold (for K modes of a learned predictor, p / ||p||), classified on the
-    sphere's tangent space: the scaling ray, the symmetry's zero mode, is left out.
+    Each equilibrium is a direction on the unit sphere ``N(u) = sum_i |u_i|^(2/w_i) = 1`` of the
+    states off the manifold (for K modes of a learned predictor, ``p / ||p||``), classified on
+    the sphere's tangent space: the scaling ray, the symmetry's zero mode, is left out.
 
     Parameters
     ----------

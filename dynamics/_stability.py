@@ -52,7 +52,7 @@ from derivations import DynamicalSystem, ODESystem, Params
 from derivations.codegen import lambdified
 
 from ._display import short_array
-from ._tolerance import (EQUILIBRIUM_RTOL, FLOAT_FLOOR, FLOAT_RTOL, FLOAT_ZERO, HP_DPS, HP_FLOOR, HP_RTOL, RTOL, balanced_size,
+from ._tolerance import (COARSE_RTOL, EQUILIBRIUM_RTOL, FLOAT_FLOOR, FLOAT_RTOL, FLOAT_ZERO, HP_DPS, HP_FLOOR, HP_RTOL, RTOL, balanced_size,
                          eig_scale, zero_eigenvalues)
 from ._prepare import numeric
 from ._value import Value
@@ -454,7 +454,7 @@ def _linearise(system, prm: Mapping[str, Any], point: tuple, rtol: float) -> _Li
         J_mp, xv, pv = None, None, None
         x = np.array([float(v) for v in point])
         J = jacobian_at(system, x, prm)
-        rtol = max(rtol, FLOAT_RTOL)
+        rtol = max(rtol, COARSE_RTOL)  # autodiff through a quadrature is as accurate as the quadrature
         sizes, reference = np.abs(J), float(np.linalg.norm(J))
         if not np.all(np.isfinite(J)):
             raise _NotDifferentiable(x)

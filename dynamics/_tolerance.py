@@ -45,7 +45,8 @@ import numpy as np
 
 __all__ = [
     "NEAR_SEPARATION", "COARSE_RTOL", "LOCATE_RTOL", "FLOAT_ZERO", "LEAD_RTOL", "SINGULAR_COND", "COLLISION_RTOL",
-    "FLOAT_RANGE", "NEWTON_ATOL", "NEWTON_RTOL", "is_pseudo_root", "multiple_root_stable",
+    "FLOAT_RANGE", "NEWTON_ATOL", "NEWTON_RTOL", "NEWTON_STOP", "CONTINUATION_RTOL", "CONTINUATION_JUMP",
+    "is_pseudo_root", "multiple_root_stable",
     "RTOL", "ATOL", "MIN_TOL", "HP_DPS", "HP_RTOL", "FLOAT_RTOL", "NEAR_RTOL", "HP_FLOOR", "FLOAT_FLOOR",
     "EQUILIBRIUM_RTOL", "COLLAPSE_TOL", "BLOWUP_BOUND", "BLOWUP_ESCAPE", "STEADY_TOL",
     "check_tol", "is_zero", "same_point", "eig_scale", "balanced_size", "zero_eigenvalues",
@@ -90,9 +91,11 @@ m by ~NEAR_RTOL^(1/m) (1e-6 for m = 2, 1e-4 for m = 3), so no cluster the rule m
 missed; the pseudo-root test (``is_pseudo_root``) decides."""
 COARSE_RTOL = 1e-6
 """Zero (or equal) for quantities computed by finite differences or at points located by a
-one-dimensional search in float64 (the scale-free flow's eigenvalues, normal-form
-coefficients and eigenvalue crossings of ``bifurcation``): their error is ~sqrt(eps) relative,
-so 1e-6 of the natural scale is the smallest threshold they meet reliably."""
+one-dimensional search in float64 (normal-form coefficients and eigenvalue crossings of
+``bifurcation``), and for the eigenvalues of systems served numerically (autodiff through the
+exact flow's quadrature is as accurate as the quadrature, ~1e-8 relative at the cheaper grids):
+their error is up to ~sqrt(eps) relative, so 1e-6 of the natural scale (for those eigenvalues,
+the norm of the whole Jacobian) is the smallest threshold they meet reliably."""
 LOCATE_RTOL = 1e-10
 """Relative precision to which a parameter value or a time is located by bisection (a
 bifurcation point, the time a stable equilibrium emerges)."""
@@ -121,6 +124,17 @@ a relative check follows in ``classify`` (EQUILIBRIUM_RTOL)."""
 NEWTON_RTOL = 1e-7
 """Two end points of multi-start Newton are one equilibrium when they agree within NEWTON_RTOL
 relative (and RTOL absolute): Newton converges to ~sqrt(eps) at a multiple root."""
+NEWTON_STOP = {"residual": 1e-13, "step": 1e-14}
+"""Batched Newton stops a start once max |f| <= NEWTON_STOP["residual"] (well inside
+NEWTON_ATOL, so that the acceptance test has room) or its step is below NEWTON_STOP["step"]
+relative to the point (converged to rounding)."""
+CONTINUATION_RTOL = 1e-4
+"""Continuation: two continued points closer than CONTINUATION_RTOL (relative) are the same
+equilibrium (a branch reached from both ends of the sweep is followed once); a point's linear
+accuracy along a branch is ~NEWTON_RTOL, and branches that far apart are distinct."""
+CONTINUATION_JUMP = 0.25
+"""Continuation: a corrected point farther than CONTINUATION_JUMP (relative to the previous
+point's size) from the previous point has jumped to another branch; the step is refused."""
 
 EQUILIBRIUM_RTOL = 1e-8
 """``classify`` warns when |f(x)| exceeds EQUILIBRIUM_RTOL times the term scale of f at x:

@@ -16,6 +16,7 @@ PAGES = (
     "science/index.md",
     "science/models.md",
     "science/approximations.md",
+    "science/direction.md",
     "science/validity.md",
     "howto/index.md",
     "howto/verify.md",
