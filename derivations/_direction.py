@@ -10,12 +10,13 @@ Measure the scale by the weighted norm
     N(y) = sum_i |y_i|^(2/w_i)   over the states with w_i > 0   (N(lambda^w y) = lambda^2 N(y)),
 
 write y = rho^w u with rho^2 = N(y) and N(u) = 1, and change time by d tau = rho^(-d) dt. Then
-eta drops out and the direction u obeys the autonomous flow
+the weight decay's generator drops out and the direction u obeys
 
     du/dtau = g(u) = f0(u) - (grad N(u) . f0(u)) / (2 N(u)) w u,
 
-which keeps N fixed. Its equilibria are where the scale-free state settles, for every weight
-decay. The scale follows d(rho^2)/dt = rho^(2-d) grad N(u) . f0(u) - 2 eta rho^2; for a loss
+which keeps N fixed. When the weight decay enters only through its scaling generator
+-eta w y and no parameter scales, its equilibria are where the scale-free state settles, for
+every weight decay. The scale follows d(rho^2)/dt = rho^(2-d) grad N(u) . f0(u) - 2 eta rho^2; for a loss
 whose gradient flow conserves N (the cosine loss: ||Psi||^2 and ||Phi||^2), rho^2 = rho0^2
 e^(-2 eta t) exactly and tau = (e^(d eta t) - 1) / (d eta rho0^d).
 
@@ -31,10 +32,14 @@ so that its equilibria are isolated points on the sphere (one per ray of the sca
 flow) and Newton's method, continuation, integration and basins need nothing special. The
 sphere is declared as the system's ``constraint``: classification reports the Jacobian on its
 tangent space, without the normal direction (the scaling ray, eigenvalue -1 by construction).
-Parameters are the base system's without the weight decay, at unit scale: a parameter with a
-scaling power w_P (the frozen norms N_psi, N_phi, T of a closure) enters as P / rho^(w_P), and a
-rate (the EMA rate beta) as beta rho^d; a closure whose norms are computed from the state has
-neither.
+Parameters are the base system's at unit scale: a parameter with a scaling power w_P (the
+frozen norms N_psi, N_phi, T of a closure) enters as P / rho^(w_P), and a rate as rate rho^d;
+as weight decay shrinks rho they drift, and the equilibria are then only quasi-static. The
+weight decay itself is removed through its generator only: where an unscaled state is free
+(an EMA target's tau, whose rate has +eta tau because the online weights shrink and the target
+does not), eta stays a parameter and enters as eta rho^d, like the EMA rate beta. A closure
+whose norms are computed from the state, with a SimSiam target, has none of these: its
+direction flow is autonomous.
 """
 
 from __future__ import annotations
@@ -78,6 +83,15 @@ def direction_flow(system: DynamicalSystem) -> DirectionSystem:
         ``system`` is a map, declares no scaling or no weight decay, or has no scaled state off
         its manifold.
     """
+    try:
+        return _direction_of(system)
+    except TypeError:  # an unhashable system: no memo
+        return DirectionSystem(system)
+
+
+@lru_cache(maxsize=64)
+def _direction_of(system: DynamicalSystem) -> DirectionSystem:
+    """One DirectionSystem per base system, so that its compiled functions are reused."""
     return DirectionSystem(system)
 
 
@@ -144,9 +158,16 @@ class DirectionSystem(DynamicalSystem):
         return FrozenMap({n: dom[n] for n in self.state_names if n in dom})
 
     @property
+    def keeps_weight_decay(self) -> bool:
+        """True when a free state is unscaled (w = 0, an EMA target's tau): the weight decay can
+        reach it other than through the scaling generator -eta w y (tau' has +eta tau: the online
+        weights shrink, the EMA target does not), so eta stays a parameter, at unit scale."""
+        return bool(np.any(self.powers == 0))
+
+    @property
     def param_names(self) -> tuple[str, ...]:
-        """The base system's parameters without the weight decay."""
-        return tuple(n for n in self.base.param_names if n != self.base.weight_decay)
+        """The base system's parameters; without the weight decay unless ``keeps_weight_decay``."""
+        return tuple(n for n in self.base.param_names if n != self.base.weight_decay or self.keeps_weight_decay)
 
     @property
     def param_domain(self) -> Mapping[str, sp.Interval]:
@@ -161,7 +182,7 @@ class DirectionSystem(DynamicalSystem):
         return FrozenMap({n: tuple(shapes.get(n, ())) for n in self.param_names})
 
     def check_params(self, params: Mapping, *, batch: bool = False) -> dict:
-        """The base system's check, with the weight decay at 0 (it does not enter).
+        """The base system's check (the weight decay at 0 where it is not a parameter here).
 
         Parameters
         ----------
@@ -184,7 +205,7 @@ class DirectionSystem(DynamicalSystem):
             depend on it), values outside their domain.
         """
         out = super().check_params(params, batch=batch)
-        checked = self.base.check_params({**out, self.base.weight_decay: 0.0}, batch=batch)
+        checked = self.base.check_params({self.base.weight_decay: 0.0, **out}, batch=batch)
         return {n: checked[n] for n in self.param_names}
 
     @property
@@ -252,7 +273,8 @@ class DirectionSystem(DynamicalSystem):
         Returns
         -------
         (numpy.ndarray, numpy.ndarray)
-            u of shape (..., n_states) and rho of shape (...).
+            u of shape (..., n_states) and rho of shape (...); u is NaN where rho = 0 (every
+            scaled state zero: a collapsed state has no direction).
 
         Raises
         ------
@@ -299,8 +321,11 @@ class DirectionSystem(DynamicalSystem):
             size = int(np.prod(shape))
             groups[name] = u[..., start:start + size]
             start += size
+        batch = u.shape[:-1]
+        shapes = self.base.param_shapes
         for name, expr in self._graph:
-            groups[name] = _graph_value(expr, groups, params, xp)
+            size = int(np.prod(dict(self.base.state_layout)[name]))
+            groups[name] = xp.broadcast_to(_graph_value(expr, groups, params, shapes, size, xp), batch + (size,))
         parts = [groups[name] for name, _ in self.base.state_layout]
         return xp.concatenate(parts, axis=-1)
 
@@ -318,15 +343,16 @@ class DirectionSystem(DynamicalSystem):
 
         def g(t, u, params):
             """du/dtau = f0(u) - (grad N . f0)/(2N) w u + (1 - N)/2 w u: the direction flow, the
-            weight decay removed and the unit sphere N(u) = 1 made attracting."""
+            weight decay's scaling generator -eta w u removed and the unit sphere N(u) = 1 made
+            attracting."""
             if checked:
                 u = state_array(u, n, names, "jax")
                 params = system.check_params(params, batch=True)
             u = jnp.asarray(u, dtype=jnp.float64)
             params = {k: jnp.asarray(float(v) if isinstance(v, sp.Basic) else v, dtype=jnp.float64) for k, v in params.items()}
             y = system._full_state(u, params, jnp)
-            full = {**params, decay: jnp.asarray(0.0)}
-            f0 = base_f(t, y, full)[..., idx]
+            full = {decay: jnp.asarray(0.0), **params}
+            f0 = base_f(t, y, full)[..., idx] + full[decay] * w * u  # the scaling generator removed
             N = _norm(u, w, jnp)
             grad = _norm_gradient(u, w, jnp)
             radial = jnp.sum(grad * f0, axis=-1) / (2 * N)
@@ -373,20 +399,22 @@ def _powers(u, w, xp, derivative: int):
     return xp.stack(out, axis=-1)
 
 
-def _graph_value(expr: sp.Expr, groups: Mapping[str, Any], params: Mapping[str, Any], xp):
-    """A manifold group from the free groups and the parameters, entrywise (scalar parameters
-    broadcast over the group's entries)."""
+def _graph_value(expr: sp.Expr, groups: Mapping[str, Any], params: Mapping[str, Any], shapes: Mapping[str, tuple],
+                 size: int, xp):
+    """A manifold group of ``size`` entries from the free groups and the parameters, entrywise:
+    a scalar parameter with batch axes broadcasts over the entries, a per-mode one (its own
+    shape (K,)) pairs with them."""
     from .codegen import lambdified
 
     args = tuple(sorted(expr.free_symbols, key=str))
     fn = lambdified(args, (expr,), "jax" if xp is not np else "numpy")
-    ref = next(iter(groups.values()))
-    values = []
+    values, batch = [], ()
     for a in args:
         name = str(a)
         if name in groups:
             values.append(groups[name])
+            batch = groups[name].shape[:-1]
         else:
             v = xp.asarray(params[name])
-            values.append(v[..., None] if v.ndim else v)
-    return fn(*values)[0] * xp.ones_like(ref)
+            values.append(v[..., None] if v.ndim and not shapes.get(name) else v)
+    return xp.broadcast_to(fn(*values)[0], batch + (size,))

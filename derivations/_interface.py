@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import abc
 import math
-from dataclasses import dataclass
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np

@@ -530,7 +530,7 @@ def bifurcation(system: DynamicalSystem, sweep: tuple[str, Sequence[float]], par
         Relative precision of the located points (>= ``dynamics._tolerance.MIN_TOL``).
     n_dense : int, optional
         Dense grid size for the branches (default 400 for one-state rational systems, else
-        the sampled values only).
+        the sampled values only; a continued system's branches are at the sampled values).
 
     Returns
     -------
@@ -560,6 +560,12 @@ def bifurcation(system: DynamicalSystem, sweep: tuple[str, Sequence[float]], par
         checked = reduced.check_params({**base, param: float(end)})
     base = {k: v for k, v in checked.items() if k != param}
     if reduced.symbolic is None:
+        if reduced.manifold is not None:
+            raise ValueError(
+                f"bifurcation continues a system served numerically in all its states, and {label(system)} declares "
+                f"an invariant manifold {dict(reduced.manifold)} that it cannot restrict to numerically (its transverse "
+                "rate would hide every change of type at eta = 0); restrict it first: to_ode_system() for a K-mode "
+                "closure, or direction_flow(system) for the scale-free flow")
         return continued_bifurcation(reduced, param, values, base, tol)
     solver = _Solver(reduced, param, base, tol, values)
 

@@ -133,17 +133,19 @@ def _branch_end(tr: _Tracker, x: np.ndarray, v0: float, v1: float) -> tuple[str,
     equilibrium continues from its end beyond that value (it merges into another branch, at a
     pitchfork or transcritical point that the other branch's change of type names)."""
     lo, x_lo, hi, _ = _bisect(tr, x, v0, v1, lambda y, v: True)
-    beyond = hi + 10 * (hi - lo) * np.sign(v1 - v0) * np.sign(hi - lo)
+    beyond = hi + 10 * (hi - lo)
     if tr.correct(x_lo, beyond, x_lo) is not None:
         return None
     return "fold", lo, x_lo
 
 
 def _type_change(tr: _Tracker, x: np.ndarray, v0: float, v1: float, before: tuple) -> tuple[str, float, np.ndarray]:
-    """Where the linear type changes between v0 and v1, and what crosses there."""
-    lo, x_lo, hi, x_hi = _bisect(tr, x, v0, v1, lambda y, v: tr.kind(y, v)[:2] == before[:2])
-    if x_hi is not None:  # the crossing lies between the two: take the point where the type has changed
-        lo, x_lo = hi, x_hi
+    """Where the linear type changes between v0 and v1, and what crosses there: bisection on the
+    number of eigenvalues with positive real part, taken as computed (no zero band, so that the
+    crossing is located to ``tol`` rather than to the band's edge)."""
+    unstable = int(np.sum(np.asarray(before[2].eigenvalues).real > 0))
+    lo, x_lo, _, _ = _bisect(tr, x, v0, v1,
+                             lambda y, v: int(np.sum(np.asarray(tr.kind(y, v)[2].eigenvalues).real > 0)) == unstable)
     c = tr.kind(x_lo, lo)[2]
     ev = np.asarray(c.eigenvalues)
     crossing = ev[np.argmin(np.abs(ev.real))] if ev.size else 0.0

@@ -31,24 +31,23 @@ flags come from ``system.collapse_indices`` (no collapse states: never collapsed
 from __future__ import annotations
 
 import warnings
-from functools import lru_cache
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
-
-from numpy.typing import ArrayLike
 
 import mpmath
 import numpy as np
 import sympy as sp
+from numpy.typing import ArrayLike
 
 from derivations import DynamicalSystem, ODESystem, Params
 
 from ._display import html_table
+from ._prepare import numeric
 from ._stability import Classification, classify_at, to_mp, residual_and_scale
 from ._tolerance import (FLOAT_RANGE, FLOAT_RTOL, FLOAT_ZERO, HP_DPS, HP_RTOL, NEAR_RTOL, NEAR_SEPARATION, NEWTON_ATOL,
                          NEWTON_RTOL, NEWTON_STOP, RTOL, is_pseudo_root)
-from ._prepare import numeric
 from ._value import Value
 
 __all__ = ["equilibria", "Equilibrium", "EquilibriumCurve", "EquilibriumSet"]
@@ -279,8 +278,8 @@ def equilibria(
     domain : {state name: (lower, upper)} (None for no bound), intersected with
         ``system.state_domain``. A point stable within the domain counts as stable.
     n_starts, seed : multi-start Newton (non-rational systems): the number of starts (default
-        ``NEWTON_STARTS``: 2000 for explicit equations, 48 for systems served numerically
-        only) and the seed of their random draw. ``method`` says where they were drawn.
+        2000 for explicit equations, 48 for systems served numerically only) and the seed of
+        their random draw. ``method`` says where they were drawn.
     starts : array_like, optional
         Further Newton starts, shape (m, n_states) (e.g. the equilibria at a nearby parameter
         value); multi-start Newton only.
@@ -304,14 +303,22 @@ def equilibria(
                         f"or your own); got {type(system).__name__}")
     prm = system.check_params(params)
     bounds = _domain(system, domain)
+    extra = None
+    if starts is not None:
+        try:
+            extra = np.asarray(starts, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(f"starts must be an array of shape (m, {system.n_states}); got {starts!r:.60}") from None
+        if extra.ndim != 2 or extra.shape[1] != system.n_states or not np.all(np.isfinite(extra)):
+            raise ValueError(f"starts must be a finite array of shape (m, {system.n_states}) (one row per start, one "
+                             f"column per state); got shape {extra.shape}")
+        if system.is_rational:
+            raise ValueError("starts are Newton starts, and this system's equilibria are found by exact elimination "
+                             "(its right-hand side is rational): leave starts out")
+        extra = extra if extra.size else None
     if system.is_rational:
         with mpmath.workdps(HP_DPS):
             return _exact(system.symbolic, prm, bounds)
-    extra = None
-    if starts is not None:
-        extra = np.asarray(starts, dtype=float).reshape(-1, system.n_states) if np.size(starts) else None
-        if extra is not None and not np.all(np.isfinite(extra)):
-            raise ValueError("starts must be finite")
     return _newton(system, prm, bounds, n_starts, seed, extra)
 
 

@@ -52,9 +52,9 @@ from derivations import DynamicalSystem, ODESystem, Params
 from derivations.codegen import lambdified
 
 from ._display import short_array
+from ._prepare import numeric
 from ._tolerance import (COARSE_RTOL, EQUILIBRIUM_RTOL, FLOAT_FLOOR, FLOAT_RTOL, FLOAT_ZERO, HP_DPS, HP_FLOOR, HP_RTOL, RTOL, balanced_size,
                          eig_scale, zero_eigenvalues)
-from ._prepare import numeric
 from ._value import Value
 
 __all__ = ["classify", "Classification", "jacobian_at"]
@@ -557,11 +557,12 @@ def _one_zero_numeric(out, system, prm: Mapping[str, Any], lin: _Linearisation, 
     f = system.to_numpy(checked=False)
     P = {k: numeric(val) for k, val in prm.items()}
     size = max(1.0, float(np.max(np.abs(x))))
+    on = _retraction(system, P)
     signs = []
     rates = []
     for h in (1e-3 * size, 1e-4 * size):
         with np.errstate(all="ignore"):
-            c = [float(w @ f(0.0, x + side * h * v, P) / (w @ v)) for side in (1.0, -1.0)]
+            c = [float(w @ f(0.0, on(x + side * h * v), P) / (w @ v)) for side in (1.0, -1.0)]
         noise = 1e3 * np.finfo(float).eps * max(scale, 1e-300) * size
         if not all(np.isfinite(c)) or min(abs(c[0]), abs(c[1])) <= noise:
             signs.append(None)
@@ -583,6 +584,28 @@ def _one_zero_numeric(out, system, prm: Mapping[str, Any], lin: _Linearisation, 
         return out("non-hyperbolic stable node (boundary)", True, False, 0,
                    f"one zero eigenvalue; {along}: semi-stable, and the domain boundary leaves only the attracting side")
     return out("semi-stable", False, False, 0, f"one zero eigenvalue; {along}: attracting from one side only")
+
+
+def _retraction(system, P: Mapping[str, Any]):
+    """Points moved back onto the system's constraint {c = 0} by Gauss-Newton steps along
+    dc/dx (identity without a constraint): a probe off the set would feel the set's attraction
+    (for a direction flow a cubic -h^3/2 along the probe), not the flow on it."""
+    if system.constraint is None:
+        return lambda y: y
+    import jax
+    import jax.numpy as jnp
+
+    c = system.constraint.function
+    Pj = {k: jnp.asarray(v) for k, v in P.items()}
+
+    def on(y):
+        for _ in range(3):
+            r = np.atleast_1d(np.asarray(c(jnp.asarray(y), Pj)))
+            C = np.atleast_2d(np.asarray(jax.jacfwd(lambda z: c(z, Pj))(jnp.asarray(y))))
+            y = y - C.T @ np.linalg.lstsq(C @ C.T, r, rcond=None)[0]
+        return y
+
+    return on
 
 
 def _allowed_side(x: np.ndarray, v0: np.ndarray, bounds: dict) -> float:

@@ -126,15 +126,21 @@ def test_exact_direction_classification_against_the_tangential_flow_by_hand():
     assert rate(1e-3) > 0 and rate(-1e-3) > 0
 
 
-def test_ema_direction_keeps_the_target_state_and_the_rate():
+def test_ema_direction_keeps_the_target_state_the_rate_and_the_weight_decay():
+    """With an EMA target tau' = beta (1 - tau) + eta tau - tau (ds/dt)_0 / (2 s): the weight
+    decay reaches tau other than through the scaling generator, so eta stays a parameter (at unit
+    scale, like beta). At the isotropic direction (ds/dt)_0 = 0, so tau* = beta / (beta - eta)."""
     modes = _exact(2, target="ema")
     d = direction_flow(modes)
-    assert d.group_names == ("p", "tau") and d.param_names == ("sigma2", "alpha_p", "beta")
-    iso = [1 / np.sqrt(2), 1 / np.sqrt(2), 1.0, 1.0]
-    for beta in (0.05, 2.0):
+    assert d.group_names == ("p", "tau") and d.keeps_weight_decay
+    assert d.param_names == ("sigma2", "eta", "alpha_p", "beta")
+    for beta, eta in ((0.05, 0.0), (2.0, 0.0), (2.0, 0.5)):
+        tau = beta / (beta - eta)
+        iso = [1 / np.sqrt(2), 1 / np.sqrt(2), tau, tau]
+        params = {**SIMSIAM, "beta": beta, "eta": eta}
         # zero up to the cheap quadrature's error in the rate of s (1e-8 relative)
-        np.testing.assert_allclose(d.to_numpy()(0.0, np.array(iso), {**SIMSIAM, "beta": beta}), 0.0, atol=1e-7)
-        c = classify(d, iso, {**SIMSIAM, "beta": beta})
+        np.testing.assert_allclose(d.to_numpy()(0.0, np.array(iso), params), 0.0, atol=1e-7)
+        c = classify(d, iso, params)
         assert c.stable is True and len(c.eigenvalues) == 3  # 1 on the circle + 2 target states
 
 
@@ -194,8 +200,13 @@ def test_direction_flow_refuses_what_it_cannot_serve():
     with pytest.raises(TypeError, match="DynamicalSystem"):
         direction_flow("cosine")
     d = direction_flow(_exact(2))
+    assert direction_flow(_exact(2)) is d  # one per base system: its compiled code is reused
     with pytest.raises(ValueError, match="eta"):
         d.check_params({**SIMSIAM, "eta": 0.1})
+    with pytest.raises(ValueError, match="starts"):
+        equilibria(d, SIMSIAM, starts=np.ones(3))
+    with pytest.raises(ValueError, match="invariant manifold"):
+        bifurcation(_exact(2), ("sigma2", [0.1, 0.2]), {"alpha_p": 1.0, "eta": 0.1})
     with pytest.raises(ValueError, match="shape"):
         d.split(np.ones(3))
 
