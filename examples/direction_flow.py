@@ -65,7 +65,8 @@ for e in eqs:
         marker, color = style.get(e.kind, ("x", "tab:red"))
         ax.plot(*(chart @ e.x), marker, color=color, ms=8, label=e.kind)
 handles, labels = ax.get_legend_handles_labels()
-ax.legend(dict(zip(labels, handles)).values(), dict(zip(labels, handles)).keys(), fontsize=7, loc="lower left")
+ax.legend(dict(zip(labels, handles)).values(), dict(zip(labels, handles)).keys(), fontsize=7, loc="upper center",
+          bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False)
 ax.margins(0.08)
 ax.set_aspect("equal")
 ax.set_title("direction flow of the exact K = 3 flow\n(p/||p|| on the positive octant, seen along (1, 1, 1))", fontsize=9)
