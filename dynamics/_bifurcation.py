@@ -22,7 +22,7 @@ from derivations import DynamicalSystem, FrozenMap, Names, ODESystem, Params
 from ._display import html_table, short_array
 from ._equilibria import equilibria
 from ._continuation import continued_bifurcation
-from ._prepare import MAX_BISECTIONS, as_float, check_sweep, label, numeric, prepared, read_only
+from ._prepare import MAX_BISECTIONS, check_sweep, label, numeric, prepared, read_only
 from ._roots import roots_batch
 from ._tolerance import COARSE_RTOL, COLLISION_RTOL, LOCATE_RTOL, RTOL, SINGULAR_COND, check_tol, is_zero
 from ._value import Value
