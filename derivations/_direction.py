@@ -201,8 +201,8 @@ class DirectionSystem(DynamicalSystem):
         TypeError
             ``params`` is not a mapping or a value is not real.
         ValueError
-            Missing or unknown names (the weight decay among them: the direction flow does not
-            depend on it), values outside their domain.
+            Missing or unknown names (the weight decay among them, unless ``keeps_weight_decay``),
+            values outside their domain.
         """
         out = super().check_params(params, batch=batch)
         checked = self.base.check_params({self.base.weight_decay: 0.0, **out}, batch=batch)

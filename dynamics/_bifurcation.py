@@ -575,15 +575,9 @@ def bifurcation(system: DynamicalSystem, sweep: tuple[str, Sequence[float]], par
         points += _events(solver, float(lo), float(hi))
     points = _unique(points, tol)
 
-    n_max = max((len(r) for r in rows), default=0)
-    X = np.full((len(values), n_max, reduced.n_states), np.nan)
-    S = np.zeros((len(values), n_max), dtype=bool)
-    M = np.zeros((len(values), n_max), dtype=bool)
-    for i, r in enumerate(rows):
-        for j, e in enumerate(r):
-            X[i, j], S[i, j], M[i, j] = e.x, e.stable, True
+    X, S, M = _sampled([[(e.x, e.stable) for e in r] for r in rows], reduced.n_states)
     branches = _branches(solver, values, n_dense)
-    return Bifurcation(param, read_only(values), read_only(X), read_only(S, bool), read_only(M, bool),
+    return Bifurcation(param, read_only(values), X, S, M,
                        tuple(points), reduced.state_names, branches, system.name or reduced.name,
                        FrozenMap({k: numeric(v) for k, v in base.items()}))
 
@@ -652,6 +646,19 @@ def _events(solver: _Solver, lo: float, hi: float) -> list[BifurcationPoint]:
                 e = min(solver.at(v), key=lambda q: float(np.linalg.norm(q.x - e.x)))
             out.append(BifurcationPoint("hopf", v, e.x))
     return out
+
+
+def _sampled(rows: list[list[tuple[np.ndarray, bool]]], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (x, stable, mask) arrays of a Bifurcation from the (point, stable) pairs at each
+    sampled value, NaN-padded to the largest count (read-only)."""
+    n_max = max((len(r) for r in rows), default=0)
+    X = np.full((len(rows), n_max, n), np.nan)
+    S = np.zeros((len(rows), n_max), dtype=bool)
+    M = np.zeros((len(rows), n_max), dtype=bool)
+    for i, r in enumerate(rows):
+        for j, (x, s) in enumerate(r):
+            X[i, j], S[i, j], M[i, j] = x, s, True
+    return read_only(X), read_only(S, bool), read_only(M, bool)
 
 
 def _unique(points: list[BifurcationPoint], tol: float) -> list[BifurcationPoint]:

@@ -87,11 +87,12 @@ def _same(x: np.ndarray, y: np.ndarray) -> bool:
     return bool(np.max(np.abs(x - y)) <= CONTINUATION_RTOL * max(1.0, float(np.max(np.abs(x)))))
 
 
-def _follow(tr: _Tracker, x0: np.ndarray, values: np.ndarray) -> tuple[list, list, list]:
-    """Follow the equilibrium x0 at values[0] along values: (accepted values, points, types) and
-    the located events [(kind, value, x)]."""
+def _follow(tr: _Tracker, x0: np.ndarray, values: np.ndarray) -> tuple[list, list, list, list]:
+    """Follow the equilibrium x0 at values[0] along values: the accepted values, points and
+    stability flags, and the located events [(kind, value, x)]."""
     vs, xs = [float(values[0])], [x0]
     t = tr.kind(x0, values[0])
+    stable = [bool(t[1])]
     ref = (t, x0, vs[0]) if t[2].hyperbolic else None  # the last hyperbolic point: types are compared with it
     events = []
     for v1 in values[1:]:
@@ -110,7 +111,8 @@ def _follow(tr: _Tracker, x0: np.ndarray, values: np.ndarray) -> tuple[list, lis
             ref = (t, y, float(v1))
         vs.append(float(v1))
         xs.append(y)
-    return vs, xs, events
+        stable.append(bool(t[1]))
+    return vs, xs, stable, events
 
 
 def _bisect(tr: _Tracker, x: np.ndarray, lo: float, hi: float, same) -> tuple[float, np.ndarray, float, np.ndarray | None]:
@@ -158,44 +160,35 @@ def _type_change(tr: _Tracker, x: np.ndarray, v0: float, v1: float, before: tupl
 
 def continued_bifurcation(system: DynamicalSystem, param: str, values: np.ndarray, base: Mapping, tol: float):
     """The diagram of ``bifurcation`` for a system served numerically (see the module docstring)."""
-    from ._bifurcation import Bifurcation, BifurcationPoint, Branch, _unique
+    from ._bifurcation import Bifurcation, BifurcationPoint, Branch, _sampled, _unique
 
     tr = _Tracker(system, param, base, tol)
     first = equilibria(system, tr.params(values[0]))
     last = equilibria(system, tr.params(values[-1]))
     paths, events = [], []
     for e in first:
-        vs, xs, ev = _follow(tr, np.asarray(e.x, dtype=float), values)
-        paths.append((vs, xs))
+        vs, xs, stable, ev = _follow(tr, np.asarray(e.x, dtype=float), values)
+        paths.append((vs, xs, stable))
         events += ev
-    reached = [xs[-1] for vs, xs in paths if vs[-1] == float(values[-1])]
+    reached = [xs[-1] for vs, xs, _ in paths if vs[-1] == float(values[-1])]
     for e in last:
         x = np.asarray(e.x, dtype=float)
         if any(_same(x, y) for y in reached):
             continue
-        vs, xs, ev = _follow(tr, x, values[::-1])
-        paths.append((vs[::-1], xs[::-1]))
+        vs, xs, stable, ev = _follow(tr, x, values[::-1])
+        paths.append((vs[::-1], xs[::-1], stable[::-1]))
         events += ev
     n = system.n_states
     rows: list[list[tuple[np.ndarray, bool]]] = [[] for _ in values]
     branches = []
-    for vs, xs in paths:
-        stable = []
-        for v, x in zip(vs, xs):
+    for vs, xs, stable in paths:
+        for v, x, s in zip(vs, xs, stable):
             i = int(np.argmin(np.abs(values - v)))
-            s = bool(tr.kind(x, v)[1])
-            stable.append(s)
             if not any(_same(x, y) for y, _ in rows[i]):
                 rows[i].append((x, s))
         branches.append(Branch(read_only(vs), read_only(np.array(xs).reshape(len(xs), n)), read_only(stable, bool)))
-    n_max = max((len(r) for r in rows), default=0)
-    X = np.full((len(values), n_max, n), np.nan)
-    S = np.zeros((len(values), n_max), dtype=bool)
-    M = np.zeros((len(values), n_max), dtype=bool)
-    for i, r in enumerate(rows):
-        for j, (x, s) in enumerate(sorted(r, key=lambda p: tuple(p[0]))):
-            X[i, j], S[i, j], M[i, j] = x, s, True
+    X, S, M = _sampled([sorted(r, key=lambda p: tuple(p[0])) for r in rows], n)
     points = _unique([BifurcationPoint(k, v, x) for k, v, x in events], tol)
-    return Bifurcation(param, read_only(values), read_only(X), read_only(S, bool), read_only(M, bool), tuple(points),
+    return Bifurcation(param, read_only(values), X, S, M, tuple(points),
                        system.state_names, tuple(branches), system.name,
                        FrozenMap({k: numeric(v) for k, v in base.items()}))

@@ -418,7 +418,9 @@ class _Linearisation:
     """The Jacobian at a point: as floats (``J``, read-only), in high precision (``J_mp``, with
     the mpmath state ``xv`` and parameters ``pv``; None for a system served numerically), its
     eigenvalues sorted by real then imaginary part, the sizes of its terms, and the zero
-    tolerance (raised to ``FLOAT_RTOL`` where the eigenvalues are computed in floats)."""
+    tolerance (raised to ``FLOAT_RTOL`` where the eigenvalues are computed in floats). For a
+    system served numerically, ``ambient`` is its whole Jacobian (``J`` is on the constraint's
+    tangent space where it declares one)."""
 
     J: np.ndarray
     ev: np.ndarray
@@ -428,7 +430,13 @@ class _Linearisation:
     J_mp: Any
     xv: Any
     pv: Any
-    reference: float = 0.0
+    ambient: np.ndarray | None = None
+
+    @property
+    def reference(self) -> float:
+        """The norm of the whole Jacobian of a system served numerically (0 otherwise): the
+        scale its eigenvalues are zero against."""
+        return 0.0 if self.ambient is None else float(np.linalg.norm(self.ambient))
 
 
 def _linearise(system, prm: Mapping[str, Any], point: tuple, rtol: float) -> _Linearisation:
@@ -455,16 +463,16 @@ def _linearise(system, prm: Mapping[str, Any], point: tuple, rtol: float) -> _Li
         x = np.array([float(v) for v in point])
         J = jacobian_at(system, x, prm)
         rtol = max(rtol, COARSE_RTOL)  # autodiff through a quadrature is as accurate as the quadrature
-        sizes, reference = np.abs(J), float(np.linalg.norm(J))
+        ambient, sizes = J, np.abs(J)
         if not np.all(np.isfinite(J)):
             raise _NotDifferentiable(x)
         if system.constraint is not None:
-            J, sizes = _on_tangent_space(system, x, prm, J)
+            J, sizes = _on_tangent_space(system, x, prm, ambient)
         ev = np.linalg.eigvals(J)
     J.setflags(write=False)
     ev = ev[np.lexsort((ev.imag, ev.real))]
     ev.setflags(write=False)
-    return _Linearisation(J, ev, sizes, rtol, sym, J_mp, xv, pv, reference if sym is None else 0.0)
+    return _Linearisation(J, ev, sizes, rtol, sym, J_mp, xv, pv, ambient if sym is None else None)
 
 
 def _on_tangent_space(system, x: np.ndarray, prm: Mapping[str, Any], J: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -548,7 +556,7 @@ def _one_zero_numeric(out, system, prm: Mapping[str, Any], lin: _Linearisation, 
     side). Values within the rounding of f at x, or signs that differ between the two steps:
     undecided."""
     x = np.array([float(v) for v in point])
-    J = jacobian_at(system, x, prm)
+    J = lin.ambient
     vals, right = np.linalg.eig(J)
     valsl, left = np.linalg.eig(J.T)
     v = np.real(right[:, np.argmin(np.abs(vals))])
