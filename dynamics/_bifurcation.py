@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -23,6 +23,7 @@ from ._display import html_table, short_array
 from ._equilibria import equilibria
 from ._continuation import continued_bifurcation
 from ._prepare import MAX_BISECTIONS, check_sweep, label, numeric, prepared, read_only
+from ._rationalise import Rationalised, rationalise
 from ._roots import roots_batch
 from ._tolerance import COARSE_RTOL, COLLISION_RTOL, LOCATE_RTOL, RTOL, SINGULAR_COND, check_tol, is_zero
 from ._value import Value
@@ -559,6 +560,12 @@ def bifurcation(system: DynamicalSystem, sweep: tuple[str, Sequence[float]], par
     for end in (values[0], values[-1]):
         checked = reduced.check_params({**base, param: float(end)})
     base = {k: v for k, v in checked.items() if k != param}
+    if reduced.symbolic is not None and not reduced.is_rational:
+        conj = rationalise(reduced, base, keep=(param,))
+        if conj is None:
+            return continued_bifurcation(reduced, param, values, base, tol)
+        inner = bifurcation(conj.conjugate, (param, values), {}, tol=tol, n_dense=n_dense)
+        return _in_original_states(inner, conj, system.name or reduced.name, base)
     if reduced.symbolic is None:
         if reduced.manifold is not None:
             raise ValueError(
@@ -580,6 +587,18 @@ def bifurcation(system: DynamicalSystem, sweep: tuple[str, Sequence[float]], par
     return Bifurcation(param, read_only(values), X, S, M,
                        tuple(points), reduced.state_names, branches, system.name or reduced.name,
                        FrozenMap({k: numeric(v) for k, v in base.items()}))
+
+
+def _in_original_states(bif: Bifurcation, conj: Rationalised, name: str, base: dict) -> Bifurcation:
+    """A diagram computed for the rational form ``conj.conjugate`` (fixed exponents, states
+    changed to u = x**(1/q)), in the original states: the located parameter values and the
+    stability are those of the conjugate flow, which is the same flow."""
+    back = conj.to_original
+    return replace(
+        bif, x=read_only(back(bif.x)), system_name=name, params=FrozenMap({k: numeric(v) for k, v in base.items()}),
+        points=tuple(replace(p, x=back(p.x)) for p in bif.points),
+        branches=tuple(replace(b, x=read_only(back(b.x))) for b in bif.branches),
+    )
 
 
 def _events(solver: _Solver, lo: float, hi: float) -> list[BifurcationPoint]:

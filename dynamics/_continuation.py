@@ -23,7 +23,7 @@ import numpy as np
 
 from derivations import DynamicalSystem, FrozenMap
 
-from ._equilibria import _newton_solver, _snap_zeros, equilibria
+from ._equilibria import equilibria, newton_solver, snap_zeros
 from ._prepare import MAX_BISECTIONS, numeric, read_only
 from ._stability import classify
 from ._tolerance import CONTINUATION_JUMP, CONTINUATION_RTOL, NEWTON_ATOL, NEWTON_RTOL
@@ -37,7 +37,7 @@ class _Tracker:
     def __init__(self, system: DynamicalSystem, param: str, base: Mapping, tol: float):
         self.system, self.param, self.tol = system, param, tol
         self.base = {k: numeric(v) for k, v in base.items()}
-        self.solve = _newton_solver(system)
+        self.solve = newton_solver(system)
         self.f = system.to_numpy(checked=False)
 
     def params(self, v: float) -> dict:
@@ -62,7 +62,7 @@ class _Tracker:
         y = newton(guess)
         if not np.all(np.isfinite(y)):
             return None
-        y = _snap_zeros(y, lambda z: self.residual(z, v), newton)
+        y = snap_zeros(y, lambda z: self.f(0.0, z, self.params(v)))
         if self.residual(y, v) > NEWTON_ATOL:
             return None
         if np.max(np.abs(y - near)) > CONTINUATION_JUMP * max(1.0, float(np.max(np.abs(near)))):

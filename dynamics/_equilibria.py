@@ -30,9 +30,12 @@ flags come from ``system.collapse_indices`` (no collapse states: never collapsed
 
 from __future__ import annotations
 
+import signal
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -45,7 +48,8 @@ from derivations import DynamicalSystem, ODESystem, Params
 
 from ._display import html_table
 from ._prepare import numeric
-from ._stability import Classification, classify_at, to_mp, residual_and_scale
+from ._rationalise import Rationalised, rationalise
+from ._stability import Classification, classify_at, differentiable_at, to_mp, residual_and_scale
 from ._tolerance import (FLOAT_RANGE, FLOAT_RTOL, FLOAT_ZERO, HP_DPS, HP_RTOL, NEAR_RTOL, NEAR_SEPARATION, NEWTON_ATOL,
                          NEWTON_RTOL, NEWTON_STOP, RTOL, is_pseudo_root)
 from ._value import Value
@@ -316,10 +320,71 @@ def equilibria(
             raise ValueError("starts are Newton starts, and this system's equilibria are found by exact elimination "
                              "(its right-hand side is rational): leave starts out")
         extra = extra if extra.size else None
-    if system.is_rational:
-        with mpmath.workdps(HP_DPS):
-            return _exact(system.symbolic, prm, bounds)
+    conj = None
+    if not system.is_rational and system.symbolic is not None and extra is None:
+        conj = rationalise(system.symbolic, prm)
+    if system.is_rational or conj is not None:
+        target = conj.zeros if conj is not None else system.symbolic
+        over = _over_budget(target)
+        if not over:
+            try:
+                with mpmath.workdps(HP_DPS), _time_budget(EXACT_BUDGET["seconds"]):
+                    return _exact(target, prm, bounds, conj)
+            except _OverBudget:
+                over = f"exact elimination stopped after {EXACT_BUDGET['seconds']:g} s"
+        found = _newton(system, prm, bounds, n_starts, seed, extra)
+        return replace(found, reason="; ".join(r for r in (f"{over}; Newton used instead", found.reason) if r))
     return _newton(system, prm, bounds, n_starts, seed, extra)
+
+
+EXACT_BUDGET = {"states": 8, "bezout": 4096, "seconds": 60.0}
+"""Where exact elimination is tried: at most ``states`` states, a Bezout bound (the product of
+the numerators' total degrees, the most isolated solutions there can be) of at most ``bezout``,
+and a time budget of ``seconds`` (enforced on the main thread of platforms with
+``signal.setitimer``). Past any of them ``equilibria`` falls back to multi-start Newton,
+``complete=False``, and its reason says which limit was met."""
+
+
+def _over_budget(system: ODESystem) -> str:
+    """Why ``system`` is beyond exact elimination's budget, or ""."""
+    if system.n_states > EXACT_BUDGET["states"]:
+        return f"exact elimination not tried: {system.n_states} states > {EXACT_BUDGET['states']}"
+    bezout = 1
+    for expr in system.numerators:
+        try:
+            bezout *= max(1, sp.Poly(expr, *system.states).total_degree())
+        except sp.PolynomialError:
+            return ""
+    if bezout > EXACT_BUDGET["bezout"]:
+        return f"exact elimination not tried: Bezout bound {bezout} > {EXACT_BUDGET['bezout']}"
+    return ""
+
+
+class _OverBudget(Exception):
+    pass
+
+
+@contextmanager
+def _time_budget(seconds: float):
+    """Raise _OverBudget inside the block after ``seconds`` (main thread with setitimer only;
+    elsewhere no limit). The previous handler and timer are restored."""
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _OverBudget()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    old_delay, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if old_delay:
+            signal.setitimer(signal.ITIMER_REAL, old_delay)
 
 
 # -- exact elimination -------------------------------------------------------------------
@@ -555,9 +620,13 @@ class _PolyEval:
         return out
 
 
-def _exact(system: ODESystem, prm: dict[str, Any], bounds: list[sp.Interval]) -> EquilibriumSet:
+def _exact(system: ODESystem, prm: dict[str, Any], bounds: list[sp.Interval],
+           conj: Rationalised | None = None) -> EquilibriumSet:
+    """Exact elimination; with ``conj``, ``system`` is its ``zeros`` (parameters substituted,
+    states changed to u = x**(1/q)), and the points are mapped back and classified in the
+    original system (``_make``)."""
     gens = system.states
-    values = {system.symbols[k]: _rational(v) for k, v in prm.items()}
+    values = {system.symbols[k]: _rational(v) for k, v in prm.items() if k in system.param_names}
     rounded = any(r for _, r in values.values())
     inexact = rounded or any(isinstance(v, (float, np.floating)) for v in prm.values())
     sub = {k: v for k, (v, _) in values.items()}
@@ -574,6 +643,11 @@ def _exact(system: ODESystem, prm: dict[str, Any], bounds: list[sp.Interval]) ->
     method = "exact elimination (Groebner basis, certified real-root isolation)"
     if rounded:
         method += "; irrational constants rounded to 60-digit rationals"
+    if conj is not None:
+        fixed = ", ".join(f"{k} = {v}" for k, v in conj.fixed.items() if k in _exponent_params(conj.original))
+        method += f" at {fixed}" if fixed else ""
+        method += f" ({conj.note})" if conj.note else ""
+        bounds = conj.bounds(bounds)
     if any(d.is_zero for d in dens):
         return EquilibriumSet((), (), True, method, "a denominator vanishes identically at these parameters: "
                               "the right-hand side is undefined everywhere")
@@ -618,7 +692,7 @@ def _exact(system: ODESystem, prm: dict[str, Any], bounds: list[sp.Interval]) ->
         found = _merge_near_multiple(found, num_eval)
 
     found.sort(key=lambda f: tuple(float(v) for v in f["vals"]))
-    eqs = tuple(_make(system, prm, f, bounds, curves) for f in found)
+    eqs = tuple(_make(system, prm, f, bounds, curves, conj) for f in found)
     reasons = []
     if not eqs and not curves:
         reasons.append("no real equilibrium inside the domain")
@@ -741,8 +815,11 @@ def _exact_value(v, root: _Root, single: bool):
     return sp.Float(mpmath.nstr(v, HP_DPS), HP_DPS)
 
 
-def _make(system: ODESystem, prm, f: dict, bounds: list[sp.Interval], curves) -> Equilibrium:
+def _make(system: ODESystem, prm, f: dict, bounds: list[sp.Interval], curves, conj: Rationalised | None = None
+          ) -> Equilibrium:
     vals, root = f["vals"], f["root"]
+    if conj is not None:
+        return _make_conjugate(conj, prm, f, bounds, curves)
     x = np.array([float(v) for v in vals])
     x.setflags(write=False)
     notes = []
@@ -810,34 +887,53 @@ NEWTON_STARTS = {"symbolic": 2000, "numeric": 48}
 numerically only (``symbolic`` None: K-mode closures, the exact flow, direction flows), whose
 right-hand side costs far more per evaluation."""
 
+SEARCH_RADIUS = {"symbolic": 10.0, "numeric": 2.0}
+"""The searched box where the domain leaves a state unbounded: [-R, R] for a state unbounded on
+both sides, [lo, lo + R] (or [hi - R, hi]) for one bounded on one side."""
+
+DEFLATION_ROUNDS = {"symbolic": 3, "numeric": 0}
+"""Rounds of deflated Newton after the first pass (each from the starts that found a known root,
+with the known roots deflated). None for systems served numerically, where a round costs a full
+Newton pass through the quadrature."""
+
 _NEWTON_STEPS = 60
 _NEWTON_CHUNK = 256
 
 
 @lru_cache(maxsize=32)
-def _newton_solver(system):
+def newton_solver(system):
     """Batched Newton (least-squares steps) from many starts, stopping once every start has
-    converged or left the float range. The Jacobian is JAX's for explicit equations, and
-    forward differences (n + 1 evaluations in one batch) for systems served numerically, whose
-    autodiff through a quadrature costs several times that."""
+    converged or left the float range: ``solve(starts, P, roots=None)``. The Jacobian is JAX's
+    for explicit equations, and forward differences (n + 1 evaluations in one batch) for
+    systems served numerically, whose autodiff through a quadrature costs several times that.
+
+    With ``roots`` (m, n), Newton runs on the deflated residual M(y) f(y), M(y) = prod_i
+    (1 / |y - r_i|^2 + 1) (Farrell, Birkisson and Funke 2015): the known roots repel it, and it
+    converges to another root of f or not at all."""
     import jax
     import jax.numpy as jnp
 
     f = system.to_jax(checked=False)
+
+    def deflation(y, R, A):
+        d2 = jnp.sum((y[None] - R) ** 2, axis=1)
+        return jnp.prod(jnp.where(A, 1.0 / jnp.where(A, d2, 1.0) + 1.0, 1.0))
+
     if system.symbolic is not None:
-        def value_and_jac(y, P):
-            g = lambda y: f(0.0, y, P)  # noqa: E731
+        def value_and_jac(y, P, R, A):
+            g = lambda y: deflation(y, R, A) * f(0.0, y, P)  # noqa: E731
             return g(y), jax.jacfwd(g)(y)
     else:
-        def value_and_jac(y, P):
+        def value_and_jac(y, P, R, A):
             h = 1e-7 * jnp.maximum(1.0, jnp.abs(y))
-            vals = f(0.0, jnp.concatenate([y[None], y[None] + jnp.diag(h)]), P)
+            ys = jnp.concatenate([y[None], y[None] + jnp.diag(h)])
+            vals = jax.vmap(lambda z: deflation(z, R, A))(ys)[:, None] * f(0.0, ys, P)
             return vals[0], ((vals[1:] - vals[0]) / h[:, None]).T
 
-    def newton(y, P):
+    def newton(y, P, R, A):
         def body(state):
             i, y, _ = state
-            value, J = value_and_jac(y, P)
+            value, J = value_and_jac(y, P, R, A)
             solved = jnp.max(jnp.abs(value)) <= NEWTON_STOP["residual"]
             step = jnp.where(solved, 0.0, jnp.linalg.lstsq(J, -value)[0])
             y_new = y + step
@@ -847,94 +943,228 @@ def _newton_solver(system):
 
         return jax.lax.while_loop(lambda s: (s[0] < _NEWTON_STEPS) & ~s[2], body, (0, y, False))[1]
 
-    return jax.jit(jax.vmap(newton, in_axes=(0, None)))
+    batched = jax.jit(jax.vmap(newton, in_axes=(0, None, None, None)))
+    n = system.n_states
+
+    def solve(starts, P, roots=None):
+        m = 0 if roots is None else len(roots)
+        size = 1 << max(3, (m - 1).bit_length())  # a few compiled sizes, not one per count
+        R = np.zeros((size, n))
+        A = np.zeros(size, dtype=bool)
+        if m:
+            R[:m], A[:m] = roots, True
+        return batched(starts, P, jnp.asarray(R), jnp.asarray(A))
+
+    return solve
+
+
+def search_box(system, bounds: list[sp.Interval]) -> np.ndarray:
+    """(n, 2) the box multi-start Newton covers: the domain where it is bounded, else
+    ``SEARCH_RADIUS`` around zero or the one finite end."""
+    R = SEARCH_RADIUS["symbolic" if system.symbolic is not None else "numeric"]
+    box = np.empty((system.n_states, 2))
+    for i, interval in enumerate(bounds):
+        lo, hi = float(interval.start), float(interval.end)
+        if np.isfinite(lo) and np.isfinite(hi):
+            box[i] = lo, hi
+        elif np.isfinite(lo):
+            box[i] = lo, lo + R
+        elif np.isfinite(hi):
+            box[i] = hi - R, hi
+        else:
+            box[i] = -R, R
+    return box
 
 
 def _newton(system, prm: dict[str, Any], bounds: list[sp.Interval], n_starts: int | None, seed: int,
             extra: np.ndarray | None = None) -> EquilibriumSet:
     import jax.numpy as jnp
+    from scipy.stats import qmc
 
+    kind = "symbolic" if system.symbolic is not None else "numeric"
     if n_starts is None:
-        n_starts = NEWTON_STARTS["symbolic" if system.symbolic is not None else "numeric"]
+        n_starts = NEWTON_STARTS[kind]
     if isinstance(n_starts, bool) or not isinstance(n_starts, int) or n_starts < 1:
         raise ValueError(f"n_starts must be a positive int; got {n_starts!r}")
     fprm = {k: numeric(v) for k, v in prm.items()}
-    n = system.n_states
-    solve = _newton_solver(system)
+    solve = newton_solver(system)
     P = {k: jnp.asarray(v) for k, v in fprm.items()}
-    box = _float_bounds(bounds)
-    rng = np.random.default_rng(seed)
-    starts = rng.uniform(-2.0, 2.0, (n_starts, n))
-    for i, (lo, _hi) in box.items():
-        if np.isfinite(lo):
-            starts[:, i] = np.abs(starts[:, i]) + lo
-    searched = ", ".join(f"{name} in [{lo:.3g}, {hi:.3g}]" for name, lo, hi in
-                         zip(system.state_names, starts.min(axis=0), starts.max(axis=0)))
+    box = search_box(system, bounds)
+    starts = qmc.scale(qmc.Halton(d=system.n_states, scramble=True, seed=seed).random(n_starts), *box.T) \
+        if np.all(box[:, 1] > box[:, 0]) else np.tile(box[:, 0], (n_starts, 1))
     if extra is not None:
         starts = np.concatenate([extra, starts])
-        searched += f", and from {len(extra)} given start(s)"
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ends = np.concatenate([np.asarray(solve(jnp.asarray(starts[i:i + _NEWTON_CHUNK]), P))
-                               for i in range(0, len(starts), _NEWTON_CHUNK)])
     fn = system.to_numpy(checked=False)
-    found: list[np.ndarray] = []
+
     def residual(y):
         with np.errstate(all="ignore"):
             return float(np.max(np.abs(fn(0.0, y, fprm))))
 
-    for y in ends:
-        if not np.all(np.isfinite(y)) or not _inside_float(y, box, RTOL):
-            continue
-        y = _snap_zeros(y, residual, lambda z: np.asarray(solve(jnp.asarray(z[None]), P))[0])
-        if not residual(y) <= NEWTON_ATOL:
-            continue
-        if any(np.allclose(y, z, rtol=NEWTON_RTOL, atol=RTOL) for z in found):
-            continue
-        found.append(y)
+    def run(from_, roots=None):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.concatenate([np.asarray(solve(jnp.asarray(from_[i:i + _NEWTON_CHUNK]), P, roots))
+                                   for i in range(0, len(from_), _NEWTON_CHUNK)])
+
+    found: list[np.ndarray] = []
+    outside = []
+    def collect(ends, n_given=0) -> np.ndarray:
+        """Index into ``found`` of each end (new roots appended), -1 where Newton failed; the
+        first ``n_given`` ends come from given starts and count anywhere in the domain."""
+        which = np.full(len(ends), -1)
+        for k, y in enumerate(ends):
+            if not np.all(np.isfinite(y)) or not _inside_float(y, _float_bounds(bounds), RTOL):
+                continue
+            y = snap_zeros(y, lambda z: fn(0.0, z, fprm))
+            if not residual(y) <= NEWTON_ATOL:
+                continue
+            if k >= n_given and not _in_box(y, box):
+                if not any(np.allclose(y, z, rtol=NEWTON_RTOL, atol=RTOL) for z in outside):
+                    outside.append(y)
+                continue
+            same = [i for i, z in enumerate(found) if np.allclose(y, z, rtol=NEWTON_RTOL, atol=RTOL)]
+            if not same:
+                found.append(y)
+            which[k] = same[0] if same else len(found) - 1
+        return which
+
+    which = collect(run(starts), 0 if extra is None else len(extra))
+    rounds = 0
+    for _ in range(DEFLATION_ROUNDS[kind] if found else 0):
+        again = starts[which >= 0][: max(1, n_starts // 4)]
+        before = len(found)
+        collect(run(again, np.array(found)))
+        rounds += 1
+        if len(found) == before:
+            break
     found.sort(key=tuple)
     eqs = []
     with mpmath.workdps(HP_DPS):
         for y in found:
             y = np.array(y, dtype=float)
             y.setflags(write=False)
-            cls = classify_at(system, prm, tuple(float(v) for v in y), rtol=FLOAT_RTOL, bounds=box)
+            cls = classify_at(system, prm, tuple(float(v) for v in y), rtol=FLOAT_RTOL, bounds=_float_bounds(bounds))
             collapsed, partial = _collapse_flags(system, y, FLOAT_RTOL)
-            residual, scale = residual_and_scale(system, prm, y)
+            res, scale = residual_and_scale(system, prm, y)
             eqs.append(Equilibrium(
                 point=dict(zip(system.state_names, map(float, y))), x=y, classification=cls,
                 jacobian_symbolic=system.symbolic.jacobian if system.symbolic is not None else None,
                 collapsed=collapsed, partially_collapsed=partial, multiplicity=None,
-                residual=residual, residual_scale=scale,
+                residual=res, residual_scale=scale,
             ))
-    what = "non-rational right-hand side" if system.symbolic is not None else "no explicit equations"
+    what = ("no explicit equations" if system.symbolic is None else "non-rational right-hand side"
+            if not system.is_rational else "rational right-hand side beyond exact elimination's budget")
+    if len(box) > 2 and np.all(box == box[0]):
+        where = f"[{box[0, 0]:.4g}, {box[0, 1]:.4g}]^{len(box)} (every state)"
+    else:
+        where = ", ".join(f"{name} in [{lo:.4g}, {hi:.4g}]" for name, (lo, hi) in zip(system.state_names, box))
+    given = f" and {len(extra)} given start(s)" if extra is not None else ""
+    deflation = (f", then {rounds} round{'s' if rounds > 1 else ''} of deflated Newton from the starts that found a "
+                 "known root" if rounds else "")
+    reasons = [] if eqs else ["Newton found no equilibrium in the searched box (the search is not exhaustive)"]
+    if outside:
+        reasons.append(f"{len(outside)} equilibri(um/a) found outside the searched box not reported (the box is not "
+                       "searched beyond; pass domain= to search there)")
     return EquilibriumSet(
-        tuple(eqs), (), False, f"multi-start Newton ({n_starts} starts drawn uniformly in {searched}; {what}: "
-                               "the enumeration is not exhaustive)",
-        "" if eqs else "Newton found no equilibrium inside the domain (the search is not exhaustive)",
+        tuple(eqs), (), False,
+        f"multi-start Newton ({n_starts} quasi-random Halton starts over the box {where}{given}{deflation}; {what}: "
+        "the enumeration is not exhaustive)",
+        "; ".join(reasons),
     )
 
 
-def _snap_zeros(y: np.ndarray, residual, polish=None) -> np.ndarray:
+def _in_box(y: np.ndarray, box: np.ndarray) -> bool:
+    pad = RTOL * np.maximum(1.0, np.abs(box))
+    return bool(np.all((y >= box[:, 0] - pad[:, 0]) & (y <= box[:, 1] + pad[:, 1])))
+
+
+def snap_zeros(y: np.ndarray, values) -> np.ndarray:
     """Coordinates within sqrt(NEWTON_RTOL) of zero (relative to the point) set to exactly zero
-    when the residual there is within NEWTON_ATOL, after a Newton polish from the zeroed point if
-    one is given (zeroing may move the point off a constraint): Newton converges only linearly to
-    a root on an invariant coordinate subspace with a zero eigenvalue across it (a collapsed
-    mode, x' ~ x^2), and would leave it at ~1e-9, where the linearisation is that of a nearby
-    non-equilibrium."""
+    when the residual max |values(z)| there is within NEWTON_ATOL, after a Newton polish of the
+    other coordinates with those held at zero if needed (zeroing may move the point off a
+    constraint): Newton converges only linearly to a root on an invariant coordinate subspace
+    with a zero eigenvalue across it (a collapsed mode, x' ~ x^2, or flatter where the flow is
+    not smooth there), and would leave it at ~1e-9 (or 1e-6), where the linearisation is that of
+    a nearby non-equilibrium."""
+    def residual(z):
+        with np.errstate(all="ignore"):
+            return float(np.max(np.abs(values(z))))
+
     small = np.abs(y) <= np.sqrt(NEWTON_RTOL) * max(1.0, float(np.max(np.abs(y))))
     if small.any():
         z = np.where(small, 0.0, y)
         if residual(z) <= NEWTON_ATOL:
             return z
-        if polish is not None:
-            with np.errstate(all="ignore"):
-                z = np.where(small, 0.0, polish(z))
-            if np.all(np.isfinite(z)) and residual(z) <= NEWTON_ATOL:
-                return z
+        z = _newton_on_face(values, z, ~small)
+        if z is not None and residual(z) <= NEWTON_ATOL:
+            return z
     return y
+
+
+def _newton_on_face(values, z: np.ndarray, free: np.ndarray, steps: int = 12) -> np.ndarray | None:
+    """Gauss-Newton in the ``free`` coordinates only (forward differences), the others fixed."""
+    idx = np.flatnonzero(free)
+    if not idx.size:
+        return None
+    z = np.array(z, dtype=float)
+    with np.errstate(all="ignore"):
+        for _ in range(steps):
+            r = np.asarray(values(z), dtype=float)
+            h = 1e-7 * np.maximum(1.0, np.abs(z[idx]))
+            J = np.empty((r.size, idx.size))
+            for k, (i, hi) in enumerate(zip(idx, h)):
+                zp = z.copy()
+                zp[i] += hi
+                J[:, k] = (np.asarray(values(zp), dtype=float) - r) / hi
+            if not (np.all(np.isfinite(J)) and np.all(np.isfinite(r))):
+                return None
+            step = np.linalg.lstsq(J, -r, rcond=None)[0]
+            z[idx] += step
+            if np.max(np.abs(step)) <= NEWTON_STOP["step"] * max(1.0, float(np.max(np.abs(z)))):
+                break
+    return z if np.all(np.isfinite(z)) else None
 
 
 def _inside_float(x: np.ndarray, bounds: dict, tol: float) -> bool:
     return all(lo - tol * max(1, abs(lo) if np.isfinite(lo) else 1) <= x[i] <= hi + tol * max(1, abs(hi) if np.isfinite(hi) else 1)
                for i, (lo, hi) in bounds.items())
+
+
+def _exponent_params(system: ODESystem) -> set[str]:
+    return {str(v) for p in system.rhs.atoms(sp.Pow) for v in p.exp.free_symbols}
+
+
+def _make_conjugate(conj: Rationalised, prm, f: dict, bounds: list[sp.Interval], curves) -> Equilibrium:
+    """A point found in the coordinates u of ``conj``, in the original states and classified
+    there; where the original Jacobian is not finite (s**alpha, alpha < 1, at s = 0) it is
+    classified by the conjugate flow in u, which is smooth there and has the same stability."""
+    system = conj.original
+    exact_prm = {**prm, **conj.fixed}
+    u, root = f["vals"], f["root"]
+    vals = conj.to_original(u)
+    x = np.array([float(v) for v in vals])
+    x.setflags(write=False)
+    rtol = float(np.sqrt(NEAR_RTOL)) if f["near"] else HP_RTOL
+    mult = f["mult"] if not conj.substituted or all(float(v) != 0 for v in u) else None
+    box = _float_bounds(bounds)
+    if not conj.substituted:
+        cls = classify_at(conj.conjugate, {}, vals, rtol=rtol, bounds=box, multiplicity=mult)
+    elif differentiable_at(system, exact_prm, vals):
+        cls = classify_at(system, exact_prm, vals, rtol=rtol, bounds=box, multiplicity=mult)
+    else:
+        at = ", ".join(f"{n} = 0" for n, q, v in zip(system.state_names, conj.powers, u) if q > 1 and v == 0)
+        changed = ", ".join(f"u_{n} = {n}**(1/{q})" for n, q in zip(system.state_names, conj.powers) if q > 1)
+        cls = classify_at(conj.conjugate, {k: v for k, v in exact_prm.items() if k in conj.conjugate.param_names}, u,
+                          rtol=rtol, bounds=_float_bounds(conj.bounds(bounds)), note=(
+                              f"the right-hand side is not differentiable at {at or 'the point'}; classified by the "
+                              f"flow in {changed} (one-sided, conjugate to the flow in the original states)"))
+    collapsed, partial = _collapse_flags(system, vals, rtol)
+    residual, scale = residual_and_scale(system, exact_prm, x)
+    single = len(vals) == 1
+    exact = tuple(root.exact ** q if single and root.exact is not None else sp.Float(mpmath.nstr(v, HP_DPS), HP_DPS)
+                  for v, q in zip(vals, conj.powers))
+    return Equilibrium(
+        point=dict(zip(system.state_names, map(float, x))), x=x, classification=cls,
+        jacobian_symbolic=system.jacobian, collapsed=collapsed, partially_collapsed=partial, multiplicity=mult,
+        residual=residual, residual_scale=scale, exact=exact, near_multiple=bool(f["near"]), note=conj.note,
+    )

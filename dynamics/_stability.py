@@ -448,6 +448,8 @@ def _linearise(system, prm: Mapping[str, Any], point: tuple, rtol: float) -> _Li
         pv = [to_mp(prm[k]) for k in sym.param_names]
         xv = [to_mp(v) for v in point]
         J_mp = mpmath.matrix(n, n)
+        if not differentiable_at(sym, prm, point):
+            raise _NotDifferentiable(point)
         for idx, v in enumerate(_mp_functions(sym)[1](*xv, *pv)):
             J_mp[idx // n, idx % n] = v
         J = np.array([[float(mpmath.re(J_mp[i, j])) for j in range(n)] for i in range(n)])
@@ -813,3 +815,15 @@ def _first_nonzero(coeffs, scale: float, rtol: float):
         if ref > 0 and float(abs(c)) > rtol * ref:
             return k, float(c)
     return None, 0.0
+
+
+def differentiable_at(system: ODESystem, prm: Mapping[str, Any], point: tuple) -> bool:
+    """The Jacobian of the explicit equations ``system`` is finite at ``point`` (mpmath at the
+    working precision; a division by zero, as in d(s**alpha)/ds = alpha s**(alpha - 1) at
+    s = 0, or an infinite entry is not)."""
+    pv = [to_mp(prm[k]) for k in system.param_names]
+    try:
+        values = _mp_functions(system)[1](*[to_mp(v) for v in point], *pv)
+    except (ZeroDivisionError, ValueError, OverflowError):
+        return False
+    return all(mpmath.isfinite(v) for v in values)

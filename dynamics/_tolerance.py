@@ -180,12 +180,10 @@ def eig_scale(J) -> float:
     D^-1 J D (``scipy.linalg.matrix_balance``, powers of two, no permutation). It is at least
     the spectral radius and, unlike ||J||, does not grow when states are measured in badly
     matched units. 0.0 for J = 0."""
-    from scipy.linalg import matrix_balance
-
     J = np.asarray(J, dtype=float)
     if J.size == 0 or not np.all(np.isfinite(J)):
         return float(np.linalg.norm(np.nan_to_num(J))) if J.size else 0.0
-    B, _ = matrix_balance(J, permute=False)
+    B, _ = _balance(J)
     return float(np.linalg.norm(B))
 
 
@@ -195,14 +193,24 @@ def balanced_size(J, sizes) -> float:
     is smaller (every diagonal similarity bounds the eigenvalues' noise alike; balancing
     against an entry that is itself rounding noise, e.g. 1e-46 next to 0.5, would inflate it):
     the noise floor of J's eigenvalues, times HP_FLOOR or FLOAT_FLOOR."""
-    from scipy.linalg import matrix_balance
-
     J = np.asarray(J, dtype=float)
     S = np.abs(np.asarray(sizes, dtype=float)).reshape(J.shape)
     if J.size == 0 or not np.all(np.isfinite(J)) or not np.all(np.isfinite(S)):
         return float(np.linalg.norm(np.nan_to_num(S)))
-    _, (t, _perm) = matrix_balance(J, permute=False, separate=True)
+    _, (t, _perm) = _balance(J, separate=True)
     return min(float(np.linalg.norm(S)), float(np.linalg.norm(S * t[None, :] / t[:, None])))
+
+
+def _balance(J: np.ndarray, separate: bool = False):
+    """``scipy.linalg.matrix_balance`` without permutation; its RuntimeWarning about the unused
+    permutation array (a cast of NaN) is SciPy's own and not the caller's business."""
+    import warnings
+
+    from scipy.linalg import matrix_balance
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return matrix_balance(J, permute=False, separate=separate)
 
 
 def zero_eigenvalues(eigenvalues, scale: float, rtol: float, floor: float = 0.0):

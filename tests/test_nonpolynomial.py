@@ -1,0 +1,136 @@
+"""Non-polynomial and large systems: exact answers where numbers make a system rational (the
+DirectPred exponent), an honest Newton search elsewhere, budgets instead of hangs.
+
+References are closed forms computed here independently of the code under test (NumPy roots of
+the polynomials the equilibrium conditions reduce to by hand, k pi for the pendulum).
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from ncdyn import ModelSpec, ODESystem, bifurcation, derive, equilibria
+
+DIRECTPRED = {"sigma2": 0.2, "eta": 0.1, "beta": 0.5, "N_psi": 1.0, "N_phi": 1.0, "T": 0.5}
+
+
+@pytest.fixture(scope="module")
+def directpred_one_view():
+    return derive(ModelSpec("cosine", "ema", predictor="directpred", views="one"))
+
+
+def _positive_roots(coeffs):
+    r = np.roots(coeffs)
+    return np.sort(r[(np.abs(r.imag) < 1e-12) & (r.real > 0)].real)
+
+
+# With N_psi = N_phi = 1, T = 1/2, the system is ds/dt = -2 eta s - 2 s^(1+a) g,
+# dtau/dt = beta (1 - tau) + eta tau + s^a tau g, g = -tau + s^a / 2 + 2 s^(1+2a) tau.
+# At s > 0: eta = -s^a g, so beta (1 - tau) = 0, tau = 1 and eta = v - v^2 / 2 - 2 v^(2 + 1/a) ... in v = s^a.
+
+
+def test_directpred_alpha_one_is_exact_with_the_collapsed_point_at_zero(directpred_one_view):
+    eq = equilibria(directpred_one_view, {**DIRECTPRED, "alpha": 1.0})
+    assert eq.complete
+    collapsed = [e for e in eq if e.point["s"] == 0.0]
+    assert len(collapsed) == 1
+    assert collapsed[0].point["tau"] == pytest.approx(0.5 / (0.5 - 0.1), rel=1e-14)  # beta / (beta - eta)
+    assert collapsed[0].stable
+    # s > 0: eta = s - s^2/2 - 2 s^4 at tau = 1
+    expected = _positive_roots([-2, 0, -0.5, 1, -0.1])
+    inner = sorted(e.point["s"] for e in eq if e.point["s"] > 0)
+    np.testing.assert_allclose(inner, expected, rtol=1e-12)
+    assert all(e.point["tau"] == pytest.approx(1.0, rel=1e-12) for e in eq if e.point["s"] > 0)
+
+
+def test_directpred_half_power_finds_the_collapsed_equilibrium_exactly(directpred_one_view):
+    eq = equilibria(directpred_one_view, {**DIRECTPRED, "alpha": 0.5})
+    assert eq.complete and "s = u_s**2" in eq.method
+    collapsed = [e for e in eq if e.point["s"] == 0.0]
+    assert len(collapsed) == 1 and collapsed[0].collapsed
+    assert collapsed[0].point["tau"] == pytest.approx(1.25, rel=1e-14)
+    # s decays at the rate 2 eta from the linear term, the one-sided flow in u = sqrt(s) at eta:
+    assert collapsed[0].stable and "not differentiable" in collapsed[0].reason
+    assert sorted(collapsed[0].eigenvalues.real) == pytest.approx([-0.4, -0.1], rel=1e-12)
+    # s > 0, v = sqrt(s): 0.1 = v - v^2/2 - 2 v^5
+    v = _positive_roots([-2, 0, 0, -0.5, 1, -0.1])
+    inner = [e for e in eq if e.point["s"] > 0]
+    np.testing.assert_allclose([e.point["s"] for e in inner], v**2, rtol=1e-12)
+    assert [e.stable for e in inner] == [False, True]
+
+
+def test_directpred_bifurcation_in_eta_takes_the_exact_path(directpred_one_view):
+    bif = bifurcation(directpred_one_view, ("eta", np.linspace(0.0, 0.6, 7)), {**DIRECTPRED, "alpha": 1.0})
+    # the fold is the maximum of eta(s) = s - s^2/2 - 2 s^4: 1 - s - 8 s^3 = 0
+    s_star = _positive_roots([-8, 0, -1, 1])[0]
+    eta_fold = s_star - s_star**2 / 2 - 2 * s_star**4
+    assert [(p.kind, round(p.value, 9)) for p in bif.points] == [("transcritical", 0.0), ("fold", round(eta_fold, 9))]
+    fold = bif.points[1]
+    assert fold.x[0] == pytest.approx(s_star, rel=1e-6)
+
+
+def test_pendulum_equilibria_cover_the_declared_box():
+    pendulum = ODESystem.from_equations({"th": "w", "w": "-sin(th) - g*w"}, params=("g",),
+                                        state_domain={"th": (-7, 7)})
+    eq = equilibria(pendulum, {"g": 0.5})
+    np.testing.assert_allclose([e.point["th"] for e in eq], np.pi * np.arange(-2, 3), atol=1e-12)
+    assert [e.stable for e in eq] == [True, False, True, False, True]
+    assert "th in [-7, 7]" in eq.method and not eq.complete
+
+
+def test_unbounded_search_reports_its_box_and_what_it_left_out():
+    pendulum = ODESystem.from_equations({"th": "w", "w": "-sin(th) - g*w"}, params=("g",))
+    eq = equilibria(pendulum, {"g": 0.5})
+    np.testing.assert_allclose([e.point["th"] for e in eq], np.pi * np.arange(-3, 4), atol=1e-12)
+    assert "th in [-10, 10]" in eq.method
+    assert "outside the searched box" in eq.reason
+
+
+def test_flat_nonlinearity_root_is_found():
+    eq = equilibria(ODESystem.from_equations({"x": "tanh(x - 3)"}), {})
+    assert [e.point["x"] for e in eq] == [pytest.approx(3.0, abs=1e-12)]
+    assert eq[0].stable is False
+
+
+def test_bifurcation_of_transcendental_system_is_continued_not_counted():
+    bif = bifurcation(ODESystem.from_equations({"x": "r - sin(x)"}, params=("r",)), ("r", np.linspace(0, 2, 21)), {})
+    assert bif.points
+    assert all(p.kind == "fold" and p.value == pytest.approx(1.0, abs=1e-6) for p in bif.points)
+    # each fold sits where sin x = 1
+    np.testing.assert_allclose(np.sin([p.x[0] for p in bif.points]), 1.0, atol=1e-6)
+
+
+def _duffing_chain(n=6):
+    eqs = {}
+    for i in range(1, n + 1):
+        left = f"x{i - 1}" if i > 1 else "0"
+        right = f"x{i + 1}" if i < n else "0"
+        eqs[f"x{i}"] = f"v{i}"
+        eqs[f"v{i}"] = f"-k*x{i} - g*v{i} + c*({left} + {right} - 2*x{i}) - x{i}**3"
+    return ODESystem.from_equations(eqs, params=("k", "g", "c"))
+
+
+def test_large_polynomial_system_falls_back_within_budget():
+    eq = equilibria(_duffing_chain(), {"k": 1.0, "g": 0.5, "c": 0.3}, n_starts=64)
+    assert not eq.complete
+    assert "12 states > 8" in eq.reason and "Newton used instead" in eq.reason
+    # k > 0: the potential is strictly convex, the origin is the only equilibrium, and it is stable
+    assert len(eq) == 1 and np.all(eq[0].x == 0.0) and eq[0].stable
+
+
+def test_time_budget_falls_back(monkeypatch):
+    import dynamics._equilibria as module
+
+    monkeypatch.setitem(module.EXACT_BUDGET, "seconds", 1e-3)
+    cubic = ODESystem.from_equations({"x": "y - x**3 + a", "y": "x - y**3 + z", "z": "x*y - z**3 + 1"}, params=("a",))
+    eq = equilibria(cubic, {"a": 0.5}, n_starts=64)
+    assert "stopped after" in eq.reason and not eq.complete
+    assert len(eq) >= 1 and max(e.residual for e in eq) < 1e-10
+
+
+def test_no_runtime_warning_leaks_from_exact_analyses(directpred_one_view):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        equilibria(directpred_one_view, {**DIRECTPRED, "alpha": 1.0})
+        equilibria(ODESystem.from_equations({"x": "-x", "y": "-2*y + x**2"}), {})
