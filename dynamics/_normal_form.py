@@ -14,7 +14,7 @@ from ._tolerance import COARSE_RTOL
 __all__ = ["normal_form_kind"]
 
 
-def normal_form_kind(jacobian, f_param, hessian, rtol: float = COARSE_RTOL) -> str:
+def normal_form_kind(jacobian, f_param, hessian, rtol: float = COARSE_RTOL, third=None) -> str:
     """The kind of a one-parameter bifurcation at an equilibrium with a zero eigenvalue.
 
     With l, q the left and right null vectors of the Jacobian J = df/dx (the singular vectors
@@ -36,12 +36,18 @@ def normal_form_kind(jacobian, f_param, hessian, rtol: float = COARSE_RTOL) -> s
     rtol : float
         A coefficient counts as zero when at most ``rtol`` times its natural scale (1 + the
         largest entry of J for the unfolding coefficient, of the Hessian for the quadratic
-        one); the default COARSE_RTOL suits points located in float64.
+        one, of the Hessian and the third derivatives for the cubic one); the default
+        COARSE_RTOL suits points located in float64.
+    third : array (n, n, n, n), optional
+        d^3 f_i / dx_j dx_k dx_l at the point. Given, a pitchfork also needs a non-zero cubic
+        coefficient on the centre manifold, l . (D^3 f(q, q, q) + 3 D^2 f(q, h)) with
+        J h = -D^2 f(q, q); where it vanishes too the point is "degenerate" (e.g. x' = r x, a
+        line of equilibria at r = 0).
 
     Returns
     -------
     str
-        "fold", "transcritical" or "pitchfork".
+        "fold", "transcritical" or "pitchfork"; "degenerate" only when ``third`` is given.
     """
     J = np.atleast_2d(np.asarray(jacobian, dtype=float))
     n = J.shape[0]
@@ -51,5 +57,14 @@ def normal_form_kind(jacobian, f_param, hessian, rtol: float = COARSE_RTOL) -> s
     a = float(left @ np.asarray(f_param, dtype=float).reshape(n))
     if abs(a) > rtol * (1.0 + float(np.max(np.abs(J)))):
         return "fold"
-    b = float(left @ np.einsum("ijk,j,k->i", H, q, q))
-    return "transcritical" if abs(b) > rtol * (1.0 + float(np.max(np.abs(H)))) else "pitchfork"
+    Bqq = np.einsum("ijk,j,k->i", H, q, q)
+    b = float(left @ Bqq)
+    if abs(b) > rtol * (1.0 + float(np.max(np.abs(H)))):
+        return "transcritical"
+    if third is None:
+        return "pitchfork"
+    T = np.asarray(third, dtype=float).reshape(n, n, n, n)
+    h = -np.linalg.pinv(J) @ Bqq
+    c = float(left @ (np.einsum("ijkl,j,k,l->i", T, q, q, q) + 3 * np.einsum("ijk,j,k->i", H, q, h)))
+    scale = 1.0 + float(np.max(np.abs(T))) + float(np.max(np.abs(H))) * (1.0 + float(np.max(np.abs(h))))
+    return "pitchfork" if abs(c) > rtol * scale else "degenerate"

@@ -6,6 +6,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import sympy as sp
@@ -29,9 +30,15 @@ class Threshold(Value):
     """Where equilibria appear, disappear, cross or start to oscillate, as conditions on
     ``param`` (each condition is ``expression = 0``; None where there is none).
 
-    The ``*_solutions`` fields hold the conditions solved for ``param`` (closed forms of
-    degree <= 2 in it; ``note`` says where there is no closed form). Points that are
-    pitchforks are listed in ``pitchfork_solutions`` only.
+    The ``*_solutions`` fields hold the conditions solved for ``param``: closed forms where a
+    condition is of degree <= 2 in ``param`` or in a power ``param**k`` (then the real k-th
+    roots; ``note`` says where there is no closed form). Solutions not real on the parameter
+    domain, or outside the domain of ``param``, are dropped and ``note`` says which and why;
+    solutions real only on part of the domain are kept and ``note`` gives the condition.
+    Each point is labelled fold, transcritical or pitchfork by the normal-form decision of
+    ``bifurcation`` (``normal_form_kind``), evaluated at the point with the other parameters
+    at generic values inside their domains; points that are pitchforks are listed in
+    ``pitchfork_solutions`` only.
 
     A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
     when every field is (arrays by value, NaN equal to NaN), and hashable.
@@ -51,7 +58,9 @@ class Threshold(Value):
     transcritical_solutions : tuple of sympy.Expr
         Values of ``param`` at a transcritical point.
     pitchfork_solutions : tuple of sympy.Expr
-        A fold and a transcritical point at once (a symmetric triple root).
+        Values of ``param`` where the unfolding and the quadratic normal-form coefficients
+        vanish: one branch splits into three (a symmetric triple root in one state; the
+        Lorenz system at r = 1).
     hopf : sympy.Expr or None
         trace J = 0 at a two-state equilibrium (with det J > 0): a complex pair on the
         imaginary axis; None for one state.
@@ -135,6 +144,16 @@ def threshold(system: ODESystem, param: str, *, hold: Sequence[str] | None = Non
     closed form gets fold conditions det J = 0 at each equilibrium (transcritical where two
     equilibria coincide there) and, with two states, Hopf conditions trace J = 0 with det J > 0
     (the Brusselator: b = 1 + a^2).
+
+    Each solution is labelled by the normal form at its point (``normal_form_kind``, the
+    decision ``bifurcation`` makes): fold where l . df/dparam != 0, transcritical where
+    l . D^2 f(q, q) != 0, else pitchfork (l, q the null vectors of J), with the other
+    parameters at generic values inside their domains; a point where the cubic coefficient
+    vanishes too is degenerate (said in ``note``) and keeps the label of its condition. A
+    condition polynomial in a power of ``param`` is solved in that power (the cusp
+    x' = h + r x - x^3: 4 r^3 = 27 h^2, r = 3 (h^2/4)^(1/3); Selkov's Hopf condition is
+    quadratic in b^2). Solutions that are not real on the parameter domain (b = sqrt(-a) with
+    a >= 0) or lie outside the domain of ``param`` are dropped, with the reason in ``note``.
 
     Parameters
     ----------
@@ -264,6 +283,11 @@ def _reality(s: sp.Expr, assumed: dict) -> tuple[str | None, list[sp.Expr]]:
     return None, where
 
 
+def _outside(v: sp.Symbol, domain: sp.Interval) -> str:
+    lo, hi = ("(" if domain.left_open else "["), (")" if domain.right_open else "]")
+    return f"outside the domain {v} in {lo}{sp.sstr(domain.start)}, {sp.sstr(domain.end)}{hi}"
+
+
 def _solve_for(factors: list[sp.Expr], v: sp.Symbol, system: ODESystem, assumed: dict,
                no_closed: list[str], dropped: list[str] | None = None,
                real_where: list[tuple[str, str]] | None = None) -> list[sp.Expr]:
@@ -299,7 +323,7 @@ def _solve_for(factors: list[sp.Expr], v: sp.Symbol, system: ODESystem, assumed:
                 if why is None and (w.is_real is not False):
                     kept, left = _kth_roots(w, k, assumed, domain)
                     candidates += kept
-                    dropped += [f"{v} = {sp.sstr(t)} (outside the domain {domain} of {v})" for t in left]
+                    dropped += [f"{v} = {sp.sstr(t)} ({_outside(v, domain)})" for t in left]
                 else:
                     dropped.append(f"{v}**{k} = {sp.sstr(w)} ({why or 'not real'})")
         for s in candidates:
@@ -308,11 +332,11 @@ def _solve_for(factors: list[sp.Expr], v: sp.Symbol, system: ODESystem, assumed:
             if why is None and s.has(sp.I) and s.xreplace(assumed).is_real is not True:
                 why = "complex"
             if why is None and domain is not None and s.is_number and domain.contains(s) == sp.false:
-                why = f"outside the domain {domain} of {v}"
+                why = _outside(v, domain)
             if why is None and domain is not None and not s.is_number:
                 sx = s.xreplace(assumed)
                 if (domain.start >= 0 and sx.is_negative) or (domain.end <= 0 and sx.is_positive):
-                    why = f"outside the domain {domain} of {v}"
+                    why = _outside(v, domain)
             if why is not None:
                 dropped.append(f"{v} = {sp.sstr(s)} ({why})")
                 continue
@@ -395,13 +419,17 @@ def _double_roots(system: ODESystem, sub: dict) -> list[list[float]]:
     return out
 
 
+@lru_cache(maxsize=64)
 def _normal_form_functions(system: ODESystem, v: sp.Symbol):
+    """(J, df/dv, D^2 f, D^3 f) as flat lists of functions of (*states, *params), and n."""
     args = list(system.states) + list(system.params)
     n = system.n_states
     fv = [sp.diff(r, v) for r in system.rhs]
-    H = [sp.diff(r, a, b) for r in system.rhs for a in system.states for b in system.states]
+    X = system.states
+    H = [sp.diff(r, a, b) for r in system.rhs for a in X for b in X]
+    T = [sp.diff(r, a, b, c) for r in system.rhs for a in X for b in X for c in X]
     return (sp.lambdify(args, list(system.jacobian), "math"), sp.lambdify(args, fv, "math"),
-            sp.lambdify(args, H, "math"), n)
+            sp.lambdify(args, H, "math"), sp.lambdify(args, T, "math"), n)
 
 
 def _kinds(system: ODESystem, v: sp.Symbol, s: sp.Expr, equilibria=None) -> set[str]:
@@ -410,7 +438,7 @@ def _kinds(system: ODESystem, v: sp.Symbol, s: sp.Expr, equilibria=None) -> set[
     (``_generic_points``) where ``s`` and the points are real. ``equilibria``: the symbolic
     equilibria to evaluate (several states); None: the multiple roots (one state). Empty when
     no generic point serves."""
-    jac, fv, hess, n = _normal_form_functions(system, v)
+    jac, fv, hess, third, n = _normal_form_functions(system, v)
     domain = system.param_domain.get(str(v))
     for g in _generic_points(system, v):
         sg = s.xreplace(g)
@@ -434,19 +462,22 @@ def _kinds(system: ODESystem, v: sp.Symbol, s: sp.Expr, equilibria=None) -> set[
                 J = np.array(jac(*args), dtype=float).reshape(n, n)
                 f_v = np.array(fv(*args), dtype=float)
                 H = np.array(hess(*args), dtype=float)
+                T = np.array(third(*args), dtype=float)
             except (ZeroDivisionError, ValueError, OverflowError):
                 continue
             if not np.all(np.isfinite(J)) or np.linalg.svd(J, compute_uv=False)[-1] > COARSE_RTOL * (1.0 + np.max(np.abs(J))):
                 continue
-            kinds.add(normal_form_kind(J, f_v, H))
+            kinds.add(normal_form_kind(J, f_v, H, third=T))
         if kinds:
             return kinds
     return set()
 
 
-def _relabel(system: ODESystem, v: sp.Symbol, lists: tuple[list, list, list]) -> tuple[list, list, list]:
+def _relabel(system: ODESystem, v: sp.Symbol, lists: tuple[list, list, list],
+             degenerate: list[sp.Expr]) -> tuple[list, list, list]:
     """(fold, transcritical, pitchfork) solutions relabelled by the normal form (``_kinds``);
-    a solution that no generic point serves keeps the label it came with."""
+    a solution that no generic point serves, or where the normal form is degenerate (then
+    listed in ``degenerate``), keeps the label it came with."""
     out: tuple[list, list, list] = ([], [], [])
     seen: list[sp.Expr] = []
     for i, sols in enumerate(lists):
@@ -455,14 +486,22 @@ def _relabel(system: ODESystem, v: sp.Symbol, lists: tuple[list, list, list]) ->
                 continue
             seen.append(s)
             kinds = _kinds(system, v, s)
+            if "degenerate" in kinds:
+                degenerate.append(s)
+                kinds.discard("degenerate")
             for j, kind in enumerate(("fold", "transcritical", "pitchfork")):
                 if (kind in kinds if kinds else j == i or any(sp.simplify(s - t) == 0 for t in lists[j])):
                     out[j].append(s)
     return out
 
 
-def _solution_notes(dropped_sols: list[str], real_where: list[tuple[str, str]]) -> list[str]:
+def _solution_notes(dropped_sols: list[str], real_where: list[tuple[str, str]], v: sp.Symbol,
+                    degenerate: list[sp.Expr]) -> list[str]:
     notes = []
+    if degenerate:
+        notes.append(f"degenerate at {v} = {', '.join(map(sp.sstr, degenerate))}: the unfolding, quadratic and cubic "
+                     "normal-form coefficients all vanish there (e.g. a line of equilibria), so the kind is that of "
+                     "the condition alone")
     if dropped_sols:
         notes.append("dropped solutions: " + "; ".join(dict.fromkeys(dropped_sols)))
     where: dict[str, list[str]] = {}
@@ -521,7 +560,8 @@ def _threshold_one_state(system: ODESystem, v: sp.Symbol) -> dict:
                 break
     fold_sols = [s for s in fold_sols if s not in pitch]
     trans_sols = [s for s in trans_sols if s not in pitch]
-    fold_sols, trans_sols, pitch = _relabel(system, v, (fold_sols, trans_sols, pitch))
+    degenerate: list[sp.Expr] = []
+    fold_sols, trans_sols, pitch = _relabel(system, v, (fold_sols, trans_sols, pitch), degenerate)
     notes = []
     if not folds and not trans:
         notes.append(f"{v} enters no fold or transcritical condition of {label(system)} (with the factors that "
@@ -532,7 +572,7 @@ def _threshold_one_state(system: ODESystem, v: sp.Symbol) -> dict:
     if no_closed:
         notes.append("no closed form for " + "; ".join(no_closed) + ": the condition is the answer (locate it "
                      "numerically with bifurcation())")
-    notes += _solution_notes(dropped_sols, real_where)
+    notes += _solution_notes(dropped_sols, real_where, v, degenerate)
     if dropped:
         notes.append("dropped factors that cannot vanish on the parameter domain: " + ", ".join(sorted(set(dropped))))
     if removed:
@@ -572,6 +612,7 @@ def _threshold_several(system: ODESystem, v: sp.Symbol, original: ODESystem) -> 
     hopf_sols: list[sp.Expr] = []
     dropped_sols: list[str] = []
     real_where: list[tuple[str, str]] = []
+    degenerate: list[sp.Expr] = []
     notes = []
     for k, sol in enumerate(sols):
         Jk = J.subs(sol)
@@ -582,6 +623,10 @@ def _threshold_several(system: ODESystem, v: sp.Symbol, original: ODESystem) -> 
                 fold_conds.append(c)
         for s in _solve_for(conds, v, system, assumed, no_closed, dropped_sols, real_where):
             kinds = _kinds(system, v, s, [sol])
+            if "degenerate" in kinds:
+                kinds.discard("degenerate")
+                if not any(sp.simplify(s - t) == 0 for t in degenerate):
+                    degenerate.append(s)
             if not kinds:
                 meets = any(j != k and all(sp.simplify((sol[x] - other[x]).subs(v, s)) == 0 for x in system.states)
                             for j, other in enumerate(sols))
@@ -621,7 +666,7 @@ def _threshold_several(system: ODESystem, v: sp.Symbol, original: ODESystem) -> 
         notes.append("no closed form for " + "; ".join(no_closed) + ": locate it numerically with bifurcation()")
     if dropped:
         notes.append("dropped factors that cannot vanish on the parameter domain: " + ", ".join(sorted(set(dropped))))
-    notes += _solution_notes(dropped_sols, real_where)
+    notes += _solution_notes(dropped_sols, real_where, v, degenerate)
     trans_conds = [c for c in fold_conds if any(sp.simplify(c.subs(v, s)) == 0 for s in trans_sols + pitch_sols)]
     return dict(
         fold=_product(fold_conds), fold_solutions=tuple(fold_sols),

@@ -71,6 +71,11 @@ def test_normal_form_kind_from_closed_form_coefficients():
     H[1, 0, 2] = H[1, 2, 0] = -1.0
     H[2, 0, 1] = H[2, 1, 0] = 1.0
     assert normal_form_kind(J, np.zeros(3), H) == "pitchfork"
+    # its cubic coefficient comes from the quadratic terms through the centre manifold alone
+    # (D^3 f = 0): l . 3 D^2 f(q, h) with J h = -D^2 f(q, q), non-zero
+    assert normal_form_kind(J, np.zeros(3), H, third=np.zeros((3, 3, 3, 3))) == "pitchfork"
+    assert normal_form_kind([[0.0]], [0.0], [[[0.0]]], third=[[[[-6.0]]]]) == "pitchfork"  # r x - x^3
+    assert normal_form_kind([[0.0]], [0.0], [[[0.0]]], third=[[[[0.0]]]]) == "degenerate"  # r x
     assert normal_form_kind([[0.0]], [1.0], [[[-2.0]]]) == "fold"           # r - x^2
     assert normal_form_kind([[0.0]], [0.0], [[[-2.0]]]) == "transcritical"  # r x - x^2
     assert normal_form_kind([[0.0]], [0.0], [[[0.0]]]) == "pitchfork"       # r x - x^3
