@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import mpmath
 import numpy as np
 import sympy as sp
 
@@ -362,7 +363,7 @@ def _generic_points(system: ODESystem, v: sp.Symbol) -> list[dict[sp.Symbol, sp.
             continue
         g = _GENERIC[i % len(_GENERIC)]
         dom = system.param_domain.get(str(p))
-        if dom is None or dom == sp.Reals or (dom.start == -sp.oo and dom.end == sp.oo):
+        if not isinstance(dom, sp.Interval) or (dom.start == -sp.oo and dom.end == sp.oo):
             base[p] = g
             free.append(p)
         elif dom.contains(g) == sp.true:
@@ -385,7 +386,11 @@ def _generic_points(system: ODESystem, v: sp.Symbol) -> list[dict[sp.Symbol, sp.
 
 
 def _real_value(e: sp.Expr) -> float | None:
-    z = complex(sp.N(e, 30))
+    """``e`` (a number) as a float where it is real and finite, else None."""
+    try:
+        z = complex(sp.N(e, 30))
+    except (TypeError, ValueError):
+        return None
     if not (math.isfinite(z.real) and math.isfinite(z.imag)) or abs(z.imag) > 1e-20 * max(1.0, abs(z.real)):
         return None
     return z.real
@@ -405,7 +410,7 @@ def _double_roots(system: ODESystem, sub: dict) -> list[list[float]]:
             return [[float(r)] for r in G.real_roots()] if G.degree() > 0 else []
         Pn = sp.Poly([sp.N(c, 50) for c in P.all_coeffs()], x)
         cand = sp.Poly([sp.N(c, 50) for c in dP.all_coeffs()], x).nroots(n=40, maxsteps=500)
-    except (sp.PolynomialError, sp.polys.polyerrors.PolynomialError, NotImplementedError, ValueError):
+    except (sp.PolynomialError, NotImplementedError, ValueError, mpmath.libmp.NoConvergence):
         return []
     out = []
     for r in cand:
@@ -455,7 +460,7 @@ def _kinds(system: ODESystem, v: sp.Symbol, s: sp.Expr, equilibria=None) -> set[
                 if all(c is not None for c in point):
                     points.append(point)
         kinds = set()
-        prm = [float(sp.N(sub[p], 30)) for p in system.params]
+        prm = [value if p == v else float(sp.N(sub[p], 30)) for p in system.params]
         for point in points:
             args = [*point, *prm]
             try:

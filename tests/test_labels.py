@@ -170,3 +170,11 @@ def test_regimes_with_a_collapse_state_label_the_triple_root_stable():
     g = regimes(cusp, ("h", [0.0, 0.25]), ("r", [0.0, 0.75]), {"h": 0.0, "r": 0.0})
     assert g.label(0, 0) == "collapse only"
     assert g.label(1, 1) == "non-collapsed only"
+
+
+def test_roots_batch_odd_and_even_multiplicity_at_the_origin():
+    # -x^5 (odd m, a_5 = -1 < 0): stable; -x^4 (even m): semi-stable; x^3 (a_3 > 0): unstable
+    for rhs, stable in (("r*x - x**5", True), ("r*x - x**4", False), ("r*x + x**3", False)):
+        out = roots_batch(ODESystem.from_equations({"x": rhs}, params=("r",)), {"r": np.array([0.0])})
+        m = out.multiplicity[0][np.argmin(np.abs(out.roots[0]))]
+        assert m == len(out.roots[0]) and out.n_stable[0] == int(stable), rhs
