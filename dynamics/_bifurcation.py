@@ -22,6 +22,7 @@ from derivations import DynamicalSystem, FrozenMap, Names, ODESystem, Params
 from ._display import html_table, short_array
 from ._equilibria import equilibria
 from ._continuation import continued_bifurcation
+from ._normal_form import normal_form_kind
 from ._prepare import MAX_BISECTIONS, check_sweep, label, numeric, prepared, read_only
 from ._rationalise import Rationalised, rationalise
 from ._roots import roots_batch
@@ -347,15 +348,8 @@ def _normal_form_kind(system: ODESystem, param: str, prm: dict, x: np.ndarray) -
     fv, hess, jac = _derivative_functions(system, param)
     args = [*np.asarray(x, dtype=float), *[numeric(prm[n]) for n in system.param_names]]
     J = np.array(jac(*args), dtype=float).reshape(system.n_states, system.n_states)
-    U, _, Vt = np.linalg.svd(J)
-    left, q = U[:, -1], Vt[-1]
-    a = float(left @ np.array(fv(*args), dtype=float))
-    scale = 1.0 + float(np.max(np.abs(J)))
-    if abs(a) > COARSE_RTOL * scale:
-        return "fold"
     H = np.array(hess(*args), dtype=float).reshape(system.n_states, system.n_states, system.n_states)
-    b = float(left @ np.einsum("ijk,j,k->i", H, q, q))
-    return "transcritical" if abs(b) > COARSE_RTOL * (1.0 + float(np.max(np.abs(H)))) else "pitchfork"
+    return normal_form_kind(J, np.array(fv(*args), dtype=float), H)
 
 
 def _derivative_functions(system: DynamicalSystem, param: str):

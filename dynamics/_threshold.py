@@ -6,13 +6,18 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
+import mpmath
+import numpy as np
 import sympy as sp
 
 from derivations import ODESystem
 
 from ._display import html_table
+from ._normal_form import normal_form_kind
 from ._prepare import label, prepared
+from ._tolerance import COARSE_RTOL
 from ._value import Value
 
 __all__ = ["threshold", "Threshold"]
@@ -26,9 +31,15 @@ class Threshold(Value):
     """Where equilibria appear, disappear, cross or start to oscillate, as conditions on
     ``param`` (each condition is ``expression = 0``; None where there is none).
 
-    The ``*_solutions`` fields hold the conditions solved for ``param`` (closed forms of
-    degree <= 2 in it; ``note`` says where there is no closed form). Points that are
-    pitchforks are listed in ``pitchfork_solutions`` only.
+    The ``*_solutions`` fields hold the conditions solved for ``param``: closed forms where a
+    condition is of degree <= 2 in ``param`` or in a power ``param**k`` (then the real k-th
+    roots; ``note`` says where there is no closed form). Solutions not real on the parameter
+    domain, or outside the domain of ``param``, are dropped and ``note`` says which and why;
+    solutions real only on part of the domain are kept and ``note`` gives the condition.
+    Each point is labelled fold, transcritical or pitchfork by the normal-form decision of
+    ``bifurcation`` (``normal_form_kind``), evaluated at the point with the other parameters
+    at generic values inside their domains; points that are pitchforks are listed in
+    ``pitchfork_solutions`` only.
 
     A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
     when every field is (arrays by value, NaN equal to NaN), and hashable.
@@ -48,7 +59,9 @@ class Threshold(Value):
     transcritical_solutions : tuple of sympy.Expr
         Values of ``param`` at a transcritical point.
     pitchfork_solutions : tuple of sympy.Expr
-        A fold and a transcritical point at once (a symmetric triple root).
+        Values of ``param`` where the unfolding and the quadratic normal-form coefficients
+        vanish: one branch splits into three (a symmetric triple root in one state; the
+        Lorenz system at r = 1).
     hopf : sympy.Expr or None
         trace J = 0 at a two-state equilibrium (with det J > 0): a complex pair on the
         imaginary axis; None for one state.
@@ -132,6 +145,16 @@ def threshold(system: ODESystem, param: str, *, hold: Sequence[str] | None = Non
     closed form gets fold conditions det J = 0 at each equilibrium (transcritical where two
     equilibria coincide there) and, with two states, Hopf conditions trace J = 0 with det J > 0
     (the Brusselator: b = 1 + a^2).
+
+    Each solution is labelled by the normal form at its point (``normal_form_kind``, the
+    decision ``bifurcation`` makes): fold where l . df/dparam != 0, transcritical where
+    l . D^2 f(q, q) != 0, else pitchfork (l, q the null vectors of J), with the other
+    parameters at generic values inside their domains; a point where the cubic coefficient
+    vanishes too is degenerate (said in ``note``) and keeps the label of its condition. A
+    condition polynomial in a power of ``param`` is solved in that power (the cusp
+    x' = h + r x - x^3: 4 r^3 = 27 h^2, r = 3 (h^2/4)^(1/3); Selkov's Hopf condition is
+    quadratic in b^2). Solutions that are not real on the parameter domain (b = sqrt(-a) with
+    a >= 0) or lie outside the domain of ``param`` are dropped, with the reason in ``note``.
 
     Parameters
     ----------
@@ -217,32 +240,280 @@ def _relevant(expr: sp.Expr, v: sp.Symbol, assumed: dict, dropped: list[str]) ->
     return keep
 
 
+def _power(P: sp.Poly) -> int:
+    """The largest k such that the polynomial P in one variable is a polynomial in v**k."""
+    exps = [m[0] for m in P.monoms() if m[0] > 0]
+    return math.gcd(*exps) if exps else 1
+
+
+def _kth_roots(w: sp.Expr, k: int, assumed: dict, domain: sp.Interval | None) -> tuple[list[sp.Expr], list[sp.Expr]]:
+    """The real k-th roots of w: odd k the real one; even k +-w**(1/k). Returns (kept, left
+    out), left out the sign that the domain of the parameter excludes."""
+    if k % 2:
+        wa = w.xreplace(assumed)
+        if wa.is_nonnegative:
+            return [sp.root(w, k)], []
+        if wa.is_nonpositive:
+            return [-sp.root(-w, k)], []
+        return [sp.real_root(w, k)], []
+    plus, minus = sp.root(w, k), -sp.root(w, k)
+    if domain is not None and domain.start >= 0:
+        return [plus], [minus]
+    if domain is not None and domain.end <= 0:
+        return [minus], [plus]
+    return [plus, minus], []
+
+
+def _reality(s: sp.Expr, assumed: dict) -> tuple[str | None, list[sp.Expr]]:
+    """Whether the closed form ``s`` is real on the parameter domain: (why it is not, None if
+    it may be; the radicands that must be >= 0 for it to be real)."""
+    sa = s.xreplace(assumed)
+    if sa.is_real is False or sa.is_finite is False:
+        return "not real on the parameter domain", []
+    where = []
+    for p in sorted(s.atoms(sp.Pow), key=sp.default_sort_key):
+        if not (p.exp.is_Rational and p.exp.q % 2 == 0):
+            continue
+        R = p.base.xreplace(assumed)
+        if R.is_negative:
+            return f"{sp.sstr(p.base)} < 0 on the parameter domain: not real", []
+        if R.is_nonpositive and not R.is_zero:
+            return f"{sp.sstr(p.base)} <= 0 on the parameter domain: real only where {sp.sstr(p.base)} = 0", []
+        if not R.is_nonnegative and p.base not in where:
+            where.append(p.base)
+    return None, where
+
+
+def _outside(v: sp.Symbol, domain: sp.Interval) -> str:
+    lo, hi = ("(" if domain.left_open else "["), (")" if domain.right_open else "]")
+    return f"outside the domain {v} in {lo}{sp.sstr(domain.start)}, {sp.sstr(domain.end)}{hi}"
+
+
 def _solve_for(factors: list[sp.Expr], v: sp.Symbol, system: ODESystem, assumed: dict,
-               no_closed: list[str]) -> list[sp.Expr]:
+               no_closed: list[str], dropped: list[str] | None = None,
+               real_where: list[tuple[str, str]] | None = None) -> list[sp.Expr]:
+    """Real closed-form roots in ``v`` of each factor: of degree <= 2 in v, or in u = v**k
+    where the factor is a polynomial in v**k (then v the real k-th roots of u). Roots not
+    real on the parameter domain or outside the domain of ``v`` are left out and listed in
+    ``dropped`` with the reason; roots real only on part of the domain are kept and their
+    condition listed in ``real_where``."""
+    dropped = [] if dropped is None else dropped
+    real_where = [] if real_where is None else real_where
     domain = system.param_domain.get(str(v))
     out = []
     for f in factors:
         try:
-            degree = sp.Poly(f, v).degree()
+            P = sp.Poly(f, v)
         except sp.PolynomialError:
             no_closed.append(f"{sp.sstr(f)} = 0 (not polynomial in {v})")
             continue
-        if degree > 2:
-            no_closed.append(f"{sp.sstr(f)} = 0 (degree {degree} in {v})")
+        k = _power(P)
+        if P.degree() // k > 2:
+            power = f" (degree {P.degree() // k} in {v}**{k})" if k > 1 else ""
+            no_closed.append(f"{sp.sstr(f)} = 0 (degree {P.degree()} in {v}{power})")
             continue
-        for s in sp.solve(f, v):
+        if k == 1:
+            candidates = sp.solve(f, v)
+        else:
+            u = sp.Dummy("u")
+            g = sp.Poly.from_dict({(e // k,): c for (e,), c in P.terms()}, u).as_expr()
+            candidates = []
+            for w in sp.solve(g, u):
+                w = sp.simplify(w)
+                why, _ = _reality(w, assumed)
+                if why is None and (w.is_real is not False):
+                    kept, left = _kth_roots(w, k, assumed, domain)
+                    candidates += kept
+                    dropped += [f"{v} = {sp.sstr(t)} ({_outside(v, domain)})" for t in left]
+                else:
+                    dropped.append(f"{v}**{k} = {sp.sstr(w)} ({why or 'not real'})")
+        for s in candidates:
             s = sp.simplify(s)
-            if s.has(sp.I) and s.xreplace(assumed).is_real is not True:
-                continue
-            if domain is not None and s.is_number and domain.contains(s) == sp.false:
-                continue
-            if domain is not None and not s.is_number:
+            why, where = _reality(s, assumed)
+            if why is None and s.has(sp.I) and s.xreplace(assumed).is_real is not True:
+                why = "complex"
+            if why is None and domain is not None and s.is_number and domain.contains(s) == sp.false:
+                why = _outside(v, domain)
+            if why is None and domain is not None and not s.is_number:
                 sx = s.xreplace(assumed)
                 if (domain.start >= 0 and sx.is_negative) or (domain.end <= 0 and sx.is_positive):
-                    continue
+                    why = _outside(v, domain)
+            if why is not None:
+                dropped.append(f"{v} = {sp.sstr(s)} ({why})")
+                continue
             if not any(sp.simplify(s - o) == 0 for o in out):
                 out.append(s)
+                if where:
+                    real_where.append((" and ".join(f"{sp.sstr(R)} >= 0" for R in where), f"{v} = {sp.sstr(s)}"))
     return out
+
+
+_GENERIC = tuple(sp.Rational(n, 100) for n in (137, 73, 219, 161, 89, 253, 117, 191))
+"""Generic values for the other parameters when ``threshold`` labels a point: no special
+value (0, 1, a ratio of small integers) at which a normal-form coefficient could vanish by
+accident."""
+
+
+def _generic_points(system: ODESystem, v: sp.Symbol) -> list[dict[sp.Symbol, sp.Expr]]:
+    """A few assignments of generic values to the parameters other than ``v``, each inside
+    the parameter's domain; parameters with no sign restriction take both signs in turn."""
+    base, free = {}, []
+    for i, p in enumerate(system.params):
+        if p == v:
+            continue
+        g = _GENERIC[i % len(_GENERIC)]
+        dom = system.param_domain.get(str(p))
+        if not isinstance(dom, sp.Interval) or (dom.start == -sp.oo and dom.end == sp.oo):
+            base[p] = g
+            free.append(p)
+        elif dom.contains(g) == sp.true:
+            base[p] = g
+        elif dom.contains(-g) == sp.true:
+            base[p] = -g
+        elif dom.start.is_finite and dom.end.is_finite:
+            base[p] = dom.start + (dom.end - dom.start) * sp.Rational(37, 100)
+        elif dom.start.is_finite:
+            base[p] = dom.start + g
+        else:
+            base[p] = dom.end - g
+    out = [base]
+    for signs in ((-1,) * len(free), tuple((-1) ** i for i in range(len(free))),
+                  tuple(-((-1) ** i) for i in range(len(free)))):
+        point = {**base, **{p: sg * base[p] for p, sg in zip(free, signs)}}
+        if point not in out:
+            out.append(point)
+    return out
+
+
+def _real_value(e: sp.Expr) -> float | None:
+    """``e`` (a number) as a float where it is real and finite, else None."""
+    try:
+        z = complex(sp.N(e, 30))
+    except (TypeError, ValueError):
+        return None
+    if not (math.isfinite(z.real) and math.isfinite(z.imag)) or abs(z.imag) > 1e-20 * max(1.0, abs(z.real)):
+        return None
+    return z.real
+
+
+def _double_roots(system: ODESystem, sub: dict) -> list[list[float]]:
+    """Real multiple roots of the one-state numerator at the parameter values ``sub``: the real
+    roots of N' at which N vanishes (exact gcd(N, N') for rational coefficients)."""
+    x = system.states[0]
+    P = sp.Poly(sp.expand(system.numerators[0].xreplace(sub)), x)
+    if P.degree() < 2:
+        return []
+    dP = P.diff(x)
+    try:
+        if all(c.is_Rational for c in P.all_coeffs()):
+            G = sp.Poly(sp.gcd(P, dP), x)
+            return [[float(r)] for r in G.real_roots()] if G.degree() > 0 else []
+        Pn = sp.Poly([sp.N(c, 50) for c in P.all_coeffs()], x)
+        cand = sp.Poly([sp.N(c, 50) for c in dP.all_coeffs()], x).nroots(n=40, maxsteps=500)
+    except (sp.PolynomialError, NotImplementedError, ValueError, mpmath.libmp.NoConvergence):
+        return []
+    out = []
+    for r in cand:
+        z = complex(r)
+        if abs(z.imag) > 1e-15 * max(1.0, abs(z.real)):
+            continue
+        scale = sum(abs(float(c)) * abs(z.real) ** i for i, c in enumerate(reversed(Pn.all_coeffs())))
+        if abs(float(Pn.eval(sp.Float(z.real, 40)))) <= 1e-15 * max(scale, 1e-300):
+            if not any(abs(z.real - o[0]) <= 1e-10 * max(1.0, abs(z.real)) for o in out):
+                out.append([z.real])
+    return out
+
+
+@lru_cache(maxsize=64)
+def _normal_form_functions(system: ODESystem, v: sp.Symbol):
+    """(J, df/dv, D^2 f, D^3 f) as flat lists of functions of (*states, *params), and n."""
+    args = list(system.states) + list(system.params)
+    n = system.n_states
+    fv = [sp.diff(r, v) for r in system.rhs]
+    X = system.states
+    H = [sp.diff(r, a, b) for r in system.rhs for a in X for b in X]
+    T = [sp.diff(r, a, b, c) for r in system.rhs for a in X for b in X for c in X]
+    return (sp.lambdify(args, list(system.jacobian), "math"), sp.lambdify(args, fv, "math"),
+            sp.lambdify(args, H, "math"), sp.lambdify(args, T, "math"), n)
+
+
+def _kinds(system: ODESystem, v: sp.Symbol, s: sp.Expr, equilibria=None) -> set[str]:
+    """The kinds (``normal_form_kind``, the one decision ``bifurcation`` uses) of the points
+    with a zero eigenvalue at ``v = s``, with the other parameters at the first generic point
+    (``_generic_points``) where ``s`` and the points are real. ``equilibria``: the symbolic
+    equilibria to evaluate (several states); None: the multiple roots (one state). Empty when
+    no generic point serves."""
+    jac, fv, hess, third, n = _normal_form_functions(system, v)
+    domain = system.param_domain.get(str(v))
+    for g in _generic_points(system, v):
+        sg = s.xreplace(g)
+        value = _real_value(sg)
+        if value is None or (domain is not None and domain.contains(sp.Float(value)) == sp.false):
+            continue
+        sub = {**g, v: sg}
+        if equilibria is None:
+            points = _double_roots(system, sub)
+        else:
+            points = []
+            for e in equilibria:
+                point = [_real_value(e[x].xreplace(sub)) for x in system.states]
+                if all(c is not None for c in point):
+                    points.append(point)
+        kinds = set()
+        prm = [value if p == v else float(sp.N(sub[p], 30)) for p in system.params]
+        for point in points:
+            args = [*point, *prm]
+            try:
+                J = np.array(jac(*args), dtype=float).reshape(n, n)
+                f_v = np.array(fv(*args), dtype=float)
+                H = np.array(hess(*args), dtype=float)
+                T = np.array(third(*args), dtype=float)
+            except (ZeroDivisionError, ValueError, OverflowError):
+                continue
+            if not np.all(np.isfinite(J)) or np.linalg.svd(J, compute_uv=False)[-1] > COARSE_RTOL * (1.0 + np.max(np.abs(J))):
+                continue
+            kinds.add(normal_form_kind(J, f_v, H, third=T))
+        if kinds:
+            return kinds
+    return set()
+
+
+def _relabel(system: ODESystem, v: sp.Symbol, lists: tuple[list, list, list],
+             degenerate: list[sp.Expr]) -> tuple[list, list, list]:
+    """(fold, transcritical, pitchfork) solutions relabelled by the normal form (``_kinds``);
+    a solution that no generic point serves, or where the normal form is degenerate (then
+    listed in ``degenerate``), keeps the label it came with."""
+    out: tuple[list, list, list] = ([], [], [])
+    seen: list[sp.Expr] = []
+    for i, sols in enumerate(lists):
+        for s in sols:
+            if any(sp.simplify(s - o) == 0 for o in seen):
+                continue
+            seen.append(s)
+            kinds = _kinds(system, v, s)
+            if "degenerate" in kinds:
+                degenerate.append(s)
+                kinds.discard("degenerate")
+            for j, kind in enumerate(("fold", "transcritical", "pitchfork")):
+                if (kind in kinds if kinds else j == i or any(sp.simplify(s - t) == 0 for t in lists[j])):
+                    out[j].append(s)
+    return out
+
+
+def _solution_notes(dropped_sols: list[str], real_where: list[tuple[str, str]], v: sp.Symbol,
+                    degenerate: list[sp.Expr]) -> list[str]:
+    notes = []
+    if degenerate:
+        notes.append(f"degenerate at {v} = {', '.join(map(sp.sstr, degenerate))}: the unfolding, quadratic and cubic "
+                     "normal-form coefficients all vanish there (e.g. a line of equilibria), so the kind is that of "
+                     "the condition alone")
+    if dropped_sols:
+        notes.append("dropped solutions: " + "; ".join(dict.fromkeys(dropped_sols)))
+    where: dict[str, list[str]] = {}
+    for cond, sol in real_where:
+        where.setdefault(cond, []).append(sol)
+    notes += [f"real only where {cond}: {', '.join(sols)}" for cond, sols in where.items()]
+    return notes
 
 
 def _product(factors: list[sp.Expr]) -> sp.Expr | None:
@@ -279,8 +550,10 @@ def _threshold_one_state(system: ODESystem, v: sp.Symbol) -> dict:
             if h not in trans:
                 trans.append(h)
     no_closed: list[str] = []
-    fold_sols = _solve_for(folds, v, system, assumed, no_closed)
-    trans_sols = _solve_for(trans, v, system, assumed, no_closed)
+    dropped_sols: list[str] = []
+    real_where: list[tuple[str, str]] = []
+    fold_sols = _solve_for(folds, v, system, assumed, no_closed, dropped_sols, real_where)
+    trans_sols = _solve_for(trans, v, system, assumed, no_closed, dropped_sols, real_where)
     pitch = []
     for s in fold_sols:
         if not any(sp.simplify(s - t) == 0 for t in trans_sols):
@@ -292,6 +565,8 @@ def _threshold_one_state(system: ODESystem, v: sp.Symbol) -> dict:
                 break
     fold_sols = [s for s in fold_sols if s not in pitch]
     trans_sols = [s for s in trans_sols if s not in pitch]
+    degenerate: list[sp.Expr] = []
+    fold_sols, trans_sols, pitch = _relabel(system, v, (fold_sols, trans_sols, pitch), degenerate)
     notes = []
     if not folds and not trans:
         notes.append(f"{v} enters no fold or transcritical condition of {label(system)} (with the factors that "
@@ -302,6 +577,7 @@ def _threshold_one_state(system: ODESystem, v: sp.Symbol) -> dict:
     if no_closed:
         notes.append("no closed form for " + "; ".join(no_closed) + ": the condition is the answer (locate it "
                      "numerically with bifurcation())")
+    notes += _solution_notes(dropped_sols, real_where, v, degenerate)
     if dropped:
         notes.append("dropped factors that cannot vanish on the parameter domain: " + ", ".join(sorted(set(dropped))))
     if removed:
@@ -337,7 +613,11 @@ def _threshold_several(system: ODESystem, v: sp.Symbol, original: ODESystem) -> 
     hopf_conds: list[sp.Expr] = []
     fold_sols: list[sp.Expr] = []
     trans_sols: list[sp.Expr] = []
+    pitch_sols: list[sp.Expr] = []
     hopf_sols: list[sp.Expr] = []
+    dropped_sols: list[str] = []
+    real_where: list[tuple[str, str]] = []
+    degenerate: list[sp.Expr] = []
     notes = []
     for k, sol in enumerate(sols):
         Jk = J.subs(sol)
@@ -346,12 +626,19 @@ def _threshold_several(system: ODESystem, v: sp.Symbol, original: ODESystem) -> 
         for c in conds:
             if c not in fold_conds:
                 fold_conds.append(c)
-        for s in _solve_for(conds, v, system, assumed, no_closed):
-            meets = any(j != k and all(sp.simplify((sol[x] - other[x]).subs(v, s)) == 0 for x in system.states)
-                        for j, other in enumerate(sols))
-            target = trans_sols if meets else fold_sols
-            if not any(sp.simplify(s - t) == 0 for t in target):
-                target.append(s)
+        for s in _solve_for(conds, v, system, assumed, no_closed, dropped_sols, real_where):
+            kinds = _kinds(system, v, s, [sol])
+            if "degenerate" in kinds:
+                kinds.discard("degenerate")
+                if not any(sp.simplify(s - t) == 0 for t in degenerate):
+                    degenerate.append(s)
+            if not kinds:
+                meets = any(j != k and all(sp.simplify((sol[x] - other[x]).subs(v, s)) == 0 for x in system.states)
+                            for j, other in enumerate(sols))
+                kinds = {"transcritical" if meets else "fold"}
+            for kind, target in (("fold", fold_sols), ("transcritical", trans_sols), ("pitchfork", pitch_sols)):
+                if kind in kinds and not any(sp.simplify(s - t) == 0 for t in target):
+                    target.append(s)
         if system.n_states == 2:
             tr = sp.simplify(Jk.trace())
             point = ", ".join(f"{x} = {sp.sstr(sol[x])}" for x in system.states)
@@ -361,7 +648,7 @@ def _threshold_several(system: ODESystem, v: sp.Symbol, original: ODESystem) -> 
                 continue
             for c in _relevant(tr, v, assumed, dropped):
                 before = len(no_closed)
-                found = _solve_for([c], v, system, assumed, no_closed)
+                found = _solve_for([c], v, system, assumed, no_closed, dropped_sols, real_where)
                 kept = [s for s in found if sp.simplify(det.subs(v, s)).xreplace(assumed).is_positive is not False]
                 if found and not kept:
                     notes.append(f"trace J = 0 at {v} = {', '.join(map(sp.sstr, found))} at ({point}) is a neutral "
@@ -377,14 +664,19 @@ def _threshold_several(system: ODESystem, v: sp.Symbol, original: ODESystem) -> 
         notes.append("Hopf conditions are given for two states only")
     if not fold_conds:
         notes.append(f"no fold: det J does not vanish for any {v} at the closed-form equilibria")
+    if pitch_sols:
+        notes.append(f"pitchfork at {v} = {', '.join(map(sp.sstr, pitch_sols))}: the unfolding and the quadratic "
+                     "normal-form coefficients vanish (one branch splits into three)")
     if no_closed:
         notes.append("no closed form for " + "; ".join(no_closed) + ": locate it numerically with bifurcation()")
     if dropped:
         notes.append("dropped factors that cannot vanish on the parameter domain: " + ", ".join(sorted(set(dropped))))
-    trans_conds = [c for c in fold_conds if any(sp.simplify(c.subs(v, s)) == 0 for s in trans_sols)]
+    notes += _solution_notes(dropped_sols, real_where, v, degenerate)
+    trans_conds = [c for c in fold_conds if any(sp.simplify(c.subs(v, s)) == 0 for s in trans_sols + pitch_sols)]
     return dict(
         fold=_product(fold_conds), fold_solutions=tuple(fold_sols),
         transcritical=_product(trans_conds), transcritical_solutions=tuple(trans_sols),
+        pitchfork_solutions=tuple(pitch_sols),
         hopf=_product(hopf_conds) if system.n_states == 2 else None, hopf_solutions=tuple(hopf_sols),
         note="; ".join(notes),
         equilibria=tuple({str(x): point[x] for x in system.states} for point in sols),
