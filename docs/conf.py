@@ -3,7 +3,9 @@
 Why Sphinx: the docstrings are numpydoc (Parameters / Returns / Raises), which autodoc with
 napoleon renders as they are, and the examples are plain scripts, which sphinx-gallery runs
 and turns into pages with their output and figures. Markdown pages and the tutorial notebook
-go through myst-nb (no pandoc). Nothing is fetched from the network while building.
+go through myst-nb (no pandoc). Nothing is fetched from the network while building, and the
+built site reads offline: sphinx-mathjax-offline copies MathJax into ``_static/mathjax`` (the
+equations of every page and the notebook's LaTeX output), and no page loads a remote script.
 
 Build the site (the gallery's examples and the tutorial notebook are executed)::
 
@@ -33,6 +35,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax from _static/mathjax, not from a CDN
     "sphinx.ext.viewcode",
     "sphinx_gallery.gen_gallery",
     "myst_nb",
@@ -47,6 +50,9 @@ exclude_patterns = [
     "**.ipynb_checkpoints",
     # sphinx-gallery writes a notebook next to each generated page: a download, not a source
     "gallery/*.ipynb",
+    # timing tables an older build may have left: they load jQuery and DataTables from a CDN
+    "sg_execution_times.rst",
+    "gallery/sg_execution_times.rst",
 ]
 html_static_path = ["_static"]
 
@@ -97,4 +103,6 @@ sphinx_gallery_conf = {
     "capture_repr": (),
     "show_memory": False,
     "min_reported_time": 5,
+    # the timing tables would load jQuery and DataTables from a CDN: the site must read offline
+    "write_computation_times": False,
 }

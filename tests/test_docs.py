@@ -1,5 +1,6 @@
-"""The documentation site builds with warnings as errors, and its API reference documents every
-public name of ``ncdyn`` exactly once.
+"""The documentation site builds with warnings as errors, its API reference documents every
+public name of ``ncdyn`` exactly once, and it reads offline: no page loads a script, a stylesheet
+or any other resource from the network, and MathJax is part of the site.
 
 The build executes nothing (``plot_gallery=0``: the gallery pages are generated from the
 example scripts without running them; ``nb_execution_mode=off``: the tutorial is executed by
@@ -7,11 +8,14 @@ its own test) and fetches nothing from the network.
 """
 
 import inspect
+import re
 import subprocess
 import sys
 import types
 from collections import Counter
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -46,6 +50,7 @@ def test_site_builds_and_documents_the_public_api(tmp_path):
     _check_key_pages(site)
     _check_every_public_name_documented_once(site)
     _check_api_pages_show_docstrings(site)
+    _check_site_reads_offline(site)
 
 
 def _check_key_pages(site):
@@ -105,6 +110,76 @@ def _check_api_pages_show_docstrings(site):
         assert " ".join(words) in text.replace("\n", " "), f"docstring of {name} not on its API page"
     assert "Built-in immutable sequence" not in text
     assert "int([x]) -&gt; integer" not in text and "int([x]) -> integer" not in text
+
+
+# What a browser fetches on opening a page: these tags' attributes (for <link> only with these rel
+# values) and the URLs of its inline CSS.
+_LOADED = {"script": "src", "link": "href", "img": "src", "iframe": "src", "embed": "src",
+           "source": "src", "audio": "src", "video": "src", "object": "data"}
+_LOADING_RELS = {"stylesheet", "preload", "modulepreload", "icon", "shortcut", "apple-touch-icon", "manifest"}
+_TAG = re.compile(r"""<(?:%s)\b(?:"[^"]*"|'[^']*'|[^'">])*>""" % "|".join(_LOADED), flags=re.I)
+_INLINE_CSS = re.compile(r"""<style\b[^>]*>(.*?)</style>|\sstyle=(?:"([^"]*)"|'([^']*)')""", flags=re.I | re.S)
+_CSS_URL = re.compile(r"""(?:@import\s+|url\(\s*)["']?([^"')\s;]+)""")
+
+
+class _Tag(HTMLParser):
+    """The name and attributes of one start tag."""
+
+    def handle_starttag(self, tag, attrs):
+        self.tag, self.attrs = tag, {name: value or "" for name, value in attrs}
+
+
+def _loaded_urls(html):
+    """The URLs a browser loads on opening the page ``html`` (a regular-expression scan for the
+    loading tags: a full HTML parse of every page would take seconds)."""
+    urls = []
+    for match in _TAG.finditer(html):
+        parser = _Tag(convert_charrefs=True)
+        parser.feed(match.group())
+        attrs = parser.attrs
+        if parser.tag == "link" and not _LOADING_RELS & set(attrs.get("rel", "").lower().split()):
+            continue
+        if attrs.get(_LOADED[parser.tag]):
+            urls.append(attrs[_LOADED[parser.tag]])
+    for css in _INLINE_CSS.finditer(html):
+        urls.extend(_CSS_URL.findall("".join(part or "" for part in css.groups())))
+    return urls
+
+
+def _is_remote(url):
+    return url.startswith("//") or urlsplit(url).scheme.lower() in {"http", "https", "ftp", "ws", "wss"}
+
+
+def _check_site_reads_offline(site):
+    """No page of the built site loads anything from the network (a reader offline would see raw
+    TeX and broken pages), every local resource a page loads is in the site, and the pages with
+    equations load a MathJax that is."""
+    remote, missing, math_pages, local_mathjax = [], [], [], []
+    pages = sorted(site.rglob("*.html"))
+    assert len(pages) > 20
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        urls = _loaded_urls(text)
+        name = page.relative_to(site).as_posix()
+        for url in urls:
+            if _is_remote(url):
+                remote.append(f"{name}: {url}")
+            elif not urlsplit(url).scheme:  # data: URIs are part of the page
+                path = unquote(urlsplit(url).path)
+                if path and not (page.parent / path).is_file():
+                    missing.append(f"{name}: {url}")
+        if 'class="math' in text:
+            math_pages.append(name)
+            if any("mathjax" in url.lower() and not _is_remote(url) for url in urls):
+                local_mathjax.append(name)
+    for css in site.rglob("*.css"):
+        remote.extend(f"{css.relative_to(site).as_posix()}: {url}"
+                      for url in _CSS_URL.findall(css.read_text(encoding="utf-8")) if _is_remote(url))
+    assert not remote, f"{len(remote)} resources loaded from the network:\n" + "\n".join(remote[:20])
+    assert not missing, "resources missing from the built site:\n" + "\n".join(missing[:20])
+    assert "science/direction.html" in math_pages, "no typeset equations on the direction page"
+    without = sorted(set(math_pages) - set(local_mathjax))
+    assert not without, f"pages with equations but no local MathJax: {without}"
 
 
 def test_documentation_section_of_the_readme_gives_the_build_command():
