@@ -24,6 +24,7 @@ from ._equilibria import equilibria
 from ._continuation import continued_bifurcation
 from ._normal_form import normal_form_kind
 from ._prepare import MAX_BISECTIONS, check_sweep, label, numeric, prepared, read_only
+from ._progress import progress_bar
 from ._rationalise import Rationalised, rationalise
 from ._roots import roots_batch
 from ._tolerance import COARSE_RTOL, COLLISION_RTOL, LOCATE_RTOL, RTOL, SINGULAR_COND, check_tol, is_zero
@@ -490,8 +491,13 @@ def bifurcation(system: DynamicalSystem, sweep: tuple[str, Sequence[float]], par
       located by bisection on the sign of the pair's real part (the Brusselator at
       b = 1 + a^2).
 
-    A system served numerically only (``symbolic`` None: K-mode closures, the exact flow, a
-    direction flow) is continued instead: each equilibrium that multi-start Newton finds at the
+    A system whose right-hand side is rational once the other parameters are numbers (a
+    fixed exponent, ``s**alpha`` at alpha = 1 or a rational alpha by the change of state
+    s = u**q; ``dynamics._rationalise``) takes this exact path on that form, its diagram
+    mapped back to the original states. Any other non-rational system (``sin``, ``exp``, an
+    exponent that is swept) and a system served numerically only (``symbolic`` None: K-mode
+    closures, the exact flow, a direction flow) is continued instead, never read from counts
+    of Newton roots per sample: each equilibrium that multi-start Newton finds at the
     two ends of the sweep is followed along the values (secant predictor, Newton corrector); a
     change of its linear type is located by bisection and named by the eigenvalues that cross,
     and a branch that cannot be continued ends at a fold. A branch born and dying inside the
@@ -570,7 +576,11 @@ def bifurcation(system: DynamicalSystem, sweep: tuple[str, Sequence[float]], par
         return continued_bifurcation(reduced, param, values, base, tol)
     solver = _Solver(reduced, param, base, tol, values)
 
-    rows = [solver.at(v) for v in values]
+    with progress_bar(len(values), f"equilibria along {param}", unit="value") as bar:
+        rows = []
+        for v in values:
+            rows.append(solver.at(v))
+            bar.update(1)
     points: list[BifurcationPoint] = []
     for lo, hi in zip(values[:-1], values[1:]):
         points += _events(solver, float(lo), float(hi))

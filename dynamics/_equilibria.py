@@ -12,9 +12,17 @@ Decided by capability, never by a state's name:
   denominator (``system.denominators``: poles and removable points, where the right-hand side
   is undefined) are not equilibria and are dropped (the reason says how many). Components that
   stay positive-dimensional are curves of equilibria (``EquilibriumCurve``). ``complete=True``.
-- Other systems (non-rational equations, or systems served numerically only, such as K-mode
-  ``ModeSystem``s: ``symbolic`` is None) use batched multi-start
-  Newton in JAX with de-duplication and say ``complete=False``.
+- Systems that are rational once their parameters are numbers (``s**alpha`` at alpha = 1, or
+  at a rational alpha = p/q after the change of state s = u**q on s >= 0; see
+  ``dynamics._rationalise``) are solved exactly the same way; a point where the original
+  Jacobian is infinite (s = 0 for alpha < 1) is classified by the flow in u, which is smooth
+  there and conjugate to the original one.
+- Exact elimination has a budget (``EXACT_BUDGET``: states, Bezout bound, seconds); past it,
+  and for other systems (non-rational equations, or systems served numerically only, such as
+  K-mode ``ModeSystem``s: ``symbolic`` is None), batched multi-start Newton in JAX searches a
+  stated box (``search_box``) from quasi-random (scrambled Halton) starts over its whole
+  volume, then deflated Newton rounds from the starts that found a known root, and says
+  ``complete=False`` with the box and what was searched in ``method``.
 
 Points are classified at high precision (``dynamics.classify``) with the tolerance policy of
 ``dynamics._tolerance``. Float parameters are trusted to ``NEAR_RTOL``: roots that merge
@@ -47,9 +55,10 @@ from numpy.typing import ArrayLike
 from derivations import DynamicalSystem, ODESystem, Params
 
 from ._display import html_table
+from ._krawczyk import KRAWCZYK_BUDGET, interval_functions, jacobian_spread, krawczyk_search
 from ._prepare import numeric
 from ._rationalise import Rationalised, rationalise
-from ._stability import Classification, classify_at, differentiable_at, to_mp, residual_and_scale
+from ._stability import Classification, classify_at, differentiable_at, jacobian_at, to_mp, residual_and_scale
 from ._tolerance import (FLOAT_RANGE, FLOAT_RTOL, FLOAT_ZERO, HP_DPS, HP_RTOL, NEAR_RTOL, NEAR_SEPARATION, NEWTON_ATOL,
                          NEWTON_RTOL, NEWTON_STOP, RTOL, is_pseudo_root)
 from ._value import Value
@@ -281,9 +290,12 @@ def equilibria(
         are flagged).
     domain : {state name: (lower, upper)} (None for no bound), intersected with
         ``system.state_domain``. A point stable within the domain counts as stable.
-    n_starts, seed : multi-start Newton (non-rational systems): the number of starts (default
-        2000 for explicit equations, 48 for systems served numerically only) and the seed of
-        their random draw. ``method`` says where they were drawn.
+    n_starts, seed : multi-start Newton (non-rational systems, or past exact elimination's
+        budget): the number of quasi-random starts over the searched box (default 2000 for
+        explicit equations, 48 for systems served numerically only) and the seed of their
+        scrambling. The box is the domain where it is bounded, else ``SEARCH_RADIUS`` around
+        zero or a finite end; ``method`` states it, and ``reason`` counts roots Newton reached
+        outside it (not reported).
     starts : array_like, optional
         Further Newton starts, shape (m, n_states) (e.g. the equilibria at a nearby parameter
         value); multi-start Newton only.
@@ -334,7 +346,15 @@ def equilibria(
                 over = f"exact elimination stopped after {EXACT_BUDGET['seconds']:g} s"
         found = _newton(system, prm, bounds, n_starts, seed, extra)
         return replace(found, reason="; ".join(r for r in (f"{over}; Newton used instead", found.reason) if r))
-    return _newton(system, prm, bounds, n_starts, seed, extra)
+    skipped = ""
+    if system.symbolic is not None and extra is None and n_starts is None:
+        if system.n_states <= KRAWCZYK_BUDGET["states"]:
+            found = _interval(system, prm, bounds)
+            if isinstance(found, EquilibriumSet):
+                return found
+            skipped = f"{found}; Newton used instead"
+    found = _newton(system, prm, bounds, n_starts, seed, extra)
+    return replace(found, reason="; ".join(r for r in (skipped, found.reason) if r)) if skipped else found
 
 
 EXACT_BUDGET = {"states": 8, "bezout": 4096, "seconds": 60.0}
@@ -1037,21 +1057,7 @@ def _newton(system, prm: dict[str, Any], bounds: list[sp.Interval], n_starts: in
         rounds += 1
         if len(found) == before:
             break
-    found.sort(key=tuple)
-    eqs = []
-    with mpmath.workdps(HP_DPS):
-        for y in found:
-            y = np.array(y, dtype=float)
-            y.setflags(write=False)
-            cls = classify_at(system, prm, tuple(float(v) for v in y), rtol=FLOAT_RTOL, bounds=_float_bounds(bounds))
-            collapsed, partial = _collapse_flags(system, y, FLOAT_RTOL)
-            res, scale = residual_and_scale(system, prm, y)
-            eqs.append(Equilibrium(
-                point=dict(zip(system.state_names, map(float, y))), x=y, classification=cls,
-                jacobian_symbolic=system.symbolic.jacobian if system.symbolic is not None else None,
-                collapsed=collapsed, partially_collapsed=partial, multiplicity=None,
-                residual=res, residual_scale=scale,
-            ))
+    eqs = _classified(system, prm, found, bounds)
     what = ("no explicit equations" if system.symbolic is None else "non-rational right-hand side"
             if not system.is_rational else "rational right-hand side beyond exact elimination's budget")
     if len(box) > 2 and np.all(box == box[0]):
@@ -1071,6 +1077,90 @@ def _newton(system, prm: dict[str, Any], bounds: list[sp.Interval], n_starts: in
         "the enumeration is not exhaustive)",
         "; ".join(reasons),
     )
+
+
+def _classified(system, prm: dict[str, Any], found: list[np.ndarray], bounds: list[sp.Interval],
+                notes: dict[int, str] | None = None, zero_rtol: dict[int, float] | None = None
+                ) -> tuple[Equilibrium, ...]:
+    """Equilibria at the float points ``found`` (sorted), classified in float precision;
+    ``notes`` and ``zero_rtol`` (the zero tolerance of the eigenvalues, for points not proved
+    simple: Newton reaches a double root only to sqrt(eps)) by index into ``found``."""
+    notes, zero_rtol = notes or {}, zero_rtol or {}
+    order = sorted(range(len(found)), key=lambda i: tuple(found[i]))
+    eqs = []
+    with mpmath.workdps(HP_DPS):
+        for i in order:
+            y = np.array(found[i], dtype=float)
+            y.setflags(write=False)
+            rtol = max(FLOAT_RTOL, zero_rtol.get(i, 0.0))
+            cls = classify_at(system, prm, tuple(float(v) for v in y), rtol=rtol, bounds=_float_bounds(bounds),
+                              note=notes.get(i, ""))
+            collapsed, partial = _collapse_flags(system, y, FLOAT_RTOL)
+            res, scale = residual_and_scale(system, prm, y)
+            eqs.append(Equilibrium(
+                point=dict(zip(system.state_names, map(float, y))), x=y, classification=cls,
+                jacobian_symbolic=system.symbolic.jacobian if system.symbolic is not None else None,
+                collapsed=collapsed, partially_collapsed=partial, multiplicity=None,
+                residual=res, residual_scale=scale, note=notes.get(i, ""),
+            ))
+    return tuple(eqs)
+
+
+def _interval(system, prm: dict[str, Any], bounds: list[sp.Interval]) -> EquilibriumSet | str:
+    """Krawczyk's interval search over the searched box (``dynamics._krawczyk``): every
+    equilibrium in the box, each proved unique in a sub-box; or why it was not used."""
+    fprm = {k: numeric(v) for k, v in prm.items()}
+    functions = interval_functions(system, tuple(sorted(fprm.items())))
+    if functions is None:
+        return "a function without an interval enclosure here"
+    box = search_box(system, bounds)
+    fn = system.to_numpy(checked=False)
+    values = lambda y: fn(0.0, y, fprm)  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = krawczyk_search(functions, box, values, lambda y: jacobian_at(system, y, fprm))
+    if result is None:
+        return (f"the interval search passed its budget ({KRAWCZYK_BUDGET['boxes']} boxes or "
+                f"{KRAWCZYK_BUDGET['seconds']:g} s)")
+    found = [snap_zeros(y, values) for y in result.zeros if _inside_float(y, _float_bounds(bounds), RTOL)]
+    notes = {}
+    zero_rtol = {}
+    for lo, hi in _clusters(result.undecided):
+        y = snap_zeros((lo + hi) / 2, values)
+        if np.max(np.abs(values(y))) <= NEWTON_ATOL and _inside_float(y, _float_bounds(bounds), RTOL):
+            notes[len(found)] = ("not proved unique: the interval search could not isolate this zero (a multiple zero "
+                                 "or one on a curve of zeros); located by Newton")
+            zero_rtol[len(found)] = jacobian_spread(functions, lo, hi, jacobian_at(system, y, fprm))
+            found.append(y)
+    where = ", ".join(f"{name} in [{lo:.4g}, {hi:.4g}]" for name, (lo, hi) in zip(system.state_names, box))
+    whole = all(np.isfinite(float(b.start)) and np.isfinite(float(b.end)) for b in bounds)
+    complete = whole and not result.undecided
+    scope = "the domain" if whole else f"the box {where}"
+    reasons = [] if found else [f"no equilibrium in {scope}"]
+    if result.undecided:
+        reasons.append(f"{len(result.undecided)} box(es) narrower than {KRAWCZYK_BUDGET['min_width']:g} of the searched "
+                       "box stayed undecided")
+    if not whole:
+        reasons.append("the box is not searched beyond; pass domain= to search elsewhere")
+    return EquilibriumSet(
+        _classified(system, prm, found, bounds, notes, zero_rtol), (), complete,
+        f"Krawczyk interval search over {scope} ({result.boxes} boxes): every equilibrium in it "
+        "found and proved unique in its own box" + (" except where undecided" if result.undecided else ""),
+        "; ".join(reasons),
+    )
+
+
+def _clusters(boxes) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Touching boxes merged into their hulls."""
+    out: list[list[np.ndarray]] = []
+    for lo, hi in boxes:
+        for c in out:
+            if np.all(lo <= c[1]) and np.all(hi >= c[0]):
+                c[0], c[1] = np.minimum(c[0], lo), np.maximum(c[1], hi)
+                break
+        else:
+            out.append([lo.copy(), hi.copy()])
+    return [(c[0], c[1]) for c in out]
 
 
 def _in_box(y: np.ndarray, box: np.ndarray) -> bool:

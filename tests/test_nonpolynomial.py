@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy.optimize import brentq
 
 from ncdyn import ModelSpec, ODESystem, bifurcation, derive, equilibria
 
@@ -70,27 +71,49 @@ def test_directpred_bifurcation_in_eta_takes_the_exact_path(directpred_one_view)
     assert fold.x[0] == pytest.approx(s_star, rel=1e-6)
 
 
-def test_pendulum_equilibria_cover_the_declared_box():
-    pendulum = ODESystem.from_equations({"th": "w", "w": "-sin(th) - g*w"}, params=("g",),
-                                        state_domain={"th": (-7, 7)})
+PENDULUM = {"th": "w", "w": "-sin(th) - g*w"}
+
+
+def test_pendulum_equilibria_are_proved_in_the_declared_box():
+    pendulum = ODESystem.from_equations(PENDULUM, params=("g",), state_domain={"th": (-7, 7)})
     eq = equilibria(pendulum, {"g": 0.5})
     np.testing.assert_allclose([e.point["th"] for e in eq], np.pi * np.arange(-2, 3), atol=1e-12)
+    assert all(e.point["w"] == 0.0 for e in eq)
     assert [e.stable for e in eq] == [True, False, True, False, True]
-    assert "th in [-7, 7]" in eq.method and not eq.complete
+    assert "Krawczyk" in eq.method and "th in [-7, 7]" in eq.method
+    assert not eq.complete  # w is unbounded: only the box w in [-10, 10] was searched
 
 
-def test_unbounded_search_reports_its_box_and_what_it_left_out():
-    pendulum = ODESystem.from_equations({"th": "w", "w": "-sin(th) - g*w"}, params=("g",))
-    eq = equilibria(pendulum, {"g": 0.5})
+def test_interval_search_over_a_bounded_domain_is_complete():
+    wave = ODESystem.from_equations({"x": "sin(x) - x/2"})
+    eq = equilibria(wave, {}, domain={"x": (-5, 5)})
+    root = brentq(lambda x: np.sin(x) - x / 2, 1.0, 3.0)
+    assert eq.complete and "Krawczyk" in eq.method
+    np.testing.assert_allclose([e.point["x"] for e in eq], [-root, 0.0, root], atol=1e-14)
+    assert [e.stable for e in eq] == [True, False, True]
+
+
+def test_a_zero_the_interval_search_cannot_isolate_is_not_given_a_hyperbolic_label():
+    eq = equilibria(ODESystem.from_equations({"x": "(x - 1)**2*sin(x)"}), {}, domain={"x": (0.5, 2)})
+    (double,) = eq
+    assert double.point["x"] == pytest.approx(1.0, abs=1e-7)
+    assert not double.hyperbolic and double.stable is not True
+    assert "not proved unique" in double.note and not eq.complete
+
+
+def test_newton_search_reports_its_box_and_what_it_left_out():
+    pendulum = ODESystem.from_equations(PENDULUM, params=("g",))
+    eq = equilibria(pendulum, {"g": 0.5}, n_starts=400)
     np.testing.assert_allclose([e.point["th"] for e in eq], np.pi * np.arange(-3, 4), atol=1e-12)
-    assert "th in [-10, 10]" in eq.method
+    assert "quasi-random" in eq.method and "th in [-10, 10]" in eq.method
     assert "outside the searched box" in eq.reason
 
 
 def test_flat_nonlinearity_root_is_found():
-    eq = equilibria(ODESystem.from_equations({"x": "tanh(x - 3)"}), {})
-    assert [e.point["x"] for e in eq] == [pytest.approx(3.0, abs=1e-12)]
-    assert eq[0].stable is False
+    for n_starts in (None, 200):
+        eq = equilibria(ODESystem.from_equations({"x": "tanh(x - 3)"}), {}, n_starts=n_starts)
+        assert [e.point["x"] for e in eq] == [pytest.approx(3.0, abs=1e-12)]
+        assert eq[0].stable is False
 
 
 def test_bifurcation_of_transcendental_system_is_continued_not_counted():
@@ -134,3 +157,24 @@ def test_no_runtime_warning_leaks_from_exact_analyses(directpred_one_view):
         warnings.simplefilter("error")
         equilibria(directpred_one_view, {**DIRECTPRED, "alpha": 1.0})
         equilibria(ODESystem.from_equations({"x": "-x", "y": "-2*y + x**2"}), {})
+
+
+@pytest.mark.parametrize("spec", [
+    ModelSpec("euclidean", predictor="directpred"),
+    ModelSpec("euclidean", predictor="directpred", eps=True),
+    ModelSpec("isoloss-euclidean", predictor="directpred"),
+    ModelSpec("cosine", "ema", predictor="directpred"),
+], ids=["euclidean", "eps", "isoloss", "cosine-ema"])
+def test_every_directpred_collapsed_point_is_exact_with_its_one_sided_stability(spec):
+    system = derive(spec)
+    values = {"sigma2": 0.2, "eta": 0.05, "alpha": 0.5, "beta": 0.5, "eps": 0.01, "N_psi": 1.0, "N_phi": 1.0, "T": 0.3}
+    params = {k: v for k, v in values.items() if k in system.param_names}
+    found = equilibria(system, params)
+    assert found.complete
+    (collapsed,) = [e for e in found if e.point["s"] == 0.0]
+    # the one-sided flow just inside s > 0, from the original right-hand side
+    f = system.to_numpy()
+    x = np.array(collapsed.x)
+    x[system.state_names.index("s")] = 1e-10
+    rate = f(0.0, x, params)[system.state_names.index("s")]
+    assert collapsed.stable == (rate < 0)
