@@ -108,3 +108,100 @@ def test_saddle_focus_with_the_complex_pair_on_the_stable_side():
     assert c.kind == "saddle-focus" and c.index == 1 and "among the stable ones" in c.reason
     planar = classify(ODESystem.from_equations({"x": "x", "y": "-y"}), [0.0, 0.0], {})
     assert planar.kind == "saddle"
+
+
+# -- branches joined through branch points ---------------------------------------------------------------
+
+SELKOV = ODESystem.from_equations({"x": "-x + a*y + x**2*y", "y": "b - a*y - x**2*y"}, params=("a", "b"), name="Selkov")
+
+
+@pytest.mark.parametrize("values", [np.linspace(0.01, 2.0, 41), np.linspace(0.1, 1.0, 30), np.linspace(0.0, 1.5, 16)])
+def test_selkov_has_one_branch_through_both_hopf_points(values):
+    """The single equilibrium (b, b/(a + b^2)); Hopf where trace J = 0: b^4 + (2a - 1) b^2 + a + a^2 = 0."""
+    a = 0.1
+    bif = bifurcation(SELKOV, ("b", values), {"a": a})
+    (br,) = bif.branches
+    np.testing.assert_array_equal(br.values, values)
+    np.testing.assert_allclose(br.x, np.column_stack([values, values / (a + values**2)]), rtol=1e-10, atol=1e-14)
+    b_h = np.sqrt(((1 - 2 * a) + np.array([-1, 1]) * math.sqrt(1 - 8 * a)) / 2)
+    assert [p.kind for p in bif.points] == ["hopf", "hopf"]
+    np.testing.assert_allclose([p.value for p in bif.points], b_h, rtol=1e-8)
+    away = np.min(np.abs(values[:, None] - b_h[None, :]), axis=1) > 1e-6
+    np.testing.assert_array_equal(br.stable[away], ((values < b_h[0]) | (values > b_h[1]))[away])
+
+
+@pytest.mark.parametrize("values", [np.linspace(0.0, 30.0, 31), np.linspace(0.0, 30.0, 40)])
+def test_lorenz_branches_leave_the_origin_at_the_pitchfork(values):
+    """Origin for every r; C+- = (+-sqrt(b (r - 1)), +-sqrt(b (r - 1)), r - 1) born at r = 1."""
+    bif = bifurcation(LORENZ, ("r", values), {"s": S, "b": B})
+    (pitch,) = [p for p in bif.points if p.kind == "pitchfork"]
+    assert pitch.value == 1.0 and np.max(np.abs(pitch.x)) <= 1e-12
+    assert len(bif.branches) == 3
+    origin = [br for br in bif.branches if np.max(np.abs(br.x)) <= 1e-12]
+    assert len(origin) == 1 and origin[0].values[0] == values[0] and origin[0].values[-1] == values[-1]
+    signs = []
+    for br in bif.branches:
+        if br is origin[0]:
+            continue
+        assert br.values[0] == 1.0 and np.max(np.abs(br.x[0])) <= 1e-12   # the branch point itself
+        assert br.values[-1] == values[-1] and np.all(np.diff(br.values) > 0)
+        c = np.sign(br.x[-1, 0]) * np.sqrt(B * (br.values - 1))
+        np.testing.assert_allclose(br.x, np.column_stack([c, c, br.values - 1]), rtol=1e-10, atol=1e-12)
+        signs.append(np.sign(br.x[-1, 0]))
+    assert sorted(signs) == [-1.0, 1.0]
+
+
+# -- slices of larger systems: the frozen field's own equilibria -------------------------------------------
+
+
+def _duffing_chain(n: int) -> ODESystem:
+    """x_i' = v_i, v_i' = -k x_i - g v_i + c (x_{i-1} + x_{i+1} - 2 x_i) - x_i^3, x_0 = x_{n+1} = 0."""
+    eqs = {}
+    for i in range(1, n + 1):
+        left, right = (f"x{i - 1}" if i > 1 else "0"), (f"x{i + 1}" if i < n else "0")
+        eqs[f"x{i}"] = f"v{i}"
+        eqs[f"v{i}"] = f"-k*x{i} - g*v{i} + c*({left} + {right} - 2*x{i}) - x{i}**3"
+    return ODESystem.from_equations(eqs, params=("k", "g", "c"), name="Duffing chain")
+
+
+def test_slice_of_a_twelve_state_system_has_the_frozen_fields_equilibria():
+    """On the (x3, v3) slice with every other state at 0.2 the frozen field is x3' = v3,
+    v3' = -k x3 - g v3 + c (0.4 - 2 x3) - x3^3: one zero (x*, 0) with x*^3 + (k + 2c) x* - 0.4 c = 0
+    (Cardano), J = [[0, 1], [-(k + 2c + 3 x*^2), -g]]. The whole system is not solved."""
+    system = _duffing_chain(6)
+    assert system.n_states == 12
+    k, g, c = 1.0, 0.5, 0.3
+    fixed = {n: 0.2 for n in system.state_names if n not in ("x3", "v3")}
+    plane = phase_plane(system, {"k": k, "g": g, "c": c}, x="x3", y="v3", fixed=fixed, trajectories=0, manifolds=False)
+    P, Q = k + 2 * c, -0.4 * c
+    root = math.sqrt(Q**2 / 4 + P**3 / 27)
+    xs = np.cbrt(-Q / 2 + root) + np.cbrt(-Q / 2 - root)
+    assert abs(xs**3 + P * xs + Q) <= 1e-14
+    (e,) = plane.equilibria
+    np.testing.assert_allclose(plane.points, [[xs, 0.0]], rtol=1e-13, atol=1e-15)
+    assert dict(e.point) == pytest.approx({"x3": xs, "v3": 0.0}, rel=1e-13, abs=1e-15)
+    lam = np.roots([1.0, g, P + 3 * xs**2])
+    np.testing.assert_allclose(np.sort_complex(e.eigenvalues), np.sort_complex(lam), rtol=1e-12)
+    assert e.kind == "stable focus"
+    assert not plane.invariant and plane.curve_label == "frozen-field curves"
+    assert "frozen-field curves" in repr(plane) and "orbits" not in repr(plane)
+    assert "frozen field" in plane._repr_html_()
+
+
+def test_frozen_field_zeros_that_are_no_equilibria_of_the_system_are_shown():
+    """x' = y, y' = -x + z, z' = 1: no equilibrium at all, but on the slice z = 0.5 the frozen
+    field (y, 0.5 - x) vanishes at (0.5, 0), a centre of that field."""
+    system = ODESystem.from_equations({"x": "y", "y": "-x + z", "z": "1"})
+    assert len(equilibria(system, {})) == 0
+    plane = phase_plane(system, {}, fixed={"z": 0.5}, trajectories=1, manifolds=False, backend="scipy")
+    (e,) = plane.equilibria
+    np.testing.assert_allclose(e.x, [0.5, 0.0], atol=1e-15)
+    assert e.kind == "centre"
+
+
+def test_two_state_planes_and_invariant_slices_keep_trajectories():
+    lv = ODESystem.from_equations({"x": "a*x - b*x*y", "y": "-c*y + d*x*y"}, params=("a", "b", "c", "d"))
+    plane = phase_plane(lv, {"a": 1.0, "b": 0.5, "c": 0.75, "d": 0.25}, trajectories=1, manifolds=False,
+                        backend="scipy")
+    assert plane.invariant and plane.curve_label == "trajectories" and "1 orbits" in repr(plane)
+    np.testing.assert_allclose(plane.points, [[0.0, 0.0], [3.0, 2.0]], atol=1e-14)
