@@ -73,7 +73,10 @@ class BifurcationPoint(Value):
 
 @dataclass(frozen=True, eq=False)
 class Branch(Value):
-    """One continuous branch of equilibria tracked across the parameter.
+    """One continuous branch of equilibria tracked across the parameter. A branch born or ending
+    inside the sweep at a located fold, pitchfork or transcritical point starts or ends at that
+    point (its first or last value is the point's value): the branches born at a pitchfork leave the branch they
+    split from, and the two branches that meet at a fold share its point.
 
     A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
     when every field is (arrays by value, NaN equal to NaN), and hashable.
@@ -692,8 +695,9 @@ def _branches(solver: _Solver, values: np.ndarray, n_dense: int | None,
     roots see as complex, is continued across it). Where the number of equilibria is the same
     at both values and no fold or pitchfork lies between them, every equilibrium continues a
     branch; otherwise a match farther than the prediction allows starts a new one. A branch that
-    starts or ends inside the sweep next to a located fold or pitchfork (``points``) starts or
-    ends at that point: the branches born at a pitchfork leave the branch they split from."""
+    starts or ends inside the sweep next to a located fold, pitchfork or transcritical point
+    (``points``) starts or ends at that point: the branches born at a pitchfork leave the branch
+    they split from."""
     from scipy.optimize import linear_sum_assignment
 
     system = solver.system
@@ -745,7 +749,8 @@ def _branches(solver: _Solver, values: np.ndarray, n_dense: int | None,
                 new_open.append(len(tracks) - 1)
         missed = [b for b in open_ends if b not in new_open and tracks[b][-1][0] == float(grid[i - 1])] if i else []
         open_ends = new_open + missed  # unmatched ends stay open for one more grid value
-    tracks = [_joined(tr, grid, births, solver) for tr in tracks]
+    ends = [p for p in points if p.kind in ("fold", "pitchfork", "transcritical")]
+    tracks = [_joined(tr, grid, ends, solver) for tr in tracks]
     return tuple(
         Branch(read_only([t[0] for t in tr]), read_only(np.stack([t[1] for t in tr])), read_only([t[2] for t in tr], bool))
         for tr in tracks
@@ -753,8 +758,9 @@ def _branches(solver: _Solver, values: np.ndarray, n_dense: int | None,
 
 
 def _joined(track: list, grid: np.ndarray, births: Sequence[BifurcationPoint], solver: _Solver) -> list:
-    """``track`` extended to the fold or pitchfork between its first (last) grid value inside
-    the sweep and the grid value before (after) it, the one nearest its end, when there is one."""
+    """``track`` extended to the branch point (``births``) between its first (last) grid value
+    inside the sweep and the grid value before (after) it, the one nearest its end, when there
+    is one."""
     out = list(track)
     for first in (True, False):
         v, x = out[0][:2] if first else out[-1][:2]

@@ -205,3 +205,24 @@ def test_two_state_planes_and_invariant_slices_keep_trajectories():
                         backend="scipy")
     assert plane.invariant and plane.curve_label == "trajectories" and "1 orbits" in repr(plane)
     np.testing.assert_allclose(plane.points, [[0.0, 0.0], [3.0, 2.0]], atol=1e-14)
+
+
+def test_branches_meeting_at_a_fold_share_its_point_and_leave_the_transcritical_point():
+    """Tian's mode on s = p^2: p' = p^2 - c p^3 - eta p, p+- = (1 +- sqrt(1 - 4 c eta))/(2c): both
+    end at the fold (1/(4c), 1/(2c)); p- leaves x = 0 at the transcritical point eta = 0."""
+    from derivations import ModelSpec, derive
+
+    c = 1.2
+    bif = bifurcation(derive(ModelSpec("euclidean")), ("eta", np.linspace(0.0, 0.4, 17)), {"sigma2": 0.2, "alpha_p": 1.0})
+    fold = next(p for p in bif.points if p.kind == "fold")
+    moving = [br for br in bif.branches if np.max(np.abs(br.x)) > 1e-12]
+    assert len(bif.branches) == 3 and len(moving) == 2
+    for br in moving:
+        assert br.values[-1] == fold.value and abs(br.x[-1, 0] - 1 / (2 * c)) <= 1e-6
+        upper = br.x[0, 0] > 0.5
+        sign = 1.0 if upper else -1.0
+        ok = br.values < fold.value - 1e-6
+        np.testing.assert_allclose(br.x[ok, 0], (1 + sign * np.sqrt(1 - 4 * c * br.values[ok])) / (2 * c), atol=1e-9)
+        assert br.values[0] == 0.0
+    lower = min(moving, key=lambda br: br.x[0, 0])
+    assert lower.x[0, 0] == 0.0
