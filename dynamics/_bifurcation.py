@@ -713,8 +713,8 @@ def _branches(solver: _Solver, values: np.ndarray, n_dense: int | None,
             if float(v) in sampled:  # exact equilibria where they are known (multiple roots included)
                 layers.append([(e.x, e.stable, e.velocity) for e in solver.at(v)])
             else:
-                layers.append([(x, bool(st), solver.velocity(x, float(v)))
-                               for x, st in ((np.array([z.real]), st) for z, re, st in zip(r.roots[i], r.real[i], r.stable[i]) if re)])
+                real = [(np.array([z.real]), bool(st)) for z, re, st in zip(r.roots[i], r.real[i], r.stable[i]) if re]
+                layers.append([(x, st, solver.velocity(x, float(v))) for x, st in real])
     else:
         for v in grid:
             layers.append([(e.x, e.stable, e.velocity) for e in solver.at(v)])
