@@ -76,7 +76,10 @@ class BifurcationPoint(Value):
 
 @dataclass(frozen=True, eq=False)
 class Branch(Value):
-    """One continuous branch of equilibria tracked across the parameter.
+    """One continuous branch of equilibria tracked across the parameter. A branch born or ending
+    inside the sweep at a located fold, pitchfork or transcritical point starts or ends at that
+    point (its first or last value is the point's value): the branches born at a pitchfork leave the branch they
+    split from, and the two branches that meet at a fold share its point.
 
     A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
     when every field is (arrays by value, NaN equal to NaN), and hashable.
@@ -587,7 +590,7 @@ def bifurcation(system: DynamicalSystem, sweep: tuple[str, Sequence[float]], par
     points = _unique(points, tol)
 
     X, S, M = _sampled([[(e.x, e.stable) for e in r] for r in rows], reduced.n_states)
-    branches = _branches(solver, values, n_dense)
+    branches = _branches(solver, values, n_dense, points)
     return Bifurcation(param, read_only(values), X, S, M,
                        tuple(points), reduced.state_names, branches, system.name or reduced.name,
                        FrozenMap({k: numeric(v) for k, v in base.items()}))
@@ -696,18 +699,28 @@ def _unique(points: list[BifurcationPoint], tol: float) -> list[BifurcationPoint
 
 
 def _predict(track: list, v: float) -> np.ndarray:
-    """The branch continued linearly (secant of its last two points) to ``v``: two branches
-    that cross are told apart by their slopes."""
+    """The branch continued to ``v`` along its tangent dx/dparam at its last point (secant of
+    its last two points where the tangent is unknown, e.g. where J is singular): two branches
+    that cross are told apart by their slopes, and a steep branch is followed."""
+    v1, x1, _, dx = track[-1]
+    if np.any(dx != 0):
+        return x1 + dx * (v - v1)
     if len(track) < 2:
-        return track[-1][1]
-    (v0, x0, _), (v1, x1, _) = track[-2], track[-1]
+        return x1
+    (v0, x0, _, _) = track[-2]
     return x1 + (x1 - x0) * (v - v1) / (v1 - v0)
 
 
-def _branches(solver: _Solver, values: np.ndarray, n_dense: int | None) -> tuple[Branch, ...]:
-    """Continuous branches by nearest assignment between neighbouring grid values (a branch
-    missing at one grid value, e.g. a multiple root the batched roots see as complex, is
-    continued across it)."""
+def _branches(solver: _Solver, values: np.ndarray, n_dense: int | None,
+              points: Sequence[BifurcationPoint] = ()) -> tuple[Branch, ...]:
+    """Continuous branches by assignment between neighbouring grid values, each end predicted
+    along its tangent (a branch missing at one grid value, e.g. a multiple root the batched
+    roots see as complex, is continued across it). Where the number of equilibria is the same
+    at both values and no fold or pitchfork lies between them, every equilibrium continues a
+    branch; otherwise a match farther than the prediction allows starts a new one. A branch that
+    starts or ends inside the sweep next to a located fold, pitchfork or transcritical point
+    (``points``) starts or ends at that point: the branches born at a pitchfork leave the branch
+    they split from."""
     from scipy.optimize import linear_sum_assignment
 
     system = solver.system
@@ -715,20 +728,22 @@ def _branches(solver: _Solver, values: np.ndarray, n_dense: int | None) -> tuple
     if n_dense is None:
         n_dense = 400 if one_state else 0
     grid = np.union1d(values, np.linspace(values[0], values[-1], n_dense)) if n_dense else values
-    layers: list[list[tuple[np.ndarray, bool]]] = []
+    layers: list[list[tuple[np.ndarray, bool, np.ndarray]]] = []
     if one_state:
         r = roots_batch(system, {**solver.base, solver.param: grid})
         sampled = set(float(v) for v in values)
         for i, v in enumerate(grid):
             if float(v) in sampled:  # exact equilibria where they are known (multiple roots included)
-                layers.append([(e.x, e.stable) for e in solver.at(v)])
+                layers.append([(e.x, e.stable, e.velocity) for e in solver.at(v)])
             else:
-                layers.append([(np.array([z.real]), bool(st)) for z, re, st in zip(r.roots[i], r.real[i], r.stable[i]) if re])
+                real = [(np.array([z.real]), bool(st)) for z, re, st in zip(r.roots[i], r.real[i], r.stable[i]) if re]
+                layers.append([(x, st, solver.velocity(x, float(v))) for x, st in real])
     else:
         for v in grid:
-            layers.append([(e.x, e.stable) for e in solver.at(v)])
+            layers.append([(e.x, e.stable, e.velocity) for e in solver.at(v)])
+    births = [p for p in points if p.kind in ("fold", "pitchfork")]
     span = float(grid[-1] - grid[0])
-    tracks: list[list[tuple[float, np.ndarray, bool]]] = []
+    tracks: list[list[tuple[float, np.ndarray, bool, np.ndarray]]] = []
     open_ends: list[int] = []
     for i, (v, pts) in enumerate(zip(grid, layers)):
         step = float(grid[i] - grid[i - 1]) if i else 0.0
@@ -737,26 +752,51 @@ def _branches(solver: _Solver, values: np.ndarray, n_dense: int | None) -> tuple
         if i >= 2:
             step = max(step, float(grid[i] - grid[i - 2]))
         if open_ends and pts:
-            ends = [tracks[b][-1][1] for b in open_ends]
+            ends = [tracks[b][-1] for b in open_ends]
             guesses = [_predict(tracks[b], float(v)) for b in open_ends]
-            cost = np.array([[float(np.linalg.norm(g - q)) for q, _ in pts] for g in guesses])
+            back = [[q - dq * (float(v) - e[0]) if np.any(dq != 0) else q for q, _, dq in pts] for e in ends]
+            cost = np.array([[float(np.linalg.norm(g - q)) + float(np.linalg.norm(back[a][b] - ends[a][1]))
+                              for b, (q, _, _) in enumerate(pts)] for a, g in enumerate(guesses)])
             rows, cols = linear_sum_assignment(cost)
+            keep_all = (i and len(pts) == len(layers[i - 1]) == len(open_ends)
+                        and not any(grid[i - 1] < p.value <= v for p in births))
             for a, b in zip(rows, cols):
-                size = float(np.max(np.abs(ends[a])))
-                if cost[a, b] < 0.05 * max(1.0, size) + 5 * step * max(1.0, size / max(span, 1e-300)):
-                    tracks[open_ends[a]].append((float(v), pts[b][0], pts[b][1]))
+                size = float(np.max(np.abs(ends[a][1])))
+                if keep_all or cost[a, b] < 0.1 * max(1.0, size) + 10 * step * max(1.0, size / max(span, 1e-300)):
+                    tracks[open_ends[a]].append((float(v), *pts[b]))
                     new_open.append(open_ends[a])
                     used.add(b)
-        for j, (q, st) in enumerate(pts):
+        for j, pt in enumerate(pts):
             if j not in used:
-                tracks.append([(float(v), q, st)])
+                tracks.append([(float(v), *pt)])
                 new_open.append(len(tracks) - 1)
         missed = [b for b in open_ends if b not in new_open and tracks[b][-1][0] == float(grid[i - 1])] if i else []
         open_ends = new_open + missed  # unmatched ends stay open for one more grid value
+    ends = [p for p in points if p.kind in ("fold", "pitchfork", "transcritical")]
+    tracks = [_joined(tr, grid, ends, solver) for tr in tracks]
     return tuple(
-        Branch(read_only([a for a, _, _ in tr]), read_only(np.stack([b for _, b, _ in tr])),
-               read_only([c for _, _, c in tr], bool))
+        Branch(read_only([t[0] for t in tr]), read_only(np.stack([t[1] for t in tr])), read_only([t[2] for t in tr], bool))
         for tr in tracks
     )
 
 
+def _joined(track: list, grid: np.ndarray, births: Sequence[BifurcationPoint], solver: _Solver) -> list:
+    """``track`` extended to the branch point (``births``) between its first (last) grid value
+    inside the sweep and the grid value before (after) it, the one nearest its end, when there
+    is one."""
+    out = list(track)
+    for first in (True, False):
+        v, x = out[0][:2] if first else out[-1][:2]
+        k = int(np.searchsorted(grid, v))
+        if (first and k == 0) or (not first and k >= len(grid) - 1):
+            continue
+        lo, hi = (float(grid[k - 1]), v) if first else (v, float(grid[k + 1]))
+        near = [p for p in births if lo <= p.value <= hi and p.value != v]
+        if not near:
+            continue
+        p = min(near, key=lambda p: float(np.linalg.norm(p.x - x)))
+        eqs = solver.at(p.value)
+        stable = bool(min(eqs, key=lambda e: float(np.linalg.norm(e.x - p.x))).stable) if eqs else False
+        end = (float(p.value), np.asarray(p.x, dtype=float), stable, np.zeros_like(x))
+        out = [end] + out if first else out + [end]
+    return out

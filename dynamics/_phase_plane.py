@@ -4,9 +4,14 @@
 
 The plane is spanned by two states x and y; every other state is held at a number or put on the
 system's declared invariant manifold (``system.manifold``, e.g. s = p**2/alpha_p). The result is
-data: the vector field on a grid, both nullclines as polylines, the classified equilibria lying on
-the slice, the stable and unstable manifolds of the saddles of the plane and a few orbits, all
+data: the vector field on a grid, both nullclines as polylines, the classified equilibria of the
+plane, the stable and unstable manifolds of the saddles of the plane and a few orbits, all
 integrated with ``dynamics.integrate``. ``plot_phase_plane`` only draws it.
+
+A slice that holds some state at a number is not invariant: what it shows is the *frozen field*
+(x, y) -> (f_x, f_y)(x, y, fixed), a 2-D system of its own. Its equilibria are the zeros of that
+field (computed on the plane alone, so a slice of a large system costs a 2-D solve) and its
+curves are frozen-field curves, not trajectories of the system.
 """
 
 from __future__ import annotations
@@ -139,8 +144,9 @@ class PhasePlane(Value):
     invariant : bool
         True when the plane is invariant (2 states, or every other state on the declared
         manifold): then orbits and saddle manifolds in the plane are true orbits. On a
-        non-invariant slice they follow the projected field only, and no saddle manifolds are
-        computed.
+        non-invariant slice everything is of the frozen field (the other states held at
+        ``fixed``): its zeros, its curves (``trajectories``, "frozen-field curves"), and no
+        saddle manifolds are computed.
     xlim, ylim : tuple of float
         The plotted window.
     grid_x, grid_y : numpy.ndarray
@@ -151,13 +157,17 @@ class PhasePlane(Value):
         Polylines (each (m, 2)) where dx/dt = 0 and where dy/dt = 0 (zeros of the numerators:
         a pole of a rational field is no nullcline).
     equilibria : tuple of Equilibrium
-        The classified equilibria of the whole system that lie on the slice.
+        On an invariant plane the classified equilibria of the whole system that lie on it; on
+        a non-invariant slice the zeros of the frozen field, classified as equilibria of that
+        2-D field (coordinates (x, y) only; they are equilibria of the whole system only where
+        the held states' rates vanish too).
     points : numpy.ndarray
         (k, 2) their (x, y) coordinates.
     manifolds : tuple of SaddleManifold
         Stable and unstable manifold branches of the saddles of the plane.
     trajectories : tuple of Orbit
-        A few orbits from seeded random starts in the window.
+        A few orbits from seeded random starts in the window (on a non-invariant slice,
+        frozen-field curves: see ``curve_label``).
     bounds : tuple of (float, float)
         The state domain of x and of y (``system.state_bounds()``).
     on_manifold : mapping str -> sympy.Expr
@@ -187,6 +197,12 @@ class PhasePlane(Value):
     on_manifold: Mapping[str, sp.Expr] = field(default_factory=FrozenMap)
 
     @property
+    def curve_label(self) -> str:
+        """What ``trajectories`` are: "trajectories" on an invariant plane, "frozen-field
+        curves" on a slice that holds states at numbers."""
+        return "trajectories" if self.invariant else "frozen-field curves"
+
+    @property
     def title(self) -> str:
         """Plain text: the system name, then the parameter values and the slice (the held
         states' values, or "s on its manifold s = p**2/alpha_p"). ``plot_phase_plane`` writes
@@ -203,14 +219,17 @@ class PhasePlane(Value):
         return (f"PhasePlane({title}; {self.x} in [{self.xlim[0]:.4g}, {self.xlim[1]:.4g}] by {self.y} in "
                 f"[{self.ylim[0]:.4g}, {self.ylim[1]:.4g}], {self.grid_y.size} x {self.grid_x.size} grid, "
                 f"{len(self.equilibria)} equilibria, {len(self.manifolds)} manifold branches, "
-                f"{len(self.trajectories)} orbits, invariant={self.invariant})")
+                f"{len(self.trajectories)} {'orbits' if self.invariant else 'frozen-field curves'}, "
+                f"invariant={self.invariant})")
 
     def _repr_html_(self) -> str:
         rows = [[", ".join(f"{n}={v:.6g}" for n, v in e.point.items()), e.kind, e.stable] for e in self.equilibria]
         notes = [f"{self.x} in [{self.xlim[0]:.4g}, {self.xlim[1]:.4g}] by {self.y} in "
                  f"[{self.ylim[0]:.4g}, {self.ylim[1]:.4g}]; {len(self.manifolds)} saddle-manifold branches, "
-                 f"{len(self.trajectories)} orbits; " + ("an invariant plane" if self.invariant else
-                                                        "a slice: orbits follow the projected field")]
+                 f"{len(self.trajectories)} {'orbits' if self.invariant else 'frozen-field curves'}; "
+                 + ("an invariant plane" if self.invariant else
+                    "a slice of the frozen field (the other states held fixed): its equilibria and curves "
+                    "are those of the 2-D frozen field, not of the whole system")]
         return html_table(f"Phase plane: {self.title}", ["equilibrium", "kind", "stable"], rows, notes)
 
 
@@ -348,8 +367,11 @@ def phase_plane(
     others = ``fixed`` (numbers, or "manifold": the system's declared invariant graph, e.g.
     s = p**2/alpha_p). Computes the field on an ``n_grid`` x ``n_grid`` grid, the nullclines
     f_x = 0 and f_y = 0 as polylines (marching squares on a finer grid, ``contourpy``), the
-    equilibria of the whole system lying on the slice (``equilibria``, classified), and, with
-    ``dynamics.integrate``: ``trajectories`` orbits from seeded random starts in the window and,
+    equilibria of the plane (``equilibria``, classified): on an invariant plane those of the
+    whole system that lie on it, on a slice holding states at numbers the zeros of the 2-D
+    frozen field alone (the whole system's equilibria are not enumerated: a slice of a
+    12-state system is a 2-D solve), and, with ``dynamics.integrate``: ``trajectories`` orbits
+    (frozen-field curves on such a slice) from seeded random starts in the window and,
     where the plane is invariant and ``manifolds``, both branches of the stable (backwards in
     time) and unstable manifolds of every saddle of the plane's 2x2 Jacobian that lies within
     the window enlarged by half its size on each side. Orbits stop on
@@ -406,14 +428,14 @@ def phase_plane(
 
     plane = _Plane.build(system, x, y, fixed, prm)
     bounds = system.state_bounds()
-    on_slice, pts = _equilibria_on_slice(system, prm, plane)
+    invariant = all(v == MANIFOLD for v in fixed.values())
+    on_slice, pts = _equilibria_on_slice(system, prm, plane, invariant)
     xlim = xlim or default_window(pts[:, 0], bounds[plane.ix])
     ylim = ylim or default_window(pts[:, 1], bounds[plane.iy])
     gx, gy, F, nulls = _field_and_nullclines(plane, prm, xlim, ylim, n_grid)
     run = _OrbitRunner.build(plane, prm, xlim, ylim, backend)
 
     orbits = _random_orbits(run, xlim, ylim, trajectories, t1, seed)
-    invariant = all(v == MANIFOLD for v in fixed.values())
     branches: list[SaddleManifold] = []
     if manifolds and invariant and on_slice:
         branches = _saddle_manifolds(plane, run, on_slice, pts, t1)
@@ -509,8 +531,14 @@ class _Plane:
         return out
 
 
-def _equilibria_on_slice(system: ODESystem, prm: Mapping[str, float], plane: _Plane) -> tuple[list, np.ndarray]:
-    """The equilibria of the whole system that lie on the slice, and their (x, y) points."""
+def _equilibria_on_slice(system: ODESystem, prm: Mapping[str, float], plane: _Plane,
+                         invariant: bool) -> tuple[list, np.ndarray]:
+    """The equilibria of the plane and their (x, y) points: on an invariant plane those of the
+    whole system that lie on it; on a slice holding states at numbers the zeros of the frozen
+    field, equilibria of the plane's own 2-D system (the whole system is not solved)."""
+    if not invariant:
+        found = list(equilibria(plane.plane_sys, prm))
+        return found, np.array([e.x for e in found], dtype=float).reshape(-1, 2)
     on_slice = []
     for e in equilibria(system, prm):
         ref = plane.full_state(e.x[plane.ix], e.x[plane.iy])

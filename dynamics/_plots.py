@@ -50,14 +50,17 @@ KIND_STYLE = {
     "stable focus": ("darkgreen", True),
     "non-hyperbolic stable node": ("olive", True),
     "non-hyperbolic stable node (boundary)": ("olive", True),
+    "weak stable focus": ("seagreen", True),
     "saddle": ("tab:orange", False),
+    "saddle-focus": ("chocolate", False),
     "non-hyperbolic saddle": ("darkorange", False),
     "unstable node": ("tab:red", False),
     "unstable focus": ("darkred", False),
+    "weak unstable focus": ("indianred", False),
     "non-hyperbolic unstable node": ("firebrick", False),
     "semi-stable": ("tab:purple", False),
     "centre": ("tab:blue", False),
-    "non-hyperbolic centre": ("tab:blue", False),
+    "weak focus or centre (undecided)": ("steelblue", False),
     "non-isolated": ("0.4", False),
     "non-hyperbolic (undecided)": ("black", False),
 }
@@ -259,7 +262,8 @@ def portrait(
 
 def plot_phase_plane(plane: PhasePlane, *, ax: Axes | None = None):
     """Draw a ``PhasePlane``: streamlines of its field (grey), the nullclines (dx/dt = 0 blue
-    solid, dy/dt = 0 red dashed), its trajectories (cyan, start dots), saddle manifolds (black:
+    solid, dy/dt = 0 red dashed), its trajectories (cyan, start dots; "frozen-field curves" on a
+    slice that holds states at numbers, see ``PhasePlane.curve_label``), saddle manifolds (black:
     unstable solid, stable dotted) and its equilibria coloured by kind (``KIND_STYLE``; filled =
     stable). The legend sits outside the axes, right, so that it covers no data; markers on the
     window's edge (e.g. at s = 0, the domain's boundary) are drawn whole. Axis labels in
@@ -293,7 +297,7 @@ def plot_phase_plane(plane: PhasePlane, *, ax: Axes | None = None):
                     gid="nullcline", **style)
     for k, orbit in enumerate(plane.trajectories):
         ax.plot(orbit.points[:, 0], orbit.points[:, 1], color="tab:cyan", lw=1.0, alpha=0.9, zorder=3,
-                label="trajectories" if k == 0 else None, gid="trajectory")
+                label=plane.curve_label if k == 0 else None, gid="trajectory")
         ax.plot([orbit.start[0]], [orbit.start[1]], ".", color="tab:cyan", ms=4, zorder=3)
     seen_kind: set = set()
     for m in sorted(plane.manifolds, key=lambda m: m.kind != "unstable"):  # legend: unstable first

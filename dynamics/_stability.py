@@ -9,7 +9,9 @@ Jacobian (so units that differ by 1e9 between states do not hide a stable node),
 coordinates) and ``FLOAT_RTOL`` for points given in float64.
 
 Hyperbolic points are labelled by eigenvalue counts: stable/unstable node (real eigenvalues),
-stable/unstable focus (a complex pair), saddle (``index`` = number of unstable directions).
+stable/unstable focus (a complex pair), saddle (``index`` = number of unstable directions; all
+eigenvalues real), saddle-focus (a saddle whose stable or unstable eigenvalues include a complex
+pair, possible from three states on: the Lorenz points C+- at r = 28).
 
 Non-hyperbolic points:
 - one zero eigenvalue (rational right-hand sides): the flow on the centre manifold. In one
@@ -23,10 +25,18 @@ Non-hyperbolic points:
 - one pair +-i omega and no other eigenvalue on the axis: the first Lyapunov coefficient
   (Kuznetsov, Elements of Applied Bifurcation Theory, eq. (3.20)/(5.39)), reported in the
   Guckenheimer-Holmes normalisation ``lyapunov`` = a with dr/dt = a r^3 + ... for the normal
-  form x' = -omega y + a x (x^2 + y^2), y' = omega x + a y (x^2 + y^2)). a < 0: "non-hyperbolic
-  stable focus" (a weak focus, stable=True); a > 0: "non-hyperbolic unstable focus"; a = 0
-  (within tolerance): "centre", stable=None ("first Lyapunov coefficient vanishes": a linear
-  centre, e.g. the interior point of Lotka-Volterra, which has a conserved quantity).
+  form x' = -omega y + a x (x^2 + y^2), y' = omega x + a y (x^2 + y^2)). a < 0: "weak stable
+  focus" (stable=True); a > 0: "weak unstable focus" (stable=False). a = 0 (within tolerance)
+  decides nothing (x' = -y + x r^4, y' = x + y r^4 has a = 0 and is an unstable focus, r' = r^5):
+  the point is a "centre" (stable=None: neutral, not attracting) only where that is proved,
+  namely
+    * the right-hand side is affine in the states: the linearisation is the flow, a linear centre;
+    * two states and a monomial integrating factor mu = |x|^a |y|^b, finite and non-zero at the
+      point, with div(mu f) = 0 identically (a = b = 0: a divergence-free, i.e. Hamiltonian,
+      field; Lotka-Volterra has mu = 1/(x y)): the flow preserves the area mu dx dy, which no
+      focus does;
+  otherwise "weak focus or centre (undecided)", stable=None (higher Lyapunov coefficients are
+  not computed). The same label, stable=None, where a cannot be computed (no explicit equations).
 - anything else (two or more zero eigenvalues, two imaginary pairs, points on a curve of
   equilibria, centre manifolds of non-rational systems) returns stable=None with the reason.
 
@@ -59,6 +69,12 @@ from ._value import Value
 
 __all__ = ["classify", "Classification", "jacobian_at"]
 
+KINDS = ("stable node", "unstable node", "stable focus", "unstable focus", "saddle", "saddle-focus",
+         "non-hyperbolic stable node", "non-hyperbolic stable node (boundary)", "non-hyperbolic unstable node",
+         "semi-stable", "non-hyperbolic saddle", "weak stable focus", "weak unstable focus", "centre",
+         "weak focus or centre (undecided)", "non-isolated", "non-hyperbolic (undecided)")
+"""Every ``Classification.kind``."""
+
 CENTRE_ORDER = 7
 """Highest order of the centre-manifold and Taylor expansions."""
 
@@ -82,10 +98,10 @@ class Classification(Value):
         Its eigenvalues (complex128, read-only; computed at high precision and rounded).
     kind : str
         "stable node", "unstable node", "stable focus", "unstable focus", "saddle",
-        "non-hyperbolic stable node", "non-hyperbolic stable node (boundary)",
+        "saddle-focus", "non-hyperbolic stable node", "non-hyperbolic stable node (boundary)",
         "non-hyperbolic unstable node", "semi-stable", "non-hyperbolic saddle",
-        "non-hyperbolic stable focus", "non-hyperbolic unstable focus", "centre",
-        "non-isolated", "non-hyperbolic (undecided)".
+        "weak stable focus", "weak unstable focus", "centre", "weak focus or centre (undecided)",
+        "non-isolated", "non-hyperbolic (undecided)" (``KINDS``).
     stable : bool or None
         True / False / None (undecided).
     hyperbolic : bool
@@ -389,6 +405,11 @@ def classify_at(system, prm: Mapping[str, Any], point: tuple, *, rtol: float, bo
         if n_neg == 0:
             return out("unstable focus" if oscillating else "unstable node", False, True, n_pos,
                        "all eigenvalues have positive real part")
+        cplx = np.abs(ev.imag) > max(rtol * scale, floor)
+        if np.any(cplx):
+            where = " and ".join(w for w, side in (("unstable", ev.real > 0), ("stable", ev.real < 0)) if np.any(cplx & side))
+            return out("saddle-focus", False, True, n_pos,
+                       f"{n_pos} unstable, {n_neg} stable directions; a complex pair among the {where} ones")
         return out("saddle", False, True, n_pos, f"{n_pos} unstable, {n_neg} stable directions")
     if n_pos:
         return out("non-hyperbolic saddle", False, False, n_pos,
@@ -497,24 +518,65 @@ def _on_tangent_space(system, x: np.ndarray, prm: Mapping[str, Any], J: np.ndarr
 
 
 def _imaginary_pair(out, lin: _Linearisation, centre: np.ndarray) -> Classification:
-    """A pair of purely imaginary eigenvalues, decided by the first Lyapunov coefficient."""
+    """A pair of purely imaginary eigenvalues, decided by the first Lyapunov coefficient; where
+    it vanishes, a centre only when proved (``_proved_centre``)."""
+    undecided = "weak focus or centre (undecided)"
     if lin.sym is None:
-        return out("non-hyperbolic (undecided)", None, False, 0,
+        return out(undecided, None, False, 0,
                    "a pair of purely imaginary eigenvalues; the first Lyapunov coefficient needs the explicit "
                    "equations (system.symbolic is None)")
     omega = float(np.max(centre.imag))
     a, a_scale = _first_lyapunov(lin.sym, lin.J_mp, lin.xv, lin.pv, mpmath.mpf(omega))
     base = f"eigenvalues +-{omega:.6g}i: non-hyperbolic, the linearisation does not decide"
     if abs(a) <= lin.rtol * a_scale:
-        return out("centre", None, False, 0,
-                   f"{base}; the first Lyapunov coefficient vanishes (a linear centre; with a conserved "
-                   "quantity a true centre, otherwise decided by higher-order coefficients, not computed)",
-                   lyapunov=0.0)
+        proof = _proved_centre(lin.sym, lin.xv, lin.pv)
+        if proof:
+            return out("centre", None, False, 0, f"{base}; the first Lyapunov coefficient vanishes and {proof}",
+                       lyapunov=0.0)
+        return out(undecided, None, False, 0,
+                   f"{base}; the first Lyapunov coefficient vanishes: a weak focus or a centre, decided by "
+                   "higher-order coefficients (not computed)", lyapunov=0.0)
     if a < 0:
-        return out("non-hyperbolic stable focus", True, False, 0,
+        return out("weak stable focus", True, False, 0,
                    f"{base}; first Lyapunov coefficient {a:.6g} < 0: a weak (stable) focus", lyapunov=a)
-    return out("non-hyperbolic unstable focus", False, False, 2,
+    return out("weak unstable focus", False, False, 2,
                f"{base}; first Lyapunov coefficient {a:.6g} > 0: a weak unstable focus", lyapunov=a)
+
+
+def _proved_centre(sym: ODESystem, xv, pv) -> str:
+    """Why the equilibrium at ``xv`` with a pair +-i omega is a centre, in words, or "" where
+    that is not proved: an affine right-hand side (the linearisation is the flow), or two
+    states with an integrating factor mu = prod |x_i|^a_i (a_i = 0 where x_i = 0 at the point)
+    and div(mu f) = 0 identically (an area-preserving flow has no focus)."""
+    states = list(sym.states)
+    if all(not (sp.sympify(e).free_symbols & set(states)) for e in sym.jacobian):
+        return "the right-hand side is affine: the linearisation is the flow, a linear centre"
+    if len(states) != 2 or not sym.is_rational:
+        return ""
+    if any(isinstance(v, mpmath.mpc) for v in pv):
+        return ""
+    values = {p: sp.Integer(int(v.man_exp[0])) * sp.Integer(2) ** int(v.man_exp[1]) if v else sp.Integer(0)
+              for p, v in zip(sym.params, (mpmath.mpf(v) for v in pv))}
+    f = [sp.sympify(r).subs(values) for r in sym.rhs]
+    exps = [sp.Dummy(f"a{i}") if abs(xv[i]) > 0 else sp.Integer(0) for i in range(2)]
+    div = sp.diff(f[0], states[0]) + sp.diff(f[1], states[1]) + exps[0] * f[0] / states[0] + exps[1] * f[1] / states[1]
+    num = sp.numer(sp.together(div))
+    unknowns = [e for e in exps if isinstance(e, sp.Dummy)]
+    try:
+        coeffs = sp.Poly(sp.expand(num), *states).coeffs()
+    except sp.PolynomialError:
+        return ""
+    sol = sp.solve(coeffs, unknowns, dict=True) if unknowns else ([{}] if all(c == 0 for c in coeffs) else [])
+    if not sol or any(sp.sympify(c).subs(sol[0]) != 0 for c in coeffs):
+        return ""
+    a = [sp.sympify(e).subs(sol[0]) for e in exps]
+    if any(e.free_symbols for e in a):
+        a = [e.subs({s: 0 for s in e.free_symbols}) for e in a]
+    names = [str(s) for s in states]
+    if all(e == 0 for e in a):
+        return "the field is divergence-free (Hamiltonian): the flow preserves area, a centre"
+    mu = " ".join(f"|{n}|^({e})" for n, e in zip(names, a) if e != 0)
+    return f"mu = {mu} is an integrating factor (div(mu f) = 0): the flow preserves the area mu d{names[0]} d{names[1]}, a centre"
 
 
 def _one_zero_eigenvalue(out, lin: _Linearisation, point: tuple, scale: float, bounds: dict,

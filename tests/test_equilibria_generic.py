@@ -263,8 +263,8 @@ def guckenheimer_holmes(f, g, x, y, omega):
 def test_hopf_normal_form_weak_foci(w):
     """At mu = 0: dr/dt = -+r^3, a = -+1 (Guckenheimer-Holmes, independent of omega)."""
     x, y = sp.symbols("x y")
-    for sign, a_ref, kind, stable in (("-", -1, "non-hyperbolic stable focus", True),
-                                      ("+", 1, "non-hyperbolic unstable focus", False)):
+    for sign, a_ref, kind, stable in (("-", -1, "weak stable focus", True),
+                                      ("+", 1, "weak unstable focus", False)):
         system = hopf(sign)
         f = sp.sympify(f"{sign}1") * x * (x**2 + y**2)
         assert guckenheimer_holmes(f, sp.sympify(f"{sign}1") * y * (x**2 + y**2), x, y, w) == a_ref

@@ -41,8 +41,16 @@ def test_portrait_slice_of_a_three_state_system():
     system = derive(ModelSpec("euclidean", "ema"))
     params = dict(EUC, beta=0.5)
     fig, ax = portrait(system, params, fixed={"tau": 1.0}, trajectories=2)
-    on_slice = [e for e in equilibria(system, params) if abs(e.point["tau"] - 1.0) < 1e-9]
-    assert len(markers(ax)) == len(on_slice) == 2  # the collapsed point has tau = beta/(beta - eta)
+    # the frozen field at tau = 1: dp = alpha_p s (1 - c p) - eta p, ds = 2 s (p (1 - c p) - eta), zero at
+    # (0, 0) and (p, p^2/alpha_p) with c p^2 - p + eta = 0 (the whole system's collapsed point has
+    # tau = beta/(beta - eta), off the slice, but the frozen field vanishes at (0, 0))
+    c, eta = 1 + EUC["sigma2"], EUC["eta"]
+    p = (1 + np.array([-1.0, 1.0]) * np.sqrt(1 - 4 * c * eta)) / (2 * c)
+    expected = np.array([[0.0, 0.0], *np.column_stack([p, p**2 / EUC["alpha_p"]])])
+    got = np.array([[ln.get_xdata()[0], ln.get_ydata()[0]] for ln in markers(ax)])
+    assert got.shape == (3, 2)
+    np.testing.assert_allclose(got[np.lexsort(got.T[::-1])], expected, atol=1e-12)
+    assert "frozen-field curves" in [t.get_text() for t in ax.get_legend().get_texts()]
     fig2, ax2 = portrait(system, params, x="p", y="tau", fixed={"s": "manifold"}, trajectories=0)
     assert ax2.get_ylabel() == r"$\tau$"
 

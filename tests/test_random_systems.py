@@ -122,7 +122,7 @@ def _expected_kind(ev):
         return ("stable focus" if focus else "stable node"), True
     if np.all(re > 0):
         return ("unstable focus" if focus else "unstable node"), False
-    return "saddle", False
+    return ("saddle-focus" if focus else "saddle"), False
 
 
 def _deviation_flow(exprs, syms, root):

@@ -204,11 +204,11 @@ def test_hopf_at_criticality_is_a_weak_focus():
     # r' = -r^3 (l1 = -1): weakly attracting; the subcritical form r' = +r^3 repels
     (e,) = _match(equilibria(HOPF, {"mu": 0.0}), [[0.0, 0.0]])
     _eig_close(e.eigenvalues, [1j, -1j])
-    assert e.kind == "non-hyperbolic stable focus" and e.stable is True
+    assert e.kind == "weak stable focus" and e.stable is True
     (u,) = _match(equilibria(SUBCRITICAL_HOPF, {"mu": 0.0}), [[0.0, 0.0]])
-    assert u.kind == "non-hyperbolic unstable focus" and u.stable is False
+    assert u.kind == "weak unstable focus" and u.stable is False
     c = classify(HOPF, np.zeros(2), {"mu": 0.0})
-    assert c.kind == "non-hyperbolic stable focus" and c.stable is True
+    assert c.kind == "weak stable focus" and c.stable is True
 
 
 def test_hopf_bifurcation_and_threshold():
@@ -309,7 +309,7 @@ def test_brusselator_hopf_at_one_plus_a_squared():
     # at b = 1 + a^2 exactly the Hopf point is supercritical: a weak stable focus
     (e,) = _match(equilibria(BRUSSELATOR, {"a": sp.Rational(3, 2), "b": sp.Rational(13, 4)}),
                   [[1.5, 13 / 6]])
-    assert e.kind == "non-hyperbolic stable focus" and e.stable is True
+    assert e.kind == "weak stable focus" and e.stable is True
 
 
 @pytest.mark.parametrize("system, param, kind", [
