@@ -312,7 +312,9 @@ class InteractivePortrait:
                  f"<table><tr>{head}</tr>{rows}</table>" if len(eqs) else "<p>no equilibria in the state domain</p>"]
         parts += [f"<p>curve of equilibria: {html.escape(repr(c))}</p>" for c in eqs.curves]
         if plane is not None and plane.fixed:
-            parts.append(f"<p>{len(plane.equilibria)} of them on the plotted slice</p>")
+            parts.append(f"<p>{len(plane.equilibria)} of them on the plotted slice</p>" if plane.invariant else
+                         f"<p>{len(plane.equilibria)} zero(s) of the frozen field on the plotted slice (the other states "
+                         "held at numbers: not equilibria of the whole system)</p>")
         parts.append(f"<p><small>{'complete' if eqs.complete else 'possibly incomplete'}: {html.escape(eqs.method)}"
                      f"</small></p>")
         if self.error is not None:

@@ -425,7 +425,7 @@ def classify_at(system, prm: Mapping[str, Any], point: tuple, *, rtol: float, bo
         return out("non-hyperbolic (undecided)", None, False, 0,
                    f"{n_zero} eigenvalues on the imaginary axis: a centre manifold of dimension {n_zero} "
                    "(e.g. Bogdanov-Takens, fold-Hopf) is not analysed")
-    if lin.sym is None:
+    if lin.sym is None or not lin.sym.is_rational:
         return _one_zero_numeric(out, system, prm, lin, point, scale, bounds)
     return _one_zero_eigenvalue(out, lin, point, scale, bounds, multiplicity if n == 1 else None)
 
@@ -610,7 +610,8 @@ def _one_zero_eigenvalue(out, lin: _Linearisation, point: tuple, scale: float, b
 
 def _one_zero_numeric(out, system, prm: Mapping[str, Any], lin: _Linearisation, point: tuple, scale: float,
                       bounds: dict) -> Classification:
-    """One zero eigenvalue of a system served numerically, decided by the flow along the null
+    """One zero eigenvalue of a system served numerically or with a non-rational right-hand side
+    (no centre-manifold series), decided by the flow along the null
     direction on either side: c(+-h) = w . f(x +- h v) / (w . v), with v, w the right and left
     null vectors of the Jacobian (in the full coordinates: the centre manifold of a system with
     a constraint lies in the constraint set), at h = 1e-3 and 1e-4 (relative to the point). No
@@ -620,7 +621,7 @@ def _one_zero_numeric(out, system, prm: Mapping[str, Any], lin: _Linearisation, 
     side). Values within the rounding of f at x, or signs that differ between the two steps:
     undecided."""
     x = np.array([float(v) for v in point])
-    J = lin.ambient
+    J = lin.ambient if lin.ambient is not None else lin.J
     vals, right = np.linalg.eig(J)
     valsl, left = np.linalg.eig(J.T)
     v = np.real(right[:, np.argmin(np.abs(vals))])
