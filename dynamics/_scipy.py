@@ -41,7 +41,9 @@ def _scipy_one(num, y0, params, ts, span, solver, rtol, atol, max_steps, evs) ->
     """One trajectory: step the solver until t1, an event (checked after every step, located on
     the step's dense output), the step budget (``max_steps`` accepted steps, and at most
     20 * max_steps (+ n per Jacobian for stiff solvers) rhs evaluations), a step below the
-    floor, or a failure; the saved times that were reached are interpolated."""
+    floor, or a failure; the saved times that were reached are interpolated. A step into a
+    non-finite state restarts the solver from the last good state with an eighth of the step
+    (``_restart``), as the JAX backend's error norm rejects such a step."""
     from scipy import integrate as si
 
     t0, t1 = span
