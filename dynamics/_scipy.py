@@ -154,7 +154,7 @@ def _restart(cls, fun, t: float, y: np.ndarray, t1: float, rtol: float, atol: fl
         return None
     try:
         return cls(fun, t, y.copy(), t1, rtol=rtol, atol=atol, first_step=min(h / 8, t1 - t))
-    except ValueError:  # pragma: no cover - first_step beyond the remaining span
+    except (ValueError, _Budget):  # first_step beyond the remaining span; the rhs budget spent
         return None
 
 
