@@ -74,7 +74,9 @@ def derive(spec: ModelSpec | None = None, /, *, cache: bool = True, **fields: ob
     -------
     EigenmodeModel
         An ``EigenmodeSystem``: states (p, s[, tau]) with a learned predictor, (s[, tau])
-        otherwise; its ``steps`` hold every stage of the derivation. For ``norms="exact"`` an ``ExactEigenmodes`` (the exact
+        otherwise; its ``steps`` hold every stage of the derivation. Its parameters are those
+        its equations or closures use: sigma2 is absent with one noisy view where the flow
+        does not depend on it (``views="one"``, frozen norms). For ``norms="exact"`` an ``ExactEigenmodes`` (the exact
         flow has no one-mode form; its ``modes(K)`` is evaluated by quadrature). For
         ``norms="expansion"`` the one-mode system of the 1/K expansion of the exact flow, its
         cumulant sums closed by ``modes(K)`` (``derivations._expansion``).
@@ -395,6 +397,7 @@ def _derive(spec: ModelSpec) -> EigenmodeSystem:
         steps["per_sample_gradient"] = per_sample_gradient(spec.loss_expr)
     params = _params_of(spec, states, rhs)
     closures = _closures(spec, means, params)
+    params = _used(params, rhs, closures)
     system = EigenmodeSystem(
         tuple(states),
         params,
@@ -459,8 +462,9 @@ def _model_facts(spec: ModelSpec, states: list, rhs: list, params: tuple) -> dic
 
 
 def _params_of(spec: ModelSpec, states: list, rhs: list) -> tuple[sp.Symbol, ...]:
-    """Parameters in canonical order: the model's (always listed) and the spectral ones that
-    the equations use. Every free symbol of the rhs must be a state or a parameter."""
+    """Parameters in canonical order: the model's and the spectral ones that the equations use
+    (``_used`` then drops the model's that neither equations nor closures use). Every free
+    symbol of the rhs must be a state or a parameter."""
     model = [sy.sigma2, sy.eta]
     if spec.predictor == "learned":
         model.append(sy.alpha_p)
@@ -480,6 +484,15 @@ def _params_of(spec: ModelSpec, states: list, rhs: list) -> tuple[sp.Symbol, ...
     if unexpected:
         raise RuntimeError(f"derivation left unexpected symbols {unexpected}")
     return tuple(model + spectral)
+
+
+def _used(params: tuple[sp.Symbol, ...], rhs: list, closures: tuple) -> tuple[sp.Symbol, ...]:
+    """The parameters that the equations or the spectral closures use, in order: a model
+    parameter the flow does not depend on (sigma2 with one noisy view, where c = E[x1^2] has no
+    noise and the target's noise averages out; lambda where the drive cancels) is not asked
+    for."""
+    used = set().union(*(r.free_symbols for r in rhs), *(summand.free_symbols for _, summand, _ in closures))
+    return tuple(v for v in params if v in used)
 
 
 def _closures(spec: ModelSpec, sums: dict[str, sp.Expr], params: tuple) -> tuple:

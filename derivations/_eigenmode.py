@@ -277,7 +277,7 @@ class EigenmodeSystem(ODESystem, EigenmodeModel):
         """
         if self.reduced:
             raise ValueError("modes(K) needs the full system; call it before reduce()")
-        per_mode = ("lambda",) if self.spec.data == "spectrum" else ()
+        per_mode = ("lambda",) if "lambda" in self.param_names else ()
         return couple(
             self, K, {str(param): (summand, power) for param, summand, power in self.closures},
             per_mode_params=per_mode,

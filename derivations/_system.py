@@ -13,7 +13,9 @@ The numerics in ``dynamics`` read only this data and the capabilities derived fr
 from __future__ import annotations
 
 import ast
+import keyword
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -230,6 +232,9 @@ class ODESystem(DynamicalSystem):
             raise ValueError(f"rhs has {rhs.shape[0]} rows for {len(states)} states {[str(v) for v in states]}")
         by_name = {str(v): v for v in states + params}
         stray = sorted(str(v) for v in rhs.free_symbols if str(v) not in by_name or by_name[str(v)] != v)
+        timed = [str(v) for v, r in zip(states, rhs) if "t" in stray and any(str(x) == "t" for x in r.free_symbols)]
+        if timed:
+            raise ValueError(_time_message("rhs", ", ".join(timed)))
         if stray:
             raise ValueError(
                 f"rhs uses symbols that are neither states nor params: {stray}; "
@@ -325,7 +330,10 @@ class ODESystem(DynamicalSystem):
         Example: ``ODESystem.from_equations({"x": "a*x - b*x*y", "y": "-c*y + d*x*y"},
         params=("a", "b", "c", "d"))``. Every name in a string must be a state, a parameter
         or a function SymPy knows (exp, log, sqrt, sin, ...); ``^`` means power. Names such as
-        ``beta``, ``gamma``, ``E``, ``I`` or ``S`` are plain symbols when declared.
+        ``beta``, ``gamma``, ``E``, ``I`` or ``S`` are plain symbols when declared, and so is
+        ``lambda`` (a Python keyword: it can be written only when declared). The time ``t`` is
+        not a name: the system is autonomous (declare a state t with d t/dt = 1 for a
+        time-dependent one).
 
         Parameters
         ----------
@@ -349,15 +357,15 @@ class ODESystem(DynamicalSystem):
         TypeError
             ``equations`` is not a mapping of names to strings or expressions.
         ValueError
-            Unknown names in the expressions (listed), unparsable strings, or the checks of
-            ``ODESystem``.
+            Unknown names in the expressions (listed), an undeclared ``t`` (non-autonomous)
+            or Python keyword, unparsable strings, or the checks of ``ODESystem``.
         """
         if not isinstance(equations, Mapping) or not equations:
             raise TypeError("equations must be a non-empty dict {state name: right-hand side}")
         states = _symbols([str(k) for k in equations], "states")
         params = _symbols(params, "params")
         table = {str(v): v for v in states + params}
-        rhs = [parse_expression(v, table, f"equations[{str(k)!r}]") for k, v in equations.items()]
+        rhs = [parse_expression(v, table, f"equations[{str(k)!r}]", rhs_of=str(k)) for k, v in equations.items()]
         return cls(states, params, sp.ImmutableMatrix(rhs), **options)
 
     @classmethod
@@ -656,23 +664,66 @@ _ALLOWED_FUNCTIONS["abs"] = sp.Abs
 _CONSTANTS = {"pi": sp.pi}
 
 
-def parse_expression(text: Any, table: dict[str, sp.Symbol], what: str) -> sp.Expr:
+_KEYWORD_ALIASES = {"lambda": "lam"}
+"""The name suggested for a symbol whose name is a Python keyword (verify's mapping knows lam)."""
+
+
+def _keywords_in(text: str) -> list[str]:
+    """The Python keywords written as names in ``text`` (they do not parse as symbols)."""
+    return sorted(w for w in set(re.findall(r"[A-Za-z_]\w*", text))
+                  if keyword.iskeyword(w) and w not in ("True", "False", "None"))
+
+
+def _keyword_message(what: str, text: str, word: str) -> str:
+    alt = _KEYWORD_ALIASES.get(word, word + "_")
+    return (
+        f"{what} = {text!r}: {word} is a Python keyword, which an equation string can only use as a declared "
+        f"name: declare it (e.g. params=(..., {word!r})) and it is read as that symbol, or name the symbol {alt} "
+        f"and map it back where a documented name is needed, e.g. verify(..., mapping={{{alt!r}: {word!r}}})"
+    )
+
+
+def _time_message(what: str, rhs_of: str | None) -> str:
+    whose = f"the right-hand side of {rhs_of}" if rhs_of is not None else what
+    return (
+        f"non-autonomous systems are not supported (yet): {whose} uses t. Declare t as a state with "
+        f"d t/dt = 1 to make the system autonomous (or as a parameter if it is a constant)"
+    )
+
+
+def parse_expression(text: Any, table: dict[str, sp.Symbol], what: str, rhs_of: str | None = None) -> sp.Expr:
     """``text`` (a string, number or SymPy expression) as an expression in the symbols of
     ``table``: unknown names, unknown functions and unparsable strings raise a ValueError
-    naming ``what``."""
+    naming ``what``.
+
+    A declared name that is a Python keyword (``lambda``) is read as its symbol; an undeclared
+    one gets a message naming the fix. The time ``t``, unless declared, is refused as
+    non-autonomous (``rhs_of``: the state whose right-hand side ``text`` is, for the message).
+    """
     if isinstance(text, sp.Basic):
         expr = text
     elif isinstance(text, (int, float)) and not isinstance(text, bool):
         expr = sp.sympify(text)
     elif isinstance(text, str):
+        source, names_table = text.replace("^", "**"), dict(table)
+        for word in _keywords_in(source):
+            if word not in table:
+                raise ValueError(_keyword_message(what, text, word))
+            alias = word + "_kw"
+            while alias in names_table:
+                alias += "_"
+            source = re.sub(rf"\b{word}\b", alias, source)
+            names_table[alias] = table[word]
         try:
-            tree = ast.parse(text.replace("^", "**"), mode="eval")
+            tree = ast.parse(source, mode="eval")
         except SyntaxError as err:
             raise ValueError(f"{what} = {text!r} does not parse: {err.msg}") from None
         called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
         names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-        bad_calls = sorted(c for c in called if c not in _ALLOWED_FUNCTIONS or c in table)
-        unknown = sorted(n for n in names - called if n not in table and n not in _CONSTANTS)
+        bad_calls = sorted(c for c in called if c not in _ALLOWED_FUNCTIONS or c in names_table)
+        unknown = sorted(n for n in names - called if n not in names_table and n not in _CONSTANTS)
+        if "t" in unknown:
+            raise ValueError(f"{what} = {text!r}: " + _time_message(what, rhs_of))
         if unknown or bad_calls:
             parts = ([f"unknown names {unknown}"] if unknown else []) + (
                 [f"unknown functions {bad_calls}"] if bad_calls else [])
@@ -680,14 +731,16 @@ def parse_expression(text: Any, table: dict[str, sp.Symbol], what: str) -> sp.Ex
                 f"{what} = {text!r}: {'; '.join(parts)}. Declared states and params: {sorted(table)}; "
                 f"functions: {sorted(_ALLOWED_FUNCTIONS)}"
             )
-        local = {**_ALLOWED_FUNCTIONS, **_CONSTANTS, **table}
+        local = {**_ALLOWED_FUNCTIONS, **_CONSTANTS, **names_table}
         try:
-            expr = sp.parse_expr(text.replace("^", "**"), local_dict=local, global_dict={"Integer": sp.Integer, "Float": sp.Float, "Rational": sp.Rational, "Symbol": sp.Symbol, "Function": sp.Function, **local})
+            expr = sp.parse_expr(source, local_dict=local, global_dict={"Integer": sp.Integer, "Float": sp.Float, "Rational": sp.Rational, "Symbol": sp.Symbol, "Function": sp.Function, **local})
         except Exception as err:  # noqa: BLE001 - SymPy raises many kinds on bad input
             raise ValueError(f"{what} = {text!r} does not parse: {err}") from None
     else:
         raise TypeError(f"{what} must be a string or a sympy expression; got {type(text).__name__}")
     unknown = sorted(str(s) for s in expr.free_symbols if table.get(str(s)) != s)
+    if "t" in unknown:
+        raise ValueError(_time_message(what, rhs_of))
     if unknown:
         raise ValueError(f"{what} uses unknown symbols {unknown}; declared: {sorted(table)}")
     return expr

@@ -40,9 +40,35 @@ def is_traced(value: Any) -> bool:
     return isinstance(value, jax.core.Tracer)
 
 
+def is_text(value: Any) -> bool:
+    """True for a string (or bytes), or a list, tuple or array that holds one: text is never
+    read as a number (``"0.5"`` is refused like ``"half"``, and ``"5/24"`` is not 5/24)."""
+    if isinstance(value, (str, bytes)):
+        return True
+    if isinstance(value, (list, tuple)):
+        try:
+            arr = np.asarray(value)
+        except ValueError:  # ragged nesting
+            return any(is_text(v) for v in value)
+        return arr.dtype.kind in "USa" or (arr.dtype == object and any(is_text(v) for v in arr.flat))
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "USa" or (value.dtype == object and any(is_text(v) for v in value.flat))
+    return False
+
+
+def check_not_text(name: str, value: Any, exact: bool = False) -> None:
+    """Raise a TypeError naming ``name`` if ``value`` is text (``is_text``): the one rule for
+    strings in numerical arguments, shared by every check. ``exact``: the argument takes SymPy
+    numbers, so the message names ``sympy.Rational`` for an exact value."""
+    if is_text(value):
+        hint = "; for an exact value pass a SymPy number, e.g. sympy.Rational(5, 24)" if exact else ""
+        raise TypeError(f"{name} must be numeric, not text (strings are not read as numbers); got {value!r:.60}{hint}")
+
+
 def check_finite(name: str, value: Any) -> None:
     if is_traced(value):
         return
+    check_not_text(name, value)
     arr = np.asarray(value)
     if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
         raise TypeError(f"{name} must be numeric; got dtype {arr.dtype}")
@@ -108,9 +134,11 @@ def float_bounds(interval: sp.Interval) -> tuple[float, float]:
 
 def check_value(name: str, value: Any, domain: sp.Interval | None, batch: bool) -> Any:
     """One parameter value checked: real, finite, inside ``domain``; an array only with
-    ``batch``; SymPy numbers kept exact, JAX tracers passed through."""
+    ``batch``; SymPy numbers kept exact, JAX tracers passed through; text refused
+    (``check_not_text``: TypeError)."""
     if is_traced(value):
         return value
+    check_not_text(f"params[{name!r}]", value, exact=True)
     if isinstance(value, bool):
         raise TypeError(f"params[{name!r}] must be a real number; got {value!r}")
     if isinstance(value, sp.Basic):

@@ -2,7 +2,9 @@
 initial states, and the broadcasting of parameters against the batch.
 
 Each check raises ValueError or TypeError naming the argument and what is allowed, and returns
-the value in the form the numerics take (floats, ints, float arrays).
+the value in the form the numerics take (floats, ints, float arrays). The rules they share:
+text is never a number (TypeError, ``derivations.codegen.check_not_text``), an initial state
+lies in the system's ``state_domain``, and a batch holds at least one trajectory.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 import sympy as sp
 
 from derivations import Names, Params
+from derivations.codegen import check_not_text, interval_words
 
 from ._events import Event
 
@@ -24,6 +27,7 @@ __all__ = [
     "JAX_SOLVERS", "SCIPY_METHODS", "STIFF_JAX", "STIFF_SCIPY",
     "short", "check_backend", "check_span", "check_t_eval", "check_flow_times", "check_tols", "check_max_steps",
     "check_flag", "check_chunk_size", "check_solver", "solver_name", "is_stiff", "active_events", "check_y0",
+    "check_in_domain",
     "param_values", "batch_arrays",
 ]
 
@@ -58,7 +62,9 @@ def check_backend(backend: Any) -> str:
 
 
 def check_span(t_span: Any) -> tuple[float, float]:
-    """``(t0, t1)`` as floats: a pair of finite numbers with t1 > t0 (ValueError otherwise)."""
+    """``(t0, t1)`` as floats: a pair of finite numbers with t1 > t0 (TypeError for text,
+    ValueError otherwise)."""
+    check_not_text("t_span", t_span)
     try:
         t0, t1 = (float(v) for v in t_span)
     except (TypeError, ValueError):
@@ -77,6 +83,7 @@ def check_t_eval(t_eval: Any, t0: float, t1: float, n_save: int) -> np.ndarray:
         if isinstance(n_save, bool) or not isinstance(n_save, (int, np.integer)) or n_save < 2:
             raise ValueError(f"n_save must be an int >= 2; got {n_save!r}")
         return np.linspace(t0, t1, int(n_save))
+    check_not_text("t_eval", t_eval)
     try:
         ts = np.asarray(t_eval, dtype=float)
     except (TypeError, ValueError):
@@ -94,7 +101,10 @@ def check_t_eval(t_eval: Any, t0: float, t1: float, n_save: int) -> np.ndarray:
 
 def check_flow_times(t: Any, t0: Any) -> tuple[float, np.ndarray, bool]:
     """``(t0, ts, scalar)`` for ``flow``: t0 a finite number, ts = t as a 1-D array (finite,
-    strictly increasing, >= t0, ending after t0), scalar whether t was a scalar."""
+    strictly increasing, >= t0, ending after t0), scalar whether t was a scalar; TypeError for
+    text."""
+    check_not_text("t0", t0)
+    check_not_text("t", t)
     t0 = float(t0) if isinstance(t0, (int, float, np.integer, np.floating)) and not isinstance(t0, bool) else None
     if t0 is None or not np.isfinite(t0):
         raise ValueError("t0 must be a finite number")
@@ -109,8 +119,10 @@ def check_flow_times(t: Any, t0: Any) -> tuple[float, np.ndarray, bool]:
 
 
 def check_tols(**values: Any) -> None:
-    """Each keyword must be a positive finite number (ValueError naming it otherwise)."""
+    """Each keyword must be a positive finite number (TypeError for text, ValueError naming it
+    otherwise)."""
     for name, v in values.items():
+        check_not_text(name, v)
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v) or v <= 0:
             raise ValueError(f"{name} must be a positive finite number; got {v!r}")
 
@@ -178,20 +190,48 @@ def active_events(num: NumericSystem, events: tuple[Event, ...]) -> tuple[Event,
     return tuple(e for e in events if e.active(ctx))
 
 
-def check_y0(y0: Any, num: NumericSystem) -> np.ndarray:
-    """``y0`` as a finite float array of shape (..., n_states) (TypeError, ValueError otherwise)."""
+def check_y0(y0: Any, num: NumericSystem, name: str = "y0") -> np.ndarray:
+    """``y0`` as a finite float array of shape (..., n_states), holding at least one start,
+    every start inside the system's ``state_domain`` (TypeError, ValueError otherwise; the
+    messages name ``name``)."""
+    check_not_text(name, y0)
     try:
         y0 = np.asarray(y0, dtype=float)
     except (TypeError, ValueError):
-        raise TypeError(f"y0 must be numeric, shape (..., {num.n}); got {y0!r:.80}") from None
+        raise TypeError(f"{name} must be numeric, shape (..., {num.n}); got {y0!r:.80}") from None
     if y0.ndim == 0 or y0.shape[-1] != num.n:
         raise ValueError(
-            f"y0 must have shape (..., {num.n}) with the last axis holding the states "
+            f"{name} must have shape (..., {num.n}) with the last axis holding the states "
             f"({short(num.state_names)}); got shape {y0.shape}"
         )
+    if y0.size == 0:
+        raise ValueError(f"{name} is an empty batch (shape {y0.shape}): give at least one initial state")
     if not np.all(np.isfinite(y0)):
-        raise ValueError("y0 must be finite")
+        raise ValueError(f"{name} must be finite")
+    check_in_domain(y0, num, name)
     return y0
+
+
+def check_in_domain(y: np.ndarray, num: NumericSystem, name: str = "y0") -> None:
+    """Every state of ``y`` (shape (..., n_states)) inside the system's ``state_domain``
+    (ValueError naming ``name``, the first state outside, its value and its domain).
+
+    A start outside the domain (s < 0 for an eigenvalue s) is no state of the model: the flow
+    from it means nothing, and a run from it can end "finished" far outside."""
+    domain = num.system.state_domain
+    for i, (state, (lo, hi)) in enumerate(zip(num.state_names, num.state_bounds)):
+        if state not in domain:
+            continue
+        interval = domain[state]
+        v = y[..., i]
+        outside = (v <= lo if interval.left_open else v < lo) | (v >= hi if interval.right_open else v > hi)
+        if np.any(outside):
+            at = tuple(int(k) for k in np.argwhere(outside)[0])
+            where = f"{name}[{', '.join(map(str, at))}]" if at else name
+            raise ValueError(
+                f"{where} has {state} = {float(v[at])}, outside the system's state domain "
+                f"{interval_words(state, interval)}: start inside the domain"
+            )
 
 
 def param_values(num: NumericSystem, params: Params) -> dict[str, np.ndarray]:
@@ -210,8 +250,8 @@ def batch_arrays(num: NumericSystem, y0: np.ndarray, params: Params) -> tuple[tu
     Raises
     ------
     ValueError
-        Parameter values that do not broadcast against the batch shape of y0; those the
-        system's ``check_params`` rejects.
+        Parameter values that do not broadcast against the batch shape of y0 or that make the
+        batch empty; those the system's ``check_params`` rejects.
     """
     values = param_values(num, params)
     trailing = num.param_shapes
@@ -224,6 +264,12 @@ def batch_arrays(num: NumericSystem, y0: np.ndarray, params: Params) -> tuple[tu
             f"params values must broadcast against the batch shape {y0.shape[:-1]} of y0; got shapes {shapes}"
         ) from None
     B = int(np.prod(batch_shape))
+    if B == 0:
+        shapes = {k: v.shape for k, v in values.items()}
+        raise ValueError(
+            f"the batch is empty: y0 of shape {y0.shape} and params of shapes {shapes} broadcast to the batch "
+            f"shape {batch_shape}; give at least one initial state and parameter value"
+        )
     Y0 = np.ascontiguousarray(np.broadcast_to(y0, batch_shape + (num.n,)).reshape(B, num.n))
     P = {
         k: np.ascontiguousarray(

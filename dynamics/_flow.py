@@ -13,13 +13,17 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import sympy as sp
 from jax import Array
 from numpy.typing import ArrayLike
 
 from derivations import DynamicalSystem, Params
+from derivations.codegen import check_not_text, is_traced
 
-from ._checks import STIFF_JAX, active_events, check_flow_times, check_max_steps, check_solver, check_tols, short
+from ._checks import (
+    STIFF_JAX, active_events, check_flow_times, check_in_domain, check_max_steps, check_solver, check_tols, short,
+)
 from ._events import Event, EventLike, as_events
 from ._numeric import NumericSystem
 from ._outcomes import DT_MIN, EVENT, FAILED, FINISHED, MAX_STEPS, START, step_floor
@@ -189,7 +193,8 @@ def flow(
     -------
     callable
         ``phi(y0, params)``: y0 of shape (n_states,), params a dict keyed by parameter name
-        (scalars or JAX values; concrete values are checked with ``system.check_params``).
+        (scalars or JAX values; concrete values are checked with ``system.check_params``, a
+        concrete y0 against the system's ``state_domain``).
 
     Raises
     ------
@@ -210,9 +215,12 @@ def flow(
     def phi(y0, params):
         given = num.system.check_params(params, batch=True)
         values = {k: jnp.asarray(float(v) if isinstance(v, sp.Basic) else v, dtype=jnp.float64) for k, v in given.items()}
+        check_not_text("y0", y0)
         y0 = jnp.asarray(y0, dtype=jnp.float64)
         if y0.shape != (num.n,):
             raise ValueError(f"y0 must have shape ({num.n},) ({short(num.state_names)}); got {y0.shape}")
+        if not is_traced(y0):
+            check_in_domain(np.asarray(y0), num)
         out = one(y0, values, ts_j, span, tol)
         reached = out["valid"] | ((out["code"] == EVENT) | (out["code"] == START))
         ys = jnp.where(reached[:, None], out["ys"], jnp.nan)

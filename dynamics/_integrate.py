@@ -71,7 +71,8 @@ def integrate(
         A flow (``time == "continuous"``): an ODESystem built by hand, from equations or by
         ``derive``, a K-mode system, or any implementation of the interface.
     y0 : array, shape (..., n_states)
-        Initial states; leading axes form the batch.
+        Initial states; leading axes form the batch (at least one start). Every start must
+        lie in the system's ``state_domain`` (e.g. s >= 0 for an eigenvalue s).
     t_span : (t0, t1)
         t1 > t0, both finite.
     params : dict
@@ -103,7 +104,9 @@ def integrate(
         Re-run trajectories that ran out of steps or whose step size collapsed (unless their
         end reads as a collapse or blow-up, below) once with a stiff solver: jax: kvaerno5 with
         8x max_steps; scipy: LSODA with the same max_steps (so a SciPy run costs at most twice
-        its budget), for up to 400 states. ``retried`` marks them.
+        its budget), for up to 400 states. ``retried`` marks the runs whose result comes
+        from the retry; where the retry stops earlier than the first run, with no better
+        status, the first run is kept (its message says so).
     n_save : int
         The number of saved times from t0 to t1 when ``t_eval`` is not given (default 201).
     progress : bool
@@ -158,10 +161,13 @@ def integrate(
 
     Raises
     ------
-    TypeError, ValueError
-        A system that is not one; wrong shapes; reversed or non-finite t_span; unknown
-        backend, solver or event; non-positive tolerances; missing, unknown or out-of-domain
-        params (from ``system.check_params``).
+    TypeError
+        A system that is not one; text where a number is needed (y0, t_span, t_eval, rtol,
+        atol, params values: strings are never read as numbers).
+    ValueError
+        Wrong shapes; an empty batch; a start outside the system's ``state_domain``;
+        reversed or non-finite t_span; unknown backend, solver or event; non-positive
+        tolerances; missing, unknown or out-of-domain params (from ``system.check_params``).
     """
     num = NumericSystem.of(system)
     run = _checked(num, backend, t_span, rtol, atol, max_steps, t_eval, n_save, events, solver, retry, progress,
@@ -233,16 +239,24 @@ def _retry_solver(run: _Run) -> tuple[Any, int] | None:
 
 def _retry(run: _Run, out: dict, Y0: np.ndarray, P: dict) -> None:
     """Re-run once, in place in ``out``, the trajectories that ``out["retry"]`` marks, with the
-    stiff retry solver; ``out["retried"]`` marks them."""
+    stiff retry solver. A retried run replaces the first one where it ends with another status
+    than "max_steps"/"failed" or gets further; otherwise (a stiff method can fail where an
+    explicit one came close to t1, e.g. on a NaN it cannot reject) the first run is kept and
+    its message says how far the retry got. ``out["retried"]`` marks the replaced ones."""
     again = np.flatnonzero(out["retry"])
     choice = _retry_solver(run)
     if not again.size or choice is None:
         return
     solver, max_steps = choice
     sub = _run(run, Y0[again], {k: v[again] for k, v in P.items()}, solver, max_steps, retried=True)
+    better = ~np.isin(sub["status"].astype(str), ("max_steps", "failed")) | (sub["t_end"] > out["t_end"][again])
+    take = again[better]
     for key in ("ys", "valid", "t_end", "y_end", "status", "event", "event_t", "steps", "messages"):
-        out[key][again] = sub[key]
-    out["retried"][again] = True
+        out[key][take] = sub[key][better]
+    out["retried"][take] = True
+    for b, t_stop in zip(again[~better], sub["t_end"][~better]):
+        out["messages"][b] = (f"{out['messages'][b]}; a retry with {solver_name(solver)} stopped earlier, at "
+                              f"t = {t_stop:.6g}, so this first run is kept")
 
 
 def _solution(run: _Run, out: dict, batch_shape: tuple[int, ...]) -> Solution:

@@ -41,7 +41,9 @@ def _scipy_one(num, y0, params, ts, span, solver, rtol, atol, max_steps, evs) ->
     """One trajectory: step the solver until t1, an event (checked after every step, located on
     the step's dense output), the step budget (``max_steps`` accepted steps, and at most
     20 * max_steps (+ n per Jacobian for stiff solvers) rhs evaluations), a step below the
-    floor, or a failure; the saved times that were reached are interpolated."""
+    floor, or a failure; the saved times that were reached are interpolated. A step into a
+    non-finite state restarts the solver from the last good state with an eighth of the step
+    (``_restart``), as the JAX backend's error norm rejects such a step."""
     from scipy import integrate as si
 
     t0, t1 = span
@@ -93,18 +95,25 @@ def _scipy_one(num, y0, params, ts, span, solver, rtol, atol, max_steps, evs) ->
             return end(MAX_STEPS, t_old, y_old, steps=steps)
         if steps and ode.step_size is not None and ode.step_size < dtmin:
             return end(DT_MIN, t_old, y_old, steps=steps)
+        h_old = ode.step_size
         try:
             message = ode.step()
         except _Budget:
             return end(MAX_STEPS, t_old, y_old, steps=steps, message=f"rhs evaluation budget ({budget}) spent")
         except (np.linalg.LinAlgError, ValueError, ZeroDivisionError, OverflowError) as err:
-            return end(FAILED, t_old, y_old, steps=steps, message=f"{type(err).__name__}: {err}")
+            ode = _restart(cls, fun, t_old, y_old, t1, rtol, atol, h_old, dtmin) if _non_finite(err) else None
+            if ode is None:
+                return end(FAILED, t_old, y_old, steps=steps, message=f"{type(err).__name__}: {err}")
+            continue
         if ode.status == "failed":
             return end(DT_MIN if "step size" in str(message) else FAILED, t_old, y_old, steps=steps, message=str(message))
-        steps += 1
         t_new, y_new = ode.t, ode.y
         if not np.all(np.isfinite(y_new)):
-            return end(FAILED, t_old, y_old, steps=steps, message="non-finite state")
+            ode = _restart(cls, fun, t_old, y_old, t1, rtol, atol, t_new - t_old, dtmin)
+            if ode is None:
+                return end(FAILED, t_old, y_old, steps=steps + 1, message="non-finite state")
+            continue
+        steps += 1
         dense, t_stop, which = None, t_new, -1
         if evs:
             m_new = margins(t_new, y_new)
@@ -125,6 +134,28 @@ def _scipy_one(num, y0, params, ts, span, solver, rtol, atol, max_steps, evs) ->
             return end(EVENT, t_stop, y_stop, which, steps)
         if ode.status == "finished":
             return end(FINISHED, t_new, y_new.copy(), steps=steps)
+
+
+def _non_finite(err: Exception) -> bool:
+    """True for the error an implicit method raises on a non-finite trial state."""
+    return isinstance(err, ValueError) and "infs or NaNs" in str(err)
+
+
+def _restart(cls, fun, t: float, y: np.ndarray, t1: float, rtol: float, atol: float, h: float | None,
+             dtmin: float):
+    """The solver restarted at (t, y) with a first step of h / 8, after a step into a
+    non-finite state that the method accepted or could not reject (LSODA, Radau, BDF; the
+    explicit methods reject it themselves); None when that step would be below ``dtmin``.
+
+    Near the edge of the domain of the right-hand side (sqrt(x) as x -> 0) a trial state can
+    overshoot the edge by a rounding error; the JAX backend rejects such steps in its error
+    norm (``_flow.finite_rms``), and this gives the SciPy methods the same chance."""
+    if h is None or not np.isfinite(h) or h / 8 < dtmin:
+        return None
+    try:
+        return cls(fun, t, y.copy(), t1, rtol=rtol, atol=atol, first_step=min(h / 8, t1 - t))
+    except (ValueError, _Budget):  # first_step beyond the remaining span; the rhs budget spent
+        return None
 
 
 def _first_event(margins, dense, m_new, t_old: float, t_new: float, span) -> tuple[float, int]:

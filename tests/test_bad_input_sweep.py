@@ -50,7 +50,7 @@ CASES = [
     ("integrate span nan", lambda: dynamics.integrate(E(), [0.1, 0.1], (0, NAN), EUC), ValueError, "t_span"),
     ("integrate params nan", lambda: dynamics.integrate(E(), [0.1, 0.1], (0, 1), dict(EUC, eta=NAN)), ValueError, "eta"),
     ("integrate n_save", lambda: dynamics.integrate(E(), [0.1, 0.1], (0, 1), EUC, n_save=1), ValueError, "n_save"),
-    ("integrate rtol type", lambda: dynamics.integrate(E(), [0.1, 0.1], (0, 1), EUC, rtol="tight"), ValueError, "rtol"),
+    ("integrate rtol type", lambda: dynamics.integrate(E(), [0.1, 0.1], (0, 1), EUC, rtol="tight"), TypeError, "rtol"),
     ("network spec", lambda: dynamics.simulate_network("cosine", EUC), TypeError, "spec must be"),
     ("network params nan", lambda: dynamics.simulate_network(ModelSpec(), dict(EUC, eta=NAN), h=4, t1=1.0), ValueError, "eta"),
     ("network batch", lambda: dynamics.simulate_network(ModelSpec(), EUC, h=4, batch=0), ValueError, "batch"),
