@@ -911,10 +911,14 @@ SEARCH_RADIUS = {"symbolic": 10.0, "numeric": 2.0}
 """The searched box where the domain leaves a state unbounded: [-R, R] for a state unbounded on
 both sides, [lo, lo + R] (or [hi - R, hi]) for one bounded on one side."""
 
-DEFLATION_ROUNDS = {"symbolic": 3, "numeric": 0}
+DEFLATION_ROUNDS = {"symbolic": 3, "numeric": 1}
 """Rounds of deflated Newton after the first pass (each from the starts that found a known root,
-with the known roots deflated). None for systems served numerically, where a round costs a full
-Newton pass through the quadrature."""
+with the known roots deflated); one for systems served numerically, where a round costs a Newton
+pass through the quadrature."""
+
+DEFLATION_STARTS = {"symbolic": 1000, "numeric": 24}
+"""At most this many starts per deflation round, evenly strided through those that found a known
+root."""
 
 _NEWTON_STEPS = 60
 _NEWTON_CHUNK = 256
@@ -1028,6 +1032,15 @@ def _newton(system, prm: dict[str, Any], bounds: list[sp.Interval], n_starts: in
 
     found: list[np.ndarray] = []
     outside = []
+
+    def on_constraint(y) -> bool:
+        """On the set the system lives on (a zero of its extension off the set is no equilibrium)."""
+        if system.constraint is None:
+            return True
+        with np.errstate(all="ignore"):
+            c = np.asarray(system.constraint.function(jnp.asarray(y), P), dtype=float)
+        return bool(np.all(np.abs(c) <= np.sqrt(NEWTON_RTOL)))
+
     def collect(ends, n_given=0) -> np.ndarray:
         """Index into ``found`` of each end (new roots appended), -1 where Newton failed; the
         first ``n_given`` ends come from given starts and count anywhere in the domain."""
@@ -1036,7 +1049,7 @@ def _newton(system, prm: dict[str, Any], bounds: list[sp.Interval], n_starts: in
             if not np.all(np.isfinite(y)) or not _inside_float(y, _float_bounds(bounds), RTOL):
                 continue
             y = snap_zeros(y, lambda z: fn(0.0, z, fprm))
-            if not residual(y) <= NEWTON_ATOL:
+            if not residual(y) <= NEWTON_ATOL or not on_constraint(y):
                 continue
             if k >= n_given and not _in_box(y, box):
                 if not any(np.allclose(y, z, rtol=NEWTON_RTOL, atol=RTOL) for z in outside):
@@ -1051,7 +1064,8 @@ def _newton(system, prm: dict[str, Any], bounds: list[sp.Interval], n_starts: in
     which = collect(run(starts), 0 if extra is None else len(extra))
     rounds = 0
     for _ in range(DEFLATION_ROUNDS[kind] if found else 0):
-        again = starts[which >= 0][: max(1, n_starts // 4)]
+        again = starts[which >= 0]
+        again = again[:: max(1, -(-len(again) // DEFLATION_STARTS[kind]))]
         before = len(found)
         collect(run(again, np.array(found)))
         rounds += 1

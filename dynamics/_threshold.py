@@ -17,7 +17,7 @@ from derivations import ODESystem
 from ._display import html_table
 from ._normal_form import normal_form_kind
 from ._prepare import label, prepared
-from ._tolerance import COARSE_RTOL
+from ._tolerance import COARSE_RTOL, HP_RTOL, LOCATE_RTOL
 from ._value import Value
 
 __all__ = ["threshold", "Threshold"]
@@ -391,7 +391,7 @@ def _real_value(e: sp.Expr) -> float | None:
         z = complex(sp.N(e, 30))
     except (TypeError, ValueError):
         return None
-    if not (math.isfinite(z.real) and math.isfinite(z.imag)) or abs(z.imag) > 1e-20 * max(1.0, abs(z.real)):
+    if not (math.isfinite(z.real) and math.isfinite(z.imag)) or abs(z.imag) > HP_RTOL * max(1.0, abs(z.real)):
         return None
     return z.real
 
@@ -415,11 +415,11 @@ def _double_roots(system: ODESystem, sub: dict) -> list[list[float]]:
     out = []
     for r in cand:
         z = complex(r)
-        if abs(z.imag) > 1e-15 * max(1.0, abs(z.real)):
+        if abs(z.imag) > HP_RTOL * max(1.0, abs(z.real)):
             continue
         scale = sum(abs(float(c)) * abs(z.real) ** i for i, c in enumerate(reversed(Pn.all_coeffs())))
-        if abs(float(Pn.eval(sp.Float(z.real, 40)))) <= 1e-15 * max(scale, 1e-300):
-            if not any(abs(z.real - o[0]) <= 1e-10 * max(1.0, abs(z.real)) for o in out):
+        if abs(float(Pn.eval(sp.Float(z.real, 40)))) <= HP_RTOL * max(scale, np.finfo(float).tiny):
+            if not any(abs(z.real - o[0]) <= LOCATE_RTOL * max(1.0, abs(z.real)) for o in out):
                 out.append([z.real])
     return out
 

@@ -110,7 +110,7 @@ def test_one_collapse_default():
 # Numerical-method parameters that are not decisions of the policy (continuation heuristics,
 # plotting); every other comparison against a literal threshold in dynamics is a defect.
 _METHOD_LITERALS = {
-    "_bifurcation.py": ("<= 1e-2 * max(1.0", "< 0.05 * max(1.0, size)"),
+    "_bifurcation.py": ("<= 1e-2 * max(1.0", "< 0.1 * max(1.0, size)"),
     "_plots.py": ("<= 5e-3 * span", "abs(pt.value) > 1e-9"),
     "_iterate.py": ("jnp.maximum(size, 1e-300)",),        # a floor against dividing by a zero state
     "_status.py": ("h = 1e-6 * np.where(scale > 0",),      # the finite-difference step
