@@ -9,6 +9,7 @@ import numpy as np
 import sympy as sp
 
 from derivations import DynamicalSystem, FrozenMap, Params
+from derivations.codegen import check_not_text, interval_words
 
 from ._display import html_table
 from ._equilibria import equilibria
@@ -218,7 +219,7 @@ def basins(
                   tuple(names[i] for i in idx), system.name, FrozenMap(shown), excluded)
 
 
-def _check_grid(system: System, grid: object, fixed: object):
+def _check_grid(system: DynamicalSystem, grid: object, fixed: object):
     """(x name, x values, y name, y values, checked ``fixed``) of a grid naming two different
     states with finite 1-D values of at least two entries each."""
     names = tuple(system.state_names)
@@ -231,6 +232,8 @@ def _check_grid(system: System, grid: object, fixed: object):
     if xn == yn:
         raise ValueError("grid must name two different states")
     fixed = check_fixed(system, xn, yn, fixed)
+    check_not_text(f"grid[{xn!r}]", xv)
+    check_not_text(f"grid[{yn!r}]", yv)
     try:
         xv, yv = np.asarray(xv, dtype=float), np.asarray(yv, dtype=float)
     except (TypeError, ValueError):
@@ -239,10 +242,15 @@ def _check_grid(system: System, grid: object, fixed: object):
         raise ValueError("grid values must be 1-D arrays with at least two entries")
     if not (np.all(np.isfinite(xv)) and np.all(np.isfinite(yv))):
         raise ValueError("grid values must be finite")
+    for name, values in ((xn, xv), (yn, yv)):
+        interval = system.state_domain.get(name) if system.state_domain else None
+        if interval is not None and not all(bool(interval.contains(float(v))) for v in values):
+            raise ValueError(f"grid[{name!r}] has values outside the state domain {interval_words(name, interval)}: "
+                             f"a grid of starts must lie inside it (got {values.min():g} .. {values.max():g})")
     return xn, xv, yn, yv, fixed
 
 
-def _grid_starts(system: System, xn: str, yn: str, X: np.ndarray, Y: np.ndarray, fixed: Mapping,
+def _grid_starts(system: DynamicalSystem, xn: str, yn: str, X: np.ndarray, Y: np.ndarray, fixed: Mapping,
                  params: Params) -> np.ndarray:
     """(ny, nx, n_states) initial states: the grid on the two axes, the other states fixed or
     on the declared manifold at each grid point."""
@@ -271,7 +279,7 @@ _NEWTON_ATTRACTOR_STATES = 8
 (a K-mode exact flow costs about 10 ms per evaluation; larger ones report no attractors)."""
 
 
-def _nearest_attractors(system: System, params: Params, final: np.ndarray, status: np.ndarray, idx: np.ndarray,
+def _nearest_attractors(system: DynamicalSystem, params: Params, final: np.ndarray, status: np.ndarray, idx: np.ndarray,
                         collapsed: np.ndarray) -> tuple[tuple, np.ndarray]:
     """The stable equilibria of a symbolic system, or those multi-start Newton finds for a system
     served numerically with at most ``_NEWTON_ATTRACTOR_STATES`` states, and, per grid point,

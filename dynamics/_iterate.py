@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from derivations import DynamicalSystem, FrozenMap, Names, Params
+from derivations.codegen import check_not_text, interval_words
 
 from ._display import html_table
 from ._tolerance import BLOWUP_BOUND, COLLAPSE_TOL
@@ -176,11 +177,15 @@ def iterate(
     _check_iterate_args(system, n_steps, record_every, blowup_bound, collapse_tol, runaway)
     checked = system.check_params(params, batch=True)
     values = {k: (float(v) if np.ndim(v) == 0 else jnp.asarray(v, dtype=jnp.float64)) for k, v in checked.items()}
+    check_not_text("y0", y0)
     y0 = np.asarray(y0, dtype=np.float64)
     if y0.ndim == 0 or y0.shape[-1] != system.n_states:
         raise ValueError(f"y0 must have shape (..., {system.n_states}) (states {tuple(system.state_names)[:6]}...); got {y0.shape}")
+    if y0.size == 0:
+        raise ValueError(f"y0 is an empty batch (shape {y0.shape}): give at least one initial state")
     if not np.all(np.isfinite(y0)):
         raise ValueError("y0 must be finite")
+    _check_start_domain(system, y0)
     f = system.to_jax(checked=False)
     y_start = jnp.asarray(y0)
     y_start = jnp.broadcast_to(y_start, jnp.shape(f(0.0, y_start, values)))
@@ -282,3 +287,17 @@ def _scan_records(step, size_c, y_start, tol: float, steps: np.ndarray) -> tuple
         codes.append(np.asarray(carry[1]))
         ends.append(np.asarray(carry[2]))
     return np.stack(ys, axis=-2), ends[-1], codes[-1]
+
+
+def _check_start_domain(system: DynamicalSystem, y0: np.ndarray) -> None:
+    """Every start inside the system's state domain (ValueError naming y0 and the state)."""
+    domain = system.state_domain or {}
+    for i, name in enumerate(system.state_names):
+        interval = domain.get(name)
+        if interval is None:
+            continue
+        values = y0[..., i]
+        bad = [float(v) for v in np.unique(values) if not bool(interval.contains(float(v)))]
+        if bad:
+            raise ValueError(f"y0 has {name} = {bad[0]:g}, outside the system's state domain {interval_words(name, interval)}: "
+                             "start inside the domain")

@@ -435,7 +435,7 @@ def phase_plane(
     gx, gy, F, nulls = _field_and_nullclines(plane, prm, xlim, ylim, n_grid)
     run = _OrbitRunner.build(plane, prm, xlim, ylim, backend)
 
-    orbits = _random_orbits(run, xlim, ylim, trajectories, t1, seed)
+    orbits = _random_orbits(run, _within(xlim, bounds[plane.ix]), _within(ylim, bounds[plane.iy]), trajectories, t1, seed)
     branches: list[SaddleManifold] = []
     if manifolds and invariant and on_slice:
         branches = _saddle_manifolds(plane, run, on_slice, pts, t1)
@@ -602,8 +602,15 @@ class _OrbitRunner:
         return out
 
 
+def _within(lim, bound) -> tuple[float, float]:
+    """The window's side cut to the state's domain: random orbits start inside the domain."""
+    lo, hi = max(float(lim[0]), float(bound[0])), min(float(lim[1]), float(bound[1]))
+    return (lo, hi) if lo < hi else (float(lim[0]), float(lim[1]))
+
+
 def _random_orbits(run: _OrbitRunner, xlim, ylim, trajectories: int, t1: float, seed: int) -> list[Orbit]:
-    """``trajectories`` forward orbits from seeded uniform starts in the window."""
+    """``trajectories`` forward orbits from seeded uniform starts in the window (cut to the
+    state domain by the caller)."""
     orbits: list[Orbit] = []
     if trajectories:
         rng = np.random.default_rng(seed)

@@ -10,6 +10,7 @@ import numpy as np
 import sympy as sp
 
 from derivations import DynamicalSystem, ODESystem
+from derivations.codegen import check_not_text
 
 __all__ = ["prepared", "symbolic_form", "one_state", "label", "as_float", "read_only", "check_sweep", "MAX_BISECTIONS"]
 
@@ -96,6 +97,7 @@ def check_sweep(sweep: Any, what: str, allowed: Sequence[str] | None = None) -> 
         raise ValueError(f"{what} must be a pair (parameter name, values) with a str name; got {name!r:.60}")
     if allowed is not None and name not in allowed:
         raise ValueError(f"{what} names {name!r}, not a parameter; choose from {tuple(allowed)}")
+    check_not_text(f"{what} values", values)
     try:
         arr = np.asarray(values, dtype=float)
     except (TypeError, ValueError):

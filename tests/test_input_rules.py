@@ -189,3 +189,43 @@ def test_a_data_spectrum_the_flow_does_not_use_is_no_per_mode_parameter():
     modes = system.modes(3)
     s = np.array([0.5, 1.0, 2.0])
     np.testing.assert_allclose(modes.to_numpy()(0.0, modes.pack(s=s), {"eta": 0.1}), -2 * 0.1 * s, rtol=1e-14)
+
+
+# -- the same rules in the other entry points --------------------------------------------------
+
+
+def test_bifurcation_refuses_text_sweep_values():
+    from dynamics import bifurcation
+
+    with pytest.raises(TypeError, match="sweep values must be numeric, not text"):
+        bifurcation(DECAY, ("a", ["0.1", "0.5"]), {})
+
+
+def test_iterate_applies_the_start_rules():
+    from dynamics import iterate
+
+    halving = ODESystem.from_map({"s": "s*r"}, params=("r",), state_domain={"s": (0, None)})
+    with pytest.raises(ValueError, match=r"y0 has s = -1, outside the system's state domain s >= 0"):
+        iterate(halving, [-1.0], 3, {"r": 0.5})
+    with pytest.raises(ValueError, match="y0 is an empty batch"):
+        iterate(halving, np.zeros((0, 1)), 3, {"r": 0.5})
+    with pytest.raises(TypeError, match="y0 must be numeric, not text"):
+        iterate(halving, ["0.5"], 3, {"r": 0.5})
+
+
+def test_basins_grid_follows_the_start_rules():
+    from dynamics import basins
+
+    plane = ODESystem.from_equations({"s": "-s", "q": "-q"}, state_domain={"s": (0, None)})
+    with pytest.raises(ValueError, match=r"grid\['s'\] has values outside the state domain s >= 0"):
+        basins(plane, {"s": [-1.0, 1.0], "q": [0.0, 1.0]}, {}, progress=False)
+    with pytest.raises(TypeError, match=r"grid\['q'\] must be numeric, not text"):
+        basins(plane, {"s": [0.0, 1.0], "q": ["0", "1"]}, {}, progress=False)
+
+
+def test_phase_plane_orbits_start_inside_the_state_domain():
+    from dynamics import phase_plane
+
+    plane = ODESystem.from_equations({"s": "-s", "q": "-q"}, state_domain={"s": (0, None)})
+    result = phase_plane(plane, {}, xlim=(-2.0, 2.0), ylim=(-1.0, 1.0), trajectories=12, manifolds=False, t1=1.0)
+    assert all(orbit.points[0, 0] >= 0.0 for orbit in result.trajectories)

@@ -13,7 +13,7 @@ from scipy.optimize import brentq
 
 from ncdyn import ModelSpec, ODESystem, bifurcation, derive, equilibria
 
-DIRECTPRED = {"sigma2": 0.2, "eta": 0.1, "beta": 0.5, "N_psi": 1.0, "N_phi": 1.0, "T": 0.5}
+DIRECTPRED = {"eta": 0.1, "beta": 0.5, "N_psi": 1.0, "N_phi": 1.0, "T": 0.5}
 
 
 @pytest.fixture(scope="module")

@@ -573,14 +573,14 @@ def normalisation(out: Path, quick: bool, cosine: Claim, euclid: Claim) -> Claim
         "(the smallest scale-free amplitude → 0). The cosine loss does not see the scale, so only the second can be "
         "prevented by it; both are measured.",
         "",
-        f"- Euclidean loss: its eigenmode system (exact for this loss) has "
+        "- Euclidean loss: its eigenmode system (exact for this loss) has "
         + ("only the collapsed equilibrium" if collapsed_only else "non-collapsed equilibria")
         + f" at eta = {ETA_STRONG}. The networks shrink: ‖p‖ end/start = {euc_scale}; their scale-free spread "
         + ", ".join(f"{c['spread_start']:.3f} → {c['spread_end']:.3f}" for c in euc_courses.values())
         + f". Carried to t = 60, the eigenmodes shrink to {euc_modes['scale_end']:.1e} of their start while min/max "
         f"narrows {euc_modes['spread_start']:.3f} → {euc_modes['spread_end']:.3f}: the scale collapses, the direction "
         "narrows to a finite limit (near p = 0 every mode decays at the same rate η).",
-        f"- Cosine loss, frozen-norm model: only the collapsed equilibrium at t = 0 (section 2b).",
+        "- Cosine loss, frozen-norm model: only the collapsed equilibrium at t = 0 (section 2b).",
         f"- Cosine loss, exact flow and network: the scale shrinks exactly like e^(-ηt) (= {cos_scale:.3f} at "
         f"t = {t1:g}; ‖Ψ‖² e^(2ηt) conserved to {exact_course['conservation']:.1e} in the exact flow, at most "
         f"{max(c['conservation'] for c in net_courses.values()):.2g} in the networks), which is faster than the "
