@@ -467,7 +467,7 @@ def _collision_values(system: ODESystem, param: str, base: dict, lo: float, hi: 
     eqs = [q for q in polys + [det] if not q.is_zero]
     if len(eqs) <= system.n_states or math.prod(max(q.total_degree(), 1) for q in eqs) > _MAX_BEZOUT:
         return []
-    G = sp.groebner([q.as_expr() for q in eqs], *gens, order="lex", domain="QQ")
+    G = sp.groebner([q.as_expr() for q in eqs], *gens, order="lex", domain="QQ", method="f5b")
     conds = [g for g in G.exprs if sp.Poly(g, *gens).free_symbols <= {v}]
     return sorted({r for c in conds for r in _real_roots_in(c, v, lo, hi)})
 

@@ -439,7 +439,7 @@ def _components(polys: list[sp.Poly], gens: tuple) -> list[tuple[str, Any]]:
     polys = [p for p in polys if not p.is_zero]
     if not polys:
         return [("curve", None)]
-    G = sp.groebner([p.as_expr() for p in polys], *gens, order="lex", domain="QQ")
+    G = sp.groebner([p.as_expr() for p in polys], *gens, order="lex", domain="QQ", method="f5b")
     if G.exprs == [1]:
         return []
     if G.is_zero_dimensional:
@@ -772,7 +772,7 @@ def _inside_pole_set(G, dens: list[sp.Poly], gens: tuple) -> bool:
     Rabinowitsch trick): the component is no set of equilibria."""
     t = sp.Dummy("t")
     for d in dens:
-        basis = sp.groebner(list(G.exprs) + [1 - t * d.as_expr()], t, *gens, order="lex", domain="QQ")
+        basis = sp.groebner(list(G.exprs) + [1 - t * d.as_expr()], t, *gens, order="lex", domain="QQ", method="f5b")
         if basis.exprs == [1]:
             return True
     return False
@@ -911,10 +911,11 @@ SEARCH_RADIUS = {"symbolic": 10.0, "numeric": 2.0}
 """The searched box where the domain leaves a state unbounded: [-R, R] for a state unbounded on
 both sides, [lo, lo + R] (or [hi - R, hi]) for one bounded on one side."""
 
-DEFLATION_ROUNDS = {"symbolic": 3, "numeric": 1}
+DEFLATION_ROUNDS = {"symbolic": 3, "numeric": 0}
 """Rounds of deflated Newton after the first pass (each from the starts that found a known root,
-with the known roots deflated); one for systems served numerically, where a round costs a Newton
-pass through the quadrature."""
+with the known roots deflated); none for systems served numerically, where a deflated start that
+finds nothing runs all its Newton steps through the quadrature (a round cost six times the first
+pass on the exact flow): raise ``n_starts`` there."""
 
 DEFLATION_STARTS = {"symbolic": 1000, "numeric": 24}
 """At most this many starts per deflation round, evenly strided through those that found a known

@@ -41,7 +41,7 @@ def test_the_direction_of_the_angle_system_is_theta_dot_minus_sin_theta():
     # off the circle the unit sphere attracts at unit rate: dN/dtau = N (1 - N)
     g2 = d.to_numpy()(0.0, 2 * u, {})
     np.testing.assert_allclose(np.sum(2 * g2 * 2 * u, -1), 4 * (1 - 4), rtol=1e-12)
-    eqs = equilibria(d, {}, n_starts=16)
+    eqs = equilibria(d, {}, n_starts=32)
     assert eqs.complete is False and "quasi-random" in eqs.method
     by_point = {tuple(np.round(e.x, 9) + 0.0): e for e in eqs}
     assert set(by_point) == {(1.0, 0.0), (-1.0, 0.0)}

@@ -233,7 +233,7 @@ def test_flow_markers_take_their_curves_colour_and_none_is_painted_over():
 def test_flow_1d_ylim_and_bad_arguments():
     fig, ax = plot_flow_1d(TRANSCRITICAL, {"r": 0.5}, xlim=(-0.5, 1.5), ylim=(-0.2, 0.3))
     assert ax.get_ylim() == (-0.2, 0.3)
-    with pytest.raises(ValueError, match="vary values must be a 1-D list of real numbers"):
+    with pytest.raises(TypeError, match="vary values must be numeric, not text"):
         plot_flow_1d(TRANSCRITICAL, {}, vary=("r", "abc"))
     with pytest.raises(ValueError, match="1-D"):
         plot_flow_1d(TRANSCRITICAL, {}, vary=("r", [[0.1, 0.2]]))
@@ -303,7 +303,7 @@ def test_basins_without_collapse_states_mark_blow_ups():
     (lambda: plot_regimes(_regimes(), path_label=3), TypeError, "path_label"),
     (lambda: plot_spectra(None), TypeError, "net must be a network run"),
     (lambda: plot_spectra(None, modes="6"), ValueError, "modes must be an int"),
-    (lambda: basins(SADDLE, {"x": "ab", "y": [0, 1]}, {"a": 1.0, "b": 2.0}), ValueError, "grid values must be"),
+    (lambda: basins(SADDLE, {"x": "ab", "y": [0, 1]}, {"a": 1.0, "b": 2.0}), TypeError, r"grid\['x'\] must be numeric, not text"),
     (lambda: plot_basins(Basins("x", "y", np.zeros(2), np.zeros(2), np.zeros((2, 2, 2)), np.zeros((2, 2), int), (),
                                 np.zeros((2, 2), bool), np.full((2, 2), "finished"), 1.0), ax=[]),
      TypeError, "ax must be a matplotlib Axes"),

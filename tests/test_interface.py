@@ -28,7 +28,7 @@ def test_declared_scaling_serves_integrate_and_scale_free_equilibria():
     theta = np.arctan2(sol.y[..., 1], sol.y[..., 0])
     expected = 2 * np.arctan(np.tan(np.arctan2(0.8, 0.6) / 2) * np.exp(-(np.exp(2 * eta * sol.t) - 1) / (2 * eta)))
     np.testing.assert_allclose(theta, expected, atol=1e-7)
-    points = scale_free_equilibria(system, {"eta": eta}, n_starts=16)
+    points = scale_free_equilibria(system, {"eta": eta}, n_starts=32)
     directions = {tuple(np.round(p.x, 8) + 0.0): p for p in points}
     assert set(directions) == {(1.0, 0.0), (-1.0, 0.0)}
     # on the unit circle the direction flow is theta' = -sin(theta): eigenvalue -cos(theta)

@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+import sympy as sp
 from scipy.optimize import brentq
 
 from ncdyn import ModelSpec, ODESystem, bifurcation, derive, equilibria
@@ -31,8 +32,9 @@ def _positive_roots(coeffs):
 # At s > 0: eta = -s^a g, so beta (1 - tau) = 0, tau = 1 and eta = v - v^2 / 2 - 2 v^(2 + 1/a) ... in v = s^a.
 
 
-def test_directpred_alpha_one_is_exact_with_the_collapsed_point_at_zero(directpred_one_view):
-    eq = equilibria(directpred_one_view, {**DIRECTPRED, "alpha": 1.0})
+@pytest.mark.parametrize("one", [1.0, sp.Integer(1)], ids=["float", "sympy"])
+def test_directpred_alpha_one_is_exact_with_the_collapsed_point_at_zero(directpred_one_view, one):
+    eq = equilibria(directpred_one_view, {**DIRECTPRED, "alpha": one})
     assert eq.complete
     collapsed = [e for e in eq if e.point["s"] == 0.0]
     assert len(collapsed) == 1
@@ -62,7 +64,7 @@ def test_directpred_half_power_finds_the_collapsed_equilibrium_exactly(directpre
 
 
 def test_directpred_bifurcation_in_eta_takes_the_exact_path(directpred_one_view):
-    bif = bifurcation(directpred_one_view, ("eta", np.linspace(0.0, 0.6, 7)), {**DIRECTPRED, "alpha": 1.0})
+    bif = bifurcation(directpred_one_view, ("eta", np.linspace(0.0, 0.6, 4)), {**DIRECTPRED, "alpha": 1.0})
     # the fold is the maximum of eta(s) = s - s^2/2 - 2 s^4: 1 - s - 8 s^3 = 0
     s_star = _positive_roots([-8, 0, -1, 1])[0]
     eta_fold = s_star - s_star**2 / 2 - 2 * s_star**4
