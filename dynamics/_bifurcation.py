@@ -565,7 +565,7 @@ def bifurcation(system: DynamicalSystem, sweep: tuple[str, Sequence[float]], par
     base = {k: v for k, v in checked.items() if k != param}
     if reduced.symbolic is not None and not reduced.is_rational:
         conj = rationalise(reduced, base, keep=(param,))
-        if conj is None:
+        if conj is None or not conj.regular:
             return continued_bifurcation(reduced, param, values, base, tol)
         inner = bifurcation(conj.conjugate, (param, values), {}, tol=tol, n_dense=n_dense)
         return _in_original_states(inner, conj, system.name or reduced.name, base)

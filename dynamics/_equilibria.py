@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
@@ -57,7 +58,7 @@ from derivations import DynamicalSystem, ODESystem, Params
 from ._display import html_table
 from ._krawczyk import KRAWCZYK_BUDGET, interval_functions, jacobian_spread, krawczyk_search
 from ._prepare import numeric
-from ._rationalise import Rationalised, rationalise
+from ._rationalise import Rationalised, exponent_params, rationalise
 from ._stability import Classification, classify_at, differentiable_at, jacobian_at, to_mp, residual_and_scale
 from ._tolerance import (FLOAT_RANGE, FLOAT_RTOL, FLOAT_ZERO, HP_DPS, HP_RTOL, NEAR_RTOL, NEAR_SEPARATION, NEWTON_ATOL,
                          NEWTON_RTOL, NEWTON_STOP, RTOL, is_pseudo_root)
@@ -333,8 +334,13 @@ def equilibria(
                              "(its right-hand side is rational): leave starts out")
         extra = extra if extra.size else None
     conj = None
-    if not system.is_rational and system.symbolic is not None and extra is None:
+    if not system.is_rational and system.symbolic is not None:
         conj = rationalise(system.symbolic, prm)
+        if conj is not None and extra is not None:
+            found = _newton(system, prm, bounds, n_starts, seed, extra)
+            return replace(found, reason="; ".join(r for r in (
+                "starts given: multi-start Newton used, though the system is rational at these parameters and "
+                "exact elimination would serve without them", found.reason) if r))
     if system.is_rational or conj is not None:
         target = conj.zeros if conj is not None else system.symbolic
         over = _over_budget(target)
@@ -361,7 +367,8 @@ EXACT_BUDGET = {"states": 8, "bezout": 4096, "seconds": 60.0}
 """Where exact elimination is tried: at most ``states`` states, a Bezout bound (the product of
 the numerators' total degrees, the most isolated solutions there can be) of at most ``bezout``,
 and a time budget of ``seconds`` (enforced on the main thread of platforms with
-``signal.setitimer``). Past any of them ``equilibria`` falls back to multi-start Newton,
+``signal.setitimer``, by a SIGALRM handler installed only while elimination runs). Past any of
+them ``equilibria`` falls back to multi-start Newton,
 ``complete=False``, and its reason says which limit was met."""
 
 
@@ -380,31 +387,40 @@ def _over_budget(system: ODESystem) -> str:
     return ""
 
 
-class _OverBudget(Exception):
-    pass
+class _OverBudget(BaseException):
+    """Raised by the timer: a BaseException, so that no ``except Exception`` on the way (in
+    SymPy, or a cache) swallows it."""
 
 
 @contextmanager
 def _time_budget(seconds: float):
     """Raise _OverBudget inside the block after ``seconds`` (main thread with setitimer only;
-    elsewhere no limit). The previous handler and timer are restored."""
+    elsewhere no limit). This installs a SIGALRM handler for the block's duration, a
+    process-wide effect that is undone on exit: the previous handler is restored first, and a
+    timer that was already running is re-armed with the time it had left (or, due first, is
+    the one that fires, with the previous handler)."""
     usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
     if not usable:
         yield
+        return
+    old_delay, _ = signal.getitimer(signal.ITIMER_REAL)
+    if old_delay and old_delay <= seconds:
+        yield  # an earlier timer of the caller's fires first: leave it alone
         return
 
     def expire(signum, frame):
         raise _OverBudget()
 
+    start = time.monotonic()
     previous = signal.signal(signal.SIGALRM, expire)
-    old_delay, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_REAL, 0)
         if old_delay:
-            signal.setitimer(signal.ITIMER_REAL, old_delay)
+            signal.setitimer(signal.ITIMER_REAL, max(old_delay - (time.monotonic() - start), 1e-6))
 
 
 # -- exact elimination -------------------------------------------------------------------
@@ -648,7 +664,8 @@ def _exact(system: ODESystem, prm: dict[str, Any], bounds: list[sp.Interval],
     gens = system.states
     values = {system.symbols[k]: _rational(v) for k, v in prm.items() if k in system.param_names}
     rounded = any(r for _, r in values.values())
-    inexact = rounded or any(isinstance(v, (float, np.floating)) for v in prm.values())
+    exponents = exponent_params(conj.original) if conj is not None else set()
+    inexact = rounded or any(isinstance(v, (float, np.floating)) for k, v in prm.items() if k not in exponents)
     sub = {k: v for k, (v, _) in values.items()}
     nums, dens = [], []
     for expr in system.numerators:
@@ -663,8 +680,9 @@ def _exact(system: ODESystem, prm: dict[str, Any], bounds: list[sp.Interval],
     method = "exact elimination (Groebner basis, certified real-root isolation)"
     if rounded:
         method += "; irrational constants rounded to 60-digit rationals"
+    x_bounds = bounds
     if conj is not None:
-        fixed = ", ".join(f"{k} = {v}" for k, v in conj.fixed.items() if k in _exponent_params(conj.original))
+        fixed = ", ".join(f"{k} = {v}" for k, v in conj.fixed.items() if k in exponents)
         method += f" at {fixed}" if fixed else ""
         method += f" ({conj.note})" if conj.note else ""
         bounds = conj.bounds(bounds)
@@ -712,7 +730,7 @@ def _exact(system: ODESystem, prm: dict[str, Any], bounds: list[sp.Interval],
         found = _merge_near_multiple(found, num_eval)
 
     found.sort(key=lambda f: tuple(float(v) for v in f["vals"]))
-    eqs = tuple(_make(system, prm, f, bounds, curves, conj) for f in found)
+    eqs = tuple(_make(system, prm, f, x_bounds if conj is not None else bounds, curves, conj) for f in found)
     reasons = []
     if not eqs and not curves:
         reasons.append("no real equilibrium inside the domain")
@@ -814,7 +832,7 @@ def _inside(vals: tuple, bounds: list[sp.Interval], root: _Root) -> bool:
 
 
 def _float_bounds(bounds: list[sp.Interval]) -> dict[int, tuple[float, float]]:
-    return {i: (float(b.start), float(b.end)) for i, b in enumerate(bounds) if b != _REALS}
+    return {i: (float(b.inf), float(b.sup)) for i, b in enumerate(bounds) if b != _REALS}
 
 
 def _collapse_flags(system, x, rtol: float) -> tuple[bool, bool]:
@@ -989,7 +1007,7 @@ def search_box(system, bounds: list[sp.Interval]) -> np.ndarray:
     R = SEARCH_RADIUS["symbolic" if system.symbolic is not None else "numeric"]
     box = np.empty((system.n_states, 2))
     for i, interval in enumerate(bounds):
-        lo, hi = float(interval.start), float(interval.end)
+        lo, hi = float(interval.inf), float(interval.sup)
         if np.isfinite(lo) and np.isfinite(hi):
             box[i] = lo, hi
         elif np.isfinite(lo):
@@ -1015,8 +1033,8 @@ def _newton(system, prm: dict[str, Any], bounds: list[sp.Interval], n_starts: in
     solve = newton_solver(system)
     P = {k: jnp.asarray(v) for k, v in fprm.items()}
     box = search_box(system, bounds)
-    starts = qmc.scale(qmc.Halton(d=system.n_states, scramble=True, seed=seed).random(n_starts), *box.T) \
-        if np.all(box[:, 1] > box[:, 0]) else np.tile(box[:, 0], (n_starts, 1))
+    unit = qmc.Halton(d=system.n_states, scramble=True, seed=seed).random(n_starts)
+    starts = box[:, 0] + unit * (box[:, 1] - box[:, 0])
     if extra is not None:
         starts = np.concatenate([extra, starts])
     fn = system.to_numpy(checked=False)
@@ -1129,6 +1147,8 @@ def _interval(system, prm: dict[str, Any], bounds: list[sp.Interval]) -> Equilib
     if functions is None:
         return "a function without an interval enclosure here"
     box = search_box(system, bounds)
+    if np.any(box[:, 1] <= box[:, 0]):
+        return "a state is fixed by the domain (a box of zero width)"
     fn = system.to_numpy(checked=False)
     values = lambda y: fn(0.0, y, fprm)  # noqa: E731
     with warnings.catch_warnings():
@@ -1142,13 +1162,15 @@ def _interval(system, prm: dict[str, Any], bounds: list[sp.Interval]) -> Equilib
     zero_rtol = {}
     for lo, hi in _clusters(result.undecided):
         y = snap_zeros((lo + hi) / 2, values)
+        if any(np.allclose(y, z, rtol=NEWTON_RTOL, atol=RTOL) for z in found):
+            continue
         if np.max(np.abs(values(y))) <= NEWTON_ATOL and _inside_float(y, _float_bounds(bounds), RTOL):
-            notes[len(found)] = ("not proved unique: the interval search could not isolate this zero (a multiple zero "
-                                 "or one on a curve of zeros); located by Newton")
+            notes[len(found)] = ("not proved unique: the interval search could not isolate this zero (a multiple zero, "
+                                 "one on a curve of zeros, or one on the searched box's boundary); located by Newton")
             zero_rtol[len(found)] = jacobian_spread(functions, lo, hi, jacobian_at(system, y, fprm))
             found.append(y)
     where = ", ".join(f"{name} in [{lo:.4g}, {hi:.4g}]" for name, (lo, hi) in zip(system.state_names, box))
-    whole = all(np.isfinite(float(b.start)) and np.isfinite(float(b.end)) for b in bounds)
+    whole = all(np.isfinite(float(b.inf)) and np.isfinite(float(b.sup)) for b in bounds)
     complete = whole and not result.undecided
     scope = "the domain" if whole else f"the box {where}"
     reasons = [] if found else [f"no equilibrium in {scope}"]
@@ -1166,16 +1188,22 @@ def _interval(system, prm: dict[str, Any], bounds: list[sp.Interval]) -> Equilib
 
 
 def _clusters(boxes) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Touching boxes merged into their hulls."""
-    out: list[list[np.ndarray]] = []
-    for lo, hi in boxes:
-        for c in out:
-            if np.all(lo <= c[1]) and np.all(hi >= c[0]):
-                c[0], c[1] = np.minimum(c[0], lo), np.maximum(c[1], hi)
+    """Touching boxes merged into their hulls, until no two hulls touch."""
+    out = [(np.array(lo), np.array(hi)) for lo, hi in boxes]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(out)):
+            for j in range(i + 1, len(out)):
+                (a, b), (c, d) = out[i], out[j]
+                if np.all(a <= d) and np.all(b >= c):
+                    out[i] = (np.minimum(a, c), np.maximum(b, d))
+                    del out[j]
+                    merged = True
+                    break
+            if merged:
                 break
-        else:
-            out.append([lo.copy(), hi.copy()])
-    return [(c[0], c[1]) for c in out]
+    return out
 
 
 def _in_box(y: np.ndarray, box: np.ndarray) -> bool:
@@ -1235,14 +1263,12 @@ def _inside_float(x: np.ndarray, bounds: dict, tol: float) -> bool:
                for i, (lo, hi) in bounds.items())
 
 
-def _exponent_params(system: ODESystem) -> set[str]:
-    return {str(v) for p in system.rhs.atoms(sp.Pow) for v in p.exp.free_symbols}
-
-
 def _make_conjugate(conj: Rationalised, prm, f: dict, bounds: list[sp.Interval], curves) -> Equilibrium:
-    """A point found in the coordinates u of ``conj``, in the original states and classified
-    there; where the original Jacobian is not finite (s**alpha, alpha < 1, at s = 0) it is
-    classified by the conjugate flow in u, which is smooth there and has the same stability."""
+    """A point found in the coordinates u of ``conj``, in the original states (``bounds`` are
+    theirs) and classified there. Where the original Jacobian is not finite (s**alpha,
+    alpha < 1, at s = 0) it is classified by the conjugate flow in u, smooth there and with the
+    same stability, if that flow vanishes at the point; otherwise (ds/dt ~ c s**(1/q)) by the
+    one-sided flow (``_one_sided``)."""
     system = conj.original
     exact_prm = {**prm, **conj.fixed}
     u, root = f["vals"], f["root"]
@@ -1256,6 +1282,8 @@ def _make_conjugate(conj: Rationalised, prm, f: dict, bounds: list[sp.Interval],
         cls = classify_at(conj.conjugate, {}, vals, rtol=rtol, bounds=box, multiplicity=mult)
     elif differentiable_at(system, exact_prm, vals):
         cls = classify_at(system, exact_prm, vals, rtol=rtol, bounds=box, multiplicity=mult)
+    elif not _vanishes(conj.conjugate, exact_prm, u):
+        cls = classify_at(system, exact_prm, vals, rtol=rtol, bounds=box)  # the one-sided flow decides
     else:
         at = ", ".join(f"{n} = 0" for n, q, v in zip(system.state_names, conj.powers, u) if q > 1 and v == 0)
         changed = ", ".join(f"u_{n} = {n}**(1/{q})" for n, q in zip(system.state_names, conj.powers) if q > 1)
@@ -1273,3 +1301,12 @@ def _make_conjugate(conj: Rationalised, prm, f: dict, bounds: list[sp.Interval],
         jacobian_symbolic=system.jacobian, collapsed=collapsed, partially_collapsed=partial, multiplicity=mult,
         residual=residual, residual_scale=scale, exact=exact, near_multiple=bool(f["near"]), note=conj.note,
     )
+
+
+def _vanishes(system: ODESystem, prm, point) -> bool:
+    """``system``'s right-hand side is finite and zero (within its rounding) at ``point``."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        residual, scale = residual_and_scale(system, {k: v for k, v in prm.items() if k in system.param_names},
+                                             np.array([float(v) for v in point]))
+    return bool(np.isfinite(residual) and residual <= NEWTON_ATOL * max(1.0, scale))

@@ -62,8 +62,8 @@ def _number(v: sp.Expr):
         return iv.mpf(int(v))
     if v.is_Rational:
         return iv.mpf(int(v.p)) / int(v.q)
-    if v.is_number:
-        return iv.mpf([mpmath.mpf(sp.N(v, 30)) - mpmath.mpf(10) ** -25, mpmath.mpf(sp.N(v, 30)) + mpmath.mpf(10) ** -25])
+    if v.is_number and v.is_real:
+        return iv.mpf(str(sp.N(v, 30)))  # the decimal string, rounded outwards
     raise _Unsupported(str(v))
 
 

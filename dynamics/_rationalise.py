@@ -56,10 +56,15 @@ class Rationalised:
         The flow in ``u`` (``f_i(u**q) / (q_i u_i**(q_i - 1))``), with the kept parameters.
     powers : tuple of int
         q for each state (1: unchanged).
-    fixed : FrozenMap of str -> sympy.Rational
+    fixed : FrozenMap of str -> sympy number
         The parameters substituted and their exact values.
     note : str
         What was done, in words.
+    regular : bool
+        The conjugate flow is polynomial in the changed states and vanishes at u_i = 0 wherever
+        the original flow does, so it keeps every equilibrium on the boundary: its bifurcation
+        diagram is the original's. False where f_i ~ s_i**(1/q) there (ds/dt = sqrt(s) - s),
+        whose equilibrium s = 0 the conjugate flow does not have.
     """
 
     original: ODESystem
@@ -68,6 +73,7 @@ class Rationalised:
     powers: tuple[int, ...]
     fixed: Mapping[str, sp.Expr]
     note: str = field(default="")
+    regular: bool = field(default=True)
 
     @property
     def substituted(self) -> bool:
@@ -87,15 +93,7 @@ class Rationalised:
 
     def bounds(self, bounds: list[sp.Interval]) -> list[sp.Interval]:
         """The state domain in ``u``: [a, b] in x is [a**(1/q), b**(1/q)] in u (a >= 0)."""
-        out = []
-        for interval, q in zip(bounds, self.powers):
-            if q > 1:
-                lo = sp.Max(interval.start, 0)
-                hi = interval.end
-                interval = sp.Interval(lo ** sp.Rational(1, q), hi if hi == sp.oo else hi ** sp.Rational(1, q),
-                                       interval.left_open, interval.right_open)
-            out.append(interval)
-        return out
+        return _u_bounds(bounds, self.powers)
 
 
 def _exact_exponent(value: Any) -> sp.Rational | None:
@@ -105,6 +103,8 @@ def _exact_exponent(value: Any) -> sp.Rational | None:
         return None
     if isinstance(value, (int, np.integer)):
         return sp.Integer(int(value))
+    if isinstance(value, sp.Float):
+        value = float(value)
     if isinstance(value, (float, np.floating)):
         if not np.isfinite(value):
             return None
@@ -148,9 +148,7 @@ def rationalise(system: ODESystem, prm: Mapping[str, Any], keep: tuple[str, ...]
     literal = {p: p.base ** _exact_exponent(float(p.exp)) for p in system.rhs.atoms(sp.Pow)
                if p.exp.is_Float and _exact_exponent(float(p.exp)) is not None}
     literal_read = [f"exponent {p.exp} taken as {e.exp}" for p, e in literal.items() if e.exp.is_Rational]
-    in_exponents = set()
-    for power in system.rhs.atoms(sp.Pow):
-        in_exponents |= {str(s) for s in power.exp.free_symbols}
+    in_exponents = exponent_params(system)
     if in_exponents & set(keep):
         return None
     sub, fixed, read = {}, {}, []
@@ -176,16 +174,24 @@ def rationalise(system: ODESystem, prm: Mapping[str, Any], keep: tuple[str, ...]
     else:
         powers = (1,) * system.n_states
     kept = tuple(p for p in system.params if str(p) in keep)
-    common = dict(state_domain=dict(system.state_domain), collapse=system.collapse, name=system.name)
     zeros_rhs, flow_rhs = _changed(rhs, system.states, powers)
     if not all(_rational_in(r, system.states) for r in zeros_rhs + flow_rhs):
         return None
+    names = system.state_names
+    u_domain = dict(zip(names, _u_bounds([system.state_domain.get(n, _REALS) for n in names], powers)))
+    common = dict(state_domain=u_domain, collapse=system.collapse, name=system.name)
     domains = {k: v for k, v in system.param_domain.items() if k in keep}
     zeros = ODESystem(system.states, kept, zeros_rhs, param_domain=domains, **common)
     conjugate = ODESystem(system.states, kept, flow_rhs, param_domain=domains, **common)
-    changed = [f"{n} = u_{n}**{q}" for n, q in zip(system.state_names, powers) if q > 1]
+    changed = [f"{n} = u_{n}**{q}" for n, q in zip(names, powers) if q > 1]
     note = "; ".join(read + ([f"solved exactly after the change of state {', '.join(changed)}"] if changed else []))
-    return Rationalised(system, zeros, conjugate, powers, FrozenMap(fixed), note)
+    return Rationalised(system, zeros, conjugate, powers, FrozenMap(fixed), note,
+                        _regular(zeros_rhs, flow_rhs, system.states, powers))
+
+
+def exponent_params(system: ODESystem) -> set[str]:
+    """The parameters that appear in an exponent of the right-hand side."""
+    return {str(v) for power in system.rhs.atoms(sp.Pow) for v in power.exp.free_symbols}
 
 
 def _rational_in(expr: sp.Expr, states: tuple[sp.Symbol, ...]) -> bool:
@@ -210,7 +216,8 @@ def _powers(rhs: list[sp.Expr], system: ODESystem) -> tuple[int, ...] | None:
     powers = []
     for s in system.states:
         q = fold(lcm, dens[s], 1)
-        if q > MAX_DENOMINATOR or (q > 1 and not system.state_domain[str(s)].start >= 0):
+        domain = system.state_domain.get(str(s))
+        if q > MAX_DENOMINATOR or (q > 1 and (domain is None or not domain.inf >= 0)):
             return None
         powers.append(q)
     return tuple(powers)
@@ -247,3 +254,30 @@ def _simple_at_zero(expr: sp.Expr, changed: list[sp.Symbol]) -> sp.Expr:
         if k > 1:
             num = sp.expand(sp.cancel(num / u**(k - 1)))
     return num / den
+
+
+_REALS = sp.Interval(-sp.oo, sp.oo)
+
+
+def _u_bounds(bounds: list, powers: tuple[int, ...]) -> list:
+    out = []
+    for interval, q in zip(bounds, powers):
+        if q > 1:
+            lo, hi = sp.Max(interval.inf, 0), interval.sup
+            interval = sp.Interval(lo ** sp.Rational(1, q), hi if hi == sp.oo else hi ** sp.Rational(1, q),
+                                   getattr(interval, "left_open", False), getattr(interval, "right_open", False))
+        out.append(interval)
+    return out
+
+
+def _regular(zeros: list[sp.Expr], flow: list[sp.Expr], states: tuple[sp.Symbol, ...], powers: tuple[int, ...]) -> bool:
+    """The conjugate flow has no pole in the changed states and vanishes at u_i = 0 wherever the
+    zeros f_i(u**q) do (``Rationalised.regular``)."""
+    for z, f, u, q in zip(zeros, flow, states, powers):
+        if q == 1:
+            continue
+        if not f.is_polynomial(*states):
+            return False
+        if sp.expand(z.subs(u, 0)) == 0 and sp.expand(f.subs(u, 0)) != 0:
+            return False
+    return True

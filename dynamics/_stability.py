@@ -22,6 +22,10 @@ Non-hyperbolic points:
   a_k < 0. Even k: "semi-stable" (attracting from one side), which is stable when the domain
   boundary leaves only the attracting side. In one dimension a root of multiplicity m has
   k = m exactly: a simple root is never semi-stable.
+- one zero eigenvalue of a non-rational right-hand side or of a system served numerically (no
+  series is computed): the sign of the flow along the null vector on both sides, at two step
+  sizes (``_one_zero_numeric``), with the same labels; undecided where the signs are within
+  rounding or change with the step.
 - one pair +-i omega and no other eigenvalue on the axis: the first Lyapunov coefficient
   (Kuznetsov, Elements of Applied Bifurcation Theory, eq. (3.20)/(5.39)), reported in the
   Guckenheimer-Holmes normalisation ``lyapunov`` = a with dr/dt = a r^3 + ... for the normal
@@ -38,7 +42,7 @@ Non-hyperbolic points:
   otherwise "weak focus or centre (undecided)", stable=None (higher Lyapunov coefficients are
   not computed). The same label, stable=None, where a cannot be computed (no explicit equations).
 - anything else (two or more zero eigenvalues, two imaginary pairs, points on a curve of
-  equilibria, centre manifolds of non-rational systems) returns stable=None with the reason.
+  equilibria) returns stable=None with the reason.
 
 Points that are not equilibria: ``classify`` warns (UserWarning naming the residual ``|f(x)|`` and
 its scale) and classifies the linearisation anyway; poles raise ValueError.
@@ -202,8 +206,10 @@ def classify(
     x : the point, one value per state: floats (decided with FLOAT_RTOL) or exact SymPy numbers
         (decided at high precision with HP_RTOL)
     params : dict {name: value}, checked with ``system.check_params`` (SymPy numbers stay exact)
-    domain : {state name: (lower, upper)} (None for no bound): a semi-stable point on the
-        boundary of this box whose attracting side is the only one inside counts as stable
+    domain : {state name: (lower, upper)} (None for no bound), intersected with the system's
+        ``state_domain``: a semi-stable point on the boundary of this box whose attracting side
+        is the only one inside counts as stable, and a point on it where the flow is not
+        Lipschitz (s**alpha, alpha < 1, at s = 0) is decided by the one-sided flow
     on_curve : the point lies on a curve of equilibria (as ``equilibria`` reports)
 
     Returns
@@ -245,7 +251,8 @@ def classify(
         raise ValueError(f"x must have one value per state {list(system.state_names)} ({system.n_states}); got {len(xs)}")
     if domain is not None and not isinstance(domain, Mapping):
         raise TypeError(f"domain must be a dict {{state name: (lower, upper)}}; got {type(domain).__name__}")
-    box = {}
+    box = {i: (float(lo), float(hi)) for i, (lo, hi) in enumerate(system.state_bounds())
+           if np.isfinite(lo) or np.isfinite(hi)}
     for k, lohi in (domain or {}).items():
         if not isinstance(k, str) or k not in system.state_names:
             raise ValueError(f"domain names unknown state {k!r}; states are {list(system.state_names)}")
@@ -253,7 +260,9 @@ def classify(
             lo, hi = lohi
         except (TypeError, ValueError):
             raise ValueError(f"domain[{k!r}] must be a pair (lower, upper); got {lohi!r}") from None
-        box[system.state_names.index(k)] = (-np.inf if lo is None else float(lo), np.inf if hi is None else float(hi))
+        i = system.state_names.index(k)
+        own = box.get(i, (-np.inf, np.inf))
+        box[i] = (max(own[0], -np.inf if lo is None else float(lo)), min(own[1], np.inf if hi is None else float(hi)))
     with mpmath.workdps(HP_DPS):
         point = tuple(to_mp(v) for v in xs)
         _check_equilibrium(system, prm, point)
@@ -374,7 +383,11 @@ def classify_at(system, prm: Mapping[str, Any], point: tuple, *, rtol: float, bo
     try:
         lin = _linearise(system, prm, point, rtol)
     except _NotDifferentiable:
-        J = jacobian_at(system, np.array([float(v) for v in point]), prm)
+        x = np.array([float(v) for v in point])
+        edge = _non_lipschitz_edge(system, prm, x, bounds)
+        if edge:
+            return _one_sided(system, prm, x, edge, note)
+        J = jacobian_at(system, x, prm)
         J.setflags(write=False)
         ev = np.full(J.shape[0], np.nan + 0j)
         ev.setflags(write=False)
@@ -582,15 +595,10 @@ def _proved_centre(sym: ODESystem, xv, pv) -> str:
 
 def _one_zero_eigenvalue(out, lin: _Linearisation, point: tuple, scale: float, bounds: dict,
                          multiplicity: int | None) -> Classification:
-    """One zero eigenvalue (the others stable), decided by the leading term of the flow on the
-    centre manifold (of the Taylor expansion for one state) and, when semi-stable, by the
-    domain boundary."""
+    """One zero eigenvalue (the others stable) of a rational right-hand side, decided by the
+    leading term of the flow on the centre manifold (of the Taylor expansion for one state)
+    and, when semi-stable, by the domain boundary."""
     sym = lin.sym
-    if sym is None or not sym.is_rational:
-        why = "a system served numerically only (system.symbolic is None)" if sym is None else "a right-hand side that is not rational"
-        return out("non-hyperbolic (undecided)", None, False, 0,
-                   f"one zero eigenvalue; the centre-manifold series is computed for rational right-hand sides, "
-                   f"not for {why}")
     order, coeff, v0 = _centre_flow(sym, lin.J_mp, lin.xv, lin.pv, scale, lin.rtol, multiplicity)
     if order is None:
         return out("non-hyperbolic (undecided)", None, False, 0,
@@ -891,3 +899,57 @@ def differentiable_at(system: ODESystem, prm: Mapping[str, Any], point: tuple) -
     except (ZeroDivisionError, ValueError, OverflowError):
         return False
     return all(mpmath.isfinite(v) for v in values)
+
+
+def _non_lipschitz_edge(system, prm: Mapping[str, Any], x: np.ndarray, bounds: dict) -> dict[int, float]:
+    """{state index: +1 at its lower bound, -1 at its upper}: the states at an end of their
+    domain whose column of the Jacobian is not finite there (ds/dt ~ c s**a, a < 1)."""
+    with np.errstate(all="ignore"):
+        J = jacobian_at(system, x, {k: numeric(v) for k, v in prm.items()})
+    edge = {}
+    for i, (lo, hi) in bounds.items():
+        if np.all(np.isfinite(J[:, i])):
+            continue
+        if np.isfinite(lo) and abs(x[i] - lo) <= FLOAT_ZERO * max(1.0, abs(lo)):
+            edge[i] = 1.0
+        elif np.isfinite(hi) and abs(x[i] - hi) <= FLOAT_ZERO * max(1.0, abs(hi)):
+            edge[i] = -1.0
+    return edge
+
+
+def _one_sided(system, prm: Mapping[str, Any], x: np.ndarray, edge: dict[int, float], note: str = "") -> Classification:
+    """A point on the domain's boundary where the flow is not Lipschitz (ds/dt ~ c s**a, a < 1,
+    at s = 0): each state in ``edge`` is decided by the sign of its rate just inside the domain,
+    at steps h = 1e-6 and 1e-9 (relative to the point): pushed inwards, unstable; pushed
+    outwards, the boundary is reached from inside in finite time, stable within the domain. The
+    other states are decided by the eigenvalues of their block of the Jacobian."""
+    f = system.to_numpy(checked=False)
+    P = {k: numeric(v) for k, v in prm.items()}
+    inward = set()
+    with np.errstate(all="ignore"):
+        for i, side in edge.items():
+            for h in (1e-6, 1e-9):
+                y = np.array(x, dtype=float)
+                y[i] += side * h * max(1.0, float(np.max(np.abs(x))))
+                inward.add(float(np.sign(side * f(0.0, y, P)[i])))
+        J = jacobian_at(system, x, P)
+    rest = [i for i in range(len(x)) if i not in edge]
+    block = J[np.ix_(rest, rest)]
+    ev = np.linalg.eigvals(block) if rest and np.all(np.isfinite(block)) else None
+    ev_all = np.full(len(x), np.nan + 0j)
+    if ev is not None:
+        ev_all[rest] = ev
+    J.setflags(write=False)
+    ev_all.setflags(write=False)
+    names = ", ".join(system.state_names[i] for i in edge)
+    why = f"the flow is not Lipschitz at the boundary in {names} (its rate there goes like a power below one)"
+    tail = f"; {note}" if note else ""
+    if inward == {1.0} or (ev is not None and np.any(ev.real > 0)):
+        side = "pushes into the domain" if inward == {1.0} else "keeps it, but another direction is unstable"
+        return Classification(J, ev_all, "non-hyperbolic unstable node", False, False, 1, f"{why}; the flow {side}{tail}")
+    if inward == {-1.0} and (not rest or (ev is not None and np.all(ev.real < 0))):
+        return Classification(J, ev_all, "non-hyperbolic stable node (boundary)", True, False, 0,
+                              f"{why}; the flow reaches it from inside the domain in finite time, and the other "
+                              f"directions are stable{tail}")
+    return Classification(J, ev_all, "non-hyperbolic (undecided)", None, False, 0,
+                          f"{why}; the one-sided rate or the other directions do not decide{tail}")

@@ -180,3 +180,42 @@ def test_every_directpred_collapsed_point_is_exact_with_its_one_sided_stability(
     x[system.state_names.index("s")] = 1e-10
     rate = f(0.0, x, params)[system.state_names.index("s")]
     assert collapsed.stable == (rate < 0)
+
+
+@pytest.mark.parametrize("rhs, stable", [
+    ("s**0.5 - s", False),          # ds/dt ~ +sqrt(s): pushed into s > 0
+    ("(s - 1)*s**0.5", True),       # ds/dt ~ -sqrt(s): s = 0 reached in finite time
+    ("s**(1/3) - s", False),
+])
+def test_a_non_lipschitz_boundary_point_is_decided_by_the_one_sided_flow(rhs, stable):
+    system = ODESystem.from_equations({"s": rhs}, state_domain={"s": (0, None)})
+    found = equilibria(system, {})
+    assert found.complete and [e.point["s"] for e in found] == [0.0, 1.0]
+    assert found[0].stable is stable and found[1].stable is not stable
+    # the sign of the right-hand side just inside the domain, evaluated directly
+    assert bool(system.to_numpy()(0.0, np.array([1e-8]), {})[0] < 0) == stable
+
+
+def test_a_fractional_power_without_a_declared_domain_is_searched_numerically():
+    found = equilibria(ODESystem.from_equations({"x": "sqrt(x) - 1"}), {})
+    assert [e.point["x"] for e in found] == [pytest.approx(1.0, abs=1e-12)] and not found.complete
+
+
+def test_a_shifted_domain_is_classified_in_the_original_states():
+    # -s^a (s - 4)^2 on [4, 9]: a double zero at the lower end, attracting from inside only
+    for alpha in (1.0, 0.5):
+        system = ODESystem.from_equations({"s": "-s**a*(s - 4)**2"}, params=("a",), state_domain={"s": (4, 9)})
+        (point,) = equilibria(system, {"a": alpha})
+        assert point.point["s"] == 4.0 and point.kind == "non-hyperbolic stable node (boundary)"
+
+
+def test_bifurcation_keeps_the_domain_and_the_boundary_branch():
+    shifted = ODESystem.from_equations({"s": "s**a*(r - s)"}, params=("a", "r"), state_domain={"s": (4, 9)})
+    bif = bifurcation(shifted, ("r", np.linspace(4.5, 8.5, 5)), {"a": 0.5})
+    (branch,) = bif.branches
+    np.testing.assert_allclose(branch.x[:, 0], branch.values, rtol=1e-12)
+    # r sqrt(s) - s: s = 0 attracts in finite time for r < 0 and repels for r > 0 (continued)
+    root = ODESystem.from_equations({"s": "r*s**0.5 - s"}, params=("r",), state_domain={"s": (0, None)})
+    bif = bifurcation(root, ("r", np.linspace(-1.0, 1.0, 5)), {})
+    zero = [b for b in bif.branches if np.all(b.x[:, 0] == 0.0)]
+    assert len(zero) == 1 and list(zero[0].stable) == [True, True, True, False, False]
