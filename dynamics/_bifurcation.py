@@ -626,12 +626,13 @@ def _events(solver: _Solver, lo: float, hi: float) -> list[BifurcationPoint]:
         out.append(BifurcationPoint(kind, v, x))
         return out
     pairs = _match(A, B, hi - lo)
-    crossed = hopf = None
+    crossed = None
+    hopfs = []  # every branch whose complex pair crosses (Lorenz: C+ and C- at one value)
     for i, j in pairs:
         ra, ca = _signs(A[i])
         rb, cb = _signs(B[j])
-        if ca != cb and hopf is None:
-            hopf = (i, j)
+        if ca != cb:
+            hopfs.append((i, j))
         elif ra != rb and crossed is None:
             crossed = (i, j)
     if crossed is not None and len(A) >= 2:
@@ -644,8 +645,7 @@ def _events(solver: _Solver, lo: float, hi: float) -> list[BifurcationPoint]:
             kind = solver.zero_kind(v, x)
             if kind is not None:
                 out.append(BifurcationPoint(kind, v, x))
-    if hopf is not None:
-        i, j = hopf
+    for i, j in hopfs:
         track = {"lo": (lo, A[i]), "hi": (hi, B[j])}
         target = _signs(A[i])[1]
 

@@ -371,3 +371,17 @@ def test_shrinking_norms_with_explicit_scaling():
     assert np.all(np.isnan(path.p_stable[~after]))
     with pytest.raises(ValueError, match="rate"):
         shrinking_norms(system, t, {"a": a, "k": 1.0}, scaling={"a": -2}, rate="eta")
+
+
+def test_lorenz_reports_both_symmetric_hopf_points():
+    """C+ and C- lose stability together at r_H = s (s + b + 3) / (s - b - 1) (Sparrow 1982);
+    each is a Hopf point of its own branch, at x = y = +-sqrt(b (r_H - 1)), z = r_H - 1."""
+    lorenz = ODESystem.from_equations({"x": "s*(y - x)", "y": "x*(r - z) - y", "z": "x*y - b*z"}, params=("s", "r", "b"))
+    s, b = 10.0, 8.0 / 3.0
+    r_h = s * (s + b + 3) / (s - b - 1)
+    bif = bifurcation(lorenz, ("r", np.linspace(20.0, 30.0, 11)), {"s": s, "b": b})
+    hopf = sorted((p for p in bif.points if p.kind == "hopf"), key=lambda p: p.x[0])
+    assert len(hopf) == 2
+    for p, sign in zip(hopf, (-1, 1)):
+        assert p.value == pytest.approx(r_h, rel=1e-9)
+        np.testing.assert_allclose(p.x, [sign * np.sqrt(b * (r_h - 1)), sign * np.sqrt(b * (r_h - 1)), r_h - 1], rtol=1e-6)
