@@ -939,7 +939,9 @@ DEFLATION_STARTS = {"symbolic": 1000, "numeric": 24}
 """At most this many starts per deflation round, evenly strided through those that found a known
 root."""
 
-_NEWTON_STEPS = 60
+_NEWTON_STEPS = 30
+"""Newton steps per start: from inside a root's basin Newton converges in a handful; a batch
+runs until its slowest start stops, so a start still wandering after this many is dropped."""
 _NEWTON_CHUNK = 256
 
 

@@ -674,20 +674,28 @@ def _retraction(system, P: Mapping[str, Any]):
     (for a direction flow a cubic -h^3/2 along the probe), not the flow on it."""
     if system.constraint is None:
         return lambda y: y
-    import jax
     import jax.numpy as jnp
 
-    c = system.constraint.function
+    value_and_jacobian = _constraint_functions(system)
     Pj = {k: jnp.asarray(v) for k, v in P.items()}
 
     def on(y):
         for _ in range(3):
-            r = np.atleast_1d(np.asarray(c(jnp.asarray(y), Pj)))
-            C = np.atleast_2d(np.asarray(jax.jacfwd(lambda z: c(z, Pj))(jnp.asarray(y))))
+            r, C = value_and_jacobian(jnp.asarray(y), Pj)
+            r, C = np.atleast_1d(np.asarray(r)), np.atleast_2d(np.asarray(C))
             y = y - C.T @ np.linalg.lstsq(C @ C.T, r, rcond=None)[0]
         return y
 
     return on
+
+
+@lru_cache(maxsize=32)
+def _constraint_functions(system):
+    """The constraint c(y, P) and its Jacobian dc/dy, compiled once per system."""
+    import jax
+
+    c = system.constraint.function
+    return jax.jit(lambda y, P: (c(y, P), jax.jacfwd(c)(y, P)))
 
 
 def _allowed_side(x: np.ndarray, v0: np.ndarray, bounds: dict) -> float:
