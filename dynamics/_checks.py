@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import sympy as sp
 
-from derivations import Names, Params
+from derivations import DynamicalSystem, Names, Params
 from derivations.codegen import check_not_text, interval_words
 
 from ._events import Event
@@ -208,18 +208,18 @@ def check_y0(y0: Any, num: NumericSystem, name: str = "y0") -> np.ndarray:
         raise ValueError(f"{name} is an empty batch (shape {y0.shape}): give at least one initial state")
     if not np.all(np.isfinite(y0)):
         raise ValueError(f"{name} must be finite")
-    check_in_domain(y0, num, name)
+    check_in_domain(y0, num.system, name)
     return y0
 
 
-def check_in_domain(y: np.ndarray, num: NumericSystem, name: str = "y0") -> None:
+def check_in_domain(y: np.ndarray, system: DynamicalSystem, name: str = "y0") -> None:
     """Every state of ``y`` (shape (..., n_states)) inside the system's ``state_domain``
     (ValueError naming ``name``, the first state outside, its value and its domain).
 
     A start outside the domain (s < 0 for an eigenvalue s) is no state of the model: the flow
     from it means nothing, and a run from it can end "finished" far outside."""
-    domain = num.system.state_domain
-    for i, (state, (lo, hi)) in enumerate(zip(num.state_names, num.state_bounds)):
+    domain = system.state_domain
+    for i, (state, (lo, hi)) in enumerate(zip(system.state_names, system.state_bounds())):
         if state not in domain:
             continue
         interval = domain[state]

@@ -220,7 +220,7 @@ def flow(
         if y0.shape != (num.n,):
             raise ValueError(f"y0 must have shape ({num.n},) ({short(num.state_names)}); got {y0.shape}")
         if not is_traced(y0):
-            check_in_domain(np.asarray(y0), num)
+            check_in_domain(np.asarray(y0), num.system)
         out = one(y0, values, ts_j, span, tol)
         reached = out["valid"] | ((out["code"] == EVENT) | (out["code"] == START))
         ys = jnp.where(reached[:, None], out["ys"], jnp.nan)

@@ -17,8 +17,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from derivations import DynamicalSystem, FrozenMap, Names, Params
-from derivations.codegen import check_not_text, interval_words
+from derivations.codegen import check_not_text
 
+from ._checks import check_in_domain
 from ._display import html_table
 from ._tolerance import BLOWUP_BOUND, COLLAPSE_TOL
 from ._value import Value
@@ -185,7 +186,7 @@ def iterate(
         raise ValueError(f"y0 is an empty batch (shape {y0.shape}): give at least one initial state")
     if not np.all(np.isfinite(y0)):
         raise ValueError("y0 must be finite")
-    _check_start_domain(system, y0)
+    check_in_domain(y0, system)
     f = system.to_jax(checked=False)
     y_start = jnp.asarray(y0)
     y_start = jnp.broadcast_to(y_start, jnp.shape(f(0.0, y_start, values)))
@@ -287,17 +288,3 @@ def _scan_records(step, size_c, y_start, tol: float, steps: np.ndarray) -> tuple
         codes.append(np.asarray(carry[1]))
         ends.append(np.asarray(carry[2]))
     return np.stack(ys, axis=-2), ends[-1], codes[-1]
-
-
-def _check_start_domain(system: DynamicalSystem, y0: np.ndarray) -> None:
-    """Every start inside the system's state domain (ValueError naming y0 and the state)."""
-    domain = system.state_domain or {}
-    for i, name in enumerate(system.state_names):
-        interval = domain.get(name)
-        if interval is None:
-            continue
-        values = y0[..., i]
-        bad = [float(v) for v in np.unique(values) if not bool(interval.contains(float(v)))]
-        if bad:
-            raise ValueError(f"y0 has {name} = {bad[0]:g}, outside the system's state domain {interval_words(name, interval)}: "
-                             "start inside the domain")

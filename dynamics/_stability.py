@@ -384,10 +384,11 @@ def classify_at(system, prm: Mapping[str, Any], point: tuple, *, rtol: float, bo
         lin = _linearise(system, prm, point, rtol)
     except _NotDifferentiable:
         x = np.array([float(v) for v in point])
-        edge = _non_lipschitz_edge(system, prm, x, bounds)
+        with np.errstate(all="ignore"):
+            J = jacobian_at(system, x, {k: numeric(v) for k, v in prm.items()})
+        edge = _non_lipschitz_edge(J, x, bounds)
         if edge:
-            return _one_sided(system, prm, x, edge, note)
-        J = jacobian_at(system, x, prm)
+            return _one_sided(system, prm, x, J, edge, note)
         J.setflags(write=False)
         ev = np.full(J.shape[0], np.nan + 0j)
         ev.setflags(write=False)
@@ -909,11 +910,9 @@ def differentiable_at(system: ODESystem, prm: Mapping[str, Any], point: tuple) -
     return all(mpmath.isfinite(v) for v in values)
 
 
-def _non_lipschitz_edge(system, prm: Mapping[str, Any], x: np.ndarray, bounds: dict) -> dict[int, float]:
+def _non_lipschitz_edge(J: np.ndarray, x: np.ndarray, bounds: dict) -> dict[int, float]:
     """{state index: +1 at its lower bound, -1 at its upper}: the states at an end of their
-    domain whose column of the Jacobian is not finite there (ds/dt ~ c s**a, a < 1)."""
-    with np.errstate(all="ignore"):
-        J = jacobian_at(system, x, {k: numeric(v) for k, v in prm.items()})
+    domain whose column of the Jacobian ``J`` at ``x`` is not finite (ds/dt ~ c s**a, a < 1)."""
     edge = {}
     for i, (lo, hi) in bounds.items():
         if np.all(np.isfinite(J[:, i])):
@@ -925,12 +924,13 @@ def _non_lipschitz_edge(system, prm: Mapping[str, Any], x: np.ndarray, bounds: d
     return edge
 
 
-def _one_sided(system, prm: Mapping[str, Any], x: np.ndarray, edge: dict[int, float], note: str = "") -> Classification:
+def _one_sided(system, prm: Mapping[str, Any], x: np.ndarray, J: np.ndarray, edge: dict[int, float],
+               note: str = "") -> Classification:
     """A point on the domain's boundary where the flow is not Lipschitz (ds/dt ~ c s**a, a < 1,
     at s = 0): each state in ``edge`` is decided by the sign of its rate just inside the domain,
     at steps h = 1e-6 and 1e-9 (relative to the point): pushed inwards, unstable; pushed
     outwards, the boundary is reached from inside in finite time, stable within the domain. The
-    other states are decided by the eigenvalues of their block of the Jacobian."""
+    other states are decided by the eigenvalues of their block of the Jacobian ``J`` at ``x``."""
     f = system.to_numpy(checked=False)
     P = {k: numeric(v) for k, v in prm.items()}
     inward = set()
@@ -940,7 +940,6 @@ def _one_sided(system, prm: Mapping[str, Any], x: np.ndarray, edge: dict[int, fl
                 y = np.array(x, dtype=float)
                 y[i] += side * h * max(1.0, float(np.max(np.abs(x))))
                 inward.add(float(np.sign(side * f(0.0, y, P)[i])))
-        J = jacobian_at(system, x, P)
     rest = [i for i in range(len(x)) if i not in edge]
     block = J[np.ix_(rest, rest)]
     ev = np.linalg.eigvals(block) if rest and np.all(np.isfinite(block)) else None

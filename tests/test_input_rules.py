@@ -205,7 +205,7 @@ def test_iterate_applies_the_start_rules():
     from dynamics import iterate
 
     halving = ODESystem.from_map({"s": "s*r"}, params=("r",), state_domain={"s": (0, None)})
-    with pytest.raises(ValueError, match=r"y0 has s = -1, outside the system's state domain s >= 0"):
+    with pytest.raises(ValueError, match=r"y0 has s = -1\.0, outside the system's state domain s >= 0"):
         iterate(halving, [-1.0], 3, {"r": 0.5})
     with pytest.raises(ValueError, match="y0 is an empty batch"):
         iterate(halving, np.zeros((0, 1)), 3, {"r": 0.5})
