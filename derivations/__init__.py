@@ -29,6 +29,9 @@ from ._coupled import ModeSystem, couple  # noqa: E402
 from ._eigenmode import EigenmodeSystem, display_form, latex  # noqa: E402
 from ._exact import QUADRATURE, ExactEigenmodes, ExactModeSystem, exact_factors  # noqa: E402
 from ._exact_map import ExactMap, ExactModeMap  # noqa: E402
+from ._matrix import MatrixFlowSystem, matrix_gradient_moments, spectral_power  # noqa: E402
+from ._matrix_exact import MATRIX_QUADRATURE, cosine_gradient_moment  # noqa: E402
+from ._matrix_moments import wick_matrix_moment  # noqa: E402
 from ._expansion import expansion_terms  # noqa: E402
 from ._system import FrozenMap, ODESystem, freeze, reduce  # noqa: E402
 from ._names import Names  # noqa: E402
@@ -69,6 +72,12 @@ __all__ = [
     "ExactModeSystem",
     "ExactMap",
     "ExactModeMap",
+    "MatrixFlowSystem",
+    "matrix_gradient_moments",
+    "spectral_power",
+    "MATRIX_QUADRATURE",
+    "cosine_gradient_moment",
+    "wick_matrix_moment",
     "exact_factors",
     "expansion_terms",
     "QUADRATURE",
