@@ -131,7 +131,7 @@ class MatrixFlowSystem(DynamicalSystem):
     d : int, optional
         The input dimension (columns of Phi), default h.
     quadrature : mapping, optional
-        Overrides of the exact quadrature's grid (``MATRIX_QUADRATURE``: step, lower, upper).
+        Overrides of the exact quadrature's grids (keys of ``MATRIX_QUADRATURE``).
 
     Attributes
     ----------
