@@ -149,7 +149,6 @@ def eigenspace_angles(M1: ArrayLike, M2: ArrayLike) -> Array:
     jax.Array
         Shape (n-1,): entry k-1 is the angle for the top-k subspaces, in [0, pi/2].
     """
-    jnp = _jnp()
     U1, U2 = _eigvecs_descending(M1), _eigvecs_descending(M2)
     return _nested_angles(U1.T @ U2, U1.shape[0] - 1)
 

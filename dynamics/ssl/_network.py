@@ -506,18 +506,17 @@ def simulate_network(
     batch : samples per step ("sampled").
     gradient : "sampled", "expected" (losses quadratic in the samples) or "auto" (expected
         when the loss is quadratic in the samples, sampled otherwise).
-    init : the start, decided by its keys:
-        - initial spectra {"s": (h,)[, "p": (h,), "tau": (h,)]} (p for a learned predictor,
-          tau for EMA): the aligned start ``aligned_init(h, init, seed=seed, d=d,
-          basis=basis)``; default ``default_spectrum(h, alpha_p=alpha_p)``;
-        - weights {"Phi": (h, d)[, "Psi": (h, h), "Phi_a": (h, d)]} (any matrices, e.g.
-          ``random_weights(spec, h)``): exactly the weights the spec trains, "Psi" for a
-          learned predictor (required), "Phi_a" for an EMA target (default Phi). The basis U
-          in which p, s, tau are recorded is then the eigenbasis of F = Phi Phi^T at the
-          start (eigenvalues descending), and the input basis V is ``basis``, else the data's
-          eigenbasis (``samples``), else the identity (so a data spectrum lam has mode j
-          along the j-th coordinate).
-        A mapping mixing both kinds is an error.
+    init : the start, decided by its keys. (a) Initial spectra {"s": (h,)[, "p": (h,),
+        "tau": (h,)]} (p for a learned predictor, tau for EMA): the aligned start
+        ``aligned_init(h, init, seed=seed, d=d, basis=basis)``; default
+        ``default_spectrum(h, alpha_p=alpha_p)``. (b) Weights {"Phi": (h, d)[, "Psi": (h, h),
+        "Phi_a": (h, d)]} (any matrices, e.g. ``random_weights(spec, h)``): exactly the
+        weights the spec trains, "Psi" for a learned predictor (required), "Phi_a" for an EMA
+        target (default Phi). The basis U in which p, s, tau are recorded is then the
+        eigenbasis of F = Phi Phi^T at the start (eigenvalues descending), and the input basis
+        V is ``basis``, else the data's eigenbasis (``samples``), else the identity (a data
+        spectrum lam then has mode j along the j-th coordinate). A mapping mixing both kinds
+        is an error.
     n_records : number of record times from 0 to t1; step-based runs need the number of steps
         to be a multiple of n_records - 1. Default: 61 for the continuous expected flow, and
         every ceil(n_steps / 60) steps (plus the last) for step-based runs, so short runs
