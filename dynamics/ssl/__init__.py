@@ -5,8 +5,9 @@ theories against the network (``compare``), the real-data experiment, the paper'
 imports this package; ``dynamics`` re-exports its public names.
 """
 
+from ._alignment import alignment_observables, commutator, eigenspace_angles, offdiagonal_mass, principal_angles
 from ._compare import EXACT_LABEL, MAX_EXACT_WIDTH, Comparison, Reference, approximations_for, compare
-from ._network import NetworkRun, aligned_init, data_spectrum, default_spectrum, simulate_network
+from ._network import NetworkRun, aligned_init, data_spectrum, default_spectrum, random_weights, simulate_network
 from ._plots import plot_spectra
 from ._realdata import DigitsData, RealDataRun, collapse_threshold, digits_data, digits_experiment, plot_real_data
 from ._reproduce import reproduce
@@ -15,6 +16,12 @@ __all__ = [
     "simulate_network",
     "NetworkRun",
     "aligned_init",
+    "random_weights",
+    "alignment_observables",
+    "commutator",
+    "principal_angles",
+    "eigenspace_angles",
+    "offdiagonal_mass",
     "default_spectrum",
     "data_spectrum",
     "compare",

@@ -46,9 +46,10 @@ from .._iterate import record_steps
 from .._progress import check_progress, progress_bar
 from .._tolerance import FLOAT_RTOL, RTOL
 from .._value import Value
+from ._alignment import alignment_observables
 
 __all__ = [
-    "simulate_network", "NetworkRun", "aligned_init", "default_spectrum", "spectral_norms",
+    "simulate_network", "NetworkRun", "aligned_init", "random_weights", "default_spectrum", "spectral_norms",
     "is_quadratic", "data_spectrum",
 ]
 
@@ -103,6 +104,22 @@ class NetworkRun(Value):
         The recorded step indices of step-based runs, else None.
     init : dict
         The initial spectra.
+    commutator : numpy.ndarray or None
+        (n,) ``||[F, W_s]||_F / (||F||_F ||W_s||_F)`` with F = Phi Phi^T and W_s the
+        symmetrised predictor: 0 when they share eigenvectors (identically 0 for DirectPred
+        and without a predictor); see ``alignment_observables``.
+    angles : numpy.ndarray or None
+        (n, h-1) for k = 1..h-1 the largest principal angle (radians) between the top-k
+        eigenvectors of F and of W_s (NaN without a predictor).
+    offdiag : numpy.ndarray or None
+        (n,) the off-diagonal mass of W_P in the current eigenbasis of F.
+    data_angles : numpy.ndarray or None
+        (n, h-1) for k = 1..h-1 the largest principal angle between the top-k right singular
+        vectors of Phi and the first k data eigenvectors; None for isotropic data without a
+        ``basis`` (no data directions to find).
+    target_offdiag : numpy.ndarray or None
+        (n,) the off-diagonal mass of Phi_a Phi^T in the eigenbasis of F (EMA target only,
+        else None).
     """
 
     t: np.ndarray
@@ -127,6 +144,11 @@ class NetworkRun(Value):
     lr: float | None = None
     steps: np.ndarray | None = None
     init: dict = field(default_factory=dict)
+    commutator: np.ndarray | None = None
+    angles: np.ndarray | None = None
+    offdiag: np.ndarray | None = None
+    data_angles: np.ndarray | None = None
+    target_offdiag: np.ndarray | None = None
 
     def scale_free(self) -> dict[str, np.ndarray]:
         """``p / ||W_P||_F`` and ``s / ||Phi||_F^2``: the spectrum the cosine loss actually sees.
@@ -163,8 +185,10 @@ class NetworkRun(Value):
         states = list(self.values())
         rows = [[n, float(v[0].min()), float(v[0].max()), float(v[-1].min()), float(v[-1].max())]
                 for n, v in self.values().items()]
-        rows.append(["misalignment", float(self.misalignment[0]), float(self.misalignment[0]),
-                     float(self.misalignment[-1]), float(self.misalignment[-1])])
+        for name in ("misalignment", "commutator"):
+            v = getattr(self, name)
+            if v is not None:
+                rows.append([name, float(v[0]), float(v[0]), float(v[-1]), float(v[-1])])
         time = f"lr = {self.lr:g}, " if self.lr is not None else ""
         return html_table(
             f"NetworkRun: {self.spec.label}, h = {self.h}, {self.gradient} gradient",
@@ -220,9 +244,7 @@ def aligned_init(h: int, spectra: Mapping[str, ArrayLike], *, seed: int = 0, d: 
     U = _random_orthogonal(rng, h)
     V = _random_orthogonal(rng, d)
     if basis is not None:
-        V = np.asarray(basis, dtype=float)
-        if V.shape != (d, d) or not np.allclose(V.T @ V, np.eye(d), atol=FLOAT_RTOL):
-            raise ValueError(f"basis must be an orthogonal ({d}, {d}) matrix (columns = data eigenvectors)")
+        V = _check_basis(basis, d)
     p = np.asarray(spectra.get("p", np.ones(h)), dtype=float)
     s = np.asarray(spectra["s"], dtype=float)
     tau = np.asarray(spectra.get("tau", np.ones(h)), dtype=float)
@@ -242,6 +264,100 @@ def aligned_init(h: int, spectra: Mapping[str, ArrayLike], *, seed: int = 0, d: 
         "U": U,
         "V": V,
     }
+
+
+def random_weights(spec: ModelSpec, h: int, *, d: int | None = None, scale: float = 1.0,
+                   seed: int = 0) -> dict[str, np.ndarray]:
+    """A random (unaligned) start for ``simulate_network(..., init=...)``.
+
+    Phi (h x d) has iid N(0, scale^2 / d) entries, so E[Phi Phi^T] = scale^2 I_h,
+    E||Phi||_F^2 = scale^2 h and, for x ~ N(0, I_d), E||Phi x||^2 = scale^2 h; a learned
+    predictor Psi (h x h) has iid N(0, scale^2 / h) entries (E[Psi^T Psi] = scale^2 I_h, not
+    symmetric); an EMA target starts at Phi_a = Phi. F = Phi Phi^T and Psi then share no
+    eigenvectors: the eigenmode ansatz does not hold at t = 0.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model: its predictor and target decide which weights are returned.
+    h : int
+        The width (>= 1).
+    d : int, optional
+        The input dimension (>= h; default h).
+    scale : float
+        The overall scale (> 0).
+    seed : int
+        Seeds the draw.
+
+    Returns
+    -------
+    dict of str -> numpy.ndarray
+        Exactly the weights the spec's network trains: "Phi", and "Psi" (learned predictor)
+        and "Phi_a" (EMA target).
+
+    Raises
+    ------
+    TypeError
+        ``spec`` is not a ModelSpec.
+    ValueError
+        h or d not an int >= 1, d < h, or a scale that is not a positive finite number.
+    """
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"spec must be a derivations.ModelSpec; got {type(spec).__name__}")
+    h = _positive_int("h", h)
+    d = h if d is None else _positive_int("d", d)
+    if d < h:
+        raise ValueError(f"d must be >= the width h = {h}; got {d}")
+    scale = _positive_float("scale", scale)
+    rng = np.random.default_rng(seed)
+    out = {"Phi": rng.normal(scale=scale / np.sqrt(d), size=(h, d))}
+    if spec.predictor == "learned":
+        out["Psi"] = rng.normal(scale=scale / np.sqrt(h), size=(h, h))
+    if spec.target == "ema":
+        out["Phi_a"] = out["Phi"].copy()
+    return out
+
+
+_SPECTRA_KEYS = ("s", "p", "tau")
+_WEIGHT_KEYS = ("Phi", "Psi", "Phi_a")
+
+
+def _weights_start(spec: ModelSpec, init: Mapping, h: int, d: int, V) -> dict:
+    """The start of a weights mapping, checked: "Phi", "Psi", "Phi_a" as NumPy arrays (Psi as
+    the spec builds it where it is not trained), U the eigenbasis of F = Phi Phi^T
+    (eigenvalues descending) and the input basis V."""
+    shapes = {"Phi": (h, d)}
+    if spec.predictor == "learned":
+        shapes["Psi"] = (h, h)
+    if spec.target == "ema":
+        shapes["Phi_a"] = (h, d)
+    for k in init:
+        if k not in shapes:
+            why = ("spectra and weights cannot be mixed: give either " + ", ".join(map(repr, _SPECTRA_KEYS))
+                   + " (an aligned start) or weights" if k in _SPECTRA_KEYS else
+                   f"this model does not train it (predictor={spec.predictor!r}, target={spec.target!r})"
+                   if k in _WEIGHT_KEYS else "unknown key")
+            raise ValueError(f"init[{k!r}] is not allowed: {why}; the weights are "
+                             + ", ".join(f"{n!r} {shape}" for n, shape in shapes.items()))
+    out = {}
+    for k, shape in shapes.items():
+        if k not in init:
+            if k == "Phi_a":
+                continue
+            raise ValueError(f"init[{k!r}] is missing: a weights start needs {k!r} of shape {shape}")
+        try:
+            v = np.array(init[k], dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"init[{k!r}] must be a real array of shape {shape}") from None
+        if v.shape != shape:
+            raise ValueError(f"init[{k!r}] must have shape {shape}; got {v.shape}")
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"init[{k!r}] must be finite (shape {shape})")
+        out[k] = v
+    out.setdefault("Phi_a", out["Phi"].copy())
+    out.setdefault("Psi", np.eye(h))
+    U = np.linalg.eigh(out["Phi"] @ out["Phi"].T)[1][:, ::-1]
+    return {**out, "U": np.ascontiguousarray(U), "V": V}
 
 
 def default_spectrum(h: int, *, alpha_p: float = 1.0, seed: int = 0) -> dict[str, np.ndarray]:
@@ -370,7 +486,8 @@ def simulate_network(
     seed: int = 0,
     progress: bool = True,
 ) -> NetworkRun:
-    """Train the linear network of ``spec`` from an aligned start and record its spectra.
+    """Train the linear network of ``spec`` from an aligned start (or any weights) and record
+    its spectra and how aligned its matrices are.
 
     Parameters
     ----------
@@ -389,8 +506,17 @@ def simulate_network(
     batch : samples per step ("sampled").
     gradient : "sampled", "expected" (losses quadratic in the samples) or "auto" (expected
         when the loss is quadratic in the samples, sampled otherwise).
-    init : initial spectra {"s": (h,)[, "p": (h,), "tau": (h,)]} (p for a learned predictor,
-        tau for EMA); default ``default_spectrum(h, alpha_p=alpha_p)``.
+    init : the start, decided by its keys. (a) Initial spectra {"s": (h,)[, "p": (h,),
+        "tau": (h,)]} (p for a learned predictor, tau for EMA): the aligned start
+        ``aligned_init(h, init, seed=seed, d=d, basis=basis)``; default
+        ``default_spectrum(h, alpha_p=alpha_p)``. (b) Weights {"Phi": (h, d)[, "Psi": (h, h),
+        "Phi_a": (h, d)]} (any matrices, e.g. ``random_weights(spec, h)``): exactly the
+        weights the spec trains, "Psi" for a learned predictor (required), "Phi_a" for an EMA
+        target (default Phi). The basis U in which p, s, tau are recorded is then the
+        eigenbasis of F = Phi Phi^T at the start (eigenvalues descending), and the input basis
+        V is ``basis``, else the data's eigenbasis (``samples``), else the identity (a data
+        spectrum lam then has mode j along the j-th coordinate). A mapping mixing both kinds
+        is an error.
     n_records : number of record times from 0 to t1; step-based runs need the number of steps
         to be a multiple of n_records - 1. Default: 61 for the continuous expected flow, and
         every ceil(n_steps / 60) steps (plus the last) for step-based runs, so short runs
@@ -409,7 +535,12 @@ def simulate_network(
 
     Returns
     -------
-    NetworkRun (record times, p, s, tau, spectra, norms, status).
+    NetworkRun (record times, p, s, tau, spectra, norms, status) and, at every record, the
+    alignment observables of ``alignment_observables``: the commutator of F and the
+    (symmetrised) predictor, the angles between their top-k eigenspaces, the off-diagonal
+    mass of W_P in F's current eigenbasis (and of Phi_a Phi^T for an EMA target) and, for a
+    data spectrum, data set or given ``basis``, the angles between the top-k right singular
+    vectors of Phi and the first k data eigenvectors (``data_angles``).
 
     Raises
     ------
@@ -418,7 +549,8 @@ def simulate_network(
     ValueError
         Missing or unknown parameters, bad sizes or times, a spectrum of the wrong length or
         for isotropic data, ``gradient='expected'`` for a loss not quadratic in the samples,
-        or a t1 that is not a whole number of steps.
+        a t1 that is not a whole number of steps, or an init with weights that are missing,
+        not trained by the spec, of the wrong shape or not finite, or mixed with spectra.
     """
     import jax.numpy as jnp
 
@@ -433,12 +565,20 @@ def simulate_network(
     X, lam_d, basis = _data_model(spec, h, d, lam if lam is not None else lam_param, samples, basis, lam is not None or lam_param is not None)
     d = lam_d.shape[0]
 
-    spectra = init if init is not None else default_spectrum(h, alpha_p=prm.get("alpha_p", 1.0), seed=seed)
-    start = aligned_init(h, spectra, seed=seed, d=d, basis=basis)
+    if init is not None and not isinstance(init, Mapping):
+        raise TypeError(f"init must be a mapping (spectra or weights); got {type(init).__name__}")
+    data_known = samples is not None or spec.data == "spectrum" or basis is not None
+    if init is not None and any(k in _WEIGHT_KEYS for k in init):
+        V = _check_basis(basis, d) if basis is not None else np.eye(d)
+        start = _weights_start(spec, init, h, d, V)
+        spectra = None
+    else:
+        spectra = init if init is not None else default_spectrum(h, alpha_p=prm.get("alpha_p", 1.0), seed=seed)
+        start = aligned_init(h, spectra, seed=seed, d=d, basis=basis)
     lam_j = jnp.asarray(lam_d)
     cov = view_covariance(spec, lam_j, prm, basis=jnp.asarray(start["V"]))
     weights0 = _initial_weights(spec, start)
-    record = _recorder(spec, prm, jnp.asarray(start["U"]), cov, d)
+    record = _recorder(spec, prm, jnp.asarray(start["U"]), cov, d, jnp.asarray(start["V"]) if data_known else None)
     step_based = gradient == "sampled" or lr is not None
     step = lr if lr is not None else dt
     steps, ts = _record_times(t1, step if step_based else None, n_records, record_every)
@@ -474,12 +614,24 @@ def _final_weights(spec: ModelSpec, prm: Mapping[str, float], final: Mapping, st
     return final_np
 
 
+def _check_basis(basis: ArrayLike, d: int) -> np.ndarray:
+    """The input basis as a (d, d) orthogonal NumPy matrix, or ValueError."""
+    V = np.asarray(basis, dtype=float)
+    if V.shape != (d, d) or not np.allclose(V.T @ V, np.eye(d), atol=FLOAT_RTOL):
+        raise ValueError(f"basis must be an orthogonal ({d}, {d}) matrix (columns = data eigenvectors)")
+    return V
+
+
 def _network_run(spec: ModelSpec, prm: dict, h: int, gradient: str, lr: float | None, dt: float | None, ts, steps,
-                 recs: Mapping, final_np: dict, lam_d: np.ndarray, spectra: Mapping) -> NetworkRun:
+                 recs: Mapping, final_np: dict, lam_d: np.ndarray, spectra: Mapping | None) -> NetworkRun:
     """The NetworkRun of the records, "failed" where a recorded spectrum or norm is not finite."""
     recs = {k: np.asarray(v) for k, v in recs.items()}
     finite = all(np.all(np.isfinite(recs[k])) for k in ("p", "s", "psi_norm2", "phi_norm2"))
-    init_spectra = {"p": recs["p"][0], "s": recs["s"][0], "tau": np.asarray(spectra.get("tau", np.ones(h)), dtype=float)}
+    if spectra is None:
+        tau0 = recs["tau"][0] if spec.target == "ema" else np.ones(h)
+    else:
+        tau0 = np.asarray(spectra.get("tau", np.ones(h)), dtype=float)
+    init_spectra = {"p": recs["p"][0], "s": recs["s"][0], "tau": tau0}
     return NetworkRun(
         t=np.asarray(ts, dtype=float), **recs, spec=spec, params=prm, h=h, gradient=gradient,
         status="finished" if finite else "failed",
@@ -542,9 +694,10 @@ def _data_model(spec: ModelSpec, h: int, d: int | None, lam_d, samples, basis, s
     return X, lam_d, basis
 
 
-def _recorder(spec: ModelSpec, prm: Mapping, U, cov, d: int):
+def _recorder(spec: ModelSpec, prm: Mapping, U, cov, d: int, data_basis=None):
     """record(weights) -> the recorded quantities: eigenmode projections p, s, tau in the
-    start's basis U, the spectra, the norms, the misalignment and the output norms."""
+    start's basis U, the spectra, the norms, the misalignment, the output norms and the
+    alignment observables (``data_angles`` when the data basis is given)."""
     import jax.numpy as jnp
 
     ema = spec.target == "ema"
@@ -570,6 +723,8 @@ def _recorder(spec: ModelSpec, prm: Mapping, U, cov, d: int):
             "psi_norm2": w2, "phi_norm2": jnp.sum(Phi**2),
             "misalignment": jnp.maximum(off(Pu, w2), off(Fu, jnp.sum(F**2))),
             "a_norm2": jnp.sum((WPhi @ S11) * WPhi), "b_norm2": jnp.sum((Phi_t @ S22) * Phi_t),
+            **{k: v for k, v in alignment_observables(spec, w, prm, data_basis=data_basis).items()
+               if k != "target_offdiag" or ema},
         }
 
     return record
