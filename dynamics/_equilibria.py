@@ -82,7 +82,8 @@ class Equilibrium(Value):
 
     The fields of ``classification`` are forwarded as properties: jacobian (numeric, at the
     point), eigenvalues, kind, stable (True/False/None), hyperbolic, index (number of unstable
-    directions), reason, centre_flow, lyapunov.
+    directions), reason, centre_flow, lyapunov, family_dimension (the dimension of the orbit the
+    point stands for, for a system that declares a ``symmetry``).
 
     A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
     when every field is (arrays by value, NaN equal to NaN), and hashable.

@@ -132,6 +132,22 @@ def test_a_symmetry_without_invariants_is_said_in_the_reason():
     assert all(e.family_dimension == (1 if np.sum(e.x**2) > 0.1 else 0) for e in found)
 
 
+@pytest.mark.parametrize("power, sign, kind", [(2, 1, "semi-stable"), (3, 1, "non-hyperbolic stable node"),
+                                               (3, -1, "non-hyperbolic unstable node")])
+def test_a_zero_eigenvalue_left_on_the_quotient_is_decided_by_the_flow_across_the_family(power, sign, kind):
+    """z' = sign z (1 - |z|^2)^power: on the circle J = -2 power sign (1 - |z|^2)^(power-1) z z^T = 0,
+    so the quotient eigenvalue is 0, a genuine non-hyperbolic direction. Across the circle,
+    r = 1 + u: r' = sign r (1 - r^2)^power = sign (-2u)^power (1 + O(u)): 4 u^2 (power 2:
+    semi-stable), -+8 u^3 (power 3: attracting for sign +1, repelling for sign -1)."""
+    def rhs(xp, y, params):
+        return sign * y * (1.0 - xp.sum(y**2, axis=-1, keepdims=True))**power
+
+    cls = classify(_Numeric("flat circle", (("z", (2,)),), (), rhs, SO2), [0.6, 0.8], {})
+    assert cls.family_dimension == 1 and cls.kind == kind and cls.hyperbolic is False
+    np.testing.assert_allclose(cls.eigenvalues, [0.0], atol=1e-12)
+    assert cls.stable is (kind == "non-hyperbolic stable node")
+
+
 def _matrix_system():
     """X (2 x 2) with X' = X - X X^T X, invariant under X -> Q X R^T for Q, R in O(2):
     f(Q X R^T) = Q X R^T - Q X R^T R X^T Q^T Q X R^T = Q f(X) R^T. Generators at X: A X and X A,
