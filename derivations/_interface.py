@@ -14,8 +14,10 @@ compiled function:
 - ``diffusion``: None for a deterministic system (the slot stochastic systems will fill);
 - code generation (``to_jax``, ``to_numpy``: ``f(t, y, params)`` on flat states);
 - structure: the collapse set, named partial-collapse sets, an invariant manifold, an
-  invariant attracting ``constraint`` set (a direction flow's unit sphere), scaling
-  powers with the parameter whose rate shrinks the scale (``weight_decay``);
+  invariant attracting ``constraint`` set (a direction flow's unit sphere), a continuous
+  ``symmetry`` (a Lie group acting on the states that maps solutions to solutions: its
+  equilibria come in families, whole group orbits), scaling powers with the parameter whose
+  rate shrinks the scale (``weight_decay``);
 - capabilities: ``symbolic`` (the explicit SymPy equations that the exact analyses use, or
   None) and the flags ``is_polynomial`` / ``is_rational`` that follow from it.
 
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
 
     from ._system import ODESystem
 
-__all__ = ["Constraint", "DynamicalSystem", "EigenmodeModel", "TIMES", "flat_names"]
+__all__ = ["Constraint", "DynamicalSystem", "EigenmodeModel", "Symmetry", "TIMES", "flat_names"]
 
 TIMES = Names.define(
     "TIMES",
@@ -92,6 +94,49 @@ class Constraint:
     description: str
 
 
+@dataclass(frozen=True)
+class Symmetry:
+    """A continuous symmetry of a system: a Lie group G acting on the flat state with
+    f(g . y) = D(g) f(y), so that g maps solutions to solutions and the equilibria come in
+    families, whole orbits G . y*. Classification reports the Jacobian on the quotient by the
+    orbit's tangent space (whose r zero eigenvalues the symmetry explains) and the family's
+    dimension r.
+
+    Example: the matrix flow of a linear network is invariant under W -> Q W R^T for orthogonal
+    Q, R; its generators at W are A W and W B for A, B in a basis of the antisymmetric matrices.
+
+    Attributes
+    ----------
+    generators : callable
+        ``generators(y, params)`` -> array (..., m, n_states), JAX-traceable: the tangent
+        vectors at y of the orbits of the one-parameter subgroups exp(s xi_k), one row per
+        element xi_k of a basis of the Lie algebra (k = 1..m). The orbit's tangent space at y
+        is their span; its dimension (the family's) may be below m, and is zero at a fixed
+        point of the group.
+    description : str
+        The group and its action, in words (classification quotes it).
+    invariants : callable or None
+        ``invariants(y, params)`` -> array (..., k), functions constant on each orbit that
+        tell different orbits apart, at least among the equilibria (e.g. the sorted singular
+        values of a matrix state under W -> Q W R^T): multi-start Newton reports the points it
+        finds on one orbit as one family. None: points on one orbit are not merged.
+    """
+
+    generators: Callable[..., ArrayLike]
+    description: str
+    invariants: Callable[..., ArrayLike] | None = None
+
+    def __post_init__(self):
+        if not callable(self.generators):
+            raise TypeError(f"generators must be a function (y, params) -> array (..., m, n_states); "
+                            f"got {type(self.generators).__name__}")
+        if not isinstance(self.description, str) or not self.description:
+            raise TypeError(f"description must be a non-empty str; got {self.description!r}")
+        if self.invariants is not None and not callable(self.invariants):
+            raise TypeError(f"invariants must be None or a function (y, params) -> array (..., k); "
+                            f"got {type(self.invariants).__name__}")
+
+
 class DynamicalSystem(abc.ABC):
     """A dynamical system as the numerics read it (see the module docstring).
 
@@ -116,7 +161,7 @@ class DynamicalSystem(abc.ABC):
         A flow or a map (``TIMES``); ``step_param`` the parameter one step's time is.
     diffusion : None
         The noise of a stochastic system (None: deterministic).
-    collapse, partial_collapse, manifold, constraint, scaling, weight_decay
+    collapse, partial_collapse, manifold, constraint, symmetry, scaling, weight_decay
         The declared structure (see each property).
     symbolic : ODESystem or None
         The explicit equations the exact analyses use.
@@ -433,6 +478,12 @@ class DynamicalSystem(abc.ABC):
     @property
     def constraint(self) -> Constraint | None:
         """An invariant, attracting set the system lives on (``Constraint``), or None."""
+        return None
+
+    @property
+    def symmetry(self) -> Symmetry | None:
+        """A continuous symmetry (``Symmetry``: a Lie group acting on the states, with the
+        tangents of its orbits) whose orbits of equilibria are families, or None."""
         return None
 
     @property

@@ -32,6 +32,12 @@ reported once, at their mean, as a root of the summed multiplicity (``near_multi
 and a ``note``), and classified as that multiple root (a double root is semi-stable), as
 ``roots_batch`` and ``regimes`` label it. Exact parameters are never merged.
 
+A system served by Newton that declares a ``symmetry`` has its equilibria in families, whole
+group orbits: the points Newton finds on one orbit (equal ``symmetry.invariants`` within
+NEWTON_RTOL) are one equilibrium, reported once at the first point found, classified on the
+quotient by the orbit (``family_dimension``), its ``note`` counting the points found on it.
+Without declared invariants the points are not merged, and ``reason`` says so.
+
 The domain is ``system.state_domain`` intersected with the ``domain=`` argument; the collapsed
 flags come from ``system.collapse_indices`` (no collapse states: never collapsed).
 """
@@ -59,7 +65,8 @@ from ._display import html_table
 from ._krawczyk import KRAWCZYK_BUDGET, interval_functions, jacobian_spread, krawczyk_search
 from ._prepare import numeric
 from ._rationalise import Rationalised, exponent_params, rationalise
-from ._stability import Classification, classify_at, differentiable_at, jacobian_at, to_mp, residual_and_scale
+from ._stability import (Classification, classify_at, differentiable_at, jacobian_at, orbit_tangents, residual_and_scale,
+                         to_mp)
 from ._tolerance import (FLOAT_RANGE, FLOAT_RTOL, FLOAT_ZERO, HP_DPS, HP_RTOL, NEAR_RTOL, NEAR_SEPARATION, NEWTON_ATOL,
                          NEWTON_RTOL, NEWTON_STOP, RTOL, is_pseudo_root)
 from ._value import Value
@@ -75,7 +82,8 @@ class Equilibrium(Value):
 
     The fields of ``classification`` are forwarded as properties: jacobian (numeric, at the
     point), eigenvalues, kind, stable (True/False/None), hyperbolic, index (number of unstable
-    directions), reason, centre_flow, lyapunov.
+    directions), reason, centre_flow, lyapunov, family_dimension (the dimension of the orbit the
+    point stands for, for a system that declares a ``symmetry``).
 
     A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
     when every field is (arrays by value, NaN equal to NaN), and hashable.
@@ -136,11 +144,14 @@ class Equilibrium(Value):
     reason = property(lambda self: self.classification.reason, doc="Why it has its kind, in words.")
     centre_flow = property(lambda self: self.classification.centre_flow, doc="(k, a_k) of the centre-manifold flow, or None.")
     lyapunov = property(lambda self: self.classification.lyapunov, doc="First Lyapunov coefficient at a Hopf pair, or None.")
+    family_dimension = property(lambda self: self.classification.family_dimension,
+                                doc="Dimension of the family (the symmetry orbit) the point stands for; 0 if isolated.")
 
     def __repr__(self) -> str:
         pt = ", ".join(f"{k}={v:.6g}" for k, v in list(self.point.items())[:6])
         near = ", near-multiple" if self.near_multiple else ""
-        return f"Equilibrium({pt}; {self.kind}, stable={self.stable}{near})"
+        family = f", family of dimension {self.family_dimension}" if self.family_dimension else ""
+        return f"Equilibrium({pt}; {self.kind}, stable={self.stable}{family}{near})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -1053,6 +1064,14 @@ def _newton(system, prm: dict[str, Any], bounds: list[sp.Interval], n_starts: in
 
     found: list[np.ndarray] = []
     outside = []
+    symmetry = system.symmetry
+    invariants = symmetry.invariants if symmetry is not None else None
+    labels: list[np.ndarray] = []
+    on_orbit: list[int] = []
+
+    def invariant(y) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return np.asarray(invariants(jnp.asarray(y), P), dtype=float).reshape(-1)
 
     def on_constraint(y) -> bool:
         """On the set the system lives on (a zero of its extension off the set is no equilibrium)."""
@@ -1077,9 +1096,17 @@ def _newton(system, prm: dict[str, Any], bounds: list[sp.Interval], n_starts: in
                     outside.append(y)
                 continue
             same = [i for i, z in enumerate(found) if np.allclose(y, z, rtol=NEWTON_RTOL, atol=RTOL)]
+            if not same and invariants is not None:
+                label = invariant(y)
+                same = [i for i, z in enumerate(labels) if np.allclose(label, z, rtol=NEWTON_RTOL, atol=RTOL)]
             if not same:
                 found.append(y)
+                if invariants is not None:
+                    labels.append(label)
+                    on_orbit.append(0)
             which[k] = same[0] if same else len(found) - 1
+            if invariants is not None:
+                on_orbit[which[k]] += 1
         return which
 
     which = collect(run(starts), 0 if extra is None else len(extra))
@@ -1092,7 +1119,11 @@ def _newton(system, prm: dict[str, Any], bounds: list[sp.Interval], n_starts: in
         rounds += 1
         if len(found) == before:
             break
-    eqs = _classified(system, prm, found, bounds)
+    notes = {}
+    if invariants is not None:
+        notes = {i: f"stands for its orbit under {symmetry.description} (Newton ended on the orbit from {m} start(s))"
+                 for i, m in enumerate(on_orbit) if orbit_tangents(system, found[i], prm).shape[1]}
+    eqs = _classified(system, prm, found, bounds, notes)
     what = ("no explicit equations" if system.symbolic is None else "non-rational right-hand side"
             if not system.is_rational else "rational right-hand side beyond exact elimination's budget")
     if len(box) > 2 and np.all(box == box[0]):
@@ -1103,6 +1134,9 @@ def _newton(system, prm: dict[str, Any], bounds: list[sp.Interval], n_starts: in
     deflation = (f", then {rounds} round{'s' if rounds > 1 else ''} of deflated Newton from the starts that found a "
                  "known root" if rounds else "")
     reasons = [] if eqs else ["Newton found no equilibrium in the searched box (the search is not exhaustive)"]
+    if symmetry is not None and invariants is None:
+        reasons.append(f"the system declares a symmetry ({symmetry.description}) without invariants: points on one "
+                       "orbit are reported one by one")
     if outside:
         reasons.append(f"{len(outside)} equilibri(um/a) found outside the searched box not reported (the box is not "
                        "searched beyond; pass domain= to search there)")

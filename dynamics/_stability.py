@@ -44,6 +44,22 @@ Non-hyperbolic points:
 - anything else (two or more zero eigenvalues, two imaginary pairs, points on a curve of
   equilibria) returns stable=None with the reason.
 
+Families of equilibria: a system that declares a ``symmetry`` (a Lie group G acting on the
+states with f(g . y) = D(g) f(y)) has its equilibria in whole orbits G . y*. At y* the orbit's
+tangent space T is the span of the declared generators (its dimension r, the family's, is
+their numerical rank: singular values above rtol times the largest and above FLOAT_ZERO times
+the point's size, at least 1, where rounding of a point at a fixed point of G leaves them),
+and J t = 0 for every t in T (f vanishes along the orbit), so r of J's eigenvalues are zero
+for a reason that says nothing about stability. The point is classified on the quotient
+R^n / T: the induced map Q^T J Q, Q an orthonormal basis of the orthogonal complement of T
+(within the tangent space of a declared ``constraint``, which the group must preserve), whose
+eigenvalues are J's without those r zeros. A transverse instability is then a finding
+(``stable=False``), and a zero eigenvalue left on the quotient is a genuine non-hyperbolic
+direction, decided as above (numerically, along the quotient's null vector).
+``family_dimension`` is r. Where J does not annihilate T (the point is not an equilibrium,
+or the declared group is no symmetry of the flow) ``classify`` warns and classifies the whole
+Jacobian, ``family_dimension`` 0, with a note.
+
 Points that are not equilibria: ``classify`` warns (UserWarning naming the residual ``|f(x)|`` and
 its scale) and classifies the linearisation anyway; poles raise ValueError.
 """
@@ -97,7 +113,9 @@ class Classification(Value):
     ----------
     jacobian : numpy.ndarray
         Numeric Jacobian at the point (float64, read-only); for a system that declares a
-        ``constraint``, on the constraint's tangent space (its normal directions left out).
+        ``constraint``, on the constraint's tangent space (its normal directions left out); for
+        a system that declares a ``symmetry``, the induced map on the quotient by the tangent
+        space of the point's orbit (Q^T J Q, see the module docstring).
     eigenvalues : numpy.ndarray
         Its eigenvalues (complex128, read-only; computed at high precision and rounded).
     kind : str
@@ -122,6 +140,10 @@ class Classification(Value):
         normalisation, see the module docstring), or None.
     precision : str
         "high" (decided at HP_DPS digits with HP_RTOL) or "float" (FLOAT_RTOL).
+    family_dimension : int
+        The dimension of the family of equilibria the point belongs to by the system's
+        ``symmetry`` (its orbit's), whose zero eigenvalues are left out of ``eigenvalues``;
+        0 for a point fixed by the group or a system without a symmetry.
     """
 
     jacobian: np.ndarray
@@ -134,10 +156,12 @@ class Classification(Value):
     centre_flow: tuple[int, float] | None = None
     lyapunov: float | None = None
     precision: str = "float"
+    family_dimension: int = 0
 
     def __repr__(self) -> str:
+        family = f", family_dimension={self.family_dimension}" if self.family_dimension else ""
         return (f"Classification({self.kind}, stable={self.stable}, index={self.index}, "
-                f"eigenvalues={short_array(self.eigenvalues, 4)}, precision={self.precision!r})")
+                f"eigenvalues={short_array(self.eigenvalues, 4)}{family}, precision={self.precision!r})")
 
 
 # -- public entry points -------------------------------------------------------------------------
@@ -398,6 +422,11 @@ def classify_at(system, prm: Mapping[str, Any], point: tuple, *, rtol: float, bo
     n = len(lin.ev)
     J, ev, rtol = lin.J, lin.ev, lin.rtol
     precision = "high" if rtol < FLOAT_RTOL else "float"
+    if n == 0:
+        return Classification(J, ev, "non-isolated", None, False, 0,
+                              "the orbit fills the whole state space near the point: every nearby point is an equilibrium"
+                              + (f"; {lin.family_note}" if lin.family_note else ""), precision=precision,
+                              family_dimension=lin.family_dimension)
     scale = max(eig_scale(J), lin.reference)  # numerically served: zero relative to the whole Jacobian
     floor = (HP_FLOOR if precision == "high" else FLOAT_FLOOR) * balanced_size(J, lin.sizes)
     zero = zero_eigenvalues(ev, scale, rtol, floor)
@@ -407,12 +436,13 @@ def classify_at(system, prm: Mapping[str, Any], point: tuple, *, rtol: float, bo
     n_pos = int(np.sum(~zero & (ev.real > 0)))
     n_neg = n - n_zero - n_pos
     oscillating = bool(np.any(np.abs(ev.imag) > max(rtol * scale, floor)))
-    if system.constraint is not None:
-        note = "; ".join(x for x in (f"on the tangent space of {system.constraint.description}", note) if x)
+    on_set = f"on the tangent space of {system.constraint.description}" if system.constraint is not None else ""
+    note = "; ".join(x for x in (on_set, lin.family_note, note) if x)
     tail = f"; {note}" if note else ""
 
     def out(kind, stable, hyperbolic, index, reason, **kw):
-        return Classification(J, ev, kind, stable, hyperbolic, index, reason + tail, precision=precision, **kw)
+        return Classification(J, ev, kind, stable, hyperbolic, index, reason + tail, precision=precision,
+                              family_dimension=lin.family_dimension, **kw)
 
     if n_zero == 0:
         if n_pos == 0:
@@ -455,8 +485,11 @@ class _Linearisation:
     the mpmath state ``xv`` and parameters ``pv``; None for a system served numerically), its
     eigenvalues sorted by real then imaginary part, the sizes of its terms, and the zero
     tolerance (raised to ``FLOAT_RTOL`` where the eigenvalues are computed in floats). For a
-    system served numerically, ``ambient`` is its whole Jacobian (``J`` is on the constraint's
-    tangent space where it declares one)."""
+    system served numerically or with a symmetry, ``ambient`` is its whole Jacobian (``J`` is on
+    the constraint's tangent space where it declares one). With a symmetry, ``J`` is the map
+    induced on the quotient by the orbit's tangent space, in the orthonormal coordinates
+    ``basis`` (n_states x dim), ``family_dimension`` the orbit's dimension, ``family_note`` what
+    to say about it."""
 
     J: np.ndarray
     ev: np.ndarray
@@ -467,6 +500,9 @@ class _Linearisation:
     xv: Any
     pv: Any
     ambient: np.ndarray | None = None
+    basis: np.ndarray | None = None
+    family_dimension: int = 0
+    family_note: str = ""
 
     @property
     def reference(self) -> float:
@@ -480,7 +516,8 @@ def _linearise(system, prm: Mapping[str, Any], point: tuple, rtol: float) -> _Li
     at most ``_MAX_HP_STATES`` states, in floats otherwise."""
     n = system.n_states
     sym = system.symbolic
-    if sym is not None:
+    basis, family, family_note = None, 0, ""
+    if sym is not None and system.symmetry is None:
         pv = [to_mp(prm[k]) for k in sym.param_names]
         xv = [to_mp(v) for v in point]
         J_mp = mpmath.matrix(n, n)
@@ -499,18 +536,25 @@ def _linearise(system, prm: Mapping[str, Any], point: tuple, rtol: float) -> _Li
     else:
         J_mp, xv, pv = None, None, None
         x = np.array([float(v) for v in point])
-        J = jacobian_at(system, x, prm)
-        rtol = max(rtol, COARSE_RTOL)  # autodiff through a quadrature is as accurate as the quadrature
+        with np.errstate(all="ignore"):
+            J = jacobian_at(system, x, prm)
+        # autodiff through a quadrature is as accurate as the quadrature; a symmetric system's
+        # quotient is computed in floats
+        rtol = max(rtol, COARSE_RTOL if sym is None else FLOAT_RTOL)
         ambient, sizes = J, np.abs(J)
         if not np.all(np.isfinite(J)):
             raise _NotDifferentiable(x)
-        if system.constraint is not None:
+        if system.symmetry is not None:
+            J, sizes, basis, family, family_note = _on_quotient(system, x, prm, ambient, rtol)
+            sym = None  # the series and Lyapunov coefficients live in the full coordinates
+        elif system.constraint is not None:
             J, sizes = _on_tangent_space(system, x, prm, ambient)
-        ev = np.linalg.eigvals(J)
+        ev = np.linalg.eigvals(J) if J.size else np.zeros(0, complex)
     J.setflags(write=False)
     ev = ev[np.lexsort((ev.imag, ev.real))]
     ev.setflags(write=False)
-    return _Linearisation(J, ev, sizes, rtol, sym, J_mp, xv, pv, ambient if sym is None else None)
+    return _Linearisation(J, ev, sizes, rtol, sym, J_mp, xv, pv, None if J_mp is not None else ambient,
+                          basis, family, family_note)
 
 
 def _on_tangent_space(system, x: np.ndarray, prm: Mapping[str, Any], J: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -532,10 +576,109 @@ def _on_tangent_space(system, x: np.ndarray, prm: Mapping[str, Any], J: np.ndarr
     return Jt, np.full(Jt.shape, np.linalg.norm(J) / max(1, Jt.shape[0]))
 
 
+def _tangent_basis(system, x: np.ndarray, P: Mapping[str, Any]) -> np.ndarray:
+    """An orthonormal basis (n x k) of the tangent space at x of the system's constraint
+    {c = 0} (the null space of dc/dx), the identity without a constraint."""
+    from scipy.linalg import null_space
+
+    if system.constraint is None:
+        return np.eye(len(x))
+    import jax
+    import jax.numpy as jnp
+
+    c = system.constraint.function
+    Pj = {k: jnp.asarray(v) for k, v in P.items()}
+    return null_space(np.atleast_2d(np.asarray(jax.jacfwd(lambda y: c(y, Pj))(jnp.asarray(x)))))
+
+
+def orbit_tangents(system, x: ArrayLike, prm: Mapping[str, Any], rtol: float = FLOAT_RTOL) -> np.ndarray:
+    """An orthonormal basis (n_states x r) of the tangent space at ``x`` of the orbit of the
+    system's ``symmetry``: the span of its generators, r their numerical rank (singular values
+    above ``rtol`` times the largest and above FLOAT_ZERO times the point's size, at least 1:
+    a point that rounding puts next to a fixed point of the group has tangents of that size).
+
+    Parameters
+    ----------
+    system : DynamicalSystem
+        A system that declares a ``symmetry``.
+    x : array_like
+        The point, one value per state.
+    prm : mapping str -> float
+        Parameter values, already validated.
+    rtol : float
+        Relative rank tolerance.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n_states, r), float64; r = 0 at a fixed point of the group.
+
+    Raises
+    ------
+    ValueError
+        The generators do not have shape (m, n_states) at a point, or are not finite.
+    """
+    import jax.numpy as jnp
+
+    x = np.asarray(x, dtype=float)
+    n = x.shape[-1]
+    P = {k: jnp.asarray(numeric(v)) for k, v in prm.items()}
+    G = np.asarray(system.symmetry.generators(jnp.asarray(x), P), dtype=float)
+    if G.ndim != 2 or G.shape[1] != n:
+        raise ValueError(f"symmetry.generators(y, params) must return shape (m, {n}) at a point y (one tangent "
+                         f"vector per generator); got {G.shape}")
+    if not np.all(np.isfinite(G)):
+        raise ValueError(f"symmetry.generators(y, params) is not finite at {short_array(x, 6)}")
+    if not G.size:
+        return np.zeros((n, 0))
+    _, sv, Vt = np.linalg.svd(G)
+    floor = max(rtol * (sv[0] if sv.size else 0.0), FLOAT_ZERO * max(1.0, float(np.max(np.abs(x)))))
+    r = int(np.sum(sv > floor))
+    return Vt[:r].T
+
+
+def _on_quotient(system, x: np.ndarray, prm: Mapping[str, Any], J: np.ndarray, rtol: float):
+    """(A, sizes, Q, r, note): the map A = Q^T J Q induced by J on the quotient by the orbit's
+    tangent space T (dimension r) within the constraint's tangent space (the whole space
+    without one), Q an orthonormal basis of the complement; the sizes that set its eigenvalues'
+    noise floor (those of the whole Jacobian, spread evenly), and the note for the reason.
+    Where J does not annihilate T within max(rtol, COARSE_RTOL) of |J| (not an equilibrium, or
+    no symmetry of the flow), it warns and returns the whole (tangent-space) Jacobian, r = 0."""
+    from scipy.linalg import null_space
+
+    P = {k: numeric(v) for k, v in prm.items()}
+    sym = system.symmetry
+    N = _tangent_basis(system, x, P)
+    T = orbit_tangents(system, x, prm, rtol)
+    if T.shape[1]:
+        T = N @ np.linalg.svd(N.T @ T, full_matrices=False)[0]  # within the constraint's tangent space
+    r = T.shape[1]
+    size = float(np.linalg.norm(J))
+    if r and float(np.linalg.norm(J @ T)) > max(rtol, COARSE_RTOL) * max(size, np.finfo(float).tiny):
+        miss = float(np.linalg.norm(J @ T)) / max(size, np.finfo(float).tiny)
+        note = (f"the Jacobian does not annihilate the tangents of the orbit of {sym.description} "
+                f"(|J t| / |J| = {miss:.3g}): not an equilibrium, or not a symmetry of the flow; the whole Jacobian "
+                "is classified")
+        warnings.warn(note, UserWarning, stacklevel=4)
+        A = N.T @ J @ N
+        return A, np.full(A.shape, size / max(1, A.shape[0])), None, 0, note
+    Q = N @ null_space(T.T @ N) if r else N
+    A = Q.T @ J @ Q
+    if r:
+        note = (f"a family of dimension {r} (orbit of {sym.description}): {r} zero eigenvalue{'s' if r > 1 else ''} "
+                "explained by the symmetry; classified on the quotient")
+    else:
+        note = f"an isolated point: fixed by {sym.description} (an orbit of dimension 0)"
+    return A, np.full(A.shape, size / max(1, A.shape[0])), Q, r, note
+
+
 def _imaginary_pair(out, lin: _Linearisation, centre: np.ndarray) -> Classification:
     """A pair of purely imaginary eigenvalues, decided by the first Lyapunov coefficient; where
     it vanishes, a centre only when proved (``_proved_centre``)."""
     undecided = "weak focus or centre (undecided)"
+    if lin.basis is not None:
+        return out(undecided, None, False, 0,
+                   "a pair of purely imaginary eigenvalues on the quotient; its first Lyapunov coefficient is not computed")
     if lin.sym is None:
         return out(undecided, None, False, 0,
                    "a pair of purely imaginary eigenvalues; the first Lyapunov coefficient needs the explicit "
@@ -631,11 +774,13 @@ def _one_zero_numeric(out, system, prm: Mapping[str, Any], lin: _Linearisation, 
     side). Values within the rounding of f at x, or signs that differ between the two steps:
     undecided."""
     x = np.array([float(v) for v in point])
-    J = lin.ambient if lin.ambient is not None else lin.J
+    J = lin.J if lin.basis is not None else lin.ambient if lin.ambient is not None else lin.J
     vals, right = np.linalg.eig(J)
     valsl, left = np.linalg.eig(J.T)
     v = np.real(right[:, np.argmin(np.abs(vals))])
     w = np.real(left[:, np.argmin(np.abs(valsl))])
+    if lin.basis is not None:  # null vectors of the quotient map, in the full coordinates
+        v, w = lin.basis @ v, lin.basis @ w
     v = v / np.linalg.norm(v)
     f = system.to_numpy(checked=False)
     P = {k: numeric(val) for k, val in prm.items()}
