@@ -43,7 +43,7 @@ import numpy as np
 import sympy as sp
 from numpy.typing import ArrayLike
 
-from ._interface import DynamicalSystem
+from ._interface import DynamicalSystem, Symmetry
 from ._losses import A, B, C
 from ._matrix_exact import MATRIX_QUADRATURE, cosine_gradient_moment
 from ._matrix_moments import MOMENT_SYMBOLS, evaluate, wick_matrix_moment
@@ -202,6 +202,18 @@ class MatrixFlowSystem(DynamicalSystem):
         """The online branch vanishing: Psi and Phi (learned predictor), else Phi."""
         return tuple(n for n in ("Psi", "Phi") if n in self.weight_names)
 
+    @cached_property
+    def symmetry(self) -> Symmetry:
+        """The orthogonal group of the model: Q in O(h) on the features (Psi -> Q Psi Q^T,
+        Phi -> Q Phi, Phi_a -> Q Phi_a) and R in O(d) on the inputs (Phi -> Phi R^T,
+        Phi_a -> Phi_a R^T) where R keeps the data covariance (all of O(d) for isotropic data;
+        rotations among inputs of equal variance for a data spectrum). The flow commutes with
+        both, so equilibria come in orbits. Invariants: the sorted eigenvalues of F = Phi Phi^T,
+        of Phi diag(lambda) Phi^T, of the symmetrised predictor, of Psi^T Psi and of
+        Phi_a Phi_a^T, and tr(Psi F), tr(Phi_a Phi^T)."""
+        return Symmetry(_generators(self), f"O({self.h}) on the features x the input rotations that keep the data "
+                        "covariance", _invariants(self))
+
     # -- parameters --------------------------------------------------------------------------------
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -317,6 +329,73 @@ class MatrixFlowSystem(DynamicalSystem):
 
     def __repr__(self) -> str:
         return f"MatrixFlowSystem({self.spec.label}, h={self.h}, d={self.d}, params={self.param_names})"
+
+
+def _split(system: MatrixFlowSystem, y):
+    w, start = {}, 0
+    for name, shape in system.state_layout:
+        size = int(np.prod(shape))
+        w[name] = y[..., start:start + size].reshape(y.shape[:-1] + shape)
+        start += size
+    return w
+
+
+def _antisymmetric_basis(n: int) -> np.ndarray:
+    pairs = [(k, l) for k in range(n) for l in range(k + 1, n)]
+    basis = np.zeros((len(pairs), n, n))
+    for m, (k, l) in enumerate(pairs):
+        basis[m, k, l], basis[m, l, k] = 1.0, -1.0
+    return basis
+
+
+def _generators(system: MatrixFlowSystem):
+    import jax.numpy as jnp
+
+    h, d = system.h, system.d
+    feat, inp = _antisymmetric_basis(h), _antisymmetric_basis(d)
+    pairs = [(k, l) for k in range(d) for l in range(k + 1, d)]
+    ks, ls = np.array([p[0] for p in pairs], dtype=int), np.array([p[1] for p in pairs], dtype=int)
+
+    def generators(y, params):
+        y = jnp.asarray(y, dtype=jnp.float64)
+        w = _split(system, y)
+        rows = []
+        for O in feat:
+            rows.append(jnp.concatenate([(O @ w[n] - w[n] @ O if n == "Psi" else O @ w[n]).reshape(y.shape[:-1] + (-1,))
+                                         for n in system.weight_names], axis=-1))
+        lam = jnp.asarray(params["lambda"], dtype=jnp.float64) if "lambda" in params else jnp.ones(d)
+        keep = (jnp.abs(lam[..., ks] - lam[..., ls]) <= 1e-12 * jnp.max(jnp.abs(lam))) if len(pairs) else jnp.zeros(0)
+        for m, O in enumerate(inp):
+            part = [(jnp.zeros_like(w[n]) if n == "Psi" else w[n] @ O.T).reshape(y.shape[:-1] + (-1,))
+                    for n in system.weight_names]
+            rows.append(jnp.concatenate(part, axis=-1) * keep[..., m, None])
+        return jnp.stack(rows, axis=-2)
+
+    return generators
+
+
+def _invariants(system: MatrixFlowSystem):
+    import jax.numpy as jnp
+
+    d = system.d
+
+    def invariants(y, params):
+        w = _split(system, jnp.asarray(y, dtype=jnp.float64))
+        Phi = w["Phi"]
+        T = lambda M: jnp.swapaxes(M, -1, -2)  # noqa: E731
+        lam = jnp.asarray(params["lambda"], dtype=jnp.float64) if "lambda" in params else jnp.ones(d)
+        F = Phi @ T(Phi)
+        out = [jnp.linalg.eigvalsh(F), jnp.linalg.eigvalsh((Phi * lam[..., None, :]) @ T(Phi))]
+        if "Psi" in w:
+            Psi = w["Psi"]
+            out += [jnp.linalg.eigvalsh(0.5 * (Psi + T(Psi))), jnp.linalg.eigvalsh(T(Psi) @ Psi),
+                    jnp.trace(Psi @ F, axis1=-2, axis2=-1)[..., None]]
+        if "Phi_a" in w:
+            Pa = w["Phi_a"]
+            out += [jnp.linalg.eigvalsh(Pa @ T(Pa)), jnp.trace(Pa @ T(Phi), axis1=-2, axis2=-1)[..., None]]
+        return jnp.concatenate(out, axis=-1)
+
+    return invariants
 
 
 def spectral_power(F, alpha, *, normalize: bool = False):

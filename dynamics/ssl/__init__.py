@@ -11,6 +11,7 @@ from ._network import NetworkRun, aligned_init, data_spectrum, default_spectrum,
 from ._plots import plot_spectra
 from ._realdata import DigitsData, RealDataRun, collapse_threshold, digits_data, digits_experiment, plot_real_data
 from ._reproduce import reproduce
+from ._transverse import TransverseSpectrum, aligned_state, transverse_spectrum
 
 __all__ = [
     "simulate_network",
@@ -22,6 +23,9 @@ __all__ = [
     "principal_angles",
     "eigenspace_angles",
     "offdiagonal_mass",
+    "transverse_spectrum",
+    "TransverseSpectrum",
+    "aligned_state",
     "default_spectrum",
     "data_spectrum",
     "compare",
