@@ -5,10 +5,11 @@
 
 1. One right-hand side of the exact cosine matrix flow (``MatrixFlowSystem(ModelSpec("cosine",
    norms="exact"), h)``, d = h, the ray quadrature of ``cosine_gradient_moment``; jit-compiled,
-   repeat calls at a random non-aligned point) against one right-hand side of the aligned exact
-   K-mode flow (``derive(ModelSpec("cosine", norms="exact")).modes(h)``, the eigenmode ansatz)
-   and against one sampled-gradient step of the network (``jax.grad`` of the mean per-sample
-   cosine loss over a batch of --batch views, ``sample_loss``): seconds each and the ratios.
+   the best of --repeat calls at a random non-aligned point) against one right-hand side of
+   the aligned exact K-mode flow (``derive(ModelSpec("cosine", norms="exact")).modes(h)``, the
+   eigenmode ansatz) and against one sampled-gradient step of the network (``jax.grad`` of the
+   mean per-sample cosine loss over a batch of --batch views, ``sample_loss``): seconds each
+   and the ratios.
 2. The closed-form matrix flow of the Euclidean loss (Wick's theorem, ``wick_matrix_moment``)
    at the same widths: seconds per right-hand side and its ratio to the network step.
 3. ``dynamics.integrate`` of the exact cosine matrix flow from ``random_weights`` at h = --h-run
@@ -37,12 +38,15 @@ COSINE = ModelSpec("cosine", norms="exact")
 
 
 def _timed(fn, repeat: int) -> float:
-    """Mean seconds of ``repeat`` calls after one warm-up (compilation) call."""
+    """Best seconds of ``repeat`` calls after one warm-up (compilation) call (the best is what a
+    shared machine's load disturbs least)."""
     fn()
-    t0 = time.perf_counter()
+    times = []
     for _ in range(repeat):
+        t0 = time.perf_counter()
         fn()
-    return (time.perf_counter() - t0) / repeat
+        times.append(time.perf_counter() - t0)
+    return min(times)
 
 
 def matrix_rhs_seconds(spec: ModelSpec, h: int, repeat: int) -> float:
@@ -91,17 +95,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="\n".join(__doc__.splitlines()[4:]))
-    ap.add_argument("--widths", type=int, nargs="+", default=[8, 32, 64], help="widths h = d of parts 1 and 2")
+    ap.add_argument("--widths", type=int, nargs="*", default=[8, 32, 64],
+                    help="widths h = d of parts 1 and 2 (none: only part 3)")
     ap.add_argument("--batch", type=int, default=4096, help="views per sampled network step")
-    ap.add_argument("--h-run", type=int, default=32, help="width of the integration (part 3)")
+    ap.add_argument("--h-run", type=int, default=32, help="width of the integration (part 3; 0: skip it)")
     ap.add_argument("--t1", type=float, default=2.0, help="end time of the integration (part 3)")
     ap.add_argument("--backend", choices=("jax", "scipy"), default="jax", help="integrate's backend (part 3)")
-    ap.add_argument("--repeat", type=int, default=5, help="timed calls per right-hand side after the warm-up")
+    ap.add_argument("--repeat", type=int, default=5, help="timed calls per right-hand side after the warm-up (the best is reported)")
     args = ap.parse_args()
 
-    print(f"1./2. one right-hand side (jit, after compile), d = h, params {PARAMS}:")
-    print(f"{'h':>4} | {'cosine matrix':>13} | {'K-mode exact':>12} | {'network step':>12} | "
-          f"{'matrix/modes':>12} | {'matrix/network':>14} | {'euclid matrix':>13} | {'euclid/network':>14}")
+    if args.widths:
+        print(f"1./2. one right-hand side (jit, after compile), d = h, params {PARAMS}:")
+        print(f"{'h':>4} | {'cosine matrix':>13} | {'K-mode exact':>12} | {'network step':>12} | "
+              f"{'matrix/modes':>12} | {'matrix/network':>14} | {'euclid matrix':>13} | {'euclid/network':>14}")
     for h in args.widths:
         t_mat = matrix_rhs_seconds(COSINE, h, args.repeat)
         t_modes = modes_rhs_seconds(h, args.repeat)
@@ -111,6 +117,8 @@ def main() -> None:
               f"{t_mat / t_modes:12.1f} | {t_mat / t_net:14.2f} | {t_euc * 1e3:10.3f} ms | {t_euc / t_net:14.4f}")
 
     h = args.h_run
+    if h < 1:
+        return
     system = MatrixFlowSystem(COSINE, h)
     y0 = system.pack(**random_weights(COSINE, h, seed=0))
     runs = []
