@@ -35,7 +35,7 @@ from scipy.stats import chi2
 
 from derivations import MatrixFlowSystem, ModelSpec, sample_loss, sample_views, weight_flow
 from dynamics import integrate
-from dynamics.ssl import random_weights, simulate_network
+from dynamics.ssl import commutator, random_weights, simulate_network
 
 PRM = {"sigma2": 0.3, "eta": 0.1, "alpha_p": 1.0, "beta": 0.5, "alpha": 0.5, "eps": 0.1}
 FINE_GRID = {"ray_step": 0.04, "ray_width": 6.0, "s_step": 0.04, "s_width": 5.0}
@@ -146,8 +146,6 @@ def network(h: int, t1: float, dt: float, batch: int, seeds: int) -> None:
     final = system.unpack(sol.final)
     rel = max(np.max(np.abs(final[k] - run.final[k])) / np.max(np.abs(run.final[k])) for k in system.weight_names)
     path = system.unpack(sol.y)
-    from dynamics.ssl import commutator
-
     com = np.array([float(commutator(P @ P.T, 0.5 * (S + S.T))) for P, S in zip(path["Phi"], path["Psi"])])
     print(f"   euclidean, expected gradient: max |w_flow - w_net| / max |w_net| = {rel:.2e}; commutator "
           f"{com[0]:.4f} -> {com[-1]:.4f}, max difference {np.max(np.abs(com - run.commutator)):.1e} "
