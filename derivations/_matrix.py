@@ -402,7 +402,22 @@ def spectral_power(F, alpha, *, normalize: bool = False):
     """U diag(max(lambda, 0)^alpha) U^T for symmetric F (over the largest eigenvalue when
     ``normalize``), differentiable at repeated eigenvalues (Daleckii-Krein: the derivative in
     the eigenbasis is the divided difference of the power, its derivative where eigenvalues
-    coincide), which ``jnp.linalg.eigh``'s own derivative is not."""
+    coincide), which ``jnp.linalg.eigh``'s own derivative is not.
+
+    Parameters
+    ----------
+    F : jax.Array
+        A symmetric (h, h) matrix (its symmetric part is used).
+    alpha : float or jax.Array
+        The power (> 0).
+    normalize : bool
+        Divide F by its largest eigenvalue first (DirectPred's normalisation).
+
+    Returns
+    -------
+    jax.Array
+        (h, h): F^alpha on the non-negative part of F's spectrum.
+    """
     import jax
     import jax.numpy as jnp
 
@@ -489,7 +504,9 @@ def _matrix_function(system: MatrixFlowSystem, checked: bool):
             out["Psi"] = -prm["alpha_p"] * G @ Phi.T - eta * w["Psi"]
         dPhi = (-G if spec.isoloss else -W.T @ G) - eta * Phi
         if not spec.stop_gradient:
-            dPhi = dPhi - gradient_moment("target", S_aa, S_ab, S_bb, P @ S12, Phi_t @ S22, prm)
+            # after G (a data dependency): the exact moments' eigendecompositions run one at a time
+            tie = 0.0 * jnp.sum(jnp.where(jnp.isfinite(G), G, 0.0))
+            dPhi = dPhi - gradient_moment("target", S_aa + tie, S_ab, S_bb, P @ S12, Phi_t @ S22, prm)
         out["Phi"] = dPhi
         if ema:
             out["Phi_a"] = prm["beta"] * (Phi - w["Phi_a"])

@@ -25,6 +25,7 @@ PAGES = (
     "howto/bifurcation.md",
     "howto/portraits.md",
     "howto/network.md",
+    "howto/matrix.md",
     "howto/sweeps.md",
 )
 # pages that are recipes: each must show runnable code

@@ -196,6 +196,7 @@ CLAIM_HEADINGS = {  # report heading of each judged claim -> its verdict in the 
     "### 2b. Claim: a stable non-collapsed equilibrium emerges": ("cosine", "emergence"),
     "### 2c. Claim: normalisation prevents the collapse": ("normalisation", None),
     "### Claim: the best approximation per width": ("compare", None),
+    "## 6. Alignment from random initialisations": ("alignment", None),
 }
 
 
@@ -256,7 +257,13 @@ def test_reproduce_verdicts_follow_from_the_numbers(rerun):
                 for h, b in cmp["best_against_exact"].items())
     assert (cmp["verdict"] == "holds") == agree
     assert rerun["verdicts"] == {"sixth_order": order["verdict"], "emergence": emergence["verdict"],
-                                 "normalisation": norm["verdict"], "best_approximation": cmp["verdict"]}
+                                 "normalisation": norm["verdict"], "best_approximation": cmp["verdict"],
+                                 "alignment": rerun["alignment"]["verdict"]}
+    # the Euclidean model aligns: the balancedness F - Psi^T Psi / alpha_p decays like exp(-2 eta t)
+    # exactly, so the commutator's late log-slope is -2 eta (eta = 0.05), here within 15%
+    (run,) = rerun["alignment"]["runs"].values()
+    assert run["measured_rate"] == pytest.approx(-0.1, rel=0.15)
+    assert rerun["alignment"]["verdict"] == "Euclidean, learned predictor: aligns"
 
 
 def test_reproduce_exact_flow_numbers_independently(rerun):

@@ -15,6 +15,9 @@ run's numbers (``_verdicts``).
    trustworthy.
 5. Real data: a linear SimSiam network trained on scikit-learn's digits against the eigenmode
    theory with the data's own spectrum; dimensional collapse below lambda*.
+6. Alignment from random initialisations: network and matrix flow from the same random start,
+   measured against predicted alignment rates, and from when the eigenmode theory describes the
+   network (``_reproduce_alignment``).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from ._compare import EXACT_LABEL, approximations_for, compare
 from ._network import default_spectrum, simulate_network, spectral_norms
 from ._plots import plot_spectra
 from ._realdata import digits_data, digits_experiment, plot_real_data
+from ._reproduce_alignment import alignment_claim
 from ._verdicts import (
     VERDICT_TOL,
     collapse_verdict,
@@ -77,6 +81,7 @@ FIGURES = (
     "3b_cosine_basins.png",
     "4_theory_vs_network.png",
     "5_real_data_digits.png",
+    "6_alignment.png",
 )
 
 
@@ -824,7 +829,7 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
     """Run every claim, write the PNG figures and ``report.md`` into ``out``; return the numbers.
 
     The claims are units (``euclidean_threshold``, ``cosine_emergence``, ``normalisation``,
-    ``cosine_regimes``, ``theory_vs_network``, ``real_data``), each returning a ``Claim`` (figures, numbers, report section);
+    ``cosine_regimes``, ``theory_vs_network``, ``real_data``, ``alignment_claim``), each returning a ``Claim`` (figures, numbers, report section);
     this composes them. Rerunning into the same directory replaces the files.
 
     Parameters
@@ -840,7 +845,7 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
     -------
     dict
         {"quick": quick, "euclidean": ..., "cosine": ..., "normalisation": ..., "regimes": ...,
-        "compare": ..., "real_data": ..., "verdicts": {claim: verdict}, "seconds": run time}; the
+        "compare": ..., "real_data": ..., "alignment": ..., "verdicts": {claim: verdict}, "seconds": run time}; the
         verdicts (also under each claim's "verdict") are computed from the numbers.
 
     Raises
@@ -855,7 +860,7 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
         raise ValueError(f"out must be a directory (it is created if missing); {out} is a file")
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    steps = tqdm(total=5, desc="ncdyn reproduce", disable=not progress)
+    steps = tqdm(total=6, desc="ncdyn reproduce", disable=not progress)
     euclid = euclidean_threshold(out, quick)
     steps.update()
     compared = theory_vs_network(out, quick)  # its networks serve the cosine claims too
@@ -867,11 +872,13 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
     steps.update()
     claims = [euclid, cosine, norm, regimes_, compared, real_data(out, quick)]
     steps.update()
+    claims.append(alignment_claim(out, quick, FIGURES[11]))
+    steps.update()
     steps.close()
     elapsed = time.perf_counter() - t_start
     nums: dict = {"quick": quick, **{c.key: c.numbers for c in claims}, "seconds": elapsed}
     nums["verdicts"] = {**cosine.numbers["verdicts"], "normalisation": norm.numbers["verdict"],
-                        "best_approximation": compared.numbers["verdict"]}
+                        "best_approximation": compared.numbers["verdict"], "alignment": claims[-1].numbers["verdict"]}
     head = [
         "# ncdyn reproduce",
         "",

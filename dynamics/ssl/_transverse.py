@@ -206,7 +206,8 @@ def transverse_spectrum(system: MatrixFlowSystem, spectra: Mapping[str, ArrayLik
     tangents = jnp.asarray(np.stack(tangents)) if tangents else jnp.zeros((0, system.n_states))
     rhs = jax.jit(lambda y: f(0.0, y, P))
     f0 = np.asarray(rhs(jnp.asarray(y0)))
-    columns = np.asarray(jax.vmap(lambda v: jax.jvp(rhs, (jnp.asarray(y0),), (v,))[1])(tangents))
+    along = jax.jit(lambda v: jax.jvp(rhs, (jnp.asarray(y0),), (v,))[1])
+    columns = np.stack([np.asarray(along(v)) for v in tangents]) if len(tangents) else np.zeros((0, system.n_states))
     gens = np.asarray(system.symmetry.generators(jnp.asarray(y0), P))
     n_feat = h * (h - 1) // 2
 
