@@ -79,10 +79,14 @@ def matrix_gradient_moments(spec: ModelSpec) -> dict[str, sp.MatrixExpr] | None:
 
     Raises
     ------
+    TypeError
+        ``spec`` is not a ModelSpec.
     ValueError
         ``norms="expansion"`` (an eigenmode closure), or a loss whose gradient coefficients are
         not polynomial after the norm treatment.
     """
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"spec must be a derivations.ModelSpec; got {type(spec).__name__}")
     if spec.norms == "expansion":
         raise ValueError("the 1/K expansion (norms='expansion') is an eigenmode closure; the matrix flow takes "
                          "norms='exact' (the exact expectation), 'self-consistent', 'frozen' or a polynomial loss")
@@ -246,7 +250,8 @@ class MatrixFlowSystem(DynamicalSystem):
     @cached_property
     def equations(self) -> dict[str, sp.MatrixExpr]:
         """The flow in matrix form, for display: ``{weight: d(weight)/dt}`` in the MatrixSymbols
-        Psi, Phi, Phi_a, the view-covariance blocks S11, S12, S22 (S21 = S12^T) and, where
+        Psi, Phi, Phi_a, W_P (DirectPred: F^alpha with F = Phi Phi^T, plus eps I), the
+        view-covariance blocks S11, S12, S22 (S21 = S12^T) and, where
         the expectation has no closed form (``norms="exact"``), G = E[(dL/da) x1^T] and
         G_2 = E[(dL/db) x2^T] by quadrature."""
         h, d = self.h, self.d
@@ -437,8 +442,13 @@ def spectral_power(F, alpha, *, normalize: bool = False):
         fprime = jnp.where(lam > 0, a * jnp.where(lam > 0, lam, 1.0) ** (a - 1), at_zero)
         gap = lam[:, None] - lam[None, :]
         close = jnp.abs(gap) <= 1e-12 * jnp.maximum(1.0, jnp.max(jnp.abs(lam)))
-        divided = jnp.where(close, 0.5 * (fprime[:, None] + fprime[None, :]),
+        # on F's null space the derivative is taken as 0: the flow uses W_P through W_P Phi and
+        # W_P^T G, which vanish there (F^alpha itself is not differentiable there for alpha < 1)
+        null = (lam[:, None] <= 0) & (lam[None, :] <= 0)
+        slope = jnp.where(lam > 0, fprime, 0.0)
+        divided = jnp.where(close, 0.5 * (slope[:, None] + slope[None, :]),
                             (f[:, None] - f[None, :]) / jnp.where(close, 1.0, gap))
+        divided = jnp.where(null, 0.0, divided)
         inner = U.T @ (0.5 * (dM + dM.T)) @ U
         dlog = jnp.where(lam > 0, jnp.log(jnp.where(lam > 0, lam, 1.0)), 0.0)
         out = U @ (divided * inner) @ U.T + (U * (f * dlog * da)) @ U.T

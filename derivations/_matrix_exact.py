@@ -76,12 +76,17 @@ def cosine_gradient_moment(S_aa, S_ab, S_bb, X_a, X_b, quadrature=MATRIX_QUADRAT
     X_a, X_b : jax.Array
         (h, d) cross-covariances E[a y^T], E[b y^T] with the leg y.
     quadrature : mapping
-        The grids (the keys of ``MATRIX_QUADRATURE``).
+        The grids: overrides of ``MATRIX_QUADRATURE`` (its keys only).
 
     Returns
     -------
     jax.Array
         (h, d): E[g y^T] (NaN where E[A] or E[C] is 0: the loss is undefined there).
+
+    Raises
+    ------
+    ValueError
+        Unknown quadrature keys.
 
     Notes
     -----
@@ -91,7 +96,13 @@ def cosine_gradient_moment(S_aa, S_ab, S_bb, X_a, X_b, quadrature=MATRIX_QUADRAT
     central difference along the tangent with the relative step 2e-5 (about 1e-8 relative:
     steps from 1e-6 to 2e-5 agree to 1e-8, and the error falls like the step squared above).
     """
-    return _moment_function(tuple(sorted(dict(quadrature).items())))(S_aa, S_ab, S_bb, X_a, X_b)
+    quad = dict(MATRIX_QUADRATURE)
+    given = dict(quadrature)
+    unknown = set(given) - set(MATRIX_QUADRATURE)
+    if unknown:
+        raise ValueError(f"quadrature keys must be among {sorted(MATRIX_QUADRATURE)}; got {sorted(unknown)}")
+    quad.update(given)
+    return _moment_function(tuple(sorted(quad.items())))(S_aa, S_ab, S_bb, X_a, X_b)
 
 
 @lru_cache(maxsize=16)

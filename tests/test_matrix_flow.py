@@ -265,3 +265,19 @@ def test_bad_input():
     system = MatrixFlowSystem(ModelSpec("euclidean"), 2)
     with pytest.raises(ValueError, match="alpha_p"):
         system.to_jax()(0.0, np.zeros(system.n_states), {"sigma2": 0.1, "eta": 0.1})
+
+
+def test_directpred_jacobian_on_a_rank_deficient_start():
+    """DirectPred with alpha = 1/2 at a collapsed mode (F singular): the Jacobian is finite and
+    equals central differences of the right-hand side (W_P = F^alpha enters as W_P Phi, which
+    is differentiable there though F^alpha is not)."""
+    system = MatrixFlowSystem(ModelSpec("euclidean", predictor="directpred"), 2)
+    p = _params(system)
+    y = system.pack(Phi=np.diag([0.8, 0.0]))
+    f = system.to_jax(checked=False)
+    J = np.asarray(jax.jacfwd(lambda v: f(0.0, v, p))(jnp.asarray(y)))
+    assert np.all(np.isfinite(J))
+    eps = 1e-6
+    fd = np.stack([(np.asarray(f(0.0, y + eps * e, p)) - np.asarray(f(0.0, y - eps * e, p))) / (2 * eps)
+                   for e in np.eye(len(y))], axis=1)
+    np.testing.assert_allclose(J, fd, atol=1e-6)

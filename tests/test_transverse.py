@@ -103,3 +103,40 @@ def test_bad_input():
         transverse_spectrum(system, {"s": [1.0, -1.0]}, {**BASE, "eta": 0.1})
     with pytest.raises(ValueError, match="may have"):
         transverse_spectrum(system, {"s": [1.0, 1.0], "q": [1, 1]}, {**BASE, "eta": 0.1})
+
+
+def test_commutator_form_against_autodiff():
+    """The first-order commutator [F, W_s]_ij on the pair coordinates against jax.jvp of the
+    commutator itself at distinct p, s (W_s = (Psi + Psi^T)/2)."""
+    import jax
+    import jax.numpy as jnp
+
+    from dynamics.ssl._transverse import _commutator_form
+
+    system = MatrixFlowSystem(ModelSpec("euclidean"), 2)
+    p, s = np.array([0.9, 0.3]), np.array([1.0, 0.25])
+    y0 = aligned_state(system, {"p": p, "s": s})
+    coords = [("Psi", 0, 1), ("Psi", 1, 0), ("Phi", 0, 1), ("Phi", 1, 0)]
+
+    def comm01(y):
+        w = {}
+        w["Psi"], w["Phi"] = y[:4].reshape(2, 2), y[4:].reshape(2, 2)
+        F, W = w["Phi"] @ w["Phi"].T, (w["Psi"] + w["Psi"].T) / 2
+        return (F @ W - W @ F)[0, 1]
+
+    expect = []
+    for g, a, b in coords:
+        v = np.zeros(8)
+        v[(0 if g == "Psi" else 4) + 2 * a + b] = 1.0
+        expect.append(float(jax.jvp(comm01, (jnp.asarray(y0),), (jnp.asarray(v),))[1]))
+    np.testing.assert_allclose(_commutator_form(system, "pair", coords, 0, 1, p, s), expect, atol=1e-12)
+
+
+def test_results_are_immutable_and_d_below_h_is_refused():
+    lam = np.array([2.0, 1.2, 0.7])
+    system = MatrixFlowSystem(ModelSpec("euclidean", data="spectrum"), 3)
+    p = np.array([_p_plus(0.05, l_) for l_ in lam])
+    ts = transverse_spectrum(system, {"p": p, "s": p**2}, {**BASE, "eta": 0.05, "lambda": lam})
+    assert not ts.blocks[0].flags.writeable and not ts.eigenvalues[0].flags.writeable
+    with pytest.raises(ValueError, match="d >= h"):
+        aligned_state(MatrixFlowSystem(ModelSpec("euclidean"), 3, d=2), {"s": [1.0, 1.0, 1.0]})

@@ -219,10 +219,14 @@ def alignment_observables(spec: ModelSpec, weights: Mapping[str, ArrayLike], par
 
     Raises
     ------
-    KeyError
+    ValueError
         A weight the spec needs is missing.
     """
     jnp = _jnp()
+    needed = ["Phi"] + (["Psi"] if spec.predictor == "learned" else []) + (["Phi_a"] if spec.target == "ema" else [])
+    missing = [k for k in needed if k not in weights]
+    if missing:
+        raise ValueError(f"weights must have {needed} for {spec.label}; missing {missing}")
     Phi = jnp.asarray(weights["Phi"], dtype=jnp.float64)
     h = Phi.shape[0]
     W = predictor_matrix(spec, {**weights, "Phi": Phi}, params)

@@ -17,9 +17,10 @@ Inside each block, the rotations of the common basis (the system's ``symmetry``:
 rotation in the (i, j) plane, and input rotation where the data covariance allows it) move
 ALONG M: they are tangent to the orbit, not transverse. The alignment rates are the eigenvalues
 of the block on the quotient by those directions (exact at an equilibrium, where they are null
-vectors; elsewhere the frozen-coefficient rate of the moment). The commutator [F, W_P] is, to
-first order, the linear form (p_j - p_i) dF_ij - (s_j - s_i) dW_ij of the pair's coordinates, so
-it decays at the slowest rate among the quotient eigenvectors it sees.
+vectors; elsewhere the frozen-coefficient rate of the moment). The commutator [F, W_s] is, to
+first order, the linear form (p_j - p_i) dF_ij - (s_j - s_i) dW_s,ij of the pair's coordinates, so
+it decays at the slowest rate among the quotient eigenvectors it sees (W_s = (Psi + Psi^T)/2,
+the symmetrised predictor that ``commutator`` measures).
 """
 
 from __future__ import annotations
@@ -59,10 +60,13 @@ def aligned_state(system: MatrixFlowSystem, spectra: Mapping[str, ArrayLike]) ->
     TypeError
         ``system`` is not a MatrixFlowSystem.
     ValueError
-        A spectrum of the wrong shape, not finite, or s < 0; unknown keys.
+        A spectrum of the wrong shape, not finite, or s < 0; unknown keys; d < h.
     """
     if not isinstance(system, MatrixFlowSystem):
         raise TypeError(f"system must be a derivations.MatrixFlowSystem; got {type(system).__name__}")
+    if system.d < system.h:
+        raise ValueError(f"an aligned state needs d >= h (one input direction per mode); the system has "
+                         f"h = {system.h}, d = {system.d}")
     if not isinstance(spectra, Mapping):
         raise TypeError(f"spectra must be a dict of mode values; got {type(spectra).__name__}")
     h, d = system.h, system.d
@@ -112,10 +116,11 @@ class TransverseSpectrum(Value):
     stable : bool
         Every rate below zero: the aligned manifold attracts here (transversally stable).
     at_equilibrium : bool
-        The state is an equilibrium (then the orbit directions are exact null vectors and the
-        rates are exact; otherwise they are the frozen-coefficient rates at this moment).
+        The state is an equilibrium: max |f| below 1e-6 of the Jacobian's scale (then the orbit
+        directions are null vectors and the rates are the linearisation's; otherwise they are
+        the frozen-coefficient rates of this moment).
     residual : float
-        max |f| at the state, relative to the largest rate scale.
+        max |f| at the state, relative to the largest Jacobian entry.
     spectra : dict
         The aligned state's mode values.
     params : dict
@@ -216,7 +221,7 @@ def transverse_spectrum(system: MatrixFlowSystem, spectra: Mapping[str, ArrayLik
 
     scale = max(np.max(np.abs(columns)) if columns.size else 0.0, 1e-300)
     residual = float(np.max(np.abs(f0))) / scale if f0.size else 0.0
-    at_eq = residual < 1e-9
+    at_eq = residual < 1e-6
     w0 = system.unpack(y0)
     s = np.asarray(spectra["s"], dtype=float)
     p = w0["Psi"].diagonal() if "Psi" in w0 else None
@@ -255,7 +260,7 @@ def transverse_spectrum(system: MatrixFlowSystem, spectra: Mapping[str, ArrayLik
     return TransverseSpectrum(
         pairs=np.array(pairs, dtype=int).reshape(-1, 2),
         coordinates=(tuple(_name(g, f) for g, f in pair_slots), tuple(_name(g, False) for g, _ in input_slots)),
-        blocks=tuple(blocks), eigenvalues=tuple(eigs), orbit_dims=np.array(dims, dtype=int),
+        blocks=list(blocks), eigenvalues=list(eigs), orbit_dims=np.array(dims, dtype=int),
         rates=rates, commutator_rates=np.array(crates), stable=bool(np.all(rates < -tol)),
         at_equilibrium=bool(at_eq), residual=residual,
         spectra={k: np.asarray(v, dtype=float) for k, v in spectra.items()}, params=dict(prm),
@@ -277,16 +282,17 @@ def _complement(T: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def _commutator_form(system, kind, coords, i, j, p, s):
-    """The first-order commutator [F, W]_ij as a linear form on the pair's coordinates:
-    (p_j - p_i) dF_ij - (s_j - s_i) dW_ij, dF_ij = sqrt(s_j) dPhi_ij + sqrt(s_i) dPhi_ji.
+    """The first-order commutator [F, W_s]_ij (W_s = (Psi + Psi^T)/2, what ``commutator``
+    measures) as a linear form on the pair's coordinates: (p_j - p_i) dF_ij - (s_j - s_i) dW_s,ij
+    with dF_ij = sqrt(s_j) dPhi_ij + sqrt(s_i) dPhi_ji and dW_s,ij = (dPsi_ij + dPsi_ji)/2.
     None where the commutator is identically zero (W a function of F, or no predictor) or the
     pair is input-only."""
     if kind != "pair" or p is None:
         return None
     ell = np.zeros(len(coords))
     for c, (g, a, b) in enumerate(coords):
-        if g == "Phi":
-            ell[c] = (p[j] - p[i]) * np.sqrt(s[b] if (a, b) == (i, j) else s[a])
-        elif g == "Psi":
-            ell[c] = -(s[j] - s[i])
+        if g == "Phi":  # dF_ij = sqrt(s_j) dPhi_ij + sqrt(s_i) dPhi_ji
+            ell[c] = (p[j] - p[i]) * np.sqrt(s[b])
+        elif g == "Psi":  # dW_s,ij = (dPsi_ij + dPsi_ji) / 2
+            ell[c] = -(s[j] - s[i]) / 2
     return ell if np.any(ell) else None
