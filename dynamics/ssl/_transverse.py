@@ -33,7 +33,7 @@ from numpy.typing import ArrayLike
 
 from derivations import MatrixFlowSystem, Params
 
-from .._tolerance import FLOAT_RTOL
+from .._tolerance import COARSE_RTOL, FLOAT_RTOL, RTOL
 from .._value import Value
 
 __all__ = ["TransverseSpectrum", "transverse_spectrum", "aligned_state"]
@@ -116,11 +116,12 @@ class TransverseSpectrum(Value):
     stable : bool
         Every rate below zero: the aligned manifold attracts here (transversally stable).
     at_equilibrium : bool
-        The state is an equilibrium: max |f| below 1e-6 of the Jacobian's scale (then the orbit
+        The state is an equilibrium: the largest entry of f below 1e-6 (``COARSE_RTOL``) of the
+        Jacobian's scale (then the orbit
         directions are null vectors and the rates are the linearisation's; otherwise they are
         the frozen-coefficient rates of this moment).
     residual : float
-        max |f| at the state, relative to the largest Jacobian entry.
+        The largest entry of f at the state, relative to the largest Jacobian entry.
     spectra : dict
         The aligned state's mode values.
     params : dict
@@ -219,9 +220,9 @@ def transverse_spectrum(system: MatrixFlowSystem, spectra: Mapping[str, ArrayLik
     def read(vec, group, i, j):
         return system.unpack(vec)[group][..., i, j]
 
-    scale = max(np.max(np.abs(columns)) if columns.size else 0.0, 1e-300)
+    scale = max(np.max(np.abs(columns)) if columns.size else 0.0, np.finfo(float).tiny)
     residual = float(np.max(np.abs(f0))) / scale if f0.size else 0.0
-    at_eq = residual < 1e-6
+    at_eq = residual < COARSE_RTOL
     w0 = system.unpack(y0)
     s = np.asarray(spectra["s"], dtype=float)
     p = w0["Psi"].diagonal() if "Psi" in w0 else None
@@ -245,7 +246,7 @@ def transverse_spectrum(system: MatrixFlowSystem, spectra: Mapping[str, ArrayLik
             ev, vecs = np.linalg.eig(A) if A.size else (np.zeros(0, complex), np.zeros((0, 0)))
             ell = _commutator_form(system, kind, coords, i, j, p, s)
             if ell is not None and ev.size:
-                seen = np.abs(ell @ (Q @ vecs)) > 1e-9 * max(np.linalg.norm(ell), 1e-300)
+                seen = np.abs(ell @ (Q @ vecs)) > RTOL * max(np.linalg.norm(ell), np.finfo(float).tiny)
                 crate = float(np.max(ev.real[seen])) if np.any(seen) else np.nan
             else:
                 crate = np.nan
@@ -277,7 +278,7 @@ def _complement(T: np.ndarray) -> tuple[np.ndarray, int]:
     if T.size == 0:
         return np.eye(m), 0
     u, sv, vt = np.linalg.svd(T)
-    r = int(np.sum(sv > 1e-10 * max(sv.max(), 1e-300)))
+    r = int(np.sum(sv > FLOAT_RTOL * max(sv.max(), np.finfo(float).tiny)))
     return vt[r:].T, r
 
 
