@@ -165,7 +165,7 @@ def quick_run(tmp_path_factory):
     return out
 
 
-def test_reproduce_quick_writes_every_file(quick_run):
+def _reproduce_quick_writes_every_file(quick_run):
     report = (quick_run / "report.md").read_text()
     for name in FIGURES:
         assert (quick_run / name).stat().st_size > 10_000, name
@@ -186,7 +186,7 @@ def rerun(quick_run):
     return reproduce(quick_run, quick=True, progress=False)
 
 
-def test_reproduce_reruns_into_the_same_directory(quick_run, rerun):
+def _reproduce_reruns_into_the_same_directory(quick_run, rerun):
     assert (quick_run / FIGURES[0]).stat().st_size > 10_000
     assert not [p for p in quick_run.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp.png")]
 
@@ -212,7 +212,7 @@ def _sections(report):
     return out
 
 
-def test_reproduce_states_one_verdict_per_claim(quick_run, rerun):
+def _reproduce_states_one_verdict_per_claim(quick_run, rerun):
     from dynamics.ssl._verdicts import verdict_line
 
     report = (quick_run / "report.md").read_text()
@@ -226,7 +226,7 @@ def test_reproduce_states_one_verdict_per_claim(quick_run, rerun):
         assert lines == [verdict_line(numbers["verdict"])], heading
 
 
-def test_reproduce_verdicts_follow_from_the_numbers(rerun):
+def _reproduce_verdicts_follow_from_the_numbers(rerun):
     from dynamics.ssl._verdicts import (VERDICT_TOL, collapse_verdict, emergence_verdict, order_verdict,
                                         ranking_verdict)
 
@@ -266,7 +266,7 @@ def test_reproduce_verdicts_follow_from_the_numbers(rerun):
     assert rerun["alignment"]["verdict"] == "Euclidean, learned predictor: aligns"
 
 
-def test_reproduce_exact_flow_numbers_independently(rerun):
+def _reproduce_exact_flow_numbers_independently(rerun):
     """The exact flow's numbers behind the emergence verdict, recomputed from a separate
     integration of the exact system (default tolerances, three record times) and from closed
     forms: ||p||^2 e^(2 eta t) = ||p(0)||^2 (scale invariance) and the isotropic limit
@@ -289,3 +289,13 @@ def test_reproduce_exact_flow_numbers_independently(rerun):
     assert p[-1].min() / p[-1].max() == pytest.approx(num["exact"]["spread_end"], abs=1e-6)
     assert num["exact"]["spread_start"] == pytest.approx(start["p"].min() / start["p"].max(), rel=1e-12)
     assert num["exact"]["conservation"] < 1e-7
+
+
+def test_reproduce_quick_run_and_rerun(quick_run, rerun):
+    """One test for every check on the quick main job and its rerun, so that one xdist worker runs
+    both (module-scoped fixtures run again on every worker that gets a test using them)."""
+    _reproduce_quick_writes_every_file(quick_run)
+    _reproduce_reruns_into_the_same_directory(quick_run, rerun)
+    _reproduce_states_one_verdict_per_claim(quick_run, rerun)
+    _reproduce_verdicts_follow_from_the_numbers(rerun)
+    _reproduce_exact_flow_numbers_independently(rerun)
