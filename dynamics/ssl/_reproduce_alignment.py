@@ -125,7 +125,8 @@ def _one_run(label: str, spec: ModelSpec, own: dict, h: int, t1: float, n_record
     return {
         "label": label, "h": h, "t": np.asarray(net.t), "network": np.asarray(measured), "flow": theory,
         "measured_rate": _rate(net.t, measured), "flow_rate": _rate(flow.t, theory), "predicted_rate": predicted,
-        "transversally_stable": ts.stable, "predicted_at_eta_0": scale_free, "attractor_residual": ts.residual, "t0": [float(flow.t[i]) for i in idx], "eigenmode_error": errors,
+        "transversally_stable": ts.stable, "predicted_at_eta_0": scale_free, "attractor_residual": ts.residual,
+        "t0": [float(flow.t[i]) for i in idx], "eigenmode_error": errors,
         "flow_vs_network": float(np.max(np.abs(s_flow - s_net)) / np.max(s_net)),
         "data_angle_end": float(np.max(net.data_angles[-1])),
         "status": f"network {net.status}, flow {flow.status}",
