@@ -191,11 +191,11 @@ def alignment_claim(out: Path, quick: bool, figure_name: str, progress: bool = F
         axes[1].semilogy(run["t0"], np.maximum(run["eigenmode_error"], 1e-16), style + "o", color=c, ms=4,
                          label=f"{run['label']}, h = {run['h']}")
     axes[0].set_xlabel("t")
-    axes[0].set_ylabel("commutator (learned predictor) / largest data angle (DirectPred)")
+    axes[0].set_ylabel("commutator (learned) / data angle (DirectPred)", fontsize=9)
     axes[0].set_title("network (lines) and matrix flow (circles)")
     axes[0].legend(fontsize=6.5)
     axes[1].set_xlabel("t0 (eigenmode prediction started from the projected state)")
-    axes[1].set_ylabel("max |s_theory - s_network| / max s at the run's end")
+    axes[1].set_ylabel("max |s_theory - s_network| / max s, at the end", fontsize=9)
     axes[1].set_title("error of the eigenmode prediction")
     _save(fig, out, figure_name)
     aligns = {r["label"]: r for r in runs if r["h"] == widths[-1]}
