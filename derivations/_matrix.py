@@ -363,13 +363,16 @@ def _generators(system: MatrixFlowSystem):
 
     def generators(y, params):
         y = jnp.asarray(y, dtype=jnp.float64)
+        lam = jnp.asarray(params["lambda"], dtype=jnp.float64) if "lambda" in params else jnp.ones(d)
+        y = jnp.broadcast_to(y, jnp.broadcast_shapes(y.shape[:-1], lam.shape[:-1]) + y.shape[-1:])
         w = _split(system, y)
         rows = []
         for O in feat:
             rows.append(jnp.concatenate([(O @ w[n] - w[n] @ O if n == "Psi" else O @ w[n]).reshape(y.shape[:-1] + (-1,))
                                          for n in system.weight_names], axis=-1))
-        lam = jnp.asarray(params["lambda"], dtype=jnp.float64) if "lambda" in params else jnp.ones(d)
-        keep = (jnp.abs(lam[..., ks] - lam[..., ls]) <= 1e-12 * jnp.max(jnp.abs(lam))) if len(pairs) else jnp.zeros(0)
+        scale = jnp.max(jnp.abs(lam), axis=-1, keepdims=True)
+        keep = (jnp.abs(lam[..., ks] - lam[..., ls]) <= 1e-12 * scale) if len(pairs) else jnp.zeros(0)
+        keep = jnp.broadcast_to(keep, y.shape[:-1] + keep.shape[-1:])
         for m, O in enumerate(inp):
             part = [(jnp.zeros_like(w[n]) if n == "Psi" else w[n] @ O.T).reshape(y.shape[:-1] + (-1,))
                     for n in system.weight_names]
