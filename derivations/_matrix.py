@@ -337,6 +337,7 @@ class MatrixFlowSystem(DynamicalSystem):
 
 
 def _split(system: MatrixFlowSystem, y):
+    """The weights of flat states (..., n_states) as views, JAX-traceable (``unpack`` is NumPy)."""
     w, start = {}, 0
     for name, shape in system.state_layout:
         size = int(np.prod(shape))
@@ -490,11 +491,7 @@ def _matrix_function(system: MatrixFlowSystem, checked: bool):
         return evaluate(moments[which], values) * jnp.ones((h, d))
 
     def single(y, prm):
-        w, start = {}, 0
-        for name, shape in layout:
-            size = int(np.prod(shape))
-            w[name] = y[start:start + size].reshape(shape)
-            start += size
+        w = _split(system, y)
         Phi = w["Phi"]
         Phi_t = w["Phi_a"] if ema else Phi
         if spec.predictor == "learned":

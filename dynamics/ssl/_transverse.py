@@ -217,8 +217,10 @@ def transverse_spectrum(system: MatrixFlowSystem, spectra: Mapping[str, ArrayLik
     gens = np.asarray(system.symmetry.generators(jnp.asarray(y0), P))
     n_feat = h * (h - 1) // 2
 
-    def read(vec, group, i, j):
-        return system.unpack(vec)[group][..., i, j]
+    columns_w, gens_w = system.unpack(columns), system.unpack(gens)  # every block reads entries of these
+
+    def read(weights, k, group, i, j):
+        return weights[group][k, i, j]
 
     scale = max(np.max(np.abs(columns)) if columns.size else 0.0, np.finfo(float).tiny)
     residual = float(np.max(np.abs(f0))) / scale if f0.size else 0.0
@@ -234,12 +236,12 @@ def transverse_spectrum(system: MatrixFlowSystem, spectra: Mapping[str, ArrayLik
         offset = 0 if kind == "pair" else len(pair_slots)
         for i, j in index_pairs:
             coords = [(g, j, i) if flip else (g, i, j) for g, flip in slots]
-            J = np.array([[read(columns[offset + c], *coords[r]) for c in range(len(coords))] for r in range(len(coords))])
+            J = np.array([[read(columns_w, offset + c, *coords[r]) for c in range(len(coords))] for r in range(len(coords))])
             T = []
             if kind == "pair":
-                T.append([read(gens[feat_index[(i, j)]], *co) for co in coords])
+                T.append([read(gens_w, feat_index[(i, j)], *co) for co in coords])
             if (i, j) in inp_index:
-                T.append([read(gens[n_feat + inp_index[(i, j)]], *co) for co in coords])
+                T.append([read(gens_w, n_feat + inp_index[(i, j)], *co) for co in coords])
             T = np.array(T).reshape(-1, len(coords))
             Q, r = _complement(T)
             A = Q.T @ J @ Q
