@@ -564,14 +564,7 @@ def _on_tangent_space(system, x: np.ndarray, prm: Mapping[str, Any], J: np.ndarr
     directions (declared not part of the dynamics) are left out. With it, the sizes that set its
     eigenvalues' noise floor: those of the whole Jacobian, spread evenly (the tangent block of a
     point where every tangent rate vanishes is rounding noise against the normal rates)."""
-    import jax
-    import jax.numpy as jnp
-    from scipy.linalg import null_space
-
-    c = system.constraint.function
-    P = {k: jnp.asarray(numeric(v)) for k, v in prm.items()}
-    C = np.atleast_2d(np.asarray(jax.jacfwd(lambda y: c(y, P))(jnp.asarray(x))))
-    T = null_space(C)
+    T = _tangent_basis(system, x, {k: numeric(v) for k, v in prm.items()})
     Jt = T.T @ J @ T
     return Jt, np.full(Jt.shape, np.linalg.norm(J) / max(1, Jt.shape[0]))
 
@@ -583,12 +576,10 @@ def _tangent_basis(system, x: np.ndarray, P: Mapping[str, Any]) -> np.ndarray:
 
     if system.constraint is None:
         return np.eye(len(x))
-    import jax
     import jax.numpy as jnp
 
-    c = system.constraint.function
-    Pj = {k: jnp.asarray(v) for k, v in P.items()}
-    return null_space(np.atleast_2d(np.asarray(jax.jacfwd(lambda y: c(y, Pj))(jnp.asarray(x)))))
+    _, C = _constraint_functions(system)(jnp.asarray(x), {k: jnp.asarray(v) for k, v in P.items()})
+    return null_space(np.atleast_2d(np.asarray(C)))
 
 
 def orbit_tangents(system, x: ArrayLike, prm: Mapping[str, Any], rtol: float = FLOAT_RTOL) -> np.ndarray:
