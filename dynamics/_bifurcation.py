@@ -21,7 +21,7 @@ from derivations import DynamicalSystem, FrozenMap, Names, ODESystem, Params
 
 from ._display import html_table, short_array
 from ._equilibria import equilibria
-from ._continuation import continued_bifurcation
+from ._continuation import continued_bifurcation, continue_equilibrium
 from ._normal_form import normal_form_kind
 from ._prepare import MAX_BISECTIONS, check_sweep, label, numeric, prepared, read_only
 from ._progress import progress_bar
@@ -37,6 +37,17 @@ BIFURCATION_KINDS = Names.define("BIFURCATION_KINDS", {
     "transcritical": "two branches cross and exchange stability; the number of equilibria is unchanged.",
     "pitchfork": "one branch splits into three (a symmetric triple root).",
     "hopf": "a complex pair of eigenvalues crosses the imaginary axis; the number of equilibria is unchanged.",
+    "branch point": "two branches of equilibria (or cycles) cross: the Jacobian in state and parameter loses rank.",
+    "neutral saddle": "two real eigenvalues sum to zero: a Hopf test function vanishes, no Hopf point (reported on curves).",
+    "cusp": "on a fold curve: the fold's quadratic coefficient a vanishes, three equilibria meet.",
+    "bogdanov-takens": "on a fold or Hopf curve: a double zero eigenvalue; the Hopf frequency goes to 0.",
+    "bautin": "on a Hopf curve: the first Lyapunov coefficient vanishes (generalised Hopf).",
+    "zero-hopf": "on a fold or Hopf curve: a zero eigenvalue and an imaginary pair.",
+    "double-hopf": "on a Hopf curve: two imaginary pairs.",
+    "fold of cycles": "two periodic orbits meet and vanish: a second Floquet multiplier passes through 1.",
+    "period doubling": "a multiplier passes through -1 (of a cycle, or of a map's fixed point: a flip).",
+    "neimark-sacker": "a complex pair of multipliers crosses the unit circle (a cycle or a map's fixed point); an invariant torus or circle is born.",
+    "endpoint": "where a continued curve ends inside its window (it could not be continued further).",
 }, module=__name__, summary="Kinds of BifurcationPoint (BifurcationPoint.kind is one of these).")
 
 
@@ -53,33 +64,55 @@ class BifurcationPoint(Value):
     Attributes
     ----------
     kind : str
-        One of ``BIFURCATION_KINDS`` (fold, transcritical, pitchfork, hopf).
+        One of ``BIFURCATION_KINDS``.
     value : float
-        The parameter value, located by bisection to ``tol`` (and snapped to an exact value
-        where one is known: a sampled value at which the point sits, an exact parameter
-        value with a zero eigenvalue of a rational system, or 0).
+        The value of the parameter varied, located to ``tol`` (by ``bifurcation``: snapped to
+        an exact value where one is known: a sampled value at which the point sits, an exact
+        parameter value with a zero eigenvalue of a rational system, or 0).
     x : numpy.ndarray
-        The state there (n_states,).
+        The state there (n_states,); for a bifurcation of cycles, a point on the cycle.
+    param : str
+        The parameter varied ("" where the diagram says it).
+    params : mapping str -> float
+        Every parameter's value at the point (a point on a curve in two parameters has both);
+        empty where the diagram holds the others.
+    coefficients : mapping str -> float
+        Normal-form data where computed: ``a`` (fold: x' = a x^2 on the centre manifold),
+        ``omega`` and ``l1`` (Hopf: frequency and first Lyapunov coefficient), ``period``,
+        ``multiplier`` (bifurcations of cycles and maps), ``theta`` (Neimark-Sacker angle), ...
+        (see ``BIFURCATION_KINDS``).
     """
 
     kind: str
     value: float
     x: np.ndarray
+    param: str = ""
+    params: Mapping[str, float] = field(default_factory=lambda: FrozenMap({}))
+    coefficients: Mapping[str, float] = field(default_factory=lambda: FrozenMap({}))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "x", read_only(np.atleast_1d(np.asarray(self.x, dtype=float))))
         object.__setattr__(self, "value", float(self.value))
+        object.__setattr__(self, "params", FrozenMap({str(k): float(v) for k, v in dict(self.params).items()}))
+        object.__setattr__(self, "coefficients", FrozenMap({str(k): float(v) for k, v in dict(self.coefficients).items()}))
 
     def __repr__(self) -> str:
-        return f"BifurcationPoint({self.kind} at {self.value:.10g}, x = {short_array(self.x, 6)})"
+        where = f"{self.param} = {self.value:.10g}" if self.param else f"{self.value:.10g}"
+        others = [f"{k} = {v:.8g}" for k, v in self.params.items() if k != self.param] if len(self.params) <= 4 else []
+        coef = [f"{k} = {v:.6g}" for k, v in self.coefficients.items()]
+        extra = "; ".join(x for x in (", ".join(others), ", ".join(coef)) if x)
+        return f"BifurcationPoint({self.kind} at {where}, x = {short_array(self.x, 6)}{'; ' + extra if extra else ''})"
 
 
 @dataclass(frozen=True, eq=False)
 class Branch(Value):
-    """One continuous branch of equilibria tracked across the parameter. A branch born or ending
-    inside the sweep at a located fold, pitchfork or transcritical point starts or ends at that
-    point (its first or last value is the point's value): the branches born at a pitchfork leave the branch they
-    split from, and the two branches that meet at a fold share its point.
+    """One continuous branch of equilibria (of a flow) or fixed points (of a map) across a
+    parameter. In a ``Bifurcation`` diagram a branch born or ending inside the sweep at a
+    located fold, pitchfork or transcritical point starts or ends at that point (its first or
+    last value is the point's value): the branches born at a pitchfork leave the branch they
+    split from, and the two branches that meet at a fold share its point. A branch from
+    ``continue_equilibrium`` is a pseudo-arclength curve: its values turn back at a fold, and it
+    carries its eigenvalues, its located points and why it ended.
 
     A value: immutable (read-only arrays, FrozenMaps for mappings), equal to another result
     when every field is (arrays by value, NaN equal to NaN), and hashable.
@@ -92,16 +125,59 @@ class Branch(Value):
         (m, n_states) the equilibrium.
     stable : numpy.ndarray of bool
         (m,) its stability.
+    eigenvalues : numpy.ndarray or None
+        (m, n_states) complex: the Jacobian's eigenvalues (a flow) or the Floquet multipliers
+        of the fixed point (a map: eigenvalues of the Jacobian of the map's ``period``-th
+        iterate), sorted by decreasing real part (modulus for a map); None where not computed.
+    points : tuple of BifurcationPoint
+        The points located along the branch, in its order.
+    param : str
+        The parameter varied ("" inside a diagram, which names it).
+    params : mapping str -> float
+        The other parameters, held fixed.
+    status : str
+        Why the branch ends at each end, "start: ..., end: ..." (``left_window``: it reached the
+        parameter window or the state domain; ``closed``: it returned to its start, an isola;
+        ``max_points``; ``step_too_small``: the corrector failed at every step size, a
+        singular point it cannot pass); "" inside a diagram.
+    system_name : str
+    state_names : tuple of str
+    period : int
+        1 for equilibria and fixed points; k for points of period k of a map.
     """
 
     values: np.ndarray
     x: np.ndarray
     stable: np.ndarray
+    eigenvalues: np.ndarray | None = None
+    points: tuple[BifurcationPoint, ...] = ()
+    param: str = ""
+    params: Mapping[str, float] = field(default_factory=lambda: FrozenMap({}))
+    status: str = ""
+    system_name: str = ""
+    state_names: tuple[str, ...] = ()
+    period: int = 1
 
     def __repr__(self) -> str:
         n = len(self.values)
-        span = f"[{self.values[0]:.6g}, {self.values[-1]:.6g}]" if n else "[]"
-        return f"Branch({n} values in {span}, stable at {int(np.sum(self.stable))} of them)"
+        span = f"[{np.min(self.values):.6g}, {np.max(self.values):.6g}]" if n else "[]"
+        name = f"{self.system_name}: " if self.system_name else ""
+        what = f"{self.param} in {span}" if self.param else span
+        pts = ", ".join(f"{p.kind} at {p.value:.6g}" for p in self.points[:6])
+        more = f", ... ({len(self.points)} points)" if len(self.points) > 6 else ""
+        tail = f"; {pts}{more}" if pts else ""
+        per = f"period {self.period}, " if self.period != 1 else ""
+        return f"Branch({name}{per}{n} values, {what}, stable at {int(np.sum(self.stable))} of them{tail})"
+
+    def _repr_html_(self) -> str:
+        names = list(self.state_names) or [f"x{i}" for i in range(self.x.shape[1] if self.x.ndim == 2 else 1)]
+        rows = [[p.kind, p.value] + [float(v) for v in p.x[: len(names)]]
+                + [", ".join(f"{k} = {v:.6g}" for k, v in p.coefficients.items())] for p in self.points]
+        span = f"[{np.min(self.values):.6g}, {np.max(self.values):.6g}]" if len(self.values) else "[]"
+        notes = [f"{len(self.values)} points, {self.param or 'parameter'} in {span}, stable at {int(np.sum(self.stable))}",
+                 self.status]
+        return html_table(f"Branch{' of ' + self.system_name if self.system_name else ''}: {len(self.points)} points located",
+                          ["kind", self.param or "value"] + names + ["normal form"], rows, notes)
 
 
 @dataclass(frozen=True, eq=False)

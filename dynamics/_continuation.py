@@ -1,194 +1,577 @@
-"""Bifurcation diagrams of systems served numerically (``symbolic`` None: K-mode closures, the
-exact flow, direction flows) by natural-parameter continuation.
+"""continue_equilibrium(system, start, sweep, params): a branch of equilibria of any flow, or of
+fixed points (or points of period k) of any map, followed by pseudo-arclength continuation
+(``dynamics._arclength``) with its folds, branch points, Hopf points (flows), period doublings
+and Neimark-Sacker points (maps) located and their normal-form coefficients computed.
 
-Sampling multi-start Newton at each parameter value and reading every change in the number of
-roots as a bifurcation gives spurious points (a start that misses an equilibrium at one value
-looks like a fold). Instead every equilibrium found by multi-start Newton at the two ends of the
-sweep is followed along the sampled values: a secant predictor and a Newton corrector from the
-previous point. Between two accepted points a change of the linear type (the number of unstable
-directions or the stability flag) is located by bisection in the parameter, each probe corrected
-from the left point, and named by the eigenvalues that cross (a complex pair: Hopf; a real one:
-the normal-form tests of ``bifurcation``: fold, transcritical, pitchfork). A branch that cannot
-be continued ends at a fold, located by bisection on the last value it can be continued to. The
-result is as complete as the equilibria found at the ends of the sweep: a branch born and dying
-inside it is missed.
+The residual is the right-hand side in (x, param) (a map's: its k-th iterate minus x), and its
+Jacobian is JAX's. Along the branch, sign changes of the test functions (Kuznetsov, Elements of
+Applied Bifurcation Theory, 10.2) are located:
+
+- fold: the parameter component of the tangent, dparam/ds;
+- branch point: det [dR/d(x, param); tangent];
+- Hopf (flows): the bialternate product prod_{i<j} (l_i + l_j) of the eigenvalues, a Hopf
+  point where a purely imaginary pair is there (else a neutral saddle, not reported);
+- flip (maps): det(I + M) = prod (1 + mu_i) of the multipliers; Neimark-Sacker (maps):
+  prod_{i<j} (mu_i mu_j - 1), where a complex pair lies on the unit circle.
+
+Products of many factors are taken as sign x geometric mean, so that they neither overflow
+nor underflow for large systems and stay continuous for the regula falsi that locates them.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
-from derivations import DynamicalSystem, FrozenMap
+from derivations import DynamicalSystem, FrozenMap, Params
 
-from ._equilibria import equilibria, newton_solver, snap_zeros
-from ._prepare import MAX_BISECTIONS, numeric, read_only
-from ._stability import classify
-from ._tolerance import CONTINUATION_JUMP, CONTINUATION_RTOL, NEWTON_ATOL, NEWTON_RTOL
+from ._arclength import Tracer, Traced, tangent_of
+from ._normal_form import Multilinear, fold_coefficient, hopf_coefficients, normal_form_kind
+from ._prepare import label, numeric, read_only
+from ._tolerance import COARSE_RTOL, LOCATE_RTOL, check_tol
 
-__all__ = ["continued_bifurcation"]
+__all__ = ["continue_equilibrium", "continued_bifurcation", "EquilibriumProblem"]
+
+FLOW_TESTS = ("fold", "branch point", "hopf")
+MAP_TESTS = ("fold", "branch point", "period doubling", "neimark-sacker")
 
 
-class _Tracker:
-    """Newton correction and linear type at (x, v), with the fixed parameters."""
+def signed_mean(factors: np.ndarray) -> float:
+    """sign(prod factors) x geometric mean of |factors| (factors real, or complex in conjugate
+    pairs so that the product is real): continuous in the factors, zero where one is."""
+    factors = np.asarray(factors)
+    if factors.size == 0:
+        return 1.0
+    mag = np.abs(factors)
+    if np.any(mag == 0):
+        return 0.0
+    phase = np.prod(factors / mag)
+    sign = 1.0 if np.real(phase) >= 0 else -1.0
+    return sign * float(np.exp(np.mean(np.log(mag))))
 
-    def __init__(self, system: DynamicalSystem, param: str, base: Mapping, tol: float):
-        self.system, self.param, self.tol = system, param, tol
-        self.base = {k: numeric(v) for k, v in base.items()}
-        self.solve = newton_solver(system)
-        self.f = system.to_numpy(checked=False)
 
-    def params(self, v: float) -> dict:
-        return {**self.base, self.param: float(v)}
+def pair_sums(ev: np.ndarray) -> np.ndarray:
+    i, j = np.triu_indices(len(ev), 1)
+    return ev[i] + ev[j]
 
-    def residual(self, y: np.ndarray, v: float) -> float:
-        with np.errstate(all="ignore"):
-            return float(np.max(np.abs(self.f(0.0, y, self.params(v)))))
 
-    def correct(self, guess: np.ndarray, v: float, near: np.ndarray) -> np.ndarray | None:
-        """The equilibrium at v Newton reaches from ``guess``, if it converges within a jump of
-        the previous point ``near`` that continuation allows."""
+@lru_cache(maxsize=64)
+def _compiled(system: DynamicalSystem, param: str, period: int):
+    """(value_and_jacobian(u, P), map(x, P)) of the residual R(x, v) with u = (x, v)."""
+    import jax
+    import jax.numpy as jnp
+
+    f = system.to_jax(checked=False)
+    n = system.n_states
+    discrete = system.time == "discrete"
+
+    def residual(u, P):
+        x, v = u[:n], u[n]
+        prm = {**P, param: v}
+        if not discrete:
+            return f(0.0, x, prm)
+        y = x
+        for _ in range(period):
+            y = y + f(0.0, y, prm)
+        return y - x
+
+    vj = jax.jit(lambda u, P: (residual(u, P), jax.jacfwd(residual)(u, P)))
+    return vj, residual
+
+
+class EquilibriumProblem:
+    """The residual of equilibria (fixed points of period k) of ``system`` in (x, param) with
+    the other parameters fixed, its test functions and the reading of located points."""
+
+    def __init__(self, system: DynamicalSystem, param: str, base: Mapping[str, Any], period: int = 1):
         import jax.numpy as jnp
 
-        P = {k: jnp.asarray(val) for k, val in self.params(v).items()}
+        self.system, self.param, self.period = system, param, period
+        self.n = system.n_states
+        self.discrete = system.time == "discrete"
+        self.base = {k: numeric(v) for k, v in base.items() if k != param}
+        self.vj, self.residual = _compiled(system, param, period)
+        self.args = {k: jnp.asarray(v) for k, v in self.base.items()}
+        self.tracer = Tracer(self.vj, self.args)
+        self.tests_names = MAP_TESTS if self.discrete else FLOW_TESTS
+        self._constraint = getattr(system, "constraint", None) is not None
 
-        def newton(start):
-            with np.errstate(all="ignore"), warnings.catch_warnings():
+    def params_at(self, v: float) -> dict:
+        return {**self.base, self.param: float(v)}
+
+    def spectrum(self, u: np.ndarray, J: np.ndarray) -> np.ndarray:
+        """Eigenvalues of the Jacobian in x (a flow), multipliers (a map), sorted by decreasing
+        real part (modulus)."""
+        A = J[:, : self.n]
+        if self._constraint:
+            from ._stability import _on_tangent_space
+
+            A, _ = _on_tangent_space(self.system, u[: self.n], self.params_at(u[self.n]), A)
+        ev = np.linalg.eigvals(A) if A.size else np.zeros(0, complex)
+        if self.discrete:
+            ev = ev + 1.0
+            return ev[np.argsort(-np.abs(ev), kind="stable")]
+        return ev[np.argsort(-ev.real, kind="stable")]
+
+    def stable(self, ev: np.ndarray) -> bool:
+        if ev.size == 0:
+            return True
+        return bool(np.max(np.abs(ev)) < 1.0) if self.discrete else bool(np.max(ev.real) < 0.0)
+
+    def tests(self, u: np.ndarray, t: np.ndarray, J: np.ndarray) -> np.ndarray:
+        ev = self.spectrum(u, J)
+        sign, logdet = np.linalg.slogdet(np.vstack([J, t[None, :]]))
+        bp = float(sign) * math.exp(logdet / (self.n + 1)) if sign != 0 else 0.0
+        if self.discrete:
+            i, j = np.triu_indices(len(ev), 1)
+            return np.array([t[-1], bp, signed_mean(1.0 + ev), signed_mean(ev[i] * ev[j] - 1.0)])
+        return np.array([t[-1], bp, signed_mean(pair_sums(ev))])
+
+    def f_of_x(self, u: np.ndarray):
+        """x -> R(x, v) at u's parameter value, for the multilinear forms."""
+        import jax.numpy as jnp
+
+        v = float(u[self.n])
+        return lambda x: self.residual(jnp.concatenate([x, jnp.asarray([v])]), self.args)
+
+    def f_param(self, u: np.ndarray, J: np.ndarray) -> np.ndarray:
+        return J[:, self.n]
+
+    def point(self, kind_index: int, u: np.ndarray, t: np.ndarray, J: np.ndarray) -> Any:
+        """The BifurcationPoint a located sign change of test ``kind_index`` is, or None (a
+        neutral saddle, a fold that is a branch point)."""
+        from ._bifurcation import BifurcationPoint
+
+        name = self.tests_names[kind_index]
+        x, v = u[: self.n], float(u[self.n])
+        ev = self.spectrum(u, J)
+        scale = max(1.0, float(np.max(np.abs(ev)))) if ev.size else 1.0
+        prm = self.params_at(v)
+        coef: dict[str, float] = {}
+        if name == "fold":
+            sv = np.linalg.svd(np.vstack([J, t[None, :]]), compute_uv=False)
+            if sv[-1] <= 1e-6 * sv[0]:
+                return None  # a branch point, which its own test reports
+            coef["a"] = fold_coefficient(Multilinear(self.f_of_x(u), x), self.f_param(u, J))
+        elif name == "branch point":
+            pass
+        elif name == "hopf":
+            cplx = ev[ev.imag > COARSE_RTOL * scale]
+            if cplx.size == 0 or float(np.min(np.abs(cplx.real))) > 1e-5 * scale:
+                return None
+            omega, l1 = hopf_coefficients(Multilinear(self.f_of_x(u), x))
+            coef.update(omega=omega, l1=l1)
+        elif name == "period doubling":
+            if float(np.min(np.abs(ev + 1.0))) > 1e-5 * scale:
+                return None
+            coef["multiplier"] = -1.0
+        elif name == "neimark-sacker":
+            on = ev[(np.abs(ev.imag) > COARSE_RTOL) & (np.abs(np.abs(ev) - 1.0) < 1e-5 * scale)]
+            if on.size == 0:
+                return None
+            coef["theta"] = float(np.max(np.abs(np.angle(on))))
+        return BifurcationPoint(name, v, x, param=self.param, params=prm, coefficients=coef)
+
+    def correct_at(self, x0: np.ndarray, v: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """Newton at the fixed parameter value v from x0: (u, J) or None."""
+        e = np.zeros(self.n + 1)
+        e[-1] = 1.0
+        res = self.tracer.correct(np.concatenate([np.asarray(x0, dtype=float), [v]]), e, v)
+        return None if res is None else (res[0], res[1])
+
+
+def _check_start(problem: EquilibriumProblem, start: Any, v0: float) -> tuple[np.ndarray, np.ndarray, Any]:
+    """(u0, J0, the start point if a BifurcationPoint) from ``start``: a state near an
+    equilibrium at the parameter's value, or a located BifurcationPoint."""
+    from ._bifurcation import BifurcationPoint
+
+    point = start if isinstance(start, BifurcationPoint) else None
+    if point is not None:
+        x0, v0 = np.asarray(point.x, dtype=float), float(point.value)
+    else:
+        try:
+            x0 = np.asarray(start, dtype=float).reshape(-1)
+        except (TypeError, ValueError):
+            raise TypeError(f"start must be a state (array of {problem.n} numbers) or a BifurcationPoint; "
+                            f"got {type(start).__name__}") from None
+    if x0.shape != (problem.n,) or not np.all(np.isfinite(x0)):
+        raise ValueError(f"start must be a finite state of {problem.n} numbers ({list(problem.system.state_names)}); "
+                         f"got shape {x0.shape}")
+    got = problem.correct_at(x0, v0)
+    if got is None:
+        what = "fixed point" if problem.discrete else "equilibrium"
+        raise ValueError(f"start {np.array2string(x0, precision=6)} is not near an {what} of {label(problem.system)} "
+                         f"at {problem.param} = {v0:g}: Newton does not converge from it")
+    return got[0], got[1], point
+
+
+def _switch_directions(problem: EquilibriumProblem, u: np.ndarray, J: np.ndarray) -> list[np.ndarray]:
+    """At a branch point (dR/du of rank N-1): the tangents of the two branches that cross
+    there, from the algebraic branching equation (Kuznetsov 10.2.3): with the null space
+    {phi1, phi2} of dR/du and its left null vector psi, the tangents alpha phi1 + beta phi2
+    solve a11 alpha^2 + 2 a12 alpha beta + a22 beta^2 = 0, a_ij = psi . D^2R(phi_i, phi_j)."""
+    import jax
+    import jax.numpy as jnp
+
+    U, _, Vt = np.linalg.svd(J)
+    phi1, phi2 = Vt[-1], Vt[-2]
+    psi = U[:, -1]
+
+    def R(w):
+        return problem.residual(w, problem.args)
+
+    def second(a, b):
+        return np.asarray(jax.jvp(lambda w: jax.jvp(R, (w,), (jnp.asarray(a),))[1], (jnp.asarray(u),), (jnp.asarray(b),))[1])
+
+    a11, a12, a22 = (float(psi @ second(phi1, phi1)), float(psi @ second(phi1, phi2)), float(psi @ second(phi2, phi2)))
+    out = []
+    if abs(a11) > 1e-12 * (abs(a12) + abs(a22) + 1e-300):
+        disc = a12 ** 2 - a11 * a22
+        if disc >= 0:
+            for sgn in (1.0, -1.0):
+                beta = 1.0
+                alpha = (-a12 + sgn * math.sqrt(disc)) / a11
+                d = alpha * phi1 + beta * phi2
+                out.append(d / np.linalg.norm(d))
+    else:  # a11 = 0: beta = 0 is one root, and 2 a12 alpha + a22 beta = 0 the other
+        out.append(phi1)
+        d = -a22 * phi1 + 2 * a12 * phi2 if abs(a12) > 0 else phi2
+        out.append(d / np.linalg.norm(d))
+    return out
+
+
+def continue_equilibrium(system: DynamicalSystem, start: Any, sweep: tuple[str, Any], params: Params, *,
+                         direction: str = "both", max_points: int = 400, ds: float | None = None,
+                         ds_max: float | None = None, tol: float = LOCATE_RTOL, period: int = 1):
+    """Follow a branch of equilibria of a flow (fixed points of a map) through a parameter by
+    pseudo-arclength continuation, with its bifurcation points located.
+
+    Any ``DynamicalSystem`` with isolated equilibria, polynomial or not (``s**alpha``, the
+    exact flow, a direction flow): the residual and its Jacobian come from ``system.to_jax()``.
+    The branch turns at folds (its ``values`` then go back), so a fold is passed, not ended at.
+    Along it (module docstring for the test functions):
+
+    - **fold**, with its quadratic coefficient ``a`` (x' = beta + a x^2 on the centre
+      manifold, beta increasing with the parameter);
+    - **branch point**, where two branches cross (transcritical, pitchfork): start from it
+      again (``start=point``) to follow the other branch;
+    - **hopf** (a flow), with ``omega`` and the first Lyapunov coefficient ``l1``
+      (Kuznetsov's normalisation, eq. 3.20: negative is supercritical);
+    - **period doubling** (a flip: a multiplier -1) and **neimark-sacker** (a pair on the unit
+      circle, with its angle ``theta``) for a map; start from a period doubling with
+      ``period=2`` to follow the period-2 points born there.
+
+    Parameters
+    ----------
+    system : DynamicalSystem
+        A flow, or a map (``time == "discrete"``, e.g. ``derive(spec).discrete()``, whose
+        right-hand side is the increment of one step).
+    start : array or BifurcationPoint
+        A state near an equilibrium at ``params[param]`` (Newton corrects it), or a located
+        point: a branch point or a map's period doubling starts the branch born there, any
+        other point the branch through it.
+    sweep : (str, (lo, hi))
+        The parameter to vary and the window the branch stays in; it ends where it leaves the
+        window or the state domain (its last point placed on the edge).
+    params : mapping
+        Every parameter (``param``'s entry is the starting value unless ``start`` is a point).
+    direction : "both", "up" or "down"
+        Continue in both directions from the start, or only towards increasing
+        (decreasing) parameter.
+    max_points : int
+        At most this many points in each direction.
+    ds, ds_max : float, optional
+        First and largest arclength step (defaults: 1/200 and 1/20 of the window's width,
+        at least 1e-3 and 1e-2 times the start's size).
+    tol : float
+        Relative width to which points are located.
+    period : int
+        For a map: continue points of this period (fixed points of the k-th iterate).
+
+    Returns
+    -------
+    Branch
+        With ``eigenvalues`` (a map: multipliers), ``points`` and ``status``.
+
+    Raises
+    ------
+    TypeError
+        ``system`` is no DynamicalSystem, ``params`` no mapping, ``start`` no state.
+    ValueError
+        Unknown or shaped parameter, a window not containing the start, Newton not converging
+        at the start, a symmetry (equilibria in families: continue on the quotient), bad
+        options.
+    """
+    if not isinstance(system, DynamicalSystem):
+        raise TypeError(f"system must be a derivations.DynamicalSystem; got {type(system).__name__}")
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict keyed by parameter name; got {type(params).__name__}")
+    if getattr(system, "symmetry", None) is not None:
+        raise ValueError(f"{label(system)} declares a continuous symmetry: its equilibria come in families, which "
+                         "pseudo-arclength continuation cannot follow (the Jacobian is singular along the orbit)")
+    param, lo, hi = _check_window(system, sweep)
+    if direction not in ("both", "up", "down"):
+        raise ValueError(f"direction must be 'both', 'up' or 'down'; got {direction!r}")
+    if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) or max_points < 2:
+        raise ValueError(f"max_points must be an int >= 2; got {max_points!r}")
+    if isinstance(period, bool) or not isinstance(period, (int, np.integer)) or period < 1:
+        raise ValueError(f"period must be an int >= 1; got {period!r}")
+    if period > 1 and system.time != "discrete":
+        raise ValueError("period > 1 is for maps (points of period k of a discrete-time system); this system is a flow")
+    tol = check_tol(tol)
+    from ._bifurcation import BifurcationPoint
+
+    v_start = float(start.value) if isinstance(start, BifurcationPoint) else None
+    base = dict(params)
+    if v_start is None:
+        if param not in base:
+            raise ValueError(f"params must give the starting value of {param!r} (or start from a BifurcationPoint)")
+        v_start = float(numeric(base[param]))
+    checked = system.check_params({**base, param: v_start})
+    if not lo - 1e-12 * max(1.0, abs(lo)) <= v_start <= hi + 1e-12 * max(1.0, abs(hi)):
+        raise ValueError(f"the start's {param} = {v_start:g} lies outside the window [{lo:g}, {hi:g}]")
+    problem = EquilibriumProblem(system, param, checked, int(period))
+    return _branch(problem, start, v_start, lo, hi, direction, int(max_points), ds, ds_max, tol)
+
+
+def _check_window(system: DynamicalSystem, sweep: Any) -> tuple[str, float, float]:
+    try:
+        param, window = sweep
+        lo, hi = (float(w) for w in window)
+    except (TypeError, ValueError):
+        raise ValueError(f"sweep must be (parameter name, (lo, hi)); got {sweep!r:.80}") from None
+    if not isinstance(param, str) or param not in system.param_names:
+        raise ValueError(f"sweep names {param!r}, not a parameter of {label(system)}; choose one of {system.param_names}")
+    if tuple(system.param_shapes.get(param, ())) != ():
+        raise ValueError(f"{param!r} has one value per mode (shape {system.param_shapes[param]}); continue a scalar parameter")
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f"sweep window must be finite with lo < hi; got ({lo}, {hi})")
+    return param, lo, hi
+
+
+def _inside_fn(problem: EquilibriumProblem, lo: float, hi: float):
+    bounds = np.array(problem.system.state_bounds(), dtype=float).reshape(problem.n, 2)
+    dom = problem.system.param_domain.get(problem.param)
+    plo = max(lo, float(dom.start)) if dom is not None else lo
+    phi = min(hi, float(dom.end)) if dom is not None else hi
+    slack = 1e-9
+
+    def inside(u):
+        x, v = u[: problem.n], u[problem.n]
+        if not (plo - slack * max(1.0, abs(plo)) <= v <= phi + slack * max(1.0, abs(phi))):
+            return False
+        big = slack * np.maximum(1.0, np.abs(x))
+        return bool(np.all(x >= bounds[:, 0] - big) and np.all(x <= bounds[:, 1] + big))
+
+    def boundary(u_in, u_out):
+        """The hyperplane of the edge crossed between u_in and u_out."""
+        v = u_out[problem.n]
+        if v > phi:
+            return _unit(problem.n, problem.n), phi
+        if v < plo:
+            return _unit(problem.n, problem.n), plo
+        x = u_out[: problem.n]
+        for i in range(problem.n):
+            if x[i] < bounds[i, 0]:
+                return _unit(problem.n, i), bounds[i, 0]
+            if x[i] > bounds[i, 1]:
+                return _unit(problem.n, i), bounds[i, 1]
+        return None
+
+    return inside, boundary, (plo, phi)
+
+
+def _unit(n: int, i: int) -> np.ndarray:
+    e = np.zeros(n + 1)
+    e[i] = 1.0
+    return e
+
+
+def _branch(problem: EquilibriumProblem, start: Any, v0: float, lo: float, hi: float, direction: str,
+            max_points: int, ds: float | None, ds_max: float | None, tol: float, t0: np.ndarray | None = None):
+    from ._bifurcation import BifurcationPoint, Branch
+
+    u0, J0, point = _check_start(problem, start, v0)
+    inside, boundary, (plo, phi) = _inside_fn(problem, lo, hi)
+    size = 1.0 + float(np.max(np.abs(u0)))
+    width = phi - plo
+    ds = float(ds) if ds is not None else max(width / 200, 1e-3 * size)
+    ds_max = float(ds_max) if ds_max is not None else max(width / 20, 1e-2 * size)
+    if not (ds > 0 and ds_max >= ds):
+        raise ValueError(f"ds must be > 0 and ds_max >= ds; got ds={ds}, ds_max={ds_max}")
+    if t0 is None and point is not None and (point.kind == "branch point"
+                                             or (point.kind == "period doubling" and problem.period == 2)):
+        born = _born_directions(problem, u0, J0)
+        t0 = born[0] if born else None
+    if t0 is None:
+        t0 = tangent_of(J0)
+        if t0[-1] < 0 or (t0[-1] == 0 and t0[0] < 0):
+            t0 = -t0
+    runs = {}
+    for name, sgn in (("up", 1.0), ("down", -1.0)):
+        if direction in (name, "both"):
+            with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return np.asarray(self.solve(jnp.asarray(start[None]), P))[0]
-
-        y = newton(guess)
-        if not np.all(np.isfinite(y)):
-            return None
-        y = snap_zeros(y, lambda z: self.f(0.0, z, self.params(v)))
-        if self.residual(y, v) > NEWTON_ATOL:
-            return None
-        if np.max(np.abs(y - near)) > CONTINUATION_JUMP * max(1.0, float(np.max(np.abs(near)))):
-            return None
-        return y
-
-    def kind(self, y: np.ndarray, v: float) -> tuple:
+                runs[name] = problem.tracer.trace(u0, sgn * t0, ds=ds, ds_min=1e-9 * size, ds_max=ds_max,
+                                                  max_points=max_points, inside=inside, tests=problem.tests,
+                                                  boundary=boundary, tol=tol)
+    up, down = runs.get("up"), runs.get("down")
+    if up is not None and up.status == "closed":
+        down = None
+    us = (down.u[::-1] if down else []) + (up.u[1:] if up and down else up.u if up else [])
+    located = (down.located[::-1] if down else []) + (up.located if up else [])
+    status = ", ".join(f"{'start' if k == 'down' else 'end'}: {r.status.replace('left_domain', 'left_window')}"
+                       for k, r in (("down", down), ("up", up)) if r is not None)
+    U = np.array(us)
+    evs, stable = [], []
+    for u in U:
+        R, J = problem.tracer.evaluate(u)
+        ev = problem.spectrum(u, J)
+        evs.append(ev)
+        stable.append(problem.stable(ev))
+    points = []
+    for loc in located:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            c = classify(self.system, y, self.params(v))
-        return c.index, c.stable, c
-
-    def step(self, x: np.ndarray, prev: np.ndarray | None, v0: float, v1: float, v_prev: float | None):
-        guess = x if prev is None or v_prev is None else x + (x - prev) * (v1 - v0) / (v0 - v_prev)
-        y = self.correct(guess, v1, x)
-        if y is None and prev is not None:
-            y = self.correct(x, v1, x)
-        return y
-
-
-def _same(x: np.ndarray, y: np.ndarray) -> bool:
-    return bool(np.max(np.abs(x - y)) <= CONTINUATION_RTOL * max(1.0, float(np.max(np.abs(x)))))
+            p = problem.point(loc.index, loc.u, loc.tangent, loc.jacobian)
+        if p is not None and not any(q.kind == p.kind and abs(q.value - p.value) <= 10 * tol * max(1.0, abs(p.value))
+                                     and np.allclose(q.x, p.x, rtol=1e-6, atol=1e-9) for q in points):
+            points.append(p)
+    n = problem.n
+    return Branch(read_only(U[:, n]), read_only(U[:, :n]), read_only(stable, bool),
+                  read_only(np.array(evs).reshape(len(U), -1), complex), tuple(points), problem.param,
+                  FrozenMap(dict(problem.base)), status, problem.system.name or "",
+                  tuple(problem.system.state_names), problem.period)
 
 
-def _follow(tr: _Tracker, x0: np.ndarray, values: np.ndarray) -> tuple[list, list, list, list]:
-    """Follow the equilibrium x0 at values[0] along values: the accepted values, points and
-    stability flags, and the located events [(kind, value, x)]."""
-    vs, xs = [float(values[0])], [x0]
-    t = tr.kind(x0, values[0])
-    stable = [bool(t[1])]
-    ref = (t, x0, vs[0]) if t[2].hyperbolic else None  # the last hyperbolic point: types are compared with it
-    events = []
-    for v1 in values[1:]:
-        v0 = vs[-1]
-        prev = xs[-2] if len(xs) > 1 else None
-        y = tr.step(xs[-1], prev, v0, float(v1), vs[-2] if len(vs) > 1 else None)
-        if y is None:
-            end = _branch_end(tr, xs[-1], v0, float(v1))
-            if end is not None:
-                events.append(end)
-            break
-        t = tr.kind(y, v1)
-        if t[2].hyperbolic:
-            if ref is not None and t[:2] != ref[0][:2]:
-                events.append(_type_change(tr, ref[1], ref[2], float(v1), ref[0]))
-            ref = (t, y, float(v1))
-        vs.append(float(v1))
-        xs.append(y)
-        stable.append(bool(t[1]))
-    return vs, xs, stable, events
-
-
-def _bisect(tr: _Tracker, x: np.ndarray, lo: float, hi: float, same) -> tuple[float, np.ndarray, float, np.ndarray | None]:
-    """Shrink [lo, hi] keeping ``same`` true at lo (with its point) and false at hi."""
-    x_lo, x_hi = x, None
-    for _ in range(MAX_BISECTIONS):
-        if abs(hi - lo) <= tr.tol * max(1.0, abs(lo), abs(hi)):
-            break
-        mid = 0.5 * (lo + hi)
-        y = tr.correct(x_lo, mid, x_lo)
-        if y is not None and same(y, mid):
-            lo, x_lo = mid, y
-        else:
-            hi, x_hi = mid, y
-    return lo, x_lo, hi, x_hi
-
-
-def _branch_end(tr: _Tracker, x: np.ndarray, v0: float, v1: float) -> tuple[str, float, np.ndarray] | None:
-    """Where the branch through x at v0 stops continuing before v1: a fold, unless an
-    equilibrium continues from its end beyond that value (it merges into another branch, at a
-    pitchfork or transcritical point that the other branch's change of type names)."""
-    lo, x_lo, hi, _ = _bisect(tr, x, v0, v1, lambda y, v: True)
-    beyond = hi + 10 * (hi - lo)
-    if tr.correct(x_lo, beyond, x_lo) is not None:
-        return None
-    return "fold", lo, x_lo
-
-
-def _type_change(tr: _Tracker, x: np.ndarray, v0: float, v1: float, before: tuple) -> tuple[str, float, np.ndarray]:
-    """Where the linear type changes between v0 and v1, and what crosses there: bisection on the
-    number of eigenvalues with positive real part, taken as computed (no zero band, so that the
-    crossing is located to ``tol`` rather than to the band's edge)."""
-    unstable = int(np.sum(np.asarray(before[2].eigenvalues).real > 0))
-    lo, x_lo, _, _ = _bisect(tr, x, v0, v1,
-                             lambda y, v: int(np.sum(np.asarray(tr.kind(y, v)[2].eigenvalues).real > 0)) == unstable)
-    c = tr.kind(x_lo, lo)[2]
-    ev = np.asarray(c.eigenvalues)
-    crossing = ev[np.argmin(np.abs(ev.real))] if ev.size else 0.0
-    if abs(np.imag(crossing)) > np.sqrt(NEWTON_RTOL) * max(1.0, float(np.max(np.abs(ev)))):
-        return "hopf", lo, x_lo
-    from ._bifurcation import _normal_form_kind
-
-    return _normal_form_kind(tr.system, tr.param, tr.params(lo), x_lo), lo, x_lo
+def _born_directions(problem: EquilibriumProblem, u0: np.ndarray, J0: np.ndarray) -> list[np.ndarray]:
+    """The tangents of the branches that cross at a branch point, the likelier new one first:
+    for period 2 of a map at a flip (a branch point of x -> F(F(x)) - x), the one not along the
+    fixed points of period 1; otherwise the one with the larger state component (the branch
+    that leaves a trivial branch x = const, as the non-collapsed branch leaves the collapsed
+    one)."""
+    dirs = _switch_directions(problem, u0, J0)
+    if len(dirs) < 2:
+        return dirs
+    if problem.discrete and problem.period == 2:
+        vj1, _ = _compiled(problem.system, problem.param, 1)
+        _, J1 = vj1(u0, problem.args)
+        t1 = tangent_of(np.asarray(J1, dtype=float))
+        return sorted(dirs, key=lambda d: abs(float(d @ t1)))
+    return sorted(dirs, key=lambda d: -float(d[:-1] @ d[:-1]))
 
 
 def continued_bifurcation(system: DynamicalSystem, param: str, values: np.ndarray, base: Mapping, tol: float):
-    """The diagram of ``bifurcation`` for a system served numerically (see the module docstring)."""
-    from ._bifurcation import Bifurcation, BifurcationPoint, Branch, _sampled, _unique
+    """The diagram of ``bifurcation`` for a system without exact equilibria: every equilibrium
+    that multi-start Newton finds at the ends and the middle of the sweep, continued by
+    pseudo-arclength through the window (``continue_equilibrium``), the branches born at the
+    branch points found followed too; the equilibria at each sampled value read off the
+    branches (interpolated and corrected by Newton)."""
+    from ._bifurcation import Bifurcation, Branch, _sampled, _unique
+    from ._equilibria import equilibria
 
-    tr = _Tracker(system, param, base, tol)
-    first = equilibria(system, tr.params(values[0]))
-    last = equilibria(system, tr.params(values[-1]))
-    paths, events = [], []
-    for e in first:
-        vs, xs, stable, ev = _follow(tr, np.asarray(e.x, dtype=float), values)
-        paths.append((vs, xs, stable))
-        events += ev
-    reached = [xs[-1] for vs, xs, _ in paths if vs[-1] == float(values[-1])]
-    for e in last:
-        x = np.asarray(e.x, dtype=float)
-        if any(_same(x, y) for y in reached):
+    lo, hi = float(values[0]), float(values[-1])
+    problem = EquilibriumProblem(system, param, base)
+    starts = []
+    for v in (lo, hi, 0.5 * (lo + hi)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = equilibria(system, {**base, param: v})
+        starts += [(np.asarray(e.x, dtype=float), v) for e in found]
+    branches: list = []
+    pending: list = []
+    for x, v in starts:
+        if any(_on_branch(b, x, v) for b in branches):
             continue
-        vs, xs, stable, ev = _follow(tr, x, values[::-1])
-        paths.append((vs[::-1], xs[::-1], stable[::-1]))
-        events += ev
-    n = system.n_states
-    rows: list[list[tuple[np.ndarray, bool]]] = [[] for _ in values]
-    branches = []
-    for vs, xs, stable in paths:
-        for v, x, s in zip(vs, xs, stable):
-            i = int(np.argmin(np.abs(values - v)))
-            if not any(_same(x, y) for y, _ in rows[i]):
-                rows[i].append((x, s))
-        branches.append(Branch(read_only(vs), read_only(np.array(xs).reshape(len(xs), n)), read_only(stable, bool)))
-    X, S, M = _sampled([sorted(r, key=lambda p: tuple(p[0])) for r in rows], n)
-    points = _unique([BifurcationPoint(k, v, x) for k, v, x in events], tol)
-    return Bifurcation(param, read_only(values), X, S, M, tuple(points),
-                       system.state_names, tuple(branches), system.name,
-                       FrozenMap({k: numeric(v) for k, v in base.items()}))
+        try:
+            br = _branch(problem, x, v, lo, hi, "both", 2000, None, None, tol)
+        except ValueError:
+            continue
+        branches.append(br)
+        pending += [p for p in br.points if p.kind == "branch point"]
+    for p in pending:
+        u0, J0 = problem.correct_at(p.x, p.value) or (None, None)
+        if u0 is None:
+            continue
+        for d in _born_directions(problem, u0, J0):
+            try:
+                br = _branch(problem, p, p.value, lo, hi, "both", 2000, None, None, tol, t0=d)
+            except ValueError:
+                continue
+            if not any(_same_branch(br, b) for b in branches):
+                branches.append(br)
+    points = [p for b in branches for p in b.points]
+    points = [_as_diagram_kind(problem, p) for p in points]
+    points = _unique([p for p in points if p is not None], tol)
+    rows = [_sampled_on(problem, branches, float(v)) for v in values]
+    X, S, M = _sampled(rows, problem.n)
+    shown = tuple(Branch(b.values, b.x, b.stable, b.eigenvalues) for b in branches)
+    return Bifurcation(param, read_only(values), X, S, M, tuple(points), system.state_names, shown,
+                       system.name, FrozenMap({k: numeric(v) for k, v in base.items()}))
+
+
+def _as_diagram_kind(problem: EquilibriumProblem, p):
+    """A branch point named by its normal form (transcritical or pitchfork) for the diagram."""
+    from dataclasses import replace
+
+    if p.kind != "branch point":
+        return p
+    import jax
+
+    x = np.asarray(p.x)
+    f = problem.f_of_x(np.concatenate([x, [p.value]]))
+    forms = Multilinear(f, x)
+    u = np.concatenate([x, [p.value]])
+    _, J = problem.tracer.evaluate(u)
+    H = np.asarray(jax.jacfwd(jax.jacfwd(f))(x))
+    kind = normal_form_kind(forms.A, J[:, problem.n], H)
+    return replace(p, kind=kind if kind in ("transcritical", "pitchfork") else "branch point")
+
+
+def _on_branch(b, x: np.ndarray, v: float) -> bool:
+    scale = 1.0 + float(np.max(np.abs(x)))
+    d = np.max(np.abs(b.x - x), axis=1) + np.abs(b.values - v)
+    k = int(np.argmin(d))
+    if d[k] <= 1e-6 * scale:
+        return True
+    # between two consecutive points
+    for j in (k - 1, k):
+        if 0 <= j < len(b.values) - 1:
+            a = np.concatenate([b.x[j], [b.values[j]]])
+            c = np.concatenate([b.x[j + 1], [b.values[j + 1]]])
+            w = np.concatenate([x, [v]])
+            seg = c - a
+            s = float(np.clip((w - a) @ seg / max(float(seg @ seg), 1e-300), 0, 1))
+            if float(np.max(np.abs(a + s * seg - w))) <= 1e-3 * scale * max(1.0, float(np.linalg.norm(seg))):
+                return True
+    return False
+
+
+def _same_branch(a, b) -> bool:
+    mid = len(a.values) // 2
+    return _on_branch(b, a.x[mid], float(a.values[mid]))
+
+
+def _sampled_on(problem: EquilibriumProblem, branches, v: float) -> list:
+    out: list = []
+    for b in branches:
+        vals = np.asarray(b.values)
+        for j in range(len(vals) - 1):
+            a, c = vals[j], vals[j + 1]
+            if not (min(a, c) <= v <= max(a, c)) or a == c:
+                continue
+            if v == c and j + 1 < len(vals) - 1:
+                continue  # counted once, on the segment it starts
+            w = (v - a) / (c - a)
+            guess = b.x[j] + w * (b.x[j + 1] - b.x[j])
+            got = problem.correct_at(guess, v)
+            x = got[0][: problem.n] if got is not None else guess
+            ev = problem.spectrum(got[0], got[1]) if got is not None else b.eigenvalues[j]
+            if not any(np.allclose(x, y, rtol=1e-6, atol=1e-9) for y, _ in out):
+                out.append((x, problem.stable(ev)))
+    return sorted(out, key=lambda p: tuple(p[0]))

@@ -68,3 +68,91 @@ def normal_form_kind(jacobian, f_param, hessian, rtol: float = COARSE_RTOL, thir
     c = float(left @ (np.einsum("ijkl,j,k,l->i", T, q, q, q) + 3 * np.einsum("ijk,j,k->i", H, q, h)))
     scale = 1.0 + float(np.max(np.abs(T))) + float(np.max(np.abs(H))) * (1.0 + float(np.max(np.abs(h))))
     return "pitchfork" if abs(c) > rtol * scale else "degenerate"
+
+
+# -- coefficients at a located point, from the derivatives JAX takes of the right-hand side --------
+
+
+class Multilinear:
+    """The derivatives of a JAX function f: R^n -> R^n at x as multilinear forms: the Jacobian A,
+    B(u, v) = D^2 f(x)[u, v] and C(u, v, w) = D^3 f(x)[u, v, w], for real or complex arguments
+    (a complex argument is split into its real and imaginary parts: the forms are real)."""
+
+    def __init__(self, f, x):
+        import jax
+
+        self.x = np.asarray(x, dtype=float)
+        self._f = f
+        self.A = np.asarray(jax.jacfwd(f)(self.x), dtype=float)
+
+        def b(u, v):
+            return jax.jvp(lambda y: jax.jvp(f, (y,), (u,))[1], (self.x,), (v,))[1]
+
+        def c(u, v, w):
+            return jax.jvp(lambda y: jax.jvp(lambda z: jax.jvp(f, (z,), (u,))[1], (y,), (v,))[1], (self.x,), (w,))[1]
+
+        self._b, self._c = jax.jit(b), jax.jit(c)
+
+    def B(self, u, v):
+        parts = _split(u, v)
+        return _combine(parts, lambda a, b: np.asarray(self._b(a, b)))
+
+    def C(self, u, v, w):
+        parts = _split(u, v, w)
+        return _combine(parts, lambda a, b, c: np.asarray(self._c(a, b, c)))
+
+
+def _split(*vs):
+    return [(np.real(v).astype(float), np.imag(v).astype(float)) for v in vs]
+
+
+def _combine(parts, form):
+    """sum over real/imaginary choices of form(parts), with the factors i**k (a complex array)."""
+    import itertools
+
+    out = np.zeros(parts[0][0].shape, dtype=complex)
+    for choice in itertools.product((0, 1), repeat=len(parts)):
+        vecs = [parts[k][c] for k, c in enumerate(choice)]
+        if any(not np.any(v) for v in vecs):
+            continue
+        out = out + (1j ** sum(choice)) * form(*vecs)
+    return out
+
+
+def fold_coefficient(forms: Multilinear, f_param: np.ndarray) -> float:
+    """The quadratic coefficient a of a fold, x' = beta + a x^2 on the centre manifold
+    (Kuznetsov 3.3): a = (1/2) p . B(q, q) with A q = 0, A^T p = 0, p . q = 1, q of unit length
+    and oriented so that p . df/dparam > 0 (the parameter's increase is beta's)."""
+    U, _, Vt = np.linalg.svd(forms.A)
+    q, p = Vt[-1], U[:, -1]
+    p = p / float(p @ q)
+    if float(p @ f_param) < 0:
+        q, p = -q, -p
+    return 0.5 * float(p @ np.real(forms.B(q, q)))
+
+
+def hopf_coefficients(forms: Multilinear) -> tuple[float, float]:
+    """(omega, l1) at a Hopf point: the frequency and the first Lyapunov coefficient
+    (Kuznetsov, Elements of Applied Bifurcation Theory, eq. 3.20, with <q, q> = <p, q> = 1):
+
+        l1 = Re[<p, C(q, q, qb)> - 2 <p, B(q, A^-1 B(q, qb))> + <p, B(qb, (2 i omega - A)^-1 B(q, q))>] / (2 omega)
+
+    (negative: supercritical, a stable cycle is born). Example: x' = mu x - y - x r^2,
+    y' = x + mu y - y r^2 at mu = 0 has omega = 1 and l1 = -2 in this normalisation."""
+    A = forms.A
+    ev, V = np.linalg.eig(A)
+    k = int(np.argmin(np.where(ev.imag > 0, np.abs(ev.real), np.inf)))
+    omega = float(ev[k].imag)
+    q = V[:, k] / np.linalg.norm(V[:, k])
+    evl, W = np.linalg.eig(A.T)
+    j = int(np.argmin(np.abs(evl - np.conj(ev[k]))))
+    p = W[:, j]
+    p = p / np.conj(np.vdot(p, q))  # <p, q> = conj(p) . q = 1
+    n = A.shape[0]
+    qb = np.conj(q)
+    Bqqb = forms.B(q, qb)
+    Bqq = forms.B(q, q)
+    h11 = np.linalg.solve(A, Bqqb)
+    h20 = np.linalg.solve(2j * omega * np.eye(n) - A, Bqq)
+    g = np.vdot(p, forms.C(q, q, qb)) - 2 * np.vdot(p, forms.B(q, h11)) + np.vdot(p, forms.B(qb, h20))
+    return omega, float(np.real(g)) / (2 * omega)
