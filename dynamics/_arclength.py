@@ -166,7 +166,8 @@ class Tracer:
                     plane = boundary(u, u1)
                     if plane is not None:
                         end = self.correct(u + (u1 - u) * 0.5, plane[0], plane[1])
-                        if end is not None and float(np.linalg.norm(end[0] - u)) <= 2 * h:
+                        gap = float(np.linalg.norm(end[0] - u)) if end is not None else 0.0
+                        if end is not None and 1e-9 * (1.0 + float(np.max(np.abs(u)))) < gap <= 2 * h:
                             ue, Je, _ = end
                             te = tangent_of(Je, t)
                             self._accept(out, ue, te, Je, tests, tol)

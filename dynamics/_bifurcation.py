@@ -93,12 +93,14 @@ class BifurcationPoint(Value):
     def __post_init__(self) -> None:
         object.__setattr__(self, "x", read_only(np.atleast_1d(np.asarray(self.x, dtype=float))))
         object.__setattr__(self, "value", float(self.value))
-        object.__setattr__(self, "params", FrozenMap({str(k): float(v) for k, v in dict(self.params).items()}))
+        object.__setattr__(self, "params", FrozenMap({str(k): numeric(v) if np.ndim(v) else float(v)
+                                                      for k, v in dict(self.params).items()}))
         object.__setattr__(self, "coefficients", FrozenMap({str(k): float(v) for k, v in dict(self.coefficients).items()}))
 
     def __repr__(self) -> str:
         where = f"{self.param} = {self.value:.10g}" if self.param else f"{self.value:.10g}"
-        others = [f"{k} = {v:.8g}" for k, v in self.params.items() if k != self.param] if len(self.params) <= 4 else []
+        others = [f"{k} = {v:.8g}" for k, v in self.params.items()
+                  if k != self.param and np.ndim(v) == 0] if len(self.params) <= 4 else []
         coef = [f"{k} = {v:.6g}" for k, v in self.coefficients.items()]
         extra = "; ".join(x for x in (", ".join(others), ", ".join(coef)) if x)
         return f"BifurcationPoint({self.kind} at {where}, x = {short_array(self.x, 6)}{'; ' + extra if extra else ''})"

@@ -55,6 +55,17 @@ def signed_mean(factors: np.ndarray) -> float:
     return sign * float(np.exp(np.mean(np.log(mag))))
 
 
+NOISE = 1e-9
+"""Relative size below which a test function's factor counts as rounding noise (zero)."""
+
+
+def _floored(factors: np.ndarray, scale: float) -> float:
+    factors = np.asarray(factors)
+    if factors.size and float(np.min(np.abs(factors))) <= NOISE * scale:
+        return 0.0
+    return signed_mean(factors)
+
+
 def pair_sums(ev: np.ndarray) -> np.ndarray:
     i, j = np.triu_indices(len(ev), 1)
     return ev[i] + ev[j]
@@ -69,10 +80,18 @@ def _compiled(system: DynamicalSystem, param: str, period: int):
     f = system.to_jax(checked=False)
     n = system.n_states
     discrete = system.time == "discrete"
+    c = system.constraint.function if getattr(system, "constraint", None) is not None else None
 
     def residual(u, P):
         x, v = u[:n], u[n]
         prm = {**P, param: v}
+        if c is not None:
+            # on a declared invariant set {c = 0}: the flow's tangential part, and c itself along
+            # the normals G^T (G G^T)^-1 c, so that the equilibria on the set are isolated zeros
+            G = jnp.atleast_2d(jax.jacfwd(lambda y: jnp.atleast_1d(c(y, prm)))(x))
+            F = f(0.0, x, prm)
+            normal = G.T @ jnp.linalg.solve(G @ G.T, jnp.stack([G @ F, jnp.atleast_1d(c(x, prm))], axis=1))
+            return F - normal[:, 0] + normal[:, 1]
         if not discrete:
             return f(0.0, x, prm)
         y = x
@@ -124,13 +143,19 @@ class EquilibriumProblem:
         return bool(np.max(np.abs(ev)) < 1.0) if self.discrete else bool(np.max(ev.real) < 0.0)
 
     def tests(self, u: np.ndarray, t: np.ndarray, J: np.ndarray) -> np.ndarray:
+        """The test functions at a curve point; a value at rounding level is returned as 0, so
+        that a branch along which one vanishes identically (a line of non-hyperbolic points)
+        shows no sign changes of rounding noise."""
         ev = self.spectrum(u, J)
-        sign, logdet = np.linalg.slogdet(np.vstack([J, t[None, :]]))
-        bp = float(sign) * math.exp(logdet / (self.n + 1)) if sign != 0 else 0.0
+        scale = max(1.0, float(np.max(np.abs(J))))
+        A = np.vstack([J, t[None, :]])
+        sv = np.linalg.svd(A, compute_uv=False)
+        sign, logdet = np.linalg.slogdet(A)
+        bp = float(sign) * math.exp(logdet / (self.n + 1)) if sign != 0 and sv[-1] > NOISE * sv[0] else 0.0
         if self.discrete:
             i, j = np.triu_indices(len(ev), 1)
-            return np.array([t[-1], bp, signed_mean(1.0 + ev), signed_mean(ev[i] * ev[j] - 1.0)])
-        return np.array([t[-1], bp, signed_mean(pair_sums(ev))])
+            return np.array([t[-1], bp, _floored(1.0 + ev, scale), _floored(ev[i] * ev[j] - 1.0, scale)])
+        return np.array([t[-1], bp, _floored(pair_sums(ev), scale)])
 
     def f_of_x(self, u: np.ndarray):
         """x -> R(x, v) at u's parameter value, for the multilinear forms."""
@@ -424,7 +449,10 @@ def _branch(problem: EquilibriumProblem, start: Any, v0: float, lo: float, hi: f
     if up is not None and up.status == "closed":
         down = None
     us = (down.u[::-1] if down else []) + (up.u[1:] if up and down else up.u if up else [])
-    located = (down.located[::-1] if down else []) + (up.located if up else [])
+    # a branch switched onto starts at a singular point: what changes sign in its first step is the start
+    skip = 0 if point is None else 1
+    located = ([loc for loc in down.located[::-1] if loc.after >= skip] if down else []) + (
+        [loc for loc in up.located if loc.after >= skip] if up else [])
     status = ", ".join(f"{'start' if k == 'down' else 'end'}: {r.status.replace('left_domain', 'left_window')}"
                        for k, r in (("down", down), ("up", up)) if r is not None)
     U = np.array(us)
@@ -491,7 +519,9 @@ def continued_bifurcation(system: DynamicalSystem, param: str, values: np.ndarra
         try:
             br = _branch(problem, x, v, lo, hi, "both", 2000, None, None, tol)
         except ValueError:
-            continue
+            br = _constant_branch(problem, x, values)
+            if br is None:
+                continue
         branches.append(br)
         pending += [p for p in br.points if p.kind == "branch point"]
     for p in pending:
@@ -505,7 +535,7 @@ def continued_bifurcation(system: DynamicalSystem, param: str, values: np.ndarra
                 continue
             if not any(_same_branch(br, b) for b in branches):
                 branches.append(br)
-    points = [p for b in branches for p in b.points]
+    points = _merged([p for b in branches for p in b.points], problem)
     points = [_as_diagram_kind(problem, p) for p in points]
     points = _unique([p for p in points if p is not None], tol)
     rows = [_sampled_on(problem, branches, float(v)) for v in values]
@@ -513,6 +543,50 @@ def continued_bifurcation(system: DynamicalSystem, param: str, values: np.ndarra
     shown = tuple(Branch(b.values, b.x, b.stable, b.eigenvalues) for b in branches)
     return Bifurcation(param, read_only(values), X, S, M, tuple(points), system.state_names, shown,
                        system.name, FrozenMap({k: numeric(v) for k, v in base.items()}))
+
+
+def _merged(points: list, problem: EquilibriumProblem) -> list:
+    """The points of several branches, each branch point once: two branches that cross both
+    locate it (a branch through a pitchfork also sees a fold of the parameter there), the
+    corrector is ill-conditioned next to it, and the location whose Jacobian dR/d(x, param) is
+    closest to rank deficient is kept; folds and branch points next to it are dropped."""
+    def sv(p):
+        _, J = problem.tracer.evaluate(np.concatenate([p.x, [p.value]]))
+        return float(np.linalg.svd(J, compute_uv=False)[-1])
+
+    bps = sorted((p for p in points if p.kind == "branch point"), key=sv)
+    kept: list = []
+    for p in bps:
+        if not any(_near(p, q) for q in kept):
+            kept.append(p)
+    return kept + [p for p in points if p.kind != "branch point"
+                   and not (p.kind == "fold" and any(_near(p, q) for q in kept))]
+
+
+def _near(p, q, rel: float = 1e-2) -> bool:
+    a, b = np.concatenate([p.x, [p.value]]), np.concatenate([q.x, [q.value]])
+    return float(np.max(np.abs(a - b))) <= rel * (1.0 + float(np.max(np.abs(a))))
+
+
+def _constant_branch(problem: EquilibriumProblem, x: np.ndarray, values: np.ndarray):
+    """An equilibrium where Newton cannot work (the Jacobian is not finite there: s = 0 of
+    s**a with a < 1) that does not move: x is an equilibrium at every sampled value. Its
+    stability at each value is ``classify``'s (one-sided where the state domain ends there)."""
+    from ._bifurcation import Branch
+    from ._stability import classify
+
+    f = problem.system.to_numpy(checked=False)
+    stable = []
+    for v in values:
+        prm = problem.params_at(float(v))
+        with np.errstate(all="ignore"):
+            r = np.asarray(f(0.0, x, prm), dtype=float)
+        if not np.all(np.isfinite(r)) or float(np.max(np.abs(r))) > 1e-12 * (1.0 + float(np.max(np.abs(x)))):
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stable.append(bool(classify(problem.system, x, prm).stable))
+    return Branch(read_only(values), read_only(np.tile(x, (len(values), 1))), read_only(stable, bool))
 
 
 def _as_diagram_kind(problem: EquilibriumProblem, p):
@@ -558,20 +632,27 @@ def _same_branch(a, b) -> bool:
 
 
 def _sampled_on(problem: EquilibriumProblem, branches, v: float) -> list:
+    """(x, stable) of every branch's equilibria at the value v: a branch point there as it is,
+    else interpolated between the two branch points around v and corrected by Newton."""
     out: list = []
+
+    def add(x, st):
+        if not any(np.allclose(x, y, rtol=1e-6, atol=1e-9) for y, _ in out):
+            out.append((x, st))
+
     for b in branches:
         vals = np.asarray(b.values)
+        for j in np.flatnonzero(vals == v):
+            add(b.x[j], bool(b.stable[j]))
         for j in range(len(vals) - 1):
             a, c = vals[j], vals[j + 1]
-            if not (min(a, c) <= v <= max(a, c)) or a == c:
+            if not (min(a, c) < v < max(a, c)):
                 continue
-            if v == c and j + 1 < len(vals) - 1:
-                continue  # counted once, on the segment it starts
             w = (v - a) / (c - a)
             guess = b.x[j] + w * (b.x[j + 1] - b.x[j])
             got = problem.correct_at(guess, v)
-            x = got[0][: problem.n] if got is not None else guess
-            ev = problem.spectrum(got[0], got[1]) if got is not None else b.eigenvalues[j]
-            if not any(np.allclose(x, y, rtol=1e-6, atol=1e-9) for y, _ in out):
-                out.append((x, problem.stable(ev)))
+            if got is None:
+                add(guess, bool(b.stable[j if w < 0.5 else j + 1]))
+            else:
+                add(got[0][: problem.n], problem.stable(problem.spectrum(got[0], got[1])))
     return sorted(out, key=lambda p: tuple(p[0]))
