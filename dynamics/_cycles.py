@@ -25,7 +25,9 @@ functions (Kuznetsov 10.3.2):
   the unit circle (a real pair with product 1 is a neutral saddle, not reported);
 - branch point: det [dR/du; tangent].
 
-Products are taken as sign x geometric mean (``_continuation.signed_mean``).
+Products are taken as sign x geometric mean (``_continuation.signed_mean``). The dense linear
+algebra (a few hundred unknowns) runs on one BLAS thread, restored on return: at this size
+threads cost more than they gain, and many times more on a loaded machine.
 """
 
 from __future__ import annotations
@@ -580,7 +582,9 @@ def continue_cycle(system: DynamicalSystem, start: Any, sweep: tuple[str, Any], 
     ds_max = float(ds_max) if ds_max is not None else 0.2 * size
     if not (ds > 0 and ds_max >= ds and np.isfinite(ds_max)):
         raise ValueError(f"ds must be > 0 and ds_max >= ds; got ds={ds}, ds_max={ds_max}")
-    with warnings.catch_warnings():
+    from threadpoolctl import threadpool_limits
+
+    with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
         warnings.simplefilter("ignore")
         if hopf:
             u0, t0 = _from_hopf(problem, start, ds)
