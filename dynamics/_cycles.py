@@ -521,7 +521,8 @@ def continue_cycle(system: DynamicalSystem, start: Any, sweep: tuple[str, Any], 
     ntst, ncol : int
         Mesh intervals (>= 3) and Gauss collocation points per interval (1 to 7).
     max_points : int
-        At most this many cycles in each direction.
+        At most this many cycles in each direction (a family that closes on itself, an isola,
+        is followed round until then).
     ds, ds_max : float, optional
         First and largest step in the arclength of u = (profile / sqrt(N), T, p), whose
         profile part measures the cycle's L2 norm (defaults: 1e-2 and 0.2 times 1 + the

@@ -148,6 +148,19 @@ def test_period_doubling_of_the_adaptive_control_system():
     mu = np.linalg.eigvals(M)
     assert np.min(np.abs(mu + 1)) < 1e-5 and np.min(np.abs(mu - 1)) < 1e-6
     assert 0.6 < b < 0.65
+    # the multipliers along the family (by condensation of the collocation Jacobian) against SciPy's
+    # (the last cycle, period 12 near a homoclinic orbit, is resolved to ~4e-5 by ntst = 20)
+    for k, tol in ((5, 1e-7), (len(fam.values) // 2, 1e-7), (len(fam.values) - 1, 1e-4)):
+        bk = fam.values[k]
+        fk = lambda x, bk=bk: np.array([x[1], x[2], -x[2] - bk * x[1] - x[0] + x[0] ** 2])  # noqa: E731
+        jk = lambda x, bk=bk: np.array([[0, 1, 0], [0, 0, 1], [-1 + 2 * x[0], -bk, -1]])  # noqa: E731
+        _, Mk = monodromy(fk, jk, fam.profiles[k, 0], fam.period[k])
+        ref = np.linalg.eigvals(Mk)
+        ref = ref[np.argsort(np.abs(ref - 1))]
+        assert np.abs(fam.multipliers[k, 0] - 1) < tol and np.abs(ref[0] - 1) < tol
+        assert np.allclose(np.sort_complex(fam.multipliers[k, 1:]), np.sort_complex(ref[1:]), rtol=0, atol=tol)
+    widths = np.diff(fam.times[-1][:: 4])
+    assert widths.max() > 1.5 * widths.min()  # the mesh has moved to where the cycle bends
     # simulated: the returns to y = 0 alternate just past it (period 2), and settle just before it
     event = lambda t, x: x[1]  # noqa: E731
     event.direction = 1
