@@ -536,15 +536,18 @@ def continue_cycle(system: DynamicalSystem, start: Any, sweep: tuple[str, Any], 
     Returns
     -------
     CycleFamily
+        The cycles' parameter values, periods, ranges, profiles on their meshes, Floquet
+        multipliers (from the monodromy matrix condensed out of the collocation Jacobian; the
+        trivial one first) and stability, the located points and why the family ended.
 
     Raises
     ------
     TypeError
         ``system`` is no DynamicalSystem, ``params`` no mapping, ``start`` none of the above.
     ValueError
-        A map (discrete time), an unknown parameter or bad window, a start outside the window,
-        a BifurcationPoint that is no Hopf point, a trajectory that does not return, Newton not
-        converging at the start, bad options.
+        A map (discrete time), a system with a continuous symmetry, an unknown parameter or a
+        bad window, a start outside the window, a BifurcationPoint that is no Hopf point, a
+        trajectory that does not return, Newton not converging at the start, bad options.
     """
     from ._bifurcation import BifurcationPoint
 
@@ -555,6 +558,9 @@ def continue_cycle(system: DynamicalSystem, start: Any, sweep: tuple[str, Any], 
                          "(time == 'discrete'): continue its points of period k with continue_equilibrium(..., period=k)")
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict keyed by parameter name; got {type(params).__name__}")
+    if getattr(system, "symmetry", None) is not None:
+        raise ValueError(f"{label(system)} declares a continuous symmetry: its cycles come in families, which "
+                         "the collocation system cannot isolate (its Jacobian is singular); continue on the quotient")
     param, lo, hi = _check_window(system, sweep)
     for name, val, least, most in (("ntst", ntst, 3, 10_000), ("ncol", ncol, 1, 7), ("max_points", max_points, 2, 10**7)):
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or not least <= val <= most:
