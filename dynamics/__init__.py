@@ -28,6 +28,7 @@ _jax.config.update("jax_enable_x64", True)
 from ._basins import Basins, basins  # noqa: E402
 from ._bifurcation import BIFURCATION_KINDS, Bifurcation, BifurcationPoint, Branch, bifurcation  # noqa: E402
 from ._continuation import continue_equilibrium  # noqa: E402
+from ._codim2 import BifurcationCurve, continue_curve  # noqa: E402
 from ._cycles import CycleFamily, continue_cycle  # noqa: E402
 from ._roots import REGIMES, SCALE, BatchRoots, Regimes, ShrinkingNorms, regimes, roots_batch, shrinking_norms  # noqa: E402
 from ._threshold import Threshold, threshold  # noqa: E402

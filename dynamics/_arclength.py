@@ -106,12 +106,13 @@ class Tracer:
         return np.asarray(R, dtype=float), np.asarray(J, dtype=float)
 
     def correct(self, u_pred: np.ndarray, normal: np.ndarray, target: float | None = None,
-                ) -> tuple[np.ndarray, np.ndarray, int] | None:
+                max_iter: int = MAX_NEWTON) -> tuple[np.ndarray, np.ndarray, int] | None:
         """Newton on [R(u); normal . u = target] (target: normal . u_pred by default), from
-        ``u_pred``: (u, dR/du at u, iterations), or None if it does not converge."""
+        ``u_pred``: (u, dR/du at u, iterations), or None if it does not converge within
+        ``max_iter`` iterations."""
         u = np.array(u_pred, dtype=float)
         c = float(normal @ u_pred) if target is None else float(target)
-        for it in range(1, MAX_NEWTON + 1):
+        for it in range(1, max_iter + 1):
             R, J = self.evaluate(u)
             if not (np.all(np.isfinite(R)) and np.all(np.isfinite(J))):
                 return None

@@ -30,8 +30,8 @@ import numpy as np
 
 from derivations import DynamicalSystem, FrozenMap, Params
 
-from ._arclength import Tracer, Traced, tangent_of
-from ._normal_form import Multilinear, fold_coefficient, hopf_coefficients, normal_form_kind
+from ._arclength import Located, Tracer, Traced, tangent_of
+from ._normal_form import Multilinear, compiled_forms, fold_coefficient, hopf_coefficients, normal_form_kind
 from ._prepare import label, numeric, read_only
 from ._tolerance import COARSE_RTOL, LOCATE_RTOL, check_tol
 
@@ -100,7 +100,8 @@ def _compiled(system: DynamicalSystem, param: str, period: int):
         return y - x
 
     vj = jax.jit(lambda u, P: (residual(u, P), jax.jacfwd(residual)(u, P)))
-    return vj, residual
+    forms = compiled_forms(lambda x, a: residual(jnp.concatenate([x, jnp.atleast_1d(a[0])]), a[1]))
+    return vj, residual, forms
 
 
 class EquilibriumProblem:
@@ -114,7 +115,7 @@ class EquilibriumProblem:
         self.n = system.n_states
         self.discrete = system.time == "discrete"
         self.base = {k: numeric(v) for k, v in base.items() if k != param}
-        self.vj, self.residual = _compiled(system, param, period)
+        self.vj, self.residual, self._forms = _compiled(system, param, period)
         self.args = {k: jnp.asarray(v) for k, v in self.base.items()}
         self.tracer = Tracer(self.vj, self.args)
         self.tests_names = MAP_TESTS if self.discrete else FLOW_TESTS
@@ -157,12 +158,11 @@ class EquilibriumProblem:
             return np.array([t[-1], bp, _floored(1.0 + ev, scale), _floored(ev[i] * ev[j] - 1.0, scale)])
         return np.array([t[-1], bp, _floored(pair_sums(ev), scale)])
 
-    def f_of_x(self, u: np.ndarray):
-        """x -> R(x, v) at u's parameter value, for the multilinear forms."""
+    def forms(self, u: np.ndarray) -> Multilinear:
+        """The derivatives of x -> R(x, v) at u = (x, v)."""
         import jax.numpy as jnp
 
-        v = float(u[self.n])
-        return lambda x: self.residual(jnp.concatenate([x, jnp.asarray([v])]), self.args)
+        return Multilinear.at(self._forms, u[: self.n], (jnp.asarray(float(u[self.n])), self.args))
 
     def f_param(self, u: np.ndarray, J: np.ndarray) -> np.ndarray:
         return J[:, self.n]
@@ -182,14 +182,14 @@ class EquilibriumProblem:
             sv = np.linalg.svd(np.vstack([J, t[None, :]]), compute_uv=False)
             if sv[-1] <= 1e-6 * sv[0]:
                 return None  # a branch point, which its own test reports
-            coef["a"] = fold_coefficient(Multilinear(self.f_of_x(u), x), self.f_param(u, J))
+            coef["a"] = fold_coefficient(self.forms(u), self.f_param(u, J))
         elif name == "branch point":
             pass
         elif name == "hopf":
             cplx = ev[ev.imag > COARSE_RTOL * scale]
             if cplx.size == 0 or float(np.min(np.abs(cplx.real))) > 1e-5 * scale:
                 return None
-            omega, l1 = hopf_coefficients(Multilinear(self.f_of_x(u), x))
+            omega, l1 = hopf_coefficients(self.forms(u))
             coef.update(omega=omega, l1=l1)
         elif name == "period doubling":
             if float(np.min(np.abs(ev + 1.0))) > 1e-5 * scale:
@@ -202,11 +202,11 @@ class EquilibriumProblem:
             coef["theta"] = float(np.max(np.abs(np.angle(on))))
         return BifurcationPoint(name, v, x, param=self.param, params=prm, coefficients=coef)
 
-    def correct_at(self, x0: np.ndarray, v: float) -> tuple[np.ndarray, np.ndarray] | None:
+    def correct_at(self, x0: np.ndarray, v: float, max_iter: int = 8) -> tuple[np.ndarray, np.ndarray] | None:
         """Newton at the fixed parameter value v from x0: (u, J) or None."""
         e = np.zeros(self.n + 1)
         e[-1] = 1.0
-        res = self.tracer.correct(np.concatenate([np.asarray(x0, dtype=float), [v]]), e, v)
+        res = self.tracer.correct(np.concatenate([np.asarray(x0, dtype=float), [v]]), e, v, max_iter=max_iter)
         return None if res is None else (res[0], res[1])
 
 
@@ -227,7 +227,12 @@ def _check_start(problem: EquilibriumProblem, start: Any, v0: float) -> tuple[np
     if x0.shape != (problem.n,) or not np.all(np.isfinite(x0)):
         raise ValueError(f"start must be a finite state of {problem.n} numbers ({list(problem.system.state_names)}); "
                          f"got shape {x0.shape}")
-    got = problem.correct_at(x0, v0)
+    got = problem.correct_at(x0, v0, max_iter=40)
+    if got is None:
+        # already an equilibrium where Newton's matrix is singular (a branch point at the start)
+        R, J = problem.tracer.evaluate(np.concatenate([x0, [v0]]))
+        if np.all(np.isfinite(J)) and float(np.max(np.abs(R), initial=0.0)) <= problem.tracer.atol:
+            got = (np.concatenate([x0, [v0]]), J)
     if got is None:
         what = "fixed point" if problem.discrete else "equilibrium"
         raise ValueError(f"start {np.array2string(x0, precision=6)} is not near an {what} of {label(problem.system)} "
@@ -433,6 +438,9 @@ def _branch(problem: EquilibriumProblem, start: Any, v0: float, lo: float, hi: f
                                              or (point.kind == "period doubling" and problem.period == 2)):
         born = _born_directions(problem, u0, J0)
         t0 = born[0] if born else None
+    if t0 is None and _singular(J0):
+        born = _born_directions(problem, u0, J0)  # a branch point: go on along the parameter
+        t0 = max(born, key=lambda d: abs(float(d[-1]))) if born else None
     if t0 is None:
         t0 = tangent_of(J0)
         if t0[-1] < 0 or (t0[-1] == 0 and t0[0] < 0):
@@ -455,6 +463,15 @@ def _branch(problem: EquilibriumProblem, start: Any, v0: float, lo: float, hi: f
         [loc for loc in up.located if loc.after >= skip] if up else [])
     status = ", ".join(f"{'start' if k == 'down' else 'end'}: {r.status.replace('left_domain', 'left_window')}"
                        for k, r in (("down", down), ("up", up)) if r is not None)
+    # a point exactly at an end (on the window's edge: eta = 0) shows no sign change; its test is 0
+    # (not where it vanishes next to the end too: a line of non-hyperbolic points is no point)
+    for run, other in ((down, up), (up, down)):
+        if run is None or (other is not None and len(run.u) == 1 and other is down):
+            continue
+        nxt = run.tests[-2] if len(run.u) > 1 else other.tests[1] if other is not None and len(other.u) > 1 else None
+        if nxt is not None:
+            located += [Located(int(i), run.u[-1], run.tangent[-1], problem.tracer.evaluate(run.u[-1])[1], -1)
+                        for i in np.flatnonzero((run.tests[-1] == 0.0) & (nxt != 0.0))]
     U = np.array(us)
     evs, stable = [], []
     for u in U:
@@ -477,6 +494,12 @@ def _branch(problem: EquilibriumProblem, start: Any, v0: float, lo: float, hi: f
                   tuple(problem.system.state_names), problem.period)
 
 
+def _singular(J: np.ndarray) -> bool:
+    """dR/du (N x (N+1)) of rank < N: a branch point."""
+    sv = np.linalg.svd(J, compute_uv=False)
+    return bool(sv.size and sv[-1] <= NOISE * max(1.0, float(sv[0])))
+
+
 def _born_directions(problem: EquilibriumProblem, u0: np.ndarray, J0: np.ndarray) -> list[np.ndarray]:
     """The tangents of the branches that cross at a branch point, the likelier new one first:
     for period 2 of a map at a flip (a branch point of x -> F(F(x)) - x), the one not along the
@@ -487,7 +510,7 @@ def _born_directions(problem: EquilibriumProblem, u0: np.ndarray, J0: np.ndarray
     if len(dirs) < 2:
         return dirs
     if problem.discrete and problem.period == 2:
-        vj1, _ = _compiled(problem.system, problem.param, 1)
+        vj1 = _compiled(problem.system, problem.param, 1)[0]
         _, J1 = vj1(u0, problem.args)
         t1 = tangent_of(np.asarray(J1, dtype=float))
         return sorted(dirs, key=lambda d: abs(float(d @ t1)))
@@ -500,7 +523,7 @@ def continued_bifurcation(system: DynamicalSystem, param: str, values: np.ndarra
     pseudo-arclength through the window (``continue_equilibrium``), the branches born at the
     branch points found followed too; the equilibria at each sampled value read off the
     branches (interpolated and corrected by Newton)."""
-    from ._bifurcation import Bifurcation, Branch, _sampled, _unique
+    from ._bifurcation import Bifurcation, BifurcationPoint, Branch, _sampled, _unique
     from ._equilibria import equilibria
 
     lo, hi = float(values[0]), float(values[-1])
@@ -524,6 +547,9 @@ def continued_bifurcation(system: DynamicalSystem, param: str, values: np.ndarra
                 continue
         branches.append(br)
         pending += [p for p in br.points if p.kind == "branch point"]
+        got = problem.correct_at(x, v)
+        if got is None or _singular(got[1]):
+            pending.append(BifurcationPoint("branch point", v, x, param=param))
     for p in pending:
         u0, J0 = problem.correct_at(p.x, p.value) or (None, None)
         if u0 is None:
@@ -595,15 +621,13 @@ def _as_diagram_kind(problem: EquilibriumProblem, p):
 
     if p.kind != "branch point":
         return p
-    import jax
-
-    x = np.asarray(p.x)
-    f = problem.f_of_x(np.concatenate([x, [p.value]]))
-    forms = Multilinear(f, x)
-    u = np.concatenate([x, [p.value]])
+    u = np.concatenate([np.asarray(p.x), [p.value]])
+    forms = problem.forms(u)
     _, J = problem.tracer.evaluate(u)
-    H = np.asarray(jax.jacfwd(jax.jacfwd(f))(x))
-    kind = normal_form_kind(forms.A, J[:, problem.n], H)
+    n = problem.n
+    H = np.stack([np.stack([np.real(forms.B(np.eye(n)[j], np.eye(n)[k])) for k in range(n)], axis=1)
+                  for j in range(n)], axis=1)  # H[i, j, k] = d^2 R_i / dx_j dx_k
+    kind = normal_form_kind(forms.A, J[:, n], H)
     return replace(p, kind=kind if kind in ("transcritical", "pitchfork") else "branch point")
 
 

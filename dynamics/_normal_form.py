@@ -73,25 +73,44 @@ def normal_form_kind(jacobian, f_param, hessian, rtol: float = COARSE_RTOL, thir
 # -- coefficients at a located point, from the derivatives JAX takes of the right-hand side --------
 
 
+def compiled_forms(fn):
+    """Jitted derivatives of ``fn(x, args)`` (JAX, R^n -> R^n) in x: (A(x, args), B(x, args, u, v),
+    C(x, args, u, v, w)), compiled once and reused at every point and argument value."""
+    import jax
+
+    def b(x, args, u, v):
+        return jax.jvp(lambda y: jax.jvp(lambda z: fn(z, args), (y,), (u,))[1], (x,), (v,))[1]
+
+    def c(x, args, u, v, w):
+        return jax.jvp(lambda y: b(y, args, u, v), (x,), (w,))[1]
+
+    return jax.jit(lambda x, args: jax.jacfwd(lambda z: fn(z, args))(x)), jax.jit(b), jax.jit(c)
+
+
 class Multilinear:
     """The derivatives of a JAX function f: R^n -> R^n at x as multilinear forms: the Jacobian A,
     B(u, v) = D^2 f(x)[u, v] and C(u, v, w) = D^3 f(x)[u, v, w], for real or complex arguments
-    (a complex argument is split into its real and imaginary parts: the forms are real)."""
+    (a complex argument is split into its real and imaginary parts: the forms are real).
+
+    ``Multilinear(f, x)`` compiles for this one function; ``Multilinear.at(forms, x, args)``
+    evaluates forms compiled once by ``compiled_forms``."""
 
     def __init__(self, f, x):
-        import jax
-
         self.x = np.asarray(x, dtype=float)
-        self._f = f
-        self.A = np.asarray(jax.jacfwd(f)(self.x), dtype=float)
+        A, b, c = compiled_forms(lambda y, _: f(y))
+        self._set(A, b, c, None)
 
-        def b(u, v):
-            return jax.jvp(lambda y: jax.jvp(f, (y,), (u,))[1], (self.x,), (v,))[1]
+    @classmethod
+    def at(cls, forms, x, args) -> "Multilinear":
+        out = cls.__new__(cls)
+        out.x = np.asarray(x, dtype=float)
+        out._set(*forms, args)
+        return out
 
-        def c(u, v, w):
-            return jax.jvp(lambda y: jax.jvp(lambda z: jax.jvp(f, (z,), (u,))[1], (y,), (v,))[1], (self.x,), (w,))[1]
-
-        self._b, self._c = jax.jit(b), jax.jit(c)
+    def _set(self, A, b, c, args) -> None:
+        self.A = np.asarray(A(self.x, args), dtype=float)
+        self._b = lambda u, v: b(self.x, args, u, v)
+        self._c = lambda u, v, w: c(self.x, args, u, v, w)
 
     def B(self, u, v):
         parts = _split(u, v)
