@@ -203,11 +203,22 @@ def _check_start(problem: EquilibriumProblem, start: Any, v0: float) -> tuple[np
         raise ValueError(f"start must be a finite state of {problem.n} numbers ({list(problem.system.state_names)}); "
                          f"got shape {x0.shape}")
     got = problem.correct_at(x0, v0)
+    if got is None and point is not None:
+        got = _on_curve(problem, np.concatenate([x0, [v0]]))
     if got is None:
-        what = "fixed point" if problem.discrete else "equilibrium"
-        raise ValueError(f"start {np.array2string(x0, precision=6)} is not near an {what} of {label(problem.system)} "
+        what = "a fixed point" if problem.discrete else "an equilibrium"
+        raise ValueError(f"start {np.array2string(x0, precision=6)} is not near {what} of {label(problem.system)} "
                          f"at {problem.param} = {v0:g}: Newton does not converge from it")
     return got[0], got[1], point
+
+
+def _on_curve(problem: EquilibriumProblem, u: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(u, J) if the located point u already solves the residual (a branch point, where Newton
+    at the fixed parameter value meets a singular matrix: a flip for the points of period 2)."""
+    R, J = problem.tracer.evaluate(u)
+    if np.all(np.isfinite(J)) and float(np.max(np.abs(R), initial=0.0)) <= 1e-8 * (1.0 + float(np.max(np.abs(u)))):
+        return u, J
+    return None
 
 
 def _switch_directions(problem: EquilibriumProblem, u: np.ndarray, J: np.ndarray) -> list[np.ndarray]:
