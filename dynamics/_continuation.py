@@ -415,10 +415,12 @@ def _branch(problem: EquilibriumProblem, start: Any, v0: float, lo: float, hi: f
     ds_max = float(ds_max) if ds_max is not None else max(width / 20, 1e-2 * size)
     if not (ds > 0 and ds_max >= ds):
         raise ValueError(f"ds must be > 0 and ds_max >= ds; got ds={ds}, ds_max={ds_max}")
+    switched = t0 is not None
     if t0 is None and point is not None and (point.kind == "branch point"
                                              or (point.kind == "period doubling" and problem.period == 2)):
         born = _born_directions(problem, u0, J0)
         t0 = born[0] if born else None
+        switched = t0 is not None
     if t0 is None:
         t0 = tangent_of(J0)
         if t0[-1] < 0 or (t0[-1] == 0 and t0[0] < 0):
@@ -436,6 +438,8 @@ def _branch(problem: EquilibriumProblem, start: Any, v0: float, lo: float, hi: f
         down = None
     us = (down.u[::-1] if down else []) + (up.u[1:] if up and down else up.u if up else [])
     located = (down.located[::-1] if down else []) + (up.located if up else [])
+    if switched:  # leaving a branch point, the parameter component of the tangent starts at 0: no fold
+        located = [loc for loc in located if not (problem.tests_names[loc.index] == "fold" and loc.after == 0)]
     status = ", ".join(f"{'start' if k == 'down' else 'end'}: {r.status.replace('left_domain', 'left_window')}"
                        for k, r in (("down", down), ("up", up)) if r is not None)
     U = np.array(us)

@@ -124,6 +124,18 @@ def test_the_euclidean_flip_is_supercritical_the_modes_settle_on_a_two_cycle_abo
     assert off.any() and np.all(two.values[off] > lim.lr)
     near = off & (two.values < 1.1 * lim.lr)
     assert near.any() and np.all(two.stable[near])
+    assert sorted(p.kind for p in two.points) == ["branch point", "period doubling", "period doubling"]
+
+    def F(y, lr):  # the map written out by hand (phi = sqrt(s) takes the step)
+        p, s = y
+        return np.array([p + lr * (s * (1 - C * p) - 0.05 * p), s * (1 - lr * (p * (C * p - 1) + 0.05)) ** 2])
+
+    for second in (p for p in two.points if p.kind == "period doubling"):  # the 2-cycle's own flip
+        y, e = second.x, 1e-6
+        D = np.column_stack([(F(F(y + e * d, second.value), second.value) - F(F(y - e * d, second.value), second.value))
+                             / (2 * e) for d in np.eye(2)])
+        assert np.max(np.abs(F(F(y, second.value), second.value) - y)) < 1e-10
+        assert np.min(np.abs(np.linalg.eigvals(D) + 1)) < 1e-6
     lr = 1.1 * lim.lr
     it = iterate(step, lim.x * 1.01, 400, {**params, "lr": lr})
     cycle = continue_equilibrium(step, it.final, ("lr", (lr, 1.2 * lim.lr)), {**params, "lr": lr}, period=2,

@@ -49,6 +49,7 @@ def test_period_two_branch_born_at_the_flip_and_its_own_flip_at_1_plus_sqrt6():
     np.testing.assert_allclose(br.eigenvalues[:, 0].real, 4 + 2 * r - r**2, atol=1e-8)
     np.testing.assert_array_equal(br.stable[r > 3.01], r[r > 3.01] < 1 + math.sqrt(6))
     flips = _only(br, "period doubling")  # one per point of the cycle
+    assert sorted(p.kind for p in br.points) == ["branch point", "period doubling", "period doubling"]
     for p in flips:
         assert abs(p.value - (1 + math.sqrt(6))) < 1e-7
         s = 1 + math.sqrt(6)
