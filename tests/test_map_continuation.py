@@ -57,6 +57,36 @@ def test_period_two_branch_born_at_the_flip_and_its_own_flip_at_1_plus_sqrt6():
                                               (s + 1 - math.sqrt((s - 3) * (s + 1))) / (2 * s))) < 1e-7
 
 
+def test_henon_map_flips_at_a_3_quarters_1_minus_b_squared():
+    """x' = 1 - a x^2 + b y, y' = x: fixed point x = y = (b - 1 + sqrt((1 - b)^2 + 4a))/(2a),
+    multipliers mu^2 + 2 a x mu - b = 0; mu = -1 where 2 a x = 1 - b, i.e. a = 3 (1 - b)^2/4."""
+    b = 0.3
+    henon = ODESystem.from_map({"x": "1 - a*x**2 + b*y", "y": "x"}, params=("a", "b"))
+    br = continue_equilibrium(henon, [0.6, 0.6], ("a", (0.1, 1.0)), {"a": 0.2, "b": b})
+    a = br.values
+    xs = (b - 1 + np.sqrt((1 - b) ** 2 + 4 * a)) / (2 * a)
+    np.testing.assert_allclose(br.x, np.c_[xs, xs], atol=1e-10)
+    mu = -a * xs + np.sqrt(a**2 * xs**2 + b)
+    np.testing.assert_allclose(np.sort(br.eigenvalues.real, axis=1), np.c_[-a * xs - np.sqrt(a**2 * xs**2 + b), mu], atol=1e-9)
+    (flip,) = _only(br, "period doubling")
+    assert abs(flip.value - 3 * (1 - b) ** 2 / 4) < 1e-8 and np.allclose(flip.x, (1 - b) / (2 * flip.value), atol=1e-8)
+    assert flip.params["b"] == b
+
+
+def test_transcritical_of_the_logistic_map_at_r_1_and_the_branch_through_it():
+    """x = 0 has multiplier r: a branch point at r = 1, where x = 1 - 1/r crosses it; started
+    from the point, continuation follows x = 1 - 1/r, stable for r > 1."""
+    br = continue_equilibrium(LOGISTIC, [0.0], ("r", (0.5, 1.5)), {"r": 0.8})
+    np.testing.assert_allclose(br.x, 0, atol=1e-12)
+    np.testing.assert_allclose(br.eigenvalues[:, 0].real, br.values, atol=1e-12)
+    (bp,) = _only(br, "branch point")
+    assert abs(bp.value - 1) < 1e-8 and [p.kind for p in br.points] == ["branch point"]
+    other = continue_equilibrium(LOGISTIC, bp, ("r", (0.5, 1.5)), {"r": 0.8})
+    np.testing.assert_allclose(other.x[:, 0], 1 - 1 / other.values, atol=1e-9)
+    assert other.values.min() == 0.5 and other.values.max() == 1.5
+    np.testing.assert_array_equal(other.stable[np.abs(other.values - 1) > 1e-6], other.values[np.abs(other.values - 1) > 1e-6] > 1)
+
+
 def test_fold_of_a_map_at_r_0_with_its_coefficient():
     """x -> x + r - x^2: fixed points x = +-sqrt(r), multiplier 1 - 2x; a fold at r = 0 with
     increment r - x^2, so a = -1 (x' = beta + a x^2, beta = r); the upper branch flips at r = 1."""
