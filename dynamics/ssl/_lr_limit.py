@@ -108,7 +108,8 @@ class LearningRateLimit(Value):
         flow's Jacobian there of -2 Re(lambda)/|lambda|^2: those of the modes (``lr``) and
         those across the aligned manifold (``transverse_eigenvalues``, e.g. the antisymmetric
         part of a learned predictor), whichever comes first. Below ``lr`` but above it, the
-        modes settle while the weights misalign.
+        modes settle while the weights misalign. 0 where the aligned fixed point is
+        transversally unstable at every step (an eigenvalue across it with positive real part).
     network_kind : str
         How the network's fixed point loses stability there (one of ``LIMIT_KINDS``; "" unless
         ``width`` is given).
@@ -219,7 +220,7 @@ def learning_rate_limit(model: ModelSpec | DynamicalSystem, params: Params, *, a
         lr_max = float(lr_max)
         if not (np.isfinite(lr_max) and lr_max > 0):
             raise ValueError(f"lr_max must be a finite number > 0; got {lr_max!r}")
-    jac = _jacobians(step_map, step)
+    jac = _Jacobians(step_map, step)
     x = _fixed_point(flow, step_map, step, base, at, jac)
     J = jac.flow(x, base)
     lam = np.linalg.eigvals(J)
@@ -254,7 +255,10 @@ def learning_rate_limit(model: ModelSpec | DynamicalSystem, params: Params, *, a
     if width is not None:
         across = _transverse(spec, int(width), step_map, x, base)
         network, network_kind = lr, kind
-        for ev in across:
+        scale = max(1.0, float(np.max(np.abs(across)))) if across.size else 1.0
+        if across.size and float(np.max(across.real)) > 1e-9 * scale:
+            network, network_kind = 0.0, "none"
+        for ev in across if network > 0 else ():
             if ev.real < 0:
                 v = float(-2 * ev.real / abs(ev) ** 2)
                 if v < network:
@@ -333,10 +337,6 @@ class _Jacobians:
         args = self._args(P)
         xj = self._jnp.asarray(x, dtype=float)
         return np.asarray(self._rate(xj, 0.0, args), dtype=float), np.asarray(self._rate_jac(xj, 0.0, args), dtype=float)
-
-
-def _jacobians(step_map: DynamicalSystem, step: str) -> _Jacobians:
-    return _Jacobians(step_map, step)
 
 
 def _fixed_point(flow, step_map, step: str, base: dict, at, jac: _Jacobians) -> np.ndarray:
