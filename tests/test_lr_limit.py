@@ -196,6 +196,8 @@ def test_cosine_leading_order_closure_limit():
     ref = 2 / max(k * p - 0.1, 0.1)  # 1.905397717
     assert lim.kind == "period doubling" and abs(lim.lr - ref) < 1e-12 * ref and abs(lim.continued - ref) < 1e-8 * ref
     assert abs(lim.x[0] - p) < 1e-12 and abs(lim.x[1] - p**2) < 1e-12
+    with pytest.raises(ValueError, match=r"the network computes \['T'\]"):
+        learning_rate_limit(ModelSpec("cosine", moments="leading"), params, width=4, continuation=False)
 
 
 def test_a_map_with_a_complex_pair_loses_stability_at_a_neimark_sacker_point():

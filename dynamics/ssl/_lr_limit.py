@@ -197,7 +197,8 @@ def learning_rate_limit(model: ModelSpec | DynamicalSystem, params: Params, *, a
         A map without a step parameter; ``params`` giving the step parameter, or unknown,
         missing or out-of-domain parameters; no stable non-collapsed fixed point (or several,
         without ``at``); ``at`` not near a fixed point, or at an unstable one; a bad
-        ``lr_max`` or ``width``, or ``width`` for several modes or data with a spectrum.
+        ``lr_max`` or ``width``, or ``width`` for several modes, data with a spectrum or a
+        closure's parameters (frozen norms) that the network computes itself.
     """
     spec = model if isinstance(model, ModelSpec) else getattr(model, "spec", None)
     flow, step_map = _systems(model)
@@ -220,6 +221,7 @@ def learning_rate_limit(model: ModelSpec | DynamicalSystem, params: Params, *, a
         lr_max = float(lr_max)
         if not (np.isfinite(lr_max) and lr_max > 0):
             raise ValueError(f"lr_max must be a finite number > 0; got {lr_max!r}")
+    network_flow = _network(spec, int(width), step_map, base) if width is not None else None
     jac = _Jacobians(step_map, step)
     x = _fixed_point(flow, step_map, step, base, at, jac)
     J = jac.flow(x, base)
@@ -253,7 +255,7 @@ def learning_rate_limit(model: ModelSpec | DynamicalSystem, params: Params, *, a
         expression = _closed_form(step_map, step, x, base, crit, lr)
     network, network_kind, across = math.nan, "", np.zeros(0, complex)
     if width is not None:
-        across = _transverse(spec, int(width), step_map, x, base)
+        across = _transverse(network_flow, int(width), step_map, x, base)
         network, network_kind = lr, kind
         scale = max(1.0, float(np.max(np.abs(across)))) if across.size else 1.0
         if across.size and float(np.max(across.real)) > 1e-9 * scale:
@@ -269,16 +271,26 @@ def learning_rate_limit(model: ModelSpec | DynamicalSystem, params: Params, *, a
                              read_only(across, complex), step, FrozenMap(base), step_map.name or "")
 
 
-def _transverse(spec: ModelSpec, width: int, step_map, x: np.ndarray, base: dict) -> np.ndarray:
-    """The eigenvalues of the matrix flow across the aligned manifold at every mode at ``x``."""
+def _network(spec: ModelSpec, width: int, step_map, base: dict):
+    """The matrix flow of ``spec`` at ``width``, whose parameters must be the mode system's."""
     from derivations import MatrixFlowSystem
 
+    network = MatrixFlowSystem(spec, width)
+    closed = sorted(set(base) - set(network.param_names))
+    if closed:
+        raise ValueError(f"width: the network computes {closed} from its weights, where {label(step_map)} holds them as "
+                         f"parameters (a closure); the network's parameters are {list(network.param_names)}")
+    return network
+
+
+def _transverse(network, width: int, step_map, x: np.ndarray, base: dict) -> np.ndarray:
+    """The eigenvalues of the matrix flow across the aligned manifold at every mode at ``x``."""
     from ._transverse import transverse_spectrum
 
     spectra = {name: np.full(width, float(v)) for name, v in zip(step_map.state_names, x)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ts = transverse_spectrum(MatrixFlowSystem(spec, width), spectra, base)
+        ts = transverse_spectrum(network, spectra, base)
     out = np.concatenate([np.asarray(ev, complex) for ev in ts.eigenvalues]) if ts.eigenvalues else np.zeros(0, complex)
     return out[np.argsort(-out.real, kind="stable")]
 
