@@ -231,11 +231,11 @@ def _check_start(problem: EquilibriumProblem, start: Any, v0: float) -> tuple[np
     if got is None:
         # already an equilibrium where Newton's matrix is singular (a branch point at the start)
         R, J = problem.tracer.evaluate(np.concatenate([x0, [v0]]))
-        if np.all(np.isfinite(J)) and float(np.max(np.abs(R), initial=0.0)) <= problem.tracer.atol:
+        if np.all(np.isfinite(J)) and float(np.max(np.abs(R), initial=0.0)) <= 1e-8 * (1.0 + float(np.max(np.abs(x0)))):
             got = (np.concatenate([x0, [v0]]), J)
     if got is None:
-        what = "fixed point" if problem.discrete else "equilibrium"
-        raise ValueError(f"start {np.array2string(x0, precision=6)} is not near an {what} of {label(problem.system)} "
+        what = "a fixed point" if problem.discrete else "an equilibrium"
+        raise ValueError(f"start {np.array2string(x0, precision=6)} is not near {what} of {label(problem.system)} "
                          f"at {problem.param} = {v0:g}: Newton does not converge from it")
     return got[0], got[1], point
 
@@ -434,10 +434,12 @@ def _branch(problem: EquilibriumProblem, start: Any, v0: float, lo: float, hi: f
     ds_max = float(ds_max) if ds_max is not None else max(width / 20, 1e-2 * size)
     if not (ds > 0 and ds_max >= ds):
         raise ValueError(f"ds must be > 0 and ds_max >= ds; got ds={ds}, ds_max={ds_max}")
+    switched = t0 is not None
     if t0 is None and point is not None and (point.kind == "branch point"
                                              or (point.kind == "period doubling" and problem.period == 2)):
         born = _born_directions(problem, u0, J0)
         t0 = born[0] if born else None
+        switched = t0 is not None
     if t0 is None and _singular(J0):
         born = _born_directions(problem, u0, J0)  # a branch point: go on along the parameter
         t0 = max(born, key=lambda d: abs(float(d[-1]))) if born else None
@@ -457,10 +459,11 @@ def _branch(problem: EquilibriumProblem, start: Any, v0: float, lo: float, hi: f
     if up is not None and up.status == "closed":
         down = None
     us = (down.u[::-1] if down else []) + (up.u[1:] if up and down else up.u if up else [])
-    # a branch switched onto starts at a singular point: what changes sign in its first step is the start
-    skip = 0 if point is None else 1
-    located = ([loc for loc in down.located[::-1] if loc.after >= skip] if down else []) + (
-        [loc for loc in up.located if loc.after >= skip] if up else [])
+    located = (down.located[::-1] if down else []) + (up.located if up else [])
+    if switched:  # leaving a branch point, the parameter component of the tangent starts at 0: no fold
+        located = [loc for loc in located if not (problem.tests_names[loc.index] == "fold" and loc.after == 0)]
+        # the branch point it was born at lies on it (its test is 0 there, so no sign change shows it)
+        located.insert(len(down.located) if down else 0, Located(FLOW_TESTS.index("branch point"), u0, t0, J0, -1))
     status = ", ".join(f"{'start' if k == 'down' else 'end'}: {r.status.replace('left_domain', 'left_window')}"
                        for k, r in (("down", down), ("up", up)) if r is not None)
     # a point exactly at an end (on the window's edge: eta = 0) shows no sign change; its test is 0
