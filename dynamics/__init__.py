@@ -9,6 +9,10 @@
     digits_experiment(loss)                 a linear SimSiam network on real data (sklearn digits) vs theory
     equilibria(system, params)              every equilibrium, classified (exact where polynomial)
     threshold / bifurcation / regimes       equilibria across parameters (a sweep is (name, values))
+    continue_equilibrium / continue_curve / continue_cycle   pseudo-arclength continuation: branches of
+                                            equilibria and fixed points, fold and Hopf curves in two
+                                            parameters, families of periodic orbits
+    learning_rate_limit(model, params)      the learning rate where a model's finite-lr fixed point loses stability
     basins(system, grid, params)            where trajectories from a grid of states go
     phase_plane(system, params)             the phase plane as data (field, nullclines, orbits)
     scale_free_equilibria(modes, params)    where a scale-invariant flow settles as weight decay shrinks it
@@ -27,8 +31,8 @@ _jax.config.update("jax_enable_x64", True)
 
 from ._basins import Basins, basins  # noqa: E402
 from ._bifurcation import BIFURCATION_KINDS, Bifurcation, BifurcationPoint, Branch, bifurcation  # noqa: E402
+from ._codim2 import BifurcationCurve, continue_curve, fold_location  # noqa: E402
 from ._continuation import continue_equilibrium  # noqa: E402
-from ._codim2 import BifurcationCurve, continue_curve  # noqa: E402
 from ._cycles import CycleFamily, continue_cycle  # noqa: E402
 from ._roots import REGIMES, SCALE, BatchRoots, Regimes, ShrinkingNorms, regimes, roots_batch, shrinking_norms  # noqa: E402
 from ._threshold import Threshold, threshold  # noqa: E402
@@ -68,6 +72,8 @@ from .ssl import (  # noqa: E402
     transverse_spectrum,
     TransverseSpectrum,
     aligned_state,
+    LearningRateLimit,
+    learning_rate_limit,
     plot_real_data,
     plot_spectra,
     principal_angles,
@@ -137,6 +143,14 @@ __all__ = [
     "BifurcationPoint",
     "Branch",
     "BIFURCATION_KINDS",
+    "continue_equilibrium",
+    "continue_curve",
+    "fold_location",
+    "BifurcationCurve",
+    "continue_cycle",
+    "CycleFamily",
+    "learning_rate_limit",
+    "LearningRateLimit",
     "regimes",
     "Regimes",
     "REGIMES",

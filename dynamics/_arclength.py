@@ -100,6 +100,7 @@ class Tracer:
         self._vj = value_and_jacobian
         self.args = args
         self.atol, self.rtol = atol, rtol
+        self._locate_tests = None
 
     def evaluate(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         R, J = self._vj(u, self.args)
@@ -136,15 +137,18 @@ class Tracer:
               max_points: int, inside: Callable[[np.ndarray], bool],
               tests: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
               boundary: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, float] | None] | None = None,
-              tol: float = LOCATE_RTOL, closes: bool = True) -> Traced:
+              tol: float = LOCATE_RTOL, closes: bool = True, locate_tests: Callable | None = None) -> Traced:
         """Follow the curve from the point ``u0`` (on it) along its tangent ``t0``.
 
         ``inside(u)`` bounds the curve: the first point outside ends it, and ``boundary(u_in,
         u_out)`` may give the hyperplane (normal, value) on which the last point is placed
         (a parameter bound). ``tests(u, t, J)`` returns the test functions whose sign changes
-        are located. With ``closes``, a curve that returns to its start ends there (status
-        "closed": an isola, a loop of cycles).
+        are located (with ``locate_tests`` where given: the same functions without a noise
+        floor, so that a zero is located to ``tol`` rather than to the floor's edge). With
+        ``closes``, a curve that returns to its start ends there (status "closed": an isola, a
+        loop of cycles).
         """
+        self._locate_tests = locate_tests
         out = Traced()
         R, J = self.evaluate(u0)
         t = np.asarray(t0, dtype=float) / np.linalg.norm(t0)  # as given: at a branch point J alone cannot say
@@ -209,9 +213,12 @@ class Tracer:
         out.tests.append(g1)
 
     def _locate(self, u0, t0, s1: float, i: int, g0: float, g1: float, tests, tol: float):
-        """The zero of test i between u0 (s = 0) and the point at arclength s1 along t0."""
-        a, b, ga, gb = 0.0, s1, g0, g1
-        best = None
+        """The zero of test i between u0 (s = 0) and the point at arclength s1 along t0: the
+        Illinois method (regula falsi, the retained end's weight halved when the same end is
+        kept twice), then one secant step through the final bracket's true values."""
+        a, b, ga, gb = 0.0, s1, g0, g1  # weighted values
+        fa, fb = g0, g1  # true values
+        best, g = None, None
         side = 0
         scale = 1.0 + float(np.max(np.abs(u0)))
         for _ in range(80):
@@ -228,18 +235,23 @@ class Tracer:
                     return best
             u, J, _ = res
             tt = tangent_of(J, t0)
-            g = float(np.asarray(tests(u, tt, J), dtype=float)[i])
+            g = float(np.asarray((self._locate_tests or tests)(u, tt, J), dtype=float)[i])
             best = (u, tt, J)
             if g == 0.0:
-                break
+                return best
             if np.sign(g) == np.sign(ga):
-                a, ga = s, g
+                a, ga, fa = s, g, g
                 if side == -1:
                     gb *= 0.5
                 side = -1
             else:
-                b, gb = s, g
+                b, gb, fb = s, g, g
                 if side == 1:
                     ga *= 0.5
                 side = 1
+        if fa != fb:
+            s = (a * fb - b * fa) / (fb - fa)
+            res = self.correct(u0 + s * t0, t0)
+            if res is not None:
+                best = (res[0], tangent_of(res[1], t0), res[1])
         return best

@@ -48,12 +48,16 @@ from ._prepare import label, numeric, read_only
 from ._tolerance import COARSE_RTOL, LOCATE_RTOL, check_tol
 from ._value import Value
 
-__all__ = ["continue_curve", "BifurcationCurve", "CURVE_TESTS"]
+__all__ = ["continue_curve", "fold_location", "BifurcationCurve", "CURVE_TESTS"]
 
 CURVE_TESTS = {
     "fold": ("cusp", "bogdanov-takens", "zero-hopf"),
     "hopf": ("bogdanov-takens", "bautin", "zero-hopf", "double-hopf"),
 }
+
+HOMOTOPY_STEPS = 8
+"""Warm-started Newton solves that ``fold_location`` takes from the point's parameter value to
+the one asked for."""
 
 RENEW_EVERY = 8
 """Accepted points between two renewals of the fold curve's borders (and the Hopf curve's
@@ -540,3 +544,77 @@ def _trace(curve, u0, t0, ds, ds_max, max_points, inside, boundary, tol):
         _, J = Tracer(curve.vj, curve.args).evaluate(u)
         t = tangent_of(J, t)
     return rows, located, status
+
+
+def fold_location(system: DynamicalSystem, point: Any, param: str, params: Params):
+    """The fold's location as a JAX function of another parameter: ``locate(value) -> (v, x)``,
+    the first parameter's value v and the state x of the fold at ``param`` = value, found by
+    Newton (``optimistix.root_find``) on the minimally augmented fold system [f; g] = 0, moved
+    from ``point`` to ``value`` in ``HOMOTOPY_STEPS`` warm-started solves (one Newton solve
+    from a distant point can land on another singular point, such as a collapsed one; for
+    values far along the curve use ``continue_curve``). It can be jitted and differentiated: ``jax.grad`` of the
+    location is the implicit derivative -[D(f, g)/D(x, v)]^-1 D(f, g)/D(value), the slope of
+    the fold curve (for the Euclidean SimSiam mode, d eta*/d sigma2 = -1/(4 (1 + sigma2)^2)).
+
+    Parameters
+    ----------
+    system : DynamicalSystem
+    point : BifurcationPoint
+        A fold located in ``point.param``.
+    param : str
+        The other parameter, the function's argument.
+    params : mapping
+        Every other parameter's value (the point's ``params`` take precedence).
+
+    Returns
+    -------
+    callable
+        JAX-traceable ``locate(value)`` -> (v, x); a ``value`` far from the point's may
+        leave Newton's basin (an error from optimistix, not a silent answer).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``continue_curve``.
+    """
+    import jax.numpy as jnp
+    import optimistix as optx
+
+    from ._bifurcation import BifurcationPoint
+
+    if not isinstance(point, BifurcationPoint) or point.kind != "fold":
+        raise TypeError(f"point must be a fold BifurcationPoint; got {point!r:.80}")
+    if param not in system.param_names or param == point.param:
+        raise ValueError(f"param must be a parameter of {label(system)} other than {point.param!r}; got {param!r}")
+    base = system.check_params({**dict(params), **dict(point.params), point.param: point.value})
+    curve = FoldCurve(system, point.param, param, base)
+    u0 = curve.start(np.asarray(point.x, dtype=float), float(point.value), float(numeric(base[param])))
+    f = system.to_jax(checked=False)
+    n = curve.n
+    b, c, fixed = curve.args["b"], curve.args["c"], curve.fixed_j
+    import jax
+
+    def fn(y, value):
+        x, v = y[:n], y[n]
+        prm = {**fixed, point.param: v, param: value}
+        A = jax.jacfwd(lambda z: f(0.0, z, prm))(x)
+        M = jnp.block([[A, b[:, None]], [c[None, :], jnp.zeros((1, 1))]])
+        g = jnp.linalg.solve(M, jnp.zeros(n + 1).at[n].set(1.0))[n]
+        return jnp.concatenate([f(0.0, x, prm), jnp.atleast_1d(g)])
+
+    y0 = jnp.asarray(u0[: n + 1])
+    solver = optx.Newton(rtol=1e-12, atol=1e-12)
+
+    start = float(numeric(base[param]))
+
+    def locate(value):
+        value = jnp.asarray(value, dtype=float)
+
+        def step(y, k):  # from the point's value to ``value`` in HOMOTOPY_STEPS Newton solves, each warm
+            w = start + (value - start) * (k + 1) / HOMOTOPY_STEPS
+            return optx.root_find(fn, solver, y, args=w, max_steps=64).value, None
+
+        y, _ = jax.lax.scan(step, y0, jnp.arange(HOMOTOPY_STEPS))
+        return y[n], y[:n]
+
+    return locate

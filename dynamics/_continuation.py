@@ -143,20 +143,23 @@ class EquilibriumProblem:
             return True
         return bool(np.max(np.abs(ev)) < 1.0) if self.discrete else bool(np.max(ev.real) < 0.0)
 
-    def tests(self, u: np.ndarray, t: np.ndarray, J: np.ndarray) -> np.ndarray:
-        """The test functions at a curve point; a value at rounding level is returned as 0, so
-        that a branch along which one vanishes identically (a line of non-hyperbolic points)
-        shows no sign changes of rounding noise."""
+    def tests(self, u: np.ndarray, t: np.ndarray, J: np.ndarray, floor: bool = True) -> np.ndarray:
+        """The test functions at a curve point; with ``floor``, a value at rounding level is
+        returned as 0, so that a branch along which one vanishes identically (a line of
+        non-hyperbolic points) shows no sign changes of rounding noise (located without it)."""
         ev = self.spectrum(u, J)
-        scale = max(1.0, float(np.max(np.abs(J))))
+        scale = max(1.0, float(np.max(np.abs(J)))) if floor else 0.0
         A = np.vstack([J, t[None, :]])
         sv = np.linalg.svd(A, compute_uv=False)
         sign, logdet = np.linalg.slogdet(A)
-        bp = float(sign) * math.exp(logdet / (self.n + 1)) if sign != 0 and sv[-1] > NOISE * sv[0] else 0.0
+        bp = float(sign) * math.exp(logdet / (self.n + 1)) if sign != 0 and sv[-1] > NOISE * sv[0] * bool(floor) else 0.0
         if self.discrete:
             i, j = np.triu_indices(len(ev), 1)
             return np.array([t[-1], bp, _floored(1.0 + ev, scale), _floored(ev[i] * ev[j] - 1.0, scale)])
         return np.array([t[-1], bp, _floored(pair_sums(ev), scale)])
+
+    def raw_tests(self, u: np.ndarray, t: np.ndarray, J: np.ndarray) -> np.ndarray:
+        return self.tests(u, t, J, floor=False)
 
     def forms(self, u: np.ndarray) -> Multilinear:
         """The derivatives of x -> R(x, v) at u = (x, v)."""
@@ -454,7 +457,7 @@ def _branch(problem: EquilibriumProblem, start: Any, v0: float, lo: float, hi: f
                 warnings.simplefilter("ignore")
                 runs[name] = problem.tracer.trace(u0, sgn * t0, ds=ds, ds_min=1e-9 * size, ds_max=ds_max,
                                                   max_points=max_points, inside=inside, tests=problem.tests,
-                                                  boundary=boundary, tol=tol)
+                                                  boundary=boundary, tol=tol, locate_tests=problem.raw_tests)
     up, down = runs.get("up"), runs.get("down")
     if up is not None and up.status == "closed":
         down = None

@@ -68,8 +68,12 @@ KIND_STYLE = {
 
 REGIME_COLORS = ("#d9d9d9", "#9ecae1", "#74c476", "#fc9272", "#fdd0a2", "#bcbddc", "#fdae6b", "#c7e9c0")
 
-BIFURCATION_MARKERS = {"fold": "x", "transcritical": "o", "pitchfork": "^", "hopf": "*", "touch": "s"}
-"""Marker per bifurcation kind (any other kind: a diamond)."""
+BIFURCATION_MARKERS = {"fold": "x", "transcritical": "o", "pitchfork": "^", "hopf": "*", "touch": "s",
+                       "branch point": "s", "period doubling": "v", "neimark-sacker": "p", "fold of cycles": "P",
+                       "cusp": "^", "bogdanov-takens": "s", "bautin": "*", "zero-hopf": "D", "double-hopf": "h"}
+"""Marker per bifurcation kind (any other kind: a diamond); codimension-two points are filled."""
+
+CODIM2_KINDS = ("cusp", "bogdanov-takens", "bautin", "zero-hopf", "double-hopf")
 
 BASIN_COLORS = {"collapses": "#bdbdbd", "does not collapse": "#6baed6", "blows up": "#de2d26",
                 "undecided (integration failed)": "#fdd0a2"}
@@ -556,16 +560,26 @@ def _flow_marker(e: Any, f_at: Any, span: float) -> dict:
 # -- bifurcation diagram -----------------------------------------------------------------
 
 
-def plot_bifurcation(bif: Bifurcation, *, state: str | None = None, ax: Axes | None = None):
-    """Draw a ``Bifurcation``: each branch of equilibria against the parameter (stable solid
-    green, unstable dashed red) and the located points with one marker per kind
-    (``BIFURCATION_MARKERS``: fold x, transcritical o, pitchfork triangle, Hopf star; the legend,
-    outside the axes, lists their parameter values).
+def plot_bifurcation(bif: Any, *, state: str | None = None, ax: Axes | None = None):
+    """Draw a bifurcation diagram: a ``Bifurcation``, continued results, or several of them on
+    one axes.
+
+    - ``Bifurcation`` and ``Branch`` (equilibria, fixed points): the state against the
+      parameter, stable solid green, unstable dashed red;
+    - ``CycleFamily``: the cycles' maximum and minimum of the state against the parameter
+      (their envelope), stable solid blue, unstable dashed orange;
+    - ``BifurcationCurve``: the curve in its two parameters (fold black, Hopf purple);
+
+    and the located points with one marker per kind (``BIFURCATION_MARKERS``: fold x,
+    transcritical o, pitchfork triangle, Hopf star, branch point square, period doubling
+    triangle down, Neimark-Sacker pentagon, fold of cycles plus, codimension two filled; the
+    legend, outside the axes, lists their parameter values).
 
     Parameters
     ----------
-    bif : Bifurcation (from ``dynamics.bifurcation``).
-    state : the state on the vertical axis (default the first of ``bif.state_names``).
+    bif : Bifurcation, Branch, CycleFamily, BifurcationCurve, or a list of them
+        Curves in two parameters and diagrams against one parameter do not share axes.
+    state : the state on the vertical axis (default the first state); unused for curves.
     ax : a matplotlib Axes, or None for a new figure.
 
     Returns
@@ -575,51 +589,114 @@ def plot_bifurcation(bif: Bifurcation, *, state: str | None = None, ax: Axes | N
     Raises
     ------
     TypeError
-        ``bif`` is no Bifurcation; ``ax`` no Axes.
+        ``bif`` is none of these; ``ax`` no Axes.
     ValueError
-        An unknown ``state``.
+        An unknown ``state``; curves mixed with diagrams; results in different parameters.
     """
-    if not isinstance(bif, Bifurcation):
-        raise TypeError(f"bif must be a Bifurcation (from dynamics.bifurcation(system, (param, values), params)); "
-                        f"got {type(bif).__name__}")
-    names = tuple(getattr(bif, "state_names", ()) or ())
+    from ._bifurcation import Branch
+    from ._codim2 import BifurcationCurve
+    from ._cycles import CycleFamily
+
+    kinds = (Bifurcation, Branch, CycleFamily, BifurcationCurve)
+    items = list(bif) if isinstance(bif, (list, tuple)) else [bif]
+    if not items or not all(isinstance(b, kinds) for b in items):
+        bad = next((b for b in items if not isinstance(b, kinds)), None)
+        raise TypeError("bif must be a Bifurcation (dynamics.bifurcation), a Branch (continue_equilibrium), a "
+                        "CycleFamily (continue_cycle), a BifurcationCurve (continue_curve) or a list of them; "
+                        f"got {type(bif if not items else bad).__name__}")
+    curves = [b for b in items if isinstance(b, BifurcationCurve)]
+    if curves and len(curves) != len(items):
+        raise ValueError("bif mixes curves in two parameters (BifurcationCurve) with diagrams against one parameter")
+    fig, ax = figure_axes(ax)
+    if curves:
+        return fig, _plot_curves(curves, ax)
+    params = {b.param for b in items if b.param}
+    if len(params) > 1:
+        raise ValueError(f"bif's results vary different parameters {sorted(params)}; draw them on separate axes")
+    param = params.pop() if params else "parameter"
+    names = next((tuple(b.state_names) for b in items if tuple(getattr(b, "state_names", ()) or ())), ())
     if state is None:
         state = names[0] if names else None
     elif state not in names:
         raise ValueError(f"state={state!r} is not a state of this diagram; states are {names}")
     j = names.index(state) if state is not None else 0
-    fig, ax = figure_axes(ax)
-    for br in bif.branches:
-        vals = np.asarray(br.values, dtype=float)
-        xs = np.asarray(br.x, dtype=float)
-        xs = xs[:, j] if xs.ndim == 2 else xs
-        st = np.asarray(br.stable, dtype=bool)
-        for flag, style, color in ((True, "-", "tab:green"), (False, "--", "tab:red")):
-            on = st == flag
-            # a segment runs on to the next sample so that stable and unstable parts meet
-            on = on | np.concatenate([[False], on[:-1]])
-            ax.plot(vals, np.where(on, xs, np.nan), style, color=color, lw=1.8, gid="branch")
+    points = []
+    for item in items:
+        if isinstance(item, CycleFamily):
+            for edge in (item.x_max[:, j], item.x_min[:, j]):
+                _stability_lines(ax, item.values, edge, item.stable, ("tab:blue", "tab:orange"), "cycle")
+        else:
+            for br in (item.branches if isinstance(item, Bifurcation) else [item]):
+                xs = np.asarray(br.x, dtype=float)
+                _stability_lines(ax, br.values, xs[:, j] if xs.ndim == 2 else xs, br.stable,
+                                 ("tab:green", "tab:red"), "branch")
+        points += list(item.points)
     ax.plot([], [], "-", color="tab:green", label="stable")
     ax.plot([], [], "--", color="tab:red", label="unstable")
-    found = list(dict.fromkeys(pt.kind for pt in bif.points))
-    kinds = [k for k in BIFURCATION_MARKERS if k in found] + [k for k in found if k not in BIFURCATION_MARKERS]
-    for kind in kinds:
-        pts = [pt for pt in bif.points if pt.kind == kind]
-        ys = [_point_state(pt, j) for pt in pts]
-        where = ", ".join(f"{pt.value:.4g}" if abs(pt.value) > 1e-9 else "0" for pt in pts)
-        ax.plot([pt.value for pt in pts], ys, BIFURCATION_MARKERS.get(kind, "D"), color="k", ms=8, mfc="none", mew=2,
-                label=f"{kind} at ${_tex(bif.param)} = {where}$", linestyle="none", gid=kind, clip_on=False)
-    ax.set_xlabel(_math(bif.param))
+    if any(isinstance(b, CycleFamily) for b in items):
+        ax.plot([], [], "-", color="tab:blue", label="stable cycles (max, min)")
+        ax.plot([], [], "--", color="tab:orange", label="unstable cycles")
+    _mark_points(ax, points, lambda pt: pt.value, lambda pt: _point_state(pt, j), param)
+    ax.set_xlabel(_math(param))
     if state is not None:
         body = _tex(state)
         ax.set_ylabel(f"${{{body}}}^*$" if ("_" in body or "^" in body) else f"${body}^*$")
     else:
         ax.set_ylabel("equilibrium")
-    fixed_values = _values(bif.params, skip=(bif.param,))
-    if bif.system_name or fixed_values:
-        _title(ax, bif.system_name or "bifurcation diagram", fixed_values)
+    first = items[0]
+    fixed_values = _values(first.params, skip=(param,))
+    if first.system_name or fixed_values:
+        _title(ax, first.system_name or "bifurcation diagram", fixed_values)
     legend_outside(ax)
     return fig, ax
+
+
+def _stability_lines(ax, values, ys, stable, colors, gid: str) -> None:
+    vals = np.asarray(values, dtype=float)
+    ys = np.asarray(ys, dtype=float)
+    st = np.asarray(stable, dtype=bool)
+    for flag, style, color in ((True, "-", colors[0]), (False, "--", colors[1])):
+        on = st == flag
+        # a segment runs on to the next sample so that stable and unstable parts meet
+        on = on | np.concatenate([[False], on[:-1]])
+        ax.plot(vals, np.where(on, ys, np.nan), style, color=color, lw=1.8, gid=gid)
+
+
+def _mark_points(ax, points, xof, yof, name: str) -> None:
+    found = list(dict.fromkeys(pt.kind for pt in points))
+    kinds = [k for k in BIFURCATION_MARKERS if k in found] + [k for k in found if k not in BIFURCATION_MARKERS]
+    for kind in kinds:
+        pts = [pt for pt in points if pt.kind == kind]
+        where = ", ".join(f"{xof(pt):.4g}" if abs(xof(pt)) > 1e-9 else "0" for pt in pts[:4])
+        where += ", ..." if len(pts) > 4 else ""
+        filled = kind in CODIM2_KINDS
+        ax.plot([xof(pt) for pt in pts], [yof(pt) for pt in pts], BIFURCATION_MARKERS.get(kind, "D"), color="k", ms=8,
+                mfc="k" if filled else "none", mew=2, label=f"{kind} at ${_tex(name)} = {where}$", linestyle="none", gid=kind,
+                clip_on=False)
+
+
+def _plot_curves(curves, ax):
+    pairs = {tuple(c.params_varied) for c in curves}
+    if len(pairs) > 1:
+        raise ValueError(f"bif's curves lie in different parameter planes {sorted(pairs)}; draw them separately")
+    p1, p2 = pairs.pop()
+    points = []
+    for c in curves:
+        color = "k" if c.kind == "fold" else "tab:purple"
+        ax.plot(c.values[:, 1], c.values[:, 0], "-", color=color, lw=1.8, gid=f"{c.kind} curve")
+        points += list(c.points)
+    for kind, color in (("fold", "k"), ("hopf", "tab:purple")):
+        if any(c.kind == kind for c in curves):
+            ax.plot([], [], "-", color=color, label=f"{kind} curve")
+    _mark_points(ax, points, lambda pt: pt.params[p2], lambda pt: pt.params[p1], p2)
+    ax.set_xlabel(_math(p2))
+    ax.set_ylabel(_math(p1))
+    first = curves[0]
+    fixed_values = _values(first.params, skip=(p1, p2))
+    if first.system_name or fixed_values:
+        _title(ax, first.system_name or "bifurcation curves", fixed_values)
+    legend_outside(ax)
+    return ax
 
 
 def _point_state(pt: Any, j: int) -> float:

@@ -7,7 +7,7 @@ import pytest
 import sympy as sp
 
 from ncdyn import ModelSpec, ODESystem, derive, threshold
-from dynamics import BifurcationCurve, continue_curve, continue_equilibrium
+from dynamics import BifurcationCurve, continue_curve, continue_equilibrium, fold_location
 
 S = ODESystem.from_equations
 
@@ -119,6 +119,13 @@ def test_the_euclidean_collapse_threshold_as_a_curve():
     assert sig.min() == pytest.approx(0.0, abs=1e-12) and sig.max() == pytest.approx(3.0, abs=1e-12)
     np.testing.assert_allclose(eta, [fold_eta(s) for s in sig], rtol=1e-9)
     np.testing.assert_allclose(curve.at("sigma2", 1.0), [0.125], rtol=2e-3)  # linear interpolation
+    # the fold's location as a JAX function of sigma2: exact at 1.0, and its gradient is the
+    # closed form's derivative -1/(4 (1 + sigma2)^2)
+    import jax
+
+    locate = fold_location(e, fold, "sigma2", prm)
+    assert float(locate(1.0)[0]) == pytest.approx(0.125, rel=1e-12)
+    assert float(jax.jit(jax.grad(lambda q: locate(q)[0]))(0.5)) == pytest.approx(-1 / 9, rel=1e-9)
 
 
 def test_the_cosine_fold_in_weight_decay_and_norm_scale():

@@ -27,6 +27,7 @@ PAGES = (
     "howto/network.md",
     "howto/matrix.md",
     "howto/sweeps.md",
+    "howto/continuation.md",
 )
 # pages that are recipes: each must show runnable code
 RECIPES = ("getting_started.md",
