@@ -12,8 +12,10 @@ branch takes all ``--points`` points):
 - K uncoupled Euclidean SimSiam modes on their balance manifold,
   ``couple(derive(ModelSpec("euclidean")).reduce(), K, per_mode_params=("sigma2",))``, with
   distinct sigma2_k in [0, 1], in eta from eta = 0.05 on the upper equilibria
-  p_k = (1 + sqrt(1 - 4 c_k eta)) / (2 c_k), c_k = 1 + sigma2_k; the branch stops short of the
-  first fold (eta = 1/8), so that a natural-parameter sweep can follow it too.
+  p_k = (1 + sqrt(1 - 4 c_k eta)) / (2 c_k), c_k = 1 + sigma2_k (default K = 32). At K = 32 the
+  branch stops short of the first fold (eta = 1/8, the mode sigma2 = 0), so that a
+  natural-parameter sweep can follow all of it; with fewer modes (``--modes 8``) it reaches
+  the fold, and the baseline follows it up to there.
 
 For each: the first call (compiling the residual's Jacobian), the best of ``--repeat`` calls
 with the compilation cached (seconds, points per second), and one instrumented call that
@@ -163,9 +165,11 @@ def run_branch(case, points: int, repeat: int) -> dict:
 def report_branch(r: dict) -> None:
     br = r["branch"]
     m = len(br.values)
+    def shown(p):
+        return f"{p.kind} at {p.value:.6f}" + (f" (l1 = {p.coefficients['l1']:.4g})" if "l1" in p.coefficients else "")
+
     print(f"{r['name']}: {m} points, {br.param} in [{br.values.min():.6g}, {br.values.max():.6g}], {br.status}; "
-          + (", ".join(f"{p.kind} at {p.value:.6f}" + (f" (l1 = {p.coefficients['l1']:.4g})" if "l1" in p.coefficients else "")
-                       for p in br.points) or "no bifurcation points"))
+          + (", ".join(shown(p) for p in br.points) or "no bifurcation points"))
     print(f"  first call (compiles):         {r['t_first']:8.3f} s")
     print(f"  branch, compilation cached:    {r['t_cached']:8.3f} s  -> {m / r['t_cached']:8.0f} points/s")
     s, c, total = r["spent"], r["calls"], r["t_split"]
@@ -213,8 +217,9 @@ def report_curve(r: dict, check=None) -> None:
     cv = r["curve"]
     m = len(cv.values)
     p1, p2 = cv.params_varied
+    found = ", ".join(f"{p.kind} at ({p.params[p1]:.3g}, {p.params[p2]:.3g})" for p in cv.points)
     print(f"{r['name']}: {m} points, {p2} in [{cv.values[:, 1].min():.4g}, {cv.values[:, 1].max():.4g}], {cv.status}; "
-          + (", ".join(f"{p.kind} at ({p.params[p1]:.3g}, {p.params[p2]:.3g})" for p in cv.points) or "no codim-2 points"))
+          + (found or "no codim-2 points"))
     print(f"  first call (compiles):         {r['t_first']:8.3f} s")
     print(f"  curve, compilation cached:     {r['t_cached']:8.3f} s  -> {m / r['t_cached']:8.0f} points/s")
     s, c, total = r["spent"], r["calls"], r["t_split"]
@@ -260,7 +265,8 @@ def main() -> None:
     print()
     cusp = ncdyn.ODESystem.from_equations({"x": "b1 + b2*x - x**3"}, params=("b1", "b2"))
     r = run_curve("fold curve of the cusp x' = b1 + b2 x - x^3, b1 in b2 (1 state)", cusp, [1.0],
-                  ("b1", (-2.0, 2.0)), {"b1": 0.0, "b2": 1.0}, ("b2", (-1.0, 2.0)), args.points, 0.015, args.repeat, "down")
+                  ("b1", (-2.0, 2.0)), {"b1": 0.0, "b2": 1.0}, ("b2", (-1.0, 2.0)), args.points, 0.015, args.repeat,
+                  "down")
 
     def cusp_form(cv):
         b1, b2 = cv.values[:, 0], cv.values[:, 1]
