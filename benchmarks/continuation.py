@@ -101,7 +101,7 @@ BRANCH_PARTS = [(Tracer, "correct", "corrector"), (Tracer, "evaluate", "R, J"),
 def brusselator():
     system = ncdyn.ODESystem.from_equations({"x": "a - (b + 1)*x + x**2*y", "y": "b*x - x**2*y"}, params=("a", "b"))
     a, b = 1.0, 1.5
-    return "Brusselator in b (2 states)", system, [a, b / a], ("b", (0.5, 4.0)), {"a": a, "b": b}, 0.005
+    return "Brusselator in b (2 states)", system, [a, b / a], {"b": (0.5, 4.0)}, {"a": a, "b": b}, 0.005
 
 
 def euclidean_modes(K: int):
@@ -109,7 +109,7 @@ def euclidean_modes(K: int):
     sigma2 = np.linspace(0.0, 1.0, K)
     c, eta = 1.0 + sigma2, 0.05
     p = (1.0 + np.sqrt(1.0 - 4.0 * c * eta)) / (2.0 * c)
-    return (f"{K} Euclidean SimSiam modes in eta ({K} states)", system, p, ("eta", (0.0, 1.0)),
+    return (f"{K} Euclidean SimSiam modes in eta ({K} states)", system, p, {"eta": (0.0, 1.0)},
             {"sigma2": sigma2, "eta": eta, "alpha_p": 1.0}, 0.002)
 
 
@@ -253,7 +253,7 @@ def main() -> None:
     c = 1.0 + sigma2
     p = (1.0 + np.sqrt(1.0 - 4.0 * c * eta)) / (2.0 * c)
     r = run_curve("fold curve of the Euclidean SimSiam mode, eta in sigma2 (2 states)", mode, [p, p * p],
-                  ("eta", (0.0, 1.0)), {"sigma2": sigma2, "eta": eta, "alpha_p": 1.0}, ("sigma2", (0.0, 20.0)),
+                  {"eta": (0.0, 1.0)}, {"sigma2": sigma2, "eta": eta, "alpha_p": 1.0}, {"sigma2": (0.0, 20.0)},
                   args.points, 0.02, args.repeat)
 
     def closed_form(cv):
@@ -265,7 +265,7 @@ def main() -> None:
     print()
     cusp = ncdyn.ODESystem.from_equations({"x": "b1 + b2*x - x**3"}, params=("b1", "b2"))
     r = run_curve("fold curve of the cusp x' = b1 + b2 x - x^3, b1 in b2 (1 state)", cusp, [1.0],
-                  ("b1", (-2.0, 2.0)), {"b1": 0.0, "b2": 1.0}, ("b2", (-1.0, 2.0)), args.points, 0.015, args.repeat,
+                  {"b1": (-2.0, 2.0)}, {"b1": 0.0, "b2": 1.0}, {"b2": (-1.0, 2.0)}, args.points, 0.015, args.repeat,
                   "down")
 
     def cusp_form(cv):

@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--ncol", type=int, default=4)
     args = ap.parse_args()
     system = ncdyn.ODESystem.from_equations({"x": "y", "y": "z", "z": "-z - beta*y - x + x**2"}, params=("beta",))
-    sweep = ("beta", (0.4, 1.5))
+    sweep = {"beta": (0.4, 1.5)}
     branch = continue_equilibrium(system, [0.0, 0.0, 0.0], sweep, {"beta": 1.2})
     hopf = next(p for p in branch.points if p.kind == "hopf")
     opts = dict(ntst=args.ntst, ncol=args.ncol, max_points=args.points)

@@ -47,7 +47,6 @@ BIFURCATION_KINDS = Names.define("BIFURCATION_KINDS", {
     "fold of cycles": "two periodic orbits meet and vanish: a second Floquet multiplier passes through 1.",
     "period doubling": "a multiplier passes through -1 (of a cycle, or of a map's fixed point: a flip).",
     "neimark-sacker": "a complex pair of multipliers crosses the unit circle (a cycle or a map's fixed point); an invariant torus or circle is born.",
-    "endpoint": "where a continued curve ends inside its window (it could not be continued further).",
 }, module=__name__, summary="Kinds of BifurcationPoint (BifurcationPoint.kind is one of these).")
 
 
@@ -138,8 +137,8 @@ class Branch(Value):
     params : mapping str -> float
         The other parameters, held fixed.
     status : str
-        Why the branch ends at each end, "start: ..., end: ..." (``left_window``: it reached the
-        parameter window or the state domain; ``closed``: it returned to its start, an isola;
+        Why the branch ends at each end, "start: ..., end: ..." (``left_range``: it reached the
+        parameter range or the state domain; ``closed``: it returned to its start, an isola;
         ``max_points``; ``step_too_small``: the corrector failed at every step size, a
         singular point it cannot pass); "" inside a diagram.
     system_name : str

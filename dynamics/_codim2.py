@@ -1,4 +1,4 @@
-"""continue_curve(system, point, sweep, params): a curve of fold or Hopf points in two
+"""continue_curve(system, point, ranges, params): a curve of fold or Hopf points in two
 parameters, followed from a located point by pseudo-arclength continuation
 (``dynamics._arclength``), with its codimension-two points located.
 
@@ -34,7 +34,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +47,9 @@ from ._normal_form import Multilinear, compiled_forms, fold_coefficient, hopf_co
 from ._prepare import label, numeric, read_only
 from ._tolerance import COARSE_RTOL, LOCATE_RTOL, check_tol
 from ._value import Value
+
+if TYPE_CHECKING:
+    from ._bifurcation import BifurcationPoint
 
 __all__ = ["continue_curve", "fold_location", "BifurcationCurve", "CURVE_TESTS"]
 
@@ -100,7 +103,7 @@ class BifurcationCurve(Value):
     x: np.ndarray
     coefficients: Mapping[str, np.ndarray]
     points: tuple = ()
-    params: Mapping[str, Any] = field(default_factory=lambda: FrozenMap({}))
+    params: Mapping[str, float | np.ndarray] = field(default_factory=lambda: FrozenMap({}))
     status: str = ""
     system_name: str = ""
     state_names: tuple[str, ...] = ()
@@ -122,9 +125,27 @@ class BifurcationCurve(Value):
                           f"{len(self.values)} points", ["kind", p1, p2] + names, rows, [self.status])
 
     def at(self, name: str, value: float) -> np.ndarray:
-        """The other parameter's values where the curve crosses ``name`` = ``value``, one
-        entry per crossing, by linear interpolation between curve points (as accurate as
-        their spacing allows: continue with a smaller ``ds_max`` for more)."""
+        """The other parameter's values where the curve crosses ``name`` = ``value``.
+
+        Parameters
+        ----------
+        name : str
+            One of ``params_varied``.
+        value : float
+            Its value.
+
+        Returns
+        -------
+        numpy.ndarray
+            One entry per crossing, by linear interpolation between curve points (as accurate
+            as their spacing allows: continue with a smaller ``ds_max`` for more); empty if
+            the curve does not reach ``value``.
+
+        Raises
+        ------
+        ValueError
+            ``name`` is not one of the curve's parameters.
+        """
         if name not in self.params_varied:
             raise ValueError(f"name must be one of {self.params_varied}; got {name!r}")
         i = self.params_varied.index(name)
@@ -380,8 +401,8 @@ class HopfCurve(_Curve):
         return u[: self.n]
 
 
-def continue_curve(system: DynamicalSystem, point: Any, sweep: tuple[str, Any], params: Params, *,
-                   window: tuple[float, float] | None = None, max_points: int = 400, ds: float | None = None,
+def continue_curve(system: DynamicalSystem, point: BifurcationPoint, ranges: Mapping[str, tuple[float, float]],
+                   params: Params, *, max_points: int = 400, ds: float | None = None,
                    ds_max: float | None = None, tol: float = LOCATE_RTOL, direction: str = "both") -> BifurcationCurve:
     """Follow a fold or Hopf point of a flow through two parameters: the curve on which it
     persists, with the codimension-two points on it located (module docstring).
@@ -393,13 +414,12 @@ def continue_curve(system: DynamicalSystem, point: Any, sweep: tuple[str, Any], 
     point : BifurcationPoint
         A fold or Hopf point located by ``continue_equilibrium`` (or ``bifurcation``) in its
         parameter ``point.param``, the curve's first parameter.
-    sweep : (str, (lo, hi))
-        The second parameter and its window; its starting value is ``params``'s.
+    ranges : {str: (lo, hi)}
+        The second parameter and the range the curve stays in (its starting value is
+        ``params``'s); optionally also the first parameter's range (default: its domain, else
+        unbounded, so that the curve ends after ``max_points``).
     params : mapping
         Every parameter (the point's ``params`` take precedence for the first).
-    window : (lo, hi), optional
-        The first parameter's window (default: its domain, else unbounded; the curve then
-        ends after ``max_points``).
     max_points, ds, ds_max, tol, direction
         As for ``continue_equilibrium``.
 
@@ -416,7 +436,7 @@ def continue_curve(system: DynamicalSystem, point: Any, sweep: tuple[str, Any], 
         point does not converge on the curve's defining system, bad options.
     """
     from ._bifurcation import BifurcationPoint
-    from ._continuation import _check_window
+    from ._continuation import check_range
 
     if not isinstance(system, DynamicalSystem):
         raise TypeError(f"system must be a derivations.DynamicalSystem; got {type(system).__name__}")
@@ -429,12 +449,16 @@ def continue_curve(system: DynamicalSystem, point: Any, sweep: tuple[str, Any], 
         raise ValueError("continue_curve follows folds and Hopf points of flows; this system is a map")
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict keyed by parameter name; got {type(params).__name__}")
-    p2, lo2, hi2 = _check_window(system, sweep)
     p1 = point.param
     if p1 not in system.param_names:
         raise ValueError(f"point.param must name a parameter of {label(system)}; got {p1!r}")
-    if p1 == p2:
-        raise ValueError(f"sweep must name a second parameter, not the point's own {p1!r}")
+    rng = check_range(system, ranges, keys=2)
+    second = [k for k in rng if k != p1]
+    if len(second) != 1:
+        raise ValueError(f"ranges must name a second parameter besides the point's own {p1!r}; got {sorted(rng)}")
+    p2 = second[0]
+    lo2, hi2 = rng[p2]
+    window = rng.get(p1)
     if direction not in ("both", "up", "down"):
         raise ValueError(f"direction must be 'both', 'up' or 'down'; got {direction!r}")
     if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) or max_points < 2:
@@ -445,9 +469,7 @@ def continue_curve(system: DynamicalSystem, point: Any, sweep: tuple[str, Any], 
         lo1 = float(dom1.start) if dom1 is not None else -np.inf
         hi1 = float(dom1.end) if dom1 is not None else np.inf
     else:
-        lo1, hi1 = (float(w) for w in window)
-        if not lo1 < hi1:
-            raise ValueError(f"window must be (lo, hi) with lo < hi; got {window!r}")
+        lo1, hi1 = window
     base = {**dict(params), **{k: v for k, v in point.params.items()}, p1: point.value}
     if p2 not in base:
         raise ValueError(f"params must give the starting value of {p2!r}")
@@ -496,7 +518,7 @@ def continue_curve(system: DynamicalSystem, point: Any, sweep: tuple[str, Any], 
     up, down = runs.get("up"), runs.get("down")
     rows = (down[0][::-1] if down else []) + ((up[0][1:] if down else up[0]) if up else [])
     located = (down[1][::-1] if down else []) + (up[1] if up else [])
-    status = ", ".join(f"{'start' if k == 'down' else 'end'}: {r[2].replace('left_domain', 'left_window')}"
+    status = ", ".join(f"{'start' if k == 'down' else 'end'}: {r[2].replace('left_domain', 'left_range')}"
                        for k, r in (("down", down), ("up", up)) if r is not None)
     U = np.array(rows)
     coefs = [curve.coefficients(u) for u in U]
@@ -546,7 +568,7 @@ def _trace(curve, u0, t0, ds, ds_max, max_points, inside, boundary, tol):
     return rows, located, status
 
 
-def fold_location(system: DynamicalSystem, point: Any, param: str, params: Params):
+def fold_location(system: DynamicalSystem, point: BifurcationPoint, param: str, params: Params):
     """The fold's location as a JAX function of another parameter: ``locate(value) -> (v, x)``,
     the first parameter's value v and the state x of the fold at ``param`` = value, found by
     Newton (``optimistix.root_find``) on the minimally augmented fold system [f; g] = 0, moved

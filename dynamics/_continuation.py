@@ -1,4 +1,4 @@
-"""continue_equilibrium(system, start, sweep, params): a branch of equilibria of any flow, or of
+"""continue_equilibrium(system, start, ranges, params): a branch of equilibria of any flow, or of
 fixed points (or points of period k) of any map, followed by pseudo-arclength continuation
 (``dynamics._arclength``) with its folds, branch points, Hopf points (flows), period doublings
 and Neimark-Sacker points (maps) located and their normal-form coefficients computed.
@@ -24,9 +24,10 @@ import math
 import warnings
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from derivations import DynamicalSystem, FrozenMap, Params
 
@@ -34,6 +35,9 @@ from ._arclength import Located, Tracer, Traced, tangent_of
 from ._normal_form import Multilinear, compiled_forms, fold_coefficient, hopf_coefficients, normal_form_kind
 from ._prepare import label, numeric, read_only
 from ._tolerance import COARSE_RTOL, LOCATE_RTOL, check_tol
+
+if TYPE_CHECKING:
+    from ._bifurcation import BifurcationPoint
 
 __all__ = ["continue_equilibrium", "continued_bifurcation", "EquilibriumProblem"]
 
@@ -278,7 +282,8 @@ def _switch_directions(problem: EquilibriumProblem, u: np.ndarray, J: np.ndarray
     return out
 
 
-def continue_equilibrium(system: DynamicalSystem, start: Any, sweep: tuple[str, Any], params: Params, *,
+def continue_equilibrium(system: DynamicalSystem, start: ArrayLike | BifurcationPoint,
+                         ranges: Mapping[str, tuple[float, float]], params: Params, *,
                          direction: str = "both", max_points: int = 400, ds: float | None = None,
                          ds_max: float | None = None, tol: float = LOCATE_RTOL, period: int = 1):
     """Follow a branch of equilibria of a flow (fixed points of a map) through a parameter by
@@ -308,9 +313,9 @@ def continue_equilibrium(system: DynamicalSystem, start: Any, sweep: tuple[str, 
         A state near an equilibrium at ``params[param]`` (Newton corrects it), or a located
         point: a branch point or a map's period doubling starts the branch born there, any
         other point the branch through it.
-    sweep : (str, (lo, hi))
-        The parameter to vary and the window the branch stays in; it ends where it leaves the
-        window or the state domain (its last point placed on the edge).
+    ranges : {str: (lo, hi)}
+        The parameter to vary and the range the branch stays in (one entry); it ends where it
+        leaves the range or the state domain (its last point placed on the edge).
     params : mapping
         Every parameter (``param``'s entry is the starting value unless ``start`` is a point).
     direction : "both", "up" or "down"
@@ -319,7 +324,7 @@ def continue_equilibrium(system: DynamicalSystem, start: Any, sweep: tuple[str, 
     max_points : int
         At most this many points in each direction.
     ds, ds_max : float, optional
-        First and largest arclength step (defaults: 1/200 and 1/20 of the window's width,
+        First and largest arclength step (defaults: 1/200 and 1/20 of the range's width,
         at least 1e-3 and 1e-2 times the start's size).
     tol : float
         Relative width to which points are located.
@@ -336,7 +341,7 @@ def continue_equilibrium(system: DynamicalSystem, start: Any, sweep: tuple[str, 
     TypeError
         ``system`` is no DynamicalSystem, ``params`` no mapping, ``start`` no state.
     ValueError
-        Unknown or shaped parameter, a window not containing the start, Newton not converging
+        Unknown or shaped parameter, a range not containing the start, Newton not converging
         at the start, a symmetry (equilibria in families: continue on the quotient), bad
         options.
     """
@@ -347,7 +352,7 @@ def continue_equilibrium(system: DynamicalSystem, start: Any, sweep: tuple[str, 
     if getattr(system, "symmetry", None) is not None:
         raise ValueError(f"{label(system)} declares a continuous symmetry: its equilibria come in families, which "
                          "pseudo-arclength continuation cannot follow (the Jacobian is singular along the orbit)")
-    param, lo, hi = _check_window(system, sweep)
+    param, lo, hi = one_range(system, ranges)
     if direction not in ("both", "up", "down"):
         raise ValueError(f"direction must be 'both', 'up' or 'down'; got {direction!r}")
     if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) or max_points < 2:
@@ -367,23 +372,40 @@ def continue_equilibrium(system: DynamicalSystem, start: Any, sweep: tuple[str, 
         v_start = float(numeric(base[param]))
     checked = system.check_params({**base, param: v_start})
     if not lo - 1e-12 * max(1.0, abs(lo)) <= v_start <= hi + 1e-12 * max(1.0, abs(hi)):
-        raise ValueError(f"the start's {param} = {v_start:g} lies outside the window [{lo:g}, {hi:g}]")
+        raise ValueError(f"the start's {param} = {v_start:g} lies outside the range [{lo:g}, {hi:g}]")
     problem = EquilibriumProblem(system, param, checked, int(period))
     return _branch(problem, start, v_start, lo, hi, direction, int(max_points), ds, ds_max, tol)
 
 
-def _check_window(system: DynamicalSystem, sweep: Any) -> tuple[str, float, float]:
-    try:
-        param, window = sweep
-        lo, hi = (float(w) for w in window)
-    except (TypeError, ValueError):
-        raise ValueError(f"sweep must be (parameter name, (lo, hi)); got {sweep!r:.80}") from None
-    if not isinstance(param, str) or param not in system.param_names:
-        raise ValueError(f"sweep names {param!r}, not a parameter of {label(system)}; choose one of {system.param_names}")
-    if tuple(system.param_shapes.get(param, ())) != ():
-        raise ValueError(f"{param!r} has one value per mode (shape {system.param_shapes[param]}); continue a scalar parameter")
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise ValueError(f"sweep window must be finite with lo < hi; got ({lo}, {hi})")
+def check_range(system: DynamicalSystem, ranges: Any, what: str = "ranges", keys: int = 1,
+                ) -> dict[str, tuple[float, float]]:
+    """``{param: (lo, hi)}``: parameters of ``system`` (scalar ones), each with finite lo < hi;
+    ``keys`` of them (or 1 to ``keys`` when given as a range of counts by the caller)."""
+    if not isinstance(ranges, Mapping):
+        raise TypeError(f"{what} must be a dict {{parameter: (lo, hi)}}, e.g. {{'eta': (0.0, 0.4)}}; "
+                        f"got {type(ranges).__name__}")
+    out = {}
+    for name, rng in ranges.items():
+        if not isinstance(name, str) or name not in system.param_names:
+            raise ValueError(f"{what} names {name!r}, not a parameter of {label(system)}; choose one of {system.param_names}")
+        if tuple(system.param_shapes.get(name, ())) != ():
+            raise ValueError(f"{name!r} has one value per mode (shape {system.param_shapes[name]}); continue a scalar parameter")
+        try:
+            lo, hi = (float(w) for w in rng)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what}[{name!r}] must be a pair (lo, hi) of numbers; got {rng!r:.60}") from None
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise ValueError(f"{what}[{name!r}] must be finite with lo < hi; got ({lo}, {hi})")
+        out[name] = (lo, hi)
+    if not 1 <= len(out) <= keys:
+        need = "one parameter" if keys == 1 else f"1 to {keys} parameters"
+        raise ValueError(f"{what} must give {need}; got {len(out)}")
+    return out
+
+
+def one_range(system: DynamicalSystem, ranges: Any) -> tuple[str, float, float]:
+    """(param, lo, hi) of a one-parameter range."""
+    ((param, (lo, hi)),) = check_range(system, ranges).items()
     return param, lo, hi
 
 
@@ -467,9 +489,9 @@ def _branch(problem: EquilibriumProblem, start: Any, v0: float, lo: float, hi: f
         located = [loc for loc in located if not (problem.tests_names[loc.index] == "fold" and loc.after == 0)]
         # the branch point it was born at lies on it (its test is 0 there, so no sign change shows it)
         located.insert(len(down.located) if down else 0, Located(FLOW_TESTS.index("branch point"), u0, t0, J0, -1))
-    status = ", ".join(f"{'start' if k == 'down' else 'end'}: {r.status.replace('left_domain', 'left_window')}"
+    status = ", ".join(f"{'start' if k == 'down' else 'end'}: {r.status.replace('left_domain', 'left_range')}"
                        for k, r in (("down", down), ("up", up)) if r is not None)
-    # a point exactly at an end (on the window's edge: eta = 0) shows no sign change; its test is 0
+    # a point exactly at an end (on the range's edge: eta = 0) shows no sign change; its test is 0
     # (not where it vanishes next to the end too: a line of non-hyperbolic points is no point)
     for run, other in ((down, up), (up, down)):
         if run is None or (other is not None and len(run.u) == 1 and other is down):
@@ -526,7 +548,7 @@ def _born_directions(problem: EquilibriumProblem, u0: np.ndarray, J0: np.ndarray
 def continued_bifurcation(system: DynamicalSystem, param: str, values: np.ndarray, base: Mapping, tol: float):
     """The diagram of ``bifurcation`` for a system without exact equilibria: every equilibrium
     that multi-start Newton finds at the ends and the middle of the sweep, continued by
-    pseudo-arclength through the window (``continue_equilibrium``), the branches born at the
+    pseudo-arclength through the range (``continue_equilibrium``), the branches born at the
     branch points found followed too; the equilibria at each sampled value read off the
     branches (interpolated and corrected by Newton)."""
     from ._bifurcation import Bifurcation, BifurcationPoint, Branch, _sampled, _unique

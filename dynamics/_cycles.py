@@ -1,4 +1,4 @@
-"""continue_cycle(system, start, sweep, params): a family of periodic orbits of a flow followed
+"""continue_cycle(system, start, ranges, params): a family of periodic orbits of a flow followed
 through a parameter by pseudo-arclength continuation (``dynamics._arclength``), with its folds
 of cycles, period doublings, Neimark-Sacker points and branch points located.
 
@@ -37,18 +37,23 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from derivations import DynamicalSystem, FrozenMap, Params
 
 from ._arclength import GROW, Tracer, tangent_of
-from ._continuation import _check_window, signed_mean
+from ._continuation import one_range, signed_mean
 from ._display import html_table
 from ._prepare import label, numeric, read_only
 from ._tolerance import LOCATE_RTOL, check_tol
 from ._value import Value
+
+if TYPE_CHECKING:
+    from ._bifurcation import BifurcationPoint
+    from ._solution import Solution
 
 __all__ = ["continue_cycle", "CycleFamily", "CYCLE_TESTS"]
 
@@ -486,7 +491,8 @@ def _from_orbit(problem: CycleProblem, start: Any, v0: float):
 # -- the family ------------------------------------------------------------------------------
 
 
-def continue_cycle(system: DynamicalSystem, start: Any, sweep: tuple[str, Any], params: Params, *,
+def continue_cycle(system: DynamicalSystem, start: BifurcationPoint | Solution | tuple[ArrayLike, ArrayLike],
+                   ranges: Mapping[str, tuple[float, float]], params: Params, *,
                    ntst: int = 25, ncol: int = 4, max_points: int = 200, ds: float | None = None,
                    ds_max: float | None = None, direction: str = "both", tol: float = LOCATE_RTOL) -> CycleFamily:
     """Follow a family of periodic orbits of a flow through a parameter by pseudo-arclength
@@ -514,8 +520,8 @@ def continue_cycle(system: DynamicalSystem, start: Any, sweep: tuple[str, Any], 
         densely; the period is the time since its last return to the section through its end
         point normal to the flow, the last period is resampled on the mesh (cubic spline) and
         corrected by Newton.
-    sweep : (str, (lo, hi))
-        The parameter to vary and the window the family stays in.
+    ranges : {str: (lo, hi)}
+        The parameter to vary and the range the family stays in (one entry).
     params : mapping
         Every parameter (``param``'s entry is the starting value unless ``start`` is a point).
     ntst, ncol : int
@@ -546,7 +552,7 @@ def continue_cycle(system: DynamicalSystem, start: Any, sweep: tuple[str, Any], 
         ``system`` is no DynamicalSystem, ``params`` no mapping, ``start`` none of the above.
     ValueError
         A map (discrete time), a system with a continuous symmetry, an unknown parameter or a
-        bad window, a start outside the window, a BifurcationPoint that is no Hopf point, a
+        bad range, a start outside the range, a BifurcationPoint that is no Hopf point, a
         trajectory that does not return, Newton not converging at the start, bad options.
     """
     from ._bifurcation import BifurcationPoint
@@ -561,7 +567,7 @@ def continue_cycle(system: DynamicalSystem, start: Any, sweep: tuple[str, Any], 
     if getattr(system, "symmetry", None) is not None:
         raise ValueError(f"{label(system)} declares a continuous symmetry: its cycles come in families, which "
                          "the collocation system cannot isolate (its Jacobian is singular); continue on the quotient")
-    param, lo, hi = _check_window(system, sweep)
+    param, lo, hi = one_range(system, ranges)
     for name, val, least, most in (("ntst", ntst, 3, 10_000), ("ncol", ncol, 1, 7), ("max_points", max_points, 2, 10**7)):
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or not least <= val <= most:
             raise ValueError(f"{name} must be an int in [{least}, {most}]; got {val!r}")
@@ -580,7 +586,7 @@ def continue_cycle(system: DynamicalSystem, start: Any, sweep: tuple[str, Any], 
         v0 = float(numeric(base[param]))
     checked = system.check_params({**base, param: v0})
     if not lo - 1e-12 * max(1.0, abs(lo)) <= v0 <= hi + 1e-12 * max(1.0, abs(hi)):
-        raise ValueError(f"the start's {param} = {v0:g} lies outside the window [{lo:g}, {hi:g}]")
+        raise ValueError(f"the start's {param} = {v0:g} lies outside the range [{lo:g}, {hi:g}]")
     problem = CycleProblem(system, param, checked, int(ntst), int(ncol))
     size = 1.0 + (float(np.max(np.abs(start.x))) if hopf else 0.0)
     ds = float(ds) if ds is not None else 1e-2 * size
@@ -659,7 +665,7 @@ def _trace(problem: CycleProblem, u: np.ndarray, t: np.ndarray, ds: float, ds_ma
             status = "hopf"
             break
         if chunk.status != "max_points":
-            status = chunk.status.replace("left_domain", "left_window")
+            status = chunk.status.replace("left_domain", "left_range")
             break
         if len(chunk.u) >= 2:
             h = min(ds_max, GROW * float(np.linalg.norm(chunk.u[-1] - chunk.u[-2])))

@@ -42,6 +42,10 @@ from ._roots import Regimes
 if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn, not with the package
     from matplotlib.axes import Axes
 
+    from ._bifurcation import Branch
+    from ._codim2 import BifurcationCurve
+    from ._cycles import CycleFamily
+
 __all__ = ["portrait", "plot_phase_plane", "plot_flow_1d", "plot_bifurcation", "plot_regimes", "plot_basins",
            "KIND_STYLE"]
 
@@ -560,7 +564,8 @@ def _flow_marker(e: Any, f_at: Any, span: float) -> dict:
 # -- bifurcation diagram -----------------------------------------------------------------
 
 
-def plot_bifurcation(bif: Any, *, state: str | None = None, ax: Axes | None = None):
+def plot_bifurcation(bif: Bifurcation | Branch | CycleFamily | BifurcationCurve | Sequence[Bifurcation | Branch | CycleFamily],
+                     *, state: str | None = None, ax: Axes | None = None):
     """Draw a bifurcation diagram: a ``Bifurcation``, continued results, or several of them on
     one axes.
 

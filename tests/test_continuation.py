@@ -16,14 +16,14 @@ def test_a_branch_passes_both_folds_of_an_s_curve():
     increasing with r); the branch turns at each, its values going back, and the middle part
     between them is unstable (f'(x) = 1 - x^2 > 0)."""
     s_curve = S({"x": "r + x - x**3/3"}, params=("r",))
-    br = continue_equilibrium(s_curve, [-2.2], ("r", (-2, 2)), {"r": 2.2 - 2.2**3 / 3})
+    br = continue_equilibrium(s_curve, [-2.2], {"r": (-2, 2)}, {"r": 2.2 - 2.2**3 / 3})
     folds = sorted((p for p in br.points if p.kind == "fold"), key=lambda p: p.value)
     assert [round(p.value, 12) for p in folds] == [round(-2 / 3, 12), round(2 / 3, 12)]
     np.testing.assert_allclose([p.x[0] for p in folds], [1.0, -1.0], atol=1e-6)
     np.testing.assert_allclose([p.coefficients["a"] for p in folds], [-1.0, 1.0], atol=1e-6)
     np.testing.assert_allclose(br.values, -(br.x[:, 0] - br.x[:, 0] ** 3 / 3), atol=1e-10)
     np.testing.assert_array_equal(br.stable, np.abs(br.x[:, 0]) > 1)
-    assert br.x[0, 0] < -1.9 and br.x[-1, 0] > 1.9 and br.status == "start: left_window, end: left_window"
+    assert br.x[0, 0] < -1.9 and br.x[-1, 0] > 1.9 and br.status == "start: left_range, end: left_range"
     np.testing.assert_allclose(br.eigenvalues[:, 0].real, 1 - br.x[:, 0] ** 2, atol=1e-10)
     assert isinstance(br, Branch) and "fold" in repr(br) and "<table>" in br._repr_html_()
 
@@ -31,11 +31,11 @@ def test_a_branch_passes_both_folds_of_an_s_curve():
 @pytest.mark.parametrize("rhs, other", [("r*x - x**2", lambda r: r), ("r*x - x**3", lambda r: np.sqrt(np.maximum(r, 0)))])
 def test_branch_switching_at_transcritical_and_pitchfork_points(rhs, other):
     system = S({"x": rhs}, params=("r",))
-    trivial = continue_equilibrium(system, [0.0], ("r", (-1, 1)), {"r": -1})
+    trivial = continue_equilibrium(system, [0.0], {"r": (-1, 1)}, {"r": -1})
     (bp,) = trivial.points
     assert bp.kind == "branch point" and abs(bp.value) < 1e-8
     np.testing.assert_array_equal(trivial.stable, trivial.values < 0)
-    new = continue_equilibrium(system, bp, ("r", (-1, 1)), {})
+    new = continue_equilibrium(system, bp, {"r": (-1, 1)}, {})
     upper = new.x[:, 0] > 1e-6
     np.testing.assert_allclose(new.x[upper, 0], other(new.values[upper]), rtol=1e-9, atol=1e-12)
     assert new.x[:, 0].max() == pytest.approx(other(1.0), rel=1e-9)
@@ -47,13 +47,13 @@ def test_hopf_normal_form_and_the_brusselator():
     l1 = -2 (Kuznetsov's normalisation <q, q> = 1: |x|^2 = 2 |z|^2). The Brusselator
     x' = a - (b + 1) x + x^2 y, y' = b x - x^2 y: Hopf at b = 1 + a^2, omega = a."""
     normal = S({"x": "mu*x - y - x*(x**2+y**2)", "y": "x + mu*y - y*(x**2+y**2)"}, params=("mu",))
-    br = continue_equilibrium(normal, [0.0, 0.0], ("mu", (-1, 1)), {"mu": -1})
+    br = continue_equilibrium(normal, [0.0, 0.0], {"mu": (-1, 1)}, {"mu": -1})
     (h,) = br.points
     assert h.kind == "hopf" and abs(h.value) < 1e-9
     assert h.coefficients["omega"] == pytest.approx(1.0, rel=1e-9) and h.coefficients["l1"] == pytest.approx(-2.0, rel=1e-9)
     bru = S({"x": "a - (b + 1)*x + x**2*y", "y": "b*x - x**2*y"}, params=("a", "b"))
     for a in (0.5, 2.0):
-        br = continue_equilibrium(bru, [a, 1.0 / a], ("b", (0.1, 8)), {"a": a, "b": 1.0})
+        br = continue_equilibrium(bru, [a, 1.0 / a], {"b": (0.1, 8)}, {"a": a, "b": 1.0})
         (h,) = [p for p in br.points if p.kind == "hopf"]
         assert h.value == pytest.approx(1 + a * a, rel=1e-9) and h.coefficients["omega"] == pytest.approx(a, rel=1e-8)
         np.testing.assert_allclose(br.x, np.tile([a, 0], (len(br.values), 1)) + np.outer(br.values / a, [0, 1]), atol=1e-10)
@@ -67,7 +67,7 @@ def test_a_non_polynomial_branch_directpred():
     for alpha in (0.5, 1.7):
         prm = {"sigma2": 0.2, "eta": 0.05, "alpha": alpha}
         upper = (1 + np.sqrt(1 - 4 * 1.2 * 0.05)) / 2.4  # u = s^alpha on the stable branch
-        br = continue_equilibrium(dp, [0.9 * upper ** (1 / alpha)], ("eta", (0.01, 0.4)), prm)
+        br = continue_equilibrium(dp, [0.9 * upper ** (1 / alpha)], {"eta": (0.01, 0.4)}, prm)
         (fold,) = [p for p in br.points if p.kind == "fold"]
         assert fold.value == pytest.approx(1 / 4.8, rel=1e-9)
         assert fold.x[0] ** alpha == pytest.approx(1 / 2.4, rel=1e-6)
@@ -79,7 +79,7 @@ def test_an_isola_closes():
     """x' = 1 - x^2 - r^2: the equilibria form the circle x^2 + r^2 = 1, a closed branch with
     folds at r = +-1."""
     circle = S({"x": "1 - x**2 - r**2"}, params=("r",))
-    br = continue_equilibrium(circle, [1.0], ("r", (-2, 2)), {"r": 0.0})
+    br = continue_equilibrium(circle, [1.0], {"r": (-2, 2)}, {"r": 0.0})
     assert "closed" in br.status
     np.testing.assert_allclose(br.x[:, 0] ** 2 + br.values**2, 1.0, atol=1e-10)
     assert sorted(round(p.value, 9) for p in br.points if p.kind == "fold") == [-1.0, 1.0]
@@ -104,17 +104,19 @@ def test_bifurcation_agrees_with_the_exact_path_where_both_apply():
 
 def test_bad_input():
     system = S({"x": "r*x - x**2"}, params=("r",))
-    with pytest.raises(ValueError, match="window"):
-        continue_equilibrium(system, [0.0], ("r", (1, -1)), {"r": 0})
-    with pytest.raises(ValueError, match="outside the window"):
-        continue_equilibrium(system, [0.0], ("r", (0, 1)), {"r": -1})
+    with pytest.raises(ValueError, match="lo < hi"):
+        continue_equilibrium(system, [0.0], {"r": (1, -1)}, {"r": 0})
+    with pytest.raises(TypeError, match="ranges must be a dict"):
+        continue_equilibrium(system, [0.0], ("r", (-1, 1)), {"r": 0})
+    with pytest.raises(ValueError, match="outside the range"):
+        continue_equilibrium(system, [0.0], {"r": (0, 1)}, {"r": -1})
     with pytest.raises(ValueError, match="not near an equilibrium"):
-        continue_equilibrium(S({"x": "1 + x**2"}, params=("r",)), [0.0], ("r", (-1, 1)), {"r": 0})
+        continue_equilibrium(S({"x": "1 + x**2"}, params=("r",)), [0.0], {"r": (-1, 1)}, {"r": 0})
     with pytest.raises(ValueError, match="not a parameter"):
-        continue_equilibrium(system, [0.0], ("q", (0, 1)), {"r": 0})
+        continue_equilibrium(system, [0.0], {"q": (0, 1)}, {"r": 0})
     with pytest.raises(ValueError, match="direction"):
-        continue_equilibrium(system, [0.0], ("r", (-1, 1)), {"r": 0}, direction="left")
+        continue_equilibrium(system, [0.0], {"r": (-1, 1)}, {"r": 0}, direction="left")
     with pytest.raises(ValueError, match="period"):
-        continue_equilibrium(system, [0.0], ("r", (-1, 1)), {"r": 0}, period=2)
+        continue_equilibrium(system, [0.0], {"r": (-1, 1)}, {"r": 0}, period=2)
     with pytest.raises(ValueError, match="state"):
-        continue_equilibrium(system, [0.0, 1.0], ("r", (-1, 1)), {"r": 0})
+        continue_equilibrium(system, [0.0, 1.0], {"r": (-1, 1)}, {"r": 0})

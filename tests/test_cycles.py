@@ -30,8 +30,8 @@ def monodromy(rhs, jac, x0, T):
 def radial():
     system = ncdyn.ODESystem.from_equations(
         {"x": "x*(rho - x**2 - y**2) - y", "y": "y*(rho - x**2 - y**2) + x"}, params=("rho",))
-    hopf = hopf_of(system, [0.0, 0.0], ("rho", (-0.5, 1.0)), {"rho": -0.5})
-    return system, hopf, continue_cycle(system, hopf, ("rho", (-0.5, 1.0)), {"rho": 0.0}, ntst=10, max_points=60)
+    hopf = hopf_of(system, [0.0, 0.0], {"rho": (-0.5, 1.0)}, {"rho": -0.5})
+    return system, hopf, continue_cycle(system, hopf, {"rho": (-0.5, 1.0)}, {"rho": 0.0}, ntst=10, max_points=60)
 
 
 def test_radial_cycle_closed_form(radial):
@@ -40,8 +40,8 @@ def test_radial_cycle_closed_form(radial):
     _, hopf, fam = radial
     assert isinstance(fam, CycleFamily)
     assert hopf.value == pytest.approx(0.0, abs=1e-9)
-    assert fam.values[0] > 0 and fam.values[-1] == pytest.approx(1.0, abs=1e-9)  # ends on the window's edge
-    assert "left_window" in fam.status and len(fam.values) >= 10
+    assert fam.values[0] > 0 and fam.values[-1] == pytest.approx(1.0, abs=1e-9)  # ends on the range's edge
+    assert "left_range" in fam.status and len(fam.values) >= 10
     r = np.hypot(fam.profiles[..., 0], fam.profiles[..., 1])
     assert np.max(np.abs(r - np.sqrt(fam.values)[:, None])) < 1e-6  # collocation error at ntst = 10
     assert np.max(np.abs(fam.amplitude - np.sqrt(fam.values))) < 1e-6
@@ -61,9 +61,9 @@ def test_brusselator_amplitude_matches_first_lyapunov_coefficient():
     2 |q_i| sqrt(-beta / (l1 omega)) (1 + O(beta)), beta = Re lambda = (b - 2) / 2, q the unit
     eigenvector of the Jacobian [[1, 1], [-2, -1]]; a wrong l1 would leave a constant offset."""
     system = ncdyn.ODESystem.from_equations({"x": "a - (b+1)*x + x**2*y", "y": "b*x - x**2*y"}, params=("a", "b"))
-    hopf = hopf_of(system, [1.0, 2.0], ("b", (1.5, 3.0)), {"a": 1.0, "b": 1.5})
+    hopf = hopf_of(system, [1.0, 2.0], {"b": (1.5, 3.0)}, {"a": 1.0, "b": 1.5})
     assert hopf.value == pytest.approx(2.0, abs=1e-9) and hopf.coefficients["omega"] == pytest.approx(1.0, abs=1e-9)
-    fam = continue_cycle(system, hopf, ("b", (1.5, 3.0)), {"a": 1.0}, ntst=10, max_points=25, ds=1e-3, ds_max=0.02)
+    fam = continue_cycle(system, hopf, {"b": (1.5, 3.0)}, {"a": 1.0}, ntst=10, max_points=25, ds=1e-3, ds_max=0.02)
     ev, V = np.linalg.eig(np.array([[1.0, 1.0], [-2.0, -1.0]]))
     q = V[:, np.argmax(ev.imag)] / np.linalg.norm(V[:, np.argmax(ev.imag)])
     beta = (fam.values - 2.0) / 2
@@ -80,9 +80,9 @@ def test_fold_of_cycles_in_the_bautin_normal_form():
     system = ncdyn.ODESystem.from_equations(
         {"x": "x*(mu + 2*(x**2+y**2) - (x**2+y**2)**2) - y", "y": "y*(mu + 2*(x**2+y**2) - (x**2+y**2)**2) + x"},
         params=("mu",))
-    hopf = hopf_of(system, [0.0, 0.0], ("mu", (-1.5, 1.0)), {"mu": -0.5})
+    hopf = hopf_of(system, [0.0, 0.0], {"mu": (-1.5, 1.0)}, {"mu": -0.5})
     assert hopf.coefficients["l1"] > 0
-    fam = continue_cycle(system, hopf, ("mu", (-1.5, 1.0)), {"mu": 0.0}, ntst=10, max_points=60)
+    fam = continue_cycle(system, hopf, {"mu": (-1.5, 1.0)}, {"mu": 0.0}, ntst=10, max_points=60)
     folds = [p for p in fam.points if p.kind == "fold of cycles"]
     assert len(folds) == 1 and len(fam.points) == 1
     fold = folds[0]
@@ -106,9 +106,9 @@ def test_neimark_sacker_of_the_langford_system():
     system = ncdyn.ODESystem.from_equations(
         {"x": "(mu-3)*x - 4*y + x*(z + 0.2*(1 - z**2))", "y": "4*x + (mu-3)*y + y*(z + 0.2*(1-z**2))",
          "z": "mu*z - (x**2+y**2+z**2)"}, params=("mu",))
-    hopf = hopf_of(system, [0.0, 0.0, 1.0], ("mu", (0.5, 3.0)), {"mu": 1.0})
+    hopf = hopf_of(system, [0.0, 0.0, 1.0], {"mu": (0.5, 3.0)}, {"mu": 1.0})
     assert hopf.value == pytest.approx(5 - np.sqrt(11), abs=1e-8)
-    fam = continue_cycle(system, hopf, ("mu", (0.5, 3.0)), {"mu": 1.0}, ntst=10, max_points=150)
+    fam = continue_cycle(system, hopf, {"mu": (0.5, 3.0)}, {"mu": 1.0}, ntst=10, max_points=150)
     kinds = [p.kind for p in fam.points]
     assert kinds == ["neimark-sacker", "hopf"] and fam.status.endswith("end: hopf")
     ns, end = fam.points
@@ -137,9 +137,9 @@ def test_period_doubling_of_the_adaptive_control_system():
     the family's first period doubling checked by the multipliers that SciPy integrates there,
     and by the doubled period of the orbit a simulation settles on just past it."""
     system = ncdyn.ODESystem.from_equations({"x": "y", "y": "z", "z": "-z - beta*y - x + x**2"}, params=("beta",))
-    hopf = hopf_of(system, [0.0, 0.0, 0.0], ("beta", (0.4, 1.5)), {"beta": 1.2})
+    hopf = hopf_of(system, [0.0, 0.0, 0.0], {"beta": (0.4, 1.5)}, {"beta": 1.2})
     assert hopf.value == pytest.approx(1.0, abs=1e-8) and hopf.coefficients["omega"] == pytest.approx(1.0, abs=1e-8)
-    fam = continue_cycle(system, hopf, ("beta", (0.4, 1.5)), {"beta": 1.2}, ntst=20, max_points=40)
+    fam = continue_cycle(system, hopf, {"beta": (0.4, 1.5)}, {"beta": 1.2}, ntst=20, max_points=40)
     pd = next(p for p in fam.points if p.kind == "period doubling")
     b = pd.value
     f = lambda x: np.array([x[1], x[2], -x[2] - b * x[1] - x[0] + x[0] ** 2])  # noqa: E731
@@ -178,7 +178,7 @@ def test_cycle_from_an_integrated_orbit_van_der_pol():
     system = ncdyn.ODESystem.from_equations({"x": "y", "y": "mu*(1 - x**2)*y - x"}, params=("mu",))
     sol = solve_ivp(lambda t, w: [w[1], (1 - w[0] ** 2) * w[1] - w[0]], (0, 40), [2.0, 0.0], method="DOP853",
                     rtol=1e-10, atol=1e-12, t_eval=np.linspace(0, 40, 4001))
-    fam = continue_cycle(system, (sol.t, sol.y.T), ("mu", (0.5, 1.5)), {"mu": 1.0}, ntst=20, max_points=4)
+    fam = continue_cycle(system, (sol.t, sol.y.T), {"mu": (0.5, 1.5)}, {"mu": 1.0}, ntst=20, max_points=4)
     k = int(np.argmin(np.abs(fam.values - 1.0)))
     assert fam.values[k] == pytest.approx(1.0, abs=1e-12)
     assert fam.period[k] == pytest.approx(6.6632868593231301, abs=1e-7)
@@ -187,23 +187,23 @@ def test_cycle_from_an_integrated_orbit_van_der_pol():
     assert fam.x_max[k, 0] == pytest.approx(2.00861986087, abs=1e-6)  # the cycle's largest x
     assert fam.stable.all()
     sol2 = ncdyn.integrate(system, [2.0, 0.0], (0, 40), {"mu": 1.0}, t_eval=np.linspace(0, 40, 4001), backend="scipy")
-    fam2 = continue_cycle(system, sol2, ("mu", (0.5, 1.5)), {"mu": 1.0}, ntst=20, max_points=2, direction="up")
+    fam2 = continue_cycle(system, sol2, {"mu": (0.5, 1.5)}, {"mu": 1.0}, ntst=20, max_points=2, direction="up")
     assert fam2.values[0] == 1.0 and fam2.period[0] == pytest.approx(6.6632868593231301, abs=1e-7)
 
 
 def test_bad_inputs(radial):
     system, hopf, _ = radial
-    sweep = ("rho", (-0.5, 1.0))
+    sweep = {"rho": (-0.5, 1.0)}
     with pytest.raises(TypeError, match="system"):
         continue_cycle("x' = y", hopf, sweep, {"rho": 0.0})
     with pytest.raises(TypeError, match="params"):
         continue_cycle(system, hopf, sweep, [0.0])
     with pytest.raises(ValueError, match="not a parameter"):
-        continue_cycle(system, hopf, ("sigma", (0, 1)), {"rho": 0.0})
+        continue_cycle(system, hopf, {"sigma": (0, 1)}, {"rho": 0.0})
     with pytest.raises(ValueError, match="lo < hi"):
-        continue_cycle(system, hopf, ("rho", (1.0, -1.0)), {"rho": 0.0})
-    with pytest.raises(ValueError, match="outside the window"):
-        continue_cycle(system, hopf, ("rho", (0.5, 1.0)), {"rho": 0.0})
+        continue_cycle(system, hopf, {"rho": (1.0, -1.0)}, {"rho": 0.0})
+    with pytest.raises(ValueError, match="outside the range"):
+        continue_cycle(system, hopf, {"rho": (0.5, 1.0)}, {"rho": 0.0})
     with pytest.raises(ValueError, match="'hopf'"):
         continue_cycle(system, BifurcationPoint("fold", 0.0, [0.0, 0.0], param="rho"), sweep, {"rho": 0.0})
     with pytest.raises(ValueError, match="ntst"):

@@ -119,7 +119,7 @@ def test_the_euclidean_flip_is_supercritical_the_modes_settle_on_a_two_cycle_abo
     params = {"sigma2": SIGMA2, "eta": 0.05, "alpha_p": 1.0}
     lim = learning_rate_limit(EUCLID, params, symbolic=False)
     step = derive(EUCLID).discrete()
-    two = continue_equilibrium(step, lim.point, ("lr", (0.5 * lim.lr, 1.5 * lim.lr)), params, period=2, max_points=80)
+    two = continue_equilibrium(step, lim.point, {"lr": (0.5 * lim.lr, 1.5 * lim.lr)}, params, period=2, max_points=80)
     off = np.max(np.abs(two.x - lim.x), axis=1) > 1e-3
     assert off.any() and np.all(two.values[off] > lim.lr)
     near = off & (two.values < 1.1 * lim.lr)
@@ -138,7 +138,7 @@ def test_the_euclidean_flip_is_supercritical_the_modes_settle_on_a_two_cycle_abo
         assert np.min(np.abs(np.linalg.eigvals(D) + 1)) < 1e-6
     lr = 1.1 * lim.lr
     it = iterate(step, lim.x * 1.01, 400, {**params, "lr": lr})
-    cycle = continue_equilibrium(step, it.final, ("lr", (lr, 1.2 * lim.lr)), {**params, "lr": lr}, period=2,
+    cycle = continue_equilibrium(step, it.final, {"lr": (lr, 1.2 * lim.lr)}, {**params, "lr": lr}, period=2,
                                  direction="up", max_points=2)
     assert np.max(np.abs(cycle.x[0] - it.final)) < 1e-10 and np.max(np.abs(it.final - lim.x)) > 0.02
     assert cycle.stable[0] and np.all(np.abs(cycle.eigenvalues[0]) < 1)

@@ -7,9 +7,9 @@ its multipliers there are the eigenvalues of M(lr) = I + dg/dy. As lr -> 0 they 
 1 + lr lambda_i (lambda_i the flow's eigenvalues), inside the unit circle for a stable
 equilibrium; the fixed point loses stability at the smallest lr where one reaches the circle:
 
-- period doubling: det(I + M) = 0 (a multiplier -1; for M = I + lr J exactly, lr* = 2/|lambda|);
+- period doubling: det(I + M) = 0 (a multiplier -1; for M = I + lr J exactly, lr* = 2 / abs(lambda));
 - Neimark-Sacker: det(M^(2) - I) = 0, M^(2) the second compound matrix (eigenvalues
-  mu_i mu_j), with a complex pair on the circle (lr* = -2 Re(lambda)/|lambda|^2);
+  mu_i mu_j), with a complex pair on the circle (lr* = -2 Re(lambda) / abs(lambda)^2);
 - fold: det(M - I) = 0 at lr > 0 (a multiplier 1).
 
 Where the map has explicit equations the three conditions are taken from its own Jacobian
@@ -44,7 +44,7 @@ __all__ = ["learning_rate_limit", "LearningRateLimit", "LIMIT_KINDS"]
 
 LIMIT_KINDS = ("period doubling", "neimark-sacker", "fold", "none")
 """How the fixed point loses stability: a multiplier -1, a complex pair on the unit circle, a
-multiplier +1, or not at all below the window's end (``lr`` is then inf)."""
+multiplier +1, or not at all below the range's end (``lr`` is then inf)."""
 
 _ON_CIRCLE = 1e-6
 
@@ -63,7 +63,7 @@ class LearningRateLimit(Value):
     ----------
     lr : float
         The limit: the fixed point is stable for 0 < lr < ``lr`` and not just above it (inf
-        where it stays stable up to the window's end). From the exact conditions where the map
+        where it stays stable up to the range's end). From the exact conditions where the map
         has explicit equations, else from the continuation.
     kind : str
         One of ``LIMIT_KINDS``.
@@ -79,25 +79,25 @@ class LearningRateLimit(Value):
         map's Jacobian is I + lr J + O(lr^2)), sorted by decreasing real part.
     first_order : float
         The limit of the first-order map M = I + lr J: min over lambda_i of
-        -2 Re(lambda_i)/|lambda_i|^2; it equals ``lr`` where the map's higher-order terms
+        -2 Re(lambda_i) / abs(lambda_i)^2; it equals ``lr`` where the map's higher-order terms
         vanish at the fixed point (the SSL maps: they carry the flow's rates).
     exact : float
         The limit from the map's own Jacobian: the smallest positive root of the three
         conditions at which a multiplier is on the unit circle (NaN for a map without
-        explicit equations; inf if none is below the window's end).
+        explicit equations; inf if none is below the range's end).
     continued : float
         The period doubling, Neimark-Sacker point or fold that ``continue_equilibrium``
         locates first when it follows the fixed point from a small lr (NaN if not run; inf if
-        it locates none in the window).
+        it locates none in the range).
     point : BifurcationPoint or None
         That located point.
     condition : sympy.Expr or None
         The condition whose root is ``exact``, a polynomial in the step parameter (its
         coefficients evaluated at the fixed point and ``params``).
     expression : sympy.Expr or None
-        The limit in closed form in the parameters, -2 Re(lambda)/|lambda|^2 for the critical
+        The limit in closed form in the parameters, -2 Re(lambda) / abs(lambda)^2 for the critical
         eigenvalue lambda of the flow's Jacobian at the equilibrium solved symbolically (e.g.
-        2/|lambda| for a flip), where the map's Jacobian at the fixed point is exactly
+        2 / abs(lambda) for a flip), where the map's Jacobian at the fixed point is exactly
         I + lr J (the SSL maps) and SymPy solves the equilibrium and, for two states, the
         eigenvalues within ``SYMBOLIC_BUDGET`` seconds; None otherwise. It holds where the
         same eigenvalue stays critical, on the branch of the equilibrium at ``params``.
@@ -105,7 +105,7 @@ class LearningRateLimit(Value):
         The limit of gradient descent on the matrix-level network of width ``width`` at the
         aligned fixed point (all modes at ``x``; NaN unless ``width`` is given). Its weight map
         is exactly W -> W + lr f(W), so it is min over every eigenvalue lambda of the matrix
-        flow's Jacobian there of -2 Re(lambda)/|lambda|^2: those of the modes (``lr``) and
+        flow's Jacobian there of -2 Re(lambda) / abs(lambda)^2: those of the modes (``lr``) and
         those across the aligned manifold (``transverse_eigenvalues``, e.g. the antisymmetric
         part of a learned predictor), whichever comes first. Below ``lr`` but above it, the
         modes settle while the weights misalign. 0 where the aligned fixed point is
@@ -387,7 +387,7 @@ def _fixed_point(flow, step_map, step: str, base: dict, at, jac: _Jacobians) -> 
 
 
 def _closed_form(step_map, step: str, x: np.ndarray, base: dict, crit: complex, lr: float) -> sp.Expr | None:
-    """-2 Re(lambda)/|lambda|^2 for the eigenvalue ``crit`` of the flow's Jacobian, in the
+    """-2 Re(lambda) / abs(lambda)^2 for the eigenvalue ``crit`` of the flow's Jacobian, in the
     parameters: the flow (the map's rate at a vanishing step) solved for its equilibria, the
     one at ``x`` kept, its Jacobian's eigenvalue that is ``crit`` at ``base``."""
     from .._equilibria import _OverBudget, _time_budget
@@ -498,7 +498,7 @@ def _continued_limit(step_map, step: str, x: np.ndarray, base: dict, first: floa
     lo = 1e-3 * min(first, hi)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        branch = continue_equilibrium(step_map, x, (step, (lo, hi)), {**base, step: lo}, direction="up",
+        branch = continue_equilibrium(step_map, x, {step: (lo, hi)}, {**base, step: lo}, direction="up",
                                       ds=(hi - lo) / 50, ds_max=(hi - lo) / 10, tol=tol)
     found = [p for p in branch.points if p.kind in LIMIT_KINDS and p.value > lo]
     if not found:
