@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._tolerance import LOCATE_RTOL
+from ._tolerance import LOCATE_RTOL, TEST_NOISE
 
 __all__ = ["Tracer", "Located", "Traced", "tangent_of", "MAX_TURN", "GROW"]
 
@@ -172,7 +172,7 @@ class Tracer:
                     if plane is not None:
                         end = self.correct(u + (u1 - u) * 0.5, plane[0], plane[1])
                         gap = float(np.linalg.norm(end[0] - u)) if end is not None else 0.0
-                        if end is not None and 1e-9 * (1.0 + float(np.max(np.abs(u)))) < gap <= 2 * h:
+                        if end is not None and TEST_NOISE * (1.0 + float(np.max(np.abs(u)))) < gap <= 2 * h:
                             ue, Je, _ = end
                             te = tangent_of(Je, t)
                             self._accept(out, ue, te, Je, tests, tol)

@@ -45,7 +45,7 @@ from ._continuation import _floored, pair_sums, signed_mean
 from ._display import html_table
 from ._normal_form import Multilinear, compiled_forms, fold_coefficient, hopf_coefficients
 from ._prepare import label, numeric, read_only
-from ._tolerance import COARSE_RTOL, LOCATE_RTOL, check_tol
+from ._tolerance import COARSE_RTOL, CRITICAL_RTOL, FLOAT_ZERO, LOCATE_RTOL, RANGE_SLACK, TEST_NOISE, check_tol
 from ._value import Value
 
 if TYPE_CHECKING:
@@ -209,6 +209,15 @@ def _system_forms(system: DynamicalSystem):
     return compiled_forms(lambda x, P: f(0.0, x, P))
 
 
+@lru_cache(maxsize=32)
+def _param_derivative(system: DynamicalSystem, param: str):
+    """df/dparam as a jitted function of (x, params)."""
+    import jax
+
+    f = system.to_jax(checked=False)
+    return jax.jit(lambda x, P: jax.jacfwd(lambda a: f(0.0, x, {**P, param: a}))(P[param]))
+
+
 class _Curve:
     """What both curves share: the layout of u, the Jacobian A and forms at a point."""
 
@@ -274,12 +283,11 @@ class FoldCurve(_Curve):
         return np.array([cusp, bt, _floored(pair_sums(others), scale)])
 
     def coefficients(self, u) -> dict:
-        forms = self.forms(u)
-        import jax
+        import jax.numpy as jnp
 
-        prm = self.prm(u)
-        f1 = np.asarray(jax.jacfwd(lambda a: self._f(0.0, u[: self.n], {**prm, self.p1: a}))(float(u[self.n])))
-        return {"a": fold_coefficient(forms, f1)}
+        prm = {**self.fixed_j, self.p1: jnp.asarray(u[self.n]), self.p2: jnp.asarray(u[self.n + 1])}
+        f1 = np.asarray(_param_derivative(self.system, self.p1)(jnp.asarray(u[: self.n]), prm))
+        return {"a": fold_coefficient(self.forms(u), f1)}
 
     def point(self, i: int, u, t, J):
         from ._bifurcation import BifurcationPoint
@@ -290,7 +298,7 @@ class FoldCurve(_Curve):
         coef = {}
         if kind == "zero-hopf":
             pair = ev[ev.imag > COARSE_RTOL * scale]
-            if pair.size == 0 or float(np.min(np.abs(pair.real))) > 1e-5 * scale:
+            if pair.size == 0 or float(np.min(np.abs(pair.real))) > CRITICAL_RTOL * scale:
                 return None
             coef["omega"] = float(pair[np.argmin(np.abs(pair.real))].imag)
         if kind == "bogdanov-takens" and int(np.sum(np.abs(ev) <= 1e-4 * scale)) < 2:
@@ -324,8 +332,8 @@ class HopfCurve(_Curve):
     @staticmethod
     def _plane(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         a, b = np.real(q), np.imag(q)
-        c = a / np.linalg.norm(a) if np.linalg.norm(a) > 1e-12 else b / np.linalg.norm(b)
-        d = b - (b @ c) * c if np.linalg.norm(a) > 1e-12 else a - (a @ c) * c
+        c = a / np.linalg.norm(a) if np.linalg.norm(a) > FLOAT_ZERO else b / np.linalg.norm(b)
+        d = b - (b @ c) * c if np.linalg.norm(a) > FLOAT_ZERO else a - (a @ c) * c
         return c, d / np.linalg.norm(d)
 
     def renew(self, u: np.ndarray) -> np.ndarray:
@@ -337,7 +345,7 @@ class HopfCurve(_Curve):
         Av = self.forms(u).A @ v
         c = v / np.linalg.norm(v)
         d = Av - (Av @ c) * c
-        if np.linalg.norm(d) < 1e-12 * max(1.0, np.linalg.norm(Av)):
+        if np.linalg.norm(d) < FLOAT_ZERO * max(1.0, np.linalg.norm(Av)):
             return u
         self.args = {"fixed": self.fixed_j, "c": jnp.asarray(c), "d": jnp.asarray(d / np.linalg.norm(d))}
         out = u.copy()
@@ -386,7 +394,7 @@ class HopfCurve(_Curve):
         coef: dict[str, float] = {}
         if kind == "double-hopf":
             pair = others[others.imag > COARSE_RTOL * scale]
-            if pair.size == 0 or float(np.min(np.abs(pair.real))) > 1e-5 * scale or kappa <= 0:
+            if pair.size == 0 or float(np.min(np.abs(pair.real))) > CRITICAL_RTOL * scale or kappa <= 0:
                 return None
             coef.update(omega=float(np.sqrt(kappa)), omega2=float(pair[np.argmin(np.abs(pair.real))].imag))
         elif kind == "zero-hopf":
@@ -491,7 +499,7 @@ def continue_curve(system: DynamicalSystem, point: BifurcationPoint, ranges: Map
     def inside(u):
         x = u[:n]
         big = 1e-9 * np.maximum(1.0, np.abs(x))
-        return bool(lo1 <= u[n] <= hi1 and plo2 - 1e-12 <= u[n + 1] <= phi2 + 1e-12
+        return bool(lo1 <= u[n] <= hi1 and plo2 - RANGE_SLACK <= u[n + 1] <= phi2 + RANGE_SLACK
                     and np.all(x >= bounds[:, 0] - big) and np.all(x <= bounds[:, 1] + big))
 
     def boundary(u_in, u_out):
@@ -525,8 +533,8 @@ def continue_curve(system: DynamicalSystem, point: BifurcationPoint, ranges: Map
     keys = list(coefs[0]) if coefs else []
     points = []
     for p in located:
-        if p is not None and not any(q.kind == p.kind and np.allclose(q.x, p.x, rtol=1e-6, atol=1e-9)
-                                     and abs(q.value - p.value) <= 1e-6 * max(1.0, abs(p.value)) for q in points):
+        if p is not None and not any(q.kind == p.kind and np.allclose(q.x, p.x, rtol=COARSE_RTOL, atol=TEST_NOISE)
+                                     and abs(q.value - p.value) <= COARSE_RTOL * max(1.0, abs(p.value)) for q in points):
             points.append(p)
     return BifurcationCurve(point.kind, (p1, p2), read_only(U[:, n: n + 2]), read_only(U[:, :n]),
                             FrozenMap({k: read_only([c[k] for c in coefs]) for k in keys}), tuple(points),

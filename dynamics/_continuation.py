@@ -31,10 +31,11 @@ from numpy.typing import ArrayLike
 
 from derivations import DynamicalSystem, FrozenMap, Params
 
-from ._arclength import Located, Tracer, Traced, tangent_of
+from ._arclength import Located, Tracer, tangent_of
 from ._normal_form import Multilinear, compiled_forms, fold_coefficient, hopf_coefficients, normal_form_kind
 from ._prepare import label, numeric, read_only
-from ._tolerance import COARSE_RTOL, LOCATE_RTOL, check_tol
+from ._tolerance import (COARSE_RTOL, CRITICAL_RTOL, FLOAT_RTOL, FLOAT_ZERO, LOCATE_RTOL, MERGE_RTOL, RANGE_SLACK,
+                         SAME_BRANCH_RTOL, TEST_NOISE, check_tol)
 
 if TYPE_CHECKING:
     from ._bifurcation import BifurcationPoint
@@ -59,8 +60,7 @@ def signed_mean(factors: np.ndarray) -> float:
     return sign * float(np.exp(np.mean(np.log(mag))))
 
 
-NOISE = 1e-9
-"""Relative size below which a test function's factor counts as rounding noise (zero)."""
+NOISE = TEST_NOISE
 
 
 def _floored(factors: np.ndarray, scale: float) -> float:
@@ -105,7 +105,8 @@ def _compiled(system: DynamicalSystem, param: str, period: int):
 
     vj = jax.jit(lambda u, P: (residual(u, P), jax.jacfwd(residual)(u, P)))
     forms = compiled_forms(lambda x, a: residual(jnp.concatenate([x, jnp.atleast_1d(a[0])]), a[1]))
-    return vj, residual, forms
+    second = jax.jit(lambda u, P, a, b: jax.jvp(lambda w: jax.jvp(lambda z: residual(z, P), (w,), (a,))[1], (u,), (b,))[1])
+    return vj, (residual, second), forms
 
 
 class EquilibriumProblem:
@@ -119,7 +120,7 @@ class EquilibriumProblem:
         self.n = system.n_states
         self.discrete = system.time == "discrete"
         self.base = {k: numeric(v) for k, v in base.items() if k != param}
-        self.vj, self.residual, self._forms = _compiled(system, param, period)
+        self.vj, (self.residual, self.second), self._forms = _compiled(system, param, period)
         self.args = {k: jnp.asarray(v) for k, v in self.base.items()}
         self.tracer = Tracer(self.vj, self.args)
         self.tests_names = MAP_TESTS if self.discrete else FLOW_TESTS
@@ -187,23 +188,23 @@ class EquilibriumProblem:
         coef: dict[str, float] = {}
         if name == "fold":
             sv = np.linalg.svd(np.vstack([J, t[None, :]]), compute_uv=False)
-            if sv[-1] <= 1e-6 * sv[0]:
+            if sv[-1] <= COARSE_RTOL * sv[0]:
                 return None  # a branch point, which its own test reports
             coef["a"] = fold_coefficient(self.forms(u), self.f_param(u, J))
         elif name == "branch point":
             pass
         elif name == "hopf":
             cplx = ev[ev.imag > COARSE_RTOL * scale]
-            if cplx.size == 0 or float(np.min(np.abs(cplx.real))) > 1e-5 * scale:
+            if cplx.size == 0 or float(np.min(np.abs(cplx.real))) > CRITICAL_RTOL * scale:
                 return None
             omega, l1 = hopf_coefficients(self.forms(u))
             coef.update(omega=omega, l1=l1)
         elif name == "period doubling":
-            if float(np.min(np.abs(ev + 1.0))) > 1e-5 * scale:
+            if float(np.min(np.abs(ev + 1.0))) > CRITICAL_RTOL * scale:
                 return None
             coef["multiplier"] = -1.0
         elif name == "neimark-sacker":
-            on = ev[(np.abs(ev.imag) > COARSE_RTOL) & (np.abs(np.abs(ev) - 1.0) < 1e-5 * scale)]
+            on = ev[(np.abs(ev.imag) > COARSE_RTOL) & (np.abs(np.abs(ev) - 1.0) < CRITICAL_RTOL * scale)]
             if on.size == 0:
                 return None
             coef["theta"] = float(np.max(np.abs(np.angle(on))))
@@ -238,7 +239,7 @@ def _check_start(problem: EquilibriumProblem, start: Any, v0: float) -> tuple[np
     if got is None:
         # already an equilibrium where Newton's matrix is singular (a branch point at the start)
         R, J = problem.tracer.evaluate(np.concatenate([x0, [v0]]))
-        if np.all(np.isfinite(J)) and float(np.max(np.abs(R), initial=0.0)) <= 1e-8 * (1.0 + float(np.max(np.abs(x0)))):
+        if np.all(np.isfinite(J)) and float(np.max(np.abs(R), initial=0.0)) <= FLOAT_RTOL * (1.0 + float(np.max(np.abs(x0)))):
             got = (np.concatenate([x0, [v0]]), J)
     if got is None:
         what = "a fixed point" if problem.discrete else "an equilibrium"
@@ -259,15 +260,12 @@ def _switch_directions(problem: EquilibriumProblem, u: np.ndarray, J: np.ndarray
     phi1, phi2 = Vt[-1], Vt[-2]
     psi = U[:, -1]
 
-    def R(w):
-        return problem.residual(w, problem.args)
-
     def second(a, b):
-        return np.asarray(jax.jvp(lambda w: jax.jvp(R, (w,), (jnp.asarray(a),))[1], (jnp.asarray(u),), (jnp.asarray(b),))[1])
+        return np.asarray(problem.second(jnp.asarray(u), problem.args, jnp.asarray(a), jnp.asarray(b)))
 
     a11, a12, a22 = (float(psi @ second(phi1, phi1)), float(psi @ second(phi1, phi2)), float(psi @ second(phi2, phi2)))
     out = []
-    if abs(a11) > 1e-12 * (abs(a12) + abs(a22) + 1e-300):
+    if abs(a11) > FLOAT_ZERO * (abs(a12) + abs(a22)) and a11 != 0.0:
         disc = a12 ** 2 - a11 * a22
         if disc >= 0:
             for sgn in (1.0, -1.0):
@@ -371,7 +369,7 @@ def continue_equilibrium(system: DynamicalSystem, start: ArrayLike | Bifurcation
             raise ValueError(f"params must give the starting value of {param!r} (or start from a BifurcationPoint)")
         v_start = float(numeric(base[param]))
     checked = system.check_params({**base, param: v_start})
-    if not lo - 1e-12 * max(1.0, abs(lo)) <= v_start <= hi + 1e-12 * max(1.0, abs(hi)):
+    if not lo - RANGE_SLACK * max(1.0, abs(lo)) <= v_start <= hi + RANGE_SLACK * max(1.0, abs(hi)):
         raise ValueError(f"the start's {param} = {v_start:g} lies outside the range [{lo:g}, {hi:g}]")
     problem = EquilibriumProblem(system, param, checked, int(period))
     return _branch(problem, start, v_start, lo, hi, direction, int(max_points), ds, ds_max, tol)
@@ -449,7 +447,7 @@ def _unit(n: int, i: int) -> np.ndarray:
 
 def _branch(problem: EquilibriumProblem, start: Any, v0: float, lo: float, hi: float, direction: str,
             max_points: int, ds: float | None, ds_max: float | None, tol: float, t0: np.ndarray | None = None):
-    from ._bifurcation import BifurcationPoint, Branch
+    from ._bifurcation import Branch
 
     u0, J0, point = _check_start(problem, start, v0)
     inside, boundary, (plo, phi) = _inside_fn(problem, lo, hi)
@@ -547,7 +545,7 @@ def _born_directions(problem: EquilibriumProblem, u0: np.ndarray, J0: np.ndarray
 
 def continued_bifurcation(system: DynamicalSystem, param: str, values: np.ndarray, base: Mapping, tol: float):
     """The diagram of ``bifurcation`` for a system without exact equilibria: every equilibrium
-    that multi-start Newton finds at the ends and the middle of the sweep, continued by
+    that multi-start Newton finds at the two ends of the sweep, continued by
     pseudo-arclength through the range (``continue_equilibrium``), the branches born at the
     branch points found followed too; the equilibria at each sampled value read off the
     branches (interpolated and corrected by Newton)."""
@@ -556,8 +554,11 @@ def continued_bifurcation(system: DynamicalSystem, param: str, values: np.ndarra
 
     lo, hi = float(values[0]), float(values[-1])
     problem = EquilibriumProblem(system, param, base)
+    # coarse steps: the diagram's equilibria are corrected at the sampled values, and points are
+    # located to tol whatever the step; a branch's own shape needs no finer trace
+    step, step_max = (hi - lo) / 50, (hi - lo) / 8
     starts = []
-    for v in (lo, hi, 0.5 * (lo + hi)):
+    for v in (lo, hi):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             found = equilibria(system, {**base, param: v})
@@ -568,7 +569,7 @@ def continued_bifurcation(system: DynamicalSystem, param: str, values: np.ndarra
         if any(_on_branch(b, x, v) for b in branches):
             continue
         try:
-            br = _branch(problem, x, v, lo, hi, "both", 2000, None, None, tol)
+            br = _branch(problem, x, v, lo, hi, "both", 2000, step, step_max, tol)
         except ValueError:
             br = _constant_branch(problem, x, values)
             if br is None:
@@ -584,7 +585,7 @@ def continued_bifurcation(system: DynamicalSystem, param: str, values: np.ndarra
             continue
         for d in _born_directions(problem, u0, J0):
             try:
-                br = _branch(problem, p, p.value, lo, hi, "both", 2000, None, None, tol, t0=d)
+                br = _branch(problem, p, p.value, lo, hi, "both", 2000, step, step_max, tol, t0=d)
             except ValueError:
                 continue
             if not any(_same_branch(br, b) for b in branches):
@@ -617,7 +618,7 @@ def _merged(points: list, problem: EquilibriumProblem) -> list:
                    and not (p.kind == "fold" and any(_near(p, q) for q in kept))]
 
 
-def _near(p, q, rel: float = 1e-2) -> bool:
+def _near(p, q, rel: float = MERGE_RTOL) -> bool:
     a, b = np.concatenate([p.x, [p.value]]), np.concatenate([q.x, [q.value]])
     return float(np.max(np.abs(a - b))) <= rel * (1.0 + float(np.max(np.abs(a))))
 
@@ -635,7 +636,7 @@ def _constant_branch(problem: EquilibriumProblem, x: np.ndarray, values: np.ndar
         prm = problem.params_at(float(v))
         with np.errstate(all="ignore"):
             r = np.asarray(f(0.0, x, prm), dtype=float)
-        if not np.all(np.isfinite(r)) or float(np.max(np.abs(r))) > 1e-12 * (1.0 + float(np.max(np.abs(x)))):
+        if not np.all(np.isfinite(r)) or float(np.max(np.abs(r))) > FLOAT_ZERO * (1.0 + float(np.max(np.abs(x)))):
             return None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -663,7 +664,7 @@ def _on_branch(b, x: np.ndarray, v: float) -> bool:
     scale = 1.0 + float(np.max(np.abs(x)))
     d = np.max(np.abs(b.x - x), axis=1) + np.abs(b.values - v)
     k = int(np.argmin(d))
-    if d[k] <= 1e-6 * scale:
+    if d[k] <= COARSE_RTOL * scale:
         return True
     # between two consecutive points
     for j in (k - 1, k):
@@ -673,7 +674,7 @@ def _on_branch(b, x: np.ndarray, v: float) -> bool:
             w = np.concatenate([x, [v]])
             seg = c - a
             s = float(np.clip((w - a) @ seg / max(float(seg @ seg), 1e-300), 0, 1))
-            if float(np.max(np.abs(a + s * seg - w))) <= 1e-3 * scale * max(1.0, float(np.linalg.norm(seg))):
+            if float(np.max(np.abs(a + s * seg - w))) <= SAME_BRANCH_RTOL * scale * max(1.0, float(np.linalg.norm(seg))):
                 return True
     return False
 

@@ -48,7 +48,7 @@ from ._arclength import GROW, Tracer, tangent_of
 from ._continuation import one_range, signed_mean
 from ._display import html_table
 from ._prepare import label, numeric, read_only
-from ._tolerance import LOCATE_RTOL, check_tol
+from ._tolerance import COARSE_RTOL, CRITICAL_RTOL, FLOAT_RTOL, LOCATE_RTOL, RANGE_SLACK, SAME_BRANCH_RTOL, check_tol
 from ._value import Value
 
 if TYPE_CHECKING:
@@ -266,21 +266,21 @@ class CycleProblem:
         coef: dict[str, float] = {"period": T}
         X = self.profile(u)
         if name == "fold of cycles":
-            if float(np.max(np.ptp(X, axis=0))) < 1e-3 * (1.0 + float(np.max(np.abs(X)))):
+            if float(np.max(np.ptp(X, axis=0))) < SAME_BRANCH_RTOL * (1.0 + float(np.max(np.abs(X)))):
                 return BifurcationPoint("hopf", v, np.mean(X, axis=0), param=self.param,
                                         params={**self.base, self.param: v}, coefficients={"period": T})
             sv = np.linalg.svd(np.vstack([J, t[None, :]]), compute_uv=False)
-            if sv[-1] <= 1e-8 * sv[0]:
+            if sv[-1] <= FLOAT_RTOL * sv[0]:
                 return None
             k = int(np.argmin(np.abs(rest - 1.0))) if rest.size else None
             if k is not None:
                 coef["multiplier"] = float(np.real(rest[k]))
         elif name == "period doubling":
-            if rest.size == 0 or float(np.min(np.abs(rest + 1.0))) > 1e-5:
+            if rest.size == 0 or float(np.min(np.abs(rest + 1.0))) > CRITICAL_RTOL:
                 return None
             coef["multiplier"] = float(np.real(rest[np.argmin(np.abs(rest + 1.0))]))
         elif name == "neimark-sacker":
-            on = rest[(np.abs(rest.imag) > 1e-6) & (np.abs(np.abs(rest) - 1.0) < 1e-5)]
+            on = rest[(np.abs(rest.imag) > COARSE_RTOL) & (np.abs(np.abs(rest) - 1.0) < CRITICAL_RTOL)]
             if on.size == 0:
                 return None
             coef["theta"] = float(np.max(np.abs(np.angle(on))))
@@ -585,7 +585,7 @@ def continue_cycle(system: DynamicalSystem, start: BifurcationPoint | Solution |
     else:
         v0 = float(numeric(base[param]))
     checked = system.check_params({**base, param: v0})
-    if not lo - 1e-12 * max(1.0, abs(lo)) <= v0 <= hi + 1e-12 * max(1.0, abs(hi)):
+    if not lo - RANGE_SLACK * max(1.0, abs(lo)) <= v0 <= hi + RANGE_SLACK * max(1.0, abs(hi)):
         raise ValueError(f"the start's {param} = {v0:g} lies outside the range [{lo:g}, {hi:g}]")
     problem = CycleProblem(system, param, checked, int(ntst), int(ncol))
     size = 1.0 + (float(np.max(np.abs(start.x))) if hopf else 0.0)

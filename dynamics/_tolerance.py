@@ -46,6 +46,7 @@ import numpy as np
 __all__ = [
     "NEAR_SEPARATION", "COARSE_RTOL", "LOCATE_RTOL", "FLOAT_ZERO", "LEAD_RTOL", "SINGULAR_COND", "COLLISION_RTOL",
     "FLOAT_RANGE", "NEWTON_ATOL", "NEWTON_RTOL", "NEWTON_STOP", "CONTINUATION_RTOL", "CONTINUATION_JUMP",
+    "TEST_NOISE", "CRITICAL_RTOL", "RANGE_SLACK", "SAME_BRANCH_RTOL", "MERGE_RTOL",
     "is_pseudo_root", "multiple_root_stable",
     "RTOL", "ATOL", "MIN_TOL", "HP_DPS", "HP_RTOL", "FLOAT_RTOL", "NEAR_RTOL", "HP_FLOOR", "FLOAT_FLOOR",
     "EQUILIBRIUM_RTOL", "COLLAPSE_TOL", "BLOWUP_BOUND", "BLOWUP_ESCAPE", "STEADY_TOL",
@@ -135,6 +136,27 @@ accuracy along a branch is ~NEWTON_RTOL, and branches that far apart are distinc
 CONTINUATION_JUMP = 0.25
 """Continuation: a corrected point farther than CONTINUATION_JUMP (relative to the previous
 point's size) from the previous point has jumped to another branch; the step is refused."""
+
+# -- pseudo-arclength continuation (continue_equilibrium, continue_curve, continue_cycle) ----------
+
+TEST_NOISE = 1e-9
+"""Relative size below which a test function's factor (an eigenvalue sum, a singular value of
+the bordered Jacobian) counts as rounding noise when deciding sign changes between curve points."""
+
+CRITICAL_RTOL = 1e-5
+"""How close, relative to the spectrum's scale, a located point's critical eigenvalue or
+multiplier must be to its critical value (an imaginary pair, -1, the unit circle) to be named
+by its test function; farther, the sign change was of another kind (a neutral saddle)."""
+
+RANGE_SLACK = 1e-12
+"""Relative slack of a continuation range's ends: a start on an end is inside it."""
+
+SAME_BRANCH_RTOL = 1e-3
+"""Relative distance from a branch's polyline within which a start lies on that branch."""
+
+MERGE_RTOL = 1e-2
+"""Relative distance within which branch points (and folds next to them) located on several
+branches of one diagram are one point."""
 
 EQUILIBRIUM_RTOL = 1e-8
 """``classify`` warns when |f(x)| exceeds EQUILIBRIUM_RTOL times the term scale of f at x:

@@ -37,7 +37,7 @@ from .._continuation import continue_equilibrium
 from .._display import short_array
 from .._equilibria import equilibria
 from .._prepare import label, numeric, read_only
-from .._tolerance import LOCATE_RTOL, check_tol
+from .._tolerance import FLOAT_RTOL, FLOAT_ZERO, LEAD_RTOL, LOCATE_RTOL, NEWTON_STOP, TEST_NOISE, check_tol
 from .._value import Value
 
 __all__ = ["learning_rate_limit", "LearningRateLimit", "LIMIT_KINDS"]
@@ -47,6 +47,8 @@ LIMIT_KINDS = ("period doubling", "neimark-sacker", "fold", "none")
 multiplier +1, or not at all below the range's end (``lr`` is then inf)."""
 
 _ON_CIRCLE = 1e-6
+_CIRCLE_WIDTH = 1e-4
+"""Distance from the unit circle within which a multiplier pair counts as on it when reading theta."""
 
 SYMBOLIC_BUDGET = 30.0
 """Seconds SymPy may take for ``expression`` (solving the equilibrium, the eigenvalues)."""
@@ -246,7 +248,7 @@ def learning_rate_limit(model: ModelSpec | DynamicalSystem, params: Params, *, a
         mu, theta = np.full(len(x), np.nan + 0j), math.nan
     else:
         mu = jac.multipliers(x, base, lr)
-        on = mu[(np.abs(mu.imag) > _ON_CIRCLE) & (np.abs(np.abs(mu) - 1) < 1e-4)]
+        on = mu[(np.abs(mu.imag) > _ON_CIRCLE) & (np.abs(np.abs(mu) - 1) < _CIRCLE_WIDTH)]
         theta = float(np.max(np.abs(np.angle(on)))) if kind == "neimark-sacker" and on.size else math.nan
     expression = None
     if symbolic and math.isfinite(lr) and kind in ("period doubling", "neimark-sacker") \
@@ -258,7 +260,7 @@ def learning_rate_limit(model: ModelSpec | DynamicalSystem, params: Params, *, a
         across = _transverse(network_flow, int(width), step_map, x, base)
         network, network_kind = lr, kind
         scale = max(1.0, float(np.max(np.abs(across)))) if across.size else 1.0
-        if across.size and float(np.max(across.real)) > 1e-9 * scale:
+        if across.size and float(np.max(across.real)) > TEST_NOISE * scale:
             network, network_kind = 0.0, "none"
         for ev in across if network > 0 else ():
             if ev.real < 0:
@@ -369,7 +371,7 @@ def _fixed_point(flow, step_map, step: str, base: dict, at, jac: _Jacobians) -> 
             x = x - dx
             if not np.all(np.isfinite(x)):
                 break
-            if float(np.max(np.abs(dx))) <= 1e-13 * (1 + float(np.max(np.abs(x)))):
+            if float(np.max(np.abs(dx))) <= NEWTON_STOP["step"] * 10 * (1 + float(np.max(np.abs(x)))):
                 return x
         raise ValueError(f"at = {np.array2string(np.asarray(at, dtype=float).reshape(-1), precision=6)} is not near a "
                          f"fixed point of {label(step_map)}: Newton on its rate does not converge")
@@ -409,7 +411,7 @@ def _closed_form(step_map, step: str, x: np.ndarray, base: dict, crit: complex, 
                     continue
                 J = rate.jacobian(states).subs(sol)
                 for ev in ([J[0, 0]] if len(states) == 1 else list(J.eigenvals())):
-                    if abs(complex(sp.N(ev.subs(at))) - crit) > 1e-8 * max(1.0, abs(crit)):
+                    if abs(complex(sp.N(ev.subs(at))) - crit) > FLOAT_RTOL * max(1.0, abs(crit)):
                         continue
                     if abs(crit.imag) > _ON_CIRCLE * abs(crit):
                         expr = -J.trace() / J.det()  # a complex pair: -2 Re/|.|^2 = -tr/det
@@ -457,10 +459,10 @@ def _exact_limit(step_map, step: str, x: np.ndarray, base: dict, hi: float, jac:
             continue
         coeffs = [float(c) for c in poly.all_coeffs()]
         scale = max(abs(c) for c in coeffs)
-        coeffs = [c if abs(c) > 1e-13 * scale else 0.0 for c in coeffs]
+        coeffs = [c if abs(c) > 10 * LEAD_RTOL * scale else 0.0 for c in coeffs]
         for root in np.roots(coeffs) if len(coeffs) > 1 else []:
             r = float(root.real)
-            if not (abs(root.imag) <= 1e-8 * abs(root) and 1e-12 * hi < r <= hi and r < best[0]):
+            if not (abs(root.imag) <= FLOAT_RTOL * abs(root) and FLOAT_ZERO * hi < r <= hi and r < best[0]):
                 continue
             r = _polish(poly, r)
             if _kind_at(jac.multipliers(x, base, r)) == kind:
