@@ -38,6 +38,7 @@ from ._equilibria import equilibria
 from ._phase_plane import PhasePlane, check_window, phase_plane
 from ._prepare import check_sweep, symbolic_form
 from ._roots import Regimes
+from ._tolerance import COARSE_RTOL
 
 if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn, not with the package
     from matplotlib.axes import Axes
@@ -686,13 +687,25 @@ def _plot_curves(curves, ax):
         raise ValueError(f"bif's curves lie in different parameter planes {sorted(pairs)}; draw them separately")
     p1, p2 = pairs.pop()
     points = []
+    neutral = False
     for c in curves:
         color = "k" if c.kind == "fold" else "tab:purple"
-        ax.plot(c.values[:, 1], c.values[:, 0], "-", color=color, lw=1.8, gid=f"{c.kind} curve")
-        points += list(c.points)
+        x, y = c.values[:, 1], c.values[:, 0]
+        saddle = np.asarray(c.coefficients["kappa"]) < 0 if "kappa" in c.coefficients else np.zeros(len(x), bool)
+        # past a Bogdanov-Takens point a Hopf curve goes on as neutral saddles: drawn dotted
+        ax.plot(x, np.where(~saddle | np.concatenate([[False], ~saddle[:-1]]), y, np.nan), "-", color=color, lw=1.8,
+                gid=f"{c.kind} curve")
+        if saddle.any():
+            neutral = True
+            ax.plot(x, np.where(saddle | np.concatenate([[False], saddle[:-1]]), y, np.nan), ":", color=color, lw=1.5,
+                    gid="neutral saddles")
+        points += [p for p in c.points if not any(q.kind == p.kind and all(
+            abs(q.params[k] - p.params[k]) <= COARSE_RTOL * (1.0 + abs(p.params[k])) for k in (p1, p2)) for q in points)]
     for kind, color in (("fold", "k"), ("hopf", "tab:purple")):
         if any(c.kind == kind for c in curves):
             ax.plot([], [], "-", color=color, label=f"{kind} curve")
+    if neutral:
+        ax.plot([], [], ":", color="tab:purple", label="neutral saddles")
     _mark_points(ax, points, lambda pt: pt.params[p2], lambda pt: pt.params[p1], p2)
     ax.set_xlabel(_math(p2))
     ax.set_ylabel(_math(p1))
