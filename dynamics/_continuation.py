@@ -514,6 +514,8 @@ def _branch(problem: EquilibriumProblem, start: Any, v0: float, lo: float, hi: f
                                      and np.allclose(q.x, p.x, rtol=1e-6, atol=1e-9) for q in points):
             points.append(p)
     n = problem.n
+    along = [int(np.argmin(np.max(np.abs(U - np.concatenate([p.x, [p.value]])), axis=1))) for p in points]
+    points = [p for _, p in sorted(zip(along, points), key=lambda a: a[0])]  # in the branch's order
     return Branch(read_only(U[:, n]), read_only(U[:, :n]), read_only(stable, bool),
                   read_only(np.array(evs).reshape(len(U), -1), complex), tuple(points), problem.param,
                   FrozenMap(dict(problem.base)), status, problem.system.name or "",
