@@ -78,6 +78,7 @@ class Traced:
 
     u: list = field(default_factory=list)
     tangent: list = field(default_factory=list)
+    jacobian: list = field(default_factory=list)
     tests: list = field(default_factory=list)
     located: list = field(default_factory=list)
     status: str = "max_points"
@@ -155,6 +156,7 @@ class Tracer:
         u = np.asarray(u0, dtype=float)
         out.u.append(u)
         out.tangent.append(t)
+        out.jacobian.append(J)
         out.tests.append(np.asarray(tests(u, t, J), dtype=float) if tests else np.zeros(0))
         h = float(ds)
         while len(out.u) < max_points:
@@ -176,7 +178,7 @@ class Tracer:
                             ue, Je, _ = end
                             te = tangent_of(Je, t)
                             self._accept(out, ue, te, Je, tests, tol)
-                out.status = "left_domain"
+                out.status = "left_range"
                 break
             self._accept(out, u1, t1, J1, tests, tol)
             u, t = u1, t1
@@ -210,6 +212,7 @@ class Tracer:
                 out.located.append(Located(int(i), loc[0], loc[1], loc[2], len(out.u) - 1))
         out.u.append(u1)
         out.tangent.append(t1)
+        out.jacobian.append(J1)
         out.tests.append(g1)
 
     def _locate(self, u0, t0, s1: float, i: int, g0: float, g1: float, tests, tol: float):

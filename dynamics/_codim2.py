@@ -444,7 +444,7 @@ def continue_curve(system: DynamicalSystem, point: BifurcationPoint, ranges: Map
         point does not converge on the curve's defining system, bad options.
     """
     from ._bifurcation import BifurcationPoint
-    from ._continuation import check_range
+    from ._continuation import check_direction, check_range
 
     if not isinstance(system, DynamicalSystem):
         raise TypeError(f"system must be a derivations.DynamicalSystem; got {type(system).__name__}")
@@ -467,10 +467,7 @@ def continue_curve(system: DynamicalSystem, point: BifurcationPoint, ranges: Map
     p2 = second[0]
     lo2, hi2 = rng[p2]
     window = rng.get(p1)
-    if direction not in ("both", "up", "down"):
-        raise ValueError(f"direction must be 'both', 'up' or 'down'; got {direction!r}")
-    if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) or max_points < 2:
-        raise ValueError(f"max_points must be an int >= 2; got {max_points!r}")
+    check_direction(direction, max_points)
     tol = check_tol(tol)
     dom1 = system.param_domain.get(p1)
     if window is None:
@@ -526,7 +523,7 @@ def continue_curve(system: DynamicalSystem, point: BifurcationPoint, ranges: Map
     up, down = runs.get("up"), runs.get("down")
     rows = (down[0][::-1] if down else []) + ((up[0][1:] if down else up[0]) if up else [])
     located = (down[1][::-1] if down else []) + (up[1] if up else [])
-    status = ", ".join(f"{'start' if k == 'down' else 'end'}: {r[2].replace('left_domain', 'left_range')}"
+    status = ", ".join(f"{'start' if k == 'down' else 'end'}: {r[2]}"
                        for k, r in (("down", down), ("up", up)) if r is not None)
     U = np.array(rows)
     coefs = [curve.coefficients(u) for u in U]

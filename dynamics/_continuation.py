@@ -253,7 +253,6 @@ def _switch_directions(problem: EquilibriumProblem, u: np.ndarray, J: np.ndarray
     there, from the algebraic branching equation (Kuznetsov 10.2.3): with the null space
     {phi1, phi2} of dR/du and its left null vector psi, the tangents alpha phi1 + beta phi2
     solve a11 alpha^2 + 2 a12 alpha beta + a22 beta^2 = 0, a_ij = psi . D^2R(phi_i, phi_j)."""
-    import jax
     import jax.numpy as jnp
 
     U, _, Vt = np.linalg.svd(J)
@@ -351,10 +350,7 @@ def continue_equilibrium(system: DynamicalSystem, start: ArrayLike | Bifurcation
         raise ValueError(f"{label(system)} declares a continuous symmetry: its equilibria come in families, which "
                          "pseudo-arclength continuation cannot follow (the Jacobian is singular along the orbit)")
     param, lo, hi = one_range(system, ranges)
-    if direction not in ("both", "up", "down"):
-        raise ValueError(f"direction must be 'both', 'up' or 'down'; got {direction!r}")
-    if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) or max_points < 2:
-        raise ValueError(f"max_points must be an int >= 2; got {max_points!r}")
+    check_direction(direction, max_points)
     if isinstance(period, bool) or not isinstance(period, (int, np.integer)) or period < 1:
         raise ValueError(f"period must be an int >= 1; got {period!r}")
     if period > 1 and system.time != "discrete":
@@ -399,6 +395,16 @@ def check_range(system: DynamicalSystem, ranges: Any, what: str = "ranges", keys
         need = "one parameter" if keys == 1 else f"1 to {keys} parameters"
         raise ValueError(f"{what} must give {need}; got {len(out)}")
     return out
+
+
+def check_direction(direction: str, max_points: int | None = None) -> None:
+    """The options every continuation shares: ``direction`` one of "both", "up", "down", and
+    ``max_points`` (when given) an int >= 2."""
+    if direction not in ("both", "up", "down"):
+        raise ValueError(f"direction must be 'both', 'up' or 'down'; got {direction!r}")
+    if max_points is not None and (isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer))
+                                   or max_points < 2):
+        raise ValueError(f"max_points must be an int >= 2; got {max_points!r}")
 
 
 def one_range(system: DynamicalSystem, ranges: Any) -> tuple[str, float, float]:
@@ -482,12 +488,13 @@ def _branch(problem: EquilibriumProblem, start: Any, v0: float, lo: float, hi: f
     if up is not None and up.status == "closed":
         down = None
     us = (down.u[::-1] if down else []) + (up.u[1:] if up and down else up.u if up else [])
+    Js = (down.jacobian[::-1] if down else []) + (up.jacobian[1:] if up and down else up.jacobian if up else [])
     located = (down.located[::-1] if down else []) + (up.located if up else [])
     if switched:  # leaving a branch point, the parameter component of the tangent starts at 0: no fold
         located = [loc for loc in located if not (problem.tests_names[loc.index] == "fold" and loc.after == 0)]
         # the branch point it was born at lies on it (its test is 0 there, so no sign change shows it)
         located.insert(len(down.located) if down else 0, Located(FLOW_TESTS.index("branch point"), u0, t0, J0, -1))
-    status = ", ".join(f"{'start' if k == 'down' else 'end'}: {r.status.replace('left_domain', 'left_range')}"
+    status = ", ".join(f"{'start' if k == 'down' else 'end'}: {r.status}"
                        for k, r in (("down", down), ("up", up)) if r is not None)
     # a point exactly at an end (on the range's edge: eta = 0) shows no sign change; its test is 0
     # (not where it vanishes next to the end too: a line of non-hyperbolic points is no point)
@@ -496,12 +503,11 @@ def _branch(problem: EquilibriumProblem, start: Any, v0: float, lo: float, hi: f
             continue
         nxt = run.tests[-2] if len(run.u) > 1 else other.tests[1] if other is not None and len(other.u) > 1 else None
         if nxt is not None:
-            located += [Located(int(i), run.u[-1], run.tangent[-1], problem.tracer.evaluate(run.u[-1])[1], -1)
+            located += [Located(int(i), run.u[-1], run.tangent[-1], run.jacobian[-1], -1)
                         for i in np.flatnonzero((run.tests[-1] == 0.0) & (nxt != 0.0))]
     U = np.array(us)
     evs, stable = [], []
-    for u in U:
-        R, J = problem.tracer.evaluate(u)
+    for u, J in zip(U, Js):  # the Jacobians the trace evaluated
         ev = problem.spectrum(u, J)
         evs.append(ev)
         stable.append(problem.stable(ev))

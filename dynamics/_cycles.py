@@ -45,7 +45,7 @@ from numpy.typing import ArrayLike
 from derivations import DynamicalSystem, FrozenMap, Params
 
 from ._arclength import GROW, Tracer, tangent_of
-from ._continuation import one_range, signed_mean
+from ._continuation import check_direction, one_range, signed_mean
 from ._display import html_table
 from ._prepare import label, numeric, read_only
 from ._tolerance import COARSE_RTOL, CRITICAL_RTOL, FLOAT_RTOL, LOCATE_RTOL, RANGE_SLACK, SAME_BRANCH_RTOL, check_tol
@@ -571,8 +571,7 @@ def continue_cycle(system: DynamicalSystem, start: BifurcationPoint | Solution |
     for name, val, least, most in (("ntst", ntst, 3, 10_000), ("ncol", ncol, 1, 7), ("max_points", max_points, 2, 10**7)):
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or not least <= val <= most:
             raise ValueError(f"{name} must be an int in [{least}, {most}]; got {val!r}")
-    if direction not in ("both", "up", "down"):
-        raise ValueError(f"direction must be 'both', 'up' or 'down'; got {direction!r}")
+    check_direction(direction)
     tol = check_tol(tol)
     hopf = isinstance(start, BifurcationPoint)
     if hopf and start.kind != "hopf":
@@ -665,7 +664,7 @@ def _trace(problem: CycleProblem, u: np.ndarray, t: np.ndarray, ds: float, ds_ma
             status = "hopf"
             break
         if chunk.status != "max_points":
-            status = chunk.status.replace("left_domain", "left_range")
+            status = chunk.status
             break
         if len(chunk.u) >= 2:
             h = min(ds_max, GROW * float(np.linalg.norm(chunk.u[-1] - chunk.u[-2])))
