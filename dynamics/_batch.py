@@ -21,10 +21,11 @@ from ._events import Event
 from ._flow import jax_solver, trajectory_core
 from ._numeric import NumericSystem
 from ._progress import progress_bar
-from ._refill import refill_core
+from ._lanes import LANE_SOLVERS, lane_kernel, tableau
 from ._sharding import batch_shardings, host_workers, local_devices
 
-__all__ = ["CACHE_BYTES", "CHUNK_BYTES", "CHUNK_LANES", "MIN_BUCKET", "REFILL_BLOCK", "run_jax"]
+__all__ = ["CACHE_BYTES", "CHUNK_BYTES", "CHUNK_LANES", "LARGE_STATE", "MIN_BUCKET", "REFILL_BLOCK", "lane_plan",
+           "run_jax"]
 
 
 CHUNK_LANES = {"cpu": 512, "accelerator": 65536}
@@ -98,62 +99,97 @@ def _compiled(num: NumericSystem, solver: Any, max_steps: int, events: tuple[Eve
 
 
 REFILL_BLOCK = 16
-"""Trajectories per call of the refill path, in units of its lanes: a call ends when its last
+"""Trajectories per call of the lane kernel, in units of its lanes: a call ends when its last
 lanes drain (about (max - mean) / (REFILL_BLOCK x mean) of its work), and calls are what the
 cores share and the progress bar counts."""
+LARGE_STATE = 64
+"""From this many states on, a batch smaller than a chunk runs on exactly as many lanes as it has
+trajectories (no power-of-two bucket): a lane of a large system costs more than its compile."""
 
 
 @lru_cache(maxsize=64)
-def _compiled_refill(num: NumericSystem, solver: Any, max_steps: int, lanes: int, block: int) -> Callable:
-    """The refill loop (``_refill.refill_core``) compiled ahead of time for one block shape:
-    ``fn(Y0 (block, n), P {name: (block, *param_shape)}, count, span (2,), tol (2,)) -> dict``."""
+def _compiled_lanes(num: NumericSystem, solver: str, events: tuple[Event, ...], lanes: int,
+                    final_only: bool) -> Callable:
+    """The lane kernel (``_lanes.lane_kernel``) jitted for one (system, solver, events, lanes):
+    ``fn(Y0 (block, n), P, count, ts (n_t,), span (2,), tol (2,), max_steps) -> dict``. Block
+    rows and the number of saved times are bucketed by the caller; times, tolerances and the
+    step budget are traced, so the varied calls of a session reuse one compiled kernel."""
     import jax
-    import jax.numpy as jnp
 
-    fn = jax.jit(refill_core(num.f_jax, jax_solver(solver, None, None), max_steps, lanes))
-    f64 = jnp.float64
-    shapes = num.param_shapes
-    args = (jax.ShapeDtypeStruct((block, num.n), f64),
-            {k: jax.ShapeDtypeStruct((block, *shapes.get(k, ())), f64) for k in num.param_names},
-            jax.ShapeDtypeStruct((), jnp.int64), jax.ShapeDtypeStruct((2,), f64), jax.ShapeDtypeStruct((2,), f64))
-    return fn.lower(*args).compile()
+    return jax.jit(lane_kernel(num, tableau(solver), events, lanes, final_only))
 
 
-def _run_refill(num, Y0, P, span, solver, rtol, atol, max_steps, devices, *, chunk_size=None, progress=True) -> dict:
-    """End states only, no events, an explicit solver, one device: blocks of trajectories, each
-    run by one refill loop of ``lanes`` lanes (``_refill``), ``host_workers`` blocks at a time.
-    Blocks are balanced over the workers; a block's arrays are padded to a power of two, but only
-    its real rows run."""
-    B, n = Y0.shape
-    workers = host_workers(devices)
-    lanes = chunk_size if chunk_size is not None else CHUNK_LANES["cpu" if devices[0].platform == "cpu" else "accelerator"]
-    lanes = min(_pow2_ceil(lanes), max(MIN_BUCKET, _pow2_ceil(-(-B // workers))))
-    n_blocks = -(-B // (REFILL_BLOCK * lanes))
+def lane_plan(B: int, n: int, n_t: int, stages: int, devices: tuple, chunk_size: int | None) -> tuple[int, int, int]:
+    """``(lanes, rows, n_blocks)`` of a lane-kernel run of B trajectories of n states with n_t
+    saved times: lanes per kernel call, rows per call (a power-of-two bucket >= lanes, of which
+    only the real ones run) and the number of calls.
+
+    On CPU a lane block's working set (``stages`` + 6 arrays of n states per lane) stays within
+    CACHE_BYTES and a call's saved output within CHUNK_BYTES; a batch smaller than that runs on
+    as few lanes as covers it on every worker (a power of two, at least MIN_BUCKET, for small
+    systems; exactly, from LARGE_STATE states on). ``chunk_size`` fixes the lanes."""
+    workers = max(len(devices), host_workers(devices) * max(1, len(devices)))
+    cpu = not devices or devices[0].platform == "cpu"
+    per_row = 8.0 * n * max(n_t, 1)
+    if chunk_size is not None:
+        lanes = chunk_size
+    else:
+        cap = CHUNK_LANES["cpu" if cpu else "accelerator"]
+        if cpu:
+            cap = min(cap, CACHE_BYTES / (8.0 * n * (stages + 6)))
+        cap = min(cap, CHUNK_BYTES / per_row)
+        lanes = _pow2_floor(cap)
+        need = -(-B // workers)
+        if need < lanes:
+            lanes = need if n >= LARGE_STATE else min(lanes, max(MIN_BUCKET, _pow2_ceil(need)))
+    size = max(lanes, min(REFILL_BLOCK * lanes, int(CHUNK_BYTES // per_row)))
+    n_blocks = -(-B // size)
     n_blocks = min(B, -(-n_blocks // workers) * workers)
     size = -(-B // n_blocks)
     n_blocks = -(-B // size)
-    block = max(lanes, _pow2_ceil(size))
-    fn = _compiled_refill(num, solver, max_steps, lanes, block)
+    rows = size if n >= LARGE_STATE and size <= lanes else max(lanes, _pow2_ceil(size))
+    return lanes, rows, n_blocks
+
+
+def _run_lanes(num, Y0, P, ts, span, solver, rtol, atol, max_steps, evs, devices, *, chunk_size=None,
+               progress=True) -> dict:
+    """The named explicit solvers: blocks of trajectories, each run by the lane kernel with
+    refill, ``host_workers`` blocks at a time on each device (one device per block, in turn).
+    The saved times are padded to a power of two with +inf (never reached)."""
+    import jax
+
+    B, n = Y0.shape
+    final_only = bool(len(ts) == 1 and ts[0] == span[1])
+    n_t = len(ts)
+    ts_pad = ts if final_only else np.concatenate([ts, np.full(_pow2_ceil(n_t) - n_t, np.inf)])
+    lanes, rows, n_blocks = lane_plan(B, n, len(ts_pad), tableau(solver).stages, devices, chunk_size)
+    size = -(-B // n_blocks)
+    fn = _compiled_lanes(num, solver, evs, lanes, final_only)
     keys = tuple(num.param_names)
     Pm = {k: np.asarray(P[k], dtype=float) for k in keys}
-    span_d, tol_d = np.asarray(span, dtype=float), np.asarray((rtol, atol), dtype=float)
-    raw = {"t_end": np.empty(B), "y_end": np.empty((B, n)), "code": np.empty(B, dtype=int),
+    fixed = (np.asarray(ts_pad, dtype=float), np.asarray(span, dtype=float), np.asarray((rtol, atol), dtype=float),
+             np.int64(max_steps))
+    many = len(devices) > 1
+    placed = [jax.device_put(fixed, d) for d in devices] if many else [fixed]
+    raw = {"ys": np.empty((B, n_t, n)), "valid": np.empty((B, n_t), dtype=bool), "t_end": np.empty(B),
+           "y_end": np.empty((B, n)), "code": np.empty(B, dtype=int), "which": np.empty(B, dtype=int),
            "steps": np.empty(B, dtype=int), "tries": np.empty(B, dtype=int)}
 
     def work(c: int) -> int:
         lo = c * size
         m = min(size, B - lo)
-        sel = np.minimum(np.arange(lo, lo + block), B - 1)
-        out = fn(Y0[sel], {k: Pm[k][sel] for k in keys}, np.int64(m), span_d, tol_d)
+        sel = np.minimum(np.arange(lo, lo + rows), B - 1)
+        args = (Y0[sel], {k: Pm[k][sel] for k in keys}, np.int64(m))
+        if many:
+            args = jax.device_put(args, devices[c % len(devices)])
+        out = fn(*args, *placed[c % len(placed)])
         for k, v in out.items():
-            raw[k][lo:lo + m] = np.asarray(v)[:m]
+            v = np.asarray(v)[:m]
+            raw[k][lo:lo + m] = v[:, :n_t] if k in ("ys", "valid") else v
         return m
 
-    _run_parts(n_blocks, work, workers, B, progress)
-    finite = np.all(np.isfinite(raw["y_end"]), axis=1)
-    raw["ys"] = raw["y_end"][:, None, :].copy()
-    raw["valid"] = (finite & (raw["t_end"] == span[1]))[:, None]
-    raw["which"] = np.full(B, -1)
+    workers = max(len(devices), host_workers(devices) * max(1, len(devices)))
+    _run_parts(n_blocks, work, min(workers, n_blocks), B, progress)
     raw["messages"] = np.full(B, "", dtype=object)
     return raw
 
@@ -173,9 +209,9 @@ def run_jax(num, Y0, P, ts, span, solver, rtol, atol, max_steps, evs, *, chunk_s
     """
     B, n, n_t = len(Y0), num.n, len(ts)
     devices = local_devices()
-    if n_t == 1 and ts[0] == span[1] and not evs and len(devices) == 1 and not is_stiff(solver):
-        return _run_refill(num, Y0, P, span, solver, rtol, atol, max_steps, devices, chunk_size=chunk_size,
-                           progress=progress)
+    if isinstance(solver, str) and solver in LANE_SOLVERS:
+        return _run_lanes(num, Y0, P, ts, span, solver, rtol, atol, max_steps, evs, devices, chunk_size=chunk_size,
+                          progress=progress)
     lanes = _plan(B, n, n_t, devices, chunk_size)
     fn = _compiled(num, solver, max_steps, evs, n_t, lanes, devices, bool(n_t == 1 and ts[0] == span[1]))
     n_chunks = -(-B // lanes)

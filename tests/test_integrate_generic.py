@@ -214,9 +214,10 @@ def test_flow_gradient_against_central_differences():
     h = 1e-4
     fd = (float(p5(0.05 + h)) - float(p5(0.05 - h))) / (2 * h)
     assert abs(float(jax.grad(p5)(0.05)) - fd) < 1e-6
-    # the same core as integrate: same values at the saved times
+    # the same method as integrate's lane kernel (the same steps up to rounding): the same values
+    # at the saved times to a few times the tolerance
     sol = integrate(reduced, [0.3], (0, 5), params, t_eval=[1.0, 5.0], events=(), rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(np.asarray(phi(jnp.array([0.3]), params)), sol.y, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(phi(jnp.array([0.3]), params)), sol.y, rtol=1e-11)
     batch = jax.vmap(lambda y: phi(y, params))(jnp.array([[0.3], [0.5]]))
     assert batch.shape == (2, 2, 1)
 

@@ -1,0 +1,337 @@
+"""The lane-major Runge-Kutta kernel: explicit Runge-Kutta on a block of L trajectories at once.
+
+A vmapped ``diffeqsolve`` carries every trajectory through diffrax's per-lane machinery (solver
+and controller state as pytrees, ``where`` per leaf, a loop written for one trajectory): on an
+ensemble of small systems that bookkeeping, not the right-hand side, is the cost. Here the
+state of a block is an (L, n) array and every stage is one broadcast right-hand-side call on
+it, as the ensemble kernels of DiffEqGPU.jl do. The numerics are diffrax's: the Butcher tableaus
+and dense-output interpolants of ``Tsit5``, ``Dopri5`` and ``Dopri8`` (diffrax's own), the
+initial step and the ``PIDController`` step-size rule (integral control, safety 0.9, factors in
+[0.2, 10], the step floor, a step clipped to end within 100 ulps of t1), so each trajectory
+takes the steps ``diffeqsolve`` takes up to rounding.
+
+Lanes are refilled: a lane whose trajectory ends writes its result and takes the next
+trajectory of its block, so no lane waits for the slowest. Saved times are filled from the dense
+output of the step that passes them (not by clipping steps), events are checked at every step
+end and located on the dense output, and each run ends with the raw outcome codes of
+``_outcomes``. Implicit solvers, solver objects, adjoints and ``flow``'s jit/vmap/grad core stay
+diffrax's (``_flow.trajectory_core``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from ._events import Event
+from ._numeric import NumericSystem
+from ._outcomes import DT_MIN, EVENT, FAILED, FINISHED, MAX_STEPS, START, step_floor
+
+__all__ = ["LANE_SOLVERS", "REFILL_FRACTION", "Tableau", "lane_kernel", "tableau"]
+
+LANE_SOLVERS = {"tsit5": "Tsit5", "dopri5": "Dopri5", "dopri8": "Dopri8"}
+"""The explicit solvers the kernel runs, by ``JAX_SOLVERS`` name, with their diffrax classes."""
+
+REFILL_FRACTION = 8
+"""Idle lanes are refilled together once at least lanes / REFILL_FRACTION of them wait (or none
+runs): starting a trajectory costs two right-hand-side evaluations per lane, so it is batched."""
+
+SAFETY, FACTOR_MIN, FACTOR_MAX = 0.9, 0.2, 10.0
+"""diffrax's PIDController defaults: the next step is h * clip(SAFETY * err^(-1/order), ...),
+within [FACTOR_MIN, FACTOR_MAX] after an accepted step and below SAFETY after a rejected one."""
+
+EVENT_BISECTIONS = 64
+"""Bisections of the dense output that locate an event inside its step (to rounding of t)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Tableau:
+    """An explicit, first-same-as-last Runge-Kutta method with its dense output.
+
+    ``a[s - 1]`` holds the coefficients of stage s (s = 1 .. S - 1) on stages 0 .. s - 1, ``b``
+    the solution weights (the last stage is the solution: ``a[-1] == b``), ``e`` the error
+    weights, ``c`` the stage times (``c[0] = 0``, ``c[-1] = 1``), ``interpolation`` diffrax's
+    dense-output class of the method (built from y_n, y_n+1 and the stage increments h k_i)
+    and ``error_order`` the controller's exponent.
+    """
+
+    name: str
+    a: tuple[tuple[float, ...], ...]
+    b: tuple[float, ...]
+    e: tuple[float, ...]
+    c: tuple[float, ...]
+    interpolation: type
+    error_order: float
+
+    @property
+    def stages(self) -> int:
+        """The number of stages S, the last one the first of the next step."""
+        return len(self.b)
+
+
+@lru_cache(maxsize=None)
+def tableau(name: str) -> Tableau:
+    """The kernel's tableau of a ``LANE_SOLVERS`` name, read from the diffrax solver.
+
+    Parameters
+    ----------
+    name : str
+        One of ``LANE_SOLVERS``.
+
+    Returns
+    -------
+    Tableau
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not one of ``LANE_SOLVERS``.
+    """
+    import diffrax
+
+    if name not in LANE_SOLVERS:
+        raise ValueError(f"the lane kernel runs {sorted(LANE_SOLVERS)}; got {name!r}")
+    solver = getattr(diffrax, LANE_SOLVERS[name])()
+    tab = solver.tableau
+    if not (tab.fsal and tab.ssal and tab.c[-1] == 1.0):  # pragma: no cover - diffrax's tableaus are
+        raise ValueError(f"{name}: the lane kernel needs a first-same-as-last tableau")
+    order = solver.error_order(diffrax.ODETerm(lambda t, y, args: y))
+    return Tableau(name, tuple(tuple(float(x) for x in row) for row in tab.a_lower),
+                   tuple(float(x) for x in tab.b_sol), tuple(float(x) for x in tab.b_error),
+                   (0.0,) + tuple(float(x) for x in tab.c), solver.interpolation_cls, float(order))
+
+
+def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lanes: int,
+                final_only: bool) -> Callable:
+    """``run(Y0 (B, n), P {name: (B, ...)}, count, ts (n_t,), span (2,), tol (2,), max_steps)
+    -> dict`` of per-trajectory arrays, computed on ``lanes`` lanes with refill; pure JAX (jit it).
+
+    Only the first ``count`` rows are integrated (a traced value: a block padded to its bucket
+    runs only its real rows). ``ts`` are the saved times (increasing, within ``span``; entries
+    above t1, e.g. +inf padding, are never reached), ``tol`` = (rtol, atol), ``max_steps`` the
+    budget of attempted steps (traced: one compiled kernel serves every budget).
+    ``final_only``: the caller guarantees ts == [t1] and only the end state is kept.
+
+    Returns the keys of ``_flow.trajectory_core``: ys (B, n_t, n), valid (B, n_t), t_end,
+    y_end, code, which, steps (accepted) and tries (attempted), with the same meanings.
+    """
+    import jax
+    import jax.numpy as jnp
+    import jax.tree_util as jtu
+
+    f = num.f_jax
+    ctx = num.context("jax")
+    n_ev = len(events)
+    S = tab.stages
+    inv_order = 1.0 / tab.error_order
+    threshold = max(1, lanes // REFILL_FRACTION)
+    rhs = jax.vmap(f)
+
+    def raw_margins(t, y, params):
+        return jnp.stack([jnp.asarray(e.margin(t, y, params, ctx), dtype=jnp.float64).reshape(()) for e in events])
+
+    margins = jax.vmap(raw_margins)
+
+    def orient(m0):
+        return jnp.stack([jnp.asarray(e.orient(m0[i], ctx), dtype=jnp.float64) for i, e in enumerate(events)])
+
+    def rms(x):
+        """Row-wise RMS, 1e300 for a row that is not finite (the step is then rejected)."""
+        finite = jnp.all(jnp.isfinite(x), axis=1)
+        safe = jnp.where(jnp.isfinite(x), x, 0.0)
+        return jnp.where(finite, jnp.sqrt(jnp.mean(safe * safe, axis=1)), 1e300)
+
+    def dense(y0, y1, k, theta):
+        return tab.interpolation(t0=0.0, t1=1.0, y0=y0, y1=y1, k=k).evaluate(theta)
+
+    def interpolate(y, y1, h, ks, theta):
+        """The step's dense output at theta = (t - t_n) / h, row-wise (L, n): diffrax's
+        interpolant of the method on the stage increments h k_i."""
+        return jax.vmap(dense)(y, y1, jnp.stack(ks, axis=1) * h[:, None, None], theta)
+
+    def run(Y0, P, count, ts, span, tol, max_steps):
+        B, n = Y0.shape
+        n_t = ts.shape[0]
+        t0, t1 = span[0], span[1]
+        rtol, atol = tol[0], tol[1]
+        dtmin = step_floor(t0, t1, jnp)
+        floor = t1
+        for _ in range(100):  # t1 - 100 ulps: a step ending beyond it is clipped to t1 (as diffeqsolve does)
+            floor = jnp.nextafter(floor, -jnp.inf)
+        at_start = jnp.sum(ts <= t0)
+
+        def start(idx):
+            """Fresh lanes for the trajectories ``idx`` (L,): the first derivative, diffrax's
+            initial step, the event orientation and the start check."""
+            y = Y0[idx]
+            p = jtu.tree_map(lambda a: a[idx], P)
+            t = jnp.full(idx.shape, t0)
+            k0 = rhs(t, y, p)
+            scale = atol + jnp.abs(y) * rtol
+            d0, d1 = rms(y / scale), rms(k0 / scale)
+            small = (d0 < 1e-5) | (d1 < 1e-5)
+            h0 = jnp.where(small, 1e-6, 0.01 * (d0 / jnp.where(small, 1.0, d1)))
+            k1 = rhs(t + h0, y + h0[:, None] * k0, p)
+            d2 = rms((k1 - k0) / scale) / h0
+            big = jnp.maximum(d1, d2)
+            h1 = jnp.where(big <= 1e-15, jnp.maximum(1e-6, h0 * 1e-3), (0.01 / big) ** inv_order)
+            lane = {"i": idx, "t": t, "tnext": jnp.minimum(t0 + jnp.minimum(100 * h0, h1), t1), "y": y, "k": k0,
+                    "p": p, "at_dtmin": jnp.zeros(idx.shape, bool), "steps": jnp.zeros(idx.shape, int),
+                    "tries": jnp.zeros(idx.shape, int), "code": jnp.full(idx.shape, FINISHED),
+                    "which": jnp.full(idx.shape, -1), "isave": jnp.full(idx.shape, at_start)}
+            if n_ev:
+                m0 = margins(t, y, p)
+                signs = jax.vmap(orient)(m0)
+                fired = signs * m0 <= 0
+                begun = jnp.any(fired, axis=1)
+                lane["signs"] = signs
+                lane["code"] = jnp.where(begun, START, FINISHED)
+                lane["which"] = jnp.where(begun, jnp.argmax(fired, axis=1), -1)
+            return lane
+
+        def condition(t, y, lane):
+            return jnp.min(lane["signs"] * margins(t, y, lane["p"]), axis=1)
+
+        def step(lane, running, out):
+            """One attempted step on every running lane; saves and events of the kept ones."""
+            t, y, h = lane["t"], lane["y"], lane["tnext"] - lane["t"]
+            ks = [lane["k"]]
+            for s in range(1, S):
+                row = tab.a[s - 1]
+                acc = sum(row[j] * ks[j] for j in range(s) if row[j] != 0.0)
+                ys = y + h[:, None] * acc
+                ks.append(rhs(t + tab.c[s] * h, ys, lane["p"]))
+            y1 = ys
+            err = h[:, None] * sum(tab.e[j] * ks[j] for j in range(S) if tab.e[j] != 0.0)
+            err = jnp.where(jnp.isnan(err), jnp.inf, err)
+            y1s = jnp.where(jnp.any(jnp.isnan(y1), axis=1, keepdims=True), y, y1)
+            norm = rms(err / (atol + jnp.maximum(jnp.abs(y), jnp.abs(y1s)) * rtol))
+            keep = (norm < 1) | lane["at_dtmin"]
+            factor = jnp.clip(SAFETY * (1 / norm) ** inv_order, jnp.where(keep, 1.0, FACTOR_MIN),
+                              jnp.where(keep, FACTOR_MAX, SAFETY))
+            dt = h * factor
+            too_small = dt < dtmin
+            dt = jnp.where(lane["at_dtmin"] & (factor == 1), dtmin, dt)
+            at_dtmin = dt <= dtmin
+            dt = jnp.maximum(dt, dtmin)
+            tprev = jnp.minimum(jnp.where(keep, lane["tnext"], t), t1)
+            tnext = tprev + dt
+            tnext = jnp.where(tnext > floor, jnp.where(keep, t1, tprev + 0.5 * (t1 - tprev)), tnext)
+            kept = running & keep
+            tries = lane["tries"] + running
+            code = jnp.where(running & too_small, DT_MIN, lane["code"])
+            code = jnp.where((code == FINISHED) & running & (tprev < t1) & (tries >= max_steps), MAX_STEPS, code)
+            new = {**lane, "t": jnp.where(running, tprev, t), "tnext": jnp.where(running, tnext, lane["tnext"]),
+                   "y": jnp.where(kept[:, None], y1, y), "k": jnp.where(kept[:, None], ks[-1], lane["k"]),
+                   "at_dtmin": jnp.where(running, at_dtmin, lane["at_dtmin"]), "steps": lane["steps"] + kept,
+                   "tries": tries, "code": code}
+            reach = new["t"]
+            if n_ev:
+                fired = kept & (condition(new["t"], y1, lane) <= 0)
+
+                def locate(_):
+                    lo, hi = jnp.zeros_like(h), jnp.ones_like(h)
+
+                    def halve(_, bracket):
+                        lo, hi = bracket
+                        mid = 0.5 * (lo + hi)
+                        below = condition(t + mid * h, interpolate(y, y1, h, ks, mid), lane) <= 0
+                        return jnp.where(below, lo, mid), jnp.where(below, mid, hi)
+
+                    _, hi = jax.lax.fori_loop(0, EVENT_BISECTIONS, halve, (lo, hi))
+                    return t + hi * h, interpolate(y, y1, h, ks, hi)
+
+                t_ev, y_ev = jax.lax.cond(jnp.any(fired), locate, lambda _: (new["t"], new["y"]), None)
+                new["t"] = jnp.where(fired, t_ev, new["t"])
+                new["y"] = jnp.where(fired[:, None], y_ev, new["y"])
+                new["code"] = jnp.where(fired, EVENT, new["code"])
+                reach = new["t"]
+            if not final_only:
+                out, new["isave"] = save(out, lane["i"], new["isave"], kept, t, h, y, y1, ks, reach)
+            return new, out
+
+        def save(out, i, isave, kept, t, h, y, y1, ks, reach):
+            """Fill the saved times in (t, reach] of the kept lanes from the step's dense output."""
+
+            def pending(isave):
+                return kept & (isave < n_t) & (ts[jnp.minimum(isave, n_t - 1)] <= reach)
+
+            def one(carry):
+                out, isave = carry
+                due = pending(isave)
+                j = jnp.minimum(isave, n_t - 1)
+                tj = ts[j]
+                yj = jnp.where((tj == t + h)[:, None], y1, interpolate(y, y1, h, ks, (tj - t) / h))
+                row = jnp.where(due, i, B)
+                out = {**out, "ys": out["ys"].at[row, j].set(yj), "valid": out["valid"].at[row, j].set(True)}
+                return out, isave + due
+
+            return jax.lax.while_loop(lambda c: jnp.any(pending(c[1])), one, (out, isave))
+
+        def record(out, lane, ended):
+            row = jnp.where(ended, lane["i"], B)  # row B collects the lanes that did not end
+            finite = jnp.all(jnp.isfinite(lane["y"]), axis=1)
+            code = jnp.where((lane["code"] == FINISHED) & ~finite, FAILED, lane["code"])
+            return {**out, "t_end": out["t_end"].at[row].set(lane["t"]), "y_end": out["y_end"].at[row].set(lane["y"]),
+                    "code": out["code"].at[row].set(code), "which": out["which"].at[row].set(lane["which"]),
+                    "steps": out["steps"].at[row].set(lane["steps"]), "tries": out["tries"].at[row].set(lane["tries"])}
+
+        def refill(carry):
+            lane, active, counter = carry
+            slot = counter + jnp.cumsum(~active) - 1
+            take = ~active & (slot < count)
+            fresh = start(jnp.where(take, slot, 0))
+            lane = jtu.tree_map(lambda a, b: jnp.where(take.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), fresh, lane)
+            return lane, active | take, counter + jnp.sum(take)
+
+        def body(carry):
+            lane, active, counter, out = carry
+            lane, active, counter = jax.lax.cond((counter < count) & ((jnp.sum(~active) >= threshold) | ~jnp.any(active)),
+                                                 refill, lambda c: c, (lane, active, counter))
+            running = active & (lane["code"] == FINISHED)
+            lane, out = step(lane, running, out)
+            ended = active & ((lane["t"] >= t1) | (lane["code"] != FINISHED))
+            return lane, active & ~ended, counter, record(out, lane, ended)
+
+        out = {"t_end": jnp.zeros(B + 1, Y0.dtype), "y_end": jnp.zeros((B + 1, n), Y0.dtype),
+               "code": jnp.zeros(B + 1, int), "which": jnp.full(B + 1, -1), "steps": jnp.zeros(B + 1, int),
+               "tries": jnp.zeros(B + 1, int)}
+        if not final_only:
+            saved0 = (ts <= t0)[None, :, None]
+            out["ys"] = jnp.concatenate([jnp.where(saved0, Y0[:, None, :], 0.0), jnp.zeros((1, n_t, n))])
+            out["valid"] = jnp.concatenate([jnp.broadcast_to(ts <= t0, (B, n_t)), jnp.zeros((1, n_t), bool)])
+        empty = jtu.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(start, jnp.zeros(lanes, int)))
+        _, _, _, out = jax.lax.while_loop(lambda c: jnp.any(c[1]) | (c[2] < count), body,
+                                          (empty, jnp.zeros(lanes, bool), jnp.asarray(0), out))
+        res = {k: v[:B] for k, v in out.items()}
+        if n_ev:
+            lead = jax.vmap(_leading_event(f, raw_margins, orient), in_axes=(0, 0, None, 0, 0))
+            res["which"] = jnp.where(res["code"] == EVENT, lead(Y0, P, t0, res["t_end"], res["y_end"]), res["which"])
+        if final_only:
+            res["valid"] = (res["t_end"] == t1)[:, None] & jnp.all(jnp.isfinite(res["y_end"]), axis=1)[:, None]
+            res["ys"] = res["y_end"][:, None, :]
+        else:
+            res["ys"] = jnp.where(res["valid"][..., None], res["ys"], res["y_end"][:, None, :])
+        return res
+
+    return run
+
+
+def _leading_event(f: Callable, raw_margins: Callable, orient: Callable) -> Callable:
+    """``which(y0, params, t0, t_end, y_end)``: the event whose oriented margin reaches zero first
+    from the stop, by margin / (its rate of decrease along the flow): scale-free, unlike the
+    margins themselves (a bound of 1e8 and a tolerance of 1e-8 near a steep blow-up)."""
+    import jax
+    import jax.numpy as jnp
+
+    def which(y0, params, t0, t_end, y_end):
+        signs = orient(raw_margins(t0, y0, params))
+        m, dm = jax.jvp(lambda tt, yy: signs * raw_margins(tt, yy, params), (t_end, y_end),
+                        (jnp.ones_like(t_end), f(t_end, y_end, params)))
+        lead = jnp.where(dm < 0, m / jnp.where(dm < 0, -dm, 1.0), jnp.where(m <= 0, 0.0, jnp.inf))
+        return jnp.argmin(lead)
+
+    return which
