@@ -111,7 +111,7 @@ trajectories (no power-of-two bucket): a lane of a large system costs more than 
 def _compiled_lanes(num: NumericSystem, solver: str, events: tuple[Event, ...], lanes: int,
                     final_only: bool) -> Callable:
     """The lane kernel (``_lanes.lane_kernel``) jitted for one (system, solver, events, lanes):
-    ``fn(Y0 (block, n), P, count, ts (n_t,), span (2,), tol (2,), max_steps) -> dict``. Block
+    ``fn(Y0 (block, n), P, count, ts (n_t,), span (2,), tol (3,), max_steps) -> dict``. Block
     rows and the number of saved times are bucketed by the caller; times, tolerances and the
     step budget are traced, so the varied calls of a session reuse one compiled kernel."""
     import jax
@@ -152,7 +152,7 @@ def lane_plan(B: int, n: int, n_t: int, stages: int, devices: tuple, chunk_size:
 
 
 def _run_lanes(num, Y0, P, ts, span, solver, rtol, atol, max_steps, evs, devices, *, chunk_size=None,
-               progress=True) -> dict:
+               progress=True, dt=None) -> dict:
     """The named explicit solvers: blocks of trajectories, each run by the lane kernel with
     refill, ``host_workers`` blocks at a time on each device (one device per block, in turn).
     The saved times are padded to a power of two with +inf (never reached)."""
@@ -167,8 +167,8 @@ def _run_lanes(num, Y0, P, ts, span, solver, rtol, atol, max_steps, evs, devices
     fn = _compiled_lanes(num, solver, evs, lanes, final_only)
     keys = tuple(num.param_names)
     Pm = {k: np.asarray(P[k], dtype=float) for k in keys}
-    fixed = (np.asarray(ts_pad, dtype=float), np.asarray(span, dtype=float), np.asarray((rtol, atol), dtype=float),
-             np.int64(max_steps))
+    fixed = (np.asarray(ts_pad, dtype=float), np.asarray(span, dtype=float),
+             np.asarray((rtol, atol, 0.0 if dt is None else dt), dtype=float), np.int64(max_steps))
     many = len(devices) > 1
     placed = [jax.device_put(fixed, d) for d in devices] if many else [fixed]
     raw = {"ys": np.empty((B, n_t, n)), "valid": np.empty((B, n_t), dtype=bool), "t_end": np.empty(B),
@@ -194,7 +194,8 @@ def _run_lanes(num, Y0, P, ts, span, solver, rtol, atol, max_steps, evs, devices
     return raw
 
 
-def run_jax(num, Y0, P, ts, span, solver, rtol, atol, max_steps, evs, *, chunk_size=None, progress=True) -> dict:
+def run_jax(num, Y0, P, ts, span, solver, rtol, atol, max_steps, evs, *, chunk_size=None, progress=True,
+            dt=None) -> dict:
     """Run the batch in chunks of a bucketed size through one compiled solver, or, for end
     states only with no events, an explicit solver and one device, with lane refill.
 
@@ -211,7 +212,7 @@ def run_jax(num, Y0, P, ts, span, solver, rtol, atol, max_steps, evs, *, chunk_s
     devices = local_devices()
     if isinstance(solver, str) and solver in LANE_SOLVERS:
         return _run_lanes(num, Y0, P, ts, span, solver, rtol, atol, max_steps, evs, devices, chunk_size=chunk_size,
-                          progress=progress)
+                          progress=progress, dt=dt)
     lanes = _plan(B, n, n_t, devices, chunk_size)
     fn = _compiled(num, solver, max_steps, evs, n_t, lanes, devices, bool(n_t == 1 and ts[0] == span[1]))
     n_chunks = -(-B // lanes)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "JAX_SOLVERS", "SCIPY_METHODS", "STIFF_JAX", "STIFF_SCIPY",
     "short", "check_backend", "check_span", "check_t_eval", "check_flow_times", "check_tols", "check_max_steps",
-    "check_flag", "check_chunk_size", "check_solver", "solver_name", "is_stiff", "active_events", "check_y0",
+    "check_dt", "check_flag", "check_chunk_size", "check_solver", "solver_name", "is_stiff", "active_events", "check_y0",
     "check_in_domain",
     "param_values", "batch_arrays",
 ]
@@ -132,6 +132,23 @@ def check_max_steps(max_steps: Any) -> int:
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive int; got {max_steps!r}")
     return int(max_steps)
+
+
+def check_dt(dt: Any, t0: float, t1: float, backend: str, solver: Any) -> float | None:
+    """``dt``: None (adaptive steps) or a fixed step in (0, t1 - t0], for the explicit JAX
+    solvers named in LANE_SOLVERS (ValueError/TypeError otherwise)."""
+    if dt is None:
+        return None
+    check_not_text("dt", dt)
+    if isinstance(dt, bool) or not isinstance(dt, (int, float, np.integer, np.floating)):
+        raise TypeError(f"dt must be None or a number; got {type(dt).__name__}")
+    dt = float(dt)
+    if not (np.isfinite(dt) and 0 < dt <= t1 - t0):
+        raise ValueError(f"dt must be a fixed step in (0, t1 - t0] = (0, {t1 - t0:g}]; got {dt!r}")
+    if backend != "jax" or not (isinstance(solver, str) and solver in ("tsit5", "dopri5", "dopri8")):
+        raise ValueError("dt (a fixed step) runs on the jax backend with solver 'tsit5', 'dopri5' or 'dopri8'; got "
+                         f"backend={backend!r}, solver={solver_name(solver)!r}")
+    return dt
 
 
 def check_flag(value: Any, name: str) -> bool:

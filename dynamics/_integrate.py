@@ -20,7 +20,7 @@ from derivations import DynamicalSystem, Params
 
 from ._batch import run_jax
 from ._checks import (
-    active_events, batch_arrays, check_backend, check_chunk_size, check_flag, check_max_steps, check_solver,
+    active_events, batch_arrays, check_backend, check_chunk_size, check_dt, check_flag, check_max_steps, check_solver,
     check_span, check_t_eval, check_tols, check_y0, is_stiff, solver_name,
 )
 from ._events import Event, EventLike, as_events
@@ -59,6 +59,7 @@ def integrate(
     n_save: int = 201,
     progress: bool = True,
     chunk_size: int | None = None,
+    dt: float | None = None,
 ) -> Solution:
     """Integrate dy/dt = f(t, y; params) for one initial state or a batch, on any system.
 
@@ -114,6 +115,10 @@ def integrate(
         never when stderr is not a terminal or with progress=False.
     chunk_size : int, optional
         jax: trajectories per compiled chunk; default automatic (below).
+    dt : float, optional
+        A fixed step size instead of adaptive steps (no error control: rtol and atol are
+        unused, the last step ends on t1), for the explicit JAX solvers ("tsit5", "dopri5",
+        "dopri8"); runs that do not finish are not retried. Default None: adaptive steps.
 
     Notes
     -----
@@ -171,11 +176,11 @@ def integrate(
     """
     num = NumericSystem.of(system)
     run = _checked(num, backend, t_span, rtol, atol, max_steps, t_eval, n_save, events, solver, retry, progress,
-                   chunk_size)
+                   chunk_size, dt)
     batch_shape, Y0, P = batch_arrays(num, check_y0(y0, num), params)
     out = _run(run, Y0, P, run.solver, run.max_steps, retried=False)
     out["retried"] = np.zeros(len(Y0), dtype=bool)
-    if retry:
+    if retry and run.dt is None:
         _retry(run, out, Y0, P)
     return _solution(run, out, batch_shape)
 
@@ -195,10 +200,11 @@ class _Run:
     solver: Any
     progress: bool
     chunk_size: Any
+    dt: float | None
 
 
 def _checked(num, backend, t_span, rtol, atol, max_steps, t_eval, n_save, events, solver, retry, progress,
-             chunk_size) -> _Run:
+             chunk_size, dt) -> _Run:
     """The options of ``integrate`` checked in its documented order (ValueError/TypeError naming
     the first bad one)."""
     backend = check_backend(backend)
@@ -211,7 +217,8 @@ def _checked(num, backend, t_span, rtol, atol, max_steps, t_eval, n_save, events
     check_flag(retry, "retry")
     check_progress(progress)
     check_chunk_size(chunk_size)
-    return _Run(num, backend, (t0, t1), ts, rtol, atol, max_steps, evs, solver, progress, chunk_size)
+    dt = check_dt(dt, t0, t1, backend, solver)
+    return _Run(num, backend, (t0, t1), ts, rtol, atol, max_steps, evs, solver, progress, chunk_size, dt)
 
 
 def _run(run: _Run, Y0: np.ndarray, P: dict, solver: Any, max_steps: int, *, retried: bool) -> dict:
@@ -219,7 +226,7 @@ def _run(run: _Run, Y0: np.ndarray, P: dict, solver: Any, max_steps: int, *, ret
     its statuses (``_status.run_statuses``)."""
     args = (run.num, Y0, P, run.ts, run.span, solver, float(run.rtol), float(run.atol), max_steps, run.events)
     if run.backend == "jax":
-        raw = run_jax(*args, chunk_size=run.chunk_size, progress=run.progress)
+        raw = run_jax(*args, chunk_size=run.chunk_size, progress=run.progress, dt=run.dt)
     else:
         raw = run_scipy(*args, progress=run.progress)
     return run_statuses(raw, run.num, Y0, P, run.ts, run.span, run.events, solver, max_steps, run.backend,
@@ -280,6 +287,7 @@ def _solution(run: _Run, out: dict, batch_shape: tuple[int, ...]) -> Solution:
         retried=shape(out["retried"]),
         state_names=run.num.state_names,
         backend=run.backend,
-        info={"solver": solver_name(run.solver), "rtol": run.rtol, "atol": run.atol, "max_steps": run.max_steps,
+        info={"solver": solver_name(run.solver), "rtol": run.rtol, "atol": run.atol, "dt": run.dt,
+              "max_steps": run.max_steps,
               "events": tuple(e.name for e in run.events), "dtmin": float(step_floor(*run.span))},
     )

@@ -106,13 +106,15 @@ def tableau(name: str) -> Tableau:
 
 def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lanes: int,
                 final_only: bool) -> Callable:
-    """``run(Y0 (B, n), P {name: (B, ...)}, count, ts (n_t,), span (2,), tol (2,), max_steps)
+    """``run(Y0 (B, n), P {name: (B, ...)}, count, ts (n_t,), span (2,), tol (3,), max_steps)
     -> dict`` of per-trajectory arrays, computed on ``lanes`` lanes with refill; pure JAX (jit it).
 
     Only the first ``count`` rows are integrated (a traced value: a block padded to its bucket
     runs only its real rows). ``ts`` are the saved times (increasing, within ``span``; entries
-    above t1, e.g. +inf padding, are never reached), ``tol`` = (rtol, atol), ``max_steps`` the
-    budget of attempted steps (traced: one compiled kernel serves every budget).
+    above t1, e.g. +inf padding, are never reached), ``tol`` = (rtol, atol, dt) with dt > 0 a
+    fixed step (every step kept, the last one ending on t1) and dt = 0 adaptive steps,
+    ``max_steps`` the budget of attempted steps (all traced: one compiled kernel serves every
+    span, tolerance, step and budget).
     ``final_only``: the caller guarantees ts == [t1] and only the end state is kept.
 
     Returns the keys of ``_flow.trajectory_core``: ys (B, n_t, n), valid (B, n_t), t_end,
@@ -156,7 +158,8 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
         B, n = Y0.shape
         n_t = ts.shape[0]
         t0, t1 = span[0], span[1]
-        rtol, atol = tol[0], tol[1]
+        rtol, atol, fixed = tol[0], tol[1], tol[2]
+        adaptive = fixed <= 0
         dtmin = step_floor(t0, t1, jnp)
         floor = t1
         for _ in range(100):  # t1 - 100 ulps: a step ending beyond it is clipped to t1 (as diffeqsolve does)
@@ -178,7 +181,8 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
             d2 = rms((k1 - k0) / scale) / h0
             big = jnp.maximum(d1, d2)
             h1 = jnp.where(big <= 1e-15, jnp.maximum(1e-6, h0 * 1e-3), (0.01 / big) ** inv_order)
-            lane = {"i": idx, "t": t, "tnext": jnp.minimum(t0 + jnp.minimum(100 * h0, h1), t1), "y": y, "k": k0,
+            first = jnp.where(adaptive, jnp.minimum(100 * h0, h1), fixed)
+            lane = {"i": idx, "t": t, "tnext": jnp.minimum(t0 + first, t1), "y": y, "k": k0,
                     "p": p, "at_dtmin": jnp.zeros(idx.shape, bool), "steps": jnp.zeros(idx.shape, int),
                     "tries": jnp.zeros(idx.shape, int), "code": jnp.full(idx.shape, FINISHED),
                     "which": jnp.full(idx.shape, -1), "isave": jnp.full(idx.shape, at_start)}
@@ -209,11 +213,11 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
             err = jnp.where(jnp.isnan(err), jnp.inf, err)
             y1s = jnp.where(jnp.any(jnp.isnan(y1), axis=1, keepdims=True), y, y1)
             norm = rms(err / (atol + jnp.maximum(jnp.abs(y), jnp.abs(y1s)) * rtol))
-            keep = (norm < 1) | lane["at_dtmin"]
+            keep = (norm < 1) | lane["at_dtmin"] | ~adaptive
             factor = jnp.clip(SAFETY * (1 / norm) ** inv_order, jnp.where(keep, 1.0, FACTOR_MIN),
                               jnp.where(keep, FACTOR_MAX, SAFETY))
-            dt = h * factor
-            too_small = dt < dtmin
+            dt = jnp.where(adaptive, h * factor, fixed)
+            too_small = adaptive & (dt < dtmin)
             dt = jnp.where(lane["at_dtmin"] & (factor == 1), dtmin, dt)
             at_dtmin = dt <= dtmin
             dt = jnp.maximum(dt, dtmin)

@@ -158,3 +158,38 @@ def test_lane_plan_fits_the_shape():
     lanes, rows, n_blocks = db.lane_plan(10**5, 3, 1, 7, cpu, None)
     assert lanes & (lanes - 1) == 0 and lanes * 3 * 8 * 13 <= db.CACHE_BYTES and rows * n_blocks >= 10**5
     assert db.lane_plan(3, 3, 1, 7, cpu, None)[0] == db.MIN_BUCKET
+
+
+def test_fixed_step_is_diffrax_constant_step_and_fifth_order():
+    """dt fixes the step: the harmonic oscillator with Tsit5 at dt = 0.05 takes 120 steps to
+    t = 6, as diffeqsolve with ConstantStepSize does (the same values to rounding), and halving
+    dt divides the error against cos(w t) by about 2^5 (a fifth-order method)."""
+    import diffrax
+    import jax
+    import jax.numpy as jnp
+
+    w = np.array([1.0, 2.0])
+    errors = []
+    for dt in (0.05, 0.025):
+        sol = integrate(OSCILLATOR, [1.0, 0.0], (0, 6), {"w": w}, t_eval=[6.0], events=(), dt=dt, progress=False)
+        assert set(sol.n_steps) == {round(6 / dt)} and set(sol.status) == {"finished"}
+        errors.append(np.max(np.abs(sol.final[:, 0] - np.cos(6 * w))))
+    f = OSCILLATOR.to_jax(checked=False)
+    plain = jax.vmap(lambda ww: diffrax.diffeqsolve(
+        diffrax.ODETerm(lambda t, y, a: f(t, y, {"w": a})), diffrax.Tsit5(), 0.0, 6.0, 0.05, jnp.array([1.0, 0.0]),
+        ww, stepsize_controller=diffrax.ConstantStepSize()).ys[-1])(jnp.asarray(w))
+    coarse = integrate(OSCILLATOR, [1.0, 0.0], (0, 6), {"w": w}, t_eval=[6.0], events=(), dt=0.05, progress=False)
+    assert np.max(np.abs(coarse.final - np.asarray(plain))) < 1e-13
+    assert 20 < errors[0] / errors[1] < 45
+
+
+@pytest.mark.parametrize("change, exc, match", [
+    (dict(dt=0.0), ValueError, r"dt must be a fixed step in \(0, t1 - t0\]"),
+    (dict(dt=5.0), ValueError, r"dt must be a fixed step"),
+    (dict(dt="0.1"), TypeError, "dt"),
+    (dict(dt=0.1, solver="kvaerno5"), ValueError, "dt .a fixed step. runs on the jax backend"),
+    (dict(dt=0.1, backend="scipy"), ValueError, "dt .a fixed step. runs on the jax backend"),
+])
+def test_bad_fixed_step(change, exc, match):
+    with pytest.raises(exc, match=match):
+        integrate(LOGISTIC, [0.5], (0, 1), {"r": 1.0, "K": 1.0}, progress=False, **change)
