@@ -1,11 +1,15 @@
-"""The batch driver of the JAX backend: chunks of a bucketed size through one compiled solver,
-run on all cores and sharded over all local devices, or, for end states only, the lane-refill
-loop (``_refill``).
+"""The batch driver of the JAX backend: the plan of a run (lanes, blocks, buckets, devices) and
+its execution on all cores and devices.
 
-Chunking, padding and sharding change nothing but speed: each lane's result does not depend on
-its neighbours. What is compiled is cached per shape (system, solver, events, max_steps, number
-of saved times, lanes, devices); times and tolerances are traced arguments, so the varied calls
-of an interactive session compile once.
+The named explicit solvers run on the lane kernel (``_lanes``): blocks of trajectories, each
+advanced by one kernel call on a set of refilled lanes, one block per core at a time and one
+device per block. The implicit solvers and diffrax solver objects run ``vmap(diffeqsolve)``
+(``_flow.trajectory_core``) in chunks sharded over the local devices.
+
+Blocks, chunks, padding and devices change nothing but speed: each trajectory's result does
+not depend on its neighbours. What is compiled is cached per shape; times, tolerances and (on
+the kernel) the step budget are traced arguments, so the varied calls of an interactive session
+compile once.
 """
 
 from __future__ import annotations
@@ -16,12 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import is_stiff
 from ._events import Event
-from ._flow import jax_solver, trajectory_core
+from ._flow import trajectory_core
+from ._lanes import LANE_SOLVERS, lane_kernel, tableau
 from ._numeric import NumericSystem
 from ._progress import progress_bar
-from ._lanes import LANE_SOLVERS, lane_kernel, tableau
 from ._sharding import batch_shardings, host_workers, local_devices
 
 __all__ = ["CACHE_BYTES", "CHUNK_BYTES", "CHUNK_LANES", "LARGE_STATE", "MIN_BUCKET", "REFILL_BLOCK", "lane_plan",
@@ -196,10 +199,10 @@ def _run_lanes(num, Y0, P, ts, span, solver, rtol, atol, max_steps, evs, devices
 
 def run_jax(num, Y0, P, ts, span, solver, rtol, atol, max_steps, evs, *, chunk_size=None, progress=True,
             dt=None) -> dict:
-    """Run the batch in chunks of a bucketed size through one compiled solver, or, for end
-    states only with no events, an explicit solver and one device, with lane refill.
+    """Run the batch: the named explicit solvers on the lane kernel (``_run_lanes``), the others
+    in chunks of a bucketed size through one compiled ``vmap(diffeqsolve)``.
 
-    Lanes are padded to the bucket with copies of a real lane (results dropped), chunks run
+    Chunks are padded to the bucket with copies of a real lane (results dropped) and run
     ``host_workers`` at a time (each lane's result does not depend on its neighbours, so
     chunking and padding change nothing but speed). Lanes are not reordered by difficulty:
     a pilot run at rtol 1e-4 cost 27% of the run's steps and predicted step counts too poorly

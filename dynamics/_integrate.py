@@ -122,19 +122,20 @@ def integrate(
 
     Notes
     -----
-    Speed and memory (jax backend). The batch runs in chunks through one solver compiled
-    per (system, solver, events, max_steps, number of saved times, chunk bucket): times,
-    ``t_eval`` values and tolerances are traced values and batch sizes are padded to
-    power-of-two buckets, so the varied calls of an interactive session compile once. Chunks
-    hold at most 512 trajectories on CPU (cache sized; 65536 on accelerators) and at most
-    CHUNK_BYTES = 32 MiB of saved output; they run on all cores at once and are sharded over
-    all local devices (``jax.sharding``; a no-op on one device). ``t_eval=[t1]`` saves only
-    the end state (the fastest path); there, with no events, an explicit solver and one
-    device, lanes are refilled: a lane whose trajectory ends takes the next one from the queue,
-    so no lane waits for the slowest of its chunk (a vmapped batch otherwise advances in
-    lockstep; step counts spread by about 1.4x over a parameter sweep). ``chunk_size`` is then
-    the number of lanes. Results do not depend on chunking or devices (bit for bit within one
-    path; the refill path agrees with the per-lane one to the tolerance).
+    Speed and memory (jax backend). The explicit solvers ("tsit5", "dopri5", "dopri8") run on a
+    lane-major kernel (``_lanes``): blocks of lanes advance together, one broadcast right-hand
+    side call per stage, with diffrax's tableaus, dense output and step-size rule; a lane whose
+    trajectory ends takes the next one, saved times come from the dense output and events are
+    located on it. The implicit solvers and diffrax solver objects run ``vmap(diffeqsolve)`` in
+    chunks. What is compiled is cached per (system, solver, events, lanes) (the diffrax path
+    also per max_steps and number of saved times); times, ``t_eval`` values, tolerances,
+    ``dt`` and (kernel) ``max_steps`` are traced values, and batch sizes and the number of saved
+    times are padded to power-of-two buckets, so the varied calls of an interactive session
+    compile once. Blocks hold at most 512 lanes on CPU (cache sized; 65536 on accelerators) and
+    at most CHUNK_BYTES = 32 MiB of saved output, run on all cores at once, one device per
+    block; a system of 64 states or more is never padded (a batch of one runs on one lane).
+    ``chunk_size`` sets the lanes. Results do not depend on the lanes, blocks or devices (bit
+    for bit within one path; the kernel and the diffrax path agree to the tolerance).
     Peak memory is bounded whatever the batch size B: the returned arrays, about
     B x (n_times x (n_states + 1) + 2 n_states + 8) x 8 bytes, plus at most
     (cores + 1) x CHUNK_BYTES of working memory.

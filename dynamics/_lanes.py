@@ -23,8 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-
-import numpy as np
+from typing import Any
 
 from ._events import Event
 from ._numeric import NumericSystem
@@ -161,9 +160,7 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
         rtol, atol, fixed = tol[0], tol[1], tol[2]
         adaptive = fixed <= 0
         dtmin = step_floor(t0, t1, jnp)
-        floor = t1
-        for _ in range(100):  # t1 - 100 ulps: a step ending beyond it is clipped to t1 (as diffeqsolve does)
-            floor = jnp.nextafter(floor, -jnp.inf)
+        floor = _ulps_below(t1, 100)  # a step ending beyond it is clipped to t1 (as diffeqsolve does)
         at_start = jnp.sum(ts <= t0)
 
         def start(idx):
@@ -322,6 +319,19 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
         return res
 
     return run
+
+
+def _ulps_below(t: Any, n: int) -> Any:
+    """The float64 n representable numbers below t (n applications of nextafter toward -inf),
+    from the ordering of the bit patterns: one integer step per ulp."""
+    import jax
+    import jax.numpy as jnp
+
+    bits = jax.lax.bitcast_convert_type(t, jnp.int64)
+    negative_subnormal = jnp.iinfo(jnp.int64).min + (n - jnp.maximum(bits, 0))  # 0 <= t < n ulps: through zero
+    through_zero = jax.lax.bitcast_convert_type(negative_subnormal, jnp.float64)
+    return jnp.where(t < 0, jax.lax.bitcast_convert_type(bits + n, jnp.float64),
+                     jnp.where(bits >= n, jax.lax.bitcast_convert_type(bits - n, jnp.float64), through_zero))
 
 
 def _leading_event(f: Callable, raw_margins: Callable, orient: Callable) -> Callable:

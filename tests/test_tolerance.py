@@ -114,6 +114,7 @@ _METHOD_LITERALS = {
     "_plots.py": ("<= 5e-3 * span", "abs(pt.value) > 1e-9"),
     "_iterate.py": ("jnp.maximum(size, 1e-300)",),        # a floor against dividing by a zero state
     "_status.py": ("h = 1e-6 * np.where(scale > 0",),      # the finite-difference step
+    "_lanes.py": ("small = (d0 < 1e-5) | (d1 < 1e-5)", "jnp.where(big <= 1e-15"),  # diffrax's initial step rule
 }
 # the policy itself, and modules whose matches are docstring lines naming the policy's defaults
 _OTHER_OWNERS = ("_tolerance.py", "_integrate.py", "_events.py")
