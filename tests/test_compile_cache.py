@@ -28,7 +28,7 @@ rho = np.linspace(0.0, 28.0, 5)
 end = integrate(lorenz, [1.0, 1.0, 1.0], (0, 1), {"s": 10.0, "r": rho, "b": 8 / 3}, t_eval=[1.0], progress=False)
 saved = integrate(lorenz, [1.0, 1.0, 1.0], (0, 1), {"s": 10.0, "r": rho, "b": 8 / 3}, progress=False)
 kernel = [m for m in records if "'jit_run'" in m]
-print(json.dumps({"hits": sum("cache hit" in m for m in kernel), "misses": sum("cache miss" in m for m in kernel),
+print(json.dumps({"hits": sum("cache hit" in m.lower() for m in kernel), "misses": sum("cache miss" in m.lower() for m in kernel),
                   "final": end.final.tolist(), "gap": float(np.max(np.abs(saved.final - end.final)))}))
 """
 
