@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 __all__ = [
     "JAX_SOLVERS", "SCIPY_METHODS", "STIFF_JAX", "STIFF_SCIPY",
     "short", "check_backend", "check_span", "check_t_eval", "check_flow_times", "check_tols", "check_max_steps",
-    "check_dt", "check_flag", "check_chunk_size", "check_solver", "solver_name", "is_stiff", "active_events", "check_y0",
+    "check_dt", "check_flag", "check_chunk_size", "check_solver", "solver_name", "is_stiff", "active_events",
+    "check_y0",
     "check_in_domain",
     "param_values", "batch_arrays",
 ]

@@ -290,8 +290,8 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
 
         def body(carry):
             lane, active, counter, out = carry
-            lane, active, counter = jax.lax.cond((counter < count) & ((jnp.sum(~active) >= threshold) | ~jnp.any(active)),
-                                                 refill, lambda c: c, (lane, active, counter))
+            wanted = (counter < count) & ((jnp.sum(~active) >= threshold) | ~jnp.any(active))
+            lane, active, counter = jax.lax.cond(wanted, refill, lambda c: c, (lane, active, counter))
             running = active & (lane["code"] == FINISHED)
             lane, out = step(lane, running, out)
             ended = active & ((lane["t"] >= t1) | (lane["code"] != FINISHED))
