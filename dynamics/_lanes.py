@@ -129,29 +129,30 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
     S = tab.stages
     inv_order = 1.0 / tab.error_order
     threshold = max(1, lanes // REFILL_FRACTION)
-    rhs = jax.vmap(f)
+    rhs = jax.jit(jax.vmap(f, in_axes=(0, 1, 0), out_axes=1))  # states (n, L): one contiguous row per component
 
     def raw_margins(t, y, params):
         return jnp.stack([jnp.asarray(e.margin(t, y, params, ctx), dtype=jnp.float64).reshape(()) for e in events])
 
-    margins = jax.vmap(raw_margins)
+    margins = jax.vmap(raw_margins, in_axes=(0, 1, 0))
 
     def orient(m0):
         return jnp.stack([jnp.asarray(e.orient(m0[i], ctx), dtype=jnp.float64) for i, e in enumerate(events)])
 
     def rms(x):
-        """Row-wise RMS, 1e300 for a row that is not finite (the step is then rejected)."""
-        finite = jnp.all(jnp.isfinite(x), axis=1)
+        """The RMS of each lane (column), 1e300 for a lane that is not finite (the step is then
+        rejected)."""
+        finite = jnp.all(jnp.isfinite(x), axis=0)
         safe = jnp.where(jnp.isfinite(x), x, 0.0)
-        return jnp.where(finite, jnp.sqrt(jnp.mean(safe * safe, axis=1)), 1e300)
+        return jnp.where(finite, jnp.sqrt(jnp.mean(safe * safe, axis=0)), 1e300)
 
     def dense(y0, y1, k, theta):
         return tab.interpolation(t0=0.0, t1=1.0, y0=y0, y1=y1, k=k).evaluate(theta)
 
     def interpolate(y, y1, h, ks, theta):
-        """The step's dense output at theta = (t - t_n) / h, row-wise (L, n): diffrax's
+        """The step's dense output at theta = (t - t_n) / h of each lane, (n, L): diffrax's
         interpolant of the method on the stage increments h k_i."""
-        return jax.vmap(dense)(y, y1, jnp.stack(ks, axis=1) * h[:, None, None], theta)
+        return jax.vmap(dense, in_axes=(1, 1, 2, 0), out_axes=1)(y, y1, jnp.stack(ks) * h, theta)
 
     def run(Y0, P, count, ts, span, tol, max_steps):
         B, n = Y0.shape
@@ -166,7 +167,7 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
         def start(idx):
             """Fresh lanes for the trajectories ``idx`` (L,): the first derivative, diffrax's
             initial step, the event orientation and the start check."""
-            y = Y0[idx]
+            y = Y0[idx].T
             p = jtu.tree_map(lambda a: a[idx], P)
             t = jnp.full(idx.shape, t0)
             k0 = rhs(t, y, p)
@@ -174,7 +175,7 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
             d0, d1 = rms(y / scale), rms(k0 / scale)
             small = (d0 < 1e-5) | (d1 < 1e-5)
             h0 = jnp.where(small, 1e-6, 0.01 * (d0 / jnp.where(small, 1.0, d1)))
-            k1 = rhs(t + h0, y + h0[:, None] * k0, p)
+            k1 = rhs(t + h0, y + h0 * k0, p)
             d2 = rms((k1 - k0) / scale) / h0
             big = jnp.maximum(d1, d2)
             h1 = jnp.where(big <= 1e-15, jnp.maximum(1e-6, h0 * 1e-3), (0.01 / big) ** inv_order)
@@ -203,12 +204,12 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
             for s in range(1, S):
                 row = tab.a[s - 1]
                 acc = sum(row[j] * ks[j] for j in range(s) if row[j] != 0.0)
-                ys = y + h[:, None] * acc
+                ys = y + h * acc
                 ks.append(rhs(t + tab.c[s] * h, ys, lane["p"]))
             y1 = ys
-            err = h[:, None] * sum(tab.e[j] * ks[j] for j in range(S) if tab.e[j] != 0.0)
+            err = h * sum(tab.e[j] * ks[j] for j in range(S) if tab.e[j] != 0.0)
             err = jnp.where(jnp.isnan(err), jnp.inf, err)
-            y1s = jnp.where(jnp.any(jnp.isnan(y1), axis=1, keepdims=True), y, y1)
+            y1s = jnp.where(jnp.any(jnp.isnan(y1), axis=0), y, y1)
             norm = rms(err / (atol + jnp.maximum(jnp.abs(y), jnp.abs(y1s)) * rtol))
             keep = (norm < 1) | lane["at_dtmin"] | ~adaptive
             factor = jnp.clip(SAFETY * (1 / norm) ** inv_order, jnp.where(keep, 1.0, FACTOR_MIN),
@@ -226,7 +227,7 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
             code = jnp.where(running & too_small, DT_MIN, lane["code"])
             code = jnp.where((code == FINISHED) & running & (tprev < t1) & (tries >= max_steps), MAX_STEPS, code)
             new = {**lane, "t": jnp.where(running, tprev, t), "tnext": jnp.where(running, tnext, lane["tnext"]),
-                   "y": jnp.where(kept[:, None], y1, y), "k": jnp.where(kept[:, None], ks[-1], lane["k"]),
+                   "y": jnp.where(kept, y1, y), "k": jnp.where(kept, ks[-1], lane["k"]),
                    "at_dtmin": jnp.where(running, at_dtmin, lane["at_dtmin"]), "steps": lane["steps"] + kept,
                    "tries": tries, "code": code}
             reach = new["t"]
@@ -247,7 +248,7 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
 
                 t_ev, y_ev = jax.lax.cond(jnp.any(fired), locate, lambda _: (new["t"], new["y"]), None)
                 new["t"] = jnp.where(fired, t_ev, new["t"])
-                new["y"] = jnp.where(fired[:, None], y_ev, new["y"])
+                new["y"] = jnp.where(fired, y_ev, new["y"])
                 new["code"] = jnp.where(fired, EVENT, new["code"])
                 reach = new["t"]
             if not final_only:
@@ -265,18 +266,18 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
                 due = pending(isave)
                 j = jnp.minimum(isave, n_t - 1)
                 tj = ts[j]
-                yj = jnp.where((tj == t + h)[:, None], y1, interpolate(y, y1, h, ks, (tj - t) / h))
+                yj = jnp.where(tj == t + h, y1, interpolate(y, y1, h, ks, (tj - t) / h))
                 row = jnp.where(due, i, B)
-                out = {**out, "ys": out["ys"].at[row, j].set(yj), "valid": out["valid"].at[row, j].set(True)}
+                out = {**out, "ys": out["ys"].at[row, j].set(yj.T), "valid": out["valid"].at[row, j].set(True)}
                 return out, isave + due
 
             return jax.lax.while_loop(lambda c: jnp.any(pending(c[1])), one, (out, isave))
 
         def record(out, lane, ended):
             row = jnp.where(ended, lane["i"], B)  # row B collects the lanes that did not end
-            finite = jnp.all(jnp.isfinite(lane["y"]), axis=1)
+            finite = jnp.all(jnp.isfinite(lane["y"]), axis=0)
             code = jnp.where((lane["code"] == FINISHED) & ~finite, FAILED, lane["code"])
-            return {**out, "t_end": out["t_end"].at[row].set(lane["t"]), "y_end": out["y_end"].at[row].set(lane["y"]),
+            return {**out, "t_end": out["t_end"].at[row].set(lane["t"]), "y_end": out["y_end"].at[row].set(lane["y"].T),
                     "code": out["code"].at[row].set(code), "which": out["which"].at[row].set(lane["which"]),
                     "steps": out["steps"].at[row].set(lane["steps"]), "tries": out["tries"].at[row].set(lane["tries"])}
 
@@ -285,7 +286,9 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
             slot = counter + jnp.cumsum(~active) - 1
             take = ~active & (slot < count)
             fresh = start(jnp.where(take, slot, 0))
-            lane = jtu.tree_map(lambda a, b: jnp.where(take.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), fresh, lane)
+            lane = {key: (jnp.where(take, fresh[key], lane[key]) if key in ("y", "k") else  # (n, L)
+                          jtu.tree_map(lambda a, b: jnp.where(take.reshape((-1,) + (1,) * (a.ndim - 1)), a, b),
+                                       fresh[key], lane[key])) for key in lane}
             return lane, active | take, counter + jnp.sum(take)
 
         def body(carry):
