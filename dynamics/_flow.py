@@ -1,10 +1,12 @@
-"""The pure JAX core of the integration, one trajectory at a time, and ``flow``, the public pure
-flow map built on it.
+"""The pure JAX core of the integration through diffrax, one trajectory at a time, and
+``flow``, the public pure flow map built on it.
 
 ``trajectory_core`` is ``diffeqsolve`` with what ``integrate`` adds around it: the error norm
 that rejects non-finite trial steps, the step size floor, one root-found condition for all
 events, and the raw outcome code (``_outcomes``) of each run. It is jit-, vmap- and grad-able;
-the batch driver (``_batch``) vmaps and compiles it, ``flow`` returns it to the user.
+the batch driver (``_batch``) vmaps and compiles it for the implicit solvers and diffrax solver
+objects (the named explicit solvers run on the lane kernel, ``_lanes``, with the same methods
+and outcome codes), and ``flow`` returns it to the user.
 """
 
 from __future__ import annotations
@@ -172,8 +174,9 @@ def flow(
     phi solves dy/dt = f(t, y; params), y(t0) = y0 with diffrax and returns y at the times ``t``:
     shape (n_states,) for a scalar t (the time-t map), (len(t), n_states) for a 1-D t. It is
     pure: it composes with ``jax.jit``, ``jax.vmap`` and ``jax.grad`` (derivatives with respect
-    to y0 and to parameter values, through diffrax's checkpointed adjoint). ``integrate`` wraps
-    the same core with validation, broadcasting, statuses and the stiff retry.
+    to y0 and to parameter values, through diffrax's checkpointed adjoint). ``integrate`` runs
+    the same methods with validation, broadcasting, statuses and the stiff retry (its explicit
+    solvers on the lane kernel: the same steps up to rounding).
 
     Entries the solver did not reach (it failed or ran out of steps) are NaN; after a
     terminating event (``events``, as in ``integrate``) the event state is held.
