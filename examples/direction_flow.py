@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 from ncdyn import ModelSpec, bifurcation, derive, direction_flow, equilibria, integrate  # noqa: E402
 
-QUADRATURE = {"step": 0.8, "lower": -40.0, "upper": 40.0}  # rates within 1.4e-8 of the default grid's
+QUADRATURE = {"step": 0.45, "lower": -56.0, "upper": 20.0}  # rates within 4e-8 of the default rule's
 params = {"sigma2": 0.2, "alpha_p": 1.0}
 
 modes = derive(ModelSpec("cosine", norms="exact")).modes(3, quadrature=QUADRATURE)
