@@ -99,7 +99,8 @@ of 5.5, the identity in between."""
 _MARGIN = 14.0
 """How far beyond the smallest mode's scale, log(E[A] / (2 min_k alpha_k)), the right end goes."""
 _FARTHEST = 64.0
-"""The right end never exceeds max(upper, 64): modes 1e-26 below the largest are not resolved."""
+"""The right end never exceeds max(upper, 64): a mode below 1e-22 of E[A] (or of E[C]) is
+resolved less well relative to itself (the others are not affected)."""
 
 _u, _v = sp.symbols("u v", positive=True)
 _al, _be, _ga = sp.symbols("alpha_k beta_k gamma_k", real=True)
