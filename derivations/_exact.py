@@ -43,12 +43,29 @@ S~ab_j -> S~cb_j in the first term and S~aa_j (sum_k S~ab_k + 2 S~ab_j) ->
 S~ca_j (sum_k S~ab_k + S~ab_j) + S~cb_j S~aa_j in the second, where
 (S~ca, S~cb) = (rho_a, rho_b) (I + 2 D Sigma_k)^-1; c = a gives back G_j.
 
-Quadrature: u = e^x / E[A], v = e^y / E[C] and the trapezoidal rule on a uniform grid in
-(x, y). The integrand is analytic in the strip |Im x|, |Im y| < pi (q_k vanishes only at
-negative real u, v) and decays exponentially at both ends, so the error falls like
-exp(-2 pi^2 / h) with the step h plus the truncated tails: the default grid (h = 0.4 on
-[-64, 64] in both log variables) is below 1e-10 relative, checked by refinement in the tests
-(measured: 1e-13 at K = 2 to 2e-11 at K = 1000).
+Quadrature: u = e^x / E[A], v = e^y / E[C] and the product of one rule in both log variables:
+the trapezoidal rule, step h = 0.3, in t under the map
+
+    x(t) = t - e^(-3 - t) + g log(1 + e^(t - 5.5)).
+
+The integrand is analytic in the strip |Im x| < pi (q_k vanishes only at negative real u, v),
+but for many modes it behaves like e^(x/2) exp(-e^x) near x = 0, bounded only for
+|Im x| < pi/2, so the step's error falls like exp(-pi^2 / h) (5e-15 at h = 0.3). To the left
+the integrand decays only like e^(x/2) (a uniform grid needs x down to -64): the
+double-exponential part of the map reaches x = -70 in 14 nodes. To the right the factor
+q_k^(-1/2) of mode k starts to decay at x_k = log(E[A] / (2 alpha_k)), far out for small modes:
+the stretch g >= 1 (the step becomes 0.3 (1 + g) there) carries the right end to
+max(upper, max_k x_k + 14, the same with beta_k / E[C]), at most max(upper, 64), with a fixed
+number of nodes (94 per variable), so one compiled rule serves every spectrum; g is held
+constant under differentiation.
+
+Error against a uniform grid of step 0.2 on [-100, 100] (itself converged to 3e-14), relative
+to the largest mode's scale |E[a_j b_j (A C)^(-1/2)]| + |E[B a_j^2 A^(-3/2) C^(-1/2)]|: below
+3e-13 at K = 2..1000 with eigenvalues spread over 1e-6..1e3, identical and nearly identical
+views and alpha_k / beta_k spread over 1e9 (the former uniform grid, h = 0.4 on [-64, 64],
+3e-10 at K = 1000). Each mode is as accurate relative to its own scale (below 1e-12) except
+in a crowd of modes far below the top: 999 modes 1e-9 below the largest hold 4e-8 of their own
+size. The tests check it by refinement at such spectra.
 """
 
 from __future__ import annotations
@@ -70,9 +87,20 @@ from ._typing import Params
 
 __all__ = ["ExactEigenmodes", "ExactModeSystem", "exact_factors", "QUADRATURE"]
 
-QUADRATURE = FrozenMap({"step": 0.4, "lower": -64.0, "upper": 64.0})
-"""The default quadrature grid in log variables: step h and range [lower, upper] for both x
-and y (u = e^x / E[A], v = e^y / E[C])."""
+QUADRATURE = FrozenMap({"step": 0.3, "lower": -70.0, "upper": 36.0})
+"""The default quadrature rule in the log variables x (u = e^x / E[A]) and y (v = e^y / E[C]),
+the same in both: ``step`` the node spacing where the integrand lives (x in [-3, 5.5]),
+``lower`` the left end, ``upper`` the least right end (the right end follows the spectrum; see
+the module docstring): 94 x 94 nodes."""
+
+_BEND = (-3.0, 5.5)
+"""Where the rule's map x(t) bends: double-exponential on the left of -3, a stretch to the right
+of 5.5, the identity in between."""
+_MARGIN = 14.0
+"""How far beyond the smallest mode's scale, log(E[A] / (2 min_k alpha_k)), the right end goes."""
+_FARTHEST = 64.0
+"""The right end never exceeds max(upper, 64): a mode below 1e-22 of E[A] (or of E[C]) is
+resolved less well relative to itself (the others are not affected)."""
 
 _u, _v = sp.symbols("u v", positive=True)
 _al, _be, _ga = sp.symbols("alpha_k beta_k gamma_k", real=True)
@@ -117,11 +145,6 @@ def exact_factors() -> dict[str, sp.Expr]:
     }
 
 
-def _grid(quad: dict[str, float]) -> np.ndarray:
-    n = int(round((quad["upper"] - quad["lower"]) / quad["step"])) + 1
-    return np.linspace(quad["lower"], quad["upper"], n)
-
-
 @dataclass(frozen=True)
 class ExactModeSystem(DynamicalSystem):
     """K modes of the exact expected flow (``ModelSpec(loss, norms="exact")``).
@@ -129,15 +152,17 @@ class ExactModeSystem(DynamicalSystem):
     It implements ``DynamicalSystem`` with the layout, parameters, domains, collapse set and
     scaling of the self-consistent K-mode system ``closure`` (whose spectral sums it replaces
     by the exact quadrature); its right-hand side exists only as compiled code (``symbolic``
-    is None). ``quadrature`` overrides the default grid (``QUADRATURE``). One evaluation costs
-    about (321^2 x K) elementwise operations; ``benchmarks/exact.py`` measures it (timings: ``benchmarks/README.md``).
+    is None). ``quadrature`` overrides the default rule (``QUADRATURE``). One evaluation costs
+    about 94^2 x K logarithms and reciprocals and matrix products of that size (the target
+    branch without stop-gradient reuses them); ``benchmarks/exact.py`` measures it (timings:
+    ``benchmarks/README.md``).
 
     Attributes
     ----------
     closure : ModeSystem
         The self-consistent K-mode system of the same model (layout, parameters, domains).
     quadrature : mapping str -> float or None
-        Overrides of the grid ``QUADRATURE`` (keys step, lower, upper); None for the default.
+        Overrides of the rule ``QUADRATURE`` (keys step, lower, upper); None for the default.
     """
 
     closure: ModeSystem
@@ -152,6 +177,7 @@ class ExactModeSystem(DynamicalSystem):
             if unknown:
                 raise ValueError(f"quadrature keys must be among {sorted(QUADRATURE)}; got {sorted(unknown)}")
             object.__setattr__(self, "quadrature", FrozenMap(quad) if quad else None)
+        _rule(self._quad())
 
     def _quad(self) -> dict[str, float]:
         quad = dict(QUADRATURE)
@@ -343,9 +369,7 @@ def _exact_function(system: ExactModeSystem, checked: bool):
     inputs = tuple(c[0] for c in spectral)
     moments = lambdified(pm.states + free_syms + inputs, moment_exprs, "jax")
     summands = [lambdified(pm.states + free_syms + inputs[:i], (c[1],), "jax") for i, c in enumerate(spectral)]
-    x = jnp.asarray(_grid(system._quad()))
-    h = float(x[1] - x[0])
-    ex = jnp.exp(x)
+    quad = system._quad()
     ns = pm.n_states
     names = pm.state_names
     flat_names = [f"{n}_1..{n}_K" for n in names]
@@ -373,8 +397,11 @@ def _exact_function(system: ExactModeSystem, checked: bool):
             total = jnp.max(terms, axis=-1, keepdims=True) if power == "max" else jnp.sum(terms, axis=-1, keepdims=True) ** float(power)
             args.append(total)
         al, be, ga, *leg = (m * ones for m in moments(*args))
-        G = _mode_integrals(al, be, ga, ex, h, tuple(leg) if iso else None)
-        G_phi = G + _target_integrals(al, be, ga, ex, h) if through_target else G
+        if through_target:
+            G, H = _mode_integrals(al, be, ga, quad, tuple(leg) if iso else None, target=True)
+            G_phi = G + H
+        else:
+            G = G_phi = _mode_integrals(al, be, ga, quad, tuple(leg) if iso else None)
         eta = values["eta"]
         s = spectra["s"]
         out = {}
@@ -423,46 +450,126 @@ def numpy_of_jax(system: DynamicalSystem, jax_rhs, doc: str, checked: bool):
     return f
 
 
-def _mode_integrals(al, be, ga, ex, h, leg=None):
-    """G_k = E[c_k dL/da_k] for the cosine loss, shape (..., K), by the double quadrature.
+def _rule(quad: Mapping[str, float]) -> tuple[np.ndarray, float, float]:
+    """The rule's parameter nodes t_i (spacing ``step``), the step and the last node t_end, for
+    ``quad`` (keys of ``QUADRATURE``): x(t_0) <= lower and x(t_end) = upper at g = 1."""
+    step, lower, upper = (float(quad[k]) for k in ("step", "lower", "upper"))
+    if not (np.isfinite(step) and step > 0):
+        raise ValueError(f"quadrature step must be a positive number; got {step}")
+    if not (np.isfinite(lower) and lower < _BEND[0] - 1):
+        raise ValueError(f"quadrature lower must be a number below {_BEND[0] - 1}; got {lower}")
+    if not (np.isfinite(upper) and upper > _BEND[1] + 1):
+        raise ValueError(f"quadrature upper must be a number above {_BEND[1] + 1}; got {upper}")
+
+    def solve(target):
+        lo, hi = -abs(target) - 50.0, abs(target) + 50.0
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if _map(mid, 1.0)[0] < target else (lo, mid)
+        return 0.5 * (lo + hi)
+
+    t0, t_end = solve(lower), solve(upper)
+    n = int(np.ceil((t_end - t0) / step - 1e-9)) + 1
+    return t_end - step * np.arange(n)[::-1], step, t_end
+
+
+def _map(t, g, xp=np):
+    """x(t) = t - e^(a - t) + g log(1 + e^(t - b)) and dx/dt, (a, b) = ``_BEND``, in NumPy or
+    (``xp``) JAX."""
+    a, b = _BEND
+    left = xp.exp(a - t)
+    return t - left + g * xp.logaddexp(0.0, t - b), 1 + left + g / (1 + xp.exp(b - t))
+
+
+def _nodes(t, step, t_end, upper, al, be):
+    """Nodes x_i and weights of the rule for one spectrum: the right end is
+    max(upper, log(E[A] / (2 min alpha_k)) + _MARGIN, the same with beta), at most
+    max(upper, _FARTHEST), reached by the stretch g >= 1 (held constant under differentiation)."""
+    import jax
+    import jax.numpy as jnp
+
+    def smallest(m):
+        m = jax.lax.stop_gradient(m)
+        return jnp.min(jnp.where(m > 0, m / jnp.sum(m), jnp.inf))
+
+    reach = jnp.log(0.5 / jnp.minimum(smallest(al), smallest(be))) + _MARGIN
+    right = jnp.clip(reach, upper, max(upper, _FARTHEST))
+    a, b = _BEND
+    g = (right - (t_end - np.exp(a - t_end))) / np.logaddexp(0.0, t_end - b)
+    g = jnp.maximum(g, 1.0)
+    x, dx = _map(jnp.asarray(t), g, jnp)
+    return x, step * dx
+
+
+def _mode_integrals(al, be, ga, quad, leg=None, target=False):
+    """G_k = E[c_k dL/da_k] for the cosine loss, shape (..., K), by the double quadrature; with
+    ``target`` also H_k = E[b_k dL/db_k] (the target branch without stop-gradient).
 
     The leg c_k is a_k itself (``leg`` None) or a zero-mean Gaussian jointly with (a_k, b_k)
     with covariances ``leg = (E[c a], E[c b])``; under the tilt they become
-    r^T (I + 2 D Sigma)^-1, which for c = a is the row (S~aa, S~ab)."""
+    r^T (I + 2 D Sigma)^-1, which for c = a is the row (S~aa, S~ab). Every term is a node weight
+    (a function of u, v, prod_k q_k and sum_k S~ab_k) times a mode constant times 1/q_k or
+    1/q_k^2, so one pass over the nodes costs one logarithm and one reciprocal per node and mode
+    and the rest are matrix products. H is the same integral with (alpha, u) and (beta, v)
+    exchanged: the rule is the same in x and y, so H's q_k at node (x_i, y_l) is G's at (x_l, y_i)
+    and it reuses every 1/q_k."""
+    import jax
     import jax.numpy as jnp
 
-    EA = jnp.sum(al, axis=-1, keepdims=True)[..., None, None]  # (..., 1, 1, 1)
-    EC = jnp.sum(be, axis=-1, keepdims=True)[..., None, None]
-    u = ex[:, None, None] / EA  # (..., n, 1, 1)
-    v = ex[None, :, None] / EC  # (..., 1, n, 1)
-    a, b, g = (z[..., None, None, :] for z in (al, be, ga))  # (..., 1, 1, K)
-    delta = jnp.maximum(a * b - g * g, 0.0)  # >= 0 (Cauchy-Schwarz); 0 for identical views, where rounding could flip it
-    q = 1 + 2 * u * a + 2 * v * b + 4 * u * v * delta  # (..., n, n, K)
-    log_z = -0.5 * jnp.sum(jnp.log(q), axis=-1, keepdims=True)  # prod_k q_k^(-1/2)
-    s_aa = (a + 2 * v * delta) / q
-    s_ab = g / q
-    t_ab = jnp.sum(s_ab, axis=-1, keepdims=True)
-    if leg is None:
-        c_a, c_b = s_aa, s_ab
-    else:
-        r_a, r_b = (z[..., None, None, :] for z in leg)
-        c_a = (r_a * (1 + 2 * v * b) - 2 * v * g * r_b) / q
-        c_b = (r_b * (1 + 2 * u * a) - 2 * u * g * r_a) / q
-    # du dv = u v dx dy: (u v)^(-1/2) du dv = (u v)^(1/2) dx dy, u^(1/2) v^(-1/2) du dv = u^(3/2) v^(1/2) dx dy
-    # Isserlis under the tilt: E~[c_j a_j B] = E~[c_j a_j] (sum_k S~ab_k + S~ab_j) + E~[c_j b_j] S~aa_j
-    root_u, root_v = jnp.sqrt(u), jnp.sqrt(v)
-    integrand = jnp.exp(log_z) * (
-        -(1 / jnp.pi) * root_u * root_v * c_b
-        + (2 / jnp.pi) * u * root_u * root_v * (c_a * (t_ab + s_ab) + c_b * s_aa)
-    )
-    return h * h * jnp.sum(integrand, axis=(-3, -2))
+    t, step, t_end = _rule(quad)
+    upper = float(quad["upper"])
+    K = al.shape[-1]
+    n = len(t)
+    chunk = min(n * n, max(64, 2**18 // K))
+    n_chunks = -(-n * n // chunk)
+    pad = n_chunks * chunk - n * n
 
+    def one(al, be, ga, ra, rb):
+        x, w = _nodes(t, step, t_end, upper, al, be)
+        ex = jnp.exp(x)
+        u = jnp.broadcast_to((ex / jnp.sum(al))[:, None], (n, n)).ravel()
+        v = jnp.broadcast_to((ex / jnp.sum(be))[None, :], (n, n)).ravel()
+        wt = (w[:, None] * w[None, :]).ravel()
+        u, v, wt = (jnp.concatenate([z, jnp.zeros(pad)]).reshape(n_chunks, chunk) for z in (u, v, wt))
+        delta = jnp.maximum(al * be - ga * ga, 0.0)  # >= 0 (Cauchy-Schwarz); 0 for identical views, where rounding could flip it
 
-def _target_integrals(al, be, ga, ex, h):
-    """H_k = E[b_k dL/db_k] for the cosine loss (the target branch without stop-gradient),
-    shape (..., K): L is symmetric under a <-> b up to A <-> C, so it is ``_mode_integrals``
-    with alpha and beta exchanged (u then pairs with b, v with a)."""
-    return _mode_integrals(be, al, ga, ex, h)
+        def body(acc, nodes):
+            uc, vc, wc = nodes
+            q = 1 + 2 * uc[:, None] * al + 2 * vc[:, None] * be + 4 * (uc * vc)[:, None] * delta
+            r = 1 / q
+            # du dv = u v dx dy: (u v)^(-1/2) du dv = (u v)^(1/2) dx dy, u^(1/2) v^(-1/2) du dv = u^(3/2) v^(1/2) dx dy
+            z = wc * jnp.exp(-0.5 * jnp.sum(jnp.log(q), axis=-1)) * jnp.sqrt(uc * vc)
+            t_ab = r @ ga
+            first, second = -z / jnp.pi, 2 * z * uc / jnp.pi
+            ones = [first, second * t_ab, second * t_ab * vc]
+            squares = [second, second * vc]
+            if leg is not None:
+                ones.append(first * uc)
+                squares += [second * uc, second * uc * vc]
+            if target:
+                swapped = 2 * z * vc / jnp.pi
+                ones += [swapped * t_ab, swapped * t_ab * uc]
+                squares += [swapped, swapped * uc]
+            return (acc[0] + r.T @ jnp.stack(ones, 1), acc[1] + (r * r).T @ jnp.stack(squares, 1)), None
+
+        n1, n2 = 3 + (leg is not None) + 2 * target, 2 + 2 * (leg is not None) + 2 * target
+        (m, s), _ = jax.lax.scan(body, (jnp.zeros((K, n1)), jnp.zeros((K, n2))), (u, v, wt))
+        # Isserlis under the tilt: E~[c_j a_j B] = E~[c_j a_j] (sum_k S~ab_k + S~ab_j) + E~[c_j b_j] S~aa_j
+        if leg is None:
+            G = ga * m[:, 0] + al * m[:, 1] + 2 * delta * m[:, 2] + 2 * ga * al * s[:, 0] + 4 * ga * delta * s[:, 1]
+        else:
+            A1, B1 = be * ra - ga * rb, al * rb - ga * ra
+            G = (rb * m[:, 0] + ra * m[:, 1] + 2 * A1 * m[:, 2] + 2 * B1 * m[:, 3] + (ra * ga + rb * al) * s[:, 0]
+                 + 2 * (A1 * ga + rb * delta) * s[:, 1] + 2 * B1 * al * s[:, 2] + 4 * B1 * delta * s[:, 3])
+        if not target:
+            return G, G
+        i, j = n1 - 2, n2 - 2
+        H = ga * m[:, 0] + be * m[:, i] + 2 * delta * m[:, i + 1] + 2 * ga * be * s[:, j] + 4 * ga * delta * s[:, j + 1]
+        return G, H
+
+    ra, rb = (al, ga) if leg is None else leg
+    G, H = jnp.vectorize(one, signature="(k),(k),(k),(k),(k)->(k),(k)")(al, be, ga, ra, rb)
+    return (G, H) if target else G
 
 
 @dataclass(frozen=True)
@@ -518,7 +625,7 @@ class ExactEigenmodes(EigenmodeModel):
         return self.spec.label
 
     def modes(self, K: int, *, quadrature: Mapping[str, float] | None = None) -> ExactModeSystem:
-        """The exact K-mode system (K >= 2), ``quadrature`` overriding the grid (step, lower,
+        """The exact K-mode system (K >= 2), ``quadrature`` overriding the rule (step, lower,
         upper in log variables).
 
         Parameters
@@ -526,7 +633,9 @@ class ExactEigenmodes(EigenmodeModel):
         K : int
             The number of modes, at least 2 (one mode: the cosine is a sign).
         quadrature : mapping str -> float, optional
-            Overrides of ``QUADRATURE`` (keys step, lower, upper).
+            Overrides of ``QUADRATURE``: ``step`` (> 0, the node spacing in the log variables
+            where the integrand lives), ``lower`` (below -4, the left end), ``upper`` (above
+            6.5, the least right end).
 
         Returns
         -------
@@ -536,7 +645,7 @@ class ExactEigenmodes(EigenmodeModel):
         Raises
         ------
         ValueError
-            K < 2, or quadrature keys other than step, lower, upper.
+            K < 2, quadrature keys other than step, lower, upper, or values outside those ranges.
         """
         base = self.self_consistent.modes(K)
         if K < 2:

@@ -284,7 +284,7 @@ class ExactMap(EigenmodeModel):
         K : int
             The number of modes, at least 2.
         quadrature : mapping str -> float, optional
-            Overrides of the quadrature grid (keys step, lower, upper).
+            Overrides of the quadrature rule ``QUADRATURE`` (keys step, lower, upper).
 
         Returns
         -------

@@ -25,10 +25,9 @@ import numpy as np  # noqa: E402
 
 from ncdyn import ModelSpec, bifurcation, derive, direction_flow, equilibria, integrate  # noqa: E402
 
-QUADRATURE = {"step": 0.8, "lower": -40.0, "upper": 40.0}  # rates within 1.4e-8 of the default grid's
 params = {"sigma2": 0.2, "alpha_p": 1.0}
 
-modes = derive(ModelSpec("cosine", norms="exact")).modes(3, quadrature=QUADRATURE)
+modes = derive(ModelSpec("cosine", norms="exact")).modes(3)
 flow = direction_flow(modes)
 eqs = equilibria(flow, params)
 print(f"direction flow of the exact K = 3 flow ({eqs.method})")
@@ -73,7 +72,7 @@ ax.set_title("direction flow of the exact K = 3 flow\n(p/||p|| on the positive o
 ax.set_xticks([])
 ax.set_yticks([])
 
-spread = direction_flow(derive(ModelSpec("cosine", norms="exact", data="spectrum")).modes(2, quadrature=QUADRATURE))
+spread = direction_flow(derive(ModelSpec("cosine", norms="exact", data="spectrum")).modes(2))
 noise = np.linspace(0.05, 3.0, 12)
 diagram = bifurcation(spread, ("sigma2", noise), {"alpha_p": 1.0, "lambda": np.array([1.0, 0.3])})
 print(f"K = 2, data spectrum (1, 0.3), sigma2 in [0.05, 3]: {len(diagram.points)} bifurcation points")

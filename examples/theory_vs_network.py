@@ -7,7 +7,7 @@ trustworthy only at large width.
 
 Run it with::
 
-    python examples/theory_vs_network.py [--widths 4 16 64 256] [--t1 3] [--max-exact-width 64]
+    python examples/theory_vs_network.py [--widths 4 16 64 256] [--t1 3] [--max-exact-width 1000]
 
 (this page was built with ``--widths 4 16 --max-exact-width 16 --t1 1``; the defaults take
 several minutes).

@@ -10,10 +10,6 @@ import pytest
 from derivations import DirectionSystem, DynamicalSystem, ModelSpec, ODESystem, derive, direction_flow
 from dynamics import basins, bifurcation, classify, equilibria, integrate, scale_free_equilibria
 
-CHEAP_QUADRATURE = {"step": 0.8, "lower": -40.0, "upper": 40.0}
-"""Ten times fewer quadrature nodes than the default: the exact flow's rates change by 1.4e-8
-relative (measured at K = 3), far below every tolerance here."""
-
 SIMSIAM = {"sigma2": 0.2, "alpha_p": 1.0}
 
 
@@ -26,7 +22,7 @@ def _angle_system():
 
 
 def _exact(K, **spec):
-    return derive(ModelSpec("cosine", norms="exact", **spec)).modes(K, quadrature=CHEAP_QUADRATURE)
+    return derive(ModelSpec("cosine", norms="exact", **spec)).modes(K)
 
 
 def test_the_direction_of_the_angle_system_is_theta_dot_minus_sin_theta():
@@ -138,7 +134,6 @@ def test_ema_direction_keeps_the_target_state_the_rate_and_the_weight_decay():
         tau = beta / (beta - eta)
         iso = [1 / np.sqrt(2), 1 / np.sqrt(2), tau, tau]
         params = {**SIMSIAM, "beta": beta, "eta": eta}
-        # zero up to the cheap quadrature's error in the rate of s (1e-8 relative)
         np.testing.assert_allclose(d.to_numpy()(0.0, np.array(iso), params), 0.0, atol=1e-7)
         c = classify(d, iso, params)
         assert c.stable is True and len(c.eigenvalues) == 3  # 1 on the circle + 2 target states

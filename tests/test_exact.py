@@ -46,9 +46,6 @@ def _mc_rates(spec, spectra, params, lam, n_batches=24, batch=2**14, seed=0, los
     return mean, se, h
 
 
-CHEAP_QUADRATURE = {"step": 0.8, "lower": -40.0, "upper": 40.0}
-"""Ten times fewer quadrature nodes than the default: rates change by 1.4e-8 relative (measured at K = 3)."""
-
 CASES = [
     (ModelSpec("cosine", norms="exact"), 2),
     (ModelSpec("cosine", norms="exact"), 3),
@@ -173,11 +170,12 @@ def test_the_isoloss_monte_carlo_check_rejects_wrong_variants():
 def test_the_quadrature_leg_reduces_to_the_cosine_case():
     """The leg's tilted covariances (S~ca, S~cb) = (rho_a, rho_b) (I + 2 D Sigma)^-1: SymPy's
     3 x 3 tilt gives S~aa, S~ab for the leg c = a, and the quadrature with the leg
-    (alpha / w, gamma / w), c = a / w, equals G / w to rounding."""
+    (alpha / w, gamma / w), c = a / w, equals G / w to rounding. The target branch H, computed
+    from G's reciprocals at the transposed nodes, equals G with alpha and beta exchanged."""
     import sympy as sp
 
     from derivations import exact_factors
-    from derivations._exact import QUADRATURE, _grid, _mode_integrals
+    from derivations._exact import QUADRATURE, _mode_integrals
 
     f = exact_factors()
     al, ga, ra, rb = sp.symbols("alpha_k gamma_k rho_ak rho_bk", real=True)
@@ -187,30 +185,83 @@ def test_the_quadrature_leg_reduces_to_the_cosine_case():
     alpha, beta = rng.uniform(0.1, 1.0, (2, 6))
     gamma = rng.uniform(-0.9, 0.9, 6) * np.sqrt(alpha * beta)
     w = rng.uniform(0.2, 2.0, 6)
-    x = jnp.asarray(_grid(dict(QUADRATURE)))
-    ex, h = jnp.exp(x), float(x[1] - x[0])
-    G = np.asarray(_mode_integrals(alpha, beta, gamma, ex, h))
-    Z = np.asarray(_mode_integrals(alpha, beta, gamma, ex, h, (alpha / w, gamma / w)))
+    quad = dict(QUADRATURE)
+    G = np.asarray(_mode_integrals(alpha, beta, gamma, quad))
+    Z = np.asarray(_mode_integrals(alpha, beta, gamma, quad, (alpha / w, gamma / w)))
     np.testing.assert_allclose(Z, G / w, rtol=1e-12, atol=1e-14 * np.max(np.abs(G)))
+    G2, H = (np.asarray(v) for v in _mode_integrals(alpha, beta, gamma, quad, target=True))
+    swapped = np.asarray(_mode_integrals(beta, alpha, gamma, quad))
+    np.testing.assert_allclose(G2, G, rtol=1e-13, atol=1e-15 * np.max(np.abs(G)))
+    np.testing.assert_allclose(H, swapped, rtol=1e-12, atol=1e-14 * np.max(np.abs(H)))
+    assert np.max(np.abs(H - G)) > 1e-3 * np.max(np.abs(G))
+
+
+FINE_QUADRATURE = {"step": 0.15, "lower": -90.0, "upper": 80.0}
+"""Half the default step and a wider range on both sides (335 x 335 nodes)."""
+
+
+def _refined(model, K, state, given):
+    """The rhs at ``state`` with the default rule and with ``FINE_QUADRATURE``."""
+    default, fine = model.modes(K), model.modes(K, quadrature=FINE_QUADRATURE)
+    y = default.pack(**state)
+    a = np.asarray(jax.jit(default.to_jax(checked=False))(0.0, y, given))
+    b = np.asarray(jax.jit(fine.to_jax(checked=False))(0.0, y, given))
+    return a, b
 
 
 def test_quadrature_error_below_1e_10_by_refinement():
     """Halving the step and widening the range changes the rhs by < 1e-10 relative, for a
     narrow (K = 2), a spread and a wide (K = 60) spectrum."""
     exact = derive(ModelSpec("cosine", "ema", norms="exact"))
-    fine_grid = {"step": 0.2, "lower": -76.0, "upper": 76.0}
     params = {"sigma2": 0.2, "eta": 0.05, "alpha_p": 1.0, "beta": 0.5}
     iso = derive(ModelSpec("isoloss-cosine", "ema", predictor="directpred", norms="exact"))
     for model, K, seed in ((exact, 2, 0), (exact, 2, 3), (exact, 2, 4), (exact, 7, 1), (exact, 60, 2), (iso, 2, 0), (iso, 7, 1)):
         rng = np.random.default_rng(seed)
-        default, fine = model.modes(K), model.modes(K, quadrature=fine_grid)
         spread = np.geomspace(1e-3, 1.0, K) if K == 7 else rng.uniform(0.2, 1.0, K)
         p = rng.uniform(-0.5, 1.0, K)
-        y = default.pack(**({"p": p} if model is exact else {}), s=spread, tau=rng.uniform(0.5, 1.0, K))
+        state = {**({"p": p} if model is exact else {}), "s": spread, "tau": rng.uniform(0.5, 1.0, K)}
         given = params if model is exact else {"sigma2": 0.2, "eta": 0.05, "alpha": 0.5, "beta": 0.5}
-        a = np.asarray(jax.jit(default.to_jax(checked=False))(0.0, y, given))
-        b = np.asarray(jax.jit(fine.to_jax(checked=False))(0.0, y, given))
+        a, b = _refined(model, K, state, given)
         assert np.max(np.abs(a - b)) <= 1e-10 * np.max(np.abs(b)), (model.spec.label, K)
+
+
+BADLY_SCALED = ["spread-2", "spread-1000", "one-above-999", "near-identical-views-2", "near-identical-views-1000",
+                "ema-far-from-online", "no-stop-gradient"]
+
+
+@pytest.mark.parametrize("case", BADLY_SCALED)
+def test_quadrature_error_at_badly_scaled_spectra(case):
+    """The rule follows the spectrum (its right end moves with the smallest mode): refinement
+    changes the rhs by < 1e-10 relative at eigenvalues spread over 1e-6..1e3 (K = 2, K = 1000,
+    one mode 1e9 above 999 others), nearly identical views (sigma2 = 1e-8), an EMA target 1e-3
+    of the online weights on one mode and the target branch without stop-gradient. At K = 2
+    every component holds that bound relative to itself."""
+    rng = np.random.default_rng(0)
+    sigma2, K, spec = 0.2, 2, ModelSpec("cosine", norms="exact")
+    if case == "spread-2":
+        state = {"s": np.array([1e3, 1e-6]), "p": np.array([1.0, 1e-3])}
+    elif case == "spread-1000":
+        K = 1000
+        state = {"s": np.geomspace(1e-6, 1e3, K), "p": np.geomspace(1e3, 1e-6, K) ** 0.5}
+    elif case == "one-above-999":
+        K = 1000
+        state = {"s": np.r_[1e3, np.full(K - 1, 1e-6)], "p": rng.uniform(0.5, 1.0, K)}
+    elif case.startswith("near-identical-views"):
+        sigma2, K = 1e-8, int(case.rsplit("-", 1)[1])
+        state = {"s": rng.uniform(0.2, 1.2, K), "p": rng.uniform(-0.5, 1.0, K)}
+    elif case == "ema-far-from-online":
+        K, spec = 3, ModelSpec("cosine", "ema", norms="exact")
+        state = {"s": np.array([1.0, 1e-3, 1e2]), "p": np.array([1.0, 1.0, 1e-2]), "tau": np.array([1e-3, 1.0, 1.0])}
+    else:
+        K, spec = 3, ModelSpec("cosine", stop_gradient=False, norms="exact")
+        state = {"s": np.array([1e3, 1.0, 1e-6]), "p": np.array([1.0, 1e-2, 1.0])}
+    model = derive(spec)
+    given = {k: v for k, v in {"sigma2": sigma2, "eta": 0.05, "alpha_p": 1.0, "beta": 0.5}.items()
+             if k in model.modes(K).param_names}
+    a, b = _refined(model, K, state, given)
+    assert np.max(np.abs(a - b)) <= 1e-10 * np.max(np.abs(b)), case
+    if K == 2:
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=0)
 
 
 def test_exact_norms_need_the_cosine_loss_and_two_modes():
@@ -224,6 +275,10 @@ def test_exact_norms_need_the_cosine_loss_and_two_modes():
         derive(ModelSpec("cosine", norms="exact")).modes(1)
     with pytest.raises(ValueError, match="quadrature keys"):
         derive(ModelSpec("cosine", norms="exact")).modes(3, quadrature={"n": 5})
+    with pytest.raises(ValueError, match="quadrature step"):
+        derive(ModelSpec("cosine", norms="exact")).modes(3, quadrature={"step": 0.0})
+    with pytest.raises(ValueError, match="quadrature upper"):
+        derive(ModelSpec("cosine", norms="exact")).modes(3, quadrature={"upper": 4.0})
 
 
 def test_exact_flow_keeps_the_norm_laws_of_the_scale_invariant_loss():
@@ -256,7 +311,7 @@ def test_scale_free_fixed_points_of_the_exact_flow():
     direction (0.5839, 0.5705, 0.5776 measured), as this predicts."""
     from dynamics import scale_free_equilibria
 
-    modes = derive(ModelSpec("cosine", norms="exact")).modes(3, quadrature=CHEAP_QUADRATURE)
+    modes = derive(ModelSpec("cosine", norms="exact")).modes(3)
     points = scale_free_equilibria(modes, {"sigma2": 0.2, "eta": 0.3, "alpha_p": 1.0}, n_starts=16)
     iso = [p for p in points if np.allclose(p.x, 1 / np.sqrt(3), atol=1e-8)]
     assert len(iso) == 1 and iso[0].stable is True and iso[0].residual < 1e-9
