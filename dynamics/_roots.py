@@ -133,12 +133,23 @@ def _coefficients(f, vals, B: int) -> np.ndarray:
     return np.stack([np.broadcast_to(np.asarray(c, dtype=float), (B,)) for c in f(*vals)], axis=1)
 
 
+def _rows(reduce, a: np.ndarray, out_dtype=None) -> np.ndarray:
+    """``reduce`` (a binary ufunc) over each row of a (B, k) array, column by column: for a
+    few columns much faster than a reduction along the short axis."""
+    if a.shape[1] == 0:
+        return np.zeros(a.shape[0], dtype=out_dtype or a.dtype)
+    out = a[:, 0].astype(out_dtype or a.dtype)
+    for j in range(1, a.shape[1]):
+        reduce(out, a[:, j], out=out)
+    return out
+
+
 def _poly_roots(C: np.ndarray) -> np.ndarray:
     """(B, k) complex roots of the polynomials with coefficient rows C (highest first); NaN
     where the degree drops. Degree 1 and 2 in closed form (the quadratic without cancellation:
     q = -(b + sign(b) sqrt(b^2 - 4ac))/2, roots q/a and c/q), else companion eigenvalues."""
     B, k = C.shape[0], C.shape[1] - 1
-    top = np.max(np.abs(C), axis=1)
+    top = _rows(np.maximum, np.abs(C))
     lead_ok = np.abs(C[:, 0]) > LEAD_RTOL * top
     every = bool(lead_ok.all())
     Cl = C if every else C[lead_ok]
@@ -216,15 +227,14 @@ def _merge_near_multiple(roots: np.ndarray, C: np.ndarray) -> tuple[np.ndarray, 
     both = np.isfinite(a) & np.isfinite(b)
     with np.errstate(all="ignore"):
         size = np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
-        mid = np.where(both, 0.5 * (a.real + b.real), 0.0)
         link = both & (np.abs(a - b) <= NEAR_SEPARATION * size)
     mult, first = np.ones((B, k), dtype=int), np.ones((B, k), dtype=bool)
-    rows = np.flatnonzero(link.any(axis=1))
+    rows = np.flatnonzero(_rows(np.logical_or, link))
     if len(rows) == 0:
         return r, mult, first
-    Cr, mid = C[rows], mid[rows]
-    link = link[rows] & is_pseudo_root(_polyval(Cr, mid), _term_scale(Cr, mid))
-    rr = r[rows]
+    a, b, link, Cr, rr = a[rows], b[rows], link[rows], C[rows], r[rows]
+    mid = np.where(link, 0.5 * (a.real + b.real), 0.0)
+    link &= is_pseudo_root(_polyval(Cr, mid), _term_scale(Cr, mid))
     ids = np.concatenate([np.zeros((len(rows), 1), dtype=int), np.cumsum(~link, axis=1)], axis=1)
     onehot = ids[:, :, None] == np.arange(k)[None, None, :]
     counts = onehot.sum(axis=1)
@@ -250,7 +260,7 @@ def _roots_chunk(vals, fN, fD, deg, factors, bounds, collapse):
     roots = np.concatenate(parts, axis=1) if parts else np.full((B, 0), np.nan + 0j)
     # A factor whose degree drops leaves NaN; N vanishing identically (a line of equilibria) has
     # no isolated root.
-    roots[~np.any(C, axis=1)] = np.nan
+    roots[_rows(np.maximum, np.abs(C)) == 0] = np.nan
     roots, mult, first = _merge_near_multiple(roots, C)
     finite = np.isfinite(roots)
     real = finite & ((mult > 1) | is_zero(roots.imag, scale=np.maximum(1.0, np.abs(np.where(finite, roots, 0)))))
@@ -260,15 +270,16 @@ def _roots_chunk(vals, fN, fD, deg, factors, bounds, collapse):
     # Each equilibrium is classified at its own point: a column of its row's coefficients
     # against one value, so complex roots cost nothing here.
     at = np.nonzero(real)
-    xr, Cr, Dr = x[at][:, None], C[at[0]], Dc[at[0]]
+    xr, Dr = x[at][:, None], Dc[at[0]]
     d_at = _polyval(Dr, xr)
     ok = ~is_zero(d_at, scale=_term_scale(Dr, xr))[:, 0]
-    at, xr, Cr, d_at = (at[0][ok], at[1][ok]), xr[ok], Cr[ok], d_at[ok]
-    real = np.zeros_like(real)
-    real[at] = True
+    if not ok.all():
+        at, xr, d_at = (at[0][ok], at[1][ok]), xr[ok], d_at[ok]
+        real = np.zeros_like(real)
+        real[at] = True
     mr = mult[at]
     with np.errstate(all="ignore"):
-        C1 = Cr[:, :deg] * np.arange(deg, 0, -1, dtype=float)
+        C1 = (C[:, :deg] * np.arange(deg, 0, -1, dtype=float))[at[0]]
         value = (_polyval(C1, xr) / d_at)[:, 0]
         slope = np.zeros_like(x)
         slope[at] = value
@@ -276,7 +287,7 @@ def _roots_chunk(vals, fN, fD, deg, factors, bounds, collapse):
         for m in np.unique(mr[mr > 1]):
             # a_m = N^(m)(x)/(m! D(x)): the first non-zero Taylor coefficient at a root of multiplicity m
             sel = np.flatnonzero(mr == m)
-            Cm = Cr[sel, : deg + 1 - m] * np.array([comb(deg - i, int(m)) for i in range(deg + 1 - m)], dtype=float)
+            Cm = C[at[0][sel], : deg + 1 - m] * np.array([comb(deg - i, int(m)) for i in range(deg + 1 - m)], dtype=float)
             lead[sel] = (_polyval(Cm, xr[sel]) / d_at[sel])[:, 0]
             lead_scale[sel] = (_term_scale(Cm, xr[sel]) / np.abs(d_at[sel]))[:, 0]
     stable = np.zeros_like(real)
@@ -302,8 +313,10 @@ def roots_batch(system: ODESystem, params: Params, *, progress: bool = True) -> 
     params : mapping parameter name -> float or array (checked by ``system.check_params``)
     progress : bool
         A progress bar on stderr (a terminal only) for maps that take more than a few seconds.
-        The points run in chunks of ROOTS_CHUNK, so memory stays bounded: the results (about
-        (5 degree + 4) x 8 bytes per point) plus one chunk's working arrays.
+        The points run in chunks of ROOTS_CHUNK, one thread per available core (each chunk
+        at least MIN_THREAD_CHUNK points), so memory stays bounded: the results (about
+        (5 degree + 4) x 8 bytes per point) plus the working arrays of the chunks in flight.
+        The results do not depend on the chunks or threads.
 
     Returns
     -------
@@ -350,17 +363,19 @@ def roots_batch(system: ODESystem, params: Params, *, progress: bool = True) -> 
                     bar.update(done)
 
     def shaped(a, tail=True):
-        return read_only(a.reshape(shape + ((deg,) if tail else ())), a.dtype)
+        out = a.reshape(shape + ((deg,) if tail else ()))
+        out.flags.writeable = False
+        return out
 
     return BatchRoots(
         roots=shaped(roots),
         real=shaped(real),
         slope=shaped(slope),
         stable=shaped(stable),
-        n_real=shaped(real.sum(1), False),
-        n_stable=shaped((stable & first).sum(1), False),
-        collapsed_stable=shaped((stable & zero).any(1), False),
-        noncollapsed_stable=shaped((stable & ~zero).any(1), False),
+        n_real=shaped(_rows(np.add, real, int), False),
+        n_stable=shaped(_rows(np.add, stable & first, int), False),
+        collapsed_stable=shaped(_rows(np.logical_or, stable & zero), False),
+        noncollapsed_stable=shaped(_rows(np.logical_or, stable & ~zero), False),
         collapsed=shaped(zero),
         multiplicity=shaped(mult),
     )
