@@ -9,10 +9,11 @@ right-hand side whose numerator is a sextic in p).
 1. ``roots_batch`` at random parameter points against the baseline: the sextic's coefficients
    (highest first) evaluated at the same points, its 6 x 6 companion matrices built, and
    ``numpy.linalg.eigvals`` on the whole stack in one call (roots only: no classification, no
-   multiple roots). Best of ``--repeat`` wall-clock times of each in the same run, on every
-   core this process may use and pinned to one core (``os.sched_setaffinity``), with the CPU
-   seconds of the wall-clock-best runs; ratio = baseline time / roots_batch time (> 1: faster),
-   and the same ratio of CPU seconds (all threads together; less sensitive to other load).
+   multiple roots). Best of ``--repeat`` wall-clock times of each in the same run (the two
+   alternating), on every core this process may use and pinned to one core
+   (``os.sched_setaffinity``), with the CPU seconds of the wall-clock-best runs; ratio =
+   baseline time / roots_batch time (> 1: faster), and the same ratio of CPU seconds (all
+   threads together; less sensitive to other load).
 2. A grid x grid regime map over (eta, sigma2) with ``regimes`` and ``roots_batch``, in
    memory-bounded chunks of ROOTS_CHUNK points with a progress bar on a terminal. Reports
    points per second and peak RSS, and checks a random subsample of points against
@@ -32,14 +33,16 @@ import sympy as sp
 RANGES = {"sigma2": (0, 0.5), "eta": (0.001, 0.4), "alpha_p": (0.5, 2), "N_psi": (0.3, 3), "N_phi": (0.3, 3), "T": (-1, 3)}
 
 
-def _best(f, repeat: int) -> tuple[float, float]:
-    """(best wall-clock seconds, CPU seconds of that run) of ``repeat`` calls of f."""
-    runs = []
+def _best(fs, repeat: int) -> list[tuple[float, float]]:
+    """(best wall-clock seconds, CPU seconds of that run) of each function in ``fs``, called in
+    turn ``repeat`` times (interleaved, so that both meet the same load on a shared machine)."""
+    runs = [[] for _ in fs]
     for _ in range(repeat):
-        w, c = time.perf_counter(), time.process_time()
-        f()
-        runs.append((time.perf_counter() - w, time.process_time() - c))
-    return min(runs)
+        for f, out in zip(fs, runs):
+            w, c = time.perf_counter(), time.process_time()
+            f()
+            out.append((time.perf_counter() - w, time.process_time() - c))
+    return [min(r) for r in runs]
 
 
 def against_eigvals(system, sizes: list[int], repeat: int) -> None:
@@ -77,8 +80,7 @@ def against_eigvals(system, sizes: list[int], repeat: int) -> None:
         for label, cores in ((f"{len(all_cores)} cores", all_cores), ("1 core", {min(all_cores)})):
             os.sched_setaffinity(0, cores)
             try:
-                tb, cb = _best(baseline, repeat)
-                to, co = _best(ours, repeat)
+                (tb, cb), (to, co) = _best([baseline, ours], repeat)
             finally:
                 os.sched_setaffinity(0, all_cores)
             print(f"  {n:>8} points, {label:>7}: eigvals {tb:6.3f} s ({n / tb:9.0f} points/s, {cb:6.3f} CPU s); "
