@@ -182,7 +182,9 @@ def _poly_roots(C: np.ndarray) -> np.ndarray:
 
 def _polyval(C: np.ndarray, x: np.ndarray) -> np.ndarray:
     """The polynomials with coefficient rows C (B, k+1), highest first, at x (B, j) (Horner)."""
-    out = np.empty(np.broadcast_shapes(C.shape[:1] + (1,), x.shape), dtype=np.result_type(C.dtype, x.dtype))
+    out = np.zeros(np.broadcast_shapes(C.shape[:1] + (1,), x.shape), dtype=np.result_type(C.dtype, x.dtype))
+    if C.shape[1] == 0:
+        return out
     out[...] = C[:, :1]
     for k in range(1, C.shape[1]):
         out *= x
@@ -344,7 +346,7 @@ def roots_batch(system: ODESystem, params: Params, *, progress: bool = True) -> 
     real, slope, stable, zero = (np.zeros((B, deg), dtype=t) for t in (bool, float, bool, bool))
     mult, first = np.ones((B, deg), dtype=int), np.ones((B, deg), dtype=bool)
     workers = min(_cores(), -(-B // MIN_THREAD_CHUNK))
-    size = min(ROOTS_CHUNK, -(-B // max(1, workers)))
+    size = max(1, min(ROOTS_CHUNK, -(-B // max(1, workers))))
 
     def run(lo):
         hi = min(B, lo + size)
