@@ -2,6 +2,7 @@
 
     integrate(system, y0, t_span, params)   batched ODE integration of any system (JAX/diffrax or SciPy)
     flow(system, t)                         the pure JAX flow map (y0, params) -> y(t): jit, vmap, grad
+    across_processes(run, *batched)         a sweep split over the processes of a multi-host JAX job, gathered
     Collapse, BlowUp, Steady, LeaveBox, Condition   terminating events, one definition for both backends
     simulate_network(spec, params)          the matrix-level linear network, true losses
     compare(spec, params)                   eigenmode theories against the network (or recorded trajectories)
@@ -34,6 +35,7 @@ from ._bifurcation import BIFURCATION_KINDS, Bifurcation, BifurcationPoint, Bran
 from ._codim2 import BifurcationCurve, continue_curve, fold_location  # noqa: E402
 from ._continuation import continue_equilibrium  # noqa: E402
 from ._cycles import CycleFamily, continue_cycle  # noqa: E402
+from ._distributed import across_processes, process_slice  # noqa: E402
 from ._roots import REGIMES, SCALE, BatchRoots, Regimes, ShrinkingNorms, regimes, roots_batch, shrinking_norms  # noqa: E402
 from ._threshold import Threshold, threshold  # noqa: E402
 from ._equilibria import Equilibrium, EquilibriumCurve, EquilibriumSet, equilibria  # noqa: E402
@@ -85,6 +87,8 @@ from .ssl import (  # noqa: E402
 __all__ = [
     "integrate",
     "flow",
+    "across_processes",
+    "process_slice",
     "Event",
     "EventContext",
     "Collapse",

@@ -8,7 +8,9 @@ Every function first restricts a system that declares an invariant ``manifold`` 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -131,31 +133,47 @@ def _coefficients(f, vals, B: int) -> np.ndarray:
     return np.stack([np.broadcast_to(np.asarray(c, dtype=float), (B,)) for c in f(*vals)], axis=1)
 
 
+def _rows(reduce, a: np.ndarray, out_dtype=None) -> np.ndarray:
+    """``reduce`` (a binary ufunc) over each row of a (B, k) array, column by column: for a
+    few columns much faster than a reduction along the short axis."""
+    if a.shape[1] == 0:
+        return np.zeros(a.shape[0], dtype=out_dtype or a.dtype)
+    out = a[:, 0].astype(out_dtype or a.dtype)
+    for j in range(1, a.shape[1]):
+        reduce(out, a[:, j], out=out)
+    return out
+
+
 def _poly_roots(C: np.ndarray) -> np.ndarray:
     """(B, k) complex roots of the polynomials with coefficient rows C (highest first); NaN
     where the degree drops. Degree 1 and 2 in closed form (the quadratic without cancellation:
     q = -(b + sign(b) sqrt(b^2 - 4ac))/2, roots q/a and c/q), else companion eigenvalues."""
     B, k = C.shape[0], C.shape[1] - 1
-    roots = np.full((B, k), np.nan + 0j)
-    top = np.max(np.abs(C), axis=1)
+    top = _rows(np.maximum, np.abs(C))
     lead_ok = np.abs(C[:, 0]) > LEAD_RTOL * top
+    every = bool(lead_ok.all())
+    Cl = C if every else C[lead_ok]
     if k == 1:
         with np.errstate(all="ignore"):
-            roots[lead_ok, 0] = -C[lead_ok, 1] / C[lead_ok, 0]
-        return roots
-    if k == 2:
-        a, b, c = (C[lead_ok, i].astype(complex) for i in range(3))
+            found = (-Cl[:, 1] / Cl[:, 0])[:, None] + 0j
+    elif k == 2:
+        a, b, c = (Cl[:, i].astype(complex) for i in range(3))
         sq = np.sqrt(b * b - 4 * a * c)
         q = -0.5 * (b + np.where(b.real >= 0, 1.0, -1.0) * sq)
         with np.errstate(all="ignore"):
             r1 = q / a
             r2 = np.where(q != 0, c / np.where(q != 0, q, 1.0), 0.0)  # q = 0 only when b = c = 0: a double root at 0
-        roots[lead_ok] = np.stack([r1, r2], axis=1)
-    elif lead_ok.any():
-        M = np.zeros((int(lead_ok.sum()), k, k))
-        M[:, 0, :] = -C[lead_ok, 1:] / C[lead_ok, :1]
+        found = np.stack([r1, r2], axis=1)
+    else:
+        M = np.zeros((len(Cl), k, k))
+        np.divide(Cl[:, 1:], Cl[:, :1], out=M[:, 0, :])
+        np.negative(M[:, 0, :], out=M[:, 0, :])
         M[:, np.arange(1, k), np.arange(k - 1)] = 1.0
-        roots[lead_ok] = np.linalg.eigvals(M)
+        found = np.linalg.eigvals(M) if len(M) else np.zeros((0, k), complex)
+    if every:
+        return found.astype(complex, copy=False)
+    roots = np.full((B, k), np.nan + 0j)
+    roots[lead_ok] = found
     for b in np.flatnonzero(~lead_ok & (top > 0)):  # degenerate leading coefficient: fewer roots
         r = np.roots(C[b])
         roots[b, : len(r)] = r
@@ -163,21 +181,38 @@ def _poly_roots(C: np.ndarray) -> np.ndarray:
 
 
 def _polyval(C: np.ndarray, x: np.ndarray) -> np.ndarray:
-    out = np.zeros(np.broadcast_shapes(C.shape[:1] + (1,), x.shape), dtype=x.dtype)
-    for k in range(C.shape[1]):
-        out = out * x + C[:, k : k + 1]
+    """The polynomials with coefficient rows C (B, k+1), highest first, at x (B, j) (Horner)."""
+    out = np.zeros(np.broadcast_shapes(C.shape[:1] + (1,), x.shape), dtype=np.result_type(C.dtype, x.dtype))
+    if C.shape[1] == 0:
+        return out
+    out[...] = C[:, :1]
+    for k in range(1, C.shape[1]):
+        out *= x
+        out += C[:, k : k + 1]
     return out
 
 
 ROOTS_CHUNK = 2**16
 """Parameter points per chunk of ``roots_batch``: bounds its working memory (about 1 KB per point
-for a cubic) whatever the number of points."""
+for a cubic, per chunk in flight) whatever the number of points."""
+
+MIN_THREAD_CHUNK = 2**13
+"""Fewest parameter points per chunk worth a thread of its own: ``roots_batch`` runs chunks on
+one thread per available core (NumPy's eigenvalue and array loops release the GIL), each of at
+least this many points, so small batches stay on the calling thread."""
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def _term_scale(C: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Sum of |terms| of the polynomials with coefficient rows C (B, k+1) at x (B, j)."""
-    powers = np.abs(x)[..., None] ** np.arange(C.shape[1] - 1, -1, -1)
-    return np.einsum("bk,bjk->bj", np.abs(C), powers)
+    """Sum of |terms| of the polynomials with coefficient rows C (B, k+1) at x (B, j): Horner
+    on |C| and |x| (every term non-negative, so no cancellation)."""
+    return _polyval(np.abs(C), np.abs(x))
 
 
 def _merge_near_multiple(roots: np.ndarray, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -194,19 +229,24 @@ def _merge_near_multiple(roots: np.ndarray, C: np.ndarray) -> tuple[np.ndarray, 
     both = np.isfinite(a) & np.isfinite(b)
     with np.errstate(all="ignore"):
         size = np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
-        mid = np.where(both, 0.5 * (a.real + b.real), 0.0)
         link = both & (np.abs(a - b) <= NEAR_SEPARATION * size)
-        link &= is_pseudo_root(_polyval(C, mid), _term_scale(C, mid))
-    ids = np.concatenate([np.zeros((B, 1), dtype=int), np.cumsum(~link, axis=1)], axis=1)
+    mult, first = np.ones((B, k), dtype=int), np.ones((B, k), dtype=bool)
+    rows = np.flatnonzero(_rows(np.logical_or, link))
+    if len(rows) == 0:
+        return r, mult, first
+    a, b, link, Cr, rr = a[rows], b[rows], link[rows], C[rows], r[rows]
+    mid = np.where(link, 0.5 * (a.real + b.real), 0.0)
+    link &= is_pseudo_root(_polyval(Cr, mid), _term_scale(Cr, mid))
+    ids = np.concatenate([np.zeros((len(rows), 1), dtype=int), np.cumsum(~link, axis=1)], axis=1)
     onehot = ids[:, :, None] == np.arange(k)[None, None, :]
     counts = onehot.sum(axis=1)
-    sums = np.einsum("bjc,bj->bc", onehot, np.where(np.isfinite(r), r.real, 0.0))
+    sums = np.einsum("bjc,bj->bc", onehot, np.where(np.isfinite(rr), rr.real, 0.0))
     with np.errstate(all="ignore"):
         means = sums / np.maximum(counts, 1)
-    mult = np.take_along_axis(counts, ids, axis=1)
-    merged = mult > 1
-    r = np.where(merged, np.take_along_axis(means, ids, axis=1) + 0j, r)
-    first = np.concatenate([np.ones((B, 1), dtype=bool), ~link], axis=1)
+    m = np.take_along_axis(counts, ids, axis=1)
+    r[rows] = np.where(m > 1, np.take_along_axis(means, ids, axis=1) + 0j, rr)
+    mult[rows] = m
+    first[rows, 1:] = ~link
     return r, mult, first
 
 
@@ -222,29 +262,38 @@ def _roots_chunk(vals, fN, fD, deg, factors, bounds, collapse):
     roots = np.concatenate(parts, axis=1) if parts else np.full((B, 0), np.nan + 0j)
     # A factor whose degree drops leaves NaN; N vanishing identically (a line of equilibria) has
     # no isolated root.
-    roots[np.max(np.abs(C), axis=1) == 0] = np.nan
+    roots[_rows(np.maximum, np.abs(C)) == 0] = np.nan
     roots, mult, first = _merge_near_multiple(roots, C)
     finite = np.isfinite(roots)
     real = finite & ((mult > 1) | is_zero(roots.imag, scale=np.maximum(1.0, np.abs(np.where(finite, roots, 0)))))
     x = np.where(real, roots.real, 0.0)
     lo, hi = bounds
     real &= (x >= lo) & (x <= hi)
-    d_at = _polyval(Dc, x)
-    real &= ~is_zero(d_at, scale=_term_scale(Dc, x))
-    den = np.where(real, d_at, 1.0)
-    lead, lead_scale = np.zeros_like(x), np.ones_like(x)
-    slope = np.zeros_like(x)
+    # Each equilibrium is classified at its own point: a column of its row's coefficients
+    # against one value, so complex roots cost nothing here.
+    at = np.nonzero(real)
+    xr, Dr = x[at][:, None], Dc[at[0]]
+    d_at = _polyval(Dr, xr)
+    ok = ~is_zero(d_at, scale=_term_scale(Dr, xr))[:, 0]
+    if not ok.all():
+        at, xr, d_at = (at[0][ok], at[1][ok]), xr[ok], d_at[ok]
+        real = np.zeros_like(real)
+        real[at] = True
+    mr = mult[at]
     with np.errstate(all="ignore"):
-        for m in range(1, deg + 1):
+        C1 = (C[:, :deg] * np.arange(deg, 0, -1, dtype=float))[at[0]]
+        value = (_polyval(C1, xr) / d_at)[:, 0]
+        slope = np.zeros_like(x)
+        slope[at] = value
+        lead, lead_scale = value, (_term_scale(C1, xr) / np.abs(d_at))[:, 0]
+        for m in np.unique(mr[mr > 1]):
             # a_m = N^(m)(x)/(m! D(x)): the first non-zero Taylor coefficient at a root of multiplicity m
-            Cm = C[:, : deg + 1 - m] * np.array([comb(deg - i, m) for i in range(deg + 1 - m)], dtype=float)
-            value = _polyval(Cm, x) / den
-            if m == 1:
-                slope = np.where(real, value, 0.0)
-            sel = real & (mult == m)
-            lead = np.where(sel, value, lead)
-            lead_scale = np.where(sel, _term_scale(Cm, x) / np.abs(den), lead_scale)
-    stable = real & multiple_root_stable(mult, lead, lead_scale)
+            sel = np.flatnonzero(mr == m)
+            Cm = C[at[0][sel], : deg + 1 - m] * np.array([comb(deg - i, int(m)) for i in range(deg + 1 - m)], dtype=float)
+            lead[sel] = (_polyval(Cm, xr[sel]) / d_at[sel])[:, 0]
+            lead_scale[sel] = (_term_scale(Cm, xr[sel]) / np.abs(d_at[sel]))[:, 0]
+    stable = np.zeros_like(real)
+    stable[at] = multiple_root_stable(mr, lead, lead_scale)
     zero = real & is_zero(x, scale=1.0) if collapse else np.zeros_like(real)
     return roots, real, slope, stable, zero, mult, first
 
@@ -266,8 +315,10 @@ def roots_batch(system: ODESystem, params: Params, *, progress: bool = True) -> 
     params : mapping parameter name -> float or array (checked by ``system.check_params``)
     progress : bool
         A progress bar on stderr (a terminal only) for maps that take more than a few seconds.
-        The points run in chunks of ROOTS_CHUNK, so memory stays bounded: the results (about
-        (5 degree + 4) x 8 bytes per point) plus one chunk's working arrays.
+        The points run in chunks of ROOTS_CHUNK, one thread per available core (each chunk
+        at least MIN_THREAD_CHUNK points), so memory stays bounded: the results (about
+        (5 degree + 4) x 8 bytes per point) plus the working arrays of the chunks in flight.
+        The results do not depend on the chunks or threads.
 
     Returns
     -------
@@ -294,26 +345,39 @@ def roots_batch(system: ODESystem, params: Params, *, progress: bool = True) -> 
     roots = np.full((B, deg), np.nan + 0j)
     real, slope, stable, zero = (np.zeros((B, deg), dtype=t) for t in (bool, float, bool, bool))
     mult, first = np.ones((B, deg), dtype=int), np.ones((B, deg), dtype=bool)
+    workers = min(_cores(), -(-B // MIN_THREAD_CHUNK))
+    size = max(1, min(ROOTS_CHUNK, -(-B // max(1, workers))))
+
+    def run(lo):
+        hi = min(B, lo + size)
+        out = _roots_chunk([v[lo:hi] for v in vals], fN, fD, deg, factors, lo_hi, collapse)
+        for dst, src in zip((roots, real, slope, stable, zero, mult, first), out):
+            dst[lo:hi] = src
+        return hi - lo
+
     with progress_bar(B, "roots_batch", progress, unit="pt") as bar:
-        for lo in range(0, B, ROOTS_CHUNK):
-            hi = min(B, lo + ROOTS_CHUNK)
-            out = _roots_chunk([v[lo:hi] for v in vals], fN, fD, deg, factors, lo_hi, collapse)
-            for dst, src in zip((roots, real, slope, stable, zero, mult, first), out):
-                dst[lo:hi] = src
-            bar.update(hi - lo)
+        if workers <= 1:
+            for lo in range(0, B, size):
+                bar.update(run(lo))
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                for done in pool.map(run, range(0, B, size)):
+                    bar.update(done)
 
     def shaped(a, tail=True):
-        return read_only(a.reshape(shape + ((deg,) if tail else ())), a.dtype)
+        out = a.reshape(shape + ((deg,) if tail else ()))
+        out.flags.writeable = False
+        return out
 
     return BatchRoots(
         roots=shaped(roots),
         real=shaped(real),
         slope=shaped(slope),
         stable=shaped(stable),
-        n_real=shaped(real.sum(1), False),
-        n_stable=shaped((stable & first).sum(1), False),
-        collapsed_stable=shaped((stable & zero).any(1), False),
-        noncollapsed_stable=shaped((stable & ~zero).any(1), False),
+        n_real=shaped(_rows(np.add, real, int), False),
+        n_stable=shaped(_rows(np.add, stable & first, int), False),
+        collapsed_stable=shaped(_rows(np.logical_or, stable & zero), False),
+        noncollapsed_stable=shaped(_rows(np.logical_or, stable & ~zero), False),
         collapsed=shaped(zero),
         multiplicity=shaped(mult),
     )

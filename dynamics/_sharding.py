@@ -3,9 +3,10 @@
 A batch of independent trajectories (or parameter points) is split along its first axis over
 every local device of JAX's default backend (the GPUs of this host, or the host CPU devices
 that ``XLA_FLAGS=--xla_force_host_platform_device_count=k`` creates). Several hosts: start one
-process per host with ``jax.distributed.initialize()`` and give each process its own slice of
-the sweep (``jax.process_index()`` / ``jax.process_count()``); each process then shards its slice
-over its own local devices here.
+process per host with ``jax.distributed.initialize()`` and run the sweep through
+``across_processes`` (``dynamics._distributed``), which gives each process its own slice and
+gathers the results on every process; each process shards its slice over its own local
+devices here.
 """
 
 from __future__ import annotations
