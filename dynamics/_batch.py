@@ -22,12 +22,12 @@ import numpy as np
 
 from ._events import Event
 from ._flow import trajectory_core
-from ._lanes import LANE_SOLVERS, lane_kernel, tableau
+from ._lanes import LANE_SOLVERS, LARGE_STATE, lane_kernel, tableau
 from ._numeric import NumericSystem
 from ._progress import progress_bar
 from ._sharding import batch_shardings, host_workers, local_devices
 
-__all__ = ["CACHE_BYTES", "CHUNK_BYTES", "CHUNK_LANES", "LARGE_STATE", "MIN_BUCKET", "REFILL_BLOCK", "lane_plan",
+__all__ = ["CACHE_BYTES", "CHUNK_BYTES", "CHUNK_LANES", "MIN_BUCKET", "REFILL_BLOCK", "lane_plan",
            "run_jax"]
 
 
@@ -105,9 +105,6 @@ REFILL_BLOCK = 16
 """Trajectories per call of the lane kernel, in units of its lanes: a call ends when its last
 lanes drain (about (max - mean) / (REFILL_BLOCK x mean) of its work), and calls are what the
 cores share and the progress bar counts."""
-LARGE_STATE = 64
-"""From this many states on, a batch smaller than a chunk runs on exactly as many lanes as it has
-trajectories (no power-of-two bucket): a lane of a large system costs more than its compile."""
 
 
 @lru_cache(maxsize=64)

@@ -29,7 +29,7 @@ from ._events import Event
 from ._numeric import NumericSystem
 from ._outcomes import DT_MIN, EVENT, FAILED, FINISHED, MAX_STEPS, START, step_floor
 
-__all__ = ["LANE_SOLVERS", "REFILL_FRACTION", "Tableau", "lane_kernel", "tableau"]
+__all__ = ["LANE_SOLVERS", "LARGE_STATE", "REFILL_FRACTION", "Tableau", "lane_kernel", "tableau"]
 
 LANE_SOLVERS = {"tsit5": "Tsit5", "dopri5": "Dopri5", "dopri8": "Dopri8"}
 """The explicit solvers the kernel runs, by ``JAX_SOLVERS`` name, with their diffrax classes."""
@@ -41,6 +41,13 @@ runs): starting a trajectory costs two right-hand-side evaluations per lane, so 
 SAFETY, FACTOR_MIN, FACTOR_MAX = 0.9, 0.2, 10.0
 """diffrax's PIDController defaults: the next step is h * clip(SAFETY * err^(-1/order), ...),
 within [FACTOR_MIN, FACTOR_MAX] after an accepted step and below SAFETY after a rejected one."""
+
+LARGE_STATE = 64
+"""A system of this many states or more is large: a step loops over its stages (one right-hand
+side in the compiled kernel, as diffrax's solvers do) instead of unrolling them (one inlined copy
+per stage: faster for small systems, slow to compile for large ones), and a batch smaller than
+a block runs on exactly as many lanes as it has trajectories (no power-of-two bucket: a lane of
+a large system costs more than its compile)."""
 
 EVENT_BISECTIONS = 64
 """Bisections of the dense output that locate an event inside its step (to rounding of t)."""
@@ -130,6 +137,9 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
     inv_order = 1.0 / tab.error_order
     threshold = max(1, lanes // REFILL_FRACTION)
     rhs = jax.jit(jax.vmap(f, in_axes=(0, 1, 0), out_axes=1))  # states (n, L): one contiguous row per component
+    looped = num.n >= LARGE_STATE
+    A = jnp.asarray([row + (0.0,) * (S - len(row)) for row in tab.a])  # (S - 1, S), zero above the diagonal
+    C = jnp.asarray(tab.c)
 
     def raw_margins(t, y, params):
         return jnp.stack([jnp.asarray(e.margin(t, y, params, ctx), dtype=jnp.float64).reshape(()) for e in events])
@@ -170,12 +180,25 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
             y = Y0[idx].T
             p = jtu.tree_map(lambda a: a[idx], P)
             t = jnp.full(idx.shape, t0)
-            k0 = rhs(t, y, p)
             scale = atol + jnp.abs(y) * rtol
-            d0, d1 = rms(y / scale), rms(k0 / scale)
-            small = (d0 < 1e-5) | (d1 < 1e-5)
-            h0 = jnp.where(small, 1e-6, 0.01 * (d0 / jnp.where(small, 1.0, d1)))
-            k1 = rhs(t + h0, y + h0 * k0, p)
+            d0 = rms(y / scale)
+
+            def trial(k0):
+                d1 = rms(k0 / scale)
+                small = (d0 < 1e-5) | (d1 < 1e-5)
+                return d1, jnp.where(small, 1e-6, 0.01 * (d0 / jnp.where(small, 1.0, d1)))
+
+            if looped:  # one right-hand side in the compiled kernel: f(t, y), then f(t + h0, y + h0 f(t, y))
+                def probe(i, ks):
+                    h0 = trial(ks[0])[1]
+                    return ks.at[i].set(rhs(t + i * h0, y + i * h0 * ks[0], p))
+
+                k0, k1 = jax.lax.fori_loop(0, 2, probe, jnp.zeros((2,) + y.shape, y.dtype))
+                d1, h0 = trial(k0)
+            else:
+                k0 = rhs(t, y, p)
+                d1, h0 = trial(k0)
+                k1 = rhs(t + h0, y + h0 * k0, p)
             d2 = rms((k1 - k0) / scale) / h0
             big = jnp.maximum(d1, d2)
             h1 = jnp.where(big <= 1e-15, jnp.maximum(1e-6, h0 * 1e-3), (0.01 / big) ** inv_order)
@@ -194,19 +217,41 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
                 lane["which"] = jnp.where(begun, jnp.argmax(fired, axis=1), -1)
             return lane
 
+        def stages(t, y, h, k0, p):
+            """The stage derivatives [k_0 .. k_S-1] and the new state of one step: unrolled (one
+            inlined right-hand side per stage) for small systems, a loop over the stages (one
+            right-hand side, compiled once) from LARGE_STATE states on."""
+            if not looped:
+                ks = [k0]
+                for s in range(1, S):
+                    row = tab.a[s - 1]
+                    ys = y + h * sum(row[j] * ks[j] for j in range(s) if row[j] != 0.0)
+                    ks.append(rhs(t + tab.c[s] * h, ys, p))
+                return ks, ys
+
+            def stage(s, K):
+                ys = y + h * jnp.tensordot(A[s - 1], K, axes=1)
+                return K.at[s].set(rhs(t + C[s] * h, ys, p))
+
+            K = jax.lax.fori_loop(1, S, stage, jnp.zeros((S,) + y.shape, y.dtype).at[0].set(k0))
+            return list(K), y + h * jnp.tensordot(A[-1], K, axes=1)
+
         def condition(t, y, lane):
             return jnp.min(lane["signs"] * margins(t, y, lane["p"]), axis=1)
+
+        def leading(t, y, k, lane):
+            """The event that fired: the oriented margin that reaches zero first from (t, y), by
+            margin / (its rate of decrease along the flow, here the step's last derivative k);
+            scale-free, unlike the margins themselves (a bound of 1e8 and a tolerance of 1e-8
+            near a steep blow-up)."""
+            m, dm = jax.jvp(lambda tt, yy: lane["signs"] * margins(tt, yy, lane["p"]), (t, y), (jnp.ones_like(t), k))
+            lead = jnp.where(dm < 0, m / jnp.where(dm < 0, -dm, 1.0), jnp.where(m <= 0, 0.0, jnp.inf))
+            return jnp.argmin(lead, axis=1)
 
         def step(lane, running, out):
             """One attempted step on every running lane; saves and events of the kept ones."""
             t, y, h = lane["t"], lane["y"], lane["tnext"] - lane["t"]
-            ks = [lane["k"]]
-            for s in range(1, S):
-                row = tab.a[s - 1]
-                acc = sum(row[j] * ks[j] for j in range(s) if row[j] != 0.0)
-                ys = y + h * acc
-                ks.append(rhs(t + tab.c[s] * h, ys, lane["p"]))
-            y1 = ys
+            ks, y1 = stages(t, y, h, lane["k"], lane["p"])
             err = h * sum(tab.e[j] * ks[j] for j in range(S) if tab.e[j] != 0.0)
             err = jnp.where(jnp.isnan(err), jnp.inf, err)
             y1s = jnp.where(jnp.any(jnp.isnan(y1), axis=0), y, y1)
@@ -244,12 +289,15 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
                         return jnp.where(below, lo, mid), jnp.where(below, mid, hi)
 
                     _, hi = jax.lax.fori_loop(0, EVENT_BISECTIONS, halve, (lo, hi))
-                    return t + hi * h, interpolate(y, y1, h, ks, hi)
+                    t_ev, y_ev = t + hi * h, interpolate(y, y1, h, ks, hi)
+                    return t_ev, y_ev, leading(t_ev, y_ev, ks[-1], lane)
 
-                t_ev, y_ev = jax.lax.cond(jnp.any(fired), locate, lambda _: (new["t"], new["y"]), None)
+                t_ev, y_ev, which = jax.lax.cond(jnp.any(fired), locate,
+                                                 lambda _: (new["t"], new["y"], lane["which"]), None)
                 new["t"] = jnp.where(fired, t_ev, new["t"])
                 new["y"] = jnp.where(fired, y_ev, new["y"])
                 new["code"] = jnp.where(fired, EVENT, new["code"])
+                new["which"] = jnp.where(fired, which, lane["which"])
                 reach = new["t"]
             if not final_only:
                 out, new["isave"] = save(out, lane["i"], new["isave"], kept, t, h, y, y1, ks, reach)
@@ -311,9 +359,6 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
         _, _, _, out = jax.lax.while_loop(lambda c: jnp.any(c[1]) | (c[2] < count), body,
                                           (empty, jnp.zeros(lanes, bool), jnp.asarray(0), out))
         res = {k: v[:B] for k, v in out.items()}
-        if n_ev:
-            lead = jax.vmap(_leading_event(f, raw_margins, orient), in_axes=(0, 0, None, 0, 0))
-            res["which"] = jnp.where(res["code"] == EVENT, lead(Y0, P, t0, res["t_end"], res["y_end"]), res["which"])
         if final_only:
             res["valid"] = (res["t_end"] == t1)[:, None] & jnp.all(jnp.isfinite(res["y_end"]), axis=1)[:, None]
             res["ys"] = res["y_end"][:, None, :]
@@ -335,20 +380,3 @@ def _ulps_below(t: Any, n: int) -> Any:
     through_zero = jax.lax.bitcast_convert_type(negative_subnormal, jnp.float64)
     return jnp.where(t < 0, jax.lax.bitcast_convert_type(bits + n, jnp.float64),
                      jnp.where(bits >= n, jax.lax.bitcast_convert_type(bits - n, jnp.float64), through_zero))
-
-
-def _leading_event(f: Callable, raw_margins: Callable, orient: Callable) -> Callable:
-    """``which(y0, params, t0, t_end, y_end)``: the event whose oriented margin reaches zero first
-    from the stop, by margin / (its rate of decrease along the flow): scale-free, unlike the
-    margins themselves (a bound of 1e8 and a tolerance of 1e-8 near a steep blow-up)."""
-    import jax
-    import jax.numpy as jnp
-
-    def which(y0, params, t0, t_end, y_end):
-        signs = orient(raw_margins(t0, y0, params))
-        m, dm = jax.jvp(lambda tt, yy: signs * raw_margins(tt, yy, params), (t_end, y_end),
-                        (jnp.ones_like(t_end), f(t_end, y_end, params)))
-        lead = jnp.where(dm < 0, m / jnp.where(dm < 0, -dm, 1.0), jnp.where(m <= 0, 0.0, jnp.inf))
-        return jnp.argmin(lead)
-
-    return which
