@@ -55,7 +55,8 @@ Sections (each prints a table and the load average at its start):
 Run times are the best of --repeat calls after a first one (which includes compilation; the
 repeat count drops to 1 above 10^4 trajectories). CPU seconds are the process's (all threads,
 ``time.process_time``): on a shared, loaded machine they are disturbed less than wall time.
-Compare ratios within one run, never absolute numbers across runs.
+Compare ratios within one run, never absolute numbers across runs. The default run takes about
+13 minutes on two loaded cores, much of it compilation (--sections runs a subset).
 
 --diagnose: the kernel's lanes per block against throughput (one core) and the solver order
 (tsit5, dopri5, dopri8 through the kernel). --memory N: N trajectories with the default saving
