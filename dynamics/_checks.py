@@ -10,6 +10,7 @@ lies in the system's ``state_domain``, and a batch holds at least one trajectory
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -235,21 +236,37 @@ def check_in_domain(y: np.ndarray, system: DynamicalSystem, name: str = "y0") ->
     (ValueError naming ``name``, the first state outside, its value and its domain).
 
     A start outside the domain (s < 0 for an eigenvalue s) is no state of the model: the flow
-    from it means nothing, and a run from it can end "finished" far outside."""
+    from it means nothing, and a run from it can end "finished" far outside. The bounds are read
+    from the system once (``_domain_bounds``), so the check is one vectorised comparison."""
+    states, lo, hi, left_open, right_open = _domain_bounds(system)
+    if not len(states):
+        return
+    v = np.asarray(y)[..., states]
+    outside = np.where(left_open, v <= lo, v < lo) | np.where(right_open, v >= hi, v > hi)
+    if np.any(outside):
+        first = np.argwhere(outside.reshape(-1, len(states)))[0]
+        at = np.unravel_index(first[0], outside.shape[:-1]) if outside.ndim > 1 else ()
+        i = int(states[first[1]])
+        state = system.state_names[i]
+        where = f"{name}[{', '.join(map(str, at))}]" if at else name
+        raise ValueError(
+            f"{where} has {state} = {float(np.asarray(y)[at + (i,)])}, outside the system's state domain "
+            f"{interval_words(state, system.state_domain[state])}: start inside the domain"
+        )
+
+
+@lru_cache(maxsize=128)
+def _domain_bounds(system: DynamicalSystem) -> tuple[np.ndarray, ...]:
+    """``(indices, lo, hi, left_open, right_open)`` of the states that ``system.state_domain``
+    bounds, read once per system (a K-mode system builds its names and domain on request)."""
     domain = system.state_domain
-    for i, (state, (lo, hi)) in enumerate(zip(system.state_names, system.state_bounds())):
-        if state not in domain:
-            continue
-        interval = domain[state]
-        v = y[..., i]
-        outside = (v <= lo if interval.left_open else v < lo) | (v >= hi if interval.right_open else v > hi)
-        if np.any(outside):
-            at = tuple(int(k) for k in np.argwhere(outside)[0])
-            where = f"{name}[{', '.join(map(str, at))}]" if at else name
-            raise ValueError(
-                f"{where} has {state} = {float(v[at])}, outside the system's state domain "
-                f"{interval_words(state, interval)}: start inside the domain"
-            )
+    rows = [(i, lo, hi, domain[state].left_open, domain[state].right_open)
+            for i, (state, (lo, hi)) in enumerate(zip(system.state_names, system.state_bounds())) if state in domain]
+    if not rows:
+        return (np.zeros(0, dtype=int),) + (np.zeros(0),) * 2 + (np.zeros(0, dtype=bool),) * 2
+    i, lo, hi, lopen, ropen = zip(*rows)
+    return (np.asarray(i), np.asarray(lo, dtype=float), np.asarray(hi, dtype=float), np.asarray(lopen, dtype=bool),
+            np.asarray(ropen, dtype=bool))
 
 
 def param_values(num: NumericSystem, params: Params) -> dict[str, np.ndarray]:
