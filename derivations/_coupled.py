@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import sympy as sp
@@ -181,12 +181,12 @@ class ModeSystem(DynamicalSystem):
         """A label for reprs and titles: the per-mode system's name and K."""
         return f"{self.per_mode.name}, {self.K} modes" if self.per_mode.name else f"{self.K} modes"
 
-    @property
+    @cached_property
     def closed(self) -> tuple[str, ...]:
         """The parameters computed from the spectrum, in the order they are closed."""
         return tuple(str(c[0]) for c in self.closures)
 
-    @property
+    @cached_property
     def param_names(self) -> tuple[str, ...]:
         """The free parameters (the per-mode ones minus ``closed``): the keys of ``params``."""
         return tuple(n for n in self.per_mode.param_names if n not in self.closed)

@@ -29,7 +29,7 @@ from ._events import Event
 from ._numeric import NumericSystem
 from ._outcomes import DT_MIN, EVENT, FAILED, FINISHED, MAX_STEPS, START, step_floor
 
-__all__ = ["LANE_SOLVERS", "LARGE_STATE", "REFILL_FRACTION", "Tableau", "lane_kernel", "tableau"]
+__all__ = ["LANE_SOLVERS", "LARGE_STATE", "LOOPED_RHS_OPS", "REFILL_FRACTION", "Tableau", "lane_kernel", "tableau"]
 
 LANE_SOLVERS = {"tsit5": "Tsit5", "dopri5": "Dopri5", "dopri8": "Dopri8"}
 """The explicit solvers the kernel runs, by ``JAX_SOLVERS`` name, with their diffrax classes."""
@@ -43,11 +43,15 @@ SAFETY, FACTOR_MIN, FACTOR_MAX = 0.9, 0.2, 10.0
 within [FACTOR_MIN, FACTOR_MAX] after an accepted step and below SAFETY after a rejected one."""
 
 LARGE_STATE = 64
-"""A system of this many states or more is large: a step loops over its stages (one right-hand
-side in the compiled kernel, as diffrax's solvers do) instead of unrolling them (one inlined copy
-per stage: faster for small systems, slow to compile for large ones), and a batch smaller than
-a block runs on exactly as many lanes as it has trajectories (no power-of-two bucket: a lane of
-a large system costs more than its compile)."""
+"""A system of this many states or more is large: a batch smaller than a block runs on exactly as
+many lanes as it has trajectories (no power-of-two bucket: a lane of a large system costs more
+than its compile)."""
+
+LOOPED_RHS_OPS = 200
+"""A right-hand side of this many operations or more (``NumericSystem.rhs_ops``: the exact flow's
+quadrature, the matrix flows) is called from a loop over the stages, one copy in the compiled
+kernel as in diffrax's solvers; smaller ones are unrolled, one inlined copy per stage (faster
+per step, and cheap to compile while the right-hand side is small)."""
 
 EVENT_BISECTIONS = 64
 """Bisections of the dense output that locate an event inside its step (to rounding of t)."""
@@ -137,7 +141,7 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
     inv_order = 1.0 / tab.error_order
     threshold = max(1, lanes // REFILL_FRACTION)
     rhs = jax.jit(jax.vmap(f, in_axes=(0, 1, 0), out_axes=1))  # states (n, L): one contiguous row per component
-    looped = num.n >= LARGE_STATE
+    looped = num.rhs_ops >= LOOPED_RHS_OPS
     A = jnp.asarray([row + (0.0,) * (S - len(row)) for row in tab.a])  # (S - 1, S), zero above the diagonal
     C = jnp.asarray(tab.c)
 
@@ -219,8 +223,8 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
 
         def stages(t, y, h, k0, p):
             """The stage derivatives [k_0 .. k_S-1] and the new state of one step: unrolled (one
-            inlined right-hand side per stage) for small systems, a loop over the stages (one
-            right-hand side, compiled once) from LARGE_STATE states on."""
+            inlined right-hand side per stage), or a loop over the stages (one right-hand side,
+            compiled once) for a right-hand side of LOOPED_RHS_OPS operations or more."""
             if not looped:
                 ks = [k0]
                 for s in range(1, S):
@@ -279,21 +283,7 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
             if n_ev:
                 fired = kept & (condition(new["t"], y1, lane) <= 0)
 
-                def locate(_):
-                    lo, hi = jnp.zeros_like(h), jnp.ones_like(h)
-
-                    def halve(_, bracket):
-                        lo, hi = bracket
-                        mid = 0.5 * (lo + hi)
-                        below = condition(t + mid * h, interpolate(y, y1, h, ks, mid), lane) <= 0
-                        return jnp.where(below, lo, mid), jnp.where(below, mid, hi)
-
-                    _, hi = jax.lax.fori_loop(0, EVENT_BISECTIONS, halve, (lo, hi))
-                    t_ev, y_ev = t + hi * h, interpolate(y, y1, h, ks, hi)
-                    return t_ev, y_ev, leading(t_ev, y_ev, ks[-1], lane)
-
-                t_ev, y_ev, which = jax.lax.cond(jnp.any(fired), locate,
-                                                 lambda _: (new["t"], new["y"], lane["which"]), None)
+                t_ev, y_ev, which = locate(fired, t, h, y, y1, ks, lane, (new["t"], new["y"], lane["which"]))
                 new["t"] = jnp.where(fired, t_ev, new["t"])
                 new["y"] = jnp.where(fired, y_ev, new["y"])
                 new["code"] = jnp.where(fired, EVENT, new["code"])
@@ -302,6 +292,40 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
             if not final_only:
                 out, new["isave"] = save(out, lane["i"], new["isave"], kept, t, h, y, y1, ks, reach)
             return new, out
+
+        def locate(fired, t, h, y, y1, ks, lane, default):
+            """``(t, y, which)`` of the event in the step of each lane that ``fired`` (``default``
+            elsewhere): EVENT_BISECTIONS bisections of the condition on the step's dense output.
+            The lanes that fired are gathered into blocks of lanes / REFILL_FRACTION, so the search
+            costs what the firing lanes need, not the whole block."""
+            width = max(1, lanes // REFILL_FRACTION)
+            K = jnp.stack(ks)
+            fields = {"t": t, "h": h, "y": y, "y1": y1, "K": K, "signs": lane["signs"], "p": lane["p"]}
+            axes = {"t": 0, "h": 0, "y": 1, "y1": 1, "K": 2, "signs": 0, "p": 0}
+
+            def block(carry):
+                todo, t_ev, y_ev, which = carry
+                idx = jnp.nonzero(todo, size=width, fill_value=lanes)[0]  # lanes: an empty slot
+                sub = {k: jtu.tree_map(lambda a, ax=axes[k]: jnp.take(a, idx, axis=ax, mode="clip"), v)
+                       for k, v in fields.items()}
+                ks_sub = list(sub["K"])
+
+                def halve(_, bracket):
+                    lo, hi = bracket
+                    mid = 0.5 * (lo + hi)
+                    state = interpolate(sub["y"], sub["y1"], sub["h"], ks_sub, mid)
+                    below = condition(sub["t"] + mid * sub["h"], state, sub) <= 0
+                    return jnp.where(below, lo, mid), jnp.where(below, mid, hi)
+
+                _, hi = jax.lax.fori_loop(0, EVENT_BISECTIONS, halve, (jnp.zeros(width), jnp.ones(width)))
+                te = sub["t"] + hi * sub["h"]
+                ye = interpolate(sub["y"], sub["y1"], sub["h"], ks_sub, hi)
+                return (todo.at[idx].set(False, mode="drop"), t_ev.at[idx].set(te, mode="drop"),
+                        y_ev.at[:, idx].set(ye, mode="drop"), which.at[idx].set(leading(te, ye, ks_sub[-1], sub),
+                                                                                mode="drop"))
+
+            _, t_ev, y_ev, which = jax.lax.while_loop(lambda c: jnp.any(c[0]), block, (fired,) + default)
+            return t_ev, y_ev, which
 
         def save(out, i, isave, kept, t, h, y, y1, ks, reach):
             """Fill the saved times in (t, reach] of the kept lanes from the step's dense output."""

@@ -28,12 +28,27 @@ class NumericSystem:
         self.param_shapes = {k: tuple(v) for k, v in system.param_shapes.items()}
         self.f_np = system.to_numpy(checked=False)
         self._f_jax = None
+        self._rhs_ops = None
 
     @property
     def f_jax(self) -> Callable:
         if self._f_jax is None:
             self._f_jax = self.system.to_jax(checked=False)
         return self._f_jax
+
+    @property
+    def rhs_ops(self) -> int:
+        """The number of operations of one lowered right-hand side (StableHLO), a measure of what
+        each inlined copy of it costs to compile; computed once."""
+        if self._rhs_ops is None:
+            import jax
+
+            f64 = jax.numpy.float64
+            params = {k: jax.ShapeDtypeStruct(self.param_shapes.get(k, ()), f64) for k in self.param_names}
+            text = jax.jit(self.f_jax).lower(jax.ShapeDtypeStruct((), f64), jax.ShapeDtypeStruct((self.n,), f64),
+                                             params).as_text()
+            self._rhs_ops = text.count(" = ")
+        return self._rhs_ops
 
     def context(self, backend: str) -> EventContext:
         if backend == "jax":

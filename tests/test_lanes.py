@@ -193,3 +193,22 @@ def test_fixed_step_is_diffrax_constant_step_and_fifth_order():
 def test_bad_fixed_step(change, exc, match):
     with pytest.raises(exc, match=match):
         integrate(LOGISTIC, [0.5], (0, 1), {"r": 1.0, "K": 1.0}, progress=False, **change)
+
+
+def test_a_large_right_hand_side_loops_over_the_stages():
+    """The exact flow's quadrature is a right-hand side of several hundred operations: the
+    kernel calls it from a loop over the stages (one compiled copy) and agrees with diffeqsolve
+    to the tolerance, saved times and a collapse event included."""
+    from derivations import ModelSpec, derive
+    from dynamics._lanes import LOOPED_RHS_OPS
+
+    exact = derive(ModelSpec("cosine", "simsiam", norms="exact")).modes(3)
+    assert NumericSystem.of(exact).rhs_ops >= LOOPED_RHS_OPS
+    y0 = exact.pack(p=np.array([0.9, 0.5, 0.05]), s=np.array([0.8, 0.3, 0.01]))
+    params = {"sigma2": 0.2, "eta": np.array([0.05, 0.4]), "alpha_p": 1.0}
+    kw = dict(n_save=7, progress=False, rtol=1e-7, atol=1e-9)
+    lanes = integrate(exact, y0, (0, 3.0), params, **kw)
+    plain = integrate(exact, y0, (0, 3.0), params, solver=diffrax.Tsit5(), **kw)
+    assert list(lanes.status) == list(plain.status)
+    assert np.array_equal(lanes.valid, plain.valid)
+    assert np.max(np.abs(np.where(lanes.valid[..., None], lanes.y - plain.y, 0))) < 1e-6
