@@ -106,7 +106,7 @@ def tableau(name: str) -> Tableau:
         raise ValueError(f"the lane kernel runs {sorted(LANE_SOLVERS)}; got {name!r}")
     solver = getattr(diffrax, LANE_SOLVERS[name])()
     tab = solver.tableau
-    if not (tab.fsal and tab.ssal and tab.c[-1] == 1.0):  # pragma: no cover - diffrax's tableaus are
+    if not (tab.fsal and tab.ssal and tab.c[-1] == 1.0):  # pragma: no cover - all three are
         raise ValueError(f"{name}: the lane kernel needs a first-same-as-last tableau")
     order = solver.error_order(diffrax.ODETerm(lambda t, y, args: y))
     return Tableau(name, tuple(tuple(float(x) for x in row) for row in tab.a_lower),
@@ -282,7 +282,6 @@ def lane_kernel(num: NumericSystem, tab: Tableau, events: tuple[Event, ...], lan
             reach = new["t"]
             if n_ev:
                 fired = kept & (condition(new["t"], y1, lane) <= 0)
-
                 t_ev, y_ev, which = locate(fired, t, h, y, y1, ks, lane, (new["t"], new["y"], lane["which"]))
                 new["t"] = jnp.where(fired, t_ev, new["t"])
                 new["y"] = jnp.where(fired, y_ev, new["y"])
