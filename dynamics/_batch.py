@@ -27,7 +27,7 @@ from ._numeric import NumericSystem
 from ._progress import progress_bar
 from ._sharding import batch_shardings, host_workers, local_devices
 
-__all__ = ["CACHE_BYTES", "CHUNK_BYTES", "CHUNK_LANES", "MIN_BUCKET", "REFILL_BLOCK", "lane_plan",
+__all__ = ["CACHE_BYTES", "CHUNK_BYTES", "CHUNK_LANES", "MIN_BUCKET", "REFILL_BLOCK", "lane_plan", "saved_bucket",
            "run_jax"]
 
 
@@ -119,18 +119,35 @@ def _compiled_lanes(num: NumericSystem, solver: str, events: tuple[Event, ...], 
     return jax.jit(lane_kernel(num, tableau(solver), events, lanes, final_only))
 
 
+def _coarse(x: int, base: int, factor: int = 8) -> int:
+    """The smallest base * factor^k >= x: few buckets, so that few kernels are compiled."""
+    size = base
+    while size < x:
+        size *= factor
+    return size
+
+
+def saved_bucket(n_t: int) -> int:
+    """The number of saved times a kernel is compiled for: 16, 256, or a power of two above."""
+    return 16 if n_t <= 16 else 256 if n_t <= 256 else _pow2_ceil(n_t)
+
+
 def lane_plan(B: int, n: int, n_t: int, stages: int, devices: tuple, chunk_size: int | None) -> tuple[int, int, int]:
     """``(lanes, rows, n_blocks)`` of a lane-kernel run of B trajectories of n states with n_t
-    saved times: lanes per kernel call, rows per call (a power-of-two bucket >= lanes, of which
-    only the real ones run) and the number of calls.
+    saved times: lanes per kernel call, rows per call (of which only the real ones run) and the
+    number of calls.
 
     On CPU a lane block's working set (``stages`` + 6 arrays of n states per lane) stays within
-    CACHE_BYTES and a call's saved output within CHUNK_BYTES; a batch smaller than that runs on
-    as few lanes as covers it on every worker (a power of two, at least MIN_BUCKET, for small
-    systems; exactly, from LARGE_STATE states on). ``chunk_size`` fixes the lanes."""
+    CACHE_BYTES and a call's saved output within CHUNK_BYTES. A batch smaller than that runs on
+    as few lanes as cover it on every worker: for small systems one of the coarse buckets
+    MIN_BUCKET x 8^k (4, 32, 256) and rows either the lanes or a full block, so that a session's
+    varied batch sizes compile few kernels (a padded lane costs tens of nanoseconds a step);
+    from LARGE_STATE states on exactly as many lanes as trajectories. ``chunk_size`` fixes the
+    lanes."""
     workers = max(len(devices), host_workers(devices) * max(1, len(devices)))
     cpu = not devices or devices[0].platform == "cpu"
     per_row = 8.0 * n * max(n_t, 1)
+    large = n >= LARGE_STATE
     if chunk_size is not None:
         lanes = chunk_size
     else:
@@ -141,13 +158,13 @@ def lane_plan(B: int, n: int, n_t: int, stages: int, devices: tuple, chunk_size:
         lanes = _pow2_floor(cap)
         need = -(-B // workers)
         if need < lanes:
-            lanes = need if n >= LARGE_STATE else min(lanes, max(MIN_BUCKET, _pow2_ceil(need)))
-    size = max(lanes, min(REFILL_BLOCK * lanes, int(CHUNK_BYTES // per_row)))
-    n_blocks = -(-B // size)
+            lanes = need if large else min(lanes, _coarse(need, MIN_BUCKET))
+    block = max(lanes, min(REFILL_BLOCK * lanes, int(CHUNK_BYTES // per_row)))
+    n_blocks = -(-B // block)
     n_blocks = min(B, -(-n_blocks // workers) * workers)
     size = -(-B // n_blocks)
     n_blocks = -(-B // size)
-    rows = size if n >= LARGE_STATE and size <= lanes else max(lanes, _pow2_ceil(size))
+    rows = (size if large else lanes) if size <= lanes else block
     return lanes, rows, n_blocks
 
 
@@ -155,13 +172,13 @@ def _run_lanes(num, Y0, P, ts, span, solver, rtol, atol, max_steps, evs, devices
                progress=True, dt=None) -> dict:
     """The named explicit solvers: blocks of trajectories, each run by the lane kernel with
     refill, ``host_workers`` blocks at a time on each device (one device per block, in turn).
-    The saved times are padded to a power of two with +inf (never reached)."""
+    The saved times are padded to ``saved_bucket`` with +inf (never reached)."""
     import jax
 
     B, n = Y0.shape
     final_only = bool(len(ts) == 1 and ts[0] == span[1])
     n_t = len(ts)
-    ts_pad = ts if final_only else np.concatenate([ts, np.full(_pow2_ceil(n_t) - n_t, np.inf)])
+    ts_pad = ts if final_only else np.concatenate([ts, np.full(saved_bucket(n_t) - n_t, np.inf)])
     lanes, rows, n_blocks = lane_plan(B, n, len(ts_pad), tableau(solver).stages, devices, chunk_size)
     size = -(-B // n_blocks)
     fn = _compiled_lanes(num, solver, evs, lanes, final_only)
