@@ -3,8 +3,9 @@
 A vmapped ``diffeqsolve`` carries every trajectory through diffrax's per-lane machinery (solver
 and controller state as pytrees, ``where`` per leaf, a loop written for one trajectory): on an
 ensemble of small systems that bookkeeping, not the right-hand side, is the cost. Here the
-state of a block is an (L, n) array and every stage is one broadcast right-hand-side call on
-it, as the ensemble kernels of DiffEqGPU.jl do. The numerics are diffrax's: the Butcher tableaus
+state of a block of L trajectories is one array, held component-major as (n, L) (one
+contiguous row of lanes per state component), and every stage is one broadcast
+right-hand-side call on it, as the ensemble kernels of DiffEqGPU.jl do. The numerics are diffrax's: the Butcher tableaus
 and dense-output interpolants of ``Tsit5``, ``Dopri5`` and ``Dopri8`` (diffrax's own), the
 initial step and the ``PIDController`` step-size rule (integral control, safety 0.9, factors in
 [0.2, 10], the step floor, a step clipped to end within 100 ulps of t1), so each trajectory
