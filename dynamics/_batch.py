@@ -128,8 +128,9 @@ def _coarse(x: int, base: int, factor: int = 8) -> int:
 
 
 def saved_bucket(n_t: int) -> int:
-    """The number of saved times a kernel is compiled for: 16, 256, or a power of two above."""
-    return 16 if n_t <= 16 else 256 if n_t <= 256 else _pow2_ceil(n_t)
+    """The number of saved times a kernel is compiled for: at least 16, a power of two (padding
+    costs output memory and copies in proportion, so the buckets stay tight above 16)."""
+    return max(16, _pow2_ceil(n_t))
 
 
 def lane_plan(B: int, n: int, n_t: int, stages: int, devices: tuple, chunk_size: int | None) -> tuple[int, int, int]:

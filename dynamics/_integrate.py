@@ -130,8 +130,8 @@ def integrate(
     chunks. What is compiled is cached per (system, solver, events, lanes) (the diffrax path
     also per max_steps and number of saved times); times, ``t_eval`` values, tolerances,
     ``dt`` and (kernel) ``max_steps`` are traced values, and batch sizes and the number of saved
-    times are padded to a few coarse buckets (kernel: 4, 32, 256 or 512 lanes, 16 or 256 saved
-    times; diffrax path: powers of two), so the varied calls of an interactive session compile
+    times are padded to a few coarse buckets (kernel: 4, 32, 256 or 512 lanes, a power of two of at
+    least 16 saved times; diffrax path: powers of two), so the varied calls of an interactive session compile
     few times. Blocks hold at most 512 lanes on CPU (cache sized; 65536 on accelerators) and
     at most CHUNK_BYTES = 32 MiB of saved output, run on all cores at once, one device per
     block; a system of 64 states or more is never padded (a batch of one runs on one lane).
