@@ -20,6 +20,7 @@ from derivations import DynamicalSystem, Names, Params
 from derivations.codegen import check_not_text, interval_words
 
 from ._events import Event
+from ._lanes import LANE_SOLVERS
 
 if TYPE_CHECKING:
     from ._numeric import NumericSystem
@@ -147,7 +148,7 @@ def check_dt(dt: Any, t0: float, t1: float, backend: str, solver: Any) -> float 
     dt = float(dt)
     if not (np.isfinite(dt) and 0 < dt <= t1 - t0):
         raise ValueError(f"dt must be a fixed step in (0, t1 - t0] = (0, {t1 - t0:g}]; got {dt!r}")
-    if backend != "jax" or not (isinstance(solver, str) and solver in ("tsit5", "dopri5", "dopri8")):
+    if backend != "jax" or not (isinstance(solver, str) and solver in LANE_SOLVERS):
         raise ValueError("dt (a fixed step) runs on the jax backend with solver 'tsit5', 'dopri5' or 'dopri8'; got "
                          f"backend={backend!r}, solver={solver_name(solver)!r}")
     return dt
