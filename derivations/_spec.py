@@ -1,5 +1,5 @@
 """The model specification: loss, predictor, target, stop-gradient, views, data, and the
-approximations (norm and moment treatment) of one linear non-contrastive model."""
+approximations (norm and moment treatment, batch size) of one linear non-contrastive model."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 import sympy as sp
 
 from ._losses import A, B, C, BUILTIN_LOSSES, loss_expression
+from ._batch_losses import BATCH_LOSSES
 
 __all__ = ["ModelSpec"]
 
@@ -18,10 +19,11 @@ _ALLOWED = {
     "predictor": ("learned", "directpred", "none"),
     "views": ("both", "one"),
     "data": ("isotropic", "spectrum"),
+    "batch": ("infinite", "finite"),
 }
-_FLAGS = ("stop_gradient", "normalize", "eps")
+_FLAGS = ("stop_gradient", "normalize", "eps", "standardize")
 _ORDERS = (1, 2)
-_LOSS_NAMES = tuple(BUILTIN_LOSSES) + ("isoloss",)
+_LOSS_NAMES = tuple(BUILTIN_LOSSES) + ("isoloss",) + tuple(BATCH_LOSSES)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,28 @@ class ModelSpec:
                                  cosine gradient g = dL/da reaches Phi as g x1^T.
 
         IsoLoss variants need a predictor that is not learned (it gets no gradient).
+
+        Or a loss of the batch's moment matrices (no per-sample form; z1 = Phi x1 and
+        z2 = Phi_t x2 the two branches' embeddings, C = E[z1 z2^T] the cross-correlation,
+        V1 = E[z1 z1^T], V2 = E[z2 z2^T]; see ``derivations.batch_loss``)::
+
+            "barlow-twins"          sum_i (1 - C_ii)^2 + lambda_BT sum_{i != j} C_ij^2, C
+                                    the cross-correlation of the per-dimension standardised
+                                    embeddings (``standardize=True``, Barlow Twins) or of
+                                    the raw ones (``standardize=False``, Simon et al. 2023)
+            "vicreg"                lambda_inv E||z1 - z2||^2
+                                    + mu_var/2 sum_i [relu(gamma - sqrt(V1_ii + eps_var))
+                                                      + relu(gamma - sqrt(V2_ii + eps_var))]
+                                    + nu_cov sum_{i != j} [V1_ij^2 + V2_ij^2]
+                                    (VICReg's terms summed over dimensions: the reference
+                                    code's means over dimensions divide mu_var and nu_cov
+                                    by h, and lambda_inv by h)
+            "spectral-contrastive"  -2 E[<z1, z2>] + E[<z1, z2'>^2], z2' from an
+                                    independent sample (HaoChen et al. 2021)
+
+        They default to no predictor and no stop-gradient (one network, both branches
+        trained); their weights (lambda_BT, lambda_inv, mu_var, nu_cov, gamma, eps_var) are
+        parameters of the derived system.
     target : str
         "simsiam": Phi_a = Phi; "ema": dPhi_a/dt = beta (Phi - Phi_a) (BYOL); with EMA the
         frozen-tau analysis is ``derive(spec).freeze("tau")``.
@@ -69,15 +93,17 @@ class ModelSpec:
         For losses that involve the norms. "exact": the remaining Gaussian averages exact
         (Isserlis). "leading": B replaced by its mean T (self-averaging at large width), which
         drops the O(1/h) terms such as 2 tau p^2 s^2.
-    predictor : str
-        "learned": W_P = Psi, trained, dPsi/dt = -alpha_p dJ/dPsi - eta Psi. "directpred":
+    predictor : str or None
+        None: "learned" for per-sample losses, "none" for losses of the batch's moments
+        (which take no other). "learned": W_P = Psi, trained, dPsi/dt = -alpha_p dJ/dPsi - eta Psi. "directpred":
         W_P = F^alpha, F = Phi Phi^T (eigenvalue s), set in closed form (no gradient through
         it), exponent parameter ``alpha``; ``normalize`` divides F by its largest eigenvalue
         s_max, ``eps`` adds eps to every predictor eigenvalue: w = (s/s_max)^alpha + eps.
         "none": W_P = I.
-    stop_gradient : bool
+    stop_gradient : bool or None
         True (the target is a constant inside each gradient) or False (SimSiam only: the
-        gradient also flows through the target branch b = Phi x2).
+        gradient also flows through the target branch b = Phi x2). None: True for
+        per-sample losses, False for losses of the batch's moments.
     views : str
         "both" (noise on both views) or "one" (the first view clean, x1 = x).
     data : str
@@ -87,6 +113,13 @@ class ModelSpec:
         DirectPred only: divide F by its largest eigenvalue.
     eps : bool
         DirectPred only: add the parameter eps to every predictor eigenvalue.
+    standardize : bool or None
+        Barlow Twins only: standardise every embedding dimension over the batch before the
+        cross-correlation (True, the default for "barlow-twins") or not (False).
+    batch : str
+        Losses of the batch's moments only. "infinite": the population loss (the batch loss
+        as B -> infinity). "finite": the expected batch loss at batch size B, a parameter
+        ``batch`` (exact where it is closed form, else to O(1/B); see ``derive``).
     order : int or None
         ``norms="expansion"`` only: the number of 1/K corrections kept beyond the leading
         order (1 or 2; None means 1). None for every other norm treatment.
@@ -103,23 +136,34 @@ class ModelSpec:
         An unknown value, a loss that is not an expression in A, B, C or does not depend on
         the online output, or a combination that makes no sense (IsoLoss with a learned
         predictor; no stop-gradient with an EMA target or with IsoLoss; ``normalize`` or
-        ``eps`` without the DirectPred predictor; ``order`` without ``norms="expansion"``).
+        ``eps`` without the DirectPred predictor; ``order`` without ``norms="expansion"``;
+        a loss of the batch's moments with a predictor, an EMA target or an approximation
+        of the norms; ``standardize`` other than with Barlow Twins; ``batch="finite"`` with
+        a per-sample loss).
     """
 
     loss: str | sp.Expr = "euclidean"
     target: str = "simsiam"
     norms: str = "frozen"
     moments: str = "exact"
-    predictor: str = "learned"
-    stop_gradient: bool = True
+    predictor: str | None = None
+    stop_gradient: bool | None = None
     views: str = "both"
     data: str = "isotropic"
     normalize: bool = False
     eps: bool = False
     order: int | None = None
+    standardize: bool | None = None
+    batch: str = "infinite"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "loss", _canonical_loss(self.loss))
+        moments_loss = self.batch_statistics
+        defaults = {"predictor": "none" if moments_loss else "learned", "stop_gradient": not moments_loss,
+                    "standardize": self.loss == "barlow-twins"}
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in _FLAGS:
@@ -136,6 +180,17 @@ class ModelSpec:
                         f"ModelSpec.{f.name}={value!r} is not allowed; "
                         f"choose one of {', '.join(map(repr, _ALLOWED[f.name]))}"
                     )
+        if moments_loss:
+            self._check_batch_loss()
+        else:
+            if self.batch != "infinite":
+                raise ValueError(
+                    f"ModelSpec.batch={self.batch!r} is an option of the losses of the batch's moments "
+                    f"({', '.join(map(repr, BATCH_LOSSES))}); a per-sample loss has no batch-size effect "
+                    "on its expected gradient"
+                )
+            if self.standardize:
+                raise ValueError(f"ModelSpec: standardize=True is an option of loss='barlow-twins'; got loss={self.loss!r}")
         if self.isoloss and self.predictor == "learned":
             raise ValueError(
                 f"ModelSpec: loss={self.loss!r} gives the predictor no gradient, so it cannot be "
@@ -174,6 +229,21 @@ class ModelSpec:
             object.__setattr__(self, "norms", "frozen")
             object.__setattr__(self, "moments", "exact")
 
+    def _check_batch_loss(self) -> None:
+        conflicts = []
+        if self.predictor != "none":
+            conflicts.append(f"predictor={self.predictor!r} (these losses are derived for one network, predictor='none')")
+        if self.target != "simsiam":
+            conflicts.append(f"target={self.target!r} (the target is the online network, target='simsiam')")
+        if self.norms != "frozen" or self.moments != "exact":
+            conflicts.append(f"norms={self.norms!r}, moments={self.moments!r} (there are no norms to approximate)")
+        if self.order is not None:
+            conflicts.append(f"order={self.order!r} (an option of norms='expansion')")
+        if self.standardize and self.loss != "barlow-twins":
+            conflicts.append("standardize=True (an option of loss='barlow-twins')")
+        if conflicts:
+            raise ValueError(f"ModelSpec: loss={self.loss!r} does not take " + "; ".join(conflicts))
+
     def _check_order(self) -> None:
         order = self.order
         if order is not None and (isinstance(order, bool) or not isinstance(order, int)):
@@ -193,8 +263,25 @@ class ModelSpec:
     @property
     def loss_expr(self) -> sp.Expr:
         """The per-sample loss L(A, B, C) whose gradient with respect to a drives the model
-        (for IsoLoss the loss whose gradient g = dL/da reaches Phi as g x1^T)."""
+        (for IsoLoss the loss whose gradient g = dL/da reaches Phi as g x1^T).
+
+        Raises
+        ------
+        ValueError
+            A loss of the batch's moments, which has no per-sample form.
+        """
+        if self.batch_statistics:
+            raise ValueError(
+                f"ModelSpec(loss={self.loss!r}) is a loss of the batch's moment matrices; it has no per-sample "
+                "form L(A, B, C) (see derivations.batch_loss)"
+            )
         return loss_expression(self.loss)
+
+    @property
+    def batch_statistics(self) -> bool:
+        """True for the losses of the batch's moment matrices (Barlow Twins, VICReg,
+        spectral contrastive), False for the per-sample losses L(A, B, C)."""
+        return isinstance(self.loss, str) and self.loss in BATCH_LOSSES
 
     @property
     def isoloss(self) -> bool:
@@ -205,25 +292,31 @@ class ModelSpec:
     def involves_norms(self) -> bool:
         """True if the loss is not a polynomial in A, B, C (it divides by or takes roots of
         the norms), so the norm and moment treatments apply."""
-        return not self.loss_expr.is_polynomial(A, B, C)
+        return not self.batch_statistics and not self.loss_expr.is_polynomial(A, B, C)
 
     @property
     def label(self) -> str:
         """Short human-readable name, e.g. ``cosine/simsiam (frozen norms, exact moments)``."""
         loss = self.loss if isinstance(self.loss, str) else f"L = {sp.sstr(self.loss)}"
-        base = f"{loss}/{self.target}"
+        base = loss if self.batch_statistics else f"{loss}/{self.target}"
         extras = []
         if self.predictor == "directpred":
             opts = [o for o in ("normalize", "eps") if getattr(self, o)]
             extras.append("DirectPred predictor" + (f" ({', '.join(opts)})" if opts else ""))
-        elif self.predictor == "none":
+        elif self.predictor == "none" and not self.batch_statistics:
             extras.append("no predictor")
-        if not self.stop_gradient:
+        if self.batch_statistics and self.stop_gradient:
+            extras.append("stop-gradient")
+        elif not self.stop_gradient and not self.batch_statistics:
             extras.append("no stop-gradient")
         if self.views == "one":
             extras.append("one-view noise")
         if self.data == "spectrum":
             extras.append("data spectrum")
+        if self.loss == "barlow-twins":
+            extras.append("standardised" if self.standardize else "not standardised")
+        if self.batch == "finite":
+            extras.append("finite batch")
         if self.norms == "exact":
             extras.append("exact at finite width")
         elif self.norms == "expansion":
@@ -245,6 +338,9 @@ class ModelSpec:
         out.update(_ALLOWED)
         out.update({flag: (False, True) for flag in _FLAGS})
         out["order"] = (None,) + _ORDERS
+        out["predictor"] = (None,) + out["predictor"]
+        out["stop_gradient"] = (None, False, True)
+        out["standardize"] = (None, False, True)
         return out
 
 
@@ -253,7 +349,7 @@ def _canonical_loss(loss: object) -> str | sp.Expr:
     if isinstance(loss, str):
         if loss == "isoloss":
             return "isoloss-euclidean"
-        if loss in BUILTIN_LOSSES:
+        if loss in BUILTIN_LOSSES or loss in BATCH_LOSSES:
             return loss
         try:
             expr = sp.parse_expr(loss, local_dict={"A": A, "B": B, "C": C})
