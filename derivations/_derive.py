@@ -106,7 +106,11 @@ def derive(spec: ModelSpec | None = None, /, *, cache: bool = True, **fields: ob
     key = cache_key(spec, _version())
     system = load_cached(key) if cache else None
     if system is None:
-        if spec.norms == "expansion":
+        if spec.batch_statistics:
+            from ._derive_batch import derive_batch
+
+            system = derive_batch(spec)
+        elif spec.norms == "expansion":
             from ._expansion import expansion_spec, expansion_system
 
             system = expansion_system(spec, derive(expansion_spec(spec), cache=cache))
