@@ -14,6 +14,9 @@ Gradients:
 - "expected" (losses quadratic in the samples, e.g. Euclidean and IsoLoss-Euclidean): J is
   the exact Gaussian average, integrated as an ODE with diffrax (Tsit5, rtol 1e-10), or
   iterated as the exact expected-gradient map when a learning rate ``lr`` is given.
+The losses of the batch's moment matrices (Barlow Twins, VICReg, spectral contrastive) are
+trained with real batch statistics only: J is the loss of each fresh batch
+(``derivations.batch_loss_function``), and the mean batch loss is recorded.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from numpy.typing import ArrayLike
 from derivations import (
     ModelSpec,
     Params,
+    batch_loss_function,
     expected_loss,
     network_params,
     predictor_matrix,
@@ -120,6 +124,10 @@ class NetworkRun(Value):
     target_offdiag : numpy.ndarray or None
         (n,) the off-diagonal mass of Phi_a Phi^T in the eigenbasis of F (EMA target only,
         else None).
+    batch_loss : numpy.ndarray or None
+        (n,) for a loss of the batch's moments: the batch loss averaged over the steps since
+        the previous record (at t = 0: the loss of one batch at the start); None for
+        per-sample losses.
     """
 
     t: np.ndarray
@@ -149,6 +157,7 @@ class NetworkRun(Value):
     offdiag: np.ndarray | None = None
     data_angles: np.ndarray | None = None
     target_offdiag: np.ndarray | None = None
+    batch_loss: np.ndarray | None = None
 
     def scale_free(self) -> dict[str, np.ndarray]:
         """``p / ||W_P||_F`` and ``s / ||Phi||_F^2``: the spectrum the cosine loss actually sees.
@@ -204,12 +213,12 @@ def _random_orthogonal(rng: np.random.Generator, h: int) -> np.ndarray:
 
 
 def aligned_init(h: int, spectra: Mapping[str, ArrayLike], *, seed: int = 0, d: int | None = None,
-                 basis: ArrayLike | None = None) -> dict[str, np.ndarray]:
+                 basis: ArrayLike | None = None, output_basis: ArrayLike | None = None) -> dict[str, np.ndarray]:
     """Psi = U diag(p) U^T, Phi = U diag(sqrt(s)) V_h^T, Phi_a = U diag(tau sqrt(s)) V_h^T.
 
-    U (h x h) is a random orthogonal basis; V (d x d, default d = h) the input basis (random,
-    or ``basis``: the data's eigenbasis, columns in mode order), V_h its first h columns: mode
-    j of the network reads input direction v_j.
+    U (h x h) is a random orthogonal basis (or ``output_basis``); V (d x d, default d = h) the
+    input basis (random, or ``basis``: the data's eigenbasis, columns in mode order), V_h its
+    first h columns: mode j of the network reads input direction v_j.
 
     Parameters
     ----------
@@ -223,6 +232,10 @@ def aligned_init(h: int, spectra: Mapping[str, ArrayLike], *, seed: int = 0, d: 
         The input dimension (>= h; default h).
     basis : array_like, optional
         The input basis V, an orthogonal (d, d) matrix; default random.
+    output_basis : array_like, optional
+        The output basis U, an orthogonal (h, h) matrix; default random. The losses of the
+        batch's moments are sums over the embedding coordinates, so their aligned points
+        have U a signed permutation (``simulate_network`` uses the identity).
 
     Returns
     -------
@@ -233,7 +246,7 @@ def aligned_init(h: int, spectra: Mapping[str, ArrayLike], *, seed: int = 0, d: 
     ------
     ValueError
         Spectra of the wrong shape, non-finite or negative s, d < h or a basis that is not a
-        d x d orthogonal matrix.
+        d x d (an output basis not an h x h) orthogonal matrix.
     KeyError
         ``spectra`` has no "s".
     """
@@ -245,6 +258,8 @@ def aligned_init(h: int, spectra: Mapping[str, ArrayLike], *, seed: int = 0, d: 
     V = _random_orthogonal(rng, d)
     if basis is not None:
         V = _check_basis(basis, d)
+    if output_basis is not None:
+        U = _check_basis(output_basis, h, "output_basis")
     p = np.asarray(spectra.get("p", np.ones(h)), dtype=float)
     s = np.asarray(spectra["s"], dtype=float)
     tau = np.asarray(spectra.get("tau", np.ones(h)), dtype=float)
@@ -399,7 +414,10 @@ def spectral_norms(spectrum: Mapping[str, Any], sigma2: float) -> dict[str, floa
 
 def is_quadratic(spec: ModelSpec) -> bool:
     """True when the per-sample loss is quadratic in the samples (degree <= 1 in A, B, C):
-    its Gaussian average is exact (``expected`` gradients) and depends on second moments only."""
+    its Gaussian average is exact (``expected`` gradients) and depends on second moments only.
+    False for the losses of the batch's moments (no per-sample form)."""
+    if spec.batch_statistics:
+        return False
     expr = spec.loss_expr
     return bool(expr.is_polynomial(A, B, C) and sp.Poly(expr, A, B, C).total_degree() <= 1)
 
@@ -448,7 +466,9 @@ def _check_params(spec: ModelSpec, params: Any, lam_given: bool) -> tuple[dict[s
         if isinstance(v, bool) or not np.isscalar(v) or not np.isfinite(float(v)):
             raise ValueError(f"params[{n!r}] must be a finite scalar; got {v!r}")
         out[n] = float(v)
-    for n, strict in (("sigma2", False), ("eta", False), ("alpha_p", True), ("beta", False), ("alpha", True), ("eps", False)):
+    for n, strict in (("sigma2", False), ("eta", False), ("alpha_p", True), ("beta", False), ("alpha", True), ("eps", False),
+                      ("lambda_BT", False), ("lambda_inv", False), ("mu_var", False), ("nu_cov", False),
+                      ("gamma", True), ("eps_var", False)):
         if n in out and (out[n] <= 0 if strict else out[n] < 0):
             raise ValueError(f"params[{n!r}] must be {'> 0' if strict else '>= 0'}; got {out[n]}")
     return out, by_name.get("lambda")
@@ -574,7 +594,8 @@ def simulate_network(
         spectra = None
     else:
         spectra = init if init is not None else default_spectrum(h, alpha_p=prm.get("alpha_p", 1.0), seed=seed)
-        start = aligned_init(h, spectra, seed=seed, d=d, basis=basis)
+        start = aligned_init(h, spectra, seed=seed, d=d, basis=basis,
+                             output_basis=np.eye(h) if spec.batch_statistics else None)
     lam_j = jnp.asarray(lam_d)
     cov = view_covariance(spec, lam_j, prm, basis=jnp.asarray(start["V"]))
     weights0 = _initial_weights(spec, start)
@@ -614,11 +635,12 @@ def _final_weights(spec: ModelSpec, prm: Mapping[str, float], final: Mapping, st
     return final_np
 
 
-def _check_basis(basis: ArrayLike, d: int) -> np.ndarray:
+def _check_basis(basis: ArrayLike, d: int, name: str = "basis") -> np.ndarray:
     """The input basis as a (d, d) orthogonal NumPy matrix, or ValueError."""
     V = np.asarray(basis, dtype=float)
     if V.shape != (d, d) or not np.allclose(V.T @ V, np.eye(d), atol=FLOAT_RTOL):
-        raise ValueError(f"basis must be an orthogonal ({d}, {d}) matrix (columns = data eigenvectors)")
+        what = "columns = data eigenvectors" if name == "basis" else "columns = the modes' output directions"
+        raise ValueError(f"{name} must be an orthogonal ({d}, {d}) matrix ({what})")
     return V
 
 
@@ -658,6 +680,11 @@ def _check_run(spec: ModelSpec, gradient: str, lr, dt, n_records, record_every) 
         gradient = "expected" if is_quadratic(spec) else "sampled"
     if gradient not in ("sampled", "expected"):
         raise ValueError(f"gradient={gradient!r} is not allowed; choose 'sampled', 'expected' or 'auto'")
+    if gradient == "expected" and spec.batch_statistics:
+        raise ValueError(
+            f"gradient='expected' is not available for {spec.label}: a loss of the batch's moments is trained on "
+            "real batch statistics; use gradient='sampled' (or 'auto'), with batch= the batch size"
+        )
     if gradient == "expected" and not is_quadratic(spec):
         raise ValueError(
             f"gradient='expected' needs a closed-form Gaussian average: only the Euclidean loss and other losses "
@@ -750,8 +777,9 @@ def _record_times(t1: float, step: float | None, n_records: int | None, record_e
 
 
 def _flows(spec: ModelSpec, prm: Mapping, gradient: str, cov, batch: int, lam_j, V, X) -> dict:
-    """{"expected": w -> flow(w)} or {"sampled": (w, key) -> flow(w) on a fresh batch}: the
-    weight flow of the true loss by autodiff, expected (closed-form Gaussian average) or sampled."""
+    """{"expected": w -> flow(w)} or {"sampled": (w, key) -> (flow(w), batch loss or None) on a
+    fresh batch, "traced": whether the batch loss is recorded}: the weight flow of the true loss
+    by autodiff, expected (closed-form Gaussian average) or sampled."""
     import jax
     import jax.numpy as jnp
 
@@ -763,7 +791,8 @@ def _flows(spec: ModelSpec, prm: Mapping, gradient: str, cov, batch: int, lam_j,
             return weight_flow(spec, w, g, prm)
 
         return {"expected": expected_flow}
-    per_sample = sample_loss(spec)
+    batch_loss = batch_loss_function(spec) if spec.batch_statistics else None
+    per_sample = None if batch_loss is not None else sample_loss(spec)
     Xj = None if X is None else jnp.asarray(X)
     sigma = float(np.sqrt(prm["sigma2"]))
 
@@ -778,10 +807,13 @@ def _flows(spec: ModelSpec, prm: Mapping, gradient: str, cov, batch: int, lam_j,
 
     def sampled_flow(w, key):
         x1, x2 = draw(key)
+        if batch_loss is not None:
+            value, g = jax.value_and_grad(lambda w_, f_: batch_loss(w_, f_, x1, x2, prm))(w, w)
+            return weight_flow(spec, w, g, prm), value
         g = jax.grad(lambda w_, f_: jnp.mean(per_sample(w_, f_, x1, x2, prm)))(w, w)
-        return weight_flow(spec, w, g, prm)
+        return weight_flow(spec, w, g, prm), None
 
-    return {"sampled": sampled_flow}
+    return {"sampled": sampled_flow, "traced": batch_loss is not None}
 
 
 def _run_flow(expected_flow, record, weights0: dict, t1: float, ts: np.ndarray) -> tuple[dict, dict]:
@@ -808,18 +840,26 @@ def _run_steps(flows: dict, record, weights0: dict, steps: np.ndarray, step: flo
 
     flow = flows.get("expected")
     sampled = flows.get("sampled")
+    traced = flows.get("traced", False)
 
     def one_step(w, key):
-        f = flow(w) if flow is not None else sampled(w, key)
-        return {k: w[k] + step * f[k] for k in w}, None
+        f, value = (flow(w), None) if flow is not None else sampled(w, key)
+        return {k: w[k] + step * f[k] for k in w}, value
 
     @jax.jit
     def segment(w, keys):
-        w, _ = jax.lax.scan(one_step, w, keys)
-        return w, record(w)
+        w, values = jax.lax.scan(one_step, w, keys)
+        rec = record(w)
+        if traced:
+            rec["batch_loss"] = jnp.mean(values)
+        return w, rec
 
-    w, rows = weights0, [record(weights0)]
     key = jax.random.PRNGKey(seed)
+    first = record(weights0)
+    if traced:
+        key, sub = jax.random.split(key)
+        first["batch_loss"] = sampled(weights0, sub)[1]
+    w, rows = weights0, [first]
     with progress_bar(int(steps[-1]), "simulate_network", progress, unit="step") as bar:
         for length in np.diff(steps):
             key, sub = jax.random.split(key)
