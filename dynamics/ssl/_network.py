@@ -128,6 +128,12 @@ class NetworkRun(Value):
         (n,) for a loss of the batch's moments: the batch loss averaged over the steps since
         the previous record (at t = 0: the loss of one batch at the start); None for
         per-sample losses.
+    moment_offdiag : numpy.ndarray or None
+        (n, 3) for a loss of the batch's moments: the off-diagonal mass
+        ``||offdiag(M)||_F / ||M||_F`` of the population moment matrices M = C = E[z1 z2^T],
+        V1 = E[z1 z1^T], V2 = E[z2 z2^T] (columns in this order) in the embedding
+        coordinates: 0 on the aligned points of these losses (every moment matrix diagonal),
+        whatever the basis U; None for per-sample losses.
     """
 
     t: np.ndarray
@@ -158,6 +164,7 @@ class NetworkRun(Value):
     data_angles: np.ndarray | None = None
     target_offdiag: np.ndarray | None = None
     batch_loss: np.ndarray | None = None
+    moment_offdiag: np.ndarray | None = None
 
     def scale_free(self) -> dict[str, np.ndarray]:
         """``p / ||W_P||_F`` and ``s / ||Phi||_F^2``: the spectrum the cosine loss actually sees.
@@ -512,24 +519,31 @@ def simulate_network(
     Parameters
     ----------
     spec : ModelSpec; the network uses the TRUE per-sample loss of every option (predictor,
-        stop-gradient, views, data, IsoLoss, any loss expression); ``norms`` and ``moments``
-        are approximations of the theory and do not matter here.
+        stop-gradient, views, data, IsoLoss, any loss expression), or the TRUE loss of each
+        batch for the losses of the batch's moments (Barlow Twins, VICReg, spectral
+        contrastive: ``derivations.batch_loss_function``); ``norms``, ``moments`` and
+        ``batch`` are approximations of the theory and do not matter here.
     params : sigma2, eta and, as the spec needs them, alpha_p (learned predictor), beta (EMA),
-        alpha and eps (DirectPred), lambda (data='spectrum': the data variances, length d,
-        unless ``lam`` is given).
+        alpha and eps (DirectPred), the loss's weights (lambda_BT; lambda_inv, mu_var, nu_cov,
+        gamma, eps_var), lambda (data='spectrum': the data variances, length d, unless
+        ``lam`` is given).
     h : width; the input dimension d defaults to h (or to the data's dimension).
     t1 : training time (discrete time: t = steps * lr, so t1 / lr steps).
     dt : step (learning rate) of the sampled gradient flow, default 0.01; not with ``lr``.
     lr : a finite learning rate: DISCRETE-time gradient descent W <- W + lr * flow(W), with a
         fresh batch per step ("sampled") or the exact expected-gradient map ("expected"),
         where the default continuous "expected" run integrates the flow.
-    batch : samples per step ("sampled").
+    batch : samples per step ("sampled"); the batch of the batch statistics for the losses of
+        the batch's moments (>= 2 for them).
     gradient : "sampled", "expected" (losses quadratic in the samples) or "auto" (expected
-        when the loss is quadratic in the samples, sampled otherwise).
+        when the loss is quadratic in the samples, sampled otherwise: always for the losses
+        of the batch's moments, which train on real batch statistics).
     init : the start, decided by its keys. (a) Initial spectra {"s": (h,)[, "p": (h,),
         "tau": (h,)]} (p for a learned predictor, tau for EMA): the aligned start
         ``aligned_init(h, init, seed=seed, d=d, basis=basis)``; default
-        ``default_spectrum(h, alpha_p=alpha_p)``. (b) Weights {"Phi": (h, d)[, "Psi": (h, h),
+        ``default_spectrum(h, alpha_p=alpha_p)``. For the losses of the batch's moments (sums
+        over the embedding coordinates) the aligned start has U = I: mode j is embedding
+        coordinate j. (b) Weights {"Phi": (h, d)[, "Psi": (h, h),
         "Phi_a": (h, d)]} (any matrices, e.g. ``random_weights(spec, h)``): exactly the
         weights the spec trains, "Psi" for a learned predictor (required), "Phi_a" for an EMA
         target (default Phi). The basis U in which p, s, tau are recorded is then the
@@ -560,7 +574,10 @@ def simulate_network(
     (symmetrised) predictor, the angles between their top-k eigenspaces, the off-diagonal
     mass of W_P in F's current eigenbasis (and of Phi_a Phi^T for an EMA target) and, for a
     data spectrum, data set or given ``basis``, the angles between the top-k right singular
-    vectors of Phi and the first k data eigenvectors (``data_angles``).
+    vectors of Phi and the first k data eigenvectors (``data_angles``). For the losses of the
+    batch's moments also the mean batch loss between records (``batch_loss``) and the
+    off-diagonal mass of the moment matrices in the embedding coordinates
+    (``moment_offdiag``).
 
     Raises
     ------
@@ -568,7 +585,8 @@ def simulate_network(
         ``spec`` is not a ModelSpec.
     ValueError
         Missing or unknown parameters, bad sizes or times, a spectrum of the wrong length or
-        for isotropic data, ``gradient='expected'`` for a loss not quadratic in the samples,
+        for isotropic data, ``gradient='expected'`` for a loss not quadratic in the samples
+        (or a loss of the batch's moments), a batch of 1 for a loss of the batch's moments,
         a t1 that is not a whole number of steps, or an init with weights that are missing,
         not trained by the spec, of the wrong shape or not finite, or mixed with spectra.
     """
@@ -579,7 +597,7 @@ def simulate_network(
     check_progress(progress)
     prm, lam_param = _check_params(spec, params, lam is not None)
     h = _positive_int("h", h)
-    batch = _positive_int("batch", batch)
+    batch = _positive_int("batch", batch, 2 if spec.batch_statistics else 1)
     t1 = _positive_float("t1", t1)
     gradient, lr, dt, n_records, record_every = _check_run(spec, gradient, lr, dt, n_records, record_every)
     X, lam_d, basis = _data_model(spec, h, d, lam if lam is not None else lam_param, samples, basis, lam is not None or lam_param is not None)
@@ -752,7 +770,12 @@ def _recorder(spec: ModelSpec, prm: Mapping, U, cov, d: int, data_basis=None):
             "a_norm2": jnp.sum((WPhi @ S11) * WPhi), "b_norm2": jnp.sum((Phi_t @ S22) * Phi_t),
             **{k: v for k, v in alignment_observables(spec, w, prm, data_basis=data_basis).items()
                if k != "target_offdiag" or ema},
+            **({"moment_offdiag": moment_offdiag(Phi, Phi_t)} if spec.batch_statistics else {}),
         }
+
+    def moment_offdiag(Phi, Phi_t):
+        moments = (Phi @ cov[:d, d:] @ Phi_t.T, Phi @ cov[:d, :d] @ Phi.T, Phi_t @ cov[d:, d:] @ Phi_t.T)
+        return jnp.stack([off(M, jnp.sum(M**2)) for M in moments])
 
     return record
 
