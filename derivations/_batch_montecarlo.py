@@ -68,7 +68,7 @@ class BatchMonteCarlo:
         mean(U^T grad V): the aligned ansatz says the off-diagonal part vanishes in
         expectation, so this is O(noise) (nan where the diagonal vanishes).
     off_z : float
-        The largest |mean / SE| over the off-diagonal entries of U^T grad V (nan for h = 1).
+        The largest ``|mean / SE|`` over the off-diagonal entries of U^T grad V (nan for h = 1).
     loss : float
         The mean batch loss.
     U, V : numpy.ndarray
