@@ -39,6 +39,8 @@ from ._export import to_xppaut  # noqa: E402
 from ._verify import VerifyReport, verify  # noqa: E402
 from ._typing import Params  # noqa: E402
 from ._truth import (  # noqa: E402
+    BATCH_LOSS_PARAMS,
+    batch_loss_function,
     expected_loss,
     network_params,
     predictor_matrix,
@@ -47,6 +49,7 @@ from ._truth import (  # noqa: E402
     view_covariance,
     weight_flow,
 )
+from ._batch_montecarlo import BatchMonteCarlo, monte_carlo_batch  # noqa: E402
 
 
 __all__ = [
@@ -99,6 +102,10 @@ __all__ = [
     "sample_views",
     "predictor_matrix",
     "weight_flow",
+    "batch_loss_function",
+    "BATCH_LOSS_PARAMS",
+    "monte_carlo_batch",
+    "BatchMonteCarlo",
     "cache_dir",
     "clear_cache",
     "verify",

@@ -63,6 +63,12 @@ _RANGES = {
     "beta": (0.1, 1.0),
     "alpha": (0.25, 1.25),
     "eps": (0.01, 0.3),
+    "lambda_BT": (0.005, 0.5),
+    "lambda_inv": (0.5, 2.0),
+    "mu_var": (0.5, 2.0),
+    "nu_cov": (0.01, 0.5),
+    "gamma": (0.5, 1.5),
+    "eps_var": (1e-4, 1e-2),
 }
 """Where random points and parameters are drawn (uniform); sqrt(s) = phi."""
 

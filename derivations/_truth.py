@@ -9,7 +9,12 @@ Gaussian average of a loss quadratic in the samples is exact (``expected_loss``)
 
 Weights: ``{"Phi": (h, d)}`` plus ``"Psi": (h, h)`` for a learned predictor and
 ``"Phi_a": (h, d)`` for an EMA target. Parameters: ``sigma2``, ``eta`` and, as the spec needs
-them, ``alpha_p`` (learned predictor), ``beta`` (EMA), ``alpha`` and ``eps`` (DirectPred).
+them, ``alpha_p`` (learned predictor), ``beta`` (EMA), ``alpha`` and ``eps`` (DirectPred),
+``lambda_BT`` (Barlow Twins), ``lambda_inv``, ``mu_var``, ``nu_cov``, ``gamma``, ``eps_var``
+(VICReg).
+
+The losses of the batch's moment matrices (Barlow Twins, VICReg, spectral contrastive) have no
+per-sample form: ``batch_loss_function`` gives the loss of one batch as the papers define it.
 """
 
 from __future__ import annotations
@@ -25,8 +30,15 @@ from ._typing import Params
 
 __all__ = [
     "network_params", "predictor_matrix", "sample_loss", "expected_loss", "view_covariance", "weight_flow",
-    "sample_views",
+    "sample_views", "batch_loss_function", "BATCH_LOSS_PARAMS",
 ]
+
+BATCH_LOSS_PARAMS: dict[str, tuple[str, ...]] = {
+    "barlow-twins": ("lambda_BT",),
+    "vicreg": ("lambda_inv", "mu_var", "nu_cov", "gamma", "eps_var"),
+    "spectral-contrastive": (),
+}
+"""The weights each loss of the batch's moments reads, by loss name."""
 
 Weights = Mapping[str, ArrayLike]
 
@@ -43,7 +55,8 @@ def network_params(spec: ModelSpec) -> tuple[str, ...]:
     -------
     tuple of str
         sigma2 and eta, then alpha_p (learned predictor), beta (EMA target), alpha and eps
-        (DirectPred) as the model has them.
+        (DirectPred) as the model has them; for a loss of the batch's moments its weights
+        (``BATCH_LOSS_PARAMS``).
 
     Raises
     ------
@@ -51,6 +64,8 @@ def network_params(spec: ModelSpec) -> tuple[str, ...]:
         ``spec`` is not a ModelSpec (it has no ``predictor``).
     """
     names = ["sigma2", "eta"]
+    if spec.batch_statistics:
+        names.extend(BATCH_LOSS_PARAMS[spec.loss])
     if spec.predictor == "learned":
         names.append("alpha_p")
     if spec.target == "ema":
@@ -342,3 +357,88 @@ def sample_views(
     x2 = x + sigma * jax.random.normal(k2, (n, d))
     x1 = x + sigma * jax.random.normal(k1, (n, d)) if spec.views == "both" else x
     return x1, x2
+
+
+def _standardised(z: Array) -> Array:
+    """Every column centred over the batch and divided by its biased batch std (no eps)."""
+    jnp = _jnp()
+    zc = z - jnp.mean(z, axis=0)
+    return zc / jnp.sqrt(jnp.mean(zc**2, axis=0))
+
+
+def _offdiagonal_sum(M: Array) -> Array:
+    jnp = _jnp()
+    return jnp.sum(M) - jnp.sum(jnp.diagonal(M))
+
+
+def _unbiased_covariance(z: Array) -> Array:
+    jnp = _jnp()
+    zc = z - jnp.mean(z, axis=0)
+    return zc.T @ zc / (z.shape[0] - 1)
+
+
+def batch_loss_function(spec: ModelSpec) -> Callable[[Weights, Weights, Array, Array, Params], Array]:
+    """The loss of one batch, ``f(weights, frozen, x1, x2, params) -> scalar``, for a loss of
+    the batch's moment matrices, as the papers define it.
+
+    z1 = x1 Phi^T and z2 = x2 Phi_t^T (rows are samples, B of them), Phi from ``weights`` and
+    Phi_t = Phi from ``weights`` (no stop-gradient: both branches trained) or from ``frozen``
+    (stop-gradient, as ``sample_loss`` writes it):
+
+    - Barlow Twins (Zbontar et al. 2021): ``sum_i (1 - C_ii)^2 + lambda_BT sum_{i != j}
+      C_ij^2`` with C = Zhat1^T Zhat2 / B, Zhat every column centred and divided by its
+      biased batch standard deviation (``standardize=True``, no eps), or C = Z1^T Z2 / B of
+      the raw embeddings (``standardize=False``, no centring);
+    - VICReg (Bardes et al. 2022): ``lambda_inv mean_b ||z1_b - z2_b||^2 + mu_var/2 sum_i
+      [relu(gamma - sqrt(S1_ii + eps_var)) + relu(gamma - sqrt(S2_ii + eps_var))] + nu_cov
+      sum_{i != j} (S1_ij^2 + S2_ij^2)``, S the centred batch covariance with the unbiased
+      (B - 1) normaliser;
+    - spectral contrastive (HaoChen et al. 2021): ``-(2/B) sum_b <z1_b, z2_b> + 1/(B(B-1))
+      sum_{b != b'} <z1_b, z2_b'>^2`` (the negative pairs are the distinct samples).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        A model with a loss of the batch's moments (``spec.batch_statistics``).
+
+    Returns
+    -------
+    callable
+        ``f(weights, frozen, x1, x2, params)``, x1 and x2 of shape (B, d), returning the
+        batch loss (JAX scalar); ``params`` holds the loss's weights (``network_params``).
+
+    Raises
+    ------
+    ValueError
+        A per-sample loss (use ``sample_loss``).
+    """
+    if not isinstance(spec, ModelSpec) or not spec.batch_statistics:
+        label = spec.label if isinstance(spec, ModelSpec) else repr(spec)
+        raise ValueError(f"batch_loss_function needs a loss of the batch's moments; {label} is a per-sample "
+                         "loss: use sample_loss")
+    jnp = _jnp()
+    name, standardize = spec.loss, spec.standardize
+
+    def f(weights: Weights, frozen: Weights, x1: Array, x2: Array, params: Params) -> Array:
+        Phi = weights["Phi"]
+        Phi_t = frozen["Phi"] if spec.stop_gradient else Phi
+        z1, z2 = x1 @ Phi.T, x2 @ Phi_t.T
+        n = z1.shape[0]
+        if name == "barlow-twins":
+            if standardize:
+                z1, z2 = _standardised(z1), _standardised(z2)
+            C = z1.T @ z2 / n
+            return jnp.sum((1.0 - jnp.diagonal(C)) ** 2) + params["lambda_BT"] * _offdiagonal_sum(C**2)
+        if name == "vicreg":
+            invariance = jnp.mean(jnp.sum((z1 - z2) ** 2, axis=1))
+            S1, S2 = _unbiased_covariance(z1), _unbiased_covariance(z2)
+
+            def hinge(S):
+                return jnp.sum(jnp.maximum(0.0, params["gamma"] - jnp.sqrt(jnp.diagonal(S) + params["eps_var"])))
+
+            return (params["lambda_inv"] * invariance + 0.5 * params["mu_var"] * (hinge(S1) + hinge(S2))
+                    + params["nu_cov"] * (_offdiagonal_sum(S1**2) + _offdiagonal_sum(S2**2)))
+        M = z1 @ z2.T
+        return -2.0 * jnp.trace(M) / n + _offdiagonal_sum(M**2) / (n * (n - 1))
+
+    return f

@@ -14,6 +14,9 @@ Gradients:
 - "expected" (losses quadratic in the samples, e.g. Euclidean and IsoLoss-Euclidean): J is
   the exact Gaussian average, integrated as an ODE with diffrax (Tsit5, rtol 1e-10), or
   iterated as the exact expected-gradient map when a learning rate ``lr`` is given.
+The losses of the batch's moment matrices (Barlow Twins, VICReg, spectral contrastive) are
+trained with real batch statistics only: J is the loss of each fresh batch
+(``derivations.batch_loss_function``), and the mean batch loss is recorded.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from numpy.typing import ArrayLike
 from derivations import (
     ModelSpec,
     Params,
+    batch_loss_function,
     expected_loss,
     network_params,
     predictor_matrix,
@@ -120,6 +124,16 @@ class NetworkRun(Value):
     target_offdiag : numpy.ndarray or None
         (n,) the off-diagonal mass of Phi_a Phi^T in the eigenbasis of F (EMA target only,
         else None).
+    batch_loss : numpy.ndarray or None
+        (n,) for a loss of the batch's moments: the batch loss averaged over the steps since
+        the previous record (at t = 0: the loss of one batch at the start); None for
+        per-sample losses.
+    moment_offdiag : numpy.ndarray or None
+        (n, 3) for a loss of the batch's moments: the off-diagonal mass
+        ``||offdiag(M)||_F / ||M||_F`` of the population moment matrices M = C = E[z1 z2^T],
+        V1 = E[z1 z1^T], V2 = E[z2 z2^T] (columns in this order) in the embedding
+        coordinates: 0 on the aligned points of these losses (every moment matrix diagonal),
+        whatever the basis U; None for per-sample losses.
     """
 
     t: np.ndarray
@@ -149,6 +163,8 @@ class NetworkRun(Value):
     offdiag: np.ndarray | None = None
     data_angles: np.ndarray | None = None
     target_offdiag: np.ndarray | None = None
+    batch_loss: np.ndarray | None = None
+    moment_offdiag: np.ndarray | None = None
 
     def scale_free(self) -> dict[str, np.ndarray]:
         """``p / ||W_P||_F`` and ``s / ||Phi||_F^2``: the spectrum the cosine loss actually sees.
@@ -204,12 +220,12 @@ def _random_orthogonal(rng: np.random.Generator, h: int) -> np.ndarray:
 
 
 def aligned_init(h: int, spectra: Mapping[str, ArrayLike], *, seed: int = 0, d: int | None = None,
-                 basis: ArrayLike | None = None) -> dict[str, np.ndarray]:
+                 basis: ArrayLike | None = None, output_basis: ArrayLike | None = None) -> dict[str, np.ndarray]:
     """Psi = U diag(p) U^T, Phi = U diag(sqrt(s)) V_h^T, Phi_a = U diag(tau sqrt(s)) V_h^T.
 
-    U (h x h) is a random orthogonal basis; V (d x d, default d = h) the input basis (random,
-    or ``basis``: the data's eigenbasis, columns in mode order), V_h its first h columns: mode
-    j of the network reads input direction v_j.
+    U (h x h) is a random orthogonal basis (or ``output_basis``); V (d x d, default d = h) the
+    input basis (random, or ``basis``: the data's eigenbasis, columns in mode order), V_h its
+    first h columns: mode j of the network reads input direction v_j.
 
     Parameters
     ----------
@@ -223,6 +239,10 @@ def aligned_init(h: int, spectra: Mapping[str, ArrayLike], *, seed: int = 0, d: 
         The input dimension (>= h; default h).
     basis : array_like, optional
         The input basis V, an orthogonal (d, d) matrix; default random.
+    output_basis : array_like, optional
+        The output basis U, an orthogonal (h, h) matrix; default random. The losses of the
+        batch's moments are sums over the embedding coordinates, so their aligned points
+        have U a signed permutation (``simulate_network`` uses the identity).
 
     Returns
     -------
@@ -233,7 +253,7 @@ def aligned_init(h: int, spectra: Mapping[str, ArrayLike], *, seed: int = 0, d: 
     ------
     ValueError
         Spectra of the wrong shape, non-finite or negative s, d < h or a basis that is not a
-        d x d orthogonal matrix.
+        d x d (an output basis not an h x h) orthogonal matrix.
     KeyError
         ``spectra`` has no "s".
     """
@@ -245,6 +265,8 @@ def aligned_init(h: int, spectra: Mapping[str, ArrayLike], *, seed: int = 0, d: 
     V = _random_orthogonal(rng, d)
     if basis is not None:
         V = _check_basis(basis, d)
+    if output_basis is not None:
+        U = _check_basis(output_basis, h, "output_basis")
     p = np.asarray(spectra.get("p", np.ones(h)), dtype=float)
     s = np.asarray(spectra["s"], dtype=float)
     tau = np.asarray(spectra.get("tau", np.ones(h)), dtype=float)
@@ -399,7 +421,10 @@ def spectral_norms(spectrum: Mapping[str, Any], sigma2: float) -> dict[str, floa
 
 def is_quadratic(spec: ModelSpec) -> bool:
     """True when the per-sample loss is quadratic in the samples (degree <= 1 in A, B, C):
-    its Gaussian average is exact (``expected`` gradients) and depends on second moments only."""
+    its Gaussian average is exact (``expected`` gradients) and depends on second moments only.
+    False for the losses of the batch's moments (no per-sample form)."""
+    if spec.batch_statistics:
+        return False
     expr = spec.loss_expr
     return bool(expr.is_polynomial(A, B, C) and sp.Poly(expr, A, B, C).total_degree() <= 1)
 
@@ -448,7 +473,9 @@ def _check_params(spec: ModelSpec, params: Any, lam_given: bool) -> tuple[dict[s
         if isinstance(v, bool) or not np.isscalar(v) or not np.isfinite(float(v)):
             raise ValueError(f"params[{n!r}] must be a finite scalar; got {v!r}")
         out[n] = float(v)
-    for n, strict in (("sigma2", False), ("eta", False), ("alpha_p", True), ("beta", False), ("alpha", True), ("eps", False)):
+    for n, strict in (("sigma2", False), ("eta", False), ("alpha_p", True), ("beta", False), ("alpha", True), ("eps", False),
+                      ("lambda_BT", False), ("lambda_inv", False), ("mu_var", False), ("nu_cov", False),
+                      ("gamma", True), ("eps_var", False)):
         if n in out and (out[n] <= 0 if strict else out[n] < 0):
             raise ValueError(f"params[{n!r}] must be {'> 0' if strict else '>= 0'}; got {out[n]}")
     return out, by_name.get("lambda")
@@ -492,24 +519,31 @@ def simulate_network(
     Parameters
     ----------
     spec : ModelSpec; the network uses the TRUE per-sample loss of every option (predictor,
-        stop-gradient, views, data, IsoLoss, any loss expression); ``norms`` and ``moments``
-        are approximations of the theory and do not matter here.
+        stop-gradient, views, data, IsoLoss, any loss expression), or the TRUE loss of each
+        batch for the losses of the batch's moments (Barlow Twins, VICReg, spectral
+        contrastive: ``derivations.batch_loss_function``); ``norms``, ``moments`` and
+        ``batch`` are approximations of the theory and do not matter here.
     params : sigma2, eta and, as the spec needs them, alpha_p (learned predictor), beta (EMA),
-        alpha and eps (DirectPred), lambda (data='spectrum': the data variances, length d,
-        unless ``lam`` is given).
+        alpha and eps (DirectPred), the loss's weights (lambda_BT; lambda_inv, mu_var, nu_cov,
+        gamma, eps_var), lambda (data='spectrum': the data variances, length d, unless
+        ``lam`` is given).
     h : width; the input dimension d defaults to h (or to the data's dimension).
     t1 : training time (discrete time: t = steps * lr, so t1 / lr steps).
     dt : step (learning rate) of the sampled gradient flow, default 0.01; not with ``lr``.
     lr : a finite learning rate: DISCRETE-time gradient descent W <- W + lr * flow(W), with a
         fresh batch per step ("sampled") or the exact expected-gradient map ("expected"),
         where the default continuous "expected" run integrates the flow.
-    batch : samples per step ("sampled").
+    batch : samples per step ("sampled"); the batch of the batch statistics for the losses of
+        the batch's moments (>= 2 for them).
     gradient : "sampled", "expected" (losses quadratic in the samples) or "auto" (expected
-        when the loss is quadratic in the samples, sampled otherwise).
+        when the loss is quadratic in the samples, sampled otherwise: always for the losses
+        of the batch's moments, which train on real batch statistics).
     init : the start, decided by its keys. (a) Initial spectra {"s": (h,)[, "p": (h,),
         "tau": (h,)]} (p for a learned predictor, tau for EMA): the aligned start
         ``aligned_init(h, init, seed=seed, d=d, basis=basis)``; default
-        ``default_spectrum(h, alpha_p=alpha_p)``. (b) Weights {"Phi": (h, d)[, "Psi": (h, h),
+        ``default_spectrum(h, alpha_p=alpha_p)``. For the losses of the batch's moments (sums
+        over the embedding coordinates) the aligned start has U = I: mode j is embedding
+        coordinate j. (b) Weights {"Phi": (h, d)[, "Psi": (h, h),
         "Phi_a": (h, d)]} (any matrices, e.g. ``random_weights(spec, h)``): exactly the
         weights the spec trains, "Psi" for a learned predictor (required), "Phi_a" for an EMA
         target (default Phi). The basis U in which p, s, tau are recorded is then the
@@ -540,7 +574,10 @@ def simulate_network(
     (symmetrised) predictor, the angles between their top-k eigenspaces, the off-diagonal
     mass of W_P in F's current eigenbasis (and of Phi_a Phi^T for an EMA target) and, for a
     data spectrum, data set or given ``basis``, the angles between the top-k right singular
-    vectors of Phi and the first k data eigenvectors (``data_angles``).
+    vectors of Phi and the first k data eigenvectors (``data_angles``). For the losses of the
+    batch's moments also the mean batch loss between records (``batch_loss``) and the
+    off-diagonal mass of the moment matrices in the embedding coordinates
+    (``moment_offdiag``).
 
     Raises
     ------
@@ -548,7 +585,8 @@ def simulate_network(
         ``spec`` is not a ModelSpec.
     ValueError
         Missing or unknown parameters, bad sizes or times, a spectrum of the wrong length or
-        for isotropic data, ``gradient='expected'`` for a loss not quadratic in the samples,
+        for isotropic data, ``gradient='expected'`` for a loss not quadratic in the samples
+        (or a loss of the batch's moments), a batch of 1 for a loss of the batch's moments,
         a t1 that is not a whole number of steps, or an init with weights that are missing,
         not trained by the spec, of the wrong shape or not finite, or mixed with spectra.
     """
@@ -559,7 +597,7 @@ def simulate_network(
     check_progress(progress)
     prm, lam_param = _check_params(spec, params, lam is not None)
     h = _positive_int("h", h)
-    batch = _positive_int("batch", batch)
+    batch = _positive_int("batch", batch, 2 if spec.batch_statistics else 1)
     t1 = _positive_float("t1", t1)
     gradient, lr, dt, n_records, record_every = _check_run(spec, gradient, lr, dt, n_records, record_every)
     X, lam_d, basis = _data_model(spec, h, d, lam if lam is not None else lam_param, samples, basis, lam is not None or lam_param is not None)
@@ -574,7 +612,8 @@ def simulate_network(
         spectra = None
     else:
         spectra = init if init is not None else default_spectrum(h, alpha_p=prm.get("alpha_p", 1.0), seed=seed)
-        start = aligned_init(h, spectra, seed=seed, d=d, basis=basis)
+        start = aligned_init(h, spectra, seed=seed, d=d, basis=basis,
+                             output_basis=np.eye(h) if spec.batch_statistics else None)
     lam_j = jnp.asarray(lam_d)
     cov = view_covariance(spec, lam_j, prm, basis=jnp.asarray(start["V"]))
     weights0 = _initial_weights(spec, start)
@@ -614,11 +653,12 @@ def _final_weights(spec: ModelSpec, prm: Mapping[str, float], final: Mapping, st
     return final_np
 
 
-def _check_basis(basis: ArrayLike, d: int) -> np.ndarray:
+def _check_basis(basis: ArrayLike, d: int, name: str = "basis") -> np.ndarray:
     """The input basis as a (d, d) orthogonal NumPy matrix, or ValueError."""
     V = np.asarray(basis, dtype=float)
     if V.shape != (d, d) or not np.allclose(V.T @ V, np.eye(d), atol=FLOAT_RTOL):
-        raise ValueError(f"basis must be an orthogonal ({d}, {d}) matrix (columns = data eigenvectors)")
+        what = "columns = data eigenvectors" if name == "basis" else "columns = the modes' output directions"
+        raise ValueError(f"{name} must be an orthogonal ({d}, {d}) matrix ({what})")
     return V
 
 
@@ -658,6 +698,11 @@ def _check_run(spec: ModelSpec, gradient: str, lr, dt, n_records, record_every) 
         gradient = "expected" if is_quadratic(spec) else "sampled"
     if gradient not in ("sampled", "expected"):
         raise ValueError(f"gradient={gradient!r} is not allowed; choose 'sampled', 'expected' or 'auto'")
+    if gradient == "expected" and spec.batch_statistics:
+        raise ValueError(
+            f"gradient='expected' is not available for {spec.label}: a loss of the batch's moments is trained on "
+            "real batch statistics; use gradient='sampled' (or 'auto'), with batch= the batch size"
+        )
     if gradient == "expected" and not is_quadratic(spec):
         raise ValueError(
             f"gradient='expected' needs a closed-form Gaussian average: only the Euclidean loss and other losses "
@@ -725,7 +770,12 @@ def _recorder(spec: ModelSpec, prm: Mapping, U, cov, d: int, data_basis=None):
             "a_norm2": jnp.sum((WPhi @ S11) * WPhi), "b_norm2": jnp.sum((Phi_t @ S22) * Phi_t),
             **{k: v for k, v in alignment_observables(spec, w, prm, data_basis=data_basis).items()
                if k != "target_offdiag" or ema},
+            **({"moment_offdiag": moment_offdiag(Phi, Phi_t)} if spec.batch_statistics else {}),
         }
+
+    def moment_offdiag(Phi, Phi_t):
+        moments = (Phi @ cov[:d, d:] @ Phi_t.T, Phi @ cov[:d, :d] @ Phi.T, Phi_t @ cov[d:, d:] @ Phi_t.T)
+        return jnp.stack([off(M, jnp.sum(M**2)) for M in moments])
 
     return record
 
@@ -750,8 +800,9 @@ def _record_times(t1: float, step: float | None, n_records: int | None, record_e
 
 
 def _flows(spec: ModelSpec, prm: Mapping, gradient: str, cov, batch: int, lam_j, V, X) -> dict:
-    """{"expected": w -> flow(w)} or {"sampled": (w, key) -> flow(w) on a fresh batch}: the
-    weight flow of the true loss by autodiff, expected (closed-form Gaussian average) or sampled."""
+    """{"expected": w -> flow(w)} or {"sampled": (w, key) -> (flow(w), batch loss or None) on a
+    fresh batch, "traced": whether the batch loss is recorded}: the weight flow of the true loss
+    by autodiff, expected (closed-form Gaussian average) or sampled."""
     import jax
     import jax.numpy as jnp
 
@@ -763,7 +814,8 @@ def _flows(spec: ModelSpec, prm: Mapping, gradient: str, cov, batch: int, lam_j,
             return weight_flow(spec, w, g, prm)
 
         return {"expected": expected_flow}
-    per_sample = sample_loss(spec)
+    batch_loss = batch_loss_function(spec) if spec.batch_statistics else None
+    per_sample = None if batch_loss is not None else sample_loss(spec)
     Xj = None if X is None else jnp.asarray(X)
     sigma = float(np.sqrt(prm["sigma2"]))
 
@@ -778,10 +830,13 @@ def _flows(spec: ModelSpec, prm: Mapping, gradient: str, cov, batch: int, lam_j,
 
     def sampled_flow(w, key):
         x1, x2 = draw(key)
+        if batch_loss is not None:
+            value, g = jax.value_and_grad(lambda w_, f_: batch_loss(w_, f_, x1, x2, prm))(w, w)
+            return weight_flow(spec, w, g, prm), value
         g = jax.grad(lambda w_, f_: jnp.mean(per_sample(w_, f_, x1, x2, prm)))(w, w)
-        return weight_flow(spec, w, g, prm)
+        return weight_flow(spec, w, g, prm), None
 
-    return {"sampled": sampled_flow}
+    return {"sampled": sampled_flow, "traced": batch_loss is not None}
 
 
 def _run_flow(expected_flow, record, weights0: dict, t1: float, ts: np.ndarray) -> tuple[dict, dict]:
@@ -808,18 +863,26 @@ def _run_steps(flows: dict, record, weights0: dict, steps: np.ndarray, step: flo
 
     flow = flows.get("expected")
     sampled = flows.get("sampled")
+    traced = flows.get("traced", False)
 
     def one_step(w, key):
-        f = flow(w) if flow is not None else sampled(w, key)
-        return {k: w[k] + step * f[k] for k in w}, None
+        f, value = (flow(w), None) if flow is not None else sampled(w, key)
+        return {k: w[k] + step * f[k] for k in w}, value
 
     @jax.jit
     def segment(w, keys):
-        w, _ = jax.lax.scan(one_step, w, keys)
-        return w, record(w)
+        w, values = jax.lax.scan(one_step, w, keys)
+        rec = record(w)
+        if traced:
+            rec["batch_loss"] = jnp.mean(values)
+        return w, rec
 
-    w, rows = weights0, [record(weights0)]
     key = jax.random.PRNGKey(seed)
+    first = record(weights0)
+    if traced:
+        key, sub = jax.random.split(key)
+        first["batch_loss"] = sampled(weights0, sub)[1]
+    w, rows = weights0, [first]
     with progress_bar(int(steps[-1]), "simulate_network", progress, unit="step") as bar:
         for length in np.diff(steps):
             key, sub = jax.random.split(key)
