@@ -24,7 +24,7 @@ def _canonical(sigma: sp.Expr) -> tuple[sp.Expr, bool]:
     return sigma, False
 
 
-def switching_parts(rhs: Sequence[sp.Expr], states: Sequence[sp.Symbol], weight_names: Sequence[str] | None = None,
+def switching_parts(rhs: Sequence[sp.Expr], states: Sequence[sp.Symbol], taken: Sequence[str] = (),
                     ) -> tuple[tuple[sp.Expr, ...], tuple[sp.Symbol, ...], tuple[sp.Expr, ...]]:
     """The switching functions of ``rhs``, the weight symbols and the convexified rows.
 
@@ -34,8 +34,9 @@ def switching_parts(rhs: Sequence[sp.Expr], states: Sequence[sp.Symbol], weight_
         The right-hand sides.
     states : sequence of sympy.Symbol
         The states (a Heaviside factor whose argument holds none is a constant, not a switch).
-    weight_names : sequence of str, optional
-        Names for the weights (default ``h_1``, ``h_2``, ...).
+    taken : sequence of str
+        Names the weights must not take (the states' and parameters'): weight k is ``h_k``,
+        with underscores appended until it is free.
 
     Returns
     -------
@@ -72,8 +73,14 @@ def switching_parts(rhs: Sequence[sp.Expr], states: Sequence[sp.Symbol], weight_
             sigmas.append(canon)
             key = len(sigmas) - 1
         where[atom] = (key, flipped)
-    names = list(weight_names) if weight_names is not None else [f"h_{k + 1}" for k in range(len(sigmas))]
-    weights = tuple(sp.Symbol(n) for n in names[: len(sigmas)])
+    used, names = set(taken), []
+    for k in range(len(sigmas)):
+        name = f"h_{k + 1}"
+        while name in used:
+            name += "_"
+        used.add(name)
+        names.append(name)
+    weights = tuple(sp.Symbol(n) for n in names)
     swap = {atom: (1 - weights[k]) if flipped else weights[k] for atom, (k, flipped) in where.items()}
     out = tuple(r.xreplace(swap) for r in rows)
     for i, row in enumerate(out):

@@ -512,14 +512,7 @@ class ODESystem(DynamicalSystem):
     # -- switching (piecewise-smooth flows) ----------------------------------------------------
     @cached_property
     def _switching_parts(self) -> tuple:
-        taken = set(self.state_names) | set(self.param_names)
-        names = []
-        for k in range(len(self.rhs)):
-            name = f"h_{k + 1}"
-            while name in taken:
-                name += "_"
-            names.append(name)
-        return switching_parts(tuple(self.rhs), self.states, names)
+        return switching_parts(tuple(self.rhs), self.states, self.state_names + self.param_names)
 
     @cached_property
     def switching(self) -> Switching | None:
