@@ -397,7 +397,7 @@ def _trajectory(system, y0, p, ts, span, integrate_mode, events) -> dict:
             else:
                 q[low], q[high] = SWITCH_OFFSET + max(0.0, -side[k] * sig[k]), SWITCH_OFFSET
         later = ts[ts > t] if valid.any() or ts[0] > t else ts[ts >= t]
-        t_eval = later if later.size else np.array([t1])
+        t_eval = _padded(later, t, t1, len(ts))
         sol = integrate_mode(mode, y, (t, t1), q, t_eval, events + mode.events)
         steps += int(sol.n_steps)
         retried = retried or bool(sol.retried)
@@ -426,6 +426,21 @@ def _trajectory(system, y0, p, ts, span, integrate_mode, events) -> dict:
         else:
             S = [j for j in S if j != k]
             side[k] = -1 if kind == "alpha_low" else 1
+
+
+def _padded(later: np.ndarray, t: float, t1: float, size: int) -> np.ndarray:
+    """The saved times ``later`` of a segment starting at t, preceded by evenly spaced times in
+    [t, later[0]) up to ``size`` in all: every segment saves as many times as the run (one
+    compiled bucket), and the extra ones are not read."""
+    pad = size - len(later)
+    if pad <= 0:
+        return later
+    end = later[0] if later.size else t1
+    if not later.size:
+        out = np.linspace(t, t1, max(size, 2))
+        return out if np.all(np.diff(out) > 0) else np.array([t1])
+    out = np.concatenate([t + (end - t) * np.arange(pad) / pad, later])
+    return out if np.all(np.diff(out) > 0) else later
 
 
 def _zero_offsets(mode: Mode) -> dict:
