@@ -159,6 +159,8 @@ def integrate(
           run stopped early with max abs(y) above its ``escape`` times max(1, max abs(y0));
         - "steady": the Steady event fired;
         - "event": another event fired (LeaveBox, Condition);
+        - "nonunique": a piecewise-smooth system's run reached a switching surface that both
+          fields point away from (repelling sliding; the Filippov solution is not unique there);
         - "max_steps", "failed": the run stopped early for none of those reasons (after the
           retry, if any).
 
@@ -166,6 +168,16 @@ def integrate(
         collapsed), ``event_t``, ``t_end`` and ``final`` (time and state where the run ended),
         ``messages`` (the reason for max_steps / failed / a collapse or blow-up found at an
         early stop / an event already true at t0), ``retried``.
+
+        A system that declares ``switching`` (a piecewise-smooth flow, e.g. an ODESystem with
+        Heaviside factors) runs segment by segment (``dynamics._filippov``): on each smooth
+        piece with an event at every switching surface, crossing it where both fields point
+        the same way across it, sliding along it where both point at it (Filippov's convex
+        combination, Utkin's equivalent control), until the equivalent control leaves [0, 1].
+        ``segments`` then holds each trajectory's ``Segment``s (side per switching function,
+        the surfaces it slides along), ``sliding`` where it ended sliding, ``info["switching"]``
+        the surfaces; a host loop runs the trajectories one by one, with one compiled kernel
+        per system and sliding set. Every option applies to each segment.
 
     Raises
     ------
