@@ -24,8 +24,6 @@ so for a system with several switching functions.
 from __future__ import annotations
 
 import itertools
-from typing import Any
-
 import numpy as np
 import sympy as sp
 
@@ -35,7 +33,7 @@ from ._filippov import mode_of
 from ._stability import Classification
 from ._tolerance import FLOAT_RTOL
 
-__all__ = ["MAX_SWITCHES", "piecewise_equilibria", "SURFACE_RTOL"]
+__all__ = ["MAX_SWITCHES", "SURFACE_RTOL", "classify_piecewise", "piecewise_equilibria"]
 
 MAX_SWITCHES = 6
 """The most switching functions whose 2^m pieces ``equilibria`` enumerates."""
@@ -271,6 +269,55 @@ def _along(ev: np.ndarray, zero: np.ndarray) -> str:
     return "saddle"
 
 
-def check_piecewise(system: Any) -> None:  # pragma: no cover - a hook for callers that need a smooth system
-    if getattr(system, "switching", None) is not None:
-        raise ValueError(f"{system.name or 'this system'} is piecewise smooth (it declares switching functions)")
+def classify_piecewise(system: DynamicalSystem, xs: tuple, prm: dict, *, domain=None, on_curve: bool = False
+                       ) -> Classification:
+    """The classification of x for a piecewise-smooth system: off the surfaces, that of the piece
+    the signs of sigma(x) select; on one surface, that of a pseudo-equilibrium.
+
+    Parameters
+    ----------
+    system : DynamicalSystem
+        A flow that declares ``switching``.
+    xs : tuple
+        The point (floats or exact SymPy numbers).
+    prm : dict
+        Checked parameters.
+    domain, on_curve
+        As ``classify`` takes them (for a point off the surfaces).
+
+    Returns
+    -------
+    Classification
+
+    Raises
+    ------
+    ValueError
+        x on two or more surfaces, or on a surface where the equivalent control is outside
+        [0, 1] (no sliding there, so no pseudo-equilibrium).
+    """
+    from ._stability import classify
+
+    sw = system.switching
+    x = np.array([float(v) for v in xs])
+    sig = _sigma(system, x, {**prm, **{w: 0 for w in sw.weights}})
+    tol = SURFACE_RTOL * (1 + float(np.max(np.abs(x))))
+    side = tuple(0 if abs(s) <= tol else (1 if s > 0 else -1) for s in sig)
+    on = [k for k, sd in enumerate(side) if sd == 0]
+    weights = {w: sp.Integer(1 if sd > 0 else 0) for w, sd in zip(sw.weights, side)}
+    if not on:
+        return classify(sw.convex, list(xs) if isinstance(xs[0], sp.Basic) else x, {**prm, **weights},
+                        domain=domain, on_curve=on_curve)
+    if len(on) > 1:
+        raise ValueError(f"x lies on the switching surfaces {_surface_words(sw, on)} at once: points on intersections "
+                         "of surfaces are not classified")
+    k = on[0]
+    others = {w: v for j, (w, v) in enumerate(weights.items()) if j != k}
+    mode = mode_of(system, (k,))
+    p = _floats({**prm, **others, sw.weights[k]: 0})
+    p.update({name: np.asarray(0.0) for pair in mode.offsets for name in pair})
+    a = float(mode.alpha(x, p)[0])
+    if not (-SURFACE_RTOL <= a <= 1 + SURFACE_RTOL):
+        raise ValueError(f"x lies on the switching surface {_surface_words(sw, [k])}, where the equivalent control "
+                         f"alpha = {a:.6g} is outside [0, 1]: the flow crosses the surface there (no sliding), so x "
+                         "is no pseudo-equilibrium")
+    return _pseudo_point(system, prm, x, k, min(max(a, 0.0), 1.0), others, side, None).classification

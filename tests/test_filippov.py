@@ -191,3 +191,17 @@ def test_segment_is_a_value():
     s = Segment(0.0, 1.0, (1,), ())
     assert s == Segment(0.0, 1.0, (1,), ()) and hash(s) == hash(Segment(0.0, 1.0, (1,), ()))
     assert SWITCH_OFFSET > 0
+
+
+def test_classify_names_the_piece_or_the_surface(hinge, relay2):
+    p = {"k": 0.5, "m": 2.0, "g": 0.25}
+    from dynamics import classify
+
+    inside = classify(hinge, [0.0], p)  # the piece H = 1: x' = (m - k) x
+    assert inside.kind == "unstable node" and np.isclose(inside.eigenvalues[0].real, 1.5)
+    on = classify(hinge, [0.5], p)
+    assert on.kind == "pseudo-equilibrium (attracting sliding)" and on.stable is True
+    # on x = 0 of the 2-D relay alpha = (1 + b y)/2: outside [0, 1] for |b y| > 1, where the flow crosses
+    with pytest.raises(ValueError, match="no pseudo-equilibrium"):
+        classify(relay2, [0.0, 2.0], {"b": 1.0, "k": 0.5})
+    assert classify(relay2, [0.0, 0.0], {"b": 1.0, "k": 0.5}).stable is True
