@@ -291,7 +291,7 @@ def _piecewise(system: DynamicalSystem, run: _Run, Y0: np.ndarray, P: dict, batc
     def one(mode, y, span, params, t_eval, events):
         return integrate(mode, y, span, params, t_eval=t_eval, backend=run.backend, rtol=run.rtol, atol=run.atol,
                          events=events, solver=run.solver, max_steps=run.max_steps, retry=retry, progress=False,
-                         chunk_size=run.chunk_size, dt=run.dt)
+                         chunk_size=run.chunk_size, dt=None if run.dt is None else min(run.dt, span[1] - span[0]))
 
     out = integrate_piecewise(system, Y0, P, run.ts, run.span, integrate_mode=one, events=run.events)
     sol = _solution(run, out, batch_shape)
