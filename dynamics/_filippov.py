@@ -257,6 +257,11 @@ class _Switch(Event):
         return f"switch:{self.kind}:{self.k}"
 
     def margin(self, t, y, params, ctx):
+        if ctx.xp is np:  # the SciPy backend: one compiled call instead of JAX's op-by-op dispatch
+            return float(_compiled_margin(self)(float(t), np.asarray(y, dtype=float), _scalars(params, self.mode.param_names)))
+        return self._margin(t, y, params)
+
+    def _margin(self, t, y, params):
         import jax.numpy as jnp
 
         low, high = self.mode.offsets[self.k]
@@ -271,6 +276,13 @@ class _Switch(Event):
 
     def __eq__(self, other) -> bool:
         return isinstance(other, _Switch) and (self.mode, self.k, self.kind) == (other.mode, other.k, other.kind)
+
+
+@lru_cache(maxsize=1024)
+def _compiled_margin(event: _Switch):
+    import jax
+
+    return jax.jit(event._margin)
 
 
 # -- the host loop ----------------------------------------------------------------------------------------

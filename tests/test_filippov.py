@@ -205,3 +205,20 @@ def test_classify_names_the_piece_or_the_surface(hinge, relay2):
     with pytest.raises(ValueError, match="no pseudo-equilibrium"):
         classify(relay2, [0.0, 2.0], {"b": 1.0, "k": 0.5})
     assert classify(relay2, [0.0, 0.0], {"b": 1.0, "k": 0.5}).stable is True
+
+
+def test_two_surfaces_slide_on_one_then_on_both():
+    # x' = a - sign(x), y' = b - sign(y) + c sign(x) from (1, 2), a = 0.5, b = 0.2, c = 0.1: x reaches 0 at
+    # t = 2 (y = 2 - 0.7 * 2 = 0.6); sliding on x = 0 the equivalent sign(x) is a, so y' = b - 1 + c a = -0.75
+    # and y reaches 0 at t = 2.8; then it slides on both surfaces, at rest at the origin.
+    two = ODESystem.from_equations({"x": "a - sign(x)", "y": "b - sign(y) + c*sign(x)"}, params=("a", "b", "c"))
+    ts = np.linspace(0, 4, 41)
+    sol = integrate(two, [1.0, 2.0], (0.0, 4.0), {"a": 0.5, "b": 0.2, "c": 0.1}, t_eval=ts)
+    segs = sol.segments.item()
+    assert [s.sliding for s in segs] == [(), (0,), (0, 1)] and [s.side for s in segs] == [(1, 1), (0, 1), (0, 0)]
+    assert abs(segs[0].t_end - 2) < 1e-9 and abs(segs[1].t_end - 2.8) < 1e-9
+    y = np.where(ts < 2, 2 - 0.7 * ts, np.maximum(0.6 - 0.75 * (ts - 2), 0))
+    assert np.max(np.abs(sol.y[:, 1] - y)) < 1e-8 and np.max(np.abs(sol.y[:, 0] - np.maximum(1 - 0.5 * ts, 0))) < 1e-8
+    # its codimension-2 rest point (an intersection of surfaces) is not searched, and the result says so
+    es = equilibria(two, {"a": sp.Rational(1, 2), "b": sp.Rational(1, 5), "c": sp.Rational(1, 10)})
+    assert len(es) == 0 and not es.complete and "intersections" in es.reason
