@@ -222,3 +222,21 @@ def test_two_surfaces_slide_on_one_then_on_both():
     # its codimension-2 rest point (an intersection of surfaces) is not searched, and the result says so
     es = equilibria(two, {"a": sp.Rational(1, 2), "b": sp.Rational(1, 5), "c": sp.Rational(1, 10)})
     assert len(es) == 0 and not es.complete and "intersections" in es.reason
+
+
+def test_variance_hinge_with_a_square_root_surface():
+    # s' = -eta s + mu s H(gamma - sqrt(s + eps)) (a variance hinge's flow, with weight decay): the surface
+    # s = gamma^2 - eps is not polynomial in s; for mu > eta the pseudo-equilibrium there has alpha = eta/mu,
+    # and d sigma/ds = -1/(2 sqrt(s + eps)) < 0: f = -eta s
+    # outside (H = 0) gives +eta s / (2 gamma) > 0, f = (mu - eta) s inside gives < 0: attracting sliding.
+    v = ODESystem.from_equations({"s": "-eta*s + mu*s*Heaviside(gamma - sqrt(s + eps))"},
+                                 params=("eta", "mu", "gamma", "eps"), state_domain={"s": (0, None)})
+    p = {"eta": 0.1, "mu": 1.0, "gamma": 1.0, "eps": 1e-4}
+    es = equilibria(v, p)
+    pseudo = [e for e in es if e.on_surface]
+    assert len(pseudo) == 1 and pseudo[0].x[0] == pytest.approx(1 - 1e-4, rel=1e-10)
+    assert pseudo[0].kind == "pseudo-equilibrium (attracting sliding)" and pseudo[0].stable
+    assert pseudo[0].sliding_weights == pytest.approx((0.1,), rel=1e-10)
+    assert [e.piece for e in es if not e.on_surface] == [(1,)]  # s = 0, inside the hinge
+    sol = integrate(v, [[0.2], [3.0]], (0.0, 40.0), p)
+    assert sol.sliding.all() and np.allclose(sol.final[:, 0], 1 - 1e-4, rtol=1e-10)
