@@ -54,6 +54,8 @@ def switching_parts(rhs: Sequence[sp.Expr], states: Sequence[sp.Symbol], taken: 
     """
     state_set = set(states)
     rows = [sp.sympify(r) for r in rhs]
+    if not any(r.has(sp.Heaviside, sp.sign) for r in rows):
+        return (), (), tuple(rows)
     rows = [r.replace(lambda e: isinstance(e, sp.sign) and bool(e.args[0].free_symbols & state_set),
                       lambda e: 2 * sp.Heaviside(e.args[0]) - 1) for r in rows]
     atoms = sorted({a for r in rows for a in r.atoms(sp.Heaviside) if a.args[0].free_symbols & state_set},

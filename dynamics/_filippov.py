@@ -21,8 +21,7 @@ What is compiled is cached per system and mode (the set S), never per segment.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache, partial
-from typing import Any
+from functools import lru_cache
 
 import numpy as np
 

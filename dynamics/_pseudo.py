@@ -230,9 +230,10 @@ def _pseudo_point(system, prm, x, k, a, others, side, exact):
     else:
         stable = None
     where = _surface_words(sw, [k])
+    verdict = {True: "both point at the surface", False: "both point away from it", None: "undecided"}[attracting]
     reason = (f"a zero of the sliding vector field on {where}, with equivalent control alpha = {a:.10g} in (0, 1): "
               f"grad(sigma) . f is {float(n @ f0):.6g} on the sigma < 0 side and {float(n @ f1):.6g} on the "
-              f"sigma > 0 side ({'both point at the surface' if attracting else 'both point away from it' if attracting is False else 'undecided'})")
+              f"sigma > 0 side ({verdict})")
     if ev.size:
         reason += f"; the sliding field's Jacobian along the surface has eigenvalues {np.array2string(ev, precision=6)}"
     else:
