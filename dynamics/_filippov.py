@@ -372,6 +372,8 @@ def _trajectory(system, y0, p, ts, span, integrate_mode, events) -> dict:
         return {"ys": ys, "valid": valid, "status": status, "event": event, "event_t": event_t, "t_end": t,
                 "y_end": y, "steps": steps, "messages": message, "retried": retried, "segments": tuple(segments)}
 
+    if ts[0] == t0:
+        ys[0], valid[0] = y, True
     for k in range(m):
         side[k] = 1 if sig[k] > 0 else -1 if sig[k] < 0 else 0
     for k in range(m):
@@ -386,8 +388,6 @@ def _trajectory(system, y0, p, ts, span, integrate_mode, events) -> dict:
                 side[k] = 0
             else:
                 side[k] = 1 if verdict == "cross+" else -1
-    if ts[0] == t0:
-        ys[0], valid[0] = y, True
     t = t0
     while True:
         if len(segments) >= MAX_SEGMENTS:
@@ -407,7 +407,7 @@ def _trajectory(system, y0, p, ts, span, integrate_mode, events) -> dict:
                 q[low], q[high] = SWITCH_OFFSET + max(0.0, -a), SWITCH_OFFSET + max(0.0, a - 1.0)
             else:
                 q[low], q[high] = SWITCH_OFFSET + max(0.0, -side[k] * sig[k]), SWITCH_OFFSET
-        later = ts[ts > t] if valid.any() or ts[0] > t else ts[ts >= t]
+        later = ts[ts > t]  # a saved time at t0 is the start itself
         t_eval = _padded(later, t, t1, len(ts))
         sol = integrate_mode(mode, y, (t, t1), q, t_eval, events + mode.events)
         steps += int(sol.n_steps)

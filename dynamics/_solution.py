@@ -160,7 +160,7 @@ class Solution(Value):
             state_names=self.state_names,
             backend=self.backend,
             info=self.info,
-            segments=None if self.segments is None else self.segments[index],
+            segments=None if self.segments is None else _object_array(self.segments[index]),
         )
 
     def __repr__(self) -> str:
@@ -182,6 +182,15 @@ class Solution(Value):
             [(k, counts[k]) for k in STATUSES if k in counts] + [(k, v) for k, v in counts.items() if k not in STATUSES],
             [f"t in {t}, {len(self.t)} saved times; states [{_summary(self.state_names)}]; backend {self.backend!r}"],
         )
+
+
+def _object_array(value) -> np.ndarray:
+    """``value`` as an object array (a single trajectory's tuple of segments as a 0-d array)."""
+    if isinstance(value, np.ndarray):
+        return value
+    out = np.empty((), dtype=object)
+    out[()] = value
+    return out
 
 
 _INDEXED = re.compile(r"^(.*?)(\d+)$")

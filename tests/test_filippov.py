@@ -87,6 +87,7 @@ def test_relay_slides_or_crosses_at_exact_times(relay1):
                       np.where(t < 0.4, -1 + 2.5 * t, 0.5 * (t - 0.4))])
     assert np.max(np.abs(sol.y[..., 0] - exact)) < 1e-8
     assert sol.info["switching"] == "x = 0"
+    assert sol[2].segments.item() == sol.segments[2] and sol[1:].segments.shape == (2,)
 
 
 def test_start_on_the_surface(relay1):
@@ -98,6 +99,7 @@ def test_start_on_the_surface(relay1):
     away = ODESystem.from_equations({"x": "sign(x)"})
     out = integrate(away, [0.0], (0.0, 1.0), {})
     assert out.status == "nonunique" and "repelling sliding" in str(out.messages)
+    assert out.t_end == 0 and out.valid[0] and not out.valid[1:].any() and np.all(out.y == 0)
 
 
 def test_relay_2d_sliding_motion_in_closed_form(relay2):
