@@ -17,7 +17,7 @@ import jax as _jax
 _jax.config.update("jax_enable_x64", True)
 
 from . import symbols  # noqa: E402
-from ._interface import TIMES, Constraint, DynamicalSystem, EigenmodeModel, Symmetry  # noqa: E402
+from ._interface import TIMES, Constraint, DynamicalSystem, EigenmodeModel, Switching, Symmetry  # noqa: E402
 from ._direction import DirectionSystem, direction_flow  # noqa: E402
 from ._cache import cache_dir, clear_cache  # noqa: E402
 from ._derive import derive  # noqa: E402
@@ -56,6 +56,7 @@ __all__ = [
     "DynamicalSystem",
     "EigenmodeModel",
     "Constraint",
+    "Switching",
     "Symmetry",
     "DirectionSystem",
     "direction_flow",

@@ -18,6 +18,9 @@ compiled function:
   ``symmetry`` (a Lie group acting on the states that maps solutions to solutions: its
   equilibria come in families, whole group orbits), scaling powers with the parameter whose
   rate shrinks the scale (``weight_decay``);
+- ``switching``: the switching functions sigma_k(y, params) of a piecewise-smooth (Filippov)
+  flow, whose signs select the smooth piece, with the convexified system whose weights h_k in
+  [0, 1] stand for the Heaviside factors H(sigma_k) (None: a smooth system);
 - capabilities: ``symbolic`` (the explicit SymPy equations that the exact analyses use, or
   None) and the flags ``is_polynomial`` / ``is_rational`` that follow from it.
 
@@ -44,7 +47,7 @@ if TYPE_CHECKING:
 
     from ._system import ODESystem
 
-__all__ = ["Constraint", "DynamicalSystem", "EigenmodeModel", "Symmetry", "TIMES", "flat_names"]
+__all__ = ["Constraint", "DynamicalSystem", "EigenmodeModel", "Switching", "Symmetry", "TIMES", "flat_names"]
 
 TIMES = Names.define(
     "TIMES",
@@ -137,6 +140,63 @@ class Symmetry:
                             f"got {type(self.invariants).__name__}")
 
 
+@dataclass(frozen=True, eq=False)
+class Switching:
+    """The switching surfaces of a piecewise-smooth flow dy/dt = f(y) whose right-hand side is
+    f0(y) + sum_k H(sigma_k(y)) g_k(y) (affine in each Heaviside factor H(sigma_k); products of
+    factors of different surfaces are allowed): the signs of the switching functions sigma_k
+    select the smooth piece, and on a surface sigma_k = 0 the Filippov convexification lets the
+    factor take any value h_k in [0, 1]. The analyses integrate such a flow piece by piece,
+    follow sliding motion along a surface (``dynamics.integrate``), and report equilibria of
+    each piece and pseudo-equilibria on the surfaces (``dynamics.equilibria``).
+
+    Attributes
+    ----------
+    functions : callable
+        ``sigma(y, params)`` -> array (..., m), JAX-traceable: the m switching functions at the
+        flat states y (..., n_states); H(sigma_k) = 1 where sigma_k > 0, 0 where sigma_k < 0.
+    convex : DynamicalSystem
+        The convexified flow: the same states, the system's parameters followed by the weights
+        ``weights`` (each in [0, 1]), its right-hand side f with every factor H(sigma_k)
+        replaced by the weight h_k. With h_k in {0, 1} it is one smooth piece; on a surface, the
+        Filippov set-valued field is {f(y; h) : h_k in [0, 1] for the surfaces through y}.
+    weights : tuple of str
+        The names of the weights h_k among ``convex``'s parameters, one per switching function.
+    expressions : tuple of sympy.Expr or None
+        sigma_k in the system's state and parameter symbols, where the system has explicit
+        equations (exact analyses read them); None otherwise.
+    description : str
+        The surfaces in words (e.g. "x = 0").
+    """
+
+    functions: Callable[..., ArrayLike]
+    convex: "DynamicalSystem"
+    weights: tuple[str, ...]
+    expressions: tuple | None = None
+    description: str = ""
+
+    def __post_init__(self):
+        if not callable(self.functions):
+            raise TypeError(f"functions must be a function (y, params) -> array (..., m); got {type(self.functions).__name__}")
+        if not isinstance(self.convex, DynamicalSystem):
+            raise TypeError(f"convex must be a DynamicalSystem; got {type(self.convex).__name__}")
+        weights = tuple(self.weights)
+        if not weights or not all(isinstance(w, str) for w in weights):
+            raise ValueError(f"weights must name at least one parameter of convex; got {self.weights!r}")
+        missing = [w for w in weights if w not in self.convex.param_names]
+        if missing:
+            raise ValueError(f"weights {missing} are not parameters of convex; its parameters: {list(self.convex.param_names)}")
+        object.__setattr__(self, "weights", weights)
+        if self.expressions is not None and len(self.expressions) != len(weights):
+            raise ValueError(f"expressions must hold one switching function per weight ({len(weights)}); "
+                             f"got {len(self.expressions)}")
+
+    @property
+    def count(self) -> int:
+        """The number m of switching functions."""
+        return len(self.weights)
+
+
 class DynamicalSystem(abc.ABC):
     """A dynamical system as the numerics read it (see the module docstring).
 
@@ -163,6 +223,8 @@ class DynamicalSystem(abc.ABC):
         The noise of a stochastic system (None: deterministic).
     collapse, partial_collapse, manifold, constraint, symmetry, scaling, weight_decay
         The declared structure (see each property).
+    switching : Switching or None
+        The switching functions of a piecewise-smooth flow (None: smooth).
     symbolic : ODESystem or None
         The explicit equations the exact analyses use.
     """
@@ -497,6 +559,17 @@ class DynamicalSystem(abc.ABC):
         """With ``scaling``: the parameter eta whose decay shrinks the scale, lambda = exp(-eta t);
         else None."""
         return None
+
+    @property
+    def switching(self) -> Switching | None:
+        """The switching functions of a piecewise-smooth (Filippov) flow and its convexified
+        system (``Switching``), or None for a smooth system (the default)."""
+        return None
+
+    @property
+    def is_piecewise(self) -> bool:
+        """True for a flow that declares ``switching`` (piecewise smooth)."""
+        return self.switching is not None
 
     # -- capabilities ------------------------------------------------------------------------------
     @property

@@ -25,7 +25,8 @@ import numpy as np
 import sympy as sp
 
 from .codegen import BACKENDS, is_traced, lambdified, state_array, xp
-from ._interface import TIMES, DynamicalSystem
+from ._interface import TIMES, DynamicalSystem, Switching
+from ._switching import switching_parts
 from ._typing import ArrayLike, Params
 
 __all__ = ["ODESystem", "FrozenMap", "reduce", "freeze", "as_interval", "frozen_value", "parse_expression", "RhsFunction"]
@@ -263,6 +264,8 @@ class ODESystem(DynamicalSystem):
         if not isinstance(self.name, str):
             raise TypeError(f"name must be a str; got {type(self.name).__name__}")
         self._declare_structure(set_)
+        if self.time == "continuous":
+            self._switching_parts  # noqa: B018 - a right-hand side not affine in a Heaviside factor fails here
 
     def _declare_structure(self, set_: Callable[[str, Any], None]) -> None:
         """Validate and freeze time, step_param, scaling, weight_decay and partial_collapse."""
@@ -506,7 +509,43 @@ class ODESystem(DynamicalSystem):
             return None
         return sp.Poly(system.numerators[0], system.states[0]).degree()
 
-    # -- parameters --------------------------------------------------------------------------
+    # -- switching (piecewise-smooth flows) ----------------------------------------------------
+    @cached_property
+    def _switching_parts(self) -> tuple:
+        return switching_parts(tuple(self.rhs), self.states, self.state_names + self.param_names)
+
+    @cached_property
+    def switching(self) -> Switching | None:
+        """The switching functions of a piecewise-smooth flow, read from the right-hand side:
+        each distinct Heaviside(sigma) factor whose argument depends on the states is a
+        switching function sigma (``sign(sigma)`` is 2 H(sigma) - 1; H(-sigma) is 1 - H(sigma)),
+        and ``convex`` is the system with each factor replaced by a weight parameter h_k in
+        [0, 1] (the Filippov convexification f0 + sum_k h_k g_k). None for a smooth right-hand
+        side or a map (a map's steps need no convexification)."""
+        if self.time != "continuous":
+            return None
+        sigmas, weights, rows = self._switching_parts
+        if not sigmas:
+            return None
+        convex = ODESystem(
+            self.states, self.params + weights, sp.ImmutableMatrix(rows), state_domain=self.state_domain,
+            param_domain={**self.param_domain, **{str(h): (0, 1) for h in weights}}, collapse=self.collapse,
+            name=f"{self.name} (convexified)" if self.name else "", scaling=self.scaling,
+            weight_decay=self.weight_decay, partial_collapse=self.partial_collapse,
+        )
+        raw = lambdified(self.states + self.params, sigmas, "jax")
+        n, pnames = self.n_states, self.param_names
+
+        def functions(y, params):
+            import jax.numpy as jnp
+
+            y = jnp.asarray(y, dtype=jnp.float64)
+            out = raw(*[y[..., i] for i in range(n)], *[params[k] for k in pnames])
+            return jnp.stack(jnp.broadcast_arrays(*[jnp.asarray(o, dtype=jnp.float64) for o in out]), axis=-1)
+
+        return Switching(functions, convex, tuple(map(str, weights)), tuple(sigmas),
+                         "; ".join(f"{sp.sstr(s)} = 0" for s in sigmas))
+
     # -- numerics ----------------------------------------------------------------------------
     def to_jax(self, checked: bool = True) -> RhsFunction:
         """``f(t, y, params) -> dy/dt`` in JAX (float64): jit-, vmap- and grad-compatible.

@@ -50,6 +50,7 @@ from ._plots import plot_basins, plot_bifurcation, plot_flow_1d, plot_phase_plan
 from ._scale_free import scale_free_equilibria  # noqa: E402
 from ._outcomes import STATUSES  # noqa: E402
 from ._solution import Solution  # noqa: E402
+from ._filippov import MAX_SEGMENTS, SWITCH_OFFSET, Segment  # noqa: E402
 from ._stability import Classification, classify, jacobian_at  # noqa: E402
 from .ssl import (  # noqa: E402
     EXACT_LABEL,
@@ -97,6 +98,9 @@ __all__ = [
     "LeaveBox",
     "Condition",
     "Solution",
+    "Segment",
+    "SWITCH_OFFSET",
+    "MAX_SEGMENTS",
     "STATUSES",
     "BUILTIN_EVENTS",
     "JAX_SOLVERS",

@@ -120,6 +120,14 @@ class Equilibrium(Value):
         the float parameters by NEAR_RTOL); ``note`` says which.
     note : str
         Remarks in words ("" if none).
+    piece : tuple of int or None
+        For a piecewise-smooth system (one that declares ``switching``): per switching function
+        sigma_k, +1 (the point lies where sigma_k > 0), -1 (sigma_k < 0) or 0 (on the surface
+        sigma_k = 0); None for a smooth system.
+    sliding_weights : tuple of float or None
+        For a pseudo-equilibrium (a zero of the sliding vector field on a switching surface):
+        the equivalent control alpha_k in [0, 1] of each surface it lies on, in the order of
+        the zeros of ``piece``; None otherwise.
     """
 
     point: Mapping[str, float]
@@ -134,6 +142,13 @@ class Equilibrium(Value):
     exact: tuple | None = field(default=None, repr=False)
     near_multiple: bool = False
     note: str = ""
+    piece: tuple[int, ...] | None = None
+    sliding_weights: tuple[float, ...] | None = None
+
+    @property
+    def on_surface(self) -> bool:
+        """True where the point lies on a switching surface (a zero in ``piece``)."""
+        return self.piece is not None and 0 in self.piece
 
     jacobian = property(lambda self: self.classification.jacobian, doc="Numeric Jacobian at the point.")
     eigenvalues = property(lambda self: self.classification.eigenvalues, doc="Eigenvalues of the Jacobian.")
@@ -151,7 +166,8 @@ class Equilibrium(Value):
         pt = ", ".join(f"{k}={v:.6g}" for k, v in list(self.point.items())[:6])
         near = ", near-multiple" if self.near_multiple else ""
         family = f", family of dimension {self.family_dimension}" if self.family_dimension else ""
-        return f"Equilibrium({pt}; {self.kind}, stable={self.stable}{family}{near})"
+        piece = f", piece={self.piece}" if self.piece is not None else ""
+        return f"Equilibrium({pt}; {self.kind}, stable={self.stable}{family}{near}{piece})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -331,6 +347,10 @@ def equilibria(
                         f"or your own); got {type(system).__name__}")
     prm = system.check_params(params)
     bounds = _domain(system, domain)
+    if system.switching is not None:
+        from ._pseudo import piecewise_equilibria
+
+        return piecewise_equilibria(system, prm, domain, n_starts=n_starts, seed=seed, starts=starts)
     extra = None
     if starts is not None:
         try:

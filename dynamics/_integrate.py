@@ -10,7 +10,7 @@ that stalled, and returns a Solution. ``flow`` (``_flow``) is the pure JAX core 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from ._checks import (
     check_span, check_t_eval, check_tols, check_y0, is_stiff, solver_name,
 )
 from ._events import Event, EventLike, as_events
+from ._filippov import integrate_piecewise
 from ._numeric import NumericSystem
 from ._outcomes import step_floor
 from ._progress import check_progress
@@ -158,6 +159,8 @@ def integrate(
           run stopped early with max abs(y) above its ``escape`` times max(1, max abs(y0));
         - "steady": the Steady event fired;
         - "event": another event fired (LeaveBox, Condition);
+        - "nonunique": a piecewise-smooth system's run reached a switching surface that both
+          fields point away from (repelling sliding; the Filippov solution is not unique there);
         - "max_steps", "failed": the run stopped early for none of those reasons (after the
           retry, if any).
 
@@ -165,6 +168,16 @@ def integrate(
         collapsed), ``event_t``, ``t_end`` and ``final`` (time and state where the run ended),
         ``messages`` (the reason for max_steps / failed / a collapse or blow-up found at an
         early stop / an event already true at t0), ``retried``.
+
+        A system that declares ``switching`` (a piecewise-smooth flow, e.g. an ODESystem with
+        Heaviside factors) runs segment by segment (``dynamics._filippov``): on each smooth
+        piece with an event at every switching surface, crossing it where both fields point
+        the same way across it, sliding along it where both point at it (Filippov's convex
+        combination, Utkin's equivalent control), until the equivalent control leaves [0, 1].
+        ``segments`` then holds each trajectory's ``Segment``s (side per switching function,
+        the surfaces it slides along), ``sliding`` where it ended sliding, ``info["switching"]``
+        the surfaces; a host loop runs the trajectories one by one, with one compiled kernel
+        per system and sliding set. Every option applies to each segment.
 
     Raises
     ------
@@ -180,6 +193,8 @@ def integrate(
     run = _checked(num, backend, t_span, rtol, atol, max_steps, t_eval, n_save, events, solver, retry, progress,
                    chunk_size, dt)
     batch_shape, Y0, P = batch_arrays(num, check_y0(y0, num), params)
+    if system.switching is not None:
+        return _piecewise(system, run, Y0, P, batch_shape, retry)
     out = _run(run, Y0, P, run.solver, run.max_steps, retried=False)
     out["retried"] = np.zeros(len(Y0), dtype=bool)
     if retry and run.dt is None:
@@ -266,6 +281,22 @@ def _retry(run: _Run, out: dict, Y0: np.ndarray, P: dict) -> None:
     for b, t_stop in zip(again[~better], sub["t_end"][~better]):
         out["messages"][b] = (f"{out['messages'][b]}; a retry with {solver_name(solver)} stopped earlier, at "
                               f"t = {t_stop:.6g}, so this first run is kept")
+
+
+def _piecewise(system: DynamicalSystem, run: _Run, Y0: np.ndarray, P: dict, batch_shape: tuple[int, ...],
+               retry: bool) -> Solution:
+    """A piecewise-smooth flow integrated segment by segment (``_filippov``), each segment one run
+    of this function on a mode of the system, with the run's options."""
+
+    def one(mode, y, span, params, t_eval, events):
+        return integrate(mode, y, span, params, t_eval=t_eval, backend=run.backend, rtol=run.rtol, atol=run.atol,
+                         events=events, solver=run.solver, max_steps=run.max_steps, retry=retry, progress=False,
+                         chunk_size=run.chunk_size, dt=None if run.dt is None else min(run.dt, span[1] - span[0]))
+
+    out = integrate_piecewise(system, Y0, P, run.ts, run.span, integrate_mode=one, events=run.events)
+    sol = _solution(run, out, batch_shape)
+    info = dict(sol.info, switching=system.switching.description)
+    return replace(sol, info=info, segments=out["segments"].reshape(batch_shape))
 
 
 def _solution(run: _Run, out: dict, batch_shape: tuple[int, ...]) -> Solution:

@@ -52,6 +52,8 @@ STATUSES = Names.define("STATUSES", {
                "factor times max(1, max abs(y0)).",
     "steady": "the Steady event fired: max abs(dy/dt) fell to its tol.",
     "event": "another event fired (a Condition, LeaveBox, ...); `event` names it.",
+    "nonunique": "the run reached a switching surface of a piecewise-smooth system where both fields point away "
+                 "from it (repelling sliding): the Filippov solution is not unique there, and the run ends on it.",
     "max_steps": "the step budget ran out before t1 (after the retry, if any).",
     "failed": "the solver stopped for another reason (step-size collapse, non-finite state); `messages` says which.",
 }, module=__name__, summary="How each run of a Solution ended (Solution.status holds one of these per trajectory).")

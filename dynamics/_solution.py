@@ -64,7 +64,13 @@ class Solution(Value):
     backend : str
         "jax" or "scipy".
     info : FrozenMap
-        The options used (solver, tolerances, events, ...).
+        The options used (solver, tolerances, events, ...); for a piecewise-smooth system also
+        "switching", its switching surfaces in words.
+    segments : numpy.ndarray of tuple or None
+        For a piecewise-smooth system (one that declares ``switching``): batch_shape, per
+        trajectory the tuple of its ``Segment``s in time order (t_start, t_end, ``side``: per
+        switching function +1, -1 or 0 on the surface, ``sliding``: the surfaces it slides
+        along); None for a smooth system.
     """
 
     t: np.ndarray
@@ -81,6 +87,7 @@ class Solution(Value):
     state_names: tuple[str, ...]
     backend: str
     info: Mapping[str, object] = field(default_factory=FrozenMap)
+    segments: np.ndarray | None = None
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
@@ -115,6 +122,21 @@ class Solution(Value):
         return dict(Counter(self.status.ravel().tolist()))
 
     @property
+    def sliding(self) -> np.ndarray:
+        """batch_shape: True where the run ended sliding along a switching surface (its last
+        segment slides); all False for a smooth system."""
+        if self.segments is None:
+            return np.zeros(self.batch_shape, dtype=bool)
+        return np.vectorize(lambda s: bool(s and s[-1].sliding), otypes=[bool])(self.segments)
+
+    @property
+    def slid(self) -> np.ndarray:
+        """batch_shape: True where the run slid along a switching surface at some time."""
+        if self.segments is None:
+            return np.zeros(self.batch_shape, dtype=bool)
+        return np.vectorize(lambda s: any(seg.sliding for seg in s), otypes=[bool])(self.segments)
+
+    @property
     def ok(self) -> np.ndarray:
         """True where the solver did its job (no max_steps, no failure)."""
         return ~np.isin(self.status, ("max_steps", "failed"))
@@ -138,6 +160,7 @@ class Solution(Value):
             state_names=self.state_names,
             backend=self.backend,
             info=self.info,
+            segments=None if self.segments is None else _object_array(self.segments[index]),
         )
 
     def __repr__(self) -> str:
@@ -159,6 +182,15 @@ class Solution(Value):
             [(k, counts[k]) for k in STATUSES if k in counts] + [(k, v) for k, v in counts.items() if k not in STATUSES],
             [f"t in {t}, {len(self.t)} saved times; states [{_summary(self.state_names)}]; backend {self.backend!r}"],
         )
+
+
+def _object_array(value) -> np.ndarray:
+    """``value`` as an object array (a single trajectory's tuple of segments as a 0-d array)."""
+    if isinstance(value, np.ndarray):
+        return value
+    out = np.empty((), dtype=object)
+    out[()] = value
+    return out
 
 
 _INDEXED = re.compile(r"^(.*?)(\d+)$")

@@ -248,6 +248,11 @@ def classify(
         Bad params (see ``check_params``), x of the wrong length or not finite, or x at a zero
         of a denominator (the right-hand side is undefined there).
 
+    A piecewise-smooth system (one that declares ``switching``) is classified by the piece the
+    signs of its switching functions select at x; on one switching surface, as a
+    pseudo-equilibrium (the sliding type across the surface and the sliding field's Jacobian
+    along it; see ``dynamics._pseudo``).
+
     Warns
     -----
     UserWarning
@@ -275,6 +280,10 @@ def classify(
         raise ValueError(f"x must have one value per state {list(system.state_names)} ({system.n_states}); got {len(xs)}")
     if domain is not None and not isinstance(domain, Mapping):
         raise TypeError(f"domain must be a dict {{state name: (lower, upper)}}; got {type(domain).__name__}")
+    if system.switching is not None:
+        from ._pseudo import classify_piecewise
+
+        return classify_piecewise(system, xs, prm, domain=domain, on_curve=on_curve)
     box = {i: (float(lo), float(hi)) for i, (lo, hi) in enumerate(system.state_bounds())
            if np.isfinite(lo) or np.isfinite(hi)}
     for k, lohi in (domain or {}).items():
