@@ -50,6 +50,7 @@ from ._truth import (  # noqa: E402
     weight_flow,
 )
 from ._batch_montecarlo import BatchMonteCarlo, monte_carlo_batch  # noqa: E402
+from ._batch_losses import BATCH_LOSSES, BatchLoss, batch_loss  # noqa: E402
 
 
 __all__ = [
@@ -106,6 +107,9 @@ __all__ = [
     "batch_loss_function",
     "BATCH_LOSS_PARAMS",
     "monte_carlo_batch",
+    "BATCH_LOSSES",
+    "BatchLoss",
+    "batch_loss",
     "BatchMonteCarlo",
     "cache_dir",
     "clear_cache",

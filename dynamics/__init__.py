@@ -10,6 +10,7 @@
     digits_experiment(loss)                 a linear SimSiam network on real data (sklearn digits) vs theory
     equilibria(system, params)              every equilibrium, classified (exact where polynomial)
     threshold / bifurcation / regimes       equilibria across parameters (a sweep is (name, values))
+    passage_time / step_time                closed-form times of a one-state flow (the steps of stepwise learning)
     continue_equilibrium / continue_curve / continue_cycle   pseudo-arclength continuation: branches of
                                             equilibria and fixed points, fold and Hopf curves in two
                                             parameters, families of periodic orbits
@@ -38,6 +39,7 @@ from ._cycles import CycleFamily, continue_cycle  # noqa: E402
 from ._distributed import across_processes, process_slice  # noqa: E402
 from ._roots import REGIMES, SCALE, BatchRoots, Regimes, ShrinkingNorms, regimes, roots_batch, shrinking_norms  # noqa: E402
 from ._threshold import Threshold, threshold  # noqa: E402
+from ._passage import PassageTime, passage_time, step_time  # noqa: E402
 from ._equilibria import Equilibrium, EquilibriumCurve, EquilibriumSet, equilibria  # noqa: E402
 from ._checks import JAX_SOLVERS, SCIPY_METHODS  # noqa: E402
 from ._events import BUILTIN_EVENTS, BlowUp, Collapse, Condition, Event, EventContext, LeaveBox, Steady  # noqa: E402
@@ -145,6 +147,9 @@ __all__ = [
     "roots_batch",
     "BatchRoots",
     "threshold",
+    "PassageTime",
+    "passage_time",
+    "step_time",
     "Threshold",
     "bifurcation",
     "Bifurcation",

@@ -134,6 +134,11 @@ class NetworkRun(Value):
         V1 = E[z1 z1^T], V2 = E[z2 z2^T] (columns in this order) in the embedding
         coordinates: 0 on the aligned points of these losses (every moment matrix diagonal),
         whatever the basis U; None for per-sample losses.
+    cross_eig : numpy.ndarray or None
+        (n, h) for a loss of the batch's moments: the sorted eigenvalues of the symmetrised
+        population cross-correlation (C + C^T)/2, C = E[z1 z2^T] (on aligned weights
+        lambda_j s_j; the quantities that rise in steps in stepwise learning, plateau 1 for
+        Barlow Twins); None for per-sample losses.
     """
 
     t: np.ndarray
@@ -165,6 +170,7 @@ class NetworkRun(Value):
     target_offdiag: np.ndarray | None = None
     batch_loss: np.ndarray | None = None
     moment_offdiag: np.ndarray | None = None
+    cross_eig: np.ndarray | None = None
 
     def scale_free(self) -> dict[str, np.ndarray]:
         """``p / ||W_P||_F`` and ``s / ||Phi||_F^2``: the spectrum the cosine loss actually sees.
@@ -770,8 +776,13 @@ def _recorder(spec: ModelSpec, prm: Mapping, U, cov, d: int, data_basis=None):
             "a_norm2": jnp.sum((WPhi @ S11) * WPhi), "b_norm2": jnp.sum((Phi_t @ S22) * Phi_t),
             **{k: v for k, v in alignment_observables(spec, w, prm, data_basis=data_basis).items()
                if k != "target_offdiag" or ema},
-            **({"moment_offdiag": moment_offdiag(Phi, Phi_t)} if spec.batch_statistics else {}),
+            **({"moment_offdiag": moment_offdiag(Phi, Phi_t), "cross_eig": cross_eig(Phi, Phi_t)}
+               if spec.batch_statistics else {}),
         }
+
+    def cross_eig(Phi, Phi_t):
+        C = Phi @ cov[:d, d:] @ Phi_t.T
+        return jnp.linalg.eigvalsh(0.5 * (C + C.T))
 
     def moment_offdiag(Phi, Phi_t):
         moments = (Phi @ cov[:d, d:] @ Phi_t.T, Phi @ cov[:d, :d] @ Phi.T, Phi_t @ cov[d:, d:] @ Phi_t.T)
