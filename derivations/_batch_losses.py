@@ -82,7 +82,18 @@ class BatchLoss:
     batch_effect: str = ""
 
     def full(self, C: sp.Matrix, V1: sp.Matrix, V2: sp.Matrix) -> sp.Expr:
-        """The loss of full moment matrices (h x h SymPy matrices): the sum of its terms."""
+        """The loss of full moment matrices: the sum of its terms over dimensions and pairs.
+
+        Parameters
+        ----------
+        C, V1, V2 : sympy.Matrix
+            The h x h moment matrices E[z1 z2^T], E[z1 z1^T], E[z2 z2^T].
+
+        Returns
+        -------
+        sympy.Expr
+            The loss.
+        """
         h = C.shape[0]
         total = sum(self.diagonal.xreplace(dict(zip(DIAGONAL, (C[i, i], V1[i, i], V2[i, i])))) for i in range(h))
         for i in range(h):

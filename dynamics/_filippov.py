@@ -35,7 +35,7 @@ __all__ = ["SWITCH_OFFSET", "MAX_SEGMENTS", "Segment", "integrate_piecewise", "M
 SWITCH_OFFSET = 1e-12
 """How far past a switching surface (in sigma) or past the ends of [0, 1] (in alpha) a segment's
 event fires: a start on the surface is not an event, and the next segment starts just inside
-its piece. The arrival time is late by about SWITCH_OFFSET / |d sigma/dt|."""
+its piece. The arrival time is late by about SWITCH_OFFSET divided by the speed of sigma (abs(d sigma / dt))."""
 
 MAX_SEGMENTS = 1000
 """Segments per trajectory (crossings, sliding entries and exits) before a run ends as

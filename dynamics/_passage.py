@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
+
+from derivations import DynamicalSystem
 
 import numpy as np
 import sympy as sp
@@ -15,6 +17,9 @@ from ._threshold import _assumed
 from ._value import Value
 
 __all__ = ["PassageTime", "passage_time", "step_time"]
+
+Point = Union[str, float, sp.Expr, None]
+"""A state or plateau: a number, a string of an expression, a SymPy expression, or None (a symbol)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,7 +109,8 @@ def _definite(antiderivative: sp.Expr, y: sp.Symbol, y0: sp.Expr, y1: sp.Expr) -
     return total + sp.simplify(rest)
 
 
-def passage_time(system: Any, start: Any = None, end: Any = None, params: Mapping[str, Any] | None = None) -> PassageTime:
+def passage_time(system: DynamicalSystem, start: Point = None, end: Point = None,
+                 params: Mapping[str, float] | None = None) -> PassageTime:
     """The closed-form time a one-state flow dy/dt = f(y) takes from ``start`` to ``end``:
     t = integral of dy / f(y), by partial fractions when f is rational.
 
@@ -160,7 +166,8 @@ def passage_time(system: Any, start: Any = None, end: Any = None, params: Mappin
     return PassageTime(str(y), y0, y1, expr, rate, None, None, note)
 
 
-def step_time(system: Any, start: Any = None, *, fraction: Any = sp.Rational(1, 2), plateau: Any = None) -> PassageTime:
+def step_time(system: DynamicalSystem, start: Point = None, *, fraction: float | sp.Expr = sp.Rational(1, 2),
+              plateau: Point = None) -> PassageTime:
     """The time of a sigmoidal step: from ``start`` to ``fraction`` of the plateau, the
     non-zero equilibrium a small state rises to (the step times of stepwise learning).
 

@@ -197,6 +197,7 @@ CLAIM_HEADINGS = {  # report heading of each judged claim -> its verdict in the 
     "### 2c. Claim: normalisation prevents the collapse": ("normalisation", None),
     "### Claim: the best approximation per width": ("compare", None),
     "## 6. Alignment from random initialisations": ("alignment", None),
+    "## 7. Stepwise learning": ("stepwise", None),
 }
 
 
