@@ -476,10 +476,16 @@ def verify(
         ``system`` not an ODESystem, ``spec`` not a ModelSpec, ``mapping``/``params`` not
         mappings, ``widths`` not a sequence, ``seed`` not an int.
     ValueError
-        Names that match nothing, a mapping to unknown names, states or parameters the spec
+        A loss of the batch's moments (see ``monte_carlo_batch``), names that match nothing, a mapping to unknown names, states or parameters the spec
         does not have (p without a learned predictor, tau without EMA, ...), a missing s,
         widths that are not positive distinct ints, too few samples, non-finite values.
     """
+    if isinstance(spec, ModelSpec) and spec.batch_statistics:
+        raise ValueError(
+            f"verify checks per-sample losses; spec={spec.label!r} is a loss of the batch's moments. Compare your "
+            "equations with derive(spec).equations and its expected flow with monte_carlo_batch(spec, s, params, "
+            "batch=..., n_batches=...)"
+        )
     widths, n_samples = _check_verify_args(system, spec, widths, n_samples, seed)
     user, free, tau_is_param, allowed, subs = _user_rates(system, spec, mapping)
     fixed = _check_fixed(params, subs, allowed)

@@ -259,7 +259,8 @@ def _reproduce_verdicts_follow_from_the_numbers(rerun):
     assert (cmp["verdict"] == "holds") == agree
     assert rerun["verdicts"] == {"sixth_order": order["verdict"], "emergence": emergence["verdict"],
                                  "normalisation": norm["verdict"], "best_approximation": cmp["verdict"],
-                                 "alignment": rerun["alignment"]["verdict"]}
+                                 "alignment": rerun["alignment"]["verdict"], "stepwise": rerun["stepwise"]["verdict"]}
+    assert rerun["stepwise"]["verdict"].startswith("holds") == bool(np.all(np.abs(rerun["stepwise"]["relative_error"]) < 0.10))
     # the Euclidean model aligns: the balancedness F - Psi^T Psi / alpha_p decays like exp(-2 eta t)
     # exactly, so the commutator's late log-slope is -2 eta (eta = 0.05), here within 15%
     (run,) = rerun["alignment"]["runs"].values()
