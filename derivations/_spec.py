@@ -66,9 +66,9 @@ class ModelSpec:
                                     + mu_var/2 sum_i [relu(gamma - sqrt(V1_ii + eps_var))
                                                       + relu(gamma - sqrt(V2_ii + eps_var))]
                                     + nu_cov sum_{i != j} [V1_ij^2 + V2_ij^2]
-                                    (VICReg's terms summed over dimensions: the reference
-                                    code's means over dimensions divide mu_var and nu_cov
-                                    by h, and lambda_inv by h)
+                                    (VICReg's terms summed over dimensions; the reference
+                                    code averages over the h dimensions, so its weights
+                                    are these times h)
             "spectral-contrastive"  -2 E[<z1, z2>] + E[<z1, z2'>^2], z2' from an
                                     independent sample (HaoChen et al. 2021)
 

@@ -2,7 +2,7 @@
 
     ncdyn derive [--loss cosine] [--target simsiam] [--predictor learned] [--no-stop-gradient]
                  [--views both] [--data isotropic] [--norms frozen] [--moments exact]
-                 [--reduced] [--discrete] [--latex] [--steps]
+                 [--no-standardize] [--finite-batch] [--reduced] [--discrete] [--latex] [--steps]
     ncdyn reproduce [--out DIR] [--quick]
 """
 
@@ -32,8 +32,9 @@ def _derive_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     try:
         spec = ModelSpec(
             loss=args.loss, target=args.target, norms=args.norms or "frozen", moments=args.moments or "exact",
-            predictor=args.predictor, stop_gradient=not args.no_stop_gradient, views=args.views, data=args.data,
-            normalize=args.normalize, eps=args.eps,
+            predictor=args.predictor, stop_gradient=False if args.no_stop_gradient else None, views=args.views,
+            data=args.data, normalize=args.normalize, eps=args.eps,
+            standardize=False if args.no_standardize else None, batch="finite" if args.finite_batch else "infinite",
         )
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
@@ -85,17 +86,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Derive the eigenmode ODEs of one linear non-contrastive model with SymPy and print them.",
     )
     d.add_argument("--loss", default="cosine", metavar="LOSS",
-                   help=f"per-sample loss: one of {', '.join(_ALLOWED['loss'])}, or an expression in "
+                   help=f"loss: one of {', '.join(_ALLOWED['loss'])}, or an expression in "
                         "A=<a,a>, B=<a,b>, C=<b,b> such as '-B/sqrt(A*C)' (default: cosine)")
     d.add_argument("--target", choices=_ALLOWED["target"], default="simsiam",
                    help="target branch: a stop-gradient copy (simsiam) or an EMA of the online weights (ema)")
-    d.add_argument("--predictor", choices=_ALLOWED["predictor"], default="learned",
+    d.add_argument("--predictor", choices=_ALLOWED["predictor"], default=None,
                    help="predictor: trained by gradient flow (learned), DirectPred's closed form F^alpha "
-                        "(directpred), or the identity (none)")
+                        "(directpred), or the identity (none); default learned, none for the losses of the "
+                        "batch's moments (barlow-twins, vicreg, spectral-contrastive)")
+    d.add_argument("--no-standardize", action="store_true",
+                   help="Barlow Twins: the cross-correlation of the raw embeddings (Simon et al.)")
+    d.add_argument("--finite-batch", action="store_true",
+                   help="losses of the batch's moments: the expected batch loss at batch size `batch`")
     d.add_argument("--normalize", action="store_true", help="DirectPred: divide F by its largest eigenvalue")
     d.add_argument("--eps", action="store_true", help="DirectPred: add eps to every predictor eigenvalue")
     d.add_argument("--no-stop-gradient", action="store_true",
-                   help="let the gradient flow through the target branch too (SimSiam only)")
+                   help="let the gradient flow through the target branch too (SimSiam only; the default "
+                        "for the losses of the batch's moments)")
     d.add_argument("--views", choices=_ALLOWED["views"], default="both",
                    help="noise on both views, or on one (the first view clean)")
     d.add_argument("--data", choices=_ALLOWED["data"], default="isotropic",
