@@ -191,7 +191,7 @@ def batch_loss(name: str, *, standardize: bool = True, finite: bool = False) -> 
     raise ValueError(f"batch_loss: name={name!r} is not allowed; choose one of {', '.join(map(repr, BATCH_LOSSES))}")
 
 
-def weights_of(spec_loss: str, standardize: bool) -> tuple[sp.Symbol, ...]:
+def weights_of(spec_loss: str) -> tuple[sp.Symbol, ...]:
     """The loss's own weight parameters, in order."""
     if spec_loss == "barlow-twins":
         return (sy.lambda_BT,)

@@ -25,6 +25,7 @@ import sympy as sp
 
 from . import symbols as sy
 from ._batch_losses import DIAGONAL, LOSS_PARAM_DOMAIN, PAIR, BatchLoss, batch_loss, weights_of
+from ._derive import _PARAM_DOMAIN, _lam
 from ._eigenmode import EigenmodeSystem
 from ._invariants import ConservationLaw
 from ._spec import ModelSpec
@@ -34,15 +35,6 @@ __all__ = ["derive_batch"]
 _phi, _phi_t = sp.symbols("phi phi_t", positive=True)
 _s = sp.Symbol("s", positive=True)
 _rest1, _rest2 = sp.symbols("V1_rest V2_rest", positive=True)
-_MODEL_DOMAIN = {
-    sy.sigma2: sp.Interval(0, sp.oo),
-    sy.eta: sp.Interval(0, sp.oo),
-    sy.lam: sp.Interval(0, sp.oo),
-}
-
-
-def _lam(spec: ModelSpec) -> sp.Expr:
-    return sy.lam if spec.data == "spectrum" else sp.Integer(1)
 
 
 def _variances(spec: ModelSpec, lam: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
@@ -146,7 +138,7 @@ def _params(spec: ModelSpec, rhs: sp.Expr) -> tuple[sp.Symbol, ...]:
     order = [sy.sigma2, sy.eta]
     if spec.data == "spectrum":
         order.append(sy.lam)
-    order += list(weights_of(spec.loss, spec.standardize))
+    order += list(weights_of(spec.loss))
     order += [sy.batch, sy.V1, sy.V2]
     free = rhs.free_symbols - {sy.s}
     unexpected = free - set(order)
@@ -207,7 +199,7 @@ def derive_batch(spec: ModelSpec) -> EigenmodeSystem:
         "amplitude_rate": rate,
         "eigenmode_flow": {"s": ds},
     }
-    domains = {**_MODEL_DOMAIN, **LOSS_PARAM_DOMAIN}
+    domains = {**_PARAM_DOMAIN, **LOSS_PARAM_DOMAIN}
     scale_free = spec.loss == "barlow-twins" and spec.standardize
     system = EigenmodeSystem(
         (sy.s,), params, sp.ImmutableMatrix([ds]),
