@@ -69,13 +69,14 @@ def batch_errors(h: int, batches: tuple[int, ...], t1: float, *, seed: int = 1) 
     network (aligned start, sampled batches of each size)."""
     params = {"sigma2": 0.2, "eta": 0.05, "lambda_BT": 1.0}
     s0 = np.random.default_rng(h).uniform(0.1, 0.6, h)
+    theories = {label: derive(ModelSpec("barlow-twins", standardize=False, batch=batch)).modes(h)
+                for label, batch in (("infinite batch", "infinite"), ("finite batch", "finite"))}
     out = {}
     for B in batches:
         net = simulate_network(ModelSpec("barlow-twins", standardize=False), params, h=h, t1=t1, dt=0.005, batch=B,
                                init={"s": s0}, n_records=5, seed=seed, progress=False)
         row = {}
-        for label, batch in (("infinite batch", "infinite"), ("finite batch", "finite")):
-            modes = derive(ModelSpec("barlow-twins", standardize=False, batch=batch)).modes(h)
+        for label, modes in theories.items():
             prm = {k: v for k, v in {**params, "batch": float(B)}.items() if k in modes.param_names}
             sol = integrate(modes, s0, (0.0, t1), prm, t_eval=net.t, rtol=1e-10, atol=1e-12)
             row[label] = float(np.max(np.abs(sol.y[-1] - net.s[-1]) / net.s[-1]))
