@@ -319,9 +319,11 @@ def _mode_sympy(system: ModeSystem) -> ODESystem:
     )
 
 
-def _mode_function(system: ModeSystem, backend: str, checked: bool = True) -> RhsFunction:
+def mode_values(system: ModeSystem, backend: str, checked: bool = True):
+    """``values(y, params) -> (spectra, values)``: the per-mode state arrays (..., K) of the flat
+    states y and every per-mode parameter, the closed ones computed from y, as arrays that
+    broadcast against them (per-trajectory ones with a trailing axis of 1)."""
     pm, K = system.per_mode, system.K
-    raw = lambdified(pm.states + pm.params, tuple(pm.rhs), backend)
     free_syms = tuple(v for v in pm.params if str(v) not in system.closed)
     free = [str(v) for v in free_syms]
     closed_syms = tuple(c[0] for c in system.closures)
@@ -330,12 +332,11 @@ def _mode_function(system: ModeSystem, backend: str, checked: bool = True) -> Rh
         for i, (param, summand, power) in enumerate(system.closures)
     ]
     ns = pm.n_states
-    names = pm.param_names
     per_mode_names = set(system.per_mode_params)
     mod = xp(backend)
     flat_names = [f"{n}_1..{n}_K" for n in pm.state_names]
 
-    def f(t, y, params):
+    def values_of(y, params):
         if checked:
             y = state_array(y, ns * K, flat_names, backend)
             given = system.check_params(params, batch=True)
@@ -346,7 +347,7 @@ def _mode_function(system: ModeSystem, backend: str, checked: bool = True) -> Rh
         # per-trajectory parameters broadcast over the mode axis; per-mode ones carry it
         values = {
             n: mod.asarray(v, dtype=mod.float64) if n in per_mode_names else mod.asarray(v, dtype=mod.float64)[..., None]
-            for n, v in given.items()
+            for n, v in given.items() if n in free
         }
         free_values = [values[n] for n in free]
         closed_values = []
@@ -358,6 +359,21 @@ def _mode_function(system: ModeSystem, backend: str, checked: bool = True) -> Rh
                 total = mod.sum(summand, axis=-1, keepdims=True)
                 values[name] = total if power == 1 else total ** float(power)
             closed_values.append(values[name])
+        return spectra, values
+
+    return values_of
+
+
+def _mode_function(system: ModeSystem, backend: str, checked: bool = True) -> RhsFunction:
+    pm, K = system.per_mode, system.K
+    raw = lambdified(pm.states + pm.params, tuple(pm.rhs), backend)
+    values_of = mode_values(system, backend, checked)
+    names = pm.param_names
+    mod = xp(backend)
+    free = [n for n in names if n not in system.closed]
+
+    def f(t, y, params):
+        spectra, values = values_of(y, params)
         out = raw(*spectra, *[values[n] for n in names])
         out = mod.broadcast_arrays(*[mod.asarray(o, dtype=mod.float64) * mod.ones_like(spectra[0]) for o in out])
         return mod.concatenate(out, axis=-1)

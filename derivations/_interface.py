@@ -11,7 +11,8 @@ compiled function:
 - time: continuous (a flow, ``integrate``) or discrete (a map, ``iterate``: the right-hand
   side is the increment y_{n+1} - y_n, and ``step_param`` names the parameter that is the time
   of one step, if any);
-- ``diffusion``: None for a deterministic system (the slot stochastic systems will fill);
+- ``diffusion``: None for a deterministic system; for a stochastic one (Ito SDE
+  dy = f dt + g dW) the ``Diffusion``: g(t, y, params) and the parameters it adds;
 - code generation (``to_jax``, ``to_numpy``: ``f(t, y, params)`` on flat states);
 - structure: the collapse set, named partial-collapse sets, an invariant manifold, an
   invariant attracting ``constraint`` set (a direction flow's unit sphere), a continuous
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
     from ._system import ODESystem
 
-__all__ = ["Constraint", "DynamicalSystem", "EigenmodeModel", "Switching", "Symmetry", "TIMES", "flat_names"]
+__all__ = ["Constraint", "Diffusion", "DynamicalSystem", "EigenmodeModel", "Switching", "Symmetry", "TIMES", "flat_names"]
 
 TIMES = Names.define(
     "TIMES",
@@ -197,6 +198,51 @@ class Switching:
         return len(self.weights)
 
 
+@dataclass(frozen=True, eq=False)
+class Diffusion:
+    """The noise of a stochastic system, the Ito SDE dy = f(t, y) dt + g(t, y) dW with W a
+    standard Brownian motion of ``n_noise`` components.
+
+    Attributes
+    ----------
+    function : callable
+        ``g(t, y, params)`` -> array (..., n_states, n_noise), JAX-traceable: the diffusion
+        matrix at the flat states y (..., n_states); g g^T dt is the covariance of the
+        increment.
+    n_noise : int
+        The number of Brownian components.
+    params : tuple of str
+        The parameters the noise adds to the drift's (e.g. a learning rate and a batch size),
+        with their domains in ``param_domain``.
+    param_domain : mapping str -> sympy.Interval
+        Where each added parameter may lie (default: the real line).
+    description : str
+        What the noise is and which approximation it holds for, in words.
+    """
+
+    function: Callable[..., ArrayLike]
+    n_noise: int
+    params: tuple[str, ...] = ()
+    param_domain: Mapping = None
+    description: str = ""
+
+    def __post_init__(self):
+        if not callable(self.function):
+            raise TypeError(f"function must be a function g(t, y, params) -> (..., n_states, n_noise); "
+                            f"got {type(self.function).__name__}")
+        if isinstance(self.n_noise, bool) or not isinstance(self.n_noise, (int, np.integer)) or self.n_noise < 1:
+            raise ValueError(f"n_noise must be a positive int (Brownian components); got {self.n_noise!r}")
+        params = (self.params,) if isinstance(self.params, str) else tuple(self.params)
+        if not all(isinstance(n, str) for n in params):
+            raise TypeError(f"params must be parameter names (str); got {self.params!r}")
+        object.__setattr__(self, "params", params)
+        domain = dict(self.param_domain or {})
+        unknown = [k for k in domain if k not in params]
+        if unknown:
+            raise ValueError(f"param_domain names {unknown}, not among params {list(params)}")
+        object.__setattr__(self, "param_domain", domain)
+
+
 class DynamicalSystem(abc.ABC):
     """A dynamical system as the numerics read it (see the module docstring).
 
@@ -219,7 +265,7 @@ class DynamicalSystem(abc.ABC):
         Each parameter's own trailing shape.
     time : {"continuous", "discrete"}
         A flow or a map (``TIMES``); ``step_param`` the parameter one step's time is.
-    diffusion : None
+    diffusion : Diffusion or None
         The noise of a stochastic system (None: deterministic).
     collapse, partial_collapse, manifold, constraint, symmetry, scaling, weight_decay
         The declared structure (see each property).
@@ -479,8 +525,8 @@ class DynamicalSystem(abc.ABC):
         return self.time == "discrete"
 
     @property
-    def diffusion(self) -> None:
-        """The noise of a stochastic system; None: the system is deterministic."""
+    def diffusion(self) -> Diffusion | None:
+        """The noise of a stochastic system (a ``Diffusion``); None: the system is deterministic."""
         return None
 
     # -- code generation ---------------------------------------------------------------------------
@@ -629,6 +675,33 @@ class EigenmodeModel(abc.ABC):
         DynamicalSystem
             The K-mode system (a map if the model is discrete).
         """
+
+    def stochastic(self, K: int) -> DynamicalSystem:
+        """The K modes with the noise of minibatch SGD: the Ito SDE
+        dy = f dt + sqrt(lr / B) Sigma^(1/2) dW, Sigma the per-sample gradient covariance of
+        each mode (``derivations.gradient_noise``), f the flow of ``modes(K)``.
+
+        Parameters
+        ----------
+        K : int
+            The number of modes.
+
+        Returns
+        -------
+        StochasticSystem
+            ``modes(K)`` as its drift, the parameters lr and B added.
+
+        Raises
+        ------
+        ValueError
+            A discrete model (the noise is added to the flow), or a model whose noise is not
+            derived (see ``gradient_noise``).
+        """
+        if self.is_discrete:
+            raise ValueError("stochastic(K) adds the SGD noise to the flow; call it on the continuous model")
+        from ._diffusion import stochastic_modes
+
+        return stochastic_modes(self, K, self.modes(K))
 
     @abc.abstractmethod
     def discrete(self) -> EigenmodeModel:

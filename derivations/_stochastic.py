@@ -1,0 +1,137 @@
+"""StochasticSystem: a drift system and the noise of its steps, the Ito SDE dy = f dt + g dW."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import sympy as sp
+
+from ._interface import Diffusion, DynamicalSystem, RhsFunction
+from ._system import FrozenMap
+
+__all__ = ["StochasticSystem"]
+
+
+@dataclass(frozen=True, eq=False)
+class StochasticSystem(DynamicalSystem):
+    """The Ito SDE dy = f(t, y) dt + g(t, y) dW of a deterministic ``drift`` system f and a
+    ``Diffusion`` g: the states, their domains, time and collapse sets are the drift's; the
+    parameters are the drift's followed by the diffusion's. ``dynamics.integrate`` runs it with
+    an SDE solver over seeded Brownian paths; the deterministic analyses (equilibria,
+    classification, bifurcation) take ``drift``.
+
+    The drift's invariant manifold, scaling, symmetry and constraint are not declared: the
+    noise need not respect them.
+
+    Attributes
+    ----------
+    drift : DynamicalSystem
+        The deterministic flow f (continuous time, smooth).
+    noise : Diffusion
+        The diffusion g and the parameters it adds.
+    name : str
+        A label (default: the drift's, "with noise").
+    """
+
+    drift: DynamicalSystem
+    noise: Diffusion
+    label: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.drift, DynamicalSystem):
+            raise TypeError(f"drift must be a DynamicalSystem; got {type(self.drift).__name__}")
+        if not isinstance(self.noise, Diffusion):
+            raise TypeError(f"noise must be a derivations.Diffusion; got {type(self.noise).__name__}")
+        if self.drift.diffusion is not None:
+            raise ValueError("drift must be deterministic (its diffusion is None)")
+        if self.drift.time != "continuous":
+            raise ValueError(f"drift must be a flow (time 'continuous'); got time {self.drift.time!r}")
+        if self.drift.switching is not None:
+            raise ValueError("drift must be smooth: a piecewise-smooth drift with noise is not supported")
+        clash = [n for n in self.noise.params if n in self.drift.param_names]
+        if clash:
+            raise ValueError(f"the diffusion's params {clash} are already parameters of the drift "
+                             f"({list(self.drift.param_names)})")
+
+    @property
+    def name(self) -> str:
+        return self.label or f"{self.drift.name}, with noise"
+
+    @property
+    def state_layout(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        return self.drift.state_layout
+
+    @property
+    def state_domain(self) -> Mapping[str, sp.Interval]:
+        return self.drift.state_domain
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(self.drift.param_names) + self.noise.params
+
+    @property
+    def param_domain(self) -> Mapping[str, sp.Interval]:
+        return FrozenMap({**self.drift.param_domain, **self.noise.param_domain})
+
+    @property
+    def param_shapes(self) -> Mapping[str, tuple[int, ...]]:
+        return FrozenMap({**self.drift.param_shapes, **{n: () for n in self.noise.params}})
+
+    @property
+    def collapse(self) -> tuple[str, ...]:
+        return self.drift.collapse
+
+    @property
+    def partial_collapse(self) -> Mapping[str, tuple[str, ...]]:
+        return self.drift.partial_collapse
+
+    @property
+    def diffusion(self) -> Diffusion:
+        """The noise g (a ``Diffusion``)."""
+        return self.noise
+
+    def _drift_function(self, backend: str, checked: bool) -> RhsFunction:
+        f = self.drift.to_jax(checked=False) if backend == "jax" else self.drift.to_numpy(checked=False)
+        drift_names = tuple(self.drift.param_names)
+
+        def rhs(t, y, params):
+            if checked:
+                self.check_params(params, batch=True)
+            return f(t, y, {k: params[k] for k in drift_names if k in params})
+
+        return rhs
+
+    def to_jax(self, checked: bool = True) -> RhsFunction:
+        """The drift f(t, y, params) (JAX); the diffusion's parameters are accepted and unused.
+
+        Parameters
+        ----------
+        checked : bool
+            Validate the parameters on every call.
+
+        Returns
+        -------
+        callable
+            f(t, y, params).
+        """
+        return self._drift_function("jax", checked)
+
+    def to_numpy(self, checked: bool = True) -> RhsFunction:
+        """The drift f(t, y, params) (NumPy); the diffusion's parameters are accepted and unused.
+
+        Parameters
+        ----------
+        checked : bool
+            Validate the parameters on every call.
+
+        Returns
+        -------
+        callable
+            f(t, y, params).
+        """
+        return self._drift_function("numpy", checked)
+
+    def __repr__(self) -> str:
+        return (f"StochasticSystem({self.name}, states={self.n_states}, noise={self.noise.n_noise}, "
+                f"params=({', '.join(self.param_names)}))")
