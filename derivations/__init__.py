@@ -17,7 +17,8 @@ import jax as _jax
 _jax.config.update("jax_enable_x64", True)
 
 from . import symbols  # noqa: E402
-from ._interface import TIMES, Constraint, DynamicalSystem, EigenmodeModel, Switching, Symmetry  # noqa: E402
+from ._interface import TIMES, Constraint, Diffusion, DynamicalSystem, EigenmodeModel, Switching, Symmetry  # noqa: E402
+from ._stochastic import StochasticSystem  # noqa: E402
 from ._direction import DirectionSystem, direction_flow  # noqa: E402
 from ._cache import cache_dir, clear_cache  # noqa: E402
 from ._derive import derive  # noqa: E402
@@ -51,6 +52,8 @@ from ._truth import (  # noqa: E402
 )
 from ._batch_montecarlo import BatchMonteCarlo, monte_carlo_batch  # noqa: E402
 from ._batch_losses import BATCH_LOSSES, BatchLoss, batch_loss  # noqa: E402
+from ._diffusion import NOISE_PARAMS, GradientNoise, gradient_noise  # noqa: E402
+from ._noise_montecarlo import NoiseMonteCarlo, monte_carlo_noise  # noqa: E402
 
 
 __all__ = [
@@ -59,6 +62,8 @@ __all__ = [
     "Constraint",
     "Switching",
     "Symmetry",
+    "Diffusion",
+    "StochasticSystem",
     "DirectionSystem",
     "direction_flow",
     "TIMES",
@@ -111,6 +116,11 @@ __all__ = [
     "BatchLoss",
     "batch_loss",
     "BatchMonteCarlo",
+    "gradient_noise",
+    "GradientNoise",
+    "NOISE_PARAMS",
+    "monte_carlo_noise",
+    "NoiseMonteCarlo",
     "cache_dir",
     "clear_cache",
     "verify",

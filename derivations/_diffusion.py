@@ -30,8 +30,16 @@ Gaussians is an Isserlis computation on the same per-sample gradient ``derive`` 
   has zero mean (the ansatz check) but not zero variance: it is noise that breaks the
   eigenmode ansatz. ``ansatz_breaking`` gives its per-sample variance for two modes.
 
-The Ito correction that the curvature of s_j = ||row_j Phi||^2 adds to the drift,
-(lr / B) sum_k Var(dL/dPhi_jk), is O(lr / B) and is not included (it is stated in the docs).
+The states are not the weights: s = phi^2 and tau = phi_a / phi are curved functions of the
+amplitude phi that takes the steps, so by Ito's lemma the noise adds a drift of order lr / B,
+
+    ds += (lr / B) Var(r_phi) = (lr / B) Sigma_ss / (4 s),
+    dtau += (lr / B) tau Var(r_phi) / s = (lr / B) tau Sigma_ss / (4 s^2)
+
+(``ito_drift``; p is linear in the weights and has none). What the eigenmode SDE leaves out is
+the noise of the off-diagonal entries (``ansatz_breaking``): it accumulates in the directions
+transverse to the aligned set at a rate set by their own relaxation, and near a fold, where
+that relaxation vanishes, it is not small (see the docs' noise how-to).
 """
 
 from __future__ import annotations
@@ -88,6 +96,9 @@ class GradientNoise:
         For two modes (states p_1, s_1, p_2, s_2, ...): the per-sample variance of the rate of
         the off-diagonal weight entries in the aligned frame, "Psi_12" (learned predictor) and
         "Phi_12", "Phi_21"; their mean is zero on the ansatz.
+    ito_drift : sympy.ImmutableMatrix
+        (m,) the noise-induced drift per unit lr / B on each state (Ito's lemma for s = phi^2
+        and tau = phi_a / phi; zero for p).
     approximation : str or None
         None where Sigma is the exact per-sample covariance of the model's gradient; else the
         approximation it holds for.
@@ -102,6 +113,7 @@ class GradientNoise:
     states: tuple
     covariance: sp.ImmutableMatrix
     ansatz_breaking: FrozenMap
+    ito_drift: sp.ImmutableMatrix
     approximation: str | None
     noise_spec: ModelSpec
     steps: FrozenMap = field(default_factory=FrozenMap)
@@ -213,13 +225,18 @@ def _gradient_noise(spec: ModelSpec) -> GradientNoise:
             second = gaussian_expectation(sp.expand(exprs[i] * exprs[j]), variables, gauss)
             cov[i, j] = cov[j, i] = _finish(_to_s(sp.expand(second - means[i] * means[j])), noise_spec)
     states = tuple(rates)
+    ss = states.index(sy.s)
+    ito = [sp.Integer(0)] * m
+    ito[ss] = sp.cancel(cov[ss, ss] / (4 * sy.s))
+    if sy.tau in states:
+        ito[states.index(sy.tau)] = sp.cancel(sy.tau * cov[ss, ss] / (4 * sy.s**2))
     steps = {
         "per_sample_rate": FrozenMap({str(k): v.xreplace(_PUBLIC) for k, v in rates.items()}),
         "mean_rate": FrozenMap({str(k): _finish(_to_s(v), noise_spec) for k, v in zip(states, means)}),
     }
     return GradientNoise(
         spec=spec, states=states, covariance=sp.ImmutableMatrix(cov),
-        ansatz_breaking=FrozenMap(_ansatz_breaking(noise_spec, partials)),
+        ansatz_breaking=FrozenMap(_ansatz_breaking(noise_spec, partials)), ito_drift=sp.ImmutableMatrix(ito),
         approximation=approximation, noise_spec=noise_spec, steps=FrozenMap(steps))
 
 
@@ -293,7 +310,10 @@ def _noise_modes(noise: GradientNoise, K: int) -> ModeSystem:
     return derive(noise.noise_spec).modes(K)
 
 
-def _diffusion(noise: GradientNoise, K: int) -> Diffusion:
+def _mode_functions(noise: GradientNoise, K: int):
+    """(g, correction, extra params): the K-mode diffusion g(t, y, params) and the noise-induced
+    drift (lr / B) ito_drift(t, y, params), each evaluated mode by mode with the closure's
+    spectral sums."""
     import jax.numpy as jnp
 
     system = _noise_modes(noise, K)
@@ -304,34 +324,69 @@ def _diffusion(noise: GradientNoise, K: int) -> Diffusion:
     values_of = mode_values(system, "jax", checked=False)
     names = per_mode.param_names
     # model parameters the noise sees and the flow does not (sigma2 with one noisy view)
-    extra = tuple(v for v in _PARAM_DOMAIN if v in noise.covariance.free_symbols and v not in per_mode.params)
-    entries = lambdified(per_mode.states + per_mode.params + extra, tuple(noise.covariance), "jax")
+    used = noise.covariance.free_symbols | noise.ito_drift.free_symbols
+    extra = tuple(v for v in _PARAM_DOMAIN if v in used and v not in per_mode.params)
+    symbols = per_mode.states + per_mode.params + extra
+    entries = lambdified(symbols, tuple(noise.covariance), "jax")
+    ito = lambdified(symbols, tuple(noise.ito_drift), "jax")
     drift_params = tuple(n for n in names if n not in system.closed)
 
-    def g(t, y, params):
+    def evaluate(fn, y, params):
         spectra, values = values_of(y, {n: params[n] for n in drift_params})
         more = [jnp.asarray(params[str(v)], dtype=jnp.float64)[..., None] for v in extra]
         ones = jnp.ones_like(spectra[0])
-        flat = [jnp.asarray(e, dtype=jnp.float64) * ones
-                for e in entries(*spectra, *[values[n] for n in names], *more)]
-        sigma = jnp.stack(flat, axis=-1).reshape(spectra[0].shape + (m, m))  # (..., K, m, m)
-        w, v = jnp.linalg.eigh(sigma)
-        root = jnp.einsum("...ab,...b,...cb->...ac", v, jnp.sqrt(jnp.clip(w, 0.0, None)), v)
-        scale = jnp.sqrt(jnp.asarray(params["lr"], dtype=jnp.float64) / jnp.asarray(params["B"], dtype=jnp.float64))
-        eye = jnp.eye(K)
-        # flat index a*K + j (state a of mode j); the noise of mode j drives only mode j's states
-        G = jnp.einsum("...jab,jk->...ajbk", root, eye).reshape(root.shape[:-3] + (m * K, m * K))
-        return scale[..., None, None] * G
+        out = [jnp.asarray(e, dtype=jnp.float64) * ones for e in fn(*spectra, *[values[n] for n in names], *more)]
+        return spectra, out
 
+    def rate(params):
+        return jnp.asarray(params["lr"], dtype=jnp.float64) / jnp.asarray(params["B"], dtype=jnp.float64)
+
+    def g(t, y, params):
+        spectra, flat = evaluate(entries, y, params)
+        sigma = jnp.stack(flat, axis=-1).reshape(spectra[0].shape + (m, m))  # (..., K, m, m)
+        root = _psd_sqrt(sigma)
+        # flat index a*K + j (state a of mode j); the noise of mode j drives only mode j's states
+        G = jnp.einsum("...jab,jk->...ajbk", root, jnp.eye(K)).reshape(root.shape[:-3] + (m * K, m * K))
+        return jnp.sqrt(rate(params))[..., None, None] * G
+
+    def correction(t, y, params):
+        _, flat = evaluate(ito, y, params)
+        return rate(params)[..., None] * jnp.concatenate(flat, axis=-1)
+
+    return g, correction, extra
+
+
+def _diffusion(noise: GradientNoise, K: int) -> Diffusion:
+    g, _, extra = _mode_functions(noise, K)
     what = noise.approximation or "exact for this loss (Isserlis)"
     return Diffusion(
-        function=g, n_noise=m * K, params=tuple(str(v) for v in extra) + NOISE_PARAMS,
+        function=g, n_noise=len(noise.states) * K, params=tuple(str(v) for v in extra) + NOISE_PARAMS,
         param_domain={**{str(v): _PARAM_DOMAIN[v] for v in extra}, **_NOISE_DOMAIN},
         description=(f"SGD noise of {noise.spec.label}: sqrt(lr/B) Sigma^(1/2), Sigma the per-sample "
                      f"gradient covariance of each mode ({what}); modes independent"))
 
 
+def _psd_sqrt(M):
+    """The symmetric square root of positive semidefinite matrices (..., m, m): closed form for
+    m <= 2 (sqrt(M) = (M + sqrt(det M) I) / sqrt(tr M + 2 sqrt(det M))), eigh otherwise;
+    negative rounding in the eigenvalues clipped to zero."""
+    import jax.numpy as jnp
+
+    m = M.shape[-1]
+    if m == 1:
+        return jnp.sqrt(jnp.clip(M, 0.0, None))
+    if m == 2:
+        det = jnp.clip(M[..., 0, 0] * M[..., 1, 1] - M[..., 0, 1] * M[..., 1, 0], 0.0, None)
+        root_det = jnp.sqrt(det)
+        trace = M[..., 0, 0] + M[..., 1, 1] + 2 * root_det
+        scale = jnp.where(trace > 0, 1.0 / jnp.sqrt(jnp.where(trace > 0, trace, 1.0)), 0.0)
+        return (M + root_det[..., None, None] * jnp.eye(2)) * scale[..., None, None]
+    w, v = jnp.linalg.eigh(M)
+    return jnp.einsum("...ab,...b,...cb->...ac", v, jnp.sqrt(jnp.clip(w, 0.0, None)), v)
+
+
 def stochastic_modes(model, K: int, drift: DynamicalSystem) -> StochasticSystem:
     """``drift`` (the K modes of ``model``) with the SGD noise of its spec."""
     noise = gradient_noise(model.spec)
-    return StochasticSystem(drift, noise.diffusion(K), label=f"{drift.name}, SGD noise")
+    _, correction, _ = _mode_functions(noise, K)
+    return StochasticSystem(drift, noise.diffusion(K), correction=correction, label=f"{drift.name}, SGD noise")

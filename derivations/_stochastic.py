@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import sympy as sp
 
 from ._interface import Diffusion, DynamicalSystem, RhsFunction
@@ -15,7 +16,8 @@ __all__ = ["StochasticSystem"]
 
 @dataclass(frozen=True, eq=False)
 class StochasticSystem(DynamicalSystem):
-    """The Ito SDE dy = f(t, y) dt + g(t, y) dW of a deterministic ``drift`` system f and a
+    """The Ito SDE dy = (f(t, y) + c(t, y)) dt + g(t, y) dW of a deterministic ``drift`` system f,
+    an optional noise-induced ``correction`` c (an Ito correction, of the noise's order) and a
     ``Diffusion`` g: the states, their domains, time and collapse sets are the drift's; the
     parameters are the drift's followed by the diffusion's. ``dynamics.integrate`` runs it with
     an SDE solver over seeded Brownian paths; the deterministic analyses (equilibria,
@@ -30,12 +32,16 @@ class StochasticSystem(DynamicalSystem):
         The deterministic flow f (continuous time, smooth).
     noise : Diffusion
         The diffusion g and the parameters it adds.
-    name : str
+    correction : callable or None
+        ``c(t, y, params)`` -> (..., n_states), JAX: the drift the noise adds (e.g. Ito's lemma
+        for states that are curved functions of the weights that take the steps); None: none.
+    label : str
         A label (default: the drift's, "with noise").
     """
 
     drift: DynamicalSystem
     noise: Diffusion
+    correction: object = None
     label: str = ""
 
     def __post_init__(self):
@@ -43,6 +49,8 @@ class StochasticSystem(DynamicalSystem):
             raise TypeError(f"drift must be a DynamicalSystem; got {type(self.drift).__name__}")
         if not isinstance(self.noise, Diffusion):
             raise TypeError(f"noise must be a derivations.Diffusion; got {type(self.noise).__name__}")
+        if self.correction is not None and not callable(self.correction):
+            raise TypeError(f"correction must be None or a function c(t, y, params); got {type(self.correction).__name__}")
         if self.drift.diffusion is not None:
             raise ValueError("drift must be deterministic (its diffusion is None)")
         if self.drift.time != "continuous":
@@ -94,16 +102,21 @@ class StochasticSystem(DynamicalSystem):
     def _drift_function(self, backend: str, checked: bool) -> RhsFunction:
         f = self.drift.to_jax(checked=False) if backend == "jax" else self.drift.to_numpy(checked=False)
         drift_names = tuple(self.drift.param_names)
+        correction = self.correction
+        if correction is not None and backend != "jax":
+            def correction(t, y, params, _c=self.correction):
+                return np.asarray(_c(t, np.asarray(y, dtype=float), params))
 
         def rhs(t, y, params):
             if checked:
                 self.check_params(params, batch=True)
-            return f(t, y, {k: params[k] for k in drift_names if k in params})
+            out = f(t, y, {k: params[k] for k in drift_names if k in params})
+            return out if correction is None else out + correction(t, y, params)
 
         return rhs
 
     def to_jax(self, checked: bool = True) -> RhsFunction:
-        """The drift f(t, y, params) (JAX); the diffusion's parameters are accepted and unused.
+        """The SDE's drift f + c at (t, y, params) (JAX).
 
         Parameters
         ----------
@@ -118,7 +131,7 @@ class StochasticSystem(DynamicalSystem):
         return self._drift_function("jax", checked)
 
     def to_numpy(self, checked: bool = True) -> RhsFunction:
-        """The drift f(t, y, params) (NumPy); the diffusion's parameters are accepted and unused.
+        """The SDE's drift f + c at (t, y, params) (NumPy).
 
         Parameters
         ----------

@@ -5,6 +5,8 @@
     across_processes(run, *batched)         a sweep split over the processes of a multi-host JAX job, gathered
     Collapse, BlowUp, Steady, LeaveBox, Condition   terminating events, one definition for both backends
     simulate_network(spec, params)          the matrix-level linear network, true losses
+    network_seeds(spec, params)             many SGD seeds of one network: the spread minibatch noise makes
+    linear_noise / noise_spread             the linear-noise covariance of a stochastic system (stationary, over time)
     compare(spec, params)                   eigenmode theories against the network (or recorded trajectories)
     iterate(system, y0, n_steps, params)    a discrete-time map (finite learning rate), lax.scan
     digits_experiment(loss)                 a linear SimSiam network on real data (sklearn digits) vs theory
@@ -32,6 +34,8 @@ import jax as _jax
 _jax.config.update("jax_enable_x64", True)
 
 from ._basins import Basins, basins  # noqa: E402
+from ._linear_noise import LinearNoise, NoiseSpread, linear_noise, noise_spread  # noqa: E402
+from ._sde import SDE_SOLVERS  # noqa: E402
 from ._bifurcation import BIFURCATION_KINDS, Bifurcation, BifurcationPoint, Branch, bifurcation  # noqa: E402
 from ._codim2 import BifurcationCurve, continue_curve, fold_location  # noqa: E402
 from ._continuation import continue_equilibrium  # noqa: E402
@@ -60,6 +64,7 @@ from .ssl import (  # noqa: E402
     Comparison,
     DigitsData,
     NetworkRun,
+    NetworkSeeds,
     RealDataRun,
     Reference,
     aligned_init,
@@ -85,6 +90,7 @@ from .ssl import (  # noqa: E402
     random_weights,
     reproduce,
     simulate_network,
+    network_seeds,
 )
 
 __all__ = [
@@ -109,6 +115,13 @@ __all__ = [
     "SCIPY_METHODS",
     "simulate_network",
     "NetworkRun",
+    "network_seeds",
+    "NetworkSeeds",
+    "linear_noise",
+    "LinearNoise",
+    "noise_spread",
+    "NoiseSpread",
+    "SDE_SOLVERS",
     "aligned_init",
     "random_weights",
     "alignment_observables",

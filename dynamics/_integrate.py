@@ -19,6 +19,8 @@ from numpy.typing import ArrayLike
 from derivations import DynamicalSystem, Params
 
 from ._batch import run_jax
+from derivations.codegen import check_not_text
+
 from ._checks import (
     active_events, batch_arrays, check_backend, check_chunk_size, check_dt, check_flag, check_max_steps, check_solver,
     check_span, check_t_eval, check_tols, check_y0, is_stiff, solver_name,
@@ -29,6 +31,7 @@ from ._numeric import NumericSystem
 from ._outcomes import step_floor
 from ._progress import check_progress
 from ._scipy import run_scipy
+from ._sde import check_paths, check_sde_solver, integrate_sde
 from ._solution import Solution
 from ._status import run_statuses
 
@@ -61,6 +64,8 @@ def integrate(
     progress: bool = True,
     chunk_size: int | None = None,
     dt: float | None = None,
+    paths: int | None = None,
+    seed: int = 0,
 ) -> Solution:
     """Integrate dy/dt = f(t, y; params) for one initial state or a batch, on any system.
 
@@ -121,8 +126,25 @@ def integrate(
         unused, the last step ends on t1), for the explicit JAX solvers ("tsit5", "dopri5",
         "dopri8"); runs that do not finish are not retried. Default None: adaptive steps.
 
+    paths : int, optional
+        A stochastic system (one that declares a ``diffusion``): the number of Brownian paths
+        each start and parameter value is run on; the Solution's batch shape is then
+        ``(paths,) + batch_shape``. Default None: one path, no extra axis. Path i is the same
+        Brownian motion for every start and parameter of the batch (common random numbers).
+        Not for deterministic systems.
+    seed : int
+        A stochastic system: the Brownian paths are keyed by ``fold_in(PRNGKey(seed), i)``, so
+        a run is reproducible bit for bit and path i does not depend on the batch, the number
+        of paths or the step (a finer ``dt`` refines the same path).
+
     Notes
     -----
+    Stochastic systems (``system.diffusion`` is a ``Diffusion``): the Ito SDE
+    dy = f dt + g dW is solved by diffrax with a fixed step ``dt`` (default (t1 - t0)/1000),
+    solver "euler" (Euler-Maruyama: strong order 1/2, weak order 1) or a diffrax SDE solver
+    object, on a ``VirtualBrownianTree`` per path (``dynamics._sde``). Events are checked at
+    every step end (event times to within dt); rtol, atol, max_steps and retry do not apply.
+
     Speed and memory (jax backend). The explicit solvers ("tsit5", "dopri5", "dopri8") run on a
     lane-major kernel (``_lanes``): blocks of lanes advance together, one broadcast right-hand
     side call per stage, with diffrax's tableaus, dense output and step-size rule; a lane whose
@@ -190,6 +212,11 @@ def integrate(
         tolerances; missing, unknown or out-of-domain params (from ``system.check_params``).
     """
     num = NumericSystem.of(system)
+    if system.diffusion is not None:
+        return _stochastic(num, y0, t_span, params, t_eval, backend, events, solver, n_save, progress, dt, paths,
+                           seed)
+    if paths is not None:
+        raise ValueError(f"paths applies to stochastic systems (a diffusion); {system.name!r} is deterministic")
     run = _checked(num, backend, t_span, rtol, atol, max_steps, t_eval, n_save, events, solver, retry, progress,
                    chunk_size, dt)
     batch_shape, Y0, P = batch_arrays(num, check_y0(y0, num), params)
@@ -297,6 +324,34 @@ def _piecewise(system: DynamicalSystem, run: _Run, Y0: np.ndarray, P: dict, batc
     sol = _solution(run, out, batch_shape)
     info = dict(sol.info, switching=system.switching.description)
     return replace(sol, info=info, segments=out["segments"].reshape(batch_shape))
+
+
+def _stochastic(num, y0, t_span, params, t_eval, backend, events, solver, n_save, progress, dt, paths,
+                seed) -> Solution:
+    """A stochastic system: every start on seeded Brownian paths (``_sde``)."""
+    backend = check_backend(backend)
+    if backend != "jax":
+        raise ValueError(f"backend must be 'jax' for a stochastic system (diffrax SDE solvers); got {backend!r}")
+    t0, t1 = check_span(t_span)
+    ts = check_t_eval(t_eval, t0, t1, n_save)
+    evs = active_events(num, as_events(events))
+    solver = check_sde_solver(solver)
+    check_progress(progress)
+    if dt is not None:
+        check_not_text("dt", dt)
+        if isinstance(dt, bool) or not isinstance(dt, (int, float, np.integer, np.floating)):
+            raise TypeError(f"dt must be None or a number; got {type(dt).__name__}")
+        dt = float(dt)
+        if not (np.isfinite(dt) and 0 < dt <= t1 - t0):
+            raise ValueError(f"dt must be a fixed step in (0, t1 - t0] = (0, {t1 - t0:g}]; got {dt!r}")
+    paths, seed = check_paths(paths, seed)
+    batch_shape, Y0, P = batch_arrays(num, check_y0(y0, num), params)
+    out, info, n_paths = integrate_sde(num, Y0, P, ts, (t0, t1), evs, solver, dt, paths, seed)
+    out["retried"] = np.zeros(len(out["status"]), dtype=bool)
+    run = _Run(num, "jax", (t0, t1), ts, None, None, None, evs, solver, progress, None, info["dt"])
+    shape = batch_shape if paths is None else (n_paths,) + batch_shape
+    sol = _solution(run, out, shape)
+    return replace(sol, info=info)
 
 
 def _solution(run: _Run, out: dict, batch_shape: tuple[int, ...]) -> Solution:

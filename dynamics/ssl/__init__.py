@@ -7,6 +7,7 @@ imports this package; ``dynamics`` re-exports its public names.
 
 from ._alignment import alignment_observables, commutator, eigenspace_angles, offdiagonal_mass, principal_angles
 from ._compare import EXACT_LABEL, MAX_EXACT_WIDTH, Comparison, Reference, approximations_for, compare
+from ._ensemble import NetworkSeeds, network_seeds
 from ._lr_limit import LIMIT_KINDS, LearningRateLimit, learning_rate_limit
 from ._network import NetworkRun, aligned_init, data_spectrum, default_spectrum, random_weights, simulate_network
 from ._plots import plot_spectra
@@ -16,6 +17,8 @@ from ._transverse import TransverseSpectrum, aligned_state, transverse_spectrum
 
 __all__ = [
     "simulate_network",
+    "network_seeds",
+    "NetworkSeeds",
     "learning_rate_limit",
     "LearningRateLimit",
     "LIMIT_KINDS",
