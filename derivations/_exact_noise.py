@@ -37,9 +37,26 @@ a node weight (M, W and the power of u, v), a function of mode j and one of mode
 quadrature is a sum of matrix products over the nodes.
 
 Quadrature: the rule of the exact flow (``_exact.QUADRATURE``: trapezoidal in u = e^x / E[A],
-v = e^y / E[C] under the map of ``_exact``, 94 x 94 nodes, the right end following the
-spectrum). The second moments' integrands decay faster to the left (like e^(m x), m >= 1) than
-the mean's (e^(x/2)); the tests check the rule by refinement.
+v = e^y / E[C] under the map of ``_exact``, step 0.3, 94 x 94 nodes, the right end following
+the spectrum). The second moments' integrands decay faster to the left (like e^(m x), m >= 1)
+than the mean's (e^(x/2)); against a refined rule (step 0.15 on [-120, 120]) the entries agree
+to 2e-13 of sqrt(Sigma_ii Sigma_jj) at K = 2, 3, 8, 64. The mean E[xi_j] reproduces the exact
+flow's rates to 1e-10, and Cov(xi) p = 0 (sum_j a_j dL/da_j = 0 for every sample: the cosine is
+scale invariant in a) holds to rounding: Sigma has rank K - 1 on the states.
+
+Against Monte Carlo of the true per-sample gradient (``monte_carlo_noise``, p_j ~ U(0.3, 1),
+s = p^2, random tau, sigma2, alpha_p) every entry, per-mode and cross-mode, is within the
+sampling error: max |z| 0.9-1.5 at K = 4, 3.2 at K = 16, 3.4 over the 16,000 entries at
+K = 64 (SimSiam and EMA, one or both views noisy); the median relative error of the per-mode
+variances, 0.1-0.6%, is that of the Monte Carlo. The leading-moment approximation of
+``gradient_noise`` misses the same variances by 110% at K = 4 and 7% at K = 64. Where one mode
+dominates |a| (variances spread over decades) the per-sample products are heavy tailed (1/|a|^2
+near a = 0 in few effective dimensions) and the sample standard errors of a covariance are too
+small; there 3e7 samples with batch-means errors agree (max |z| 2.8, K = 8, s over 1e-4..1e2) and
+the rule is converged to 2e-10 by refinement.
+
+One evaluation costs about 94^2 (10 K^2 + 100 K) multiply-adds: 0.25 s at K = 64 on a shared
+two-core CPU after compilation.
 
 Exact for the model's assumptions: Gaussian views, isotropic data, aligned weights, one sample
 (the batch of B samples divides Sigma by B).
@@ -252,11 +269,6 @@ def noise_terms(spec: ModelSpec) -> ExactNoiseTerms:
         if partial != 0:
             coef, e, mA, mC = _laplace_terms(partial, f"dL/d{var}")
             pieces.append((coef, e, mA, mC, leg))
-    if sp.diff(L, C) != 0 and not spec.stop_gradient:  # pragma: no cover - refused by _check_spec
-        raise ValueError("the target branch's gradient is not included")
-
-    def mode_moment(exps, side):
-        return _moment_symbol(exps, side)
 
     moments: dict = {}
 
@@ -271,7 +283,7 @@ def noise_terms(spec: ModelSpec) -> ExactNoiseTerms:
     def add(x, y):
         return tuple(i + j for i, j in zip(x, y))
 
-    def collect(pairs, cross, rest_legs=None):
+    def collect(pairs, cross):
         """Terms of E~[c m_j (m_k) B^e]: pairs of (coef, e, (m_A, m_C), leg_j, leg_k)."""
         by_power: dict = {}
         for coef, e, power, leg_j, leg_k in pairs:
@@ -287,11 +299,11 @@ def noise_terms(spec: ModelSpec) -> ExactNoiseTerms:
                     if cross:
                         mult = sp.Integer(factorial(e)) / (factorial(r) * factorial(i) * factorial(l))
                         ej, ek = need(add(leg_j, (0, i, i))), need(add(leg_k, (0, l, l)))
-                        total += mult * rest[r] * mode_moment(ej, "j") * mode_moment(ek, "k")
+                        total += mult * rest[r] * _moment_symbol(ej, "j") * _moment_symbol(ek, "k")
                     else:
                         mult = sp.binomial(e, r)
                         ej = need(add(add(leg_j, leg_k or (0, 0, 0)), (0, e - r, e - r)))
-                        total += mult * rest[r] * mode_moment(ej, "j")
+                        total += mult * rest[r] * _moment_symbol(ej, "j")
             by_power[power] = by_power.get(power, 0) + coef * total
         out = []
         for power, expr in by_power.items():
@@ -303,9 +315,6 @@ def noise_terms(spec: ModelSpec) -> ExactNoiseTerms:
     for c1, e1, mA1, mC1, leg1 in pieces:
         for c2, e2, mA2, mC2, leg2 in pieces:
             second.append((c1 * c2, e1 + e2, (mA1 + mA2, mC1 + mC2), leg1, leg2))
-    for _, _, power, _, _ in second:
-        if not all(sp.Integer(int(p)) == p and p > 0 for p in power):  # pragma: no cover - cosine
-            raise ValueError("a second moment with a non-integer power of A or C")
     mean = collect(mean_pairs, cross=False)
     diagonal = collect(second, cross=False)
     cross = collect(second, cross=True)
@@ -337,7 +346,8 @@ def exact_noise(spec: ModelSpec, K: int, *, quadrature: Mapping[str, float] | No
         ``sigma(y, params) -> (..., n_states, n_states)``: y the flat states (..., n_states) in
         the layout of ``derive(spec).modes(K)`` (state-major: p_1..p_K, s_1..s_K, tau_1..tau_K),
         params the drift's parameters (``derive(spec).modes(K).param_names``; eta is not read).
-        Sigma[a K + j, b K + k] = Cov(r_a of mode j, r_b of mode k) for one sample. The
+        Sigma[a K + j, b K + k] = Cov(r_a of mode j, r_b of mode k) for one sample (not
+        finite where s_j = 0 with an EMA target: r_tau = tau w z X / s diverges there). The
         function has attributes ``moments(y, params) -> (mean, second)`` (E[xi_j] (..., K) and
         E[xi_j xi_k] (..., K, K)) and ``multipliers(y, params) -> (..., m, K)``.
 
