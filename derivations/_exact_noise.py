@@ -397,7 +397,9 @@ def _exact_noise(spec: ModelSpec, K: int, quad_items: tuple, checked: bool) -> C
     tilt_names = ("T_zz", "T_za", "T_zb", "T_aa", "T_ab", "T_bb")
     # numerators of T (the entries times q), evaluated per node and mode
     tilt_fn = lambdified((_u, _v) + S_syms, tuple(sp.expand(terms.tilted[n] * terms.tilted["q"]) for n in tilt_names), "jax")
-    q_fn = lambdified((_u, _v) + S_syms, (terms.tilted["q"],), "jax")
+    delta = _S["aa"] * _S["bb"] - _S["ab"] ** 2
+    if sp.expand(terms.tilted["q"] - (1 + 2 * _u * _S["aa"] + 2 * _v * _S["bb"] + 4 * _u * _v * delta)) != 0:  # pragma: no cover
+        raise RuntimeError(f"unexpected tilt normaliser {terms.tilted['q']}")
     mom_keys = tuple(terms.moments)
     mom_fn = lambdified(tuple(_T[n] for n in ("zz", "za", "zb", "aa", "ab", "bb")), tuple(terms.moments[k] for k in mom_keys), "jax")
     mom_index = {k: i for i, k in enumerate(mom_keys)}
@@ -473,7 +475,8 @@ def _exact_noise(spec: ModelSpec, K: int, quad_items: tuple, checked: bool) -> C
         def body(acc, nodes):
             uc, vc, wc = nodes
             U, V = uc[:, None], vc[:, None]
-            q = q_fn(U, V, *S)[0]
+            # Delta >= 0 (Cauchy-Schwarz); 0 for identical views, where rounding could flip it
+            q = 1 + 2 * U * Saa + 2 * V * Sbb + 4 * U * V * jnp.maximum(Saa * Sbb - Sab * Sab, 0.0)
             r = 1 / q
             T = jnp.stack([e * r for e in tilt_fn(U, V, *S)], axis=-1)  # (chunk, K, 6)
             mom = jnp.stack([jnp.broadcast_to(e, q.shape) for e in mom_fn(*(T[..., i] for i in range(6)))], axis=-1)
