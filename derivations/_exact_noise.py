@@ -49,11 +49,11 @@ s = p^2, random tau, sigma2, alpha_p) every entry, per-mode and cross-mode, is w
 sampling error: max |z| 0.9-1.5 at K = 4, 2.7-3.2 at K = 16, 3.5 over the 16,000 entries at
 K = 64 (SimSiam and EMA, one or both views noisy); the median relative error of the per-mode
 variances, 0.1-0.6%, is that of the Monte Carlo. The leading-moment approximation of
-``gradient_noise`` misses the same variances by 110% at K = 4, 36% at K = 16, 7-13% at K = 64. Where one mode
-dominates |a| (variances spread over decades) the per-sample products are heavy tailed (1/|a|^2
-near a = 0 in few effective dimensions) and the sample standard errors of a covariance are too
-small; there 3e7 samples with batch-means errors agree (max |z| 2.8, K = 8, s over 1e-4..1e2) and
-the rule is converged to 2e-10 by refinement.
+``gradient_noise`` misses the same variances by 110% at K = 4, 36% at K = 16 and 7-13% at
+K = 64. Where one mode dominates |a| (variances spread over decades) the per-sample products
+are heavy tailed (1/|a|^2 near a = 0 in few effective dimensions) and the sample standard
+errors of a covariance are too small; there 3e7 samples with batch-means errors agree (max |z|
+2.8, K = 8, s over 1e-4..1e2) and the rule is converged to 2e-10 by refinement.
 
 One evaluation costs about 94^2 (10 K^2 + 100 K) multiply-adds: 0.25 s at K = 64 on a shared
 two-core CPU after compilation.
