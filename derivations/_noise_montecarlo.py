@@ -41,6 +41,10 @@ class NoiseMonteCarlo:
         ``offdiag_se`` their standard errors.
     offdiag_se : FrozenMap of str -> numpy.ndarray
     n_samples : int
+    full_covariance, full_se : numpy.ndarray
+        (m h, m h): the covariance of all the rates, modes included, in the flat state-major
+        layout of ``derive(spec).modes(h)`` (index a h + j: state a of mode j), and the
+        standard errors of its entries.
     """
 
     names: tuple
@@ -50,6 +54,8 @@ class NoiseMonteCarlo:
     offdiag: FrozenMap
     offdiag_se: FrozenMap
     n_samples: int
+    full_covariance: np.ndarray | None = None
+    full_se: np.ndarray | None = None
 
 
 def _moment(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -136,4 +142,5 @@ def monte_carlo_noise(spec: ModelSpec, point: AlignedPoint, *, n_samples: int = 
         full[mask] = second.mean(0)
         full_se[mask] = second.std(0, ddof=1) / np.sqrt(second.shape[0])
         off[name], off_se[name] = full, full_se
-    return NoiseMonteCarlo(names, cov, se, cross, FrozenMap(off), FrozenMap(off_se), int(rates.shape[0]))
+    return NoiseMonteCarlo(names, cov, se, cross, FrozenMap(off), FrozenMap(off_se), int(rates.shape[0]),
+                           cross_cov, cross_se)
