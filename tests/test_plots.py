@@ -306,8 +306,8 @@ def _reproduce_exact_flow_numbers_independently(rerun):
 
 
 def test_reproduce_quick_run_and_rerun(quick_run, rerun):
-    """One test for every check on the quick main job and its rerun, so that one xdist worker runs
-    both (module-scoped fixtures run again on every worker that gets a test using them)."""
+    """One test for every check on the quick main job, so that one xdist worker runs it
+    (module-scoped fixtures run again on every worker that gets a test using them)."""
     _reproduce_quick_writes_every_file(quick_run)
     _reproduce_reruns_into_the_same_directory(quick_run, rerun)
     _reproduce_states_one_verdict_per_claim(quick_run, rerun)
