@@ -181,9 +181,14 @@ class Mode(DynamicalSystem):
         def G(alpha):
             return N @ field(alpha)
 
+        def newton(_, alpha):
+            return alpha - jnp.linalg.solve(jax.jacfwd(G)(alpha), G(alpha))
+
         alpha = jnp.full(len(S), 0.5)
-        for _ in range(1 if len(S) == 1 else 8):
-            alpha = alpha - jnp.linalg.solve(jax.jacfwd(G)(alpha), G(alpha))
+        if len(S) == 1:  # G is affine in one weight: one step is exact
+            alpha = newton(0, alpha)
+        else:  # a loop, not 8 unrolled steps: one traced step keeps the compiled kernels small
+            alpha = jax.lax.fori_loop(0, 8, newton, alpha)
         return field(alpha), alpha
 
     def _sliding_jax(self):

@@ -157,12 +157,28 @@ def test_plot_bad_arguments():
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
+def quick_job(tmp_path_factory):
+    """One quick main job through the command line, into a directory that an interrupted earlier
+    run left with a stale report, a truncated figure and a partial temporary file; (the
+    directory, the numbers reproduce returned to the command)."""
+    from dynamics.ssl import _reproduce
     from dynamics.ssl._cli import main
 
     out = tmp_path_factory.mktemp("reproduce")
-    assert main(["reproduce", "--out", str(out), "--quick", "--no-progress"]) == 0
-    return out
+    (out / "report.md").write_text("# stale report\n")
+    (out / FIGURES[0]).write_bytes(b"truncated")  # as an interrupted run might leave it
+    (out / f".{FIGURES[1]}.tmp.png").write_bytes(b"partial")
+    returned, run = [], _reproduce.reproduce
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_reproduce, "reproduce", lambda *args, **kw: returned.append(run(*args, **kw)) or returned[-1])
+        assert main(["reproduce", "--out", str(out), "--quick", "--no-progress"]) == 0
+    (numbers,) = returned
+    return out, numbers
+
+
+@pytest.fixture(scope="module")
+def quick_run(quick_job):
+    return quick_job[0]
 
 
 def _reproduce_quick_writes_every_file(quick_run):
@@ -176,18 +192,14 @@ def _reproduce_quick_writes_every_file(quick_run):
 
 
 @pytest.fixture(scope="module")
-def rerun(quick_run):
-    """A second quick run into the same directory, after an interrupted run left broken files;
-    its numbers."""
-    from dynamics import reproduce
-
-    (quick_run / FIGURES[0]).write_bytes(b"truncated")  # as an interrupted run might leave it
-    (quick_run / f".{FIGURES[1]}.tmp.png").write_bytes(b"partial")
-    return reproduce(quick_run, quick=True, progress=False)
+def rerun(quick_job):
+    """The numbers of the quick job, run where an interrupted run had left broken files."""
+    return quick_job[1]
 
 
 def _reproduce_reruns_into_the_same_directory(quick_run, rerun):
     assert (quick_run / FIGURES[0]).stat().st_size > 10_000
+    assert "stale" not in (quick_run / "report.md").read_text()
     assert not [p for p in quick_run.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp.png")]
 
 
@@ -294,8 +306,8 @@ def _reproduce_exact_flow_numbers_independently(rerun):
 
 
 def test_reproduce_quick_run_and_rerun(quick_run, rerun):
-    """One test for every check on the quick main job and its rerun, so that one xdist worker runs
-    both (module-scoped fixtures run again on every worker that gets a test using them)."""
+    """One test for every check on the quick main job, so that one xdist worker runs it
+    (module-scoped fixtures run again on every worker that gets a test using them)."""
     _reproduce_quick_writes_every_file(quick_run)
     _reproduce_reruns_into_the_same_directory(quick_run, rerun)
     _reproduce_states_one_verdict_per_claim(quick_run, rerun)

@@ -11,6 +11,7 @@ pure JAX functions of their arrays (float64, jit and vmap friendly).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
 from jax import Array
 from numpy.typing import ArrayLike
@@ -100,12 +101,26 @@ def _nested_angles(G, k_max: int):
     orthogonal G, for k > n/2 the same values come from the smaller blocks G[:k, k:] and
     G[k:, k:]. Every block fits in n x n//2, so one fixed-shape body runs over all k.
     """
+    jnp = _jnp()
+    if k_max < 1:
+        return jnp.zeros((0,), dtype=jnp.float64)
+    return _nested_angles_jit()(G, k_max)
+
+
+@lru_cache(maxsize=None)
+def _nested_angles_jit():
+    """``_nested_angles``'s loop compiled once per shape and k_max (called eagerly, ``lax.map``
+    would trace and compile its body anew on every call)."""
+    import jax
+
+    return jax.jit(_nested_angles_loop, static_argnums=1)
+
+
+def _nested_angles_loop(G, k_max: int):
     import jax
 
     jnp = _jnp()
     n = G.shape[0]
-    if k_max < 1:
-        return jnp.zeros((0,), dtype=jnp.float64)
     m = n // 2
     idx = jnp.arange(n)
 
