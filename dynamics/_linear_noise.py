@@ -7,6 +7,10 @@ xi is Gaussian to leading order with covariance Sigma:
     dSigma/dt = A Sigma + Sigma A^T + g g^T,   A = df/dy at y_det(t), g at y_det(t)
     (van Kampen's linear-noise approximation; its error is O(g^4) relative to Sigma).
 
+For a ``StochasticSystem`` with a noise-induced drift c (an Ito correction, O(g^2)) the path
+follows f + c, and A is the Jacobian of the deterministic drift f alone: c's own Jacobian
+changes Sigma at O(g^4), the order the approximation neglects.
+
 At a stable equilibrium the stationary covariance solves the Lyapunov equation
 A Sigma + Sigma A^T + g g^T = 0: in closed form for one state (Sigma = g^2 / (2 |A|)), by
 the Bartels-Stewart algorithm (SciPy) otherwise. Jacobians come from JAX autodiff; the path
@@ -22,7 +26,7 @@ import numpy as np
 import sympy as sp
 from numpy.typing import ArrayLike
 
-from derivations import DynamicalSystem, FrozenMap, Params
+from derivations import DynamicalSystem, FrozenMap, Params, StochasticSystem
 
 from ._checks import check_t_eval, check_y0
 from ._numeric import NumericSystem
@@ -41,6 +45,16 @@ def _stochastic(system) -> DynamicalSystem:
     if system.time != "continuous":
         raise ValueError("system must be a flow (time 'continuous')")
     return system
+
+
+def _linear_part(system: DynamicalSystem):
+    """The function whose Jacobian is A: the deterministic drift of a StochasticSystem (its
+    noise-induced correction left out), else the system's drift."""
+    if isinstance(system, StochasticSystem):
+        f = system.drift.to_jax(checked=False)
+        names = tuple(system.drift.param_names)
+        return lambda t, y, params: f(t, y, {k: params[k] for k in names})
+    return system.to_jax(checked=False)
 
 
 def _values(system: DynamicalSystem, params: Params) -> dict:
@@ -101,8 +115,9 @@ def linear_noise(system: DynamicalSystem, point: ArrayLike, params: Params) -> L
     system : DynamicalSystem
         A stochastic flow (``system.diffusion`` is not None), e.g. ``model.stochastic(K)``.
     point : array_like, shape (n_states,)
-        An equilibrium of the drift (e.g. from ``equilibria(system.drift, params)``); the
-        residual ``|f(point)|`` is checked.
+        An equilibrium of the deterministic drift (e.g. from ``equilibria(system.drift,
+        params)``); the residual ``|f(point)|`` is checked. (The noise-induced drift of a
+        ``StochasticSystem`` moves the mean by O(lr / B); Sigma is the leading order.)
     params : dict
         The system's parameters (the drift's and the noise's).
 
@@ -125,14 +140,14 @@ def linear_noise(system: DynamicalSystem, point: ArrayLike, params: Params) -> L
     if y.ndim != 1:
         raise ValueError(f"point must be one state of shape ({system.n_states},); got shape {y.shape}")
     values = _values(system, params)
-    f = system.to_jax(checked=False)
+    linear = _linear_part(system)
     g = system.diffusion.function
     yj = jnp.asarray(y)
-    residual = float(jnp.max(jnp.abs(f(0.0, yj, values))))
+    residual = float(jnp.max(jnp.abs(linear(0.0, yj, values))))
     scale = max(1.0, float(np.max(np.abs(y))))
     if not residual <= 1e-6 * scale:
         raise ValueError(f"point is not an equilibrium of the drift: max|f(point)| = {residual:.3g}")
-    A = np.asarray(jax.jacfwd(lambda z: f(0.0, z, values))(yj))
+    A = np.asarray(jax.jacfwd(lambda z: linear(0.0, z, values))(yj))
     G = np.asarray(g(0.0, yj, values))
     Q = G @ G.T
     stable = bool(np.all(np.linalg.eigvals(A).real < 0))
@@ -182,7 +197,7 @@ class NoiseSpread(Value):
 
 
 def noise_spread(system: DynamicalSystem, y0: ArrayLike, t: ArrayLike, params: Params, *,
-                 rtol: float = 1e-8, atol: float = 1e-12) -> NoiseSpread:
+                 rtol: float = 1e-6, atol: float = 1e-12) -> NoiseSpread:
     """The spread of a stochastic system's paths from one start over time, in the linear-noise
     approximation: the deterministic path and dSigma/dt = A Sigma + Sigma A^T + g g^T along it.
 
@@ -200,7 +215,8 @@ def noise_spread(system: DynamicalSystem, y0: ArrayLike, t: ArrayLike, params: P
     params : dict
         The system's parameters.
     rtol, atol : float
-        Tolerances of the integration of the path and Sigma.
+        Tolerances of the integration of the path and Sigma (defaults 1e-6, 1e-12: Sigma is
+        a leading-order approximation itself).
 
     Returns
     -------
@@ -228,9 +244,11 @@ def noise_spread(system: DynamicalSystem, y0: ArrayLike, t: ArrayLike, params: P
     g = system.diffusion.function
     n = system.n_states
 
+    linear = _linear_part(system)
+
     def rhs(t, state, args):
         yy, S = state
-        A = jax.jacfwd(lambda z: f(t, z, args))(yy)
+        A = jax.jacfwd(lambda z: linear(t, z, args))(yy)
         G = g(t, yy, args)
         return f(t, yy, args), A @ S + S @ A.T + G @ G.T
 
