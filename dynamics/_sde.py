@@ -163,9 +163,13 @@ def integrate_sde(num: NumericSystem, Y0: np.ndarray, P: dict, ts: np.ndarray, s
     parts = []
     for lo in range(0, total, chunk):
         hi = min(total, lo + chunk)
-        out = core(jnp.asarray(Yall[lo:hi]), {k: jnp.asarray(v[lo:hi]) for k, v in Pall.items()},
-                   jnp.asarray(Kall[lo:hi]), ts_j, span_j, dt_j)
-        parts.append({k: np.asarray(v) for k, v in out.items()})
+        # rows padded to a power of two (>= 8) so that varied batch sizes compile few kernels
+        rows = np.arange(lo, hi)
+        size = max(8, 1 << int(np.ceil(np.log2(len(rows)))))
+        rows = np.concatenate([rows, np.full(size - len(rows), rows[-1])])
+        out = core(jnp.asarray(Yall[rows]), {k: jnp.asarray(v[rows]) for k, v in Pall.items()},
+                   jnp.asarray(Kall[rows]), ts_j, span_j, dt_j)
+        parts.append({k: np.asarray(v)[: hi - lo] for k, v in out.items()})
     raw = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     raw["messages"] = np.full(total, "", dtype=object)
     solver_label = solver if isinstance(solver, str) else type(solver).__name__
