@@ -210,6 +210,7 @@ CLAIM_HEADINGS = {  # report heading of each judged claim -> its verdict in the 
     "### Claim: the best approximation per width": ("compare", None),
     "## 6. Alignment from random initialisations": ("alignment", None),
     "## 7. Stepwise learning": ("stepwise", None),
+    "## 8. Minibatch noise": ("noise", None),
 }
 
 
@@ -271,8 +272,12 @@ def _reproduce_verdicts_follow_from_the_numbers(rerun):
     assert (cmp["verdict"] == "holds") == agree
     assert rerun["verdicts"] == {"sixth_order": order["verdict"], "emergence": emergence["verdict"],
                                  "normalisation": norm["verdict"], "best_approximation": cmp["verdict"],
-                                 "alignment": rerun["alignment"]["verdict"], "stepwise": rerun["stepwise"]["verdict"]}
+                                 "alignment": rerun["alignment"]["verdict"], "stepwise": rerun["stepwise"]["verdict"],
+                                 "noise": rerun["noise"]["verdict"]}
     assert rerun["stepwise"]["verdict"].startswith("holds") == bool(np.all(np.abs(rerun["stepwise"]["relative_error"]) < 0.10))
+    noise = rerun["noise"]
+    spread_ok = all(abs(e) < 0.15 for runs in noise["spread"].values() for r in runs.values() for e in r["relative_error"])
+    assert noise["verdict"].startswith("holds") == (spread_ok and all(z < 4 for z in noise["collapse"]["z_one_mode"]))
     # the Euclidean model aligns: the balancedness F - Psi^T Psi / alpha_p decays like exp(-2 eta t)
     # exactly, so the commutator's late log-slope is -2 eta (eta = 0.05), here within 15%
     (run,) = rerun["alignment"]["runs"].values()

@@ -128,7 +128,9 @@ class Comparison(Value):
 
     ``floor[h]`` (network mode with ``floor_seed``) is the network's own floor: the same
     errors (doubled) between the network and a second network of another seed (other bases
-    and batches, same initial spectrum) at half the step. The sampled network has an O(dt)
+    and batches, same initial spectrum) at half the step; ``floor[h]["predicted"]`` is what
+    the derived SGD noise predicts for that distance (the linear-noise
+    spread of ``derive(spec).stochastic(h)`` for both runs), where the model's noise is derived. The sampled network has an O(dt)
     Euler error and sampling noise, smaller in the second run: twice their distance is the
     Richardson estimate of the network's distance from its own flow limit (noise counted
     generously). An exact theory is scored at that floor, not below it.
@@ -191,6 +193,10 @@ class Comparison(Value):
                 e = self.floor[h]
                 vals = " | ".join(f"{e[c]:.3g}" if c in e else "" for c in cols)
                 lines.append(f"| {h} | *network floor: {e['label']}* | {vals} | |")
+                if "predicted" in e:
+                    pred = e["predicted"]
+                    vals = " | ".join(f"{pred[c]:.3g}" if c in pred else "" for c in cols)
+                    lines.append(f"| {h} | *floor predicted by the SGD noise* | {vals} | |")
         return "\n".join(lines)
 
     def within_floor(self, factor: float = 1.0, key: str = "p") -> dict[str, tuple[int, ...]]:
@@ -704,4 +710,50 @@ def _network_floor(spec: ModelSpec, net_params: dict, net: NetworkRun, h: int, s
     fine = {"dt": 0.5 * (dt or 0.01) if halved else dt, "batch": batch}
     other = simulate_network(spec, net_params, h=h, init=start, seed=floor_seed, **train, **fine)
     fine["halved"] = halved
-    return _floor(net, other, seed, floor_seed, fine)
+    out = _floor(net, other, seed, floor_seed, fine)
+    if net.gradient == "sampled":
+        step = train["lr"] if train["lr"] is not None else (dt or 0.01)
+        runs = ((step, batch), (fine["dt"] if halved else step, batch))
+        predicted = _predicted_floor(spec, net_params, net, runs, 2.0 if halved else 1.0)
+        if predicted is not None:
+            out["predicted"] = predicted
+    return out
+
+
+MAX_EXACT_NOISE_WIDTH = 16
+"""The widest network whose floor is predicted with the exact cosine noise (its quadrature
+couples every pair of modes; wider, no prediction is made)."""
+
+
+def _predicted_floor(spec: ModelSpec, params: Mapping[str, float], net: NetworkRun, runs, factor: float) -> dict | None:
+    """The floor the SGD noise predicts: two independent seeds from the same start (step and
+    batch of each in ``runs``) differ by a Gaussian vector of covariance Sigma_1(t) + Sigma_2(t)
+    (``noise_spread`` of ``derive(spec).stochastic(h)``), whose norm is about
+    sqrt(tr Sigma_1 + tr Sigma_2); relative to the network's ||x(t)||, maximised over the
+    records after the start, times ``factor``. None where the model's noise is not derived or
+    the exact quadrature is too wide."""
+    from derivations import derive, gradient_noise
+
+    from .._linear_noise import noise_spread
+
+    h = net.h
+    try:
+        noise = gradient_noise(spec)
+        if noise.exact and h > MAX_EXACT_NOISE_WIDTH:
+            return None
+        system = derive(spec).stochastic(h)
+    except (ValueError, TypeError):
+        return None
+    values = net.values()
+    y0 = system.pack(**{k: np.asarray(values[k][0]) for k in noise.state_names})
+    theory = {k: params[k] for k in system.param_names if k in params}
+    var = 0.0
+    for step, B in runs:
+        spread = noise_spread(system, y0, net.t, {**theory, "lr": step, "B": B})
+        var = var + np.diagonal(spread.covariance, axis1=-2, axis2=-1)
+    out = {}
+    for name in noise.state_names:
+        block = var[1:, system.group_slice(name)]
+        ref = np.linalg.norm(values[name][1:], axis=-1)
+        out[name] = float(factor * np.max(np.sqrt(block.sum(axis=-1)) / np.maximum(ref, 1e-300)))
+    return out

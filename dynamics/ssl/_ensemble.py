@@ -41,6 +41,10 @@ class NetworkSeeds(Value):
         (what the eigenmode states are while the network stays aligned).
     tau : numpy.ndarray or None
         (seeds, n, h) for an EMA target.
+    p_eig : numpy.ndarray
+        (seeds, n, h) the sorted eigenvalues of the symmetrised predictor (W_P + W_P^T)/2,
+        largest first: basis-free, where the fixed frame of ``p`` drifts (degenerate modes
+        rotate among themselves under the noise).
     misalignment : numpy.ndarray
         (seeds, n): the off-diagonal mass of U^T W_P U and U^T Phi Phi^T U (relative).
     spec : ModelSpec
@@ -57,6 +61,7 @@ class NetworkSeeds(Value):
     p: np.ndarray
     s: np.ndarray
     tau: np.ndarray | None
+    p_eig: np.ndarray
     misalignment: np.ndarray
     spec: ModelSpec
     params: dict
@@ -180,7 +185,7 @@ def network_seeds(spec: ModelSpec, params: Params, *, seeds: int = 64, h: int = 
         F = Phi @ Phi.T
         Pu, Fu = U.T @ W @ U, U.T @ F @ U
         s = jnp.diag(Fu)
-        out = {"p": jnp.diag(Pu), "s": s}
+        out = {"p": jnp.diag(Pu), "s": s, "p_eig": jnp.linalg.eigvalsh(0.5 * (W + W.T))[::-1]}
         if ema:
             a_u = jnp.diag(U.T @ w["Phi_a"] @ Phi.T @ U)
             out["tau"] = jnp.where(s > 0, a_u / jnp.where(s > 0, s, 1.0), jnp.nan)
@@ -217,7 +222,7 @@ def network_seeds(spec: ModelSpec, params: Params, *, seeds: int = 64, h: int = 
     finite = all(np.all(np.isfinite(recs[k])) for k in ("p", "s"))
     tau0 = np.asarray(spectra.get("tau", np.ones(h)), dtype=float)
     return NetworkSeeds(
-        t=np.asarray(ts, dtype=float), p=recs["p"], s=recs["s"], tau=recs.get("tau"),
+        t=np.asarray(ts, dtype=float), p=recs["p"], s=recs["s"], tau=recs.get("tau"), p_eig=recs["p_eig"],
         misalignment=recs["misalignment"], spec=spec, params=prm, h=h, batch=batch, seeds=seeds, lr=lr,
         init={"p": recs["p"][0, 0], "s": recs["s"][0, 0], "tau": tau0},
         status="finished" if finite else "failed")

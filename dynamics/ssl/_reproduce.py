@@ -50,6 +50,7 @@ from ._network import default_spectrum, simulate_network, spectral_norms
 from ._plots import plot_spectra
 from ._realdata import digits_data, digits_experiment, plot_real_data
 from ._reproduce_alignment import alignment_claim
+from ._reproduce_noise import noise_claim
 from ._reproduce_stepwise import stepwise_claim
 from ._verdicts import (
     VERDICT_TOL,
@@ -84,6 +85,7 @@ FIGURES = (
     "5_real_data_digits.png",
     "6_alignment.png",
     "7_stepwise_barlow_twins.png",
+    "8_noise.png",
 )
 
 
@@ -831,7 +833,7 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
     """Run every claim, write the PNG figures and ``report.md`` into ``out``; return the numbers.
 
     The claims are units (``euclidean_threshold``, ``cosine_emergence``, ``normalisation``,
-    ``cosine_regimes``, ``theory_vs_network``, ``real_data``, ``alignment_claim``, ``stepwise_claim``), each returning a ``Claim`` (figures, numbers, report section);
+    ``cosine_regimes``, ``theory_vs_network``, ``real_data``, ``alignment_claim``, ``stepwise_claim``, ``noise_claim``), each returning a ``Claim`` (figures, numbers, report section);
     this composes them. Rerunning into the same directory replaces the files.
 
     Parameters
@@ -847,7 +849,7 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
     -------
     dict
         {"quick": quick, "euclidean": ..., "cosine": ..., "normalisation": ..., "regimes": ...,
-        "compare": ..., "real_data": ..., "alignment": ..., "stepwise": ..., "verdicts": {claim: verdict}, "seconds": run time}; the
+        "compare": ..., "real_data": ..., "alignment": ..., "stepwise": ..., "noise": ..., "verdicts": {claim: verdict}, "seconds": run time}; the
         verdicts (also under each claim's "verdict") are computed from the numbers.
 
     Raises
@@ -862,7 +864,7 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
         raise ValueError(f"out must be a directory (it is created if missing); {out} is a file")
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    steps = tqdm(total=7, desc="ncdyn reproduce", disable=not progress)
+    steps = tqdm(total=8, desc="ncdyn reproduce", disable=not progress)
     euclid = euclidean_threshold(out, quick)
     steps.update()
     compared = theory_vs_network(out, quick)  # its networks serve the cosine claims too
@@ -878,12 +880,14 @@ def reproduce(out: str | os.PathLike = "ncdyn-results", *, quick: bool = False, 
     steps.update()
     claims.append(stepwise_claim(out, quick, FIGURES[12]))
     steps.update()
+    claims.append(noise_claim(out, quick, FIGURES[13]))
+    steps.update()
     steps.close()
     elapsed = time.perf_counter() - t_start
     nums: dict = {"quick": quick, **{c.key: c.numbers for c in claims}, "seconds": elapsed}
     nums["verdicts"] = {**cosine.numbers["verdicts"], "normalisation": norm.numbers["verdict"],
-                        "best_approximation": compared.numbers["verdict"], "alignment": claims[-2].numbers["verdict"],
-                        "stepwise": claims[-1].numbers["verdict"]}
+                        "best_approximation": compared.numbers["verdict"], "alignment": claims[-3].numbers["verdict"],
+                        "stepwise": claims[-2].numbers["verdict"], "noise": claims[-1].numbers["verdict"]}
     head = [
         "# ncdyn reproduce",
         "",
