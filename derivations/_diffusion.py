@@ -216,7 +216,7 @@ def _gradient_noise(spec: ModelSpec) -> GradientNoise:
     noise_spec = spec
     exact = False
     if spec.involves_norms and spec.norms in ("exact", "expansion"):
-        noise_spec = replace(spec, norms="self-consistent", moments="leading")
+        noise_spec = replace(spec, norms="self-consistent", moments="leading", order=None)
         exact = spec.norms == "exact" and _exact_supported(spec)
         approximation = None if exact else _APPROXIMATION
     partials, _ = _outer_partials(noise_spec)

@@ -33,7 +33,7 @@ class NoiseMonteCarlo:
         (h, m, m): per mode j, the covariance of the rates of its states over single samples,
         and the standard errors of its entries.
     cross_z : float
-        The largest |z| of the covariance between the rates of different modes (zero where the
+        The largest ``|z|`` of the covariance between the rates of different modes (zero where the
         modes' noise is independent).
     offdiag : FrozenMap of str -> numpy.ndarray
         "Phi" and (learned predictor) "Psi": (h, h) the per-sample second moment of the rate

@@ -134,15 +134,16 @@ def integrate(
         Not for deterministic systems.
     seed : int
         A stochastic system: the Brownian paths are keyed by ``fold_in(PRNGKey(seed), i)``, so
-        a run is reproducible bit for bit and path i does not depend on the batch, the number
-        of paths or the step (a finer ``dt`` refines the same path).
+        a run is reproducible bit for bit and path i does not depend on the batch or the
+        number of paths (another ``dt`` draws another path: each step's increment is drawn
+        from the path's key and the step's end points).
 
     Notes
     -----
     Stochastic systems (``system.diffusion`` is a ``Diffusion``): the Ito SDE
     dy = f dt + g dW is solved by diffrax with a fixed step ``dt`` (default (t1 - t0)/1000),
     solver "euler" (Euler-Maruyama: strong order 1/2, weak order 1) or a diffrax SDE solver
-    object, on a ``VirtualBrownianTree`` per path (``dynamics._sde``). Events are checked at
+    object, on diffrax's ``UnsafeBrownianPath`` per path (``dynamics._sde``). Events are checked at
     every step end (event times to within dt); rtol, atol, max_steps and retry do not apply.
 
     Speed and memory (jax backend). The explicit solvers ("tsit5", "dopri5", "dopri8") run on a

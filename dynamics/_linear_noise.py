@@ -30,6 +30,7 @@ from derivations import DynamicalSystem, FrozenMap, Params, StochasticSystem
 
 from ._checks import check_t_eval, check_y0
 from ._numeric import NumericSystem
+from ._tolerance import ATOL, COARSE_RTOL
 from ._display import html_table
 from ._value import Value
 
@@ -129,7 +130,7 @@ def linear_noise(system: DynamicalSystem, point: ArrayLike, params: Params) -> L
     ------
     TypeError, ValueError
         Not a stochastic flow; a point of the wrong shape or that is not an equilibrium
-        (|f| above 1e-6 of the scale of the point); bad params.
+        (``|f|`` above COARSE_RTOL = 1e-6 of the scale of the point); bad params.
     """
     import jax
     import jax.numpy as jnp
@@ -145,7 +146,7 @@ def linear_noise(system: DynamicalSystem, point: ArrayLike, params: Params) -> L
     yj = jnp.asarray(y)
     residual = float(jnp.max(jnp.abs(linear(0.0, yj, values))))
     scale = max(1.0, float(np.max(np.abs(y))))
-    if not residual <= 1e-6 * scale:
+    if not residual <= COARSE_RTOL * scale:
         raise ValueError(f"point is not an equilibrium of the drift: max|f(point)| = {residual:.3g}")
     A = np.asarray(jax.jacfwd(lambda z: linear(0.0, z, values))(yj))
     G = np.asarray(g(0.0, yj, values))
@@ -197,7 +198,7 @@ class NoiseSpread(Value):
 
 
 def noise_spread(system: DynamicalSystem, y0: ArrayLike, t: ArrayLike, params: Params, *,
-                 rtol: float = 1e-6, atol: float = 1e-12) -> NoiseSpread:
+                 rtol: float = COARSE_RTOL, atol: float = ATOL) -> NoiseSpread:
     """The spread of a stochastic system's paths from one start over time, in the linear-noise
     approximation: the deterministic path and dSigma/dt = A Sigma + Sigma A^T + g g^T along it.
 

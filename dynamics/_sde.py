@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from derivations import Names
+
 from ._events import Event
 from ._numeric import NumericSystem
 from ._outcomes import EVENT, FAILED, FINISHED, MAX_STEPS, START
@@ -31,7 +33,9 @@ from ._status import run_statuses
 
 __all__ = ["SDE_SOLVERS", "integrate_sde"]
 
-SDE_SOLVERS = {"euler": "Euler-Maruyama (Ito): strong order 1/2, weak order 1"}
+SDE_SOLVERS = Names.define(
+    "SDE_SOLVERS", {"euler": "Euler-Maruyama (Ito): strong order 1/2, weak order 1 (default)."},
+    module=__name__, summary="The named solvers of integrate for stochastic systems.")
 
 def check_sde_solver(solver: Any) -> Any:
     """``solver``: None (euler), a name of SDE_SOLVERS or a diffrax solver object."""
@@ -175,6 +179,6 @@ def integrate_sde(num: NumericSystem, Y0: np.ndarray, P: dict, ts: np.ndarray, s
     solver_label = solver if isinstance(solver, str) else type(solver).__name__
     out = run_statuses(raw, num, Yall, Pall, ts, span, events, solver_label, max_steps, "jax", retried=False)
     info = {"solver": solver_label, "dt": dt, "seed": seed, "paths": n_paths,
-            "method": SDE_SOLVERS.get(solver_label, "a diffrax SDE solver"),
+            "method": SDE_SOLVERS.meanings.get(solver_label, "a diffrax SDE solver"),
             "events": tuple(e.name for e in events), "noise": num.system.diffusion.description}
     return out, info, n_paths

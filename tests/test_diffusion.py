@@ -95,15 +95,26 @@ def test_ansatz_breaking_variances_match_monte_carlo():
 
 
 def test_exact_cosine_diffusion_is_coupled_and_matches_monte_carlo():
+    """g g^T of the stochastic modes is the exact per-sample covariance (``exact_noise``, itself
+    checked against Monte Carlo in test_exact_noise) times lr / B, cross-mode entries included."""
+    from derivations._exact_noise import exact_noise
+
     spec = ModelSpec(loss="cosine", norms="exact")
-    p = np.array([0.4, 0.6, 0.8, 1.0])
-    point = random_point(spec, 4, 3, fixed={"p": p, "s": p**2})
-    mc = monte_carlo_noise(spec, point, n_samples=2**16, seed=2)
     noise = gradient_noise(spec)
     assert noise.exact and noise.approximation is None and noise.covariance is None
-    z = (_theory(spec, point) - mc.covariance) / mc.se
-    assert np.max(np.abs(z)) < 4.5
-    assert mc.cross_z > 10  # the modes' noise is correlated through <a, b> and the norms
+    K = 4
+    system = derive(spec).stochastic(K)
+    p = np.array([0.4, 0.6, 0.8, 1.0])
+    y = system.pack(p=p, s=p**2)
+    prm = {"sigma2": 0.2, "eta": 0.1, "alpha_p": 1.0, "lr": 0.05, "B": 8.0}
+    G = np.asarray(system.diffusion.function(0.0, jnp.asarray(y), prm))
+    S = np.asarray(exact_noise(spec, K)(y, {k: prm[k] for k in ("sigma2", "eta", "alpha_p")}))
+    np.testing.assert_allclose(G @ G.T, 0.05 / 8 * S, rtol=1e-9, atol=1e-12 * np.max(np.abs(S)))
+    off = S.copy()
+    for a in range(2):
+        for b in range(2):
+            off[a * K:(a + 1) * K, b * K:(b + 1) * K] -= np.diag(np.diag(S[a * K:(a + 1) * K, b * K:(b + 1) * K]))
+    assert np.max(np.abs(off)) > 0.05 * np.max(np.abs(S))  # the modes' noise is coupled
     # the other normalized closures: the leading form, exact for its own treated gradient; with
     # exact norms where the Laplace route is not built, the stated approximation
     lead = ModelSpec(loss="cosine", norms="self-consistent", moments="leading")

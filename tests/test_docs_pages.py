@@ -28,7 +28,7 @@ PAGES = (
     "howto/matrix.md",
     "howto/sweeps.md",
     "howto/continuation.md",
-    "howto/piecewise.md",
+    "howto/piecewise.md", "howto/noise.md",
 )
 # pages that are recipes: each must show runnable code
 RECIPES = ("getting_started.md",

@@ -73,7 +73,13 @@ class NetworkSeeds(Value):
     status: str = "finished"
 
     def values(self) -> dict[str, np.ndarray]:
-        """{"p", "s"[, "tau"]}, each (seeds, n, h)."""
+        """The recorded mode values.
+
+        Returns
+        -------
+        dict of str -> numpy.ndarray
+            {"p", "s"[, "tau"]}, each (seeds, n, h).
+        """
         out = {"p": self.p, "s": self.s}
         if self.tau is not None:
             out["tau"] = self.tau
@@ -90,7 +96,13 @@ class NetworkSeeds(Value):
         return {k: v.std(axis=0, ddof=1) for k, v in self.values().items()}
 
     def mean(self) -> dict[str, np.ndarray]:
-        """The mean over seeds of each mode value, {state: (n, h)}."""
+        """The mean over seeds of each mode value.
+
+        Returns
+        -------
+        dict of str -> numpy.ndarray
+            {state: (n, h)}.
+        """
         return {k: v.mean(axis=0) for k, v in self.values().items()}
 
     def __repr__(self) -> str:
