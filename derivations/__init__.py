@@ -54,6 +54,7 @@ from ._batch_montecarlo import BatchMonteCarlo, monte_carlo_batch  # noqa: E402
 from ._batch_losses import BATCH_LOSSES, BatchLoss, batch_loss  # noqa: E402
 from ._diffusion import NOISE_PARAMS, GradientNoise, gradient_noise  # noqa: E402
 from ._noise_montecarlo import NoiseMonteCarlo, monte_carlo_noise  # noqa: E402
+from ._montecarlo import AlignedPoint, random_point  # noqa: E402
 
 
 __all__ = [
@@ -121,6 +122,8 @@ __all__ = [
     "NOISE_PARAMS",
     "monte_carlo_noise",
     "NoiseMonteCarlo",
+    "random_point",
+    "AlignedPoint",
     "cache_dir",
     "clear_cache",
     "verify",

@@ -38,15 +38,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sympy as sp
+from numpy.typing import ArrayLike
 
 from ._losses import A, B, C
 from ._spec import ModelSpec
 from ._system import FrozenMap
 from ._truth import network_params, predictor_matrix, sample_loss, weight_flow
+
+if TYPE_CHECKING:
+    import jax
 
 __all__ = ["MODELS", "AlignedPoint", "MonteCarloRates", "monte_carlo", "random_point"]
 
@@ -86,11 +90,26 @@ def _random_orthogonal(rng: np.random.Generator, h: int) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class AlignedPoint:
-    """A random aligned point of the network of ``spec`` (arrays are read-only).
+    """An aligned point of the network of ``spec``: Phi = U diag(sqrt s) V^T, the predictor
+    U diag(p) U^T, the EMA target U diag(tau sqrt s) V^T (arrays are read-only).
 
-    Attributes: spec, h; per-mode ``p`` (learned predictor, else None), ``s``, ``tau`` (ones
-    for SimSiam), ``lam`` (ones for isotropic data); the eigenbases ``U``, ``V`` (h x h);
-    ``params``, the network parameters (``_truth.network_params``).
+    Attributes
+    ----------
+    spec : ModelSpec
+    h : int
+        The width (d = h).
+    p : numpy.ndarray or None
+        (h,) predictor eigenvalues (learned predictor, else None).
+    s : numpy.ndarray
+        (h,) eigenvalues of Phi Phi^T.
+    tau : numpy.ndarray
+        (h,) target ratios (ones for SimSiam).
+    lam : numpy.ndarray
+        (h,) data variances (ones for isotropic data).
+    U, V : numpy.ndarray
+        (h, h) the output and input eigenbases.
+    params : FrozenMap
+        The network parameters (``network_params(spec)``).
     """
 
     spec: ModelSpec
@@ -103,8 +122,24 @@ class AlignedPoint:
     V: np.ndarray
     params: Mapping[str, float]
 
-    def weights(self) -> dict[str, Any]:
-        """The weight matrices {"Phi", "Psi" (learned predictor), "Phi_a" (EMA)} as JAX arrays."""
+    def __repr__(self) -> str:
+        def rng(a: np.ndarray) -> str:
+            return f"[{a.min():.3g}, {a.max():.3g}]"
+
+        shown = {"p": self.p, "s": self.s, "tau": self.tau if self.spec.target == "ema" else None,
+                 "lambda": self.lam if self.spec.data == "spectrum" else None}
+        modes = ", ".join(f"{k} in {rng(v)}" for k, v in shown.items() if v is not None)
+        prm = ", ".join(f"{k}={v:.3g}" for k, v in self.params.items())
+        return f"AlignedPoint({self.spec.label}, h={self.h}, {modes}, {prm})"
+
+    def weights(self) -> dict[str, jax.Array]:
+        """The network's weight matrices at this point.
+
+        Returns
+        -------
+        dict str -> jax.Array
+            "Phi" (h x h), "Psi" (learned predictor), "Phi_a" (EMA target).
+        """
         import jax.numpy as jnp
 
         phi = np.sqrt(self.s)
@@ -139,7 +174,13 @@ class AlignedPoint:
         })
 
     def predictor_eigenvalues(self) -> np.ndarray:
-        """w_j: p_j (learned), (s_j [/ s_max])^alpha [+ eps] (DirectPred) or 1 (none)."""
+        """The predictor's eigenvalue per mode.
+
+        Returns
+        -------
+        numpy.ndarray
+            (h,) w_j: p_j (learned), (s_j [/ s_max])^alpha [+ eps] (DirectPred) or 1 (none).
+        """
         spec = self.spec
         if spec.predictor == "learned":
             return np.asarray(self.p)
@@ -149,7 +190,13 @@ class AlignedPoint:
         return base ** self.params["alpha"] + (self.params["eps"] if spec.eps else 0.0)
 
     def modes(self) -> dict[str, np.ndarray]:
-        """Per-mode state values {"p", "s", "tau"} (those the spec has) and "lambda"."""
+        """The per-mode values.
+
+        Returns
+        -------
+        dict str -> numpy.ndarray
+            (h,) arrays "p", "s", "tau" (those the spec has) and "lambda".
+        """
         out = {"s": self.s, "tau": self.tau, "lambda": self.lam}
         if self.p is not None:
             out["p"] = self.p
@@ -161,27 +208,43 @@ def random_point(
     h: int,
     seed: int | np.random.Generator = 0,
     *,
-    fixed: Mapping[str, Any] | None = None,
+    fixed: Mapping[str, ArrayLike] | None = None,
     rotate: bool = True,
     shared_tau: bool = False,
 ) -> AlignedPoint:
-    """A random aligned point of width h: p ~ U(-0.8, 1.2), sqrt(s) ~ U(0.3, 1.2), tau ~
-    U(0.5, 1.5) (EMA), lambda ~ U(0.3, 2) (data spectrum), parameters from ``_RANGES``.
+    """A random aligned point of the network of ``spec`` at width h (d = h).
+
+    The draws: p ~ U(-0.8, 1.2) (learned predictor), sqrt(s) ~ U(0.3, 1.2), tau ~ U(0.5, 1.5)
+    (EMA), lambda ~ U(0.3, 2) (data spectrum), the network parameters uniform on fixed ranges,
+    and random orthogonal eigenbases U, V. The reference points of ``verify``,
+    ``monte_carlo_noise`` and the Monte Carlo tests.
 
     Parameters
     ----------
-    spec : the model.
-    h : int >= 1, the width (number of modes; d = h).
-    seed : int or numpy Generator.
-    fixed : values that replace the random draws: network parameters (scalars), "lambda"
-        (scalar or (h,)), "tau" (scalar or (h,)), "p" and "s" ((h,) arrays).
-    rotate : random orthogonal U, V (True) or the identity.
-    shared_tau : one tau for every mode (the frozen-tau analysis: tau is a parameter).
+    spec : ModelSpec
+        The model.
+    h : int
+        The width (>= 1): the number of modes.
+    seed : int or numpy.random.Generator
+        The draws.
+    fixed : mapping str -> value, optional
+        Values that replace the draws: network parameters (scalars), "lambda" and "tau"
+        (scalar or (h,)), "p" and "s" ((h,)).
+    rotate : bool
+        Random orthogonal U, V (True) or the identity.
+    shared_tau : bool
+        One tau for every mode (the frozen-tau analysis, where tau is a parameter).
+
+    Returns
+    -------
+    AlignedPoint
+        Read-only arrays; ``weights()`` gives the network's matrices.
 
     Raises
     ------
     ValueError
-        ``h`` not a positive int, or ``fixed`` naming something the spec does not have.
+        ``h`` not a positive int, or ``fixed`` naming something the spec does not have or a
+        value that is not finite.
     """
     if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1:
         raise ValueError(f"h must be a positive int (the width); got {h!r}")

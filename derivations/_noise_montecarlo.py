@@ -74,7 +74,7 @@ def monte_carlo_noise(spec: ModelSpec, point: AlignedPoint, *, n_samples: int = 
     spec : ModelSpec
         The model (``point.spec``).
     point : AlignedPoint
-        From ``random_point``.
+        An aligned point of the network (``random_point(spec, h, seed)``).
     n_samples : int
         Independent samples (>= 64).
     seed : int

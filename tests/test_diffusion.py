@@ -16,7 +16,7 @@ import pytest
 import sympy as sp
 
 from derivations import ModelSpec, derive, gradient_noise, monte_carlo_noise, symbols as sy
-from derivations._montecarlo import random_point
+from derivations import random_point
 
 N = 2**15
 

@@ -6,7 +6,7 @@ import pytest
 
 from derivations import ModelSpec, derive
 from derivations._exact_noise import exact_noise
-from derivations._montecarlo import random_point
+from derivations import random_point
 from derivations._noise_montecarlo import monte_carlo_noise
 
 
