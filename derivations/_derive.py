@@ -272,6 +272,36 @@ def _finish(expr: sp.Expr, spec: ModelSpec) -> sp.Expr:
 
 
 # -- the K = 2 check of the ansatz ----------------------------------------------------------------
+def two_mode_sample(spec: ModelSpec, partials: dict, ws, phis, taus, lams) -> dict:
+    """One sample of two modes with full 2 x 2 weight matrices: the matrices of symbols Psi,
+    Phi (entries Psi_ij, Phi_ij), the views x1, x2, the outputs a = W_P Phi x1 and b (the
+    target's), the inner products ``vals`` {A, B, C}, the loss's ``partials`` (dL/dA, dL/dB,
+    dL/dC) at them, the Gaussian variances ``gauss`` of the sample's symbols and ``point``, the
+    aligned values of the matrix entries (W_P = diag(ws), Phi = diag(phis), the target
+    diag(taus phis); lams the data variances)."""
+    K = 2
+    learned = spec.predictor == "learned"
+    Psi = sp.Matrix(K, K, lambda i, j: sp.Symbol(f"Psi_{i}{j}"))
+    Phi = sp.Matrix(K, K, lambda i, j: sp.Symbol(f"Phi_{i}{j}"))
+    W = Psi if learned else sp.diag(*ws)
+    xs = sp.symbols(f"x_1:{K + 1}", real=True)
+    e1s = sp.symbols(f"e1_1:{K + 1}", real=True)
+    e2s = sp.symbols(f"e2_1:{K + 1}", real=True)
+    x1 = sp.Matrix([xs[k] + (e1s[k] if spec.views == "both" else 0) for k in range(K)])
+    x2 = sp.Matrix([xs[k] + e2s[k] for k in range(K)])
+    a = W * Phi * x1
+    target = sp.diag(*[taus[k] * phis[k] for k in range(K)]) if spec.stop_gradient else Phi
+    b = target * x2
+    vals = {A: (a.T * a)[0], B: (a.T * b)[0], C: (b.T * b)[0]}
+    gauss = {**{v: lams[k] for k, v in enumerate(xs)}, **{v: sy.sigma2 for v in e2s}}
+    if spec.views == "both":
+        gauss.update({v: sy.sigma2 for v in e1s})
+    point = {Psi[i, j]: (ws[i] if i == j else 0) for i in range(K) for j in range(K)}
+    point.update({Phi[i, j]: (phis[i] if i == j else 0) for i in range(K) for j in range(K)})
+    return {"Psi": Psi, "Phi": Phi, "x1": x1, "x2": x2, "a": a, "b": b, "vals": vals, "gauss": gauss, "point": point,
+            "partials": tuple(partials[v].subs(vals, simultaneous=True) for v in (A, B, C))}
+
+
 def _ansatz_check(spec: ModelSpec, partials: dict, expected: dict) -> dict:
     """Expected gradients with full 2 x 2 matrices at the aligned ansatz (two modes).
 
@@ -287,24 +317,9 @@ def _ansatz_check(spec: ModelSpec, partials: dict, expected: dict) -> dict:
     phis = sp.symbols(f"phi_1:{K + 1}", positive=True)
     taus = sp.symbols(f"tau_1:{K + 1}") if ema else (sp.Integer(1),) * K
     lams = sp.symbols(f"lambda_1:{K + 1}", positive=True) if spec.data == "spectrum" else (sp.Integer(1),) * K
-    Psi = sp.Matrix(K, K, lambda i, j: sp.Symbol(f"Psi_{i}{j}"))
-    Phi = sp.Matrix(K, K, lambda i, j: sp.Symbol(f"Phi_{i}{j}"))
-    W = Psi if learned else sp.diag(*ws)
-    xs = sp.symbols(f"x_1:{K + 1}", real=True)
-    e1s = sp.symbols(f"e1_1:{K + 1}", real=True)
-    e2s = sp.symbols(f"e2_1:{K + 1}", real=True)
-    x1 = sp.Matrix([xs[k] + (e1s[k] if spec.views == "both" else 0) for k in range(K)])
-    x2 = sp.Matrix([xs[k] + e2s[k] for k in range(K)])
-    a = W * Phi * x1
-    target = sp.diag(*[taus[k] * phis[k] for k in range(K)]) if spec.stop_gradient else Phi
-    b = target * x2
-    vals = {A: (a.T * a)[0], B: (a.T * b)[0], C: (b.T * b)[0]}
-    LA, LB, LC = (partials[v].subs(vals, simultaneous=True) for v in (A, B, C))
-    gauss = {**{v: lams[k] for k, v in enumerate(xs)}, **{v: sy.sigma2 for v in e2s}}
-    if spec.views == "both":
-        gauss.update({v: sy.sigma2 for v in e1s})
-    point = {Psi[i, j]: (ws[i] if i == j else 0) for i in range(K) for j in range(K)}
-    point.update({Phi[i, j]: (phis[i] if i == j else 0) for i in range(K) for j in range(K)})
+    frame = two_mode_sample(spec, partials, ws, phis, taus, lams)
+    Psi, Phi, x1, a, b, vals, gauss, point = (frame[k] for k in ("Psi", "Phi", "x1", "a", "b", "vals", "gauss", "point"))
+    LA, LB, LC = frame["partials"]
     one = _means(spec)
 
     def per_mode(expr, k):

@@ -42,8 +42,13 @@ amplitude phi that takes the steps, so by Ito's lemma the noise adds a drift of 
 
 (``ito_drift``; p is linear in the weights and has none). What the eigenmode SDE leaves out is
 the noise of the off-diagonal entries (``ansatz_breaking``): it accumulates in the directions
-transverse to the aligned set at a rate set by their own relaxation, and near a fold, where
-that relaxation vanishes, it is not small (see the docs' noise how-to).
+transverse to the aligned set at a rate set by their own relaxation. Since s_j in the aligned
+frame is sum_k (U^T Phi V)_jk^2, those fluctuations also raise s_j, by (lr / B) times their
+variance over their relaxation rate: the same order as ``ito_drift`` (with d > h, spare input
+directions add terms that ``ansatz_breaking``, derived at d = h, does not list). Away from a
+fold this shifts the mean a little and the spread not at all to leading order; near a fold,
+where that relaxation vanishes, it is not small (see the docs' noise how-to). The eigenmode
+SDE is exact in law for a network of its eigenmode weights alone (h = d = 1).
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ from . import symbols as sy
 from ._coupled import ModeSystem, mode_values
 from ._derive import (
     _PARAM_DOMAIN, A_rest, B_rest, C_rest, _Npsi, _Nphi, _PUBLIC, _finish, _gauss, _mode_gradients, _outer_partials, _phi,
-    _predictor_eigenvalue, _tau, _to_s, _w, derive,
+    _predictor_eigenvalue, _tau, _to_s, derive, two_mode_sample,
 )
 from ._interface import Diffusion, DynamicalSystem
 from ._moments import gaussian_expectation
@@ -116,7 +121,9 @@ class GradientNoise:
         The spec whose per-mode gradient Sigma is computed from (``spec`` itself, or its
         leading self-consistent form for the normalized losses).
     steps : FrozenMap
-        The per-sample rates and their means.
+        "per_sample_rate" and "mean_rate": one sample's rates and their means, of
+        ``noise_spec``'s gradient (for an approximated or exact closure, its leading form);
+        "exact_terms" for the exact cosine noise.
     """
 
     spec: ModelSpec
@@ -135,13 +142,14 @@ class GradientNoise:
         return tuple(str(v) for v in self.states)
 
     def diffusion(self, K: int) -> Diffusion:
-        """The diffusion of K modes, g = sqrt(lr / B) Sigma^(1/2), block diagonal over the modes
-        (the flat layout of ``derive(spec).modes(K)``: state-major).
+        """The diffusion of K modes, g = sqrt(lr / B) Sigma^(1/2) (the flat layout of
+        ``derive(spec).modes(K)``: state-major); block diagonal over the modes, except for the
+        exact cosine noise, whose quadrature couples every pair of modes.
 
         Parameters
         ----------
         K : int
-            The number of modes (>= 1; >= 2 for the normalized losses with exact norms).
+            The number of modes (>= 1; >= 2 for the exact cosine noise).
 
         Returns
         -------
@@ -193,8 +201,8 @@ def gradient_noise(spec: ModelSpec | None = None, /, **fields: object) -> Gradie
         A loss of the batch's moments (its batch gradient is not a mean of per-sample
         gradients), or a closure whose per-sample gradient involves the other modes' outputs
         (exact moments with frozen or self-consistent norms: their covariance is not modelled;
-        take ``moments="leading"``, or ``norms="exact"`` whose noise is stated as an
-        approximation).
+        take ``moments="leading"``, or ``norms="exact"``: exact noise for the cosine loss, the
+        stated leading-moment approximation for the other normalized closures).
     """
     if spec is None:
         spec = ModelSpec(**fields)
@@ -226,22 +234,21 @@ def _gradient_noise(spec: ModelSpec) -> GradientNoise:
         raise ValueError(
             f"{spec.label}: its per-sample gradient involves the other modes' outputs (exact moments "
             "with frozen or self-consistent norms), whose covariance is not modelled; use "
-            "moments='leading', or norms='exact' (noise stated as the leading-moment approximation)")
+            "moments='leading', or norms='exact' (the exact Laplace noise for the cosine loss; the stated "
+            "leading-moment approximation for the other normalized closures)")
     rates = _rates(noise_spec, grads)
     gauss = _gauss(noise_spec)
     variables = list(gauss)
     means = [sp.expand(gaussian_expectation(sp.expand(r), variables, gauss)) for r in rates.values()]
     m = len(rates)
     exprs = list(rates.values())
-    cov = sp.zeros(m, m)
-    for i in range(m):
+    cov = None if exact else sp.zeros(m, m)  # the exact noise is the Laplace quadrature's, not this
+    for i in range(0 if exact else m):
         for j in range(i, m):
             second = gaussian_expectation(sp.expand(exprs[i] * exprs[j]), variables, gauss)
             cov[i, j] = cov[j, i] = _finish(_to_s(sp.expand(second - means[i] * means[j])), noise_spec)
     states = tuple(rates)
     ss = states.index(sy.s)
-    if exact:
-        cov = None
     sigma_ss = sp.Symbol("Sigma_ss", nonnegative=True) if exact else cov[ss, ss]
     ito = [sp.Integer(0)] * m
     ito[ss] = sp.cancel(sigma_ss / (4 * sy.s))
@@ -259,6 +266,13 @@ def _gradient_noise(spec: ModelSpec) -> GradientNoise:
         spec=spec, states=states, covariance=None if cov is None else sp.ImmutableMatrix(cov), exact=exact,
         ansatz_breaking=FrozenMap(_ansatz_breaking(noise_spec, partials)), ito_drift=sp.ImmutableMatrix(ito),
         approximation=approximation, noise_spec=noise_spec, steps=FrozenMap(steps))
+
+
+def _rate(params: Mapping) -> object:
+    """lr / B, the scale of the noise's covariance (a JAX value)."""
+    import jax.numpy as jnp
+
+    return jnp.asarray(params["lr"], dtype=jnp.float64) / jnp.asarray(params["B"], dtype=jnp.float64)
 
 
 def _exact_supported(spec: ModelSpec) -> bool:
@@ -288,7 +302,7 @@ def _ansatz_breaking(spec: ModelSpec, partials: dict) -> dict[str, sp.Expr]:
     modes (they have mean zero there): noise that leaves the eigenmode ansatz."""
     from ._losses import A, B, C
 
-    K = 2
+    K = 2  # the frame of two_mode_sample
     learned = spec.predictor == "learned"
     ema = spec.target == "ema"
     ps = sp.symbols("p_1:3")
@@ -297,24 +311,9 @@ def _ansatz_breaking(spec: ModelSpec, partials: dict) -> dict[str, sp.Expr]:
     taus = sp.symbols("tau_1:3") if ema else (sp.Integer(1),) * K
     lams = sp.symbols("lambda_1:3", positive=True) if spec.data == "spectrum" else (sp.Integer(1),) * K
     ws = ps if learned else tuple(_predictor_eigenvalue(spec).subs(sy.s, v) for v in ss)
-    Psi = sp.Matrix(K, K, lambda i, j: sp.Symbol(f"Psi_{i}{j}"))
-    Phi = sp.Matrix(K, K, lambda i, j: sp.Symbol(f"Phi_{i}{j}"))
-    W = Psi if learned else sp.diag(*ws)
-    xs = sp.symbols("x_1:3", real=True)
-    e1s = sp.symbols("e1_1:3", real=True)
-    e2s = sp.symbols("e2_1:3", real=True)
-    x1 = sp.Matrix([xs[k] + (e1s[k] if spec.views == "both" else 0) for k in range(K)])
-    x2 = sp.Matrix([xs[k] + e2s[k] for k in range(K)])
-    a = W * Phi * x1
-    target = sp.diag(*[taus[k] * phis[k] for k in range(K)]) if spec.stop_gradient else Phi
-    b = target * x2
-    vals = {A: (a.T * a)[0], B: (a.T * b)[0], C: (b.T * b)[0]}
-    LA, LB, LC = (partials[v].subs(vals, simultaneous=True) for v in (A, B, C))
-    gauss = {**{v: lams[k] for k, v in enumerate(xs)}, **{v: sy.sigma2 for v in e2s}}
-    if spec.views == "both":
-        gauss.update({v: sy.sigma2 for v in e1s})
-    point = {Psi[i, j]: (ws[i] if i == j else 0) for i in range(K) for j in range(K)}
-    point.update({Phi[i, j]: (phis[i] if i == j else 0) for i in range(K) for j in range(K)})
+    frame = two_mode_sample(spec, partials, ws, phis, taus, lams)
+    Psi, Phi, x1, a, b, vals, gauss, point = (frame[k] for k in ("Psi", "Phi", "x1", "a", "b", "vals", "gauss", "point"))
+    LA, LB, LC = frame["partials"]
     sums = {}
     if spec.involves_norms:
         sums = {_Npsi: sy.N_psi, _Nphi: sy.N_phi}
@@ -358,9 +357,6 @@ def _exact_mode_functions(noise: GradientNoise, K: int):
     tau = noise.states.index(sy.tau) if sy.tau in noise.states else None
     params_of = tuple(derive(noise.spec).modes(K).param_names)
 
-    def rate(params):
-        return jnp.asarray(params["lr"], dtype=jnp.float64) / jnp.asarray(params["B"], dtype=jnp.float64)
-
     def drift_params(params):
         return {k: params[k] for k in params_of if k in params}
 
@@ -371,7 +367,7 @@ def _exact_mode_functions(noise: GradientNoise, K: int):
         c = sigma.multipliers(y, prm)  # (..., m, K)
         root = _psd_sqrt(cov)  # (..., K, K)
         G = c[..., :, :, None] * root[..., None, :, :]  # (..., m, K, K)
-        return jnp.sqrt(rate(params))[..., None, None] * G.reshape(G.shape[:-3] + (m * K, K))
+        return jnp.sqrt(_rate(params))[..., None, None] * G.reshape(G.shape[:-3] + (m * K, K))
 
     def correction(t, y, params):
         S = sigma(y, drift_params(params))
@@ -383,7 +379,7 @@ def _exact_mode_functions(noise: GradientNoise, K: int):
         out[ss] = jnp.where(s > 0, sigma_ss / (4 * safe), 0.0)
         if tau is not None:
             out[tau] = jnp.where(s > 0, y[..., tau * K:(tau + 1) * K] * sigma_ss / (4 * safe**2), 0.0)
-        return rate(params)[..., None] * jnp.concatenate(out, axis=-1)
+        return _rate(params)[..., None] * jnp.concatenate(out, axis=-1)
 
     return g, correction, ()
 
@@ -419,20 +415,17 @@ def _mode_functions(noise: GradientNoise, K: int):
         out = [jnp.asarray(e, dtype=jnp.float64) * ones for e in fn(*spectra, *[values[n] for n in names], *more)]
         return spectra, out
 
-    def rate(params):
-        return jnp.asarray(params["lr"], dtype=jnp.float64) / jnp.asarray(params["B"], dtype=jnp.float64)
-
     def g(t, y, params):
         spectra, flat = evaluate(entries, y, params)
         sigma = jnp.stack(flat, axis=-1).reshape(spectra[0].shape + (m, m))  # (..., K, m, m)
         root = _psd_sqrt(sigma)
         # flat index a*K + j (state a of mode j); the noise of mode j drives only mode j's states
         G = jnp.einsum("...jab,jk->...ajbk", root, jnp.eye(K)).reshape(root.shape[:-3] + (m * K, m * K))
-        return jnp.sqrt(rate(params))[..., None, None] * G
+        return jnp.sqrt(_rate(params))[..., None, None] * G
 
     def correction(t, y, params):
         _, flat = evaluate(ito, y, params)
-        return rate(params)[..., None] * jnp.concatenate(flat, axis=-1)
+        return _rate(params)[..., None] * jnp.concatenate(flat, axis=-1)
 
     return g, correction, extra
 

@@ -230,7 +230,9 @@ class Diffusion:
         if not callable(self.function):
             raise TypeError(f"function must be a function g(t, y, params) -> (..., n_states, n_noise); "
                             f"got {type(self.function).__name__}")
-        if isinstance(self.n_noise, bool) or not isinstance(self.n_noise, (int, np.integer)) or self.n_noise < 1:
+        if isinstance(self.n_noise, bool) or not isinstance(self.n_noise, (int, np.integer)):
+            raise TypeError(f"n_noise must be a positive int (Brownian components); got {type(self.n_noise).__name__}")
+        if self.n_noise < 1:
             raise ValueError(f"n_noise must be a positive int (Brownian components); got {self.n_noise!r}")
         params = (self.params,) if isinstance(self.params, str) else tuple(self.params)
         if not all(isinstance(n, str) for n in params):
@@ -240,7 +242,9 @@ class Diffusion:
         unknown = [k for k in domain if k not in params]
         if unknown:
             raise ValueError(f"param_domain names {unknown}, not among params {list(params)}")
-        object.__setattr__(self, "param_domain", domain)
+        from ._system import FrozenMap  # _system builds on this module
+
+        object.__setattr__(self, "param_domain", FrozenMap(domain))
 
 
 class DynamicalSystem(abc.ABC):

@@ -33,8 +33,9 @@ class NoiseMonteCarlo:
         (h, m, m): per mode j, the covariance of the rates of its states over single samples,
         and the standard errors of its entries.
     cross_z : float
-        The largest ``|z|`` of the covariance between the rates of different modes (zero where the
-        modes' noise is independent).
+        The largest ``|z|`` of the covariances between the rates of different modes: of order
+        the largest of (m h)^2 standard normals (about 3-4) where the modes' noise is
+        independent, large where it is not.
     offdiag : FrozenMap of str -> numpy.ndarray
         "Phi" and (learned predictor) "Psi": (h, h) the per-sample second moment of the rate
         of each off-diagonal weight entry in the aligned frame (diagonal: NaN), with
@@ -80,7 +81,7 @@ def monte_carlo_noise(spec: ModelSpec, point: AlignedPoint, *, n_samples: int = 
     seed : int
         The sample stream.
     chunk : int
-        Samples per compiled call.
+        Samples per compiled call (the last call's surplus is dropped).
 
     Returns
     -------
@@ -88,15 +89,21 @@ def monte_carlo_noise(spec: ModelSpec, point: AlignedPoint, *, n_samples: int = 
 
     Raises
     ------
+    TypeError
+        ``point`` not an AlignedPoint.
     ValueError
-        A point of another spec, or too few samples.
+        A point of another spec, too few samples, or a chunk that is not a positive int.
     """
     import jax.numpy as jnp
 
+    if not isinstance(point, AlignedPoint):
+        raise TypeError(f"point must be an AlignedPoint (random_point(spec, h, seed)); got {type(point).__name__}")
     if point.spec != spec:
         raise ValueError(f"point was drawn for {point.spec.label}, not {spec.label}")
     if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 64:
         raise ValueError(f"n_samples must be an int >= 64; got {n_samples!r}")
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise ValueError(f"chunk must be a positive int (samples per compiled call); got {chunk!r}")
     h = point.h
     G = int(min(chunk, n_samples))
     kernel = _kernel(spec, "true", h, 1, G)
@@ -107,13 +114,13 @@ def monte_carlo_noise(spec: ModelSpec, point: AlignedPoint, *, n_samples: int = 
     weights = point.weights()
     rng = np.random.default_rng(seed)
     rates, offs = [], []
-    for _ in range(max(1, int(n_samples) // G)):
+    for _ in range(-(-int(n_samples) // G)):  # whole chunks, the last one cut to n_samples
         xi, e1, e2 = (rng.standard_normal((G, 1, h)) for _ in range(3))
         r, o, _ = kernel(weights, xi, e1, e2, *args)
         rates.append(np.asarray(r))
         offs.append(np.asarray(o))
-    rates = np.concatenate(rates)  # (n, m, h)
-    offs = np.concatenate(offs)  # (n, n_off)
+    rates = np.concatenate(rates)[:n_samples]  # (n, m, h)
+    offs = np.concatenate(offs)[:n_samples]  # (n, n_off)
     names = (("p",) if spec.predictor == "learned" else ()) + ("s",) + (("tau",) if spec.target == "ema" else ())
     m = len(names)
     cov = np.empty((h, m, m))

@@ -20,8 +20,9 @@ class StochasticSystem(DynamicalSystem):
     an optional noise-induced ``correction`` c (an Ito correction, of the noise's order) and a
     ``Diffusion`` g: the states, their domains, time and collapse sets are the drift's; the
     parameters are the drift's followed by the diffusion's. ``dynamics.integrate`` runs it with
-    an SDE solver over seeded Brownian paths; the deterministic analyses (equilibria,
-    classification, bifurcation) take ``drift``.
+    an SDE solver over seeded Brownian paths. The deterministic analyses (equilibria,
+    classification, bifurcation) read f + c, so they give the noise-shifted equilibria; pass
+    ``drift`` for those of the expected flow.
 
     The drift's invariant manifold, scaling, symmetry and constraint are not declared: the
     noise need not respect them.

@@ -193,11 +193,15 @@ def basins(
     TypeError
         A ``fixed`` value that is neither a real number nor "manifold"; ``collapse`` no Collapse.
     ValueError
-        ``grid`` not naming exactly two states, a ``fixed`` key on a grid axis or missing,
+        A stochastic system; ``grid`` not naming exactly two states, a ``fixed`` key on a grid axis or missing,
         "manifold" for a state the manifold does not give, bad grid values.
     """
     if not isinstance(collapse, Collapse):
         raise TypeError(f"collapse must be a dynamics.Collapse event (e.g. Collapse(1e-6)); got {type(collapse).__name__}")
+    if getattr(system, "diffusion", None) is not None:
+        raise ValueError(f"system {getattr(system, 'name', '')!r} is stochastic: one path per start does not give its "
+                         "basins (pass system.drift for the expected flow's, or integrate(system, ..., paths=N) "
+                         "for collapse probabilities)")
     names = tuple(system.state_names)
     xn, xv, yn, yv, fixed = _check_grid(system, grid, fixed)
     X, Y = np.meshgrid(xv, yv)

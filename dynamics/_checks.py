@@ -137,17 +137,23 @@ def check_max_steps(max_steps: Any) -> int:
     return int(max_steps)
 
 
-def check_dt(dt: Any, t0: float, t1: float, backend: str, solver: Any) -> float | None:
-    """``dt``: None (adaptive steps) or a fixed step in (0, t1 - t0], for the explicit JAX
-    solvers named in LANE_SOLVERS (ValueError/TypeError otherwise)."""
-    if dt is None:
-        return None
+def check_step(dt: Any, t0: float, t1: float) -> float:
+    """``dt``: a fixed step in (0, t1 - t0] (TypeError for a non-number, ValueError otherwise)."""
     check_not_text("dt", dt)
     if isinstance(dt, bool) or not isinstance(dt, (int, float, np.integer, np.floating)):
         raise TypeError(f"dt must be None or a number; got {type(dt).__name__}")
     dt = float(dt)
     if not (np.isfinite(dt) and 0 < dt <= t1 - t0):
         raise ValueError(f"dt must be a fixed step in (0, t1 - t0] = (0, {t1 - t0:g}]; got {dt!r}")
+    return dt
+
+
+def check_dt(dt: Any, t0: float, t1: float, backend: str, solver: Any) -> float | None:
+    """``dt``: None (adaptive steps) or a fixed step in (0, t1 - t0], for the explicit JAX
+    solvers named in LANE_SOLVERS (ValueError/TypeError otherwise)."""
+    if dt is None:
+        return None
+    dt = check_step(dt, t0, t1)
     if backend != "jax" or not (isinstance(solver, str) and solver in LANE_SOLVERS):
         raise ValueError("dt (a fixed step) runs on the jax backend with solver 'tsit5', 'dopri5' or 'dopri8'; got "
                          f"backend={backend!r}, solver={solver_name(solver)!r}")

@@ -202,11 +202,14 @@ def flow(
     Raises
     ------
     TypeError, ValueError
-        A system that is not one, bad times, solver, tolerances or events.
+        A system that is not one, a stochastic system, bad times, solver, tolerances or events.
     """
     import jax.numpy as jnp
 
     num = NumericSystem.of(system)
+    if getattr(system, "diffusion", None) is not None:
+        raise ValueError(f"system {system.name!r} is stochastic: it has no flow map (pass system.drift for the "
+                         "expected flow's, or integrate(system, ..., paths=N) for its paths)")
     t0, ts, scalar = check_flow_times(t, t0)
     check_tols(rtol=rtol, atol=atol)
     max_steps = check_max_steps(max_steps)

@@ -19,11 +19,10 @@ from numpy.typing import ArrayLike
 from derivations import DynamicalSystem, Params
 
 from ._batch import run_jax
-from derivations.codegen import check_not_text
 
 from ._checks import (
     active_events, batch_arrays, check_backend, check_chunk_size, check_dt, check_flag, check_max_steps, check_solver,
-    check_span, check_t_eval, check_tols, check_y0, is_stiff, solver_name,
+    check_span, check_step, check_t_eval, check_tols, check_y0, is_stiff, solver_name,
 )
 from ._events import Event, EventLike, as_events
 from ._filippov import integrate_piecewise
@@ -142,9 +141,11 @@ def integrate(
     -----
     Stochastic systems (``system.diffusion`` is a ``Diffusion``): the Ito SDE
     dy = f dt + g dW is solved by diffrax with a fixed step ``dt`` (default (t1 - t0)/1000),
-    solver "euler" (Euler-Maruyama: strong order 1/2, weak order 1) or a diffrax SDE solver
+    solver "euler" (Euler-Maruyama: strong order 1/2, weak order 1) or a diffrax Ito solver
     object, on diffrax's ``UnsafeBrownianPath`` per path (``dynamics._sde``). Events are checked at
-    every step end (event times to within dt); rtol, atol, max_steps and retry do not apply.
+    every step end (event times to within dt); saved times off the dt grid are interpolated
+    linearly between steps (which understates the variance between them: put t_eval on the
+    grid); rtol, atol, max_steps, retry, chunk_size and progress do not apply.
 
     Speed and memory (jax backend). The explicit solvers ("tsit5", "dopri5", "dopri8") run on a
     lane-major kernel (``_lanes``): blocks of lanes advance together, one broadcast right-hand
@@ -339,12 +340,7 @@ def _stochastic(num, y0, t_span, params, t_eval, backend, events, solver, n_save
     solver = check_sde_solver(solver)
     check_progress(progress)
     if dt is not None:
-        check_not_text("dt", dt)
-        if isinstance(dt, bool) or not isinstance(dt, (int, float, np.integer, np.floating)):
-            raise TypeError(f"dt must be None or a number; got {type(dt).__name__}")
-        dt = float(dt)
-        if not (np.isfinite(dt) and 0 < dt <= t1 - t0):
-            raise ValueError(f"dt must be a fixed step in (0, t1 - t0] = (0, {t1 - t0:g}]; got {dt!r}")
+        dt = check_step(dt, t0, t1)
     paths, seed = check_paths(paths, seed)
     batch_shape, Y0, P = batch_arrays(num, check_y0(y0, num), params)
     out, info, n_paths = integrate_sde(num, Y0, P, ts, (t0, t1), evs, solver, dt, paths, seed)

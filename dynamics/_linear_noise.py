@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import sympy as sp
@@ -28,7 +29,7 @@ from numpy.typing import ArrayLike
 
 from derivations import DynamicalSystem, FrozenMap, Params, StochasticSystem
 
-from ._checks import check_t_eval, check_y0
+from ._checks import check_t_eval, check_tols, check_y0
 from ._numeric import NumericSystem
 from ._tolerance import ATOL, COARSE_RTOL
 from ._display import html_table
@@ -164,6 +165,43 @@ def linear_noise(system: DynamicalSystem, point: ArrayLike, params: Params) -> L
     return LinearNoise(y, A, Q, cov, std, stable, method, tuple(system.state_names))
 
 
+@lru_cache(maxsize=16)
+def _spread_solver(system: DynamicalSystem, rtol: float, atol: float):
+    """``solve(y0, ts, params) -> ((path, Sigma), code)``, compiled once per system and
+    tolerances: the path and dSigma/dt = A Sigma + Sigma A^T + g g^T by Tsit5; code 0 finished,
+    1 max_steps, 2 failed."""
+    import diffrax
+    import jax
+    import jax.numpy as jnp
+
+    f = system.to_jax(checked=False)
+    g = system.diffusion.function
+    n = system.n_states
+    linear = _linear_part(system)
+
+    def rhs(t, state, args):
+        yy, S = state
+        A = jax.jacfwd(lambda z: linear(t, z, args))(yy)
+        G = g(t, yy, args)
+        return f(t, yy, args), A @ S + S @ A.T + G @ G.T
+
+    @jax.jit
+    def solve(y0, ts, values):
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(rhs), diffrax.Tsit5(), ts[0], ts[-1], None, (y0, jnp.zeros((n, n))), values,
+            saveat=diffrax.SaveAt(ts=ts), stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+            max_steps=MAX_SPREAD_STEPS, throw=False)
+        code = jnp.select([sol.result == diffrax.RESULTS.successful, sol.result == diffrax.RESULTS.max_steps_reached],
+                          [0, 1], 2)
+        return sol.ys, code
+
+    return solve
+
+
+MAX_SPREAD_STEPS = 100_000
+"""Steps of ``noise_spread``'s integration before it stops with status "max_steps"."""
+
+
 @dataclass(frozen=True, repr=False, eq=False)
 class NoiseSpread(Value):
     """The deterministic path and the linear-noise covariance of the fluctuations around it.
@@ -180,7 +218,8 @@ class NoiseSpread(Value):
         (n_t, n_states) sqrt(diag Sigma).
     state_names : tuple of str
     status : str
-        "finished", or the diffrax result that stopped the integration.
+        "finished", "max_steps" (``MAX_SPREAD_STEPS``) or "failed" (the solver failed or the
+        path or Sigma is not finite).
     info : FrozenMap
     """
 
@@ -228,11 +267,10 @@ def noise_spread(system: DynamicalSystem, y0: ArrayLike, t: ArrayLike, params: P
     TypeError, ValueError
         Not a stochastic flow, a bad start, times or params.
     """
-    import diffrax
-    import jax
     import jax.numpy as jnp
 
     system = _stochastic(system)
+    check_tols(rtol=rtol, atol=atol)
     y = check_y0(y0, NumericSystem.of(system))
     if y.ndim != 1:
         raise ValueError(f"y0 must be one state of shape ({system.n_states},); got shape {y.shape}")
@@ -241,24 +279,13 @@ def noise_spread(system: DynamicalSystem, y0: ArrayLike, t: ArrayLike, params: P
         raise ValueError("t must be a 1-D array of at least two increasing times (the first is the start)")
     ts = check_t_eval(ts, float(ts[0]), float(ts[-1]), len(ts))
     values = _values(system, params)
-    f = system.to_jax(checked=False)
-    g = system.diffusion.function
-    n = system.n_states
-
-    linear = _linear_part(system)
-
-    def rhs(t, state, args):
-        yy, S = state
-        A = jax.jacfwd(lambda z: linear(t, z, args))(yy)
-        G = g(t, yy, args)
-        return f(t, yy, args), A @ S + S @ A.T + G @ G.T
-
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(rhs), diffrax.Tsit5(), ts[0], ts[-1], None, (jnp.asarray(y), jnp.zeros((n, n))), values,
-        saveat=diffrax.SaveAt(ts=jnp.asarray(ts)), stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        max_steps=1_000_000, throw=False)
-    status = "finished" if sol.result == diffrax.RESULTS.successful else str(sol.result)
-    mean, cov = np.asarray(sol.ys[0]), np.asarray(sol.ys[1])
+    ys, code = _spread_solver(system, float(rtol), float(atol))(jnp.asarray(y), jnp.asarray(ts), values)
+    sol_ys = (np.asarray(ys[0]), np.asarray(ys[1]))
+    finite = bool(np.all(np.isfinite(sol_ys[0])) and np.all(np.isfinite(sol_ys[1])))
+    status = {0: "finished", 1: "max_steps"}.get(int(code), "failed")
+    if status == "finished" and not finite:
+        status = "failed"
+    mean, cov = sol_ys
     cov = (cov + np.swapaxes(cov, -1, -2)) / 2
     std = np.sqrt(np.clip(np.diagonal(cov, axis1=-2, axis2=-1), 0.0, None))
     return NoiseSpread(ts, mean, cov, std, tuple(system.state_names), status,

@@ -8,9 +8,12 @@ the batch, the chunking or the parameters (common random numbers across a sweep)
 reproducible bit for bit; another dt draws another path. (A ``VirtualBrownianTree``, which
 keeps the path across step sizes, costs about 30 times more per step here.) The
 named solver is "euler" (Euler-Maruyama, an Ito method: strong order 1/2, weak order 1 for
-multiplicative noise); any diffrax SDE solver object may be passed instead (its Levy area is
-generated as it requires; diffrax does not check the noise conditions its higher-order
-methods need, e.g. ItoMilstein's commutative noise). Events are checked at
+multiplicative noise); a diffrax Ito solver object (``diffrax.AbstractItoSolver``: Euler,
+ItoMilstein) may be passed instead (its Levy area is generated as it requires; diffrax does
+not check the noise conditions its higher-order methods need, e.g. ItoMilstein's commutative
+noise). Stratonovich solvers (Heun, EulerHeun, the SRK family) are refused: the drift of a
+stochastic system here is the Ito drift, and they would integrate an SDE whose drift differs
+by g dg/2. Events are checked at
 every step end: a run ends at the first step after which an oriented margin is <= 0, so event
 times are located to the step dt (no root finding on a Brownian path). Statuses are those of
 ``integrate``.
@@ -38,19 +41,24 @@ SDE_SOLVERS = Names.define(
     module=__name__, summary="The named solvers of integrate for stochastic systems.")
 
 def check_sde_solver(solver: Any) -> Any:
-    """``solver``: None (euler), a name of SDE_SOLVERS or a diffrax solver object."""
+    """``solver``: None (euler), a name of SDE_SOLVERS or a diffrax Ito solver object."""
     if solver is None:
         return "euler"
     if isinstance(solver, str):
         if solver not in SDE_SOLVERS:
-            raise ValueError(f"solver for a stochastic system must be one of {sorted(SDE_SOLVERS)} or a diffrax SDE "
+            raise ValueError(f"solver for a stochastic system must be one of {sorted(SDE_SOLVERS)} or a diffrax Ito "
                              f"solver object; got {solver!r}")
         return solver
     import diffrax
 
-    if isinstance(solver, diffrax.AbstractSolver):
+    if isinstance(solver, diffrax.AbstractItoSolver):
         return solver
-    raise TypeError(f"solver must be a name ({sorted(SDE_SOLVERS)}) or a diffrax solver; got {type(solver).__name__}")
+    if isinstance(solver, diffrax.AbstractSolver):
+        raise ValueError(f"solver for a stochastic system must be an Ito method (diffrax.AbstractItoSolver: Euler, "
+                         f"ItoMilstein); {type(solver).__name__} is not (a Stratonovich or ODE solver would integrate "
+                         "another SDE: the system's drift is the Ito drift)")
+    raise TypeError(f"solver must be a name ({sorted(SDE_SOLVERS)}) or a diffrax Ito solver; "
+                    f"got {type(solver).__name__}")
 
 
 def _solver_object(solver: Any) -> Any:
@@ -126,10 +134,15 @@ def sde_core(num: NumericSystem, solver: Any, events: tuple[Event, ...], max_ste
 
 
 def check_paths(paths: Any, seed: Any) -> tuple[int | None, int]:
-    """``paths`` (None or an int >= 1) and ``seed`` (an int >= 0)."""
-    if paths is not None and (isinstance(paths, bool) or not isinstance(paths, (int, np.integer)) or paths < 1):
+    """``paths`` (None or an int >= 1) and ``seed`` (an int >= 0): TypeError for another type,
+    ValueError for a value out of range."""
+    if paths is not None and (isinstance(paths, bool) or not isinstance(paths, (int, np.integer))):
+        raise TypeError(f"paths must be None or a positive int (Brownian paths per start); got {type(paths).__name__}")
+    if paths is not None and paths < 1:
         raise ValueError(f"paths must be None or a positive int (Brownian paths per start); got {paths!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be a non-negative int; got {type(seed).__name__}")
+    if seed < 0:
         raise ValueError(f"seed must be a non-negative int; got {seed!r}")
     return (None if paths is None else int(paths)), int(seed)
 
@@ -179,6 +192,6 @@ def integrate_sde(num: NumericSystem, Y0: np.ndarray, P: dict, ts: np.ndarray, s
     solver_label = solver if isinstance(solver, str) else type(solver).__name__
     out = run_statuses(raw, num, Yall, Pall, ts, span, events, solver_label, max_steps, "jax", retried=False)
     info = {"solver": solver_label, "dt": dt, "seed": seed, "paths": n_paths,
-            "method": SDE_SOLVERS.meanings.get(solver_label, "a diffrax SDE solver"),
+            "method": SDE_SOLVERS.meanings.get(solver_label, "a diffrax Ito solver"),
             "events": tuple(e.name for e in events), "noise": num.system.diffusion.description}
     return out, info, n_paths

@@ -123,3 +123,15 @@ def test_exact_row_is_skipped_where_it_cannot_serve_and_refused_when_asked_for()
         compare(ModelSpec("cosine"), COS, reference=ref, max_exact_width=0)
     with pytest.raises(ValueError, match="floor_widths must be"):
         compare(ModelSpec("cosine"), COS, widths=(4,), floor_seed=1, floor_widths=(8,))
+
+
+def test_sampled_floor_is_predicted_with_a_data_spectrum():
+    """The SGD-noise prediction of the network floor reads the network's data spectrum: two
+    sampled seeds at B = 64 differ by about what the linear-noise spread predicts (within a
+    factor 2 at h = 4: one pair of seeds, so the measured floor is a single draw)."""
+    spec = ModelSpec("euclidean", data="spectrum")
+    out = compare(spec, EUC, widths=(4,), t1=0.5, batch=64, lam=np.linspace(2.0, 0.5, 4), gradient="sampled",
+                  floor_seed=1, progress=False)
+    floor = out.floor[4]
+    for name in ("p", "s"):
+        assert 0.5 < floor["predicted"][name] / floor[name] < 2.0, (name, floor)

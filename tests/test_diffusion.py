@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derivations import ModelSpec, derive, gradient_noise, monte_carlo_noise, symbols as sy
-from derivations import random_point
+from derivations import ModelSpec, derive, gradient_noise, monte_carlo_noise, random_point, symbols as sy
 
 N = 2**15
 
@@ -133,3 +132,15 @@ def test_noise_that_is_not_derived_is_refused():
         derive(loss="euclidean").discrete().stochastic(2)
     with pytest.raises(TypeError, match="positive int"):
         gradient_noise(loss="euclidean").diffusion(2.0)
+
+
+def test_monte_carlo_noise_takes_exactly_the_samples_asked_for_and_checks_its_input():
+    spec = ModelSpec("euclidean")
+    point = random_point(spec, 2, 3)
+    assert monte_carlo_noise(spec, point, n_samples=100, chunk=64).n_samples == 100
+    with pytest.raises(TypeError, match="AlignedPoint"):
+        monte_carlo_noise(spec, {"s": [1.0, 1.0]})
+    with pytest.raises(ValueError, match="chunk"):
+        monte_carlo_noise(spec, point, chunk=0)
+    with pytest.raises(ValueError, match="drawn for"):
+        monte_carlo_noise(ModelSpec("cosine"), point)

@@ -7,7 +7,7 @@ import pytest
 from derivations import ModelSpec, derive
 from derivations._exact_noise import exact_noise
 from derivations import random_point
-from derivations._noise_montecarlo import monte_carlo_noise
+from derivations import monte_carlo_noise
 
 
 def _spec(target="simsiam", views="both", **kw):
@@ -136,5 +136,5 @@ def test_bad_arguments():
     sigma = exact_noise(spec, 2)
     with pytest.raises(ValueError, match="shape"):
         sigma(np.ones(3), {"sigma2": 0.2, "eta": 0.0, "alpha_p": 1.0})
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="missing"):
         sigma(np.ones(4), {"sigma2": 0.2})

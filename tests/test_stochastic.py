@@ -8,6 +8,7 @@ Statistical tolerances are stated per test in standard errors of the sample stat
 
 from __future__ import annotations
 
+import diffrax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from scipy.integrate import quad_vec
 from scipy.linalg import expm
 
 from derivations import Diffusion, ModelSpec, ODESystem, StochasticSystem, derive
-from dynamics import integrate, linear_noise, network_seeds, noise_spread
+from dynamics import basins, flow, integrate, linear_noise, network_seeds, noise_spread
 
 
 def _additive(system: ODESystem, sig: np.ndarray) -> StochasticSystem:
@@ -99,6 +100,19 @@ def test_statuses_events_and_bad_input():
         linear_noise(OU.drift, [0.0], {"k": 1.0})
     with pytest.raises(ValueError, match="not an equilibrium"):
         linear_noise(OU, [0.5], {"k": 1.0, "amp": 0.1})
+    with pytest.raises(ValueError, match="Ito"):  # a Stratonovich method would integrate another SDE
+        integrate(OU, [1.0], (0, 1), {"k": 1.0, "amp": 0.1}, solver=diffrax.Heun())
+    with pytest.raises(TypeError, match="paths"):
+        integrate(OU, [1.0], (0, 1), {"k": 1.0, "amp": 0.1}, paths=2.0)
+    with pytest.raises(TypeError, match="seed"):
+        integrate(OU, [1.0], (0, 1), {"k": 1.0, "amp": 0.1}, seed="0")
+    with pytest.raises(ValueError, match="rtol"):
+        noise_spread(OU, [1.0], [0.0, 1.0], {"k": 1.0, "amp": 0.1}, rtol=-1.0)
+    with pytest.raises(ValueError, match="stochastic"):
+        flow(OU, 1.0)
+    with pytest.raises(ValueError, match="stochastic"):
+        basins(_additive(ODESystem.from_equations({"x": "-y", "y": "x"}), np.eye(2)),
+               {"x": [0.0, 1.0], "y": [0.0, 1.0]}, {"amp": 0.1})
 
 
 def test_lyapunov_covariance_against_an_independent_quadrature():
@@ -170,3 +184,7 @@ def test_collapse_probability_near_the_fold_matches_one_mode_networks():
     se = np.sqrt(k_net * (1 - k_net) / 1024 + k_sde * (1 - k_sde) / 4000)
     assert 0.3 < k_sde < 0.8
     assert abs(k_net - k_sde) < 4 * se
+    # the same Brownian paths (the same seed) without the Ito drift, which lifts s: more collapse
+    bare = StochasticSystem(system.drift, system.diffusion)
+    sol = integrate(bare, [p0, p0**2], (0, 40), {**prm, "lr": 0.05, "B": 8}, paths=4000, dt=0.05, t_eval=[0, 40])
+    assert np.mean(sol.y[:, -1, 0] < 1 / (4 * c)) > k_sde

@@ -747,6 +747,10 @@ def _predicted_floor(spec: ModelSpec, params: Mapping[str, float], net: NetworkR
     values = net.values()
     y0 = system.pack(**{k: np.asarray(values[k][0]) for k in noise.state_names})
     theory = {k: params[k] for k in system.param_names if k in params}
+    if "lambda" in system.param_names:
+        if net.lam is None:
+            return None
+        theory["lambda"] = np.asarray(net.lam[:h], dtype=float)
     var = 0.0
     for step, B in runs:
         spread = noise_spread(system, y0, net.t, {**theory, "lr": step, "B": B})

@@ -3,7 +3,8 @@ makes, which the SGD noise of the theory (``model.stochastic(K)``) predicts.
 
 Every seed trains the same network (``simulate_network``'s model, true per-sample loss, the
 same aligned start and bases) by minibatch SGD, W <- W + lr flow_B(W) with a fresh batch of B
-samples per step; only the batches differ (seed i draws them from fold_in(PRNGKey(seed), i)).
+samples per step; only the batches differ (seed i's batch at step k is drawn from
+fold_in(fold_in(PRNGKey(seed), i), k), so it does not depend on how the run is recorded).
 The seeds run together (vmapped), so 64 seeds cost about one compiled run.
 """
 
@@ -145,8 +146,8 @@ def network_seeds(spec: ModelSpec, params: Params, *, seeds: int = 64, h: int = 
     n_records : int, optional
         Record times from 0 to t1 (the steps a multiple of n_records - 1); default about 61.
     seed : int
-        Seeds the bases, the default spectrum and the batches (seed i's batches from
-        fold_in(PRNGKey(seed), i)).
+        Seeds the bases, the default spectrum and the batches (seed i's batch at step k from
+        fold_in(fold_in(PRNGKey(seed), i), k): the same whatever ``n_records``).
     progress : bool
         A progress bar over the steps (stderr on a terminal only, after a few seconds).
 
@@ -225,13 +226,14 @@ def network_seeds(spec: ModelSpec, params: Params, *, seeds: int = 64, h: int = 
     with progress_bar(int(steps[-1]), "network_seeds", progress, unit="step") as bar:
         for target in steps[1:]:
             length = int(target) - done
-            step_keys = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, done), length))(keys)
+            index = jnp.arange(done, int(target), dtype=jnp.uint32)
+            step_keys = jax.vmap(lambda k: jax.vmap(lambda j: jax.random.fold_in(k, j))(index))(keys)
             w, rec = segment(w, step_keys)
             rows.append(rec)
             done = int(target)
             bar.update(length)
     recs = {k: np.stack([np.asarray(r[k]) for r in rows], axis=1) for k in rows[0]}
-    finite = all(np.all(np.isfinite(recs[k])) for k in ("p", "s"))
+    finite = all(np.all(np.isfinite(recs[k])) for k in ("p", "s", "tau") if k in recs)
     tau0 = np.asarray(spectra.get("tau", np.ones(h)), dtype=float)
     return NetworkSeeds(
         t=np.asarray(ts, dtype=float), p=recs["p"], s=recs["s"], tau=recs.get("tau"), p_eig=recs["p_eig"],
