@@ -370,11 +370,14 @@ def _exact_mode_functions(noise: GradientNoise, K: int):
         return jnp.sqrt(_rate(params))[..., None, None] * G.reshape(G.shape[:-3] + (m * K, K))
 
     def correction(t, y, params):
-        S = sigma(y, drift_params(params))
-        diag = jnp.diagonal(S, axis1=-2, axis2=-1)
+        # Sigma_ss of mode j is c_s(j)^2 Var(xi_j): the same quadrature as g's (one evaluation
+        # per step where both are traced together)
+        prm = drift_params(params)
+        mean, second = sigma.moments(y, prm)
+        var = jnp.diagonal(second, axis1=-2, axis2=-1) - mean**2
         s = y[..., ss * K:(ss + 1) * K]
         safe = jnp.where(s > 0, s, 1.0)
-        sigma_ss = diag[..., ss * K:(ss + 1) * K]
+        sigma_ss = sigma.multipliers(y, prm)[..., ss, :] ** 2 * var
         out = [jnp.zeros_like(s)] * m
         out[ss] = jnp.where(s > 0, sigma_ss / (4 * safe), 0.0)
         if tau is not None:
