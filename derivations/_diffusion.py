@@ -387,10 +387,11 @@ def _exact_mode_functions(noise: GradientNoise, K: int):
     return g, correction, ()
 
 
+@lru_cache(maxsize=64)
 def _mode_functions(noise: GradientNoise, K: int):
     """(g, correction, extra params): the K-mode diffusion g(t, y, params) and the noise-induced
     drift (lr / B) ito_drift(t, y, params), each evaluated mode by mode with the closure's
-    spectral sums."""
+    spectral sums (built once per noise and K: the diffusion and the correction share them)."""
     import jax.numpy as jnp
 
     if noise.exact:
