@@ -37,7 +37,7 @@ class StochasticSystem(DynamicalSystem):
         ``c(t, y, params)`` -> (..., n_states), JAX: the drift the noise adds (e.g. Ito's lemma
         for states that are curved functions of the weights that take the steps); None: none.
     label : str
-        A label (default: the drift's, "with noise").
+        A label (default: the drift's, "with noise"; "a stochastic system" for an unnamed drift).
     """
 
     drift: DynamicalSystem
@@ -65,7 +65,9 @@ class StochasticSystem(DynamicalSystem):
 
     @property
     def name(self) -> str:
-        return self.label or f"{self.drift.name}, with noise"
+        if self.label:
+            return self.label
+        return f"{self.drift.name}, with noise" if self.drift.name else "a stochastic system"
 
     @property
     def state_layout(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
