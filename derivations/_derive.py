@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from importlib import metadata
+from typing import NamedTuple
 
 import sympy as sp
 
@@ -272,7 +273,22 @@ def _finish(expr: sp.Expr, spec: ModelSpec) -> sp.Expr:
 
 
 # -- the K = 2 check of the ansatz ----------------------------------------------------------------
-def two_mode_sample(spec: ModelSpec, partials: dict, ws, phis, taus, lams) -> dict:
+class TwoModeSample(NamedTuple):
+    """One sample of two modes with full 2 x 2 weight matrices (``two_mode_sample``)."""
+
+    Psi: sp.Matrix
+    Phi: sp.Matrix
+    x1: sp.Matrix
+    x2: sp.Matrix
+    a: sp.Matrix
+    b: sp.Matrix
+    vals: dict
+    gauss: dict
+    point: dict
+    partials: tuple
+
+
+def two_mode_sample(spec: ModelSpec, partials: dict, ws, phis, taus, lams) -> TwoModeSample:
     """One sample of two modes with full 2 x 2 weight matrices: the matrices of symbols Psi,
     Phi (entries Psi_ij, Phi_ij), the views x1, x2, the outputs a = W_P Phi x1 and b (the
     target's), the inner products ``vals`` {A, B, C}, the loss's ``partials`` (dL/dA, dL/dB,
@@ -298,8 +314,8 @@ def two_mode_sample(spec: ModelSpec, partials: dict, ws, phis, taus, lams) -> di
         gauss.update({v: sy.sigma2 for v in e1s})
     point = {Psi[i, j]: (ws[i] if i == j else 0) for i in range(K) for j in range(K)}
     point.update({Phi[i, j]: (phis[i] if i == j else 0) for i in range(K) for j in range(K)})
-    return {"Psi": Psi, "Phi": Phi, "x1": x1, "x2": x2, "a": a, "b": b, "vals": vals, "gauss": gauss, "point": point,
-            "partials": tuple(partials[v].subs(vals, simultaneous=True) for v in (A, B, C))}
+    return TwoModeSample(Psi, Phi, x1, x2, a, b, vals, gauss, point,
+                         tuple(partials[v].subs(vals, simultaneous=True) for v in (A, B, C)))
 
 
 def _ansatz_check(spec: ModelSpec, partials: dict, expected: dict) -> dict:
@@ -317,9 +333,7 @@ def _ansatz_check(spec: ModelSpec, partials: dict, expected: dict) -> dict:
     phis = sp.symbols(f"phi_1:{K + 1}", positive=True)
     taus = sp.symbols(f"tau_1:{K + 1}") if ema else (sp.Integer(1),) * K
     lams = sp.symbols(f"lambda_1:{K + 1}", positive=True) if spec.data == "spectrum" else (sp.Integer(1),) * K
-    frame = two_mode_sample(spec, partials, ws, phis, taus, lams)
-    Psi, Phi, x1, a, b, vals, gauss, point = (frame[k] for k in ("Psi", "Phi", "x1", "a", "b", "vals", "gauss", "point"))
-    LA, LB, LC = frame["partials"]
+    Psi, Phi, x1, _, a, b, vals, gauss, point, (LA, LB, LC) = two_mode_sample(spec, partials, ws, phis, taus, lams)
     one = _means(spec)
 
     def per_mode(expr, k):

@@ -242,11 +242,13 @@ def _gradient_noise(spec: ModelSpec) -> GradientNoise:
     means = [sp.expand(gaussian_expectation(sp.expand(r), variables, gauss)) for r in rates.values()]
     m = len(rates)
     exprs = list(rates.values())
-    cov = None if exact else sp.zeros(m, m)  # the exact noise is the Laplace quadrature's, not this
-    for i in range(0 if exact else m):
-        for j in range(i, m):
-            second = gaussian_expectation(sp.expand(exprs[i] * exprs[j]), variables, gauss)
-            cov[i, j] = cov[j, i] = _finish(_to_s(sp.expand(second - means[i] * means[j])), noise_spec)
+    cov = None  # the exact noise is the Laplace quadrature's (``_exact_noise``), not this form's
+    if not exact:
+        cov = sp.zeros(m, m)
+        for i in range(m):
+            for j in range(i, m):
+                second = gaussian_expectation(sp.expand(exprs[i] * exprs[j]), variables, gauss)
+                cov[i, j] = cov[j, i] = _finish(_to_s(sp.expand(second - means[i] * means[j])), noise_spec)
     states = tuple(rates)
     ss = states.index(sy.s)
     sigma_ss = sp.Symbol("Sigma_ss", nonnegative=True) if exact else cov[ss, ss]
@@ -302,7 +304,7 @@ def _ansatz_breaking(spec: ModelSpec, partials: dict) -> dict[str, sp.Expr]:
     modes (they have mean zero there): noise that leaves the eigenmode ansatz."""
     from ._losses import A, B, C
 
-    K = 2  # the frame of two_mode_sample
+    K = 2
     learned = spec.predictor == "learned"
     ema = spec.target == "ema"
     ps = sp.symbols("p_1:3")
@@ -311,9 +313,7 @@ def _ansatz_breaking(spec: ModelSpec, partials: dict) -> dict[str, sp.Expr]:
     taus = sp.symbols("tau_1:3") if ema else (sp.Integer(1),) * K
     lams = sp.symbols("lambda_1:3", positive=True) if spec.data == "spectrum" else (sp.Integer(1),) * K
     ws = ps if learned else tuple(_predictor_eigenvalue(spec).subs(sy.s, v) for v in ss)
-    frame = two_mode_sample(spec, partials, ws, phis, taus, lams)
-    Psi, Phi, x1, a, b, vals, gauss, point = (frame[k] for k in ("Psi", "Phi", "x1", "a", "b", "vals", "gauss", "point"))
-    LA, LB, LC = frame["partials"]
+    Psi, Phi, x1, _, a, b, vals, gauss, point, (LA, LB, LC) = two_mode_sample(spec, partials, ws, phis, taus, lams)
     sums = {}
     if spec.involves_norms:
         sums = {_Npsi: sy.N_psi, _Nphi: sy.N_phi}
@@ -370,8 +370,8 @@ def _exact_mode_functions(noise: GradientNoise, K: int):
         return jnp.sqrt(_rate(params))[..., None, None] * G.reshape(G.shape[:-3] + (m * K, K))
 
     def correction(t, y, params):
-        # Sigma_ss of mode j is c_s(j)^2 Var(xi_j): the same quadrature as g's (one evaluation
-        # per step where both are traced together)
+        # Sigma_ss of mode j is c_s(j)^2 Var(xi_j), from the moments g uses, without forming the
+        # full (m K) x (m K) Sigma
         prm = drift_params(params)
         mean, second = sigma.moments(y, prm)
         var = jnp.diagonal(second, axis1=-2, axis2=-1) - mean**2

@@ -11,6 +11,7 @@ import sympy as sp
 from derivations import DynamicalSystem, FrozenMap, Params
 from derivations.codegen import check_not_text, interval_words
 
+from ._checks import check_deterministic
 from ._display import html_table
 from ._equilibria import equilibria
 from ._events import Collapse
@@ -193,15 +194,12 @@ def basins(
     TypeError
         A ``fixed`` value that is neither a real number nor "manifold"; ``collapse`` no Collapse.
     ValueError
-        A stochastic system; ``grid`` not naming exactly two states, a ``fixed`` key on a grid axis or missing,
-        "manifold" for a state the manifold does not give, bad grid values.
+        A stochastic system; ``grid`` not naming exactly two states, a ``fixed`` key on a grid
+        axis or missing, "manifold" for a state the manifold does not give, bad grid values.
     """
     if not isinstance(collapse, Collapse):
         raise TypeError(f"collapse must be a dynamics.Collapse event (e.g. Collapse(1e-6)); got {type(collapse).__name__}")
-    if getattr(system, "diffusion", None) is not None:
-        raise ValueError(f"system {getattr(system, 'name', '')!r} is stochastic: one path per start does not give its "
-                         "basins (pass system.drift for the expected flow's, or integrate(system, ..., paths=N) "
-                         "for collapse probabilities)")
+    check_deterministic(system, "one path per start does not give its basins")
     names = tuple(system.state_names)
     xn, xv, yn, yv, fixed = _check_grid(system, grid, fixed)
     X, Y = np.meshgrid(xv, yv)

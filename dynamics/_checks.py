@@ -137,6 +137,14 @@ def check_max_steps(max_steps: Any) -> int:
     return int(max_steps)
 
 
+def check_deterministic(system: Any, why: str) -> None:
+    """ValueError for a stochastic system (one that declares a diffusion) where an analysis
+    needs a deterministic one: ``why`` says what it would lack."""
+    if getattr(system, "diffusion", None) is not None:
+        raise ValueError(f"system {getattr(system, 'name', '')!r} is stochastic: {why} (pass system.drift for the "
+                         "expected flow's, or integrate(system, ..., paths=N) for its paths)")
+
+
 def check_step(dt: Any, t0: float, t1: float) -> float:
     """``dt``: a fixed step in (0, t1 - t0] (TypeError for a non-number, ValueError otherwise)."""
     check_not_text("dt", dt)

@@ -24,7 +24,7 @@ from derivations import DynamicalSystem, Params
 from derivations.codegen import check_not_text, is_traced
 
 from ._checks import (
-    STIFF_JAX, active_events, check_flow_times, check_in_domain, check_max_steps, check_solver, check_tols, short,
+    STIFF_JAX, active_events, check_deterministic, check_flow_times, check_in_domain, check_max_steps, check_solver, check_tols, short,
 )
 from ._events import Event, EventLike, as_events
 from ._numeric import NumericSystem
@@ -207,9 +207,7 @@ def flow(
     import jax.numpy as jnp
 
     num = NumericSystem.of(system)
-    if getattr(system, "diffusion", None) is not None:
-        raise ValueError(f"system {system.name!r} is stochastic: it has no flow map (pass system.drift for the "
-                         "expected flow's, or integrate(system, ..., paths=N) for its paths)")
+    check_deterministic(system, "it has no flow map")
     t0, ts, scalar = check_flow_times(t, t0)
     check_tols(rtol=rtol, atol=atol)
     max_steps = check_max_steps(max_steps)

@@ -4,10 +4,8 @@ per-sample gradient, the exact mean flow, the scale invariance of the loss and a
 import numpy as np
 import pytest
 
-from derivations import ModelSpec, derive
+from derivations import ModelSpec, derive, monte_carlo_noise, random_point
 from derivations._exact_noise import exact_noise
-from derivations import random_point
-from derivations import monte_carlo_noise
 
 
 def _spec(target="simsiam", views="both", **kw):
